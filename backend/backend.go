@@ -1,0 +1,177 @@
+// Package backend is the vault-plugin-apono secrets engine: it grants just-in-time access
+// to KV v2 secrets and Transit keys as lease-bound userpass users with apono-* policies.
+package backend
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Version is the plugin's version, set at build time with
+// -ldflags "-X github.com/apono-io/vault-plugin-apono/backend.Version=v0.1.0".
+var Version = "v0.0.0-dev"
+
+const backendHelp = `
+The apono secrets engine grants just-in-time access to KV v2 secrets and Transit keys.
+
+Configure it with "config" (an AppRole holding the apono-management policy), define what
+may be granted with "roles/<name>", and write "grants/<role>" to get a leased userpass
+user and apono-* policy. When the lease ends, the user and the policy are deleted.
+`
+
+// errNotConfigured is returned by calls that need the Vault client before config exists.
+var errNotConfigured = errors.New("the plugin is not configured: write apono/config first")
+
+type aponoBackend struct {
+	*framework.Backend
+
+	// clientMu guards client: read lock to use it, write lock to build or drop it.
+	clientMu sync.RWMutex
+	client   vaultClient
+	// newClient builds the Vault client from config; unit tests swap in a fake.
+	newClient func(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (vaultClient, error)
+
+	roleLocks  []*locksutil.LockEntry
+	grantLocks []*locksutil.LockEntry
+
+	// namePrefix is "apono-<mount tag>-": every user and policy this mount creates starts
+	// with it, and it differs between mounts so two mounts never touch each other's.
+	namePrefix string
+	// ownMount is the mount path of this plugin ("apono/"), learned from requests.
+	ownMount atomic.Value // string
+}
+
+// Factory is the plugin's entry point.
+func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	b := newBackend(conf)
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func newBackend(conf *logical.BackendConfig) *aponoBackend {
+	b := &aponoBackend{
+		roleLocks:  locksutil.CreateLocks(),
+		grantLocks: locksutil.CreateLocks(),
+		namePrefix: "apono-" + mountTag(conf.BackendUUID) + "-",
+		newClient: func(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (vaultClient, error) {
+			return newAPIClient(ctx, cfg, logger)
+		},
+	}
+	b.Backend = &framework.Backend{
+		Help:        strings.TrimSpace(backendHelp),
+		BackendType: logical.TypeLogical,
+		PathsSpecial: &logical.Paths{
+			// Config holds the AppRole secret_id or a token.
+			SealWrapStorage: []string{"config"},
+		},
+		Paths: framework.PathAppend(
+			[]*framework.Path{pathConfig(b)},
+			pathRoles(b),
+			pathGrants(b),
+		),
+		Secrets:        []*framework.Secret{secretGrant(b)},
+		WALRollback:    b.walRollback,
+		// Issuing a grant takes well under a second; a WAL this old belongs to an issue
+		// that died (crash, restart), never to one still running.
+		WALRollbackMinAge: walRollbackMinAge,
+		Invalidate:        b.invalidate,
+		Clean:             b.clean,
+		RunningVersion:    Version,
+	}
+	return b
+}
+
+const walRollbackMinAge = 2 * time.Minute
+
+// mountTag is a short, stable tag of the mount's UUID.
+func mountTag(backendUUID string) string {
+	if backendUUID == "" {
+		backendUUID = "unset"
+	}
+	sum := sha256.Sum256([]byte(backendUUID))
+	return hex.EncodeToString(sum[:])[:8]
+}
+
+func (b *aponoBackend) invalidate(_ context.Context, key string) {
+	if key == configStoragePath {
+		b.resetClient()
+	}
+}
+
+func (b *aponoBackend) clean(_ context.Context) {
+	b.resetClient()
+}
+
+func (b *aponoBackend) resetClient() {
+	b.clientMu.Lock()
+	defer b.clientMu.Unlock()
+	if b.client != nil {
+		b.client.Close()
+		b.client = nil
+	}
+}
+
+// getClient returns the cached Vault client, building it from the stored config when
+// there is none (read lock, write lock, look again).
+func (b *aponoBackend) getClient(ctx context.Context, s logical.Storage) (vaultClient, error) {
+	b.clientMu.RLock()
+	c := b.client
+	b.clientMu.RUnlock()
+	if c != nil {
+		return c, nil
+	}
+
+	b.clientMu.Lock()
+	defer b.clientMu.Unlock()
+	if b.client != nil {
+		return b.client, nil
+	}
+	cfg, err := getConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return nil, errNotConfigured
+	}
+	c, err = b.newClient(ctx, cfg, b.Logger())
+	if err != nil {
+		return nil, err
+	}
+	b.client = c
+	return c, nil
+}
+
+// setClient installs a client built and checked by a config write.
+func (b *aponoBackend) setClient(c vaultClient) {
+	b.clientMu.Lock()
+	defer b.clientMu.Unlock()
+	if b.client != nil {
+		b.client.Close()
+	}
+	b.client = c
+}
+
+// rememberMount records this plugin's own mount path so that it can never be granted.
+func (b *aponoBackend) rememberMount(req *logical.Request) {
+	if req != nil && req.MountPoint != "" {
+		b.ownMount.Store(req.MountPoint)
+	}
+}
+
+func (b *aponoBackend) ownMountPath() string {
+	v, _ := b.ownMount.Load().(string)
+	return v
+}

@@ -1,0 +1,104 @@
+package backend
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// testEnv is a backend on in-memory storage with a fake Vault behind it.
+type testEnv struct {
+	b       *aponoBackend
+	storage logical.Storage
+	vault   *fakeVault
+	ctx     context.Context
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	conf := logical.TestBackendConfig()
+	conf.StorageView = &logical.InmemStorage{}
+	conf.BackendUUID = "11111111-2222-3333-4444-555555555555"
+	conf.System = &logical.StaticSystemView{DefaultLeaseTTLVal: time.Hour, MaxLeaseTTLVal: 24 * time.Hour}
+	fv := newFakeVault()
+	b := newBackend(conf)
+	b.newClient = fv.factory
+	if err := b.Setup(context.Background(), conf); err != nil {
+		t.Fatal(err)
+	}
+	return &testEnv{b: b, storage: conf.StorageView, vault: fv, ctx: context.Background()}
+}
+
+func (e *testEnv) do(t *testing.T, op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {
+	t.Helper()
+	return e.b.HandleRequest(e.ctx, &logical.Request{
+		Operation:   op,
+		Path:        path,
+		Data:        data,
+		Storage:     e.storage,
+		MountPoint:  "apono/",
+		DisplayName: "userpass-alice",
+	})
+}
+
+// mustOK fails the test unless the request succeeded without an error response.
+func (e *testEnv) mustOK(t *testing.T, op logical.Operation, path string, data map[string]interface{}) *logical.Response {
+	t.Helper()
+	resp, err := e.do(t, op, path, data)
+	if err != nil || (resp != nil && resp.IsError()) {
+		t.Fatalf("%s %s: err=%v resp=%#v", op, path, err, resp)
+	}
+	return resp
+}
+
+// mustBadRequest fails unless the request got a 400 error response containing want.
+func (e *testEnv) mustBadRequest(t *testing.T, op logical.Operation, path string, data map[string]interface{}, want string) {
+	t.Helper()
+	resp, err := e.do(t, op, path, data)
+	if err != nil {
+		t.Fatalf("%s %s: want a 400, got internal error %v", op, path, err)
+	}
+	if resp == nil || !resp.IsError() {
+		t.Fatalf("%s %s: want a 400, got %#v", op, path, resp)
+	}
+	if msg := resp.Error().Error(); !containsFold(msg, want) {
+		t.Fatalf("%s %s: error %q does not mention %q", op, path, msg, want)
+	}
+}
+
+func (e *testEnv) configure(t *testing.T) {
+	t.Helper()
+	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{
+		"vault_addr": "http://127.0.0.1:8200",
+		"role_id":    "role-id-1",
+		"secret_id":  "s3cret-id-value",
+	})
+}
+
+func (e *testEnv) revoke(t *testing.T, secret *logical.Secret) (*logical.Response, error) {
+	t.Helper()
+	return e.b.HandleRequest(e.ctx, &logical.Request{
+		Operation: logical.RevokeOperation,
+		Storage:   e.storage,
+		Secret:    secret,
+	})
+}
+
+func (e *testEnv) rollback(t *testing.T) {
+	t.Helper()
+	_, err := e.b.HandleRequest(e.ctx, &logical.Request{
+		Operation: logical.RollbackOperation,
+		Storage:   e.storage,
+		Data:      map[string]interface{}{"immediate": true},
+	})
+	if err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}

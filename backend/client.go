@@ -1,0 +1,408 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/api/auth/approle"
+)
+
+// vaultClient is the small part of Vault's API the backend calls back into. The real
+// implementation is apiClient; unit tests use a fake (see fake_client_test.go).
+type vaultClient interface {
+	// Mounts returns the secrets engines keyed by their path with a trailing slash.
+	Mounts(ctx context.Context) (map[string]mountInfo, error)
+
+	WritePolicy(ctx context.Context, name, rules string) error
+	// DeletePolicy succeeds when the policy is already gone.
+	DeletePolicy(ctx context.Context, name string) error
+
+	WriteUser(ctx context.Context, mount, name string, u userSpec) error
+	UpdateUserTTL(ctx context.Context, mount, name string, ttl, maxTTL time.Duration) error
+	// DeleteUser succeeds when the user is already gone.
+	DeleteUser(ctx context.Context, mount, name string) error
+	ListUsers(ctx context.Context, mount string) ([]string, error)
+	// RevokeLoginTokens revokes every token the user got by logging in (needs sudo on
+	// sys/leases/revoke-prefix; optional).
+	RevokeLoginTokens(ctx context.Context, mount, name string) error
+
+	// List and Read are the generic calls discovery needs. List returns the keys and,
+	// where Vault gives it, key_info. A missing path lists as empty.
+	List(ctx context.Context, path string) ([]string, map[string]interface{}, error)
+	Read(ctx context.Context, path string) (map[string]interface{}, error)
+
+	// CapabilitiesSelf returns the caller's capabilities on each path.
+	CapabilitiesSelf(ctx context.Context, paths []string) (map[string][]string, error)
+	Health(ctx context.Context) (*api.HealthResponse, error)
+
+	// Close stops background token renewal.
+	Close()
+}
+
+type mountInfo struct {
+	Type    string
+	Version string // options.version for kv
+}
+
+type userSpec struct {
+	Password   string
+	Policies   []string
+	TTL        time.Duration
+	MaxTTL     time.Duration
+	BoundCIDRs []string
+}
+
+// apiClient implements vaultClient with github.com/hashicorp/vault/api. It logs in with
+// AppRole (or uses a static token), keeps the token renewed with a LifetimeWatcher, and
+// logs in again when the token expires or a call is denied with 403.
+type apiClient struct {
+	client *api.Client
+	login  func(ctx context.Context) (*api.Secret, error) // nil with a static token
+	logger hclog.Logger
+
+	mu       sync.Mutex
+	loggedIn bool
+	gen      uint64 // bumped on every login, so concurrent 403s trigger one re-login
+	stopOnce sync.Once
+	stop     chan struct{}
+}
+
+var _ vaultClient = (*apiClient)(nil)
+
+func newAPIClient(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (*apiClient, error) {
+	apiCfg := api.DefaultConfig()
+	if apiCfg.Error != nil {
+		return nil, apiCfg.Error
+	}
+	apiCfg.Address = cfg.VaultAddr
+	apiCfg.Timeout = 30 * time.Second
+	// Grants come in bursts; keep enough idle connections so a burst reuses them.
+	if t, ok := apiCfg.HttpClient.Transport.(*http.Transport); ok {
+		t.MaxIdleConnsPerHost = 64
+		t.MaxIdleConns = 128
+	}
+	if cfg.CACert != "" || cfg.TLSServerName != "" || cfg.TLSSkipVerify {
+		if err := apiCfg.ConfigureTLS(&api.TLSConfig{
+			CACertBytes:   []byte(cfg.CACert),
+			TLSServerName: cfg.TLSServerName,
+			Insecure:      cfg.TLSSkipVerify,
+		}); err != nil {
+			return nil, fmt.Errorf("configuring TLS: %w", err)
+		}
+	}
+	c, err := api.NewClient(apiCfg)
+	if err != nil {
+		return nil, err
+	}
+	// The plugin's environment must not choose the identity it acts as.
+	c.ClearNamespace()
+	c.SetToken(cfg.Token)
+
+	ac := &apiClient{client: c, logger: logger, stop: make(chan struct{})}
+	if cfg.Token == "" {
+		auth, err := approle.NewAppRoleAuth(cfg.RoleID, &approle.SecretID{FromString: cfg.SecretID},
+			approle.WithMountPath(cfg.AppRoleMount))
+		if err != nil {
+			return nil, err
+		}
+		ac.login = func(ctx context.Context) (*api.Secret, error) {
+			// Login on a clone so the shared client is never seen without a token.
+			lc, err := c.Clone()
+			if err != nil {
+				return nil, err
+			}
+			lc.ClearToken()
+			return auth.Login(ctx, lc)
+		}
+	}
+	if err := ac.ensureLogin(ctx, 0); err != nil {
+		return nil, err
+	}
+	return ac, nil
+}
+
+// ensureLogin logs in when there is no valid token yet, or when the token used by a call
+// of generation failedGen was refused and nobody has logged in since.
+func (c *apiClient) ensureLogin(ctx context.Context, failedGen uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.login == nil {
+		if !c.loggedIn {
+			// A static token: check it once so a bad token is a config error, not a grant error.
+			if _, err := c.client.Auth().Token().LookupSelfWithContext(ctx); err != nil {
+				return fmt.Errorf("token lookup failed: %w", redact(err))
+			}
+			c.loggedIn = true
+			c.gen++
+		}
+		return nil
+	}
+	if c.loggedIn && failedGen != c.gen {
+		return nil
+	}
+	secret, err := c.login(ctx)
+	if err != nil {
+		return fmt.Errorf("approle login failed: %w", redact(err))
+	}
+	if secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "" {
+		return errors.New("approle login returned no token")
+	}
+	c.client.SetToken(secret.Auth.ClientToken)
+	c.loggedIn = true
+	c.gen++
+	c.watch(secret, c.gen)
+	return nil
+}
+
+// watch renews the login token in the background; when it can no longer be renewed the
+// next call logs in again.
+func (c *apiClient) watch(secret *api.Secret, gen uint64) {
+	if !secret.Auth.Renewable {
+		go c.expireAfter(time.Duration(secret.Auth.LeaseDuration)*time.Second*9/10, gen)
+		return
+	}
+	w, err := c.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
+	if err != nil {
+		c.logger.Warn("cannot watch management token; will log in again on expiry", "error", err)
+		go c.expireAfter(time.Duration(secret.Auth.LeaseDuration)*time.Second*9/10, gen)
+		return
+	}
+	go w.Start()
+	go func() {
+		defer w.Stop()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case err := <-w.DoneCh():
+				if err != nil {
+					c.logger.Debug("management token renewal ended", "error", redact(err))
+				}
+				c.markExpired(gen)
+				return
+			case <-w.RenewCh():
+			}
+		}
+	}()
+}
+
+func (c *apiClient) expireAfter(d time.Duration, gen uint64) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.stop:
+	case <-t.C:
+		c.markExpired(gen)
+	}
+}
+
+func (c *apiClient) markExpired(gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen == gen {
+		c.loggedIn = false
+	}
+}
+
+func (c *apiClient) Close() {
+	c.stopOnce.Do(func() { close(c.stop) })
+}
+
+// do runs fn with a logged-in client; a 403 (which is what Vault answers for an expired
+// or revoked token too) makes it log in again and retry once.
+func (c *apiClient) do(ctx context.Context, fn func(*api.Client) error) error {
+	if err := c.ensureLogin(ctx, 0); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
+	err := fn(c.client)
+	if err == nil || c.login == nil || !isStatus(err, http.StatusForbidden) {
+		return err
+	}
+	if lerr := c.ensureLogin(ctx, gen); lerr != nil {
+		return lerr
+	}
+	return fn(c.client)
+}
+
+func (c *apiClient) Mounts(ctx context.Context) (map[string]mountInfo, error) {
+	var out map[string]mountInfo
+	err := c.do(ctx, func(cl *api.Client) error {
+		mounts, err := cl.Sys().ListMountsWithContext(ctx)
+		if err != nil {
+			return err
+		}
+		out = make(map[string]mountInfo, len(mounts))
+		for path, m := range mounts {
+			out[path] = mountInfo{Type: m.Type, Version: m.Options["version"]}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (c *apiClient) WritePolicy(ctx context.Context, name, rules string) error {
+	return c.do(ctx, func(cl *api.Client) error {
+		return cl.Sys().PutPolicyWithContext(ctx, name, rules)
+	})
+}
+
+func (c *apiClient) DeletePolicy(ctx context.Context, name string) error {
+	err := c.do(ctx, func(cl *api.Client) error {
+		return cl.Sys().DeletePolicyWithContext(ctx, name)
+	})
+	if isStatus(err, http.StatusNotFound) {
+		return nil
+	}
+	return err
+}
+
+func userPath(mount, name string) string {
+	return "auth/" + mount + "/users/" + url.PathEscape(name)
+}
+
+func (c *apiClient) WriteUser(ctx context.Context, mount, name string, u userSpec) error {
+	data := map[string]interface{}{
+		"password":                u.Password,
+		"token_policies":          u.Policies,
+		"token_no_default_policy": true,
+		"token_type":              "service",
+		"token_ttl":               int64(u.TTL.Seconds()),
+		"token_max_ttl":           int64(u.MaxTTL.Seconds()),
+	}
+	if len(u.BoundCIDRs) > 0 {
+		data["token_bound_cidrs"] = u.BoundCIDRs
+	}
+	return c.do(ctx, func(cl *api.Client) error {
+		_, err := cl.Logical().WriteWithContext(ctx, userPath(mount, name), data)
+		return err
+	})
+}
+
+func (c *apiClient) UpdateUserTTL(ctx context.Context, mount, name string, ttl, maxTTL time.Duration) error {
+	data := map[string]interface{}{
+		"token_ttl":     int64(ttl.Seconds()),
+		"token_max_ttl": int64(maxTTL.Seconds()),
+	}
+	return c.do(ctx, func(cl *api.Client) error {
+		_, err := cl.Logical().WriteWithContext(ctx, userPath(mount, name), data)
+		return err
+	})
+}
+
+func (c *apiClient) DeleteUser(ctx context.Context, mount, name string) error {
+	err := c.do(ctx, func(cl *api.Client) error {
+		_, err := cl.Logical().DeleteWithContext(ctx, userPath(mount, name))
+		return err
+	})
+	if isStatus(err, http.StatusNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (c *apiClient) ListUsers(ctx context.Context, mount string) ([]string, error) {
+	keys, _, err := c.List(ctx, "auth/"+mount+"/users")
+	return keys, err
+}
+
+func (c *apiClient) RevokeLoginTokens(ctx context.Context, mount, name string) error {
+	return c.do(ctx, func(cl *api.Client) error {
+		return cl.Sys().RevokePrefixWithContext(ctx, "auth/"+mount+"/login/"+url.PathEscape(name))
+	})
+}
+
+func (c *apiClient) List(ctx context.Context, path string) ([]string, map[string]interface{}, error) {
+	var keys []string
+	var info map[string]interface{}
+	err := c.do(ctx, func(cl *api.Client) error {
+		s, err := cl.Logical().ListWithContext(ctx, path)
+		if err != nil {
+			return err
+		}
+		keys, info = nil, nil
+		if s == nil || s.Data == nil {
+			return nil
+		}
+		if raw, ok := s.Data["keys"].([]interface{}); ok {
+			keys = make([]string, 0, len(raw))
+			for _, k := range raw {
+				if ks, ok := k.(string); ok {
+					keys = append(keys, ks)
+				}
+			}
+		}
+		info, _ = s.Data["key_info"].(map[string]interface{})
+		return nil
+	})
+	return keys, info, err
+}
+
+func (c *apiClient) Read(ctx context.Context, path string) (map[string]interface{}, error) {
+	var data map[string]interface{}
+	err := c.do(ctx, func(cl *api.Client) error {
+		s, err := cl.Logical().ReadWithContext(ctx, path)
+		if err != nil {
+			return err
+		}
+		data = nil
+		if s != nil {
+			data = s.Data
+		}
+		return nil
+	})
+	return data, err
+}
+
+func (c *apiClient) CapabilitiesSelf(ctx context.Context, paths []string) (map[string][]string, error) {
+	out := make(map[string][]string, len(paths))
+	err := c.do(ctx, func(cl *api.Client) error {
+		for _, p := range paths {
+			caps, err := cl.Sys().CapabilitiesSelfWithContext(ctx, p)
+			if err != nil {
+				return err
+			}
+			out[p] = caps
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (c *apiClient) Health(ctx context.Context) (*api.HealthResponse, error) {
+	// sys/health needs no token; it answers even when login is broken.
+	return c.client.Sys().HealthWithContext(ctx)
+}
+
+// isStatus reports whether err is a Vault API error with the given HTTP status.
+func isStatus(err error, status int) bool {
+	var re *api.ResponseError
+	return errors.As(err, &re) && re.StatusCode == status
+}
+
+// redact keeps Vault's error text but never the request body; the api client's errors
+// carry only method, URL and Vault's messages, but a login URL could carry nothing secret
+// either, so this strips only what a future api version might add.
+func redact(err error) error {
+	if err == nil {
+		return nil
+	}
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		return fmt.Errorf("%s %s: %d: %s", re.HTTPMethod, re.URL, re.StatusCode, strings.Join(re.Errors, "; "))
+	}
+	return err
+}

@@ -1,0 +1,250 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/api"
+)
+
+// fakeVault is a stateful stand-in for Vault's API: it keeps policies and users, and
+// can be told to fail a named operation, so unit tests can inject faults.
+type fakeVault struct {
+	mu       sync.Mutex
+	mounts   map[string]mountInfo
+	policies map[string]string
+	users    map[string]userSpec // key: mount + "/" + name
+	// failures maps an operation name ("WritePolicy", "WriteUser", "DeletePolicy", ...)
+	// to the error it returns until cleared.
+	failures map[string]error
+	calls    map[string]int
+	logins   int
+	// loginErr makes building a client fail, like a bad secret_id.
+	loginErr error
+}
+
+func newFakeVault() *fakeVault {
+	return &fakeVault{
+		mounts: map[string]mountInfo{
+			"kv/":        {Type: "kv", Version: "2"},
+			"kv1/":       {Type: "kv", Version: "1"},
+			"transit/":   {Type: "transit"},
+			"secret/":    {Type: "kv", Version: "2"},
+			"apono/":     {Type: "vault-plugin-apono"},
+			"sys/":       {Type: "system"},
+			"identity/":  {Type: "identity"},
+			"cubbyhole/": {Type: "cubbyhole"},
+		},
+		policies: map[string]string{},
+		users:    map[string]userSpec{},
+		failures: map[string]error{},
+		calls:    map[string]int{},
+	}
+}
+
+// fakeClient is what the backend holds; Close is per client, state is shared.
+type fakeClient struct{ v *fakeVault }
+
+var _ vaultClient = (*fakeClient)(nil)
+
+func (f *fakeVault) factory(_ context.Context, _ *pluginConfig, _ hclog.Logger) (vaultClient, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logins++
+	if f.loginErr != nil {
+		return nil, f.loginErr
+	}
+	return &fakeClient{v: f}, nil
+}
+
+func (f *fakeVault) fail(op string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil {
+		delete(f.failures, op)
+		return
+	}
+	f.failures[op] = err
+}
+
+// enter records a call and returns the injected failure for it, if any. Caller holds mu.
+func (f *fakeVault) enter(op string) error {
+	f.calls[op]++
+	return f.failures[op]
+}
+
+func (f *fakeVault) policyNames() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for n := range f.policies {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (f *fakeVault) userNames() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for n := range f.users {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (f *fakeVault) user(mount, name string) (userSpec, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u, ok := f.users[mount+"/"+name]
+	return u, ok
+}
+
+func (f *fakeVault) policy(name string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.policies[name]
+	return p, ok
+}
+
+var errFakeDown = &api.ResponseError{StatusCode: http.StatusServiceUnavailable, Errors: []string{"Vault is sealed"}}
+
+func (c *fakeClient) Mounts(context.Context) (map[string]mountInfo, error) {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("Mounts"); err != nil {
+		return nil, err
+	}
+	out := make(map[string]mountInfo, len(c.v.mounts))
+	for k, v := range c.v.mounts {
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (c *fakeClient) WritePolicy(_ context.Context, name, rules string) error {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("WritePolicy"); err != nil {
+		return err
+	}
+	c.v.policies[name] = rules
+	return nil
+}
+
+func (c *fakeClient) DeletePolicy(_ context.Context, name string) error {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("DeletePolicy"); err != nil {
+		return err
+	}
+	delete(c.v.policies, name)
+	return nil
+}
+
+func (c *fakeClient) WriteUser(_ context.Context, mount, name string, u userSpec) error {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("WriteUser"); err != nil {
+		return err
+	}
+	c.v.users[mount+"/"+name] = u
+	return nil
+}
+
+func (c *fakeClient) UpdateUserTTL(_ context.Context, mount, name string, ttl, maxTTL time.Duration) error {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("UpdateUserTTL"); err != nil {
+		return err
+	}
+	u, ok := c.v.users[mount+"/"+name]
+	if !ok {
+		return &api.ResponseError{StatusCode: http.StatusNotFound}
+	}
+	u.TTL, u.MaxTTL = ttl, maxTTL
+	c.v.users[mount+"/"+name] = u
+	return nil
+}
+
+func (c *fakeClient) DeleteUser(_ context.Context, mount, name string) error {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("DeleteUser"); err != nil {
+		return err
+	}
+	delete(c.v.users, mount+"/"+name)
+	return nil
+}
+
+func (c *fakeClient) ListUsers(_ context.Context, mount string) ([]string, error) {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("ListUsers"); err != nil {
+		return nil, err
+	}
+	var out []string
+	for k := range c.v.users {
+		if strings.HasPrefix(k, mount+"/") {
+			out = append(out, strings.TrimPrefix(k, mount+"/"))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (c *fakeClient) RevokeLoginTokens(context.Context, string, string) error {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	return c.v.enter("RevokeLoginTokens")
+}
+
+func (c *fakeClient) List(_ context.Context, path string) ([]string, map[string]interface{}, error) {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("List"); err != nil {
+		return nil, nil, err
+	}
+	return nil, nil, fmt.Errorf("fake: List %s not modelled", path)
+}
+
+func (c *fakeClient) Read(_ context.Context, path string) (map[string]interface{}, error) {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("Read"); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("fake: Read %s not modelled", path)
+}
+
+func (c *fakeClient) CapabilitiesSelf(_ context.Context, paths []string) (map[string][]string, error) {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("CapabilitiesSelf"); err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, p := range paths {
+		out[p] = []string{"root"}
+	}
+	return out, nil
+}
+
+func (c *fakeClient) Health(context.Context) (*api.HealthResponse, error) {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("Health"); err != nil {
+		return nil, err
+	}
+	return &api.HealthResponse{Initialized: true}, nil
+}
+
+func (c *fakeClient) Close() {}

@@ -1,0 +1,316 @@
+package backend
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const (
+	configStoragePath    = "config"
+	defaultAppRoleMount  = "approle"
+	defaultUserpassMount = "userpass"
+	maxAccessDetailsLen  = 400
+)
+
+// pluginConfig is stored (seal-wrapped) at "config".
+type pluginConfig struct {
+	VaultAddr      string `json:"vault_addr"`
+	RoleID         string `json:"role_id,omitempty"`
+	SecretID       string `json:"secret_id,omitempty"`
+	AppRoleMount   string `json:"approle_mount"`
+	Token          string `json:"token,omitempty"`
+	CACert         string `json:"ca_cert,omitempty"`
+	TLSServerName  string `json:"tls_server_name,omitempty"`
+	TLSSkipVerify  bool   `json:"tls_skip_verify"`
+	UserpassMount  string `json:"userpass_mount"`
+	AccessDetails  string `json:"access_details,omitempty"`
+	PasswordPolicy string `json:"password_policy,omitempty"`
+}
+
+func pathConfig(b *aponoBackend) *framework.Path {
+	return &framework.Path{
+		Pattern: "config",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "apono",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"vault_addr": {
+				Type:        framework.TypeString,
+				Description: "Address of the Vault API the plugin calls back into, e.g. https://vault.example.com:8200. Required.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Vault address",
+				},
+			},
+			"role_id": {
+				Type:        framework.TypeString,
+				Description: "AppRole role_id of the apono-plugin role (policy apono-management).",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "AppRole role ID",
+				},
+			},
+			"secret_id": {
+				Type:        framework.TypeString,
+				Description: "AppRole secret_id. Write-only: a read says only whether it is set.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name:      "AppRole secret ID",
+					Sensitive: true,
+				},
+			},
+			"approle_mount": {
+				Type:        framework.TypeString,
+				Description: "Mount path of the AppRole auth method.",
+				Default:     defaultAppRoleMount,
+			},
+			"token": {
+				Type:        framework.TypeString,
+				Description: "A Vault token to use instead of AppRole. Write-only: a read says only whether it is set.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Sensitive: true,
+				},
+			},
+			"ca_cert": {
+				Type:        framework.TypeString,
+				Description: "PEM-encoded CA certificate(s) to verify Vault's TLS certificate.",
+			},
+			"tls_server_name": {
+				Type:        framework.TypeString,
+				Description: "Server name (SNI) to verify Vault's TLS certificate against.",
+			},
+			"tls_skip_verify": {
+				Type:        framework.TypeBool,
+				Description: "Skip TLS verification. Only for testing.",
+				Default:     false,
+			},
+			"userpass_mount": {
+				Type:        framework.TypeString,
+				Description: "Mount path of the userpass auth method grants create users in.",
+				Default:     defaultUserpassMount,
+			},
+			"access_details": {
+				Type:        framework.TypeString,
+				Description: fmt.Sprintf("Instructions returned with every grant on how to use the access (at most %d characters).", maxAccessDetailsLen),
+			},
+			"password_policy": {
+				Type:        framework.TypeString,
+				Description: "Name of a Vault password policy for grant passwords. Default: 32 random base62 characters.",
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathConfigRead,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationSuffix: "configuration",
+				},
+			},
+			logical.CreateOperation: &framework.PathOperation{
+				Callback:                    b.pathConfigWrite,
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb: "configure",
+				},
+			},
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:                    b.pathConfigWrite,
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb: "configure",
+				},
+			},
+			logical.DeleteOperation: &framework.PathOperation{
+				Callback:                    b.pathConfigDelete,
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationSuffix: "configuration",
+				},
+			},
+		},
+		ExistenceCheck:  b.pathConfigExists,
+		HelpSynopsis:    "Configure how the plugin reaches and logs in to Vault.",
+		HelpDescription: pathConfigHelp,
+	}
+}
+
+const pathConfigHelp = `
+The plugin calls back into Vault (vault_addr) to create userpass users and apono-* ACL
+policies. It logs in with an AppRole (role_id, secret_id, approle_mount) whose policy is
+apono-management, or uses a token. A write logs in before it saves: bad credentials are
+rejected and the previous config stays. A read never returns secret_id or token; it says
+whether each is set. Fields left out of a write keep their current values.
+`
+
+func getConfig(ctx context.Context, s logical.Storage) (*pluginConfig, error) {
+	entry, err := s.Get(ctx, configStoragePath)
+	if err != nil {
+		return nil, err
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	cfg := &pluginConfig{}
+	if err := entry.DecodeJSON(cfg); err != nil {
+		return nil, fmt.Errorf("decoding config: %w", err)
+	}
+	return cfg, nil
+}
+
+func (b *aponoBackend) pathConfigExists(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
+	cfg, err := getConfig(ctx, req.Storage)
+	return cfg != nil, err
+}
+
+func (b *aponoBackend) pathConfigRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	cfg, err := getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return nil, nil
+	}
+	return &logical.Response{Data: configResponseData(cfg)}, nil
+}
+
+// configResponseData is everything in cfg except the secrets, and whether each is set.
+func configResponseData(cfg *pluginConfig) map[string]interface{} {
+	return map[string]interface{}{
+		"vault_addr":      cfg.VaultAddr,
+		"role_id":         cfg.RoleID,
+		"secret_id_set":   cfg.SecretID != "",
+		"approle_mount":   cfg.AppRoleMount,
+		"token_set":       cfg.Token != "",
+		"ca_cert":         cfg.CACert,
+		"tls_server_name": cfg.TLSServerName,
+		"tls_skip_verify": cfg.TLSSkipVerify,
+		"userpass_mount":  cfg.UserpassMount,
+		"access_details":  cfg.AccessDetails,
+		"password_policy": cfg.PasswordPolicy,
+	}
+}
+
+func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	old, err := getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &pluginConfig{AppRoleMount: defaultAppRoleMount, UserpassMount: defaultUserpassMount}
+	if old != nil {
+		*cfg = *old
+	}
+
+	setString := func(field string, dst *string) {
+		if v, ok := d.GetOk(field); ok {
+			*dst = strings.TrimSpace(v.(string))
+		}
+	}
+	setString("vault_addr", &cfg.VaultAddr)
+	setString("approle_mount", &cfg.AppRoleMount)
+	setString("ca_cert", &cfg.CACert)
+	setString("tls_server_name", &cfg.TLSServerName)
+	setString("userpass_mount", &cfg.UserpassMount)
+	setString("password_policy", &cfg.PasswordPolicy)
+	if v, ok := d.GetOk("access_details"); ok {
+		cfg.AccessDetails = v.(string)
+	}
+	if v, ok := d.GetOk("tls_skip_verify"); ok {
+		cfg.TLSSkipVerify = v.(bool)
+	}
+
+	// Credentials: AppRole or a token, never both. Sending one kind replaces the other.
+	_, roleSent := d.GetOk("role_id")
+	_, secretSent := d.GetOk("secret_id")
+	_, tokenSent := d.GetOk("token")
+	if tokenSent && (roleSent || secretSent) {
+		return logical.ErrorResponse("set either role_id and secret_id (AppRole) or token, not both"), nil
+	}
+	if roleSent || secretSent {
+		setString("role_id", &cfg.RoleID)
+		setString("secret_id", &cfg.SecretID)
+		cfg.Token = ""
+	}
+	if tokenSent {
+		setString("token", &cfg.Token)
+		cfg.RoleID, cfg.SecretID = "", ""
+	}
+
+	if msg := validateConfig(cfg); msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+
+	// Log in before saving, so bad credentials never replace a working config.
+	client, err := b.newClient(ctx, cfg, b.Logger())
+	if err != nil {
+		return logical.ErrorResponse(fmt.Sprintf("cannot log in to Vault at %s with the given credentials; nothing was saved: %s", cfg.VaultAddr, err)), nil
+	}
+
+	entry, err := logical.StorageEntryJSON(configStoragePath, cfg)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	if err := req.Storage.Put(ctx, entry); err != nil {
+		client.Close()
+		return nil, err
+	}
+	b.setClient(client)
+	return nil, nil
+}
+
+var mountPathRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$`)
+
+// validateConfig returns a message naming the first bad field, or "".
+func validateConfig(cfg *pluginConfig) string {
+	if cfg.VaultAddr == "" {
+		return "vault_addr is required, e.g. https://vault.example.com:8200"
+	}
+	u, err := url.Parse(cfg.VaultAddr)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return fmt.Sprintf("vault_addr %q must be an http:// or https:// URL with a host", cfg.VaultAddr)
+	}
+	if cfg.Token == "" && (cfg.RoleID == "" || cfg.SecretID == "") {
+		return "credentials are required: role_id and secret_id (AppRole), or token"
+	}
+	for field, v := range map[string]string{"approle_mount": cfg.AppRoleMount, "userpass_mount": cfg.UserpassMount} {
+		if !mountPathRe.MatchString(v) || strings.Contains(v, "..") {
+			return fmt.Sprintf("%s %q must be a mount path of letters, digits, '_', '-', '.' and '/' (no leading or trailing slash)", field, v)
+		}
+	}
+	if len([]rune(cfg.AccessDetails)) > maxAccessDetailsLen {
+		return fmt.Sprintf("access_details is %d characters; at most %d are allowed", len([]rune(cfg.AccessDetails)), maxAccessDetailsLen)
+	}
+	if cfg.CACert != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(cfg.CACert)) {
+		return "ca_cert must hold at least one PEM-encoded certificate"
+	}
+	if cfg.PasswordPolicy != "" && !mountPathRe.MatchString(cfg.PasswordPolicy) {
+		return fmt.Sprintf("password_policy %q is not a valid policy name", cfg.PasswordPolicy)
+	}
+	return ""
+}
+
+func (b *aponoBackend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	// Revoking a grant needs the Vault client; deleting config under live grants would
+	// leave their users and policies with no way to be removed.
+	active, err := listGrantIDs(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if len(active) > 0 {
+		return logical.ErrorResponse(fmt.Sprintf("%d grants are still active and need this config to be revoked; revoke them first (vault lease revoke -prefix %sgrants)", len(active), req.MountPoint)), nil
+	}
+	if err := req.Storage.Delete(ctx, configStoragePath); err != nil {
+		return nil, err
+	}
+	b.resetClient()
+	return nil, nil
+}

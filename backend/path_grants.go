@@ -1,0 +1,543 @@
+package backend
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/base62"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const (
+	grantStoragePrefix  = "grant/"
+	maxRequesterLen     = 256
+	maxJustificationLen = 1024
+	grantIDPattern      = `[0-9a-f]{16}`
+)
+
+// grantRecord is what the plugin keeps about a live grant. It never holds the password.
+type grantRecord struct {
+	ID            string    `json:"id"`
+	Role          string    `json:"role"`
+	Requester     string    `json:"requester"`
+	Justification string    `json:"justification,omitempty"`
+	Resources     []string  `json:"resources"`
+	Permission    string    `json:"permission"`
+	Username      string    `json:"username"`
+	Policy        string    `json:"policy"`
+	UserpassMount string    `json:"userpass_mount"`
+	IssuedAt      time.Time `json:"issued_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	// MaxExpiresAt is when renewals stop: issue time plus the role's max_ttl.
+	MaxExpiresAt time.Time `json:"max_expires_at"`
+}
+
+func (g *grantRecord) summary() map[string]interface{} {
+	return map[string]interface{}{
+		"grant_id":       g.ID,
+		"role":           g.Role,
+		"requester":      g.Requester,
+		"justification":  g.Justification,
+		"resources":      g.Resources,
+		"permission":     g.Permission,
+		"username":       g.Username,
+		"policy":         g.Policy,
+		"userpass_mount": g.UserpassMount,
+		"issued_at":      g.IssuedAt.UTC().Format(time.RFC3339),
+		"expires_at":     g.ExpiresAt.UTC().Format(time.RFC3339),
+		"max_expires_at": g.MaxExpiresAt.UTC().Format(time.RFC3339),
+	}
+}
+
+func pathGrants(b *aponoBackend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "grants/" + framework.GenericNameRegex("role") + "$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "apono",
+				OperationVerb:   "grant",
+				OperationSuffix: "access",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"role": {
+					Type:        framework.TypeLowerCaseString,
+					Description: "Role to grant from.",
+					Required:    true,
+				},
+				"resources": {
+					Type:        framework.TypeCommaStringSlice,
+					Description: "Resources to grant: a subset of the role's (a role folder kv/app/* also covers kv/app/db). Default: all of the role's.",
+				},
+				"permission": {
+					Type:        framework.TypeString,
+					Description: "Permission level, one of the role's permissions. Default: the role's first.",
+				},
+				"ttl": {
+					Type:        framework.TypeDurationSecond,
+					Description: "How long the access lasts. Default: the role's ttl; capped at its max_ttl.",
+				},
+				"requester": {
+					Type:        framework.TypeString,
+					Description: fmt.Sprintf("Who the access is for, e.g. an email (at most %d characters). Default: the caller's display name.", maxRequesterLen),
+				},
+				"justification": {
+					Type:        framework.TypeString,
+					Description: fmt.Sprintf("Why the access is needed (at most %d characters). Required when the role says so.", maxJustificationLen),
+				},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:                    b.pathGrantIssue,
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+			},
+			HelpSynopsis:    "Grant just-in-time access from a role.",
+			HelpDescription: pathGrantIssueHelp,
+		},
+		{
+			Pattern: "grants/" + framework.GenericNameRegex("role") + "/(?P<grant_id>" + grantIDPattern + ")$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "apono",
+				OperationSuffix: "grant",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"role":     {Type: framework.TypeLowerCaseString, Description: "Role the grant was issued from.", Required: true},
+				"grant_id": {Type: framework.TypeString, Description: "ID of the grant.", Required: true},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathGrantRead},
+			},
+			HelpSynopsis:    "Read one active grant (never its password).",
+			HelpDescription: "Who a grant is for, what it gives, and until when. The password is never stored.",
+		},
+		{
+			Pattern: "grants/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "apono",
+				OperationSuffix: "grants",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{Callback: b.pathGrantList},
+			},
+			HelpSynopsis:    "List active grants.",
+			HelpDescription: "Keys are <role>/<grant_id> (read them at grants/<key>); key_info says who, what, which role and until when.",
+		},
+	}
+}
+
+const pathGrantIssueHelp = `
+Writing grants/<role> creates a userpass user whose only policy is a new apono-* ACL
+policy giving the requested permission on the requested resources, and returns its
+username and password as a lease. Renewing the lease extends the access up to the role's
+max_ttl. When the lease expires or is revoked, the user and the policy are deleted, which
+also cuts every token the user logged in with.
+`
+
+func getGrant(ctx context.Context, s logical.Storage, id string) (*grantRecord, error) {
+	entry, err := s.Get(ctx, grantStoragePrefix+id)
+	if err != nil {
+		return nil, err
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	g := &grantRecord{}
+	if err := entry.DecodeJSON(g); err != nil {
+		return nil, fmt.Errorf("decoding grant %q: %w", id, err)
+	}
+	return g, nil
+}
+
+func putGrant(ctx context.Context, s logical.Storage, g *grantRecord) error {
+	entry, err := logical.StorageEntryJSON(grantStoragePrefix+g.ID, g)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, entry)
+}
+
+func listGrantIDs(ctx context.Context, s logical.Storage) ([]string, error) {
+	return s.List(ctx, grantStoragePrefix)
+}
+
+func (b *aponoBackend) pathGrantRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	g, err := getGrant(ctx, req.Storage, d.Get("grant_id").(string))
+	if err != nil {
+		return nil, err
+	}
+	if g == nil || g.Role != d.Get("role").(string) {
+		return nil, nil
+	}
+	return &logical.Response{Data: g.summary()}, nil
+}
+
+func (b *aponoBackend) pathGrantList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	ids, err := listGrantIDs(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(ids))
+	info := make(map[string]interface{}, len(ids))
+	for _, id := range ids {
+		g, err := getGrant(ctx, req.Storage, id)
+		if err != nil {
+			return nil, err
+		}
+		if g == nil {
+			continue // revoked between the list and the read
+		}
+		key := g.Role + "/" + g.ID
+		keys = append(keys, key)
+		info[key] = g.summary()
+	}
+	return logical.ListResponseWithInfo(keys, info), nil
+}
+
+// grantRequest is a validated request to issue a grant.
+type grantRequest struct {
+	role          string
+	resources     []resourceRef
+	permission    string
+	ttl           time.Duration
+	maxTTL        time.Duration
+	requester     string
+	justification string
+	boundCIDRs    []string
+}
+
+func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	roleName := d.Get("role").(string)
+	role, err := getRole(ctx, req.Storage, roleName)
+	if err != nil {
+		return nil, err
+	}
+	if role == nil {
+		return logical.ErrorResponse(fmt.Sprintf("role %q does not exist", roleName)), nil
+	}
+	cfg, err := getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return logical.ErrorResponse(errNotConfigured.Error()), nil
+	}
+	client, err := b.getClient(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+
+	gr, warnings, msg, err := b.validateGrantRequest(ctx, req, d, roleName, role, client)
+	if err != nil {
+		return nil, err
+	}
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+
+	resp, err := b.issueGrant(ctx, req.Storage, client, cfg, gr)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		resp.AddWarning(w)
+	}
+	return resp, nil
+}
+
+// validateGrantRequest checks every field; msg is a 400 for the caller, err an internal failure.
+func (b *aponoBackend) validateGrantRequest(ctx context.Context, req *logical.Request, d *framework.FieldData,
+	roleName string, role *roleEntry, client vaultClient,
+) (gr *grantRequest, warnings []string, msg string, err error) {
+	gr = &grantRequest{role: roleName, boundCIDRs: role.TokenBoundCIDRs}
+
+	requested := role.Resources
+	if v, ok := d.GetOk("resources"); ok {
+		requested = dedupe(v.([]string))
+		if len(requested) == 0 {
+			return nil, nil, "resources: give at least one resource, or leave the field out for all of the role's", nil
+		}
+	}
+	for _, r := range requested {
+		if err := validateResourceName(r); err != nil {
+			return nil, nil, "resources: " + err.Error(), nil
+		}
+	}
+
+	gr.permission = role.Permissions[0]
+	if v, ok := d.GetOk("permission"); ok {
+		gr.permission = v.(string)
+		if !contains(role.Permissions, gr.permission) {
+			return nil, nil, fmt.Sprintf("permission %q is not allowed by role %q (allowed: %s)", truncateForError(gr.permission), roleName, strings.Join(role.Permissions, ", ")), nil
+		}
+	}
+
+	if v, ok := d.GetOk("requester"); ok {
+		gr.requester = v.(string)
+		if m := checkFreeText("requester", gr.requester, maxRequesterLen); m != "" {
+			return nil, nil, m, nil
+		}
+	} else {
+		gr.requester = req.DisplayName
+	}
+	if v, ok := d.GetOk("justification"); ok {
+		gr.justification = v.(string)
+		if m := checkFreeText("justification", gr.justification, maxJustificationLen); m != "" {
+			return nil, nil, m, nil
+		}
+	}
+	if role.RequireJustification && strings.TrimSpace(gr.justification) == "" {
+		return nil, nil, fmt.Sprintf("justification is required by role %q", roleName), nil
+	}
+
+	gr.ttl, gr.maxTTL, warnings = b.grantTTLs(role, d)
+	if v, ok := d.GetOk("ttl"); ok && v.(int) < 0 {
+		return nil, nil, "ttl must not be negative", nil
+	}
+
+	// Resolve against the mounts as they are now: a mount may have changed since the role was written.
+	mounts, err := client.Mounts(ctx)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("reading sys/mounts: %w", err)
+	}
+	roleRefs := make([]resourceRef, 0, len(role.Resources))
+	for _, r := range role.Resources {
+		ref, err := resolveResource(r, mounts, b.ownMountPath())
+		if err != nil {
+			return nil, nil, fmt.Sprintf("role %q can no longer be granted: %s", roleName, err), nil
+		}
+		roleRefs = append(roleRefs, ref)
+	}
+	for _, r := range requested {
+		ref, err := resolveResource(r, mounts, b.ownMountPath())
+		if err != nil {
+			return nil, nil, "resources: " + err.Error(), nil
+		}
+		if !coveredBy(ref, roleRefs) {
+			return nil, nil, fmt.Sprintf("resources: %q is not among role %q's resources (%s)", r, roleName, strings.Join(role.Resources, ", ")), nil
+		}
+		gr.resources = append(gr.resources, ref)
+	}
+	for _, ref := range gr.resources {
+		if permissionTypes[gr.permission] != ref.Type {
+			return nil, nil, fmt.Sprintf("permission %q does not apply to %s resource %q (allowed for it: %s); ask for the resources separately",
+				gr.permission, ref.Type, ref.Name, strings.Join(permissionsFor(ref.Type), ", ")), nil
+		}
+	}
+	return gr, warnings, "", nil
+}
+
+// grantTTLs picks the grant's TTL and max TTL from the request, the role and the mount.
+func (b *aponoBackend) grantTTLs(role *roleEntry, d *framework.FieldData) (ttl, maxTTL time.Duration, warnings []string) {
+	sys := b.System()
+	maxTTL = role.MaxTTL
+	if maxTTL <= 0 || maxTTL > sys.MaxLeaseTTL() {
+		maxTTL = sys.MaxLeaseTTL()
+	}
+	ttl = role.TTL
+	if v, ok := d.GetOk("ttl"); ok && v.(int) > 0 {
+		ttl = time.Duration(v.(int)) * time.Second
+	}
+	if ttl <= 0 {
+		ttl = sys.DefaultLeaseTTL()
+	}
+	if ttl > maxTTL {
+		warnings = append(warnings, fmt.Sprintf("ttl of %s is more than the role's max_ttl; capped at %s", ttl, maxTTL))
+		ttl = maxTTL
+	}
+	return ttl, maxTTL, warnings
+}
+
+// coveredBy reports whether ref is one of the role's resources or inside one of its folders.
+func coveredBy(ref resourceRef, role []resourceRef) bool {
+	for _, r := range role {
+		if r.Type != ref.Type || r.Mount != ref.Mount {
+			continue
+		}
+		if r.Folder == ref.Folder && r.Path == ref.Path {
+			return true
+		}
+		if r.Folder && (r.Path == "" || ref.Path == r.Path && ref.Folder || strings.HasPrefix(ref.Path, r.Path+"/")) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkFreeText bounds a free-text field and keeps control characters (newlines that
+// would forge audit-log lines, escapes) out of it.
+func checkFreeText(field, v string, max int) string {
+	if n := len([]rune(v)); n > max {
+		return fmt.Sprintf("%s is %d characters; at most %d are allowed", field, n, max)
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return fmt.Sprintf("%s must not contain control characters such as newlines (found %q)", field, r)
+		}
+	}
+	return ""
+}
+
+func contains(list []string, v string) bool {
+	for _, s := range list {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// newGrantID returns a random ID that no stored grant uses; IDs are never reused because
+// they are random 64-bit values and a collision with a live grant is checked.
+func newGrantID(ctx context.Context, s logical.Storage) (string, error) {
+	for i := 0; i < 5; i++ {
+		buf := make([]byte, 8)
+		if _, err := rand.Read(buf); err != nil {
+			return "", err
+		}
+		id := hex.EncodeToString(buf)
+		existing, err := s.Get(ctx, grantStoragePrefix+id)
+		if err != nil {
+			return "", err
+		}
+		if existing == nil {
+			return id, nil
+		}
+	}
+	return "", errors.New("could not find an unused grant ID")
+}
+
+// grantObjectName is the name of both the userpass user and the ACL policy of a grant.
+func (b *aponoBackend) grantObjectName(grantID string) string {
+	return b.namePrefix + grantID
+}
+
+func (b *aponoBackend) generatePassword(ctx context.Context, cfg *pluginConfig) (string, error) {
+	if cfg.PasswordPolicy != "" {
+		return b.System().GeneratePasswordFromPolicy(ctx, cfg.PasswordPolicy)
+	}
+	return base62.Random(32)
+}
+
+// issueGrant creates the policy, then the user, then the record, under a WAL entry, and
+// undoes what it did if any step fails.
+func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client vaultClient, cfg *pluginConfig, gr *grantRequest) (*logical.Response, error) {
+	policy, err := buildGrantPolicy(gr.resources, gr.permission)
+	if err != nil {
+		return nil, err // validated already: a failure here is a bug
+	}
+	rules, err := policy.render()
+	if err != nil {
+		return nil, err
+	}
+	id, err := newGrantID(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	password, err := b.generatePassword(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("generating password: %w", err)
+	}
+
+	name := b.grantObjectName(id)
+	now := time.Now().UTC()
+	rec := &grantRecord{
+		ID:            id,
+		Role:          gr.role,
+		Requester:     gr.requester,
+		Justification: gr.justification,
+		Permission:    gr.permission,
+		Username:      name,
+		Policy:        name,
+		UserpassMount: cfg.UserpassMount,
+		IssuedAt:      now,
+		ExpiresAt:     now.Add(gr.ttl),
+		MaxExpiresAt:  now.Add(gr.maxTTL),
+	}
+	for _, r := range gr.resources {
+		rec.Resources = append(rec.Resources, r.Name)
+	}
+	created := grantObjects{GrantID: id, Username: name, Policy: name, UserpassMount: cfg.UserpassMount}
+
+	lock := locksutil.LockForKey(b.grantLocks, id)
+	lock.Lock()
+	defer lock.Unlock()
+
+	walID, err := framework.PutWAL(ctx, s, walKindGrant, &created)
+	if err != nil {
+		return nil, fmt.Errorf("writing WAL: %w", err)
+	}
+	fail := func(step string, cause error) (*logical.Response, error) {
+		// Use a fresh context: the request's may be what failed.
+		rbCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if rbErr := b.removeGrantObjects(rbCtx, client, s, created); rbErr != nil {
+			b.Logger().Error("rolling back a failed grant; the WAL will retry", "grant_id", id, "error", rbErr)
+			return nil, fmt.Errorf("%s: %w (rollback pending)", step, cause)
+		}
+		if err := framework.DeleteWAL(rbCtx, s, walID); err != nil {
+			b.Logger().Warn("deleting WAL after rollback", "grant_id", id, "error", err)
+		}
+		return nil, fmt.Errorf("%s: %w", step, cause)
+	}
+
+	if err := client.WritePolicy(ctx, name, rules); err != nil {
+		return fail("creating policy "+name, err)
+	}
+	if err := client.WriteUser(ctx, cfg.UserpassMount, name, userSpec{
+		Password:   password,
+		Policies:   []string{name},
+		TTL:        gr.ttl,
+		MaxTTL:     gr.ttl,
+		BoundCIDRs: gr.boundCIDRs,
+	}); err != nil {
+		return fail("creating user "+name, err)
+	}
+	if err := putGrant(ctx, s, rec); err != nil {
+		return fail("storing grant record", err)
+	}
+	if err := framework.DeleteWAL(ctx, s, walID); err != nil {
+		// A WAL left behind would roll back a live grant: undo it all instead.
+		return fail("deleting WAL", err)
+	}
+
+	b.Logger().Info("grant issued", "grant_id", id, "role", gr.role, "requester", gr.requester,
+		"permission", gr.permission, "resources", rec.Resources, "expires_at", rec.ExpiresAt.Format(time.RFC3339))
+
+	data := map[string]interface{}{
+		"grant_id":       id,
+		"role":           gr.role,
+		"username":       name,
+		"password":       password,
+		"policy":         name,
+		"login_path":     "auth/" + cfg.UserpassMount + "/login/" + name,
+		"resources":      rec.Resources,
+		"permission":     gr.permission,
+		"requester":      gr.requester,
+		"expires_at":     rec.ExpiresAt.Format(time.RFC3339),
+		"access_details": cfg.AccessDetails,
+	}
+	internal := map[string]interface{}{
+		"grant_id":       id,
+		"role":           gr.role,
+		"username":       name,
+		"policy":         name,
+		"userpass_mount": cfg.UserpassMount,
+	}
+	resp := b.Secret(secretGrantType).Response(data, internal)
+	resp.Secret.TTL = gr.ttl
+	resp.Secret.MaxTTL = gr.maxTTL
+	resp.Secret.Renewable = true
+	return resp, nil
+}

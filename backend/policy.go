@@ -1,0 +1,109 @@
+package backend
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// aclPolicy is a Vault ACL policy as a Go value. Vault accepts policies in JSON, so the
+// policy is rendered with encoding/json and no user input is ever pasted into HCL.
+type aclPolicy struct {
+	Path map[string]*pathRule `json:"path"`
+}
+
+type pathRule struct {
+	Capabilities []string `json:"capabilities"`
+}
+
+func (p *aclPolicy) allow(path string, caps ...string) {
+	rule, ok := p.Path[path]
+	if !ok {
+		rule = &pathRule{}
+		p.Path[path] = rule
+	}
+	seen := make(map[string]bool, len(rule.Capabilities)+len(caps))
+	for _, c := range rule.Capabilities {
+		seen[c] = true
+	}
+	for _, c := range caps {
+		if !seen[c] {
+			seen[c] = true
+			rule.Capabilities = append(rule.Capabilities, c)
+		}
+	}
+	sort.Strings(rule.Capabilities)
+}
+
+// buildGrantPolicy turns validated resources and one permission into a policy. Every
+// resource must be of a type the permission applies to.
+func buildGrantPolicy(resources []resourceRef, permission string) (*aclPolicy, error) {
+	p := &aclPolicy{Path: map[string]*pathRule{}}
+	for _, r := range resources {
+		if permissionTypes[permission] != r.Type {
+			return nil, fmt.Errorf("permission %q does not apply to %s resource %q (allowed: %v)", permission, r.Type, r.Name, permissionsFor(r.Type))
+		}
+		switch r.Type {
+		case resourceTypeKV:
+			addKVRules(p, r, permission)
+		case resourceTypeTransit:
+			addTransitRules(p, r, permission)
+		}
+	}
+	return p, nil
+}
+
+// kvPath is M/<prefix>/P for a secret and M/<prefix>/P/* for a folder.
+func kvPath(r resourceRef, prefix string) string {
+	p := r.Mount + "/" + prefix + "/" + r.Path
+	if r.Folder {
+		if r.Path == "" {
+			return r.Mount + "/" + prefix + "/*"
+		}
+		return p + "/*"
+	}
+	return p
+}
+
+func addKVRules(p *aclPolicy, r resourceRef, permission string) {
+	p.allow(kvPath(r, "data"), "read")
+	p.allow(kvPath(r, "metadata"), "read", "list")
+	if permission == "read" {
+		return
+	}
+	p.allow(kvPath(r, "data"), "create", "update", "patch")
+	p.allow(kvPath(r, "delete"), "update")
+	p.allow(kvPath(r, "undelete"), "update")
+	if permission == "read-write" {
+		return
+	}
+	p.allow(kvPath(r, "destroy"), "update")
+	p.allow(kvPath(r, "metadata"), "create", "update", "patch", "delete")
+}
+
+func addTransitRules(p *aclPolicy, r resourceRef, permission string) {
+	key := func(op string) string { return r.Mount + "/" + op + "/" + r.Path }
+	switch permission {
+	case "encrypt":
+		p.allow(key("encrypt"), "update")
+	case "decrypt":
+		p.allow(key("decrypt"), "update")
+	case "encrypt-decrypt":
+		p.allow(key("encrypt"), "update")
+		p.allow(key("decrypt"), "update")
+	case "sign-verify":
+		// sign/K/<hash> and verify/K/<hash> pick the hash algorithm in the path.
+		for _, op := range []string{"sign", "verify"} {
+			p.allow(key(op), "update")
+			p.allow(key(op)+"/*", "update")
+		}
+	}
+}
+
+func (p *aclPolicy) render() (string, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}

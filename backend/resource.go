@@ -1,0 +1,175 @@
+package backend
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Resource types this plugin can grant.
+const (
+	resourceTypeKV      = "kv"
+	resourceTypeTransit = "transit"
+)
+
+const (
+	maxResourceLen = 512
+	maxSegmentLen  = 255
+)
+
+// resourceRef is a validated resource name resolved against Vault's mounts.
+type resourceRef struct {
+	Name   string // as the user typed it: "kv/app/db", "kv/app/*", "transit/payments"
+	Type   string // resourceTypeKV or resourceTypeTransit
+	Mount  string // mount path without the trailing slash: "kv"
+	Path   string // below the mount, without a trailing "/*": "app/db", "app", "payments"
+	Folder bool   // "kv/app/*": everything below Path
+}
+
+// forbiddenPrefixes can never be granted, whatever is mounted there.
+var forbiddenPrefixes = []string{"sys/", "auth/", "identity/", "cubbyhole/"}
+
+// validateResourceName checks the shape of a resource name before anything else looks at
+// it: only plain ASCII path segments, so nothing a user types can become a policy glob
+// (`*` in the middle, `+`), a template (`{{`), a traversal (`..`) or break out of a string.
+// A trailing "/*" is the one wildcard allowed; it names a folder.
+func validateResourceName(name string) error {
+	if name == "" {
+		return fmt.Errorf("resource name is empty")
+	}
+	if len(name) > maxResourceLen {
+		return fmt.Errorf("resource %q is longer than %d characters", truncateForError(name), maxResourceLen)
+	}
+	for _, p := range forbiddenPrefixes {
+		if strings.HasPrefix(name, p) || name+"/" == p {
+			return fmt.Errorf("resource %q: nothing under %s can be granted", name, p)
+		}
+	}
+	body := strings.TrimSuffix(name, "/*")
+	segments := strings.Split(body, "/")
+	for _, seg := range segments {
+		if seg == "" {
+			return fmt.Errorf("resource %q has an empty path segment (leading, trailing or double slash)", name)
+		}
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("resource %q: %q segments are not allowed", name, seg)
+		}
+		if len(seg) > maxSegmentLen {
+			return fmt.Errorf("resource %q has a segment longer than %d characters", truncateForError(name), maxSegmentLen)
+		}
+		for _, r := range seg {
+			if !isResourceChar(r) {
+				return fmt.Errorf("resource %q: character %q is not allowed (allowed: letters, digits and . _ - @ = : ~ in segments separated by /, and a final /* for a folder)", name, r)
+			}
+		}
+	}
+	if len(segments) < 2 && !strings.HasSuffix(name, "/*") {
+		return fmt.Errorf("resource %q must name a mount and a path below it, e.g. kv/app/db, kv/app/* or transit/payments", name)
+	}
+	return nil
+}
+
+func isResourceChar(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return true
+	}
+	return strings.ContainsRune("._-@=:~", r)
+}
+
+func truncateForError(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+// resolveResource validates name and finds the mount it belongs to (the longest mount
+// path that prefixes it). ownMount is this plugin's mount path ("apono/"), never grantable.
+func resolveResource(name string, mounts map[string]mountInfo, ownMount string) (resourceRef, error) {
+	if err := validateResourceName(name); err != nil {
+		return resourceRef{}, err
+	}
+	if ownMount != "" && strings.HasPrefix(name+"/", ownMount) {
+		return resourceRef{}, fmt.Errorf("resource %q is inside this plugin's own mount %q", name, ownMount)
+	}
+	var mountPath string
+	for p := range mounts {
+		if strings.HasPrefix(name, p) && len(p) > len(mountPath) {
+			mountPath = p
+		}
+	}
+	if mountPath == "" {
+		return resourceRef{}, fmt.Errorf("resource %q is not under any mounted KV v2 or Transit engine", name)
+	}
+	if ownMount != "" && mountPath == ownMount {
+		return resourceRef{}, fmt.Errorf("resource %q is inside this plugin's own mount %q", name, ownMount)
+	}
+	m := mounts[mountPath]
+	rest := strings.TrimPrefix(name, mountPath)
+	ref := resourceRef{Name: name, Mount: strings.TrimSuffix(mountPath, "/")}
+	switch {
+	case m.Type == "kv" && m.Version == "2":
+		ref.Type = resourceTypeKV
+	case m.Type == "transit":
+		ref.Type = resourceTypeTransit
+	default:
+		kind := m.Type
+		if m.Type == "kv" {
+			kind = "kv version 1"
+		}
+		return resourceRef{}, fmt.Errorf("resource %q is on mount %q of type %s; only KV v2 and Transit can be granted", name, mountPath, kind)
+	}
+	if rest == "*" {
+		ref.Folder = true
+	} else if strings.HasSuffix(rest, "/*") {
+		ref.Folder = true
+		ref.Path = strings.TrimSuffix(rest, "/*")
+	} else {
+		ref.Path = rest
+	}
+	if ref.Type == resourceTypeTransit && (ref.Folder || strings.Contains(ref.Path, "/")) {
+		return resourceRef{}, fmt.Errorf("resource %q: a Transit resource is one key, e.g. %s/payments", name, ref.Mount)
+	}
+	if ref.Path == "" && !ref.Folder {
+		return resourceRef{}, fmt.Errorf("resource %q names a mount, not a secret; use %s/* for the whole mount", name, ref.Mount)
+	}
+	return ref, nil
+}
+
+// Permission levels and the resource types they apply to.
+var permissionTypes = map[string]string{
+	"read":            resourceTypeKV,
+	"read-write":      resourceTypeKV,
+	"admin":           resourceTypeKV,
+	"encrypt":         resourceTypeTransit,
+	"decrypt":         resourceTypeTransit,
+	"encrypt-decrypt": resourceTypeTransit,
+	"sign-verify":     resourceTypeTransit,
+}
+
+// defaultPermission is used by a role that lists no permissions.
+var defaultPermission = map[string]string{
+	resourceTypeKV:      "read",
+	resourceTypeTransit: "encrypt-decrypt",
+}
+
+func knownPermissions() string {
+	names := make([]string, 0, len(permissionTypes))
+	for p := range permissionTypes {
+		names = append(names, p)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func permissionsFor(resourceType string) []string {
+	var out []string
+	for p, t := range permissionTypes {
+		if t == resourceType {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,145 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/mitchellh/mapstructure"
+)
+
+const secretGrantType = "apono_grant"
+
+// grantObjects names everything a grant created in Vault. It is the lease's InternalData
+// and the WAL entry's data, so revocation and rollback need nothing else: not the role,
+// not the config's current userpass mount.
+type grantObjects struct {
+	GrantID       string `json:"grant_id" mapstructure:"grant_id"`
+	Username      string `json:"username" mapstructure:"username"`
+	Policy        string `json:"policy" mapstructure:"policy"`
+	UserpassMount string `json:"userpass_mount" mapstructure:"userpass_mount"`
+}
+
+// decodeGrantObjects reads grantObjects from InternalData or WAL data, which after a
+// restart are plain map[string]interface{} values: decode, never assert.
+func decodeGrantObjects(raw interface{}) (grantObjects, error) {
+	var g grantObjects
+	if err := mapstructure.Decode(raw, &g); err != nil {
+		return g, fmt.Errorf("decoding grant objects: %w", err)
+	}
+	if g.Username == "" || g.Policy == "" || g.UserpassMount == "" {
+		return g, errors.New("grant data is missing the username, policy or userpass mount")
+	}
+	return g, nil
+}
+
+func secretGrant(b *aponoBackend) *framework.Secret {
+	return &framework.Secret{
+		Type: secretGrantType,
+		Fields: map[string]*framework.FieldSchema{
+			"username": {Type: framework.TypeString, Description: "Userpass username of the grant."},
+			"password": {Type: framework.TypeString, Description: "Userpass password of the grant.",
+				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+			"policy": {Type: framework.TypeString, Description: "ACL policy holding the granted access."},
+		},
+		Renew:  b.grantRenew,
+		Revoke: b.grantRevoke,
+	}
+}
+
+func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	objs, err := decodeGrantObjects(req.Secret.InternalData)
+	if err != nil {
+		return nil, err
+	}
+	lock := locksutil.LockForKey(b.grantLocks, objs.GrantID)
+	lock.Lock()
+	defer lock.Unlock()
+
+	rec, err := getGrant(ctx, req.Storage, objs.GrantID)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return logical.ErrorResponse(fmt.Sprintf("grant %s has ended and cannot be renewed", objs.GrantID)), nil
+	}
+
+	now := time.Now().UTC()
+	increment := req.Secret.Increment
+	if increment <= 0 {
+		increment = rec.ExpiresAt.Sub(rec.IssuedAt)
+	}
+	ttl := increment
+	var warning string
+	if remaining := rec.MaxExpiresAt.Sub(now); ttl > remaining {
+		ttl = remaining
+		warning = fmt.Sprintf("grant reached its max_ttl; it ends at %s", rec.MaxExpiresAt.Format(time.RFC3339))
+	}
+	if ttl <= 0 {
+		return logical.ErrorResponse(fmt.Sprintf("grant %s is past its max_ttl and cannot be renewed", objs.GrantID)), nil
+	}
+	// Raise the user's token limits first: a lease longer than the user's tokens is harmless,
+	// the other way round is not.
+	client, err := b.getClient(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if err := client.UpdateUserTTL(ctx, objs.UserpassMount, objs.Username, ttl, ttl); err != nil {
+		return nil, fmt.Errorf("updating token limits of %s: %w", objs.Username, err)
+	}
+	rec.ExpiresAt = now.Add(ttl)
+	if err := putGrant(ctx, req.Storage, rec); err != nil {
+		return nil, err
+	}
+
+	resp := &logical.Response{Secret: req.Secret}
+	resp.Secret.TTL = ttl
+	resp.Secret.MaxTTL = rec.MaxExpiresAt.Sub(rec.IssuedAt)
+	if warning != "" {
+		resp.AddWarning(warning)
+	}
+	return resp, nil
+}
+
+func (b *aponoBackend) grantRevoke(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	objs, err := decodeGrantObjects(req.Secret.InternalData)
+	if err != nil {
+		return nil, err
+	}
+	lock := locksutil.LockForKey(b.grantLocks, objs.GrantID)
+	lock.Lock()
+	defer lock.Unlock()
+
+	client, err := b.getClient(ctx, req.Storage)
+	if err != nil {
+		// An error makes Vault retry the revocation later.
+		return nil, fmt.Errorf("revoking grant %s: %w", objs.GrantID, err)
+	}
+	if err := b.removeGrantObjects(ctx, client, req.Storage, objs); err != nil {
+		return nil, fmt.Errorf("revoking grant %s: %w", objs.GrantID, err)
+	}
+	b.Logger().Info("grant revoked", "grant_id", objs.GrantID, "username", objs.Username)
+	return nil, nil
+}
+
+// removeGrantObjects deletes a grant's policy, user and record. It is the one way a
+// grant ends (revoke, rollback, sweep) and is idempotent: what is already gone is success.
+// The policy goes first: that cuts every token the user already has.
+func (b *aponoBackend) removeGrantObjects(ctx context.Context, client vaultClient, s logical.Storage, objs grantObjects) error {
+	if err := client.DeletePolicy(ctx, objs.Policy); err != nil {
+		return fmt.Errorf("deleting policy %s: %w", objs.Policy, err)
+	}
+	if err := client.DeleteUser(ctx, objs.UserpassMount, objs.Username); err != nil {
+		return fmt.Errorf("deleting user %s: %w", objs.Username, err)
+	}
+	if objs.GrantID != "" {
+		if err := s.Delete(ctx, grantStoragePrefix+objs.GrantID); err != nil {
+			return fmt.Errorf("deleting grant record: %w", err)
+		}
+	}
+	return nil
+}
