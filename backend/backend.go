@@ -82,8 +82,8 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 			pathRoles(b),
 			pathGrants(b),
 		),
-		Secrets:        []*framework.Secret{secretGrant(b)},
-		WALRollback:    b.walRollback,
+		Secrets:     []*framework.Secret{secretGrant(b)},
+		WALRollback: b.walRollback,
 		// Issuing a grant takes well under a second; a WAL this old belongs to an issue
 		// that died (crash, restart), never to one still running.
 		WALRollbackMinAge: walRollbackMinAge,

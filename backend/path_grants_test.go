@@ -1,0 +1,327 @@
+package backend
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func (e *testEnv) grantEnv(t *testing.T) {
+	t.Helper()
+	e.configure(t)
+	e.mustOK(t, logical.CreateOperation, "roles/app", map[string]interface{}{
+		"resources":   "kv/app/db,kv/team/*",
+		"permissions": "read,read-write,admin",
+		"ttl":         "1h",
+		"max_ttl":     "3h",
+	})
+}
+
+func TestGrantIssueCreatesScopedUserAndPolicy(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"access_details": "vault login -method=userpass"})
+
+	resp := e.mustOK(t, logical.UpdateOperation, "grants/app", map[string]interface{}{
+		"resources":     "kv/team/billing",
+		"permission":    "read-write",
+		"ttl":           "10m",
+		"requester":     "alice@example.com",
+		"justification": "INC-42",
+	})
+	if resp.Secret == nil || !resp.Secret.Renewable || resp.Secret.TTL != 10*time.Minute || resp.Secret.MaxTTL != 3*time.Hour {
+		t.Fatalf("lease: %#v", resp.Secret)
+	}
+	name := resp.Data["username"].(string)
+	if !strings.HasPrefix(name, e.b.namePrefix) || resp.Data["policy"] != name {
+		t.Fatalf("names: user %q policy %q prefix %q", name, resp.Data["policy"], e.b.namePrefix)
+	}
+	if resp.Data["login_path"] != "auth/userpass/login/"+name || resp.Data["access_details"] != "vault login -method=userpass" {
+		t.Fatalf("response: %#v", resp.Data)
+	}
+	if pw, _ := resp.Data["password"].(string); len(pw) < 32 {
+		t.Fatalf("password too short: %d", len(pw))
+	}
+
+	u, ok := e.vault.user("userpass", name)
+	if !ok {
+		t.Fatal("user not created")
+	}
+	if !reflect.DeepEqual(u.Policies, []string{name}) || u.TTL != 10*time.Minute || u.MaxTTL != 10*time.Minute {
+		t.Fatalf("user spec: %+v", u)
+	}
+	rules, ok := e.vault.policy(name)
+	if !ok {
+		t.Fatal("policy not created")
+	}
+	var got aclPolicy
+	if err := json.Unmarshal([]byte(rules), &got); err != nil {
+		t.Fatalf("policy is not JSON: %v", err)
+	}
+	want := map[string][]string{
+		"kv/data/team/billing":     {"create", "patch", "read", "update"},
+		"kv/metadata/team/billing": {"list", "read"},
+		"kv/delete/team/billing":   {"update"},
+		"kv/undelete/team/billing": {"update"},
+	}
+	if len(got.Path) != len(want) {
+		t.Fatalf("policy paths: %s", rules)
+	}
+	for p, caps := range want {
+		if got.Path[p] == nil || !reflect.DeepEqual(got.Path[p].Capabilities, caps) {
+			t.Fatalf("policy path %s: got %v want %v (%s)", p, got.Path[p], caps, rules)
+		}
+	}
+
+	// The record is listed and readable, and never holds the password.
+	list := e.mustOK(t, logical.ListOperation, "grants/", nil)
+	keys := list.Data["keys"].([]string)
+	if len(keys) != 1 || !strings.HasPrefix(keys[0], "app/") {
+		t.Fatalf("grant list keys: %v", keys)
+	}
+	info := list.Data["key_info"].(map[string]interface{})[keys[0]].(map[string]interface{})
+	if info["requester"] != "alice@example.com" || info["permission"] != "read-write" {
+		t.Fatalf("key_info: %#v", info)
+	}
+	rec := e.mustOK(t, logical.ReadOperation, "grants/"+keys[0], nil)
+	if _, ok := rec.Data["password"]; ok {
+		t.Fatal("grant read returns the password")
+	}
+	raw, _ := e.storage.Get(e.ctx, grantStoragePrefix+resp.Data["grant_id"].(string))
+	if strings.Contains(string(raw.Value), resp.Data["password"].(string)) {
+		t.Fatal("password stored in the grant record")
+	}
+	if wals, _ := framework.ListWAL(e.ctx, e.storage); len(wals) != 0 {
+		t.Fatalf("WAL left after a successful grant: %v", wals)
+	}
+
+	// Revoke removes the user, the policy and the record; a second revoke is still fine.
+	if _, err := e.revoke(t, resp.Secret); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.vault.userNames()) != 0 || len(e.vault.policyNames()) != 0 {
+		t.Fatalf("left after revoke: users %v policies %v", e.vault.userNames(), e.vault.policyNames())
+	}
+	if _, err := e.revoke(t, resp.Secret); err != nil {
+		t.Fatalf("second revoke: %v", err)
+	}
+	list = e.mustOK(t, logical.ListOperation, "grants/", nil)
+	if k, _ := list.Data["keys"].([]string); len(k) != 0 {
+		t.Fatalf("grant still listed after revoke: %v", k)
+	}
+}
+
+func TestGrantDefaultsAndNamesAreUnique(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	seen := map[string]bool{}
+	for i := 0; i < 20; i++ {
+		resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
+		if resp.Data["permission"] != "read" || resp.Data["requester"] != "userpass-alice" {
+			t.Fatalf("defaults: %#v", resp.Data)
+		}
+		if !reflect.DeepEqual(resp.Data["resources"], []string{"kv/app/db", "kv/team/*"}) {
+			t.Fatalf("default resources: %#v", resp.Data["resources"])
+		}
+		if resp.Secret.TTL != time.Hour {
+			t.Fatalf("default ttl: %s", resp.Secret.TTL)
+		}
+		name := resp.Data["username"].(string)
+		if seen[name] {
+			t.Fatalf("name reused: %s", name)
+		}
+		seen[name] = true
+	}
+}
+
+func TestGrantTTLCappedAtRoleMax(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	resp := e.mustOK(t, logical.UpdateOperation, "grants/app", map[string]interface{}{"ttl": "10h"})
+	if resp.Secret.TTL != 3*time.Hour {
+		t.Fatalf("ttl not capped: %s", resp.Secret.TTL)
+	}
+	if len(resp.Warnings) == 0 {
+		t.Fatal("capping gave no warning")
+	}
+}
+
+func TestGrantsOfTwoMountsNeverShareNames(t *testing.T) {
+	a, b := newTestEnv(t), newTestEnv(t)
+	b.b.namePrefix = "apono-" + mountTag("another-mount-uuid") + "-"
+	if a.b.namePrefix == b.b.namePrefix {
+		t.Fatal("two mounts share a name prefix")
+	}
+}
+
+func TestGrantBadInputIsRejectedAndCreatesNothing(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	e.mustOK(t, logical.CreateOperation, "roles/strict", map[string]interface{}{"resources": "kv/app/db", "require_justification": true})
+
+	cases := []struct {
+		name string
+		path string
+		data map[string]interface{}
+		want string
+	}{
+		{"unknown role", "grants/nope", nil, "does not exist"},
+		{"resource outside role", "grants/app", map[string]interface{}{"resources": "kv/other/db"}, "not among role"},
+		{"secret named like the folder", "grants/app", map[string]interface{}{"resources": "kv/team"}, "not among role"},
+		{"sys resource", "grants/app", map[string]interface{}{"resources": "sys/mounts"}, "sys/"},
+		{"traversal", "grants/app", map[string]interface{}{"resources": "kv/team/../../sys/x"}, ".."},
+		{"glob injection", "grants/app", map[string]interface{}{"resources": "kv/team/+/x"}, "not allowed"},
+		{"permission not in role", "grants/app", map[string]interface{}{"permission": "encrypt"}, "not allowed by role"},
+		{"permission not in role 2", "grants/strict", map[string]interface{}{"permission": "admin", "justification": "x"}, "not allowed by role"},
+		{"requester newline", "grants/app", map[string]interface{}{"requester": "alice\ntoken_policies=root"}, "control characters"},
+		{"requester too long", "grants/app", map[string]interface{}{"requester": strings.Repeat("a", 257)}, "at most 256"},
+		{"justification too long", "grants/app", map[string]interface{}{"justification": strings.Repeat("a", 1025)}, "at most 1024"},
+		{"justification required", "grants/strict", nil, "justification is required"},
+		{"negative ttl", "grants/app", map[string]interface{}{"ttl": "-5"}, "ttl"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e.mustBadRequest(t, logical.UpdateOperation, tc.path, tc.data, tc.want)
+			if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
+				t.Fatalf("a rejected grant created users %v policies %v", u, p)
+			}
+		})
+	}
+}
+
+func TestGrantFailureRollsBackAtOnce(t *testing.T) {
+	for _, step := range []string{"WritePolicy", "WriteUser"} {
+		t.Run(step, func(t *testing.T) {
+			e := newTestEnv(t)
+			e.grantEnv(t)
+			e.vault.fail(step, errFakeDown)
+			resp, err := e.do(t, logical.UpdateOperation, "grants/app", nil)
+			if err == nil {
+				t.Fatalf("want an error, got %#v", resp)
+			}
+			if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
+				t.Fatalf("left behind: users %v policies %v", u, p)
+			}
+			if wals, _ := framework.ListWAL(e.ctx, e.storage); len(wals) != 0 {
+				t.Fatalf("WAL left: %v", wals)
+			}
+			if ids, _ := listGrantIDs(e.ctx, e.storage); len(ids) != 0 {
+				t.Fatalf("grant record left: %v", ids)
+			}
+		})
+	}
+}
+
+// When the rollback itself cannot reach Vault, the WAL stays and the rollback manager
+// finishes the job later.
+func TestGrantFailedRollbackIsFinishedByWAL(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	e.vault.fail("WriteUser", errFakeDown)
+	e.vault.fail("DeletePolicy", errFakeDown)
+	if _, err := e.do(t, logical.UpdateOperation, "grants/app", nil); err == nil {
+		t.Fatal("want an error")
+	}
+	if len(e.vault.policyNames()) != 1 {
+		t.Fatalf("setup: want the policy stuck, got %v", e.vault.policyNames())
+	}
+	wals, _ := framework.ListWAL(e.ctx, e.storage)
+	if len(wals) != 1 {
+		t.Fatalf("want one WAL, got %v", wals)
+	}
+	e.vault.fail("WriteUser", nil)
+	e.vault.fail("DeletePolicy", nil)
+	e.rollback(t)
+	if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
+		t.Fatalf("left after rollback: users %v policies %v", u, p)
+	}
+	if wals, _ := framework.ListWAL(e.ctx, e.storage); len(wals) != 0 {
+		t.Fatalf("WAL left after rollback: %v", wals)
+	}
+}
+
+func TestRevokeFailsWhileVaultIsDownAndSucceedsAfter(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
+	e.vault.fail("DeletePolicy", errFakeDown)
+	if _, err := e.revoke(t, resp.Secret); err == nil {
+		t.Fatal("revoke reported success while the policy still exists")
+	}
+	if len(e.vault.policyNames()) != 1 {
+		t.Fatal("policy should still exist")
+	}
+	e.vault.fail("DeletePolicy", nil)
+	if _, err := e.revoke(t, resp.Secret); err != nil {
+		t.Fatal(err)
+	}
+	if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
+		t.Fatalf("left: users %v policies %v", u, p)
+	}
+}
+
+func TestRevokeWorksAfterRoleDeleted(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
+	e.mustOK(t, logical.DeleteOperation, "roles/app", nil)
+	// After a restart InternalData is a plain map: simulate that round trip.
+	raw, _ := json.Marshal(resp.Secret.InternalData)
+	var internal map[string]interface{}
+	_ = json.Unmarshal(raw, &internal)
+	resp.Secret.InternalData = internal
+	if _, err := e.revoke(t, resp.Secret); err != nil {
+		t.Fatal(err)
+	}
+	if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
+		t.Fatalf("left: users %v policies %v", u, p)
+	}
+}
+
+func TestRenewExtendsUpToMaxTTL(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	resp := e.mustOK(t, logical.UpdateOperation, "grants/app", map[string]interface{}{"ttl": "1h"})
+	name := resp.Data["username"].(string)
+	secret := resp.Secret
+	secret.IssueTime = time.Now()
+
+	renew := func(increment time.Duration) (*logical.Response, error) {
+		secret.Increment = increment
+		return e.b.HandleRequest(e.ctx, &logical.Request{Operation: logical.RenewOperation, Storage: e.storage, Secret: secret})
+	}
+	r, err := renew(2 * time.Hour)
+	if err != nil || r.IsError() {
+		t.Fatalf("renew: %v %#v", err, r)
+	}
+	if r.Secret.TTL != 2*time.Hour {
+		t.Fatalf("renewed ttl %s", r.Secret.TTL)
+	}
+	if u, _ := e.vault.user("userpass", name); u.MaxTTL != 2*time.Hour {
+		t.Fatalf("user token limits not raised: %+v", u)
+	}
+	r, err = renew(10 * time.Hour)
+	if err != nil || r.IsError() {
+		t.Fatalf("renew: %v %#v", err, r)
+	}
+	if r.Secret.TTL > 3*time.Hour || r.Secret.TTL < 3*time.Hour-time.Minute || len(r.Warnings) == 0 {
+		t.Fatalf("renew past max: ttl %s warnings %v", r.Secret.TTL, r.Warnings)
+	}
+}
+
+func TestRevokeNeedsConfig(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
+	e.b.resetClient()
+	e.vault.loginErr = errors.New("cannot reach vault")
+	if _, err := e.revoke(t, resp.Secret); err == nil {
+		t.Fatal("revoke succeeded without reaching Vault")
+	}
+}

@@ -1,0 +1,75 @@
+package backend
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestPolicyRenderingPerPermission(t *testing.T) {
+	mounts := newFakeVault().mounts
+	cases := []struct {
+		resource, permission string
+		want                 map[string][]string
+	}{
+		{"kv/app/db", "read", map[string][]string{
+			"kv/data/app/db":     {"read"},
+			"kv/metadata/app/db": {"list", "read"},
+		}},
+		{"kv/app/*", "read", map[string][]string{
+			"kv/data/app/*":     {"read"},
+			"kv/metadata/app/*": {"list", "read"},
+		}},
+		{"kv/*", "read", map[string][]string{
+			"kv/data/*":     {"read"},
+			"kv/metadata/*": {"list", "read"},
+		}},
+		{"kv/app/db", "admin", map[string][]string{
+			"kv/data/app/db":     {"create", "patch", "read", "update"},
+			"kv/metadata/app/db": {"create", "delete", "list", "patch", "read", "update"},
+			"kv/delete/app/db":   {"update"},
+			"kv/undelete/app/db": {"update"},
+			"kv/destroy/app/db":  {"update"},
+		}},
+		{"transit/payments", "encrypt", map[string][]string{"transit/encrypt/payments": {"update"}}},
+		{"transit/payments", "decrypt", map[string][]string{"transit/decrypt/payments": {"update"}}},
+		{"transit/payments", "encrypt-decrypt", map[string][]string{
+			"transit/encrypt/payments": {"update"},
+			"transit/decrypt/payments": {"update"},
+		}},
+		{"transit/payments", "sign-verify", map[string][]string{
+			"transit/sign/payments":     {"update"},
+			"transit/sign/payments/*":   {"update"},
+			"transit/verify/payments":   {"update"},
+			"transit/verify/payments/*": {"update"},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.resource+"/"+tc.permission, func(t *testing.T) {
+			ref, err := resolveResource(tc.resource, mounts, "apono/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := buildGrantPolicy([]resourceRef{ref}, tc.permission)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]string{}
+			for path, rule := range p.Path {
+				got[path] = rule.Capabilities
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %v\nwant %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPolicyRejectsPermissionOfOtherType(t *testing.T) {
+	ref, err := resolveResource("transit/payments", newFakeVault().mounts, "apono/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buildGrantPolicy([]resourceRef{ref}, "read"); err == nil {
+		t.Fatal("read on a transit key was accepted")
+	}
+}
