@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# `make dev`: a local dev Vault on loopback with the plugin registered (sha256 + version),
+# the vendor's setup steps done, the plugin configured with the apono-plugin AppRole and a
+# demo role. Leaves Vault running in the background; `scripts/dev.sh stop` stops it.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+VERSION="${VERSION:-v0.1.0}"
+PORT="${VAULT_DEV_PORT:-8200}"
+dev_dir="$root/.tools/dev"
+pid_file="$dev_dir/vault.pid"
+
+stop() {
+  if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+    kill "$(cat "$pid_file")"
+    echo "stopped the dev Vault (pid $(cat "$pid_file"))"
+  fi
+  rm -f "$pid_file"
+}
+if [ "${1:-}" = "stop" ]; then stop; exit 0; fi
+
+vault_bin="$(bash scripts/build-vault.sh)"
+[ -x bin/vault-plugin-apono ] || make build VERSION="$VERSION"
+stop
+mkdir -p "$dev_dir/plugins"
+cp bin/vault-plugin-apono "$dev_dir/plugins/vault-plugin-apono"
+
+export VAULT_ADDR="http://127.0.0.1:$PORT" VAULT_TOKEN=root
+"$vault_bin" server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$PORT" \
+  -dev-plugin-dir="$dev_dir/plugins" >"$dev_dir/vault.log" 2>&1 &
+echo $! >"$pid_file"
+vault() { "$vault_bin" "$@"; }
+
+for _ in $(seq 1 60); do
+  if vault status >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+    echo "dev Vault exited; its log:" >&2; tail -20 "$dev_dir/vault.log" >&2; exit 1
+  fi
+  sleep 0.5
+done
+vault status >/dev/null
+
+echo "== the vendor's setup steps (shared/seed), as an operator runs them"
+vault auth enable approle
+vault auth enable userpass
+vault secrets enable -path=kv kv-v2
+vault secrets enable -path=transit transit
+vault policy write apono-management testdata/apono-management.hcl
+vault write auth/approle/role/apono-plugin token_policies="apono-management" token_ttl=60m token_max_ttl=4h
+role_id="$(vault read -field=role_id auth/approle/role/apono-plugin/role-id)"
+secret_id="$(vault write -f -field=secret_id auth/approle/role/apono-plugin/secret-id)"
+
+echo "== register and enable the plugin"
+sha="$(sha256sum "$dev_dir/plugins/vault-plugin-apono" | cut -d' ' -f1)"
+vault plugin register -sha256="$sha" -version="$VERSION" -command=vault-plugin-apono secret vault-plugin-apono
+vault secrets enable -path=apono -plugin-version="$VERSION" vault-plugin-apono
+vault write apono/config vault_addr="$VAULT_ADDR" role_id="$role_id" secret_id="$secret_id" \
+  access_details="Log in with: vault login -method=userpass username=<username>"
+
+echo "== demo data and a demo role"
+vault kv put kv/app/db username=app password=demo-db-password >/dev/null
+vault kv put kv/app/api token=demo-api-token >/dev/null
+vault write -f transit/keys/payments >/dev/null
+vault write apono/roles/demo resources="kv/app/db,kv/app/*" permissions="read,read-write" ttl=15m max_ttl=1h
+vault write apono/roles/payments resources="transit/payments" permissions="encrypt-decrypt,encrypt" ttl=15m max_ttl=1h
+
+cat <<MSG
+
+A dev Vault with the apono plugin ($VERSION) runs at $VAULT_ADDR (root token: root).
+Log: $dev_dir/vault.log. Stop it with: scripts/dev.sh stop
+
+Try:
+  export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=root PATH=$(dirname "$vault_bin"):\$PATH
+  vault read apono/config
+  vault write apono/grants/demo resources=kv/app/db requester=alice@example.com ttl=5m
+  vault login -method=userpass username=<username from the grant>      # password from the grant
+  VAULT_TOKEN=<that token> vault kv get kv/app/db
+  vault list -detailed apono/grants
+  vault lease revoke <lease_id from the grant>
+  vault path-help apono/grants/demo
+MSG
