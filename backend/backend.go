@@ -88,6 +88,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		// that died (crash, restart), never to one still running.
 		WALRollbackMinAge: walRollbackMinAge,
 		Invalidate:        b.invalidate,
+		PeriodicFunc:      b.periodic,
 		Clean:             b.clean,
 		RunningVersion:    Version,
 	}

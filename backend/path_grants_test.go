@@ -65,7 +65,7 @@ func TestGrantIssueCreatesScopedUserAndPolicy(t *testing.T) {
 		t.Fatalf("policy is not JSON: %v", err)
 	}
 	want := map[string][]string{
-		"kv/data/team/billing":     {"create", "patch", "read", "update"},
+		"kv/data/team/billing":     {"create", "delete", "patch", "read", "update"},
 		"kv/metadata/team/billing": {"list", "read"},
 		"kv/delete/team/billing":   {"update"},
 		"kv/undelete/team/billing": {"update"},

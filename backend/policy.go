@@ -71,7 +71,8 @@ func addKVRules(p *aclPolicy, r resourceRef, permission string) {
 	if permission == "read" {
 		return
 	}
-	p.allow(kvPath(r, "data"), "create", "update", "patch")
+	// delete on data/P is what `vault kv delete` uses; it is the same soft delete as delete/P.
+	p.allow(kvPath(r, "data"), "create", "update", "patch", "delete")
 	p.allow(kvPath(r, "delete"), "update")
 	p.allow(kvPath(r, "undelete"), "update")
 	if permission == "read-write" {

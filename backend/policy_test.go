@@ -24,7 +24,7 @@ func TestPolicyRenderingPerPermission(t *testing.T) {
 			"kv/metadata/*": {"list", "read"},
 		}},
 		{"kv/app/db", "admin", map[string][]string{
-			"kv/data/app/db":     {"create", "patch", "read", "update"},
+			"kv/data/app/db":     {"create", "delete", "patch", "read", "update"},
 			"kv/metadata/app/db": {"create", "delete", "list", "patch", "read", "update"},
 			"kv/delete/app/db":   {"update"},
 			"kv/undelete/app/db": {"update"},

@@ -1,0 +1,116 @@
+package testvault
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	_ = RemoveBuilds()
+	os.Exit(code)
+}
+
+func TestStartDevAndSeed(t *testing.T) {
+	began := time.Now()
+	srv, setup := StartWithPluginT(t, Options{})
+	t.Logf("StartWithPlugin took %s (Vault at %s, log %s)", time.Since(began), srv.Addr, srv.LogPath)
+
+	sha := strings.TrimSpace(srv.MustCLI(t, "", "plugin", "info", "-version="+DefaultPluginVersion, "-field=sha256", "secret", PluginName))
+	if sha != setup.PluginSHA || len(sha) != 64 {
+		t.Errorf("plugin info sha256 = %q, want %q", sha, setup.PluginSHA)
+	}
+	if mounts := srv.MustCLI(t, "", "secrets", "list"); !strings.Contains(mounts, MountPath+"/") {
+		t.Errorf("secrets list has no %s/:\n%s", MountPath, mounts)
+	}
+
+	// The plugin's credentials must log in and carry the vendor's policy, which must in
+	// turn grant what it says (reading sys/mounts).
+	token := strings.TrimSpace(srv.MustCLI(t, "", "write", "-field=token", "auth/approle/login",
+		"role_id="+setup.RoleID, "secret_id="+setup.SecretID))
+	var lookup struct {
+		Data struct {
+			Policies []string `json:"policies"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(srv.MustCLI(t, token, "token", "lookup", "-format=json")), &lookup); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(lookup.Data.Policies, PolicyName) {
+		t.Errorf("AppRole token policies = %v, want %s among them", lookup.Data.Policies, PolicyName)
+	}
+	srv.MustCLI(t, token, "secrets", "list")
+
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if log, err := os.ReadFile(srv.LogPath); err != nil || !strings.Contains(string(log), PluginName) {
+		t.Errorf("Vault log %s does not mention the plugin (err %v)", srv.LogPath, err)
+	}
+}
+
+func TestFileRestart(t *testing.T) {
+	srv, err := StartFile(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	srv.MustCLI(t, "", "secrets", "enable", "-path=kv", "kv-v2")
+	srv.MustCLI(t, "", "kv", "put", "kv/survivor", "a=b")
+	began := time.Now()
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Restart took %s", time.Since(began))
+	if got := strings.TrimSpace(srv.MustCLI(t, "", "kv", "get", "-field=a", "kv/survivor")); got != "b" {
+		t.Errorf("after restart kv/survivor a = %q, want b", got)
+	}
+}
+
+func TestRaftCluster(t *testing.T) {
+	began := time.Now()
+	servers, err := StartRaftCluster(3, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("3-node raft cluster took %s", time.Since(began))
+	defer func() {
+		for _, s := range servers {
+			if err := s.Stop(); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+
+	var active []string
+	for _, s := range servers {
+		code, err := s.HealthCode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch code {
+		case http.StatusOK:
+			active = append(active, s.NodeID)
+		case http.StatusTooManyRequests:
+		default:
+			t.Errorf("%s sys/health = %d, want 200 or 429", s.NodeID, code)
+		}
+	}
+	if len(active) != 1 {
+		t.Fatalf("active nodes = %v, want exactly one", active)
+	}
+	if s, err := ActiveNode(servers); err != nil || s.NodeID != active[0] {
+		t.Errorf("ActiveNode = %v, %v; want %s", s, err, active[0])
+	}
+	// A standby answers with the cluster's data (it forwards to the active node).
+	servers[2].MustCLI(t, "", "secrets", "enable", "-path=kv", "kv-v2")
+	servers[1].MustCLI(t, "", "kv", "put", "kv/x", "a=b")
+}
