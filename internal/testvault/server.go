@@ -392,7 +392,8 @@ func (s *Server) Kill() error {
 
 // Restart stops the server and starts it again with the same command line, ports and
 // storage, unseals it with the kept key (servers with persistent storage) and waits until
-// it is active or standby. A dev server comes back empty: its storage is in memory.
+// it is active or standby and serves requests. A dev server comes back empty: its storage
+// is in memory.
 func (s *Server) Restart() error {
 	if err := s.Stop(); err != nil {
 		return err
@@ -409,7 +410,10 @@ func (s *Server) Restart() error {
 	if err := s.unseal(); err != nil {
 		return err
 	}
-	return s.waitHealth(activeOrStandby)
+	if err := s.waitHealth(activeOrStandby); err != nil {
+		return err
+	}
+	return s.waitServing()
 }
 
 func anyAnswer(int) bool { return true }
