@@ -199,6 +199,9 @@ func configResponseData(cfg *pluginConfig) map[string]interface{} {
 
 func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
+	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
+		return resp, nil
+	}
 	old, err := getConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err

@@ -218,6 +218,9 @@ type grantRequest struct {
 
 func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
+	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
+		return resp, nil
+	}
 	roleName := d.Get("role").(string)
 	role, err := getRole(ctx, req.Storage, roleName)
 	if err != nil {
@@ -285,7 +288,7 @@ func (b *aponoBackend) validateGrantRequest(ctx context.Context, req *logical.Re
 
 	if v, ok := d.GetOk("requester"); ok {
 		gr.requester = v.(string)
-		if m := checkFreeText("requester", gr.requester, maxRequesterLen); m != "" {
+		if m := checkRequester(gr.requester); m != "" {
 			return nil, nil, m, nil
 		}
 	} else {

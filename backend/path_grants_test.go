@@ -325,3 +325,17 @@ func TestRevokeNeedsConfig(t *testing.T) {
 		t.Fatal("revoke succeeded without reaching Vault")
 	}
 }
+
+func TestSmuggledFieldsAreRejected(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	e.mustBadRequest(t, logical.UpdateOperation, "grants/app", map[string]interface{}{"token_policies": "root"}, "unknown field(s) token_policies")
+	e.mustBadRequest(t, logical.UpdateOperation, "roles/app", map[string]interface{}{"policies": "root"}, "unknown field(s) policies")
+	e.mustBadRequest(t, logical.UpdateOperation, "config", map[string]interface{}{"token_ttl": "1"}, "unknown field(s) token_ttl")
+	e.mustBadRequest(t, logical.UpdateOperation, "grants/app", map[string]interface{}{"requester": `a","token_policies":["root"]`}, "requester")
+	e.mustBadRequest(t, logical.UpdateOperation, "grants/app", map[string]interface{}{"requester": "alice{{identity.entity.id}}"}, "requester")
+	if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
+		t.Fatalf("smuggling created users %v policies %v", u, p)
+	}
+	e.mustOK(t, logical.UpdateOperation, "grants/app", map[string]interface{}{"requester": "alice+oncall@example.com"})
+}

@@ -183,6 +183,9 @@ func (b *aponoBackend) pathRoleDelete(ctx context.Context, req *logical.Request,
 
 func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
+	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
+		return resp, nil
+	}
 	name := d.Get("name").(string)
 	if !roleNameRe.MatchString(name) {
 		return logical.ErrorResponse(fmt.Sprintf("name %q is not a valid role name: %s", name, roleNameRule)), nil
