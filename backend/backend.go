@@ -7,12 +7,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -50,6 +52,18 @@ type aponoBackend struct {
 	namePrefix string
 	// ownMount is the mount path of this plugin ("apono/"), learned from requests.
 	ownMount atomic.Value // string
+
+	// sweep is the orphan sweeper's in-memory state (sweeper.go).
+	sweep sweeperState
+	// grantMounts caches sys/mounts for grant issue (mounts_cache.go).
+	grantMounts mountsCache
+	// caps caches optional capabilities of the management token (path_health.go).
+	caps capabilityCache
+	// healthProbe reads sys/health without a token; unit tests swap in a fake.
+	healthProbe func(ctx context.Context, cfg *pluginConfig) (*api.HealthResponse, error)
+	// syncMu lets one sync run at a time (path_sync.go): they would delete each other's
+	// snapshot chunks.
+	syncMu sync.Mutex
 }
 
 // Factory is the plugin's entry point.
@@ -58,7 +72,28 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}
+	b.sweep.interval = sweepIntervalFromEnv(os.Getenv(sweepIntervalEnv), b.Logger())
 	return b, nil
+}
+
+// sweepIntervalEnv, set in the plugin's catalog entry (vault write
+// sys/plugins/catalog/secret/<name> ... env=APONO_SWEEP_INTERVAL=10s), runs the orphan
+// sweeper more often than sweepInterval; the end-to-end tests use it. Vault's rollback
+// manager still calls the sweeper at most once a minute.
+const sweepIntervalEnv = "APONO_SWEEP_INTERVAL"
+
+// sweepIntervalFromEnv parses v as a positive Go duration; anything else keeps the default (0).
+func sweepIntervalFromEnv(v string, logger hclog.Logger) time.Duration {
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		logger.Warn("ignoring "+sweepIntervalEnv+": not a positive duration such as 30s", "value", v)
+		return 0
+	}
+	logger.Info("orphan sweeper interval set from "+sweepIntervalEnv, "interval", d)
+	return d
 }
 
 func newBackend(conf *logical.BackendConfig) *aponoBackend {
@@ -69,6 +104,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		newClient: func(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (vaultClient, error) {
 			return newAPIClient(ctx, cfg, logger)
 		},
+		healthProbe: unauthenticatedHealth,
 	}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
@@ -81,6 +117,8 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 			[]*framework.Path{pathConfig(b)},
 			pathRoles(b),
 			pathGrants(b),
+			[]*framework.Path{pathHealth(b)},
+			[]*framework.Path{pathSync(b), pathResources(b)},
 		),
 		Secrets:     []*framework.Secret{secretGrant(b)},
 		WALRollback: b.walRollback,

@@ -78,6 +78,37 @@ type apiClient struct {
 var _ vaultClient = (*apiClient)(nil)
 
 func newAPIClient(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (*apiClient, error) {
+	c, err := newRawAPIClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.SetToken(cfg.Token)
+
+	ac := &apiClient{client: c, logger: logger, stop: make(chan struct{})}
+	if cfg.Token == "" {
+		auth, err := approle.NewAppRoleAuth(cfg.RoleID, &approle.SecretID{FromString: cfg.SecretID},
+			approle.WithMountPath(cfg.AppRoleMount))
+		if err != nil {
+			return nil, err
+		}
+		ac.login = func(ctx context.Context) (*api.Secret, error) {
+			// Login on a clone so the shared client is never seen without a token.
+			lc, err := c.Clone()
+			if err != nil {
+				return nil, err
+			}
+			lc.ClearToken()
+			return auth.Login(ctx, lc)
+		}
+	}
+	if err := ac.ensureLogin(ctx, 0); err != nil {
+		return nil, err
+	}
+	return ac, nil
+}
+
+// newRawAPIClient is an api.Client for cfg's address and TLS settings, with no token.
+func newRawAPIClient(cfg *pluginConfig) (*api.Client, error) {
 	apiCfg := api.DefaultConfig()
 	if apiCfg.Error != nil {
 		return nil, apiCfg.Error
@@ -104,29 +135,18 @@ func newAPIClient(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (
 	}
 	// The plugin's environment must not choose the identity it acts as.
 	c.ClearNamespace()
-	c.SetToken(cfg.Token)
+	c.ClearToken()
+	return c, nil
+}
 
-	ac := &apiClient{client: c, logger: logger, stop: make(chan struct{})}
-	if cfg.Token == "" {
-		auth, err := approle.NewAppRoleAuth(cfg.RoleID, &approle.SecretID{FromString: cfg.SecretID},
-			approle.WithMountPath(cfg.AppRoleMount))
-		if err != nil {
-			return nil, err
-		}
-		ac.login = func(ctx context.Context) (*api.Secret, error) {
-			// Login on a clone so the shared client is never seen without a token.
-			lc, err := c.Clone()
-			if err != nil {
-				return nil, err
-			}
-			lc.ClearToken()
-			return auth.Login(ctx, lc)
-		}
-	}
-	if err := ac.ensureLogin(ctx, 0); err != nil {
+// unauthenticatedHealth reads sys/health, which needs no token, so that apono/health can
+// tell "Vault is down or sealed" from "login fails" when no client can be built.
+func unauthenticatedHealth(ctx context.Context, cfg *pluginConfig) (*api.HealthResponse, error) {
+	c, err := newRawAPIClient(cfg)
+	if err != nil {
 		return nil, err
 	}
-	return ac, nil
+	return c.Sys().HealthWithContext(ctx)
 }
 
 // ensureLogin logs in when there is no valid token yet, or when the token used by a call

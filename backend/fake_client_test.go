@@ -27,6 +27,15 @@ type fakeVault struct {
 	logins   int
 	// loginErr makes building a client fail, like a bad secret_id.
 	loginErr error
+	// capRules, when set, is the management token's ACL: path -> capabilities, a trailing
+	// "*" being a prefix glob as in Vault. CapabilitiesSelf answers from it, and LIST
+	// sys/policies/acl and revoke-prefix are refused (403) without it. Nil: a root token.
+	capRules map[string][]string
+	// revokedLogins records RevokeLoginTokens calls as mount + "/" + name.
+	revokedLogins []string
+	// tree, when set, answers List and Read of KV v2 metadata and Transit keys, so unit
+	// tests can run the discovery walker (fakeTree is in discovery_test.go).
+	tree *fakeTree
 }
 
 func newFakeVault() *fakeVault {
@@ -115,6 +124,34 @@ func (f *fakeVault) policy(name string) (string, bool) {
 	return p, ok
 }
 
+var errFakeForbidden = &api.ResponseError{StatusCode: http.StatusForbidden, Errors: []string{"permission denied"}}
+
+// capsLocked answers like sys/capabilities-self: the exact rule, else the longest glob.
+// Caller holds mu.
+func (f *fakeVault) capsLocked(path string) []string {
+	if f.capRules == nil {
+		return []string{"root"}
+	}
+	if caps, ok := f.capRules[path]; ok {
+		return caps
+	}
+	var best string
+	for rule := range f.capRules {
+		if prefix, glob := strings.CutSuffix(rule, "*"); glob && strings.HasPrefix(path, prefix) && len(rule) > len(best) {
+			best = rule
+		}
+	}
+	if best == "" {
+		return []string{"deny"}
+	}
+	return f.capRules[best]
+}
+
+// allowedLocked reports whether the token may do all of caps on path. Caller holds mu.
+func (f *fakeVault) allowedLocked(path string, caps ...string) bool {
+	return len(missingCapabilities(f.capsLocked(path), caps)) == 0
+}
+
 var errFakeDown = &api.ResponseError{StatusCode: http.StatusServiceUnavailable, Errors: []string{"Vault is sealed"}}
 
 func (c *fakeClient) Mounts(context.Context) (map[string]mountInfo, error) {
@@ -201,22 +238,41 @@ func (c *fakeClient) ListUsers(_ context.Context, mount string) ([]string, error
 	return out, nil
 }
 
-func (c *fakeClient) RevokeLoginTokens(context.Context, string, string) error {
+func (c *fakeClient) RevokeLoginTokens(_ context.Context, mount, name string) error {
 	c.v.mu.Lock()
 	defer c.v.mu.Unlock()
-	return c.v.enter("RevokeLoginTokens")
+	if err := c.v.enter("RevokeLoginTokens"); err != nil {
+		return err
+	}
+	if !c.v.allowedLocked(revokeLoginsCheckPath(mount, name), "sudo", "update") {
+		return errFakeForbidden
+	}
+	c.v.revokedLogins = append(c.v.revokedLogins, mount+"/"+name)
+	return nil
 }
 
-func (c *fakeClient) List(_ context.Context, path string) ([]string, map[string]interface{}, error) {
+func (c *fakeClient) List(ctx context.Context, path string) ([]string, map[string]interface{}, error) {
+	if keys, info, handled, err := c.v.treeList(ctx, path); handled {
+		return keys, info, err
+	}
 	c.v.mu.Lock()
 	defer c.v.mu.Unlock()
 	if err := c.v.enter("List"); err != nil {
 		return nil, nil, err
 	}
+	if path == policyListPath {
+		if !c.v.allowedLocked(path, "list") {
+			return nil, nil, errFakeForbidden
+		}
+		return sortedKeys(c.v.policies), nil, nil
+	}
 	return nil, nil, fmt.Errorf("fake: List %s not modelled", path)
 }
 
-func (c *fakeClient) Read(_ context.Context, path string) (map[string]interface{}, error) {
+func (c *fakeClient) Read(ctx context.Context, path string) (map[string]interface{}, error) {
+	if data, handled, err := c.v.treeRead(ctx, path); handled {
+		return data, err
+	}
 	c.v.mu.Lock()
 	defer c.v.mu.Unlock()
 	if err := c.v.enter("Read"); err != nil {
@@ -233,7 +289,7 @@ func (c *fakeClient) CapabilitiesSelf(_ context.Context, paths []string) (map[st
 	}
 	out := map[string][]string{}
 	for _, p := range paths {
-		out[p] = []string{"root"}
+		out[p] = c.v.capsLocked(p)
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -32,6 +33,15 @@ type pluginConfig struct {
 	UserpassMount  string `json:"userpass_mount"`
 	AccessDetails  string `json:"access_details,omitempty"`
 	PasswordPolicy string `json:"password_policy,omitempty"`
+
+	// Discovery (apono/sync). Zero values mean "the default", so a config stored before
+	// these fields existed gets the defaults; see the accessors in path_sync.go.
+	ResourceTypes    string        `json:"resource_types,omitempty"` // "kv,transit" sorted; "" = both
+	OwnerMetadataKey string        `json:"owner_metadata_key,omitempty"`
+	IntegrationOwner string        `json:"integration_owner,omitempty"`
+	SyncInterval     time.Duration `json:"sync_interval,omitempty"` // <0 = off (the API's 0)
+	SyncConcurrency  int           `json:"sync_concurrency,omitempty"`
+	MaxResources     int           `json:"max_resources,omitempty"`
 }
 
 func pathConfig(b *aponoBackend) *framework.Path {
@@ -101,6 +111,30 @@ func pathConfig(b *aponoBackend) *framework.Path {
 				Type:        framework.TypeString,
 				Description: "Name of a Vault password policy for grant passwords. Default: 32 random base62 characters.",
 			},
+			"resource_types": {
+				Type:        framework.TypeCommaStringSlice,
+				Description: "Which resource types apono/sync discovers: kv (KV v2 secrets and folders), transit (Transit keys). Default: kv,transit.",
+			},
+			"owner_metadata_key": {
+				Type:        framework.TypeString,
+				Description: fmt.Sprintf("A KV v2 custom_metadata key (e.g. owner) whose value apono/sync reports as each secret's owner. Needs integration_owner, the fallback. At most %d characters.", maxOwnerMetadataKeyLen),
+			},
+			"integration_owner": {
+				Type:        framework.TypeString,
+				Description: fmt.Sprintf("Fallback approver reported as the owner of every resource that has none of its own (at most %d characters).", maxIntegrationOwnerLen),
+			},
+			"sync_interval": {
+				Type:        framework.TypeDurationSecond,
+				Description: fmt.Sprintf("How often the active node refreshes the resource snapshot in the background; 0 turns it off, otherwise at least %s. Default: %s.", minSyncInterval, defaultSyncInterval),
+			},
+			"sync_concurrency": {
+				Type:        framework.TypeInt,
+				Description: fmt.Sprintf("How many LIST and read calls apono/sync makes to Vault at once (1 to %d). Default: %d.", maxSyncConcurrency, defaultSyncConcurrency),
+			},
+			"max_resources": {
+				Type:        framework.TypeInt,
+				Description: fmt.Sprintf("apono/sync stops with an error once it has found more resources than this (1 to %d). Default: %d.", maxMaxResources, defaultMaxResources),
+			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
@@ -146,6 +180,9 @@ policies. It logs in with an AppRole (role_id, secret_id, approle_mount) whose p
 apono-management, or uses a token. A write logs in before it saves: bad credentials are
 rejected and the previous config stays. A read never returns secret_id or token; it says
 whether each is set. Fields left out of a write keep their current values.
+
+resource_types, owner_metadata_key, integration_owner, sync_interval, sync_concurrency
+and max_resources tune discovery (apono/sync, apono/resources).
 `
 
 func getConfig(ctx context.Context, s logical.Storage) (*pluginConfig, error) {
@@ -194,6 +231,13 @@ func configResponseData(cfg *pluginConfig) map[string]interface{} {
 		"userpass_mount":  cfg.UserpassMount,
 		"access_details":  cfg.AccessDetails,
 		"password_policy": cfg.PasswordPolicy,
+		// Discovery settings, with defaults applied.
+		"resource_types":     cfg.resourceTypes(),
+		"owner_metadata_key": cfg.OwnerMetadataKey,
+		"integration_owner":  cfg.IntegrationOwner,
+		"sync_interval":      int64(cfg.syncInterval().Seconds()),
+		"sync_concurrency":   cfg.syncConcurrency(),
+		"max_resources":      cfg.maxResources(),
 	}
 }
 
@@ -227,6 +271,9 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 	}
 	if v, ok := d.GetOk("tls_skip_verify"); ok {
 		cfg.TLSSkipVerify = v.(bool)
+	}
+	if msg := setDiscoveryConfig(cfg, d); msg != "" {
+		return logical.ErrorResponse(msg), nil
 	}
 
 	// Credentials: AppRole or a token, never both. Sending one kind replaces the other.
@@ -296,6 +343,9 @@ func validateConfig(cfg *pluginConfig) string {
 	}
 	if cfg.PasswordPolicy != "" && !mountPathRe.MatchString(cfg.PasswordPolicy) {
 		return fmt.Sprintf("password_policy %q is not a valid policy name", cfg.PasswordPolicy)
+	}
+	if cfg.OwnerMetadataKey != "" && cfg.IntegrationOwner == "" {
+		return "integration_owner is required when owner_metadata_key is set: it is the approver for resources without an owner"
 	}
 	return ""
 }

@@ -309,8 +309,9 @@ func (b *aponoBackend) validateGrantRequest(ctx context.Context, req *logical.Re
 		return nil, nil, "ttl must not be negative", nil
 	}
 
-	// Resolve against the mounts as they are now: a mount may have changed since the role was written.
-	mounts, err := client.Mounts(ctx)
+	// Resolve against the mounts as they are now (read at most grantMountsTTL ago): a mount
+	// may have changed since the role was written.
+	mounts, err := b.grantMounts.get(ctx, client)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("reading sys/mounts: %w", err)
 	}

@@ -15,7 +15,10 @@ type periodicJob struct {
 
 // periodicJobs lists the background jobs; each decides itself whether it is due.
 func (b *aponoBackend) periodicJobs() []periodicJob {
-	return []periodicJob{}
+	return []periodicJob{
+		b.syncJob(),
+		{name: "sweep orphans", run: b.sweepIfDue},
+	}
 }
 
 // periodic runs every job, only on a node that may write storage (the active node, not a

@@ -54,6 +54,10 @@ func validateResourceName(name string) error {
 		if seg == "." || seg == ".." {
 			return fmt.Errorf("resource %q: %q segments are not allowed", name, seg)
 		}
+		// Not only whole ".." segments: no name the plugin accepts may contain ".." at all.
+		if strings.Contains(seg, "..") {
+			return fmt.Errorf("resource %q: \"..\" is not allowed anywhere in a name", name)
+		}
 		if len(seg) > maxSegmentLen {
 			return fmt.Errorf("resource %q has a segment longer than %d characters", truncateForError(name), maxSegmentLen)
 		}

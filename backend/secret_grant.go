@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -136,10 +137,29 @@ func (b *aponoBackend) removeGrantObjects(ctx context.Context, client vaultClien
 	if err := client.DeleteUser(ctx, objs.UserpassMount, objs.Username); err != nil {
 		return fmt.Errorf("deleting user %s: %w", objs.Username, err)
 	}
+	b.revokeLoginTokens(ctx, client, objs)
 	if objs.GrantID != "" {
 		if err := s.Delete(ctx, grantStoragePrefix+objs.GrantID); err != nil {
 			return fmt.Errorf("deleting grant record: %w", err)
 		}
 	}
 	return nil
+}
+
+// revokeLoginTokens revokes every token the grant's user logged in with, when the
+// management token may (sudo on sys/leases/revoke-prefix/auth/<userpass>/login/...). The
+// policy is already deleted, which cuts those tokens; this is defence in depth, so nothing
+// here (a 403 included) ever fails the removal.
+func (b *aponoBackend) revokeLoginTokens(ctx context.Context, client vaultClient, objs grantObjects) {
+	checkPath := revokeLoginsCheckPath(objs.UserpassMount, b.grantObjectName(probeGrantID))
+	if !b.caps.allowed(ctx, client, checkPath, "sudo", "update") {
+		return
+	}
+	if err := client.RevokeLoginTokens(ctx, objs.UserpassMount, objs.Username); err != nil {
+		if isStatus(err, http.StatusForbidden) {
+			b.caps.remember(client, checkPath, false, capabilityCacheTTL)
+		}
+		b.Logger().Warn("could not revoke the login tokens of a removed grant user; its policy is already deleted",
+			"username", objs.Username, "error", err)
+	}
 }

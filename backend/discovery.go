@@ -1,0 +1,829 @@
+package backend
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Kinds of discovered resources.
+const (
+	kindSecret = "secret" // one KV v2 secret: kv/app/db
+	kindFolder = "folder" // a KV v2 folder and everything below it: kv/app/*
+	kindKey    = "key"    // one Transit key: transit/payments
+)
+
+// Where an entry's owner came from.
+const (
+	ownerFromMetadata    = "custom_metadata"   // the secret's own owner_metadata_key value
+	ownerFromFolder      = "secrets_in_folder" // every secret below the folder names the same owner
+	ownerFromIntegration = "integration_owner" // config's fallback approver
+)
+
+// keyTypeUnknown is reported for a Transit key whose type Vault did not give: the LIST has
+// no key_info (Vault 1.14) and the management policy may not read transit/keys/<name>.
+const keyTypeUnknown = "unknown"
+
+// maxReportedProblems bounds the skipped and ungrantable lists kept in a snapshot (their
+// counts are always exact), so one bad subtree cannot make the snapshot header huge.
+const maxReportedProblems = 100
+
+// resourceEntry is one grantable resource. Name can be pasted as is into a role's or a
+// grant's resources.
+type resourceEntry struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"` // resourceTypeKV or resourceTypeTransit, as roles use them
+	Kind  string `json:"kind"` // kindSecret, kindFolder or kindKey
+	Mount string `json:"mount"`
+	Path  string `json:"path"` // below the mount; "" for a whole mount (kv/*)
+
+	// KV secrets: custom_metadata (nil when it could not be read) and whether the current
+	// version is deleted or destroyed (its metadata and older versions remain).
+	CustomMetadata map[string]string `json:"custom_metadata,omitempty"`
+	Deleted        bool              `json:"deleted,omitempty"`
+
+	Owner       string `json:"owner,omitempty"`
+	OwnerSource string `json:"owner_source,omitempty"`
+
+	// Transit keys; the Supports* are nil when the key type is unknown.
+	KeyType            string `json:"key_type,omitempty"`
+	SupportsEncryption *bool  `json:"supports_encryption,omitempty"`
+	SupportsDecryption *bool  `json:"supports_decryption,omitempty"`
+	SupportsSigning    *bool  `json:"supports_signing,omitempty"`
+}
+
+// permissions are the permission levels a role may use for this entry.
+func (e resourceEntry) permissions() []string {
+	all := permissionsFor(e.Type)
+	if e.Type != resourceTypeTransit || e.SupportsEncryption == nil {
+		return all
+	}
+	var out []string
+	for _, p := range all {
+		switch {
+		case p == "encrypt" && !*e.SupportsEncryption,
+			p == "decrypt" && !*e.SupportsDecryption,
+			p == "encrypt-decrypt" && !(*e.SupportsEncryption && *e.SupportsDecryption),
+			p == "sign-verify" && !*e.SupportsSigning:
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// responseData is the entry as API responses show it: every field, always present for
+// its kind, so clients need not guess what a missing key means.
+func (e *resourceEntry) responseData() map[string]interface{} {
+	d := map[string]interface{}{
+		"name":         e.Name,
+		"type":         e.Type,
+		"kind":         e.Kind,
+		"mount":        e.Mount,
+		"path":         e.Path,
+		"owner":        e.Owner,
+		"owner_source": e.OwnerSource,
+		"permissions":  e.permissions(),
+	}
+	switch e.Kind {
+	case kindSecret:
+		d["custom_metadata"] = e.CustomMetadata
+		d["deleted"] = e.Deleted
+	case kindKey:
+		d["key_type"] = e.KeyType
+		d["supports_encryption"] = boolOrNil(e.SupportsEncryption)
+		d["supports_decryption"] = boolOrNil(e.SupportsDecryption)
+		d["supports_signing"] = boolOrNil(e.SupportsSigning)
+	}
+	return d
+}
+
+func boolOrNil(b *bool) interface{} {
+	if b == nil {
+		return nil
+	}
+	return *b
+}
+
+// skippedPath is a mount or folder the walk could not list, and why.
+type skippedPath struct {
+	Mount  string `json:"mount"`
+	Path   string `json:"path"` // "" for the whole mount
+	Reason string `json:"reason"`
+}
+
+// ungrantableName is something that exists in Vault but has a name validateResourceName
+// rejects, so it can never be put in a role.
+type ungrantableName struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
+// errTooManyResources stops a walk that found more than max_resources entries.
+type errTooManyResources struct{ max int }
+
+func (e *errTooManyResources) Error() string {
+	return fmt.Sprintf("discovery found more than max_resources (%d) resources and stopped; nothing was stored and the previous snapshot is kept. Raise max_resources in config, or narrow resource_types", e.max)
+}
+
+// walkOptions says what a walk discovers and how hard it may push Vault.
+type walkOptions struct {
+	types            map[string]bool // resourceTypeKV, resourceTypeTransit
+	ownerKey         string          // custom_metadata key holding a secret's owner; "" = none
+	integrationOwner string          // fallback owner
+	concurrency      int             // Vault calls in flight at most
+	maxResources     int             // fail past this many entries
+	ownMount         string          // this plugin's mount ("apono/"), never walked
+}
+
+// walkResult is everything a walk found. Entries are sorted by name.
+type walkResult struct {
+	Entries          []resourceEntry
+	Skipped          []skippedPath
+	SkippedCount     int
+	Ungrantable      []ungrantableName
+	UngrantableCount int
+	Warnings         []string
+	ListCalls        int64
+	ReadCalls        int64
+}
+
+type taskKind int
+
+const (
+	taskListKV         taskKind = iota // LIST <mount>/metadata/<path>
+	taskReadKVMeta                     // read <mount>/metadata/<path>
+	taskListTransit                    // LIST <mount>/keys
+	taskReadTransitKey                 // read <mount>/keys/<path>
+)
+
+type walkTask struct {
+	kind  taskKind
+	mount string // without trailing slash
+	path  string // folder with trailing slash ("" for the root), secret path or key name
+}
+
+// walker discovers resources with a fixed pool of workers taking tasks from a shared
+// stack. Vault's LIST returns one level and has no paging, so every folder is one call;
+// the pool bounds how many calls are in flight, and the stack (depth first) keeps the
+// pending work small. Memory is the result plus the pending tasks.
+type walker struct {
+	client vaultClient
+	opts   walkOptions
+	now    time.Time
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []walkTask
+	pending int   // tasks queued or running; the walk is over when it reaches 0
+	err     error // first fatal error; stops every worker
+	cancel  context.CancelFunc
+
+	found       int // entries emitted or reserved, checked against maxResources
+	entries     []resourceEntry
+	skipped     []skippedPath
+	nSkipped    int
+	ungrantable []ungrantableName
+	nUngrant    int
+	warnings    []string
+	// incomplete holds folders whose contents are not all known (something below could
+	// not be listed or is ungrantable): no owner is derived for them or their parents.
+	incomplete []folderRef
+	gates      map[string]*readGate // "mount" -> whether reads there are allowed
+
+	listCalls atomic.Int64
+	readCalls atomic.Int64
+}
+
+// readGate learns once per mount whether the management policy allows reads there (KV
+// metadata, Transit keys). The first reader probes; the others wait for its answer
+// rather than all collecting a 403, each of which costs the client a fresh login.
+type readGate struct {
+	claimed bool
+	done    chan struct{}
+	allowed bool
+}
+
+// walk discovers every KV v2 and Transit resource in mounts that opts selects.
+func walk(ctx context.Context, client vaultClient, mounts map[string]mountInfo, opts walkOptions) (*walkResult, error) {
+	if opts.concurrency < 1 {
+		opts.concurrency = 1
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := &walker{client: client, opts: opts, now: time.Now(), cancel: cancel, gates: map[string]*readGate{}}
+	w.cond = sync.NewCond(&w.mu)
+
+	paths := make([]string, 0, len(mounts))
+	for p := range mounts {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		m := mounts[p]
+		mount := strings.TrimSuffix(p, "/")
+		if p == opts.ownMount || mount == "" {
+			continue
+		}
+		var t walkTask
+		switch {
+		case m.Type == "kv" && m.Version == "2" && opts.types[resourceTypeKV]:
+			t = walkTask{kind: taskListKV, mount: mount}
+		case m.Type == "transit" && opts.types[resourceTypeTransit]:
+			t = walkTask{kind: taskListTransit, mount: mount}
+		default:
+			continue // KV v1 and every other engine: nothing this plugin can grant
+		}
+		// The mount itself must make valid names (kv/* is the shortest).
+		if err := validateResourceName(mount + "/*"); err != nil {
+			w.skip(mount, "", "mount path cannot be part of a resource name: "+err.Error())
+			continue
+		}
+		w.push(t)
+	}
+
+	// Wake the workers when the caller gives up, so none waits forever.
+	stop := context.AfterFunc(ctx, func() { w.fail(ctx.Err()) })
+	defer stop()
+
+	var wg sync.WaitGroup
+	for i := 0; i < opts.concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.work(ctx)
+		}()
+	}
+	wg.Wait()
+	if w.err != nil {
+		if errors.Is(w.err, context.Canceled) || errors.Is(w.err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("stopped after finding %d resources with %d LIST and %d read calls: %w",
+				w.found, w.listCalls.Load(), w.readCalls.Load(), w.err)
+		}
+		return nil, w.err
+	}
+	return w.finish(), nil
+}
+
+func (w *walker) work(ctx context.Context) {
+	for {
+		w.mu.Lock()
+		for len(w.queue) == 0 && w.pending > 0 && w.err == nil {
+			w.cond.Wait()
+		}
+		if w.err != nil || w.pending == 0 {
+			w.mu.Unlock()
+			return
+		}
+		t := w.queue[len(w.queue)-1]
+		w.queue = w.queue[:len(w.queue)-1]
+		w.mu.Unlock()
+
+		if err := w.run(ctx, t); err != nil {
+			w.fail(err)
+		}
+
+		w.mu.Lock()
+		w.pending--
+		if w.pending == 0 {
+			w.cond.Broadcast()
+		}
+		w.mu.Unlock()
+	}
+}
+
+// fail records the first fatal error, cancels the calls in flight and wakes everyone.
+func (w *walker) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	w.cancel()
+}
+
+func (w *walker) push(tasks ...walkTask) {
+	if len(tasks) == 0 {
+		return
+	}
+	w.mu.Lock()
+	w.queue = append(w.queue, tasks...)
+	w.pending += len(tasks)
+	w.cond.Broadcast()
+	w.mu.Unlock()
+}
+
+// reserve counts n more entries toward max_resources.
+func (w *walker) reserve(n int) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.found += n
+	if w.found > w.opts.maxResources {
+		return &errTooManyResources{max: w.opts.maxResources}
+	}
+	return nil
+}
+
+// emit adds entries that were already reserved.
+func (w *walker) emit(es ...resourceEntry) {
+	w.mu.Lock()
+	w.entries = append(w.entries, es...)
+	w.mu.Unlock()
+}
+
+func (w *walker) unreserve() {
+	w.mu.Lock()
+	w.found--
+	w.mu.Unlock()
+}
+
+func (w *walker) skip(mount, path, reason string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.nSkipped++
+	if len(w.skipped) < maxReportedProblems {
+		w.skipped = append(w.skipped, skippedPath{Mount: mount, Path: path, Reason: reason})
+	}
+}
+
+func (w *walker) rejectName(name string, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.nUngrant++
+	if len(w.ungrantable) < maxReportedProblems {
+		w.ungrantable = append(w.ungrantable, ungrantableName{Name: name, Reason: err.Error()})
+	}
+}
+
+type folderRef struct{ mount, path string }
+
+// markIncomplete records that folder (a path with or without trailing slash, "" for the
+// mount root) holds something the snapshot does not describe.
+func (w *walker) markIncomplete(mount, folder string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.incomplete = append(w.incomplete, folderRef{mount: mount, path: strings.TrimSuffix(folder, "/")})
+}
+
+// gate returns the read gate of mount and whether this caller must probe it.
+func (w *walker) gate(mount string) (g *readGate, probe bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	g, ok := w.gates[mount]
+	if !ok {
+		g = &readGate{done: make(chan struct{})}
+		w.gates[mount] = g
+	}
+	if !g.claimed {
+		g.claimed = true
+		return g, true
+	}
+	return g, false
+}
+
+// wait waits for the probe of g; false means reads there are denied (or the walk
+// is over).
+func (g *readGate) wait(ctx context.Context) bool {
+	select {
+	case <-g.done:
+		return g.allowed
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (g *readGate) resolve(allowed bool) {
+	g.allowed = allowed
+	close(g.done)
+}
+
+// gatedRead reads path under mount's gate. denied is true when the policy refuses it
+// (now or, as learned by an earlier probe, before); data is nil for a missing path.
+func (w *walker) gatedRead(ctx context.Context, mount, path string) (data map[string]interface{}, denied bool, err error) {
+	g, probe := w.gate(mount)
+	if !probe && !g.wait(ctx) {
+		return nil, true, ctx.Err()
+	}
+	w.readCalls.Add(1)
+	data, err = w.client.Read(ctx, path)
+	denied = isStatus(err, http.StatusForbidden)
+	if probe {
+		g.resolve(!denied)
+	}
+	if denied {
+		return nil, true, nil
+	}
+	return data, false, err
+}
+
+func (w *walker) run(ctx context.Context, t walkTask) error {
+	switch t.kind {
+	case taskListKV:
+		return w.listKV(ctx, t.mount, t.path)
+	case taskReadKVMeta:
+		return w.readKVMeta(ctx, t.mount, t.path)
+	case taskListTransit:
+		return w.listTransit(ctx, t.mount)
+	case taskReadTransitKey:
+		return w.readTransitKey(ctx, t.mount, t.path)
+	}
+	return fmt.Errorf("unknown walk task %d", t.kind)
+}
+
+// callError wraps a failed call to Vault, or returns the context's error when the walk
+// was cancelled (the call failed because of that).
+func callError(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%s: %w", what, redact(err))
+}
+
+func deniedReason(what string) string {
+	return fmt.Sprintf("permission denied (403) to %s: the management policy does not allow it", what)
+}
+
+// listKV lists one KV v2 folder: dir is "" for the mount root or ends with "/".
+func (w *walker) listKV(ctx context.Context, mount, dir string) error {
+	listPath := mount + "/metadata/" + dir
+	w.listCalls.Add(1)
+	keys, _, err := w.client.List(ctx, listPath)
+	if isStatus(err, http.StatusForbidden) {
+		w.skip(mount, strings.TrimSuffix(dir, "/"), deniedReason("LIST "+listPath))
+		w.markIncomplete(mount, dir)
+		return nil
+	}
+	if err != nil {
+		return callError(ctx, "listing "+listPath, err)
+	}
+
+	var folders []resourceEntry
+	var secrets []string // paths; their entries are made once the metadata is read
+	var tasks []walkTask
+	if dir == "" {
+		// The whole mount is a folder too: kv/*.
+		folders = append(folders, kvEntry(mount, "", kindFolder))
+	}
+	for _, key := range keys {
+		if key == "" || key == "/" {
+			continue
+		}
+		if strings.HasSuffix(key, "/") {
+			sub := dir + key
+			name := mount + "/" + sub + "*"
+			if err := validateResourceName(name); err != nil {
+				// Every name below would fail too; do not spend calls listing them.
+				w.rejectName(name, fmt.Errorf("%w (nothing below it was listed)", err))
+				w.markIncomplete(mount, dir)
+				continue
+			}
+			folders = append(folders, kvEntry(mount, strings.TrimSuffix(sub, "/"), kindFolder))
+			tasks = append(tasks, walkTask{kind: taskListKV, mount: mount, path: sub})
+			continue
+		}
+		p := dir + key
+		if err := validateResourceName(mount + "/" + p); err != nil {
+			w.rejectName(mount+"/"+p, err)
+			w.markIncomplete(mount, dir)
+			continue
+		}
+		secrets = append(secrets, p)
+	}
+	if err := w.reserve(len(folders) + len(secrets)); err != nil {
+		return err
+	}
+	w.emit(folders...)
+	// Secrets are emitted once their metadata is read (custom_metadata, owner, deleted):
+	// one read per secret, made by the pool like the LISTs.
+	for _, p := range secrets {
+		tasks = append(tasks, walkTask{kind: taskReadKVMeta, mount: mount, path: p})
+	}
+	w.push(tasks...)
+	return nil
+}
+
+func kvEntry(mount, path, kind string) resourceEntry {
+	e := resourceEntry{Type: resourceTypeKV, Kind: kind, Mount: mount, Path: path}
+	switch {
+	case kind == kindSecret:
+		e.Name = mount + "/" + path
+	case path == "":
+		e.Name = mount + "/*"
+	default:
+		e.Name = mount + "/" + path + "/*"
+	}
+	return e
+}
+
+func (w *walker) readKVMeta(ctx context.Context, mount, path string) error {
+	e := kvEntry(mount, path, kindSecret)
+	readPath := mount + "/metadata/" + path
+	data, denied, err := w.gatedRead(ctx, mount, readPath)
+	switch {
+	case denied:
+		if err != nil {
+			return err
+		}
+		w.warnOnce(fmt.Sprintf("reading %s/metadata/... is denied: custom_metadata, deleted and owner are not reported for mount %s", mount, mount))
+	case err != nil:
+		return callError(ctx, "reading "+readPath, err)
+	case data == nil:
+		w.unreserve() // destroyed between the LIST and the read
+		return nil
+	default:
+		e.CustomMetadata = stringMap(data["custom_metadata"])
+		e.Deleted = currentVersionDeleted(data, w.now)
+	}
+	e.Owner, e.OwnerSource = w.ownerOf(e.CustomMetadata)
+	w.emit(e)
+	return nil
+}
+
+// warnOnce adds msg to the walk's warnings unless it is there already.
+func (w *walker) warnOnce(msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, m := range w.warnings {
+		if m == msg {
+			return
+		}
+	}
+	w.warnings = append(w.warnings, msg)
+}
+
+func (w *walker) ownerOf(customMetadata map[string]string) (owner, source string) {
+	if w.opts.ownerKey != "" {
+		if v := strings.TrimSpace(customMetadata[w.opts.ownerKey]); v != "" {
+			return v, ownerFromMetadata
+		}
+	}
+	if w.opts.integrationOwner != "" {
+		return w.opts.integrationOwner, ownerFromIntegration
+	}
+	return "", ""
+}
+
+func (w *walker) listTransit(ctx context.Context, mount string) error {
+	listPath := mount + "/keys"
+	w.listCalls.Add(1)
+	keys, info, err := w.client.List(ctx, listPath)
+	if isStatus(err, http.StatusForbidden) {
+		w.skip(mount, "", deniedReason("LIST "+listPath))
+		return nil
+	}
+	if err != nil {
+		return callError(ctx, "listing "+listPath, err)
+	}
+	var known []resourceEntry
+	var unknown []string
+	for _, key := range keys {
+		name := mount + "/" + key
+		if err := validateResourceName(name); err != nil || strings.Contains(key, "/") {
+			if err == nil {
+				err = fmt.Errorf("resource %q: a Transit key name cannot contain '/'", name)
+			}
+			w.rejectName(name, err)
+			continue
+		}
+		e := resourceEntry{Name: name, Type: resourceTypeTransit, Kind: kindKey, Mount: mount, Path: key}
+		if ki, ok := info[key].(map[string]interface{}); ok && setKeyType(&e, ki) {
+			e.Owner, e.OwnerSource = w.ownerOf(nil)
+			known = append(known, e)
+			continue
+		}
+		unknown = append(unknown, key)
+	}
+	if err := w.reserve(len(known) + len(unknown)); err != nil {
+		return err
+	}
+	w.emit(known...)
+	tasks := make([]walkTask, 0, len(unknown))
+	for _, key := range unknown {
+		tasks = append(tasks, walkTask{kind: taskReadTransitKey, mount: mount, path: key})
+	}
+	w.push(tasks...)
+	return nil
+}
+
+func (w *walker) readTransitKey(ctx context.Context, mount, key string) error {
+	e := resourceEntry{Name: mount + "/" + key, Type: resourceTypeTransit, Kind: kindKey, Mount: mount, Path: key, KeyType: keyTypeUnknown}
+	readPath := mount + "/keys/" + key
+	data, denied, err := w.gatedRead(ctx, mount, readPath)
+	switch {
+	case denied:
+		if err != nil {
+			return err
+		}
+		w.warnOnce(fmt.Sprintf("Vault's LIST %s/keys gives no key types and reading %s/keys/<name> is denied: key types are reported as %q (allow read on %s/keys/* in the management policy to get them)", mount, mount, keyTypeUnknown, mount))
+	case err != nil:
+		return callError(ctx, "reading "+readPath, err)
+	case data == nil:
+		w.unreserve() // deleted between the LIST and the read
+		return nil
+	default:
+		if !setKeyType(&e, data) {
+			e.KeyType = keyTypeUnknown
+		}
+	}
+	e.Owner, e.OwnerSource = w.ownerOf(nil)
+	w.emit(e)
+	return nil
+}
+
+// setKeyType fills the key type and what the key supports from a key's read or its LIST
+// key_info; false when d has no type.
+func setKeyType(e *resourceEntry, d map[string]interface{}) bool {
+	t, ok := d["type"].(string)
+	if !ok || t == "" {
+		return false
+	}
+	e.KeyType = t
+	enc, dec, sign := keyTypeSupports(t)
+	if v, ok := d["supports_encryption"].(bool); ok {
+		enc = &v
+	}
+	if v, ok := d["supports_decryption"].(bool); ok {
+		dec = &v
+	}
+	if v, ok := d["supports_signing"].(bool); ok {
+		sign = &v
+	}
+	e.SupportsEncryption, e.SupportsDecryption, e.SupportsSigning = enc, dec, sign
+	return true
+}
+
+// keyTypeSupports is what Vault's Transit key types can do (keysutil), for when only the
+// type is known; nil for types this plugin does not know.
+func keyTypeSupports(t string) (enc, dec, sign *bool) {
+	yes, no := true, false
+	switch {
+	case strings.HasPrefix(t, "aes") || t == "chacha20-poly1305":
+		return &yes, &yes, &no
+	case strings.HasPrefix(t, "rsa-"):
+		return &yes, &yes, &yes
+	case t == "ed25519" || strings.HasPrefix(t, "ecdsa-"):
+		return &no, &no, &yes
+	case t == "hmac":
+		return &no, &no, &no
+	}
+	return nil, nil, nil
+}
+
+// stringMap converts custom_metadata as decoded from JSON; never nil.
+func stringMap(v interface{}) map[string]string {
+	out := map[string]string{}
+	m, _ := v.(map[string]interface{})
+	for k, val := range m {
+		if s, ok := val.(string); ok {
+			out[k] = s
+		} else if val != nil {
+			out[k] = fmt.Sprint(val)
+		}
+	}
+	return out
+}
+
+// currentVersionDeleted reports whether a KV v2 metadata read shows the current version
+// deleted (deletion_time reached) or destroyed.
+func currentVersionDeleted(meta map[string]interface{}, now time.Time) bool {
+	cur := numberString(meta["current_version"])
+	versions, _ := meta["versions"].(map[string]interface{})
+	v, _ := versions[cur].(map[string]interface{})
+	if v == nil {
+		return false
+	}
+	if destroyed, _ := v["destroyed"].(bool); destroyed {
+		return true
+	}
+	dt, _ := v["deletion_time"].(string)
+	if dt == "" {
+		return false
+	}
+	t, err := time.Parse(time.RFC3339Nano, dt)
+	// A deletion_time in the future is delete_version_after at work: not deleted yet.
+	return err != nil || !t.After(now)
+}
+
+func numberString(v interface{}) string {
+	switch n := v.(type) {
+	case json.Number:
+		return n.String()
+	case float64:
+		return strconv.FormatInt(int64(n), 10)
+	case int:
+		return strconv.Itoa(n)
+	case int64:
+		return strconv.FormatInt(n, 10)
+	case string:
+		return n
+	}
+	return ""
+}
+
+// finish sorts the entries and derives folder owners.
+func (w *walker) finish() *walkResult {
+	sort.Slice(w.entries, func(i, j int) bool { return w.entries[i].Name < w.entries[j].Name })
+	w.deriveFolderOwners()
+	sort.Slice(w.skipped, func(i, j int) bool {
+		if w.skipped[i].Mount != w.skipped[j].Mount {
+			return w.skipped[i].Mount < w.skipped[j].Mount
+		}
+		return w.skipped[i].Path < w.skipped[j].Path
+	})
+	sort.Slice(w.ungrantable, func(i, j int) bool { return w.ungrantable[i].Name < w.ungrantable[j].Name })
+	sort.Strings(w.warnings)
+	return &walkResult{
+		Entries:          w.entries,
+		Skipped:          w.skipped,
+		SkippedCount:     w.nSkipped,
+		Ungrantable:      w.ungrantable,
+		UngrantableCount: w.nUngrant,
+		Warnings:         w.warnings,
+		ListCalls:        w.listCalls.Load(),
+		ReadCalls:        w.readCalls.Load(),
+	}
+}
+
+// forEachFolder calls fn with the key ("mount/path") of every folder containing path, and
+// of path itself when self: for mount kv and path a/b/c, kv/a/b, kv/a and kv/ (the root).
+func forEachFolder(mount, path string, self bool, fn func(key string)) {
+	if self {
+		fn(mount + "/" + path)
+	}
+	for path != "" {
+		i := strings.LastIndexByte(path, '/')
+		if i < 0 {
+			path = ""
+		} else {
+			path = path[:i]
+		}
+		fn(mount + "/" + path)
+	}
+}
+
+// folderOwner accumulates the owners of the secrets below one folder.
+type folderOwner struct {
+	owner    string
+	disagree bool // secrets name different owners, or one names none
+}
+
+// deriveFolderOwners gives a folder the owner its secrets name when all of them name the
+// same one; otherwise, like every entry without an owner, it gets integration_owner.
+func (w *walker) deriveFolderOwners() {
+	fallback, fallbackSource := w.ownerOf(nil)
+	if w.opts.ownerKey == "" {
+		for i := range w.entries {
+			if w.entries[i].Kind == kindFolder {
+				w.entries[i].Owner, w.entries[i].OwnerSource = fallback, fallbackSource
+			}
+		}
+		return
+	}
+	folders := map[string]*folderOwner{}
+	merge := func(key, owner string) {
+		f, ok := folders[key]
+		if !ok {
+			folders[key] = &folderOwner{owner: owner, disagree: owner == ""}
+			return
+		}
+		if f.owner != owner || owner == "" {
+			f.disagree = true
+		}
+	}
+	for i := range w.entries {
+		e := &w.entries[i]
+		if e.Kind != kindSecret {
+			continue
+		}
+		owner := ""
+		if e.OwnerSource == ownerFromMetadata {
+			owner = e.Owner
+		}
+		forEachFolder(e.Mount, e.Path, false, func(key string) { merge(key, owner) })
+	}
+	poisoned := map[string]bool{}
+	for _, inc := range w.incomplete {
+		forEachFolder(inc.mount, inc.path, true, func(key string) { poisoned[key] = true })
+	}
+	for i := range w.entries {
+		e := &w.entries[i]
+		if e.Kind != kindFolder {
+			continue
+		}
+		key := e.Mount + "/" + e.Path
+		if f := folders[key]; f != nil && !f.disagree && !poisoned[key] {
+			e.Owner, e.OwnerSource = f.owner, ownerFromFolder
+		} else {
+			e.Owner, e.OwnerSource = fallback, fallbackSource
+		}
+	}
+}

@@ -1,0 +1,721 @@
+package backend
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeTree models the KV v2 metadata and Transit keys of the fake Vault: what the
+// discovery walker lists and reads. It counts calls and how many run at once, can make
+// each call slow, and answers 403 below denied prefixes.
+type fakeTree struct {
+	mu      sync.Mutex
+	secrets map[string]map[string]fakeSecret // KV v2 mount -> path -> secret
+	keys    map[string]map[string]string     // Transit mount -> key -> type
+	// keyInfo makes LIST <mount>/keys return key_info with the types, as newer Vaults do.
+	keyInfo bool
+	// denied paths (exact or prefix, e.g. "secret/metadata/") answer 403.
+	denied []string
+	// delay is how long each call takes; calls honour their context while waiting.
+	delay time.Duration
+	// onList runs before each LIST (outside the lock).
+	onList func(path string)
+
+	lists, reads          []string
+	inFlight, maxInFlight int
+}
+
+type fakeSecret struct {
+	meta      map[string]string
+	deleted   bool // current version deleted
+	destroyed bool // current version destroyed
+	// deleteAt sets deletion_time in the future (delete_version_after).
+	deleteAt time.Time
+}
+
+func newFakeTree() *fakeTree {
+	return &fakeTree{secrets: map[string]map[string]fakeSecret{}, keys: map[string]map[string]string{}}
+}
+
+func (t *fakeTree) put(mount, path string, s fakeSecret) *fakeTree {
+	if t.secrets[mount] == nil {
+		t.secrets[mount] = map[string]fakeSecret{}
+	}
+	t.secrets[mount][path] = s
+	return t
+}
+
+func (t *fakeTree) key(mount, name, typ string) *fakeTree {
+	if t.keys[mount] == nil {
+		t.keys[mount] = map[string]string{}
+	}
+	t.keys[mount][name] = typ
+	return t
+}
+
+func (t *fakeTree) counts() (lists, reads, maxInFlight int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.lists), len(t.reads), t.maxInFlight
+}
+
+// call does the bookkeeping of one call: in-flight count, delay, 403.
+func (t *fakeTree) call(ctx context.Context, path string) error {
+	t.mu.Lock()
+	t.inFlight++
+	if t.inFlight > t.maxInFlight {
+		t.maxInFlight = t.inFlight
+	}
+	delay := t.delay
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.inFlight--
+		t.mu.Unlock()
+	}()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, d := range t.denied {
+		if path == d || strings.HasPrefix(path, d) {
+			return errFakeForbidden
+		}
+	}
+	return nil
+}
+
+// treeMounts returns the fake's KV v2 and Transit mount paths (no trailing slash).
+func (f *fakeVault) treeMounts() (t *fakeTree, kv, transit []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for p, m := range f.mounts {
+		switch {
+		case m.Type == "kv" && m.Version == "2":
+			kv = append(kv, strings.TrimSuffix(p, "/"))
+		case m.Type == "transit":
+			transit = append(transit, strings.TrimSuffix(p, "/"))
+		}
+	}
+	return f.tree, kv, transit
+}
+
+func (f *fakeVault) treeList(ctx context.Context, path string) ([]string, map[string]interface{}, bool, error) {
+	t, kvMounts, transitMounts := f.treeMounts()
+	if t == nil {
+		return nil, nil, false, nil
+	}
+	t.mu.Lock()
+	var keys []string
+	var info map[string]interface{}
+	handled := false
+	for _, mount := range kvMounts {
+		dir, ok := strings.CutPrefix(path, mount+"/metadata/")
+		if !ok {
+			continue
+		}
+		handled = true
+		seen := map[string]bool{}
+		for p := range t.secrets[mount] {
+			rest, ok := strings.CutPrefix(p, dir)
+			if !ok || rest == "" {
+				continue
+			}
+			if i := strings.IndexByte(rest, '/'); i >= 0 {
+				rest = rest[:i+1]
+			}
+			if !seen[rest] {
+				seen[rest] = true
+				keys = append(keys, rest)
+			}
+		}
+	}
+	for _, mount := range transitMounts {
+		if path != mount+"/keys" {
+			continue
+		}
+		handled = true
+		for k, typ := range t.keys[mount] {
+			keys = append(keys, k)
+			if t.keyInfo {
+				if info == nil {
+					info = map[string]interface{}{}
+				}
+				info[k] = map[string]interface{}{"type": typ}
+			}
+		}
+	}
+	if handled {
+		t.lists = append(t.lists, path)
+	}
+	onList := t.onList
+	t.mu.Unlock()
+	if !handled {
+		return nil, nil, false, nil
+	}
+	if onList != nil {
+		onList(path)
+	}
+	if err := t.call(ctx, path); err != nil {
+		return nil, nil, true, err
+	}
+	sort.Strings(keys)
+	return keys, info, true, nil
+}
+
+func (f *fakeVault) treeRead(ctx context.Context, path string) (map[string]interface{}, bool, error) {
+	t, kvMounts, transitMounts := f.treeMounts()
+	if t == nil {
+		return nil, false, nil
+	}
+	t.mu.Lock()
+	var data map[string]interface{}
+	handled := false
+	for _, mount := range kvMounts {
+		p, ok := strings.CutPrefix(path, mount+"/metadata/")
+		if !ok {
+			continue
+		}
+		handled = true
+		if s, ok := t.secrets[mount][p]; ok {
+			data = kvMetadata(s)
+		}
+	}
+	for _, mount := range transitMounts {
+		name, ok := strings.CutPrefix(path, mount+"/keys/")
+		if !ok {
+			continue
+		}
+		handled = true
+		if typ, ok := t.keys[mount][name]; ok {
+			enc, dec, sign := keyTypeSupports(typ)
+			data = map[string]interface{}{"name": name, "type": typ,
+				"supports_encryption": *enc, "supports_decryption": *dec, "supports_signing": *sign}
+		}
+	}
+	if handled {
+		t.reads = append(t.reads, path)
+	}
+	t.mu.Unlock()
+	if !handled {
+		return nil, false, nil
+	}
+	if err := t.call(ctx, path); err != nil {
+		return nil, true, err
+	}
+	return data, true, nil
+}
+
+// kvMetadata is what Vault's KV v2 metadata read answers, numbers as the api client
+// decodes them.
+func kvMetadata(s fakeSecret) map[string]interface{} {
+	cm := map[string]interface{}{}
+	for k, v := range s.meta {
+		cm[k] = v
+	}
+	v1 := map[string]interface{}{"created_time": "2024-01-01T00:00:00Z", "deletion_time": "", "destroyed": false}
+	v2 := map[string]interface{}{"created_time": "2024-01-02T00:00:00Z", "deletion_time": "", "destroyed": s.destroyed}
+	if s.deleted {
+		v2["deletion_time"] = "2024-01-03T00:00:00.123456Z"
+	}
+	if !s.deleteAt.IsZero() {
+		v2["deletion_time"] = s.deleteAt.UTC().Format(time.RFC3339Nano)
+	}
+	return map[string]interface{}{
+		"current_version": json.Number("2"),
+		"custom_metadata": cm,
+		"versions":        map[string]interface{}{"1": v1, "2": v2},
+	}
+}
+
+// walkFake runs the walker over the fake Vault's mounts and tree.
+func walkFake(t *testing.T, ctx context.Context, fv *fakeVault, opts walkOptions) (*walkResult, error) {
+	t.Helper()
+	if opts.types == nil {
+		opts.types = map[string]bool{resourceTypeKV: true, resourceTypeTransit: true}
+	}
+	if opts.concurrency == 0 {
+		opts.concurrency = 4
+	}
+	if opts.maxResources == 0 {
+		opts.maxResources = defaultMaxResources
+	}
+	if opts.ownMount == "" {
+		opts.ownMount = "apono/"
+	}
+	c, err := fv.factory(ctx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := c.Mounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return walk(ctx, c, mounts, opts)
+}
+
+func names(entries []resourceEntry) []string {
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.Name)
+	}
+	return out
+}
+
+func entryByName(t *testing.T, entries []resourceEntry, name string) resourceEntry {
+	t.Helper()
+	for _, e := range entries {
+		if e.Name == name {
+			return e
+		}
+	}
+	t.Fatalf("no entry %q among %v", name, names(entries))
+	return resourceEntry{}
+}
+
+// sampleTree: nested folders on kv, a second KV v2 mount (secret), a KV v1 mount (kv1)
+// that must not be listed, and Transit keys.
+func sampleTree() *fakeTree {
+	return newFakeTree().
+		put("kv", "top", fakeSecret{}).
+		put("kv", "app/db", fakeSecret{meta: map[string]string{"team": "payments"}}).
+		put("kv", "app/api/key", fakeSecret{}).
+		put("kv", "team/a/b/c", fakeSecret{}).
+		put("kv1", "legacy", fakeSecret{}).
+		put("secret", "x", fakeSecret{}).
+		key("transit", "payments", "aes256-gcm96").
+		key("transit", "signer", "ed25519")
+}
+
+func TestWalkListsEverySecretFolderAndKey(t *testing.T) {
+	fv := newFakeVault()
+	fv.tree = sampleTree()
+	fv.tree.keyInfo = true
+	res, err := walkFake(t, context.Background(), fv, walkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"kv/*", "kv/app/*", "kv/app/api/*", "kv/app/api/key", "kv/app/db",
+		"kv/team/*", "kv/team/a/*", "kv/team/a/b/*", "kv/team/a/b/c", "kv/top",
+		"secret/*", "secret/x",
+		"transit/payments", "transit/signer",
+	}
+	if got := names(res.Entries); !reflect.DeepEqual(got, want) {
+		t.Fatalf("entries\n got %v\nwant %v", got, want)
+	}
+	for _, l := range fv.tree.lists {
+		if strings.HasPrefix(l, "kv1/") {
+			t.Errorf("the KV v1 mount was listed: %s", l)
+		}
+	}
+	db := entryByName(t, res.Entries, "kv/app/db")
+	if db.Type != resourceTypeKV || db.Kind != kindSecret || db.Mount != "kv" || db.Path != "app/db" || db.CustomMetadata["team"] != "payments" {
+		t.Errorf("kv/app/db = %+v", db)
+	}
+	folder := entryByName(t, res.Entries, "kv/app/api/*")
+	if folder.Kind != kindFolder || folder.Path != "app/api" || folder.Mount != "kv" {
+		t.Errorf("kv/app/api/* = %+v", folder)
+	}
+	// Every name is one a role accepts, on the mount it says.
+	mounts := fv.mounts
+	for _, e := range res.Entries {
+		ref, err := resolveResource(e.Name, mounts, "apono/")
+		if err != nil {
+			t.Errorf("%s: %v", e.Name, err)
+			continue
+		}
+		if ref.Type != e.Type || ref.Mount != e.Mount || ref.Path != e.Path || ref.Folder != (e.Kind == kindFolder) {
+			t.Errorf("%s resolves to %+v, entry says %+v", e.Name, ref, e)
+		}
+	}
+	if res.SkippedCount != 0 || res.UngrantableCount != 0 {
+		t.Errorf("skipped %v ungrantable %v", res.Skipped, res.Ungrantable)
+	}
+	// One LIST per folder (kv: root, app, app/api, team, team/a, team/a/b; secret: root;
+	// transit), one metadata read per secret.
+	if lists, reads, _ := fv.tree.counts(); lists != 8 || reads != 5 || res.ListCalls != 8 || res.ReadCalls != 5 {
+		t.Errorf("calls: fake saw %d lists %d reads, walker counted %d %d; want 8 and 5", lists, reads, res.ListCalls, res.ReadCalls)
+	}
+}
+
+func TestWalkResourceTypesSelectsEngines(t *testing.T) {
+	fv := newFakeVault()
+	fv.tree = sampleTree()
+	res, err := walkFake(t, context.Background(), fv, walkOptions{types: map[string]bool{resourceTypeTransit: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(res.Entries); !reflect.DeepEqual(got, []string{"transit/payments", "transit/signer"}) {
+		t.Fatalf("transit only: %v", got)
+	}
+}
+
+func TestWalkMarksDeletedSecrets(t *testing.T) {
+	fv := newFakeVault()
+	fv.tree = newFakeTree().
+		put("kv", "live", fakeSecret{}).
+		put("kv", "deleted", fakeSecret{deleted: true}).
+		put("kv", "destroyed", fakeSecret{destroyed: true}).
+		put("kv", "expires-later", fakeSecret{deleteAt: time.Now().Add(time.Hour)})
+	res, err := walkFake(t, context.Background(), fv, walkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"kv/live": false, "kv/deleted": true, "kv/destroyed": true, "kv/expires-later": false} {
+		if got := entryByName(t, res.Entries, name).Deleted; got != want {
+			t.Errorf("%s deleted = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestWalkSkipsForbiddenMountAndFolder(t *testing.T) {
+	fv := newFakeVault()
+	fv.tree = sampleTree()
+	fv.tree.denied = []string{"secret/metadata/", "kv/metadata/team/a/"}
+	res, err := walkFake(t, context.Background(), fv, walkOptions{})
+	if err != nil {
+		t.Fatalf("a 403 must not fail the walk: %v", err)
+	}
+	if res.SkippedCount != 2 || len(res.Skipped) != 2 {
+		t.Fatalf("skipped = %+v", res.Skipped)
+	}
+	if s := res.Skipped[0]; s.Mount != "kv" || s.Path != "team/a" || !strings.Contains(s.Reason, "403") {
+		t.Errorf("skipped[0] = %+v, want kv team/a with a 403 reason", s)
+	}
+	if s := res.Skipped[1]; s.Mount != "secret" || s.Path != "" || !strings.Contains(s.Reason, "LIST secret/metadata/") {
+		t.Errorf("skipped[1] = %+v, want the whole secret mount", s)
+	}
+	got := names(res.Entries)
+	for _, n := range got {
+		if strings.HasPrefix(n, "secret/") || strings.HasPrefix(n, "kv/team/a/b") {
+			t.Errorf("%s listed from a path the policy denies", n)
+		}
+	}
+	// The folder itself was seen in its parent's listing, so it can still be granted.
+	entryByName(t, res.Entries, "kv/team/a/*")
+	entryByName(t, res.Entries, "kv/app/db")
+}
+
+func TestWalkReportsUngrantableNamesWithoutListingBelow(t *testing.T) {
+	fv := newFakeVault()
+	fv.tree = newFakeTree().
+		put("kv", "app/ok", fakeSecret{}).
+		put("kv", "app/has space", fakeSecret{}).
+		put("kv", "app/café", fakeSecret{}).
+		put("kv", "bad dir/x", fakeSecret{}).
+		put("kv", "bad dir/y/z", fakeSecret{})
+	res, err := walkFake(t, context.Background(), fv, walkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(res.Entries); !reflect.DeepEqual(got, []string{"kv/*", "kv/app/*", "kv/app/ok", "secret/*"}) {
+		t.Fatalf("entries = %v", got)
+	}
+	var rejected []string
+	for _, u := range res.Ungrantable {
+		rejected = append(rejected, u.Name)
+		if !strings.Contains(u.Reason, "not allowed") {
+			t.Errorf("%s: reason %q does not say what is wrong", u.Name, u.Reason)
+		}
+	}
+	if want := []string{"kv/app/café", "kv/app/has space", "kv/bad dir/*"}; !reflect.DeepEqual(rejected, want) || res.UngrantableCount != 3 {
+		t.Errorf("ungrantable = %v (%d), want %v", rejected, res.UngrantableCount, want)
+	}
+	for _, l := range fv.tree.lists {
+		if strings.Contains(l, "bad dir") {
+			t.Errorf("listed below an ungrantable folder: %s", l)
+		}
+	}
+	for _, r := range fv.tree.reads {
+		if strings.Contains(r, "space") || strings.Contains(r, "café") {
+			t.Errorf("read the metadata of an ungrantable secret: %s", r)
+		}
+	}
+}
+
+func TestWalkStopsPastMaxResources(t *testing.T) {
+	fv := newFakeVault()
+	fv.tree = newFakeTree()
+	for i := 0; i < 50; i++ {
+		fv.tree.put("kv", fmt.Sprintf("f%d/s%d", i%5, i), fakeSecret{})
+	}
+	_, err := walkFake(t, context.Background(), fv, walkOptions{maxResources: 20})
+	var tooMany *errTooManyResources
+	if !errors.As(err, &tooMany) {
+		t.Fatalf("want errTooManyResources, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "max_resources (20)") {
+		t.Errorf("error %q does not name max_resources and its value", err)
+	}
+	// Exactly at the limit is fine: 50 secrets + 5 folders + kv/* + secret/* (empty).
+	if _, err := walkFake(t, context.Background(), fv, walkOptions{maxResources: 57}); err != nil {
+		t.Errorf("57 entries with max_resources 57: %v", err)
+	}
+}
+
+func TestWalkHonoursCancellation(t *testing.T) {
+	fv := newFakeVault()
+	fv.tree = newFakeTree()
+	for i := 0; i < 2000; i++ {
+		fv.tree.put("kv", fmt.Sprintf("f%d/g%d/s%d", i%40, i%7, i), fakeSecret{})
+	}
+	fv.tree.delay = 5 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const concurrency = 4
+	var mu sync.Mutex
+	listsSeen, callsAtCancel := 0, 0
+	fv.tree.onList = func(string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if listsSeen++; listsSeen == 10 {
+			l, r, _ := fv.tree.counts()
+			callsAtCancel = l + r
+			cancel()
+		}
+	}
+	began := time.Now()
+	res, err := walkFake(t, ctx, fv, walkOptions{concurrency: concurrency})
+	if !errors.Is(err, context.Canceled) || res != nil {
+		t.Fatalf("want context.Canceled and no result, got %v, %v", res, err)
+	}
+	if d := time.Since(began); d > time.Second {
+		t.Errorf("walk took %s", d)
+	}
+	lists, reads, _ := fv.tree.counts()
+	// Workers already past the queue may each start one more call; no more than that.
+	if lists+reads > callsAtCancel+concurrency {
+		t.Errorf("%d calls started after cancellation (%d before it)", lists+reads-callsAtCancel, callsAtCancel)
+	}
+	fv.tree.mu.Lock()
+	defer fv.tree.mu.Unlock()
+	if fv.tree.inFlight != 0 {
+		t.Errorf("%d calls still in flight after walk returned", fv.tree.inFlight)
+	}
+}
+
+func TestWalkBoundsConcurrency(t *testing.T) {
+	fv := newFakeVault()
+	fv.tree = newFakeTree()
+	for i := 0; i < 300; i++ {
+		fv.tree.put("kv", fmt.Sprintf("f%d/s%d", i%60, i), fakeSecret{})
+	}
+	fv.tree.delay = 2 * time.Millisecond
+	for _, n := range []int{1, 3, 8} {
+		t.Run(fmt.Sprintf("concurrency %d", n), func(t *testing.T) {
+			fv.tree.mu.Lock()
+			fv.tree.maxInFlight, fv.tree.lists, fv.tree.reads = 0, nil, nil
+			fv.tree.mu.Unlock()
+			res, err := walkFake(t, context.Background(), fv, walkOptions{concurrency: n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Entries) != 300+60+2 { // + kv/* and secret/*
+				t.Fatalf("%d entries, want 362", len(res.Entries))
+			}
+			lists, reads, max := fv.tree.counts()
+			if max > n {
+				t.Errorf("%d calls in flight at once, concurrency is %d", max, n)
+			}
+			if max < n {
+				t.Errorf("only %d calls in flight at once with concurrency %d: the pool is not used", max, n)
+			}
+			if lists != 63 || reads != 300 { // kv root + 60 folders, secret root, transit/keys
+				t.Errorf("%d lists and %d reads, want 63 and 300", lists, reads)
+			}
+		})
+	}
+}
+
+func TestWalkTransitKeyTypes(t *testing.T) {
+	keys := map[string]string{"aes": "aes256-gcm96", "ed": "ed25519", "rsa": "rsa-2048", "hm": "hmac"}
+	build := func() *fakeVault {
+		fv := newFakeVault()
+		fv.tree = newFakeTree()
+		for k, typ := range keys {
+			fv.tree.key("transit", k, typ)
+		}
+		return fv
+	}
+	check := func(t *testing.T, res *walkResult) {
+		t.Helper()
+		for k, typ := range keys {
+			e := entryByName(t, res.Entries, "transit/"+k)
+			enc, dec, sign := keyTypeSupports(typ)
+			if e.KeyType != typ || e.SupportsEncryption == nil || *e.SupportsEncryption != *enc ||
+				*e.SupportsDecryption != *dec || *e.SupportsSigning != *sign {
+				t.Errorf("%s = %+v, want type %s", k, e, typ)
+			}
+		}
+		if perms := entryByName(t, res.Entries, "transit/ed").permissions(); !reflect.DeepEqual(perms, []string{"sign-verify"}) {
+			t.Errorf("ed25519 permissions = %v, want [sign-verify]", perms)
+		}
+	}
+
+	t.Run("key_info in the LIST", func(t *testing.T) {
+		fv := build()
+		fv.tree.keyInfo = true
+		res, err := walkFake(t, context.Background(), fv, walkOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, res)
+		if _, reads, _ := fv.tree.counts(); reads != 0 {
+			t.Errorf("%d key reads although the LIST gave the types", reads)
+		}
+	})
+	t.Run("types from reading each key", func(t *testing.T) {
+		fv := build()
+		res, err := walkFake(t, context.Background(), fv, walkOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, res)
+		if _, reads, _ := fv.tree.counts(); reads != len(keys) {
+			t.Errorf("%d key reads, want %d", reads, len(keys))
+		}
+	})
+	t.Run("reads denied: unknown after one probe", func(t *testing.T) {
+		fv := build()
+		fv.tree.denied = []string{"transit/keys/"}
+		res, err := walkFake(t, context.Background(), fv, walkOptions{concurrency: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range keys {
+			e := entryByName(t, res.Entries, "transit/"+k)
+			if e.KeyType != keyTypeUnknown || e.SupportsEncryption != nil {
+				t.Errorf("%s = %+v, want type unknown and no supports", k, e)
+			}
+			if perms := e.permissions(); len(perms) != 4 {
+				t.Errorf("%s permissions = %v, want every Transit level", k, perms)
+			}
+		}
+		if _, reads, _ := fv.tree.counts(); reads != 1 {
+			t.Errorf("%d key reads, want 1 probe (each 403 costs the real client a login)", reads)
+		}
+		if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "unknown") {
+			t.Errorf("warnings = %v", res.Warnings)
+		}
+	})
+}
+
+func TestWalkMetadataReadDenied(t *testing.T) {
+	fv := newFakeVault()
+	fv.tree = sampleTree()
+	fv.tree.denied = []string{"kv/metadata/app/db", "kv/metadata/top", "kv/metadata/app/api/key", "kv/metadata/team/a/b/c"}
+	res, err := walkFake(t, context.Background(), fv, walkOptions{concurrency: 8, ownerKey: "owner", integrationOwner: "sec"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := entryByName(t, res.Entries, "kv/app/db")
+	if db.CustomMetadata != nil || db.Owner != "sec" || db.OwnerSource != ownerFromIntegration {
+		t.Errorf("kv/app/db = %+v, want no custom_metadata and the fallback owner", db)
+	}
+	kvReads := 0
+	for _, r := range fv.tree.reads {
+		if strings.HasPrefix(r, "kv/") {
+			kvReads++
+		}
+	}
+	if kvReads != 1 {
+		t.Errorf("%d metadata reads on kv, want 1 probe", kvReads)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "kv/metadata") {
+		t.Errorf("warnings = %v", res.Warnings)
+	}
+}
+
+func TestWalkOwners(t *testing.T) {
+	fv := newFakeVault()
+	fv.tree = newFakeTree().
+		put("kv", "pay/db", fakeSecret{meta: map[string]string{"owner": "alice@example.com"}}).
+		put("kv", "pay/api/key", fakeSecret{meta: map[string]string{"owner": " alice@example.com "}}).
+		put("kv", "mixed/a", fakeSecret{meta: map[string]string{"owner": "alice@example.com"}}).
+		put("kv", "mixed/b", fakeSecret{meta: map[string]string{"owner": "bob@example.com"}}).
+		put("kv", "partial/a", fakeSecret{meta: map[string]string{"owner": "bob@example.com"}}).
+		put("kv", "partial/b", fakeSecret{}).
+		put("kv", "hidden/ok", fakeSecret{meta: map[string]string{"owner": "bob@example.com"}}).
+		put("kv", "hidden/bad name", fakeSecret{}).
+		key("transit", "k", "aes256-gcm96")
+	fv.tree.keyInfo = true
+	res, err := walkFake(t, context.Background(), fv, walkOptions{ownerKey: "owner", integrationOwner: "secops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ name, owner, source string }{
+		{"kv/pay/db", "alice@example.com", ownerFromMetadata},
+		{"kv/pay/api/key", "alice@example.com", ownerFromMetadata},
+		{"kv/pay/*", "alice@example.com", ownerFromFolder},
+		{"kv/pay/api/*", "alice@example.com", ownerFromFolder},
+		{"kv/mixed/*", "secops", ownerFromIntegration},
+		{"kv/partial/b", "secops", ownerFromIntegration},
+		{"kv/partial/*", "secops", ownerFromIntegration},
+		// hidden/bad name exists but is not in the snapshot: its owner is unknown.
+		{"kv/hidden/*", "secops", ownerFromIntegration},
+		{"kv/*", "secops", ownerFromIntegration},
+		{"transit/k", "secops", ownerFromIntegration},
+	}
+	for _, c := range cases {
+		e := entryByName(t, res.Entries, c.name)
+		if e.Owner != c.owner || e.OwnerSource != c.source {
+			t.Errorf("%s owner = %q (%s), want %q (%s)", c.name, e.Owner, e.OwnerSource, c.owner, c.source)
+		}
+	}
+
+	// Without owner_metadata_key every entry gets integration_owner, if set.
+	res, err = walkFake(t, context.Background(), fv, walkOptions{integrationOwner: "secops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range res.Entries {
+		if e.Owner != "secops" || e.OwnerSource != ownerFromIntegration {
+			t.Errorf("%s owner = %q (%s), want secops", e.Name, e.Owner, e.OwnerSource)
+		}
+	}
+}
+
+func TestCurrentVersionDeleted(t *testing.T) {
+	now := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+	meta := func(cur interface{}, deletion string, destroyed bool) map[string]interface{} {
+		return map[string]interface{}{
+			"current_version": cur,
+			"versions": map[string]interface{}{
+				"3": map[string]interface{}{"deletion_time": deletion, "destroyed": destroyed},
+			},
+		}
+	}
+	cases := []struct {
+		name string
+		meta map[string]interface{}
+		want bool
+	}{
+		{"live", meta(json.Number("3"), "", false), false},
+		{"deleted", meta(json.Number("3"), "2024-05-01T10:00:00.5Z", false), true},
+		{"destroyed", meta(float64(3), "", true), true},
+		{"deletion scheduled", meta(3, "2024-07-01T00:00:00Z", false), false},
+		{"current version missing", meta(json.Number("4"), "2024-05-01T10:00:00Z", false), false},
+		{"no metadata", map[string]interface{}{}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := currentVersionDeleted(c.meta, now); got != c.want {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+}

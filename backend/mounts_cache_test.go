@@ -1,0 +1,45 @@
+package backend
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Grants reuse one read of sys/mounts for grantMountsTTL; a new client (config write)
+// reads it again, and a failed read is not remembered.
+func TestGrantMountsAreReadOncePerTTL(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+
+	before := e.vault.callCount("Mounts")
+	for i := 0; i < 3; i++ {
+		e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
+	}
+	if got := e.vault.callCount("Mounts") - before; got != 1 {
+		t.Fatalf("3 grants read sys/mounts %d times, want 1", got)
+	}
+
+	e.configure(t)
+	before = e.vault.callCount("Mounts")
+	e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
+	if got := e.vault.callCount("Mounts") - before; got != 1 {
+		t.Fatalf("the first grant after a config write read sys/mounts %d times, want 1", got)
+	}
+
+	// Once the TTL has passed, a grant reads again and fails if it cannot.
+	e.b.grantMounts.mu.Lock()
+	e.b.grantMounts.fetched = time.Now().Add(-grantMountsTTL)
+	e.b.grantMounts.mu.Unlock()
+	e.vault.fail("Mounts", errFakeDown)
+	if _, err := e.do(t, logical.UpdateOperation, "grants/app", nil); err == nil {
+		t.Fatal("grant succeeded with an expired cache and sys/mounts unreadable")
+	}
+	e.vault.fail("Mounts", nil)
+	before = e.vault.callCount("Mounts")
+	e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
+	if got := e.vault.callCount("Mounts") - before; got != 1 {
+		t.Fatalf("after a failed read, the next grant read sys/mounts %d times, want 1", got)
+	}
+}

@@ -1,0 +1,381 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Overall health statuses.
+const (
+	healthOK            = "ok"             // Vault up, login works, every required capability held
+	healthDegraded      = "degraded"       // Vault up and login works, but a required capability is missing
+	healthDown          = "down"           // Vault unreachable, sealed, or login fails
+	healthNotConfigured = "not_configured" // apono/config not written yet
+)
+
+const (
+	// healthTimeout bounds a health read, so a hung Vault gives a report, not a hung request.
+	healthTimeout = 30 * time.Second
+	// probeGrantID stands for "any grant" in capability checks of per-grant paths.
+	probeGrantID = "0000000000000000"
+	// policyListPath lists ACL policies; the seed's policy does not allow it.
+	policyListPath = "sys/policies/acl"
+)
+
+// capabilityCheck is one path the management token needs (Required) or may use.
+type capabilityCheck struct {
+	Path     string
+	Needs    []string
+	Required bool
+	Purpose  string
+}
+
+// capabilityChecks lists what the plugin calls in Vault, with the capabilities each call
+// needs; the required ones are the seed's apono-management policy for userpassMount.
+func (b *aponoBackend) capabilityChecks(userpassMount string) []capabilityCheck {
+	probe := b.grantObjectName(probeGrantID)
+	return []capabilityCheck{
+		{Path: "sys/capabilities-self", Needs: []string{"update"}, Required: true,
+			Purpose: "check capabilities (this report)"},
+		{Path: "sys/mounts", Needs: []string{"read"}, Required: true,
+			Purpose: "resolve resources to their KV v2 or Transit mounts (roles, grants)"},
+		{Path: "auth/" + userpassMount + "/users", Needs: []string{"list"}, Required: true,
+			Purpose: "find orphaned grant users (sweeper)"},
+		{Path: "auth/" + userpassMount + "/users/" + probe, Needs: []string{"create", "delete", "read", "update"}, Required: true,
+			Purpose: "create, extend and delete grant users"},
+		{Path: "sys/policies/acl/" + probe, Needs: []string{"create", "delete", "read", "update"}, Required: true,
+			Purpose: "create and delete grant policies"},
+		{Path: revokeLoginsCheckPath(userpassMount, probe), Needs: []string{"sudo", "update"},
+			Purpose: "revoke a grant user's tokens on revoke (defence in depth; deleting the policy already cuts them)"},
+		{Path: policyListPath, Needs: []string{"list"},
+			Purpose: "find orphaned grant policies that have no user (sweeper)"},
+	}
+}
+
+// discoveryChecks are the optional reads discovery makes on each KV v2 and Transit mount.
+func (b *aponoBackend) discoveryChecks(mounts map[string]mountInfo) []capabilityCheck {
+	var out []capabilityCheck
+	own := b.ownMountPath()
+	for _, path := range sortedKeys(mounts) {
+		m := mounts[path]
+		if path == own {
+			continue
+		}
+		switch {
+		case m.Type == "kv" && m.Version == "2":
+			out = append(out, capabilityCheck{Path: path + "metadata/", Needs: []string{"list", "read"},
+				Purpose: "discover the secrets of KV v2 mount " + path})
+		case m.Type == "transit":
+			out = append(out, capabilityCheck{Path: path + "keys", Needs: []string{"list"},
+				Purpose: "discover the keys of Transit mount " + path})
+		}
+	}
+	return out
+}
+
+func revokeLoginsCheckPath(userpassMount, username string) string {
+	return "sys/leases/revoke-prefix/auth/" + userpassMount + "/login/" + username
+}
+
+// missingCapabilities is what of needs the capabilities in has do not give.
+func missingCapabilities(has, needs []string) []string {
+	set := map[string]bool{}
+	for _, c := range has {
+		if c == "root" {
+			return []string{}
+		}
+		set[c] = true
+	}
+	missing := []string{}
+	for _, c := range needs {
+		if !set[c] {
+			missing = append(missing, c)
+		}
+	}
+	return missing
+}
+
+func pathHealth(b *aponoBackend) *framework.Path {
+	return &framework.Path{
+		Pattern: "health$",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "apono",
+			OperationSuffix: "health",
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathHealthRead,
+				Summary:  "Check that the plugin can reach Vault, log in, and do its work.",
+				Responses: map[int][]framework.Response{
+					http.StatusOK: {{Description: "OK", Fields: healthResponseFields}},
+				},
+			},
+		},
+		HelpSynopsis:    "Check that the plugin can reach Vault, log in, and do its work.",
+		HelpDescription: pathHealthHelp,
+	}
+}
+
+const pathHealthHelp = `
+Reading health checks, with the configured credentials, that Vault is reachable and
+unsealed, that login works, and (through sys/capabilities-self) that the management token
+holds every capability the plugin needs: the seed's apono-management policy for the
+configured userpass mount. It also reports optional capabilities: sudo on
+sys/leases/revoke-prefix/auth/<userpass>/login/... (revoke also revokes the user's
+tokens), LIST on sys/policies/acl (the sweeper also finds policies with no user), and the
+discovery reads of each KV v2 and Transit mount. Each check says ok or missing, with the
+capabilities the token has and needs. A Vault that is down is reported, not an error.
+`
+
+var healthResponseFields = map[string]*framework.FieldSchema{
+	"status": {Type: framework.TypeString,
+		Description: "ok (all required checks pass), degraded (a required capability is missing), down (Vault unreachable or sealed, or login fails) or not_configured."},
+	"problems": {Type: framework.TypeStringSlice,
+		Description: "What to fix for status to be ok."},
+	"warnings": {Type: framework.TypeStringSlice,
+		Description: "Optional capabilities that are missing, and what the plugin does without them."},
+	"vault_addr":     {Type: framework.TypeString, Description: "The Vault address from config."},
+	"userpass_mount": {Type: framework.TypeString, Description: "The userpass mount from config."},
+	"vault": {Type: framework.TypeMap,
+		Description: "sys/health: reachable, initialized, sealed, standby, performance_standby, version, cluster_name, error."},
+	"login": {Type: framework.TypeMap,
+		Description: "ok, and error when logging in or an authenticated call failed."},
+	"capabilities": {Type: framework.TypeSlice,
+		Description: "One entry per path: path, purpose, required, needs, has, missing, status (ok, missing or unknown)."},
+	"revoke_login_tokens": {Type: framework.TypeBool,
+		Description: "Whether revoke also revokes the grant user's tokens through sys/leases/revoke-prefix."},
+}
+
+func (b *aponoBackend) pathHealthRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	cfg, err := getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return &logical.Response{Data: map[string]interface{}{
+			"status":   healthNotConfigured,
+			"problems": []string{errNotConfigured.Error()},
+			"warnings": []string{},
+		}}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	return &logical.Response{Data: b.checkHealth(ctx, req.Storage, cfg)}, nil
+}
+
+// checkHealth builds the report; nothing that fails in Vault makes it an error.
+func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *pluginConfig) map[string]interface{} {
+	problems, warnings := []string{}, []string{}
+	out := map[string]interface{}{
+		"vault_addr":          cfg.VaultAddr,
+		"userpass_mount":      cfg.UserpassMount,
+		"revoke_login_tokens": false,
+		"capabilities":        []map[string]interface{}{},
+	}
+	finish := func(status string) map[string]interface{} {
+		out["status"] = status
+		out["problems"] = problems
+		out["warnings"] = warnings
+		return out
+	}
+
+	client, err := b.getClient(ctx, s)
+	if err != nil {
+		// No client means login failed; ask sys/health without a token whether Vault is up.
+		out["login"] = map[string]interface{}{"ok": false, "error": err.Error()}
+		hr, herr := b.healthProbe(ctx, cfg)
+		out["vault"] = vaultHealthData(hr, herr)
+		if msg := vaultDownProblem(hr, herr); msg != "" {
+			problems = append(problems, msg)
+		}
+		problems = append(problems, "cannot log in to Vault with the configured credentials: "+err.Error())
+		return finish(healthDown)
+	}
+	hr, herr := client.Health(ctx)
+	out["vault"] = vaultHealthData(hr, herr)
+	if msg := vaultDownProblem(hr, herr); msg != "" {
+		out["login"] = map[string]interface{}{"ok": false, "error": "not checked: Vault is not available"}
+		problems = append(problems, msg)
+		return finish(healthDown)
+	}
+
+	checks := b.capabilityChecks(cfg.UserpassMount)
+	if mounts, err := client.Mounts(ctx); err == nil {
+		checks = append(checks, b.discoveryChecks(mounts)...)
+	} else {
+		warnings = append(warnings, "discovery capabilities not checked: cannot read sys/mounts: "+err.Error())
+	}
+	paths := make([]string, 0, len(checks))
+	for _, c := range checks {
+		paths = append(paths, c.Path)
+	}
+	has, err := client.CapabilitiesSelf(ctx, paths)
+	switch {
+	case err == nil:
+		out["login"] = map[string]interface{}{"ok": true}
+	case isStatus(err, http.StatusForbidden):
+		// Logged in (the client re-logs in on 403 first), but may not ask for capabilities.
+		out["login"] = map[string]interface{}{"ok": true}
+		problems = append(problems, "sys/capabilities-self: the management token may not call it (needs update), so no capability could be checked")
+		has = nil
+	default:
+		out["login"] = map[string]interface{}{"ok": false, "error": err.Error()}
+		problems = append(problems, "an authenticated call to Vault failed: "+err.Error())
+		return finish(healthDown)
+	}
+
+	entries := make([]map[string]interface{}, 0, len(checks))
+	for _, c := range checks {
+		entry := map[string]interface{}{
+			"path":     c.Path,
+			"purpose":  c.Purpose,
+			"required": c.Required,
+			"needs":    c.Needs,
+		}
+		got, checked := has[c.Path]
+		if !checked {
+			entry["status"] = "unknown"
+			entries = append(entries, entry)
+			continue
+		}
+		got = sortedCopy(got)
+		missing := missingCapabilities(got, c.Needs)
+		entry["has"], entry["missing"] = got, missing
+		entry["status"] = "ok"
+		if len(missing) > 0 {
+			entry["status"] = "missing"
+			msg := fmt.Sprintf("%s: missing %s (has %s), needed to %s", c.Path, strings.Join(missing, ", "), capsOrNone(got), c.Purpose)
+			if c.Required {
+				problems = append(problems, msg)
+			} else {
+				warnings = append(warnings, msg)
+			}
+		}
+		entries = append(entries, entry)
+		// Keep the caches revoke and the sweeper use in step with what was just seen.
+		switch c.Path {
+		case revokeLoginsCheckPath(cfg.UserpassMount, b.grantObjectName(probeGrantID)):
+			b.caps.remember(client, c.Path, len(missing) == 0, capabilityCacheTTL)
+			out["revoke_login_tokens"] = len(missing) == 0
+		case policyListPath:
+			b.caps.remember(client, c.Path, len(missing) == 0, capabilityCacheTTL)
+		}
+	}
+	out["capabilities"] = entries
+	if len(problems) > 0 {
+		return finish(healthDegraded)
+	}
+	return finish(healthOK)
+}
+
+func capsOrNone(caps []string) string {
+	if len(caps) == 0 {
+		return "none"
+	}
+	return strings.Join(caps, ", ")
+}
+
+func vaultHealthData(hr *api.HealthResponse, err error) map[string]interface{} {
+	if err != nil || hr == nil {
+		msg := "no answer"
+		if err != nil {
+			msg = redact(err).Error()
+		}
+		return map[string]interface{}{"reachable": false, "error": msg}
+	}
+	return map[string]interface{}{
+		"reachable":           true,
+		"initialized":         hr.Initialized,
+		"sealed":              hr.Sealed,
+		"standby":             hr.Standby,
+		"performance_standby": hr.PerformanceStandby,
+		"version":             hr.Version,
+		"cluster_name":        hr.ClusterName,
+	}
+}
+
+// vaultDownProblem says why Vault cannot serve the plugin, or "".
+func vaultDownProblem(hr *api.HealthResponse, err error) string {
+	switch {
+	case err != nil || hr == nil:
+		return "Vault is not reachable at the configured address"
+	case !hr.Initialized:
+		return "Vault is not initialized"
+	case hr.Sealed:
+		return "Vault is sealed"
+	}
+	return ""
+}
+
+// capabilityCacheTTL is how long an answer about an optional capability is kept: a policy
+// change reaches revoke and the sweeper within it (or at once, through apono/health).
+const capabilityCacheTTL = 5 * time.Minute
+
+// capabilityErrorTTL is how long a failed capability check counts as "not available".
+const capabilityErrorTTL = 30 * time.Second
+
+// capabilityCache remembers whether the management token holds an optional capability, so
+// revoke and the sweeper ask sys/capabilities-self once every few minutes instead of per
+// call, and never send a call bound to get 403 (which makes the client log in again).
+type capabilityCache struct {
+	mu sync.Mutex
+	// client is the client the answers are about; a new client (config change) starts over.
+	client  vaultClient
+	answers map[string]capabilityAnswer
+}
+
+type capabilityAnswer struct {
+	ok      bool
+	expires time.Time
+}
+
+// allowed reports whether client's token holds needs on path.
+func (c *capabilityCache) allowed(ctx context.Context, client vaultClient, path string, needs ...string) bool {
+	c.mu.Lock()
+	// Held across the call, so a burst of revokes on a cold cache asks once.
+	defer c.mu.Unlock()
+	if c.client == client {
+		if a, ok := c.answers[path]; ok && time.Now().Before(a.expires) {
+			return a.ok
+		}
+	}
+	has, err := client.CapabilitiesSelf(ctx, []string{path})
+	if err != nil {
+		c.rememberLocked(client, path, false, capabilityErrorTTL)
+		return false
+	}
+	ok := len(missingCapabilities(has[path], needs)) == 0
+	c.rememberLocked(client, path, ok, capabilityCacheTTL)
+	return ok
+}
+
+func (c *capabilityCache) remember(client vaultClient, path string, ok bool, ttl time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rememberLocked(client, path, ok, ttl)
+}
+
+func (c *capabilityCache) rememberLocked(client vaultClient, path string, ok bool, ttl time.Duration) {
+	if c.client != client || c.answers == nil {
+		c.client = client
+		c.answers = map[string]capabilityAnswer{}
+	}
+	c.answers[path] = capabilityAnswer{ok: ok, expires: time.Now().Add(ttl)}
+}
+
+// sortedCopy returns caps sorted, for stable output; never nil.
+func sortedCopy(caps []string) []string {
+	out := append([]string{}, caps...)
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,255 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const (
+	defaultResourcesLimit = 1000
+	maxResourcesLimit     = 10000
+)
+
+func pathResources(b *aponoBackend) *framework.Path {
+	return &framework.Path{
+		Pattern: "resources/?$",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "apono",
+			OperationSuffix: "resources",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"type": {
+				Type:        framework.TypeString,
+				Description: "Only resources of this type: kv or transit.",
+				Query:       true,
+			},
+			"mount": {
+				Type:        framework.TypeString,
+				Description: "Only resources on this mount, e.g. kv.",
+				Query:       true,
+			},
+			"prefix": {
+				Type:        framework.TypeString,
+				Description: "Only resources whose name starts with this, e.g. kv/app/.",
+				Query:       true,
+			},
+			"after": {
+				Type:        framework.TypeString,
+				Description: "Paging: only resources whose name sorts after this one; pass the previous page's next_after.",
+				Query:       true,
+			},
+			"limit": {
+				Type:        framework.TypeInt,
+				Description: fmt.Sprintf("Paging: at most this many resources (1 to %d). Default: %d.", maxResourcesLimit, defaultResourcesLimit),
+				Query:       true,
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathResourcesRead,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb: "read",
+				},
+			},
+			logical.ListOperation: &framework.PathOperation{
+				Callback: b.pathResourcesList,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb: "list",
+				},
+			},
+		},
+		HelpSynopsis:    "The resources found by the last sync, filtered and paged.",
+		HelpDescription: pathResourcesHelp,
+	}
+}
+
+const pathResourcesHelp = `
+Returns the current snapshot written by sync (or by the periodic refresh), sorted by
+name. A read returns the entries under "resources"; a LIST returns the names as keys and
+the entries as key_info. Each name can be pasted into a role's or a grant's resources.
+Filter with type (kv, transit), mount and prefix (the start of the name); page with limit
+and after: when more entries match, next_after is set, and passing it as after returns the
+next page, so every entry is returned exactly once. synced_at says when the snapshot was
+taken. When no snapshot exists yet, the request runs a sync first.
+`
+
+// resourceQuery is a validated filter and page over the snapshot.
+type resourceQuery struct {
+	typ, mount, prefix, after string
+	limit                     int
+}
+
+func parseResourceQuery(d *framework.FieldData) (resourceQuery, string) {
+	q := resourceQuery{
+		typ:    strings.ToLower(strings.TrimSpace(d.Get("type").(string))),
+		mount:  strings.Trim(strings.TrimSpace(d.Get("mount").(string)), "/"),
+		prefix: d.Get("prefix").(string),
+		after:  d.Get("after").(string),
+		limit:  defaultResourcesLimit,
+	}
+	if q.typ != "" && !contains(discoverableTypes, q.typ) {
+		return q, fmt.Sprintf("type %q is not a resource type (allowed: %s)", truncateForError(q.typ), strings.Join(discoverableTypes, ", "))
+	}
+	if v, ok := d.GetOk("limit"); ok {
+		q.limit = v.(int)
+		if q.limit < 1 || q.limit > maxResourcesLimit {
+			return q, fmt.Sprintf("limit must be between 1 and %d, got %d", maxResourcesLimit, q.limit)
+		}
+	}
+	return q, ""
+}
+
+func (q *resourceQuery) matches(e *resourceEntry) bool {
+	return e.Name > q.after &&
+		(q.typ == "" || e.Type == q.typ) &&
+		(q.mount == "" || e.Mount == q.mount) &&
+		strings.HasPrefix(e.Name, q.prefix)
+}
+
+// namePrefixes are prefixes every matching name has; names are sorted, so the matches
+// lie between the first name with all of them and the first name past one of them.
+func (q *resourceQuery) namePrefixes() []string {
+	var ps []string
+	if q.prefix != "" {
+		ps = append(ps, q.prefix)
+	}
+	if q.mount != "" {
+		ps = append(ps, q.mount+"/")
+	}
+	return ps
+}
+
+// query returns up to q.limit matching entries in name order, and whether more match.
+// It reads only the chunks that can hold matches.
+func query(ctx context.Context, s logical.Storage, h *snapshotHeader, q resourceQuery) ([]resourceEntry, bool, error) {
+	lower := q.after
+	prefixes := q.namePrefixes()
+	for _, p := range prefixes {
+		if p > lower {
+			lower = p
+		}
+	}
+	first := sort.Search(len(h.Chunks), func(i int) bool {
+		return h.Chunks[i].Last > q.after && h.Chunks[i].Last >= lower
+	})
+	var out []resourceEntry
+	for i := first; i < len(h.Chunks); i++ {
+		entries, err := loadSnapshotChunk(ctx, s, h, i)
+		if err != nil {
+			return nil, false, err
+		}
+		for j := range entries {
+			e := &entries[j]
+			for _, p := range prefixes {
+				if e.Name > p && !strings.HasPrefix(e.Name, p) {
+					return out, false, nil // past every name with prefix p
+				}
+			}
+			if !q.matches(e) {
+				continue
+			}
+			if len(out) == q.limit {
+				return out, true, nil
+			}
+			out = append(out, *e)
+		}
+	}
+	return out, false, nil
+}
+
+// currentSnapshot returns the snapshot header, running a first sync when there is none.
+// resp is set when that sync answered with an error for the caller.
+func (b *aponoBackend) currentSnapshot(ctx context.Context, req *logical.Request) (*snapshotHeader, *logical.Response, error) {
+	h, err := loadSnapshotHeader(ctx, req.Storage)
+	if err != nil || h != nil {
+		return h, nil, err
+	}
+	// A sync writes storage: a performance standby hands the request to the active node.
+	if !b.WriteSafeReplicationState() {
+		return nil, nil, logical.ErrPerfStandbyPleaseForward
+	}
+	ctx, cancel := requestSyncContext(ctx, defaultRequestSyncTimeout)
+	defer cancel()
+	if err := b.lockSync(ctx); err != nil {
+		return nil, nil, err
+	}
+	defer b.syncMu.Unlock()
+	// Look again: another request may have synced while this one waited.
+	if h, err = loadSnapshotHeader(ctx, req.Storage); err != nil || h != nil {
+		return h, nil, err
+	}
+	resp, err := b.syncResponse(ctx, req.Storage, defaultRequestSyncTimeout)
+	if err != nil || (resp != nil && resp.IsError()) {
+		return nil, resp, err
+	}
+	h, err = loadSnapshotHeader(ctx, req.Storage)
+	if err == nil && h == nil {
+		err = fmt.Errorf("sync stored no snapshot")
+	}
+	return h, nil, err
+}
+
+// resourcesPage runs the query of a read or a LIST.
+func (b *aponoBackend) resourcesPage(ctx context.Context, req *logical.Request, d *framework.FieldData) (*snapshotHeader, []resourceEntry, bool, *logical.Response, error) {
+	b.rememberMount(req)
+	q, msg := parseResourceQuery(d)
+	if msg != "" {
+		return nil, nil, false, logical.ErrorResponse(msg), nil
+	}
+	h, resp, err := b.currentSnapshot(ctx, req)
+	if err != nil || resp != nil {
+		return nil, nil, false, resp, err
+	}
+	entries, more, err := query(ctx, req.Storage, h, q)
+	return h, entries, more, nil, err
+}
+
+func (b *aponoBackend) pathResourcesRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	h, entries, more, resp, err := b.resourcesPage(ctx, req, d)
+	if err != nil || resp != nil {
+		return resp, err
+	}
+	list := make([]map[string]interface{}, 0, len(entries))
+	for i := range entries {
+		list = append(list, entries[i].responseData())
+	}
+	data := map[string]interface{}{
+		"resources":         list,
+		"synced_at":         h.SyncedAt.UTC().Format(time.RFC3339Nano),
+		"total":             h.Total,
+		"skipped":           skippedData(h.Skipped),
+		"skipped_count":     h.SkippedCount,
+		"ungrantable_count": h.UngrantableCount,
+	}
+	if more {
+		data["next_after"] = entries[len(entries)-1].Name
+	}
+	return &logical.Response{Data: data}, nil
+}
+
+func (b *aponoBackend) pathResourcesList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	h, entries, more, resp, err := b.resourcesPage(ctx, req, d)
+	if err != nil || resp != nil {
+		return resp, err
+	}
+	keys := make([]string, 0, len(entries))
+	info := make(map[string]interface{}, len(entries))
+	for i := range entries {
+		keys = append(keys, entries[i].Name)
+		info[entries[i].Name] = entries[i].responseData()
+	}
+	resp = logical.ListResponseWithInfo(keys, info)
+	resp.Data["synced_at"] = h.SyncedAt.UTC().Format(time.RFC3339Nano)
+	if more {
+		next := entries[len(entries)-1].Name
+		resp.Data["next_after"] = next
+		resp.AddWarning(fmt.Sprintf("more resources match: pass after=%s (next_after) for the next page", next))
+	}
+	return resp, nil
+}

@@ -1,0 +1,649 @@
+package backend
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/compressutil"
+	"github.com/hashicorp/vault/sdk/helper/jsonutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Discovery settings in config, and their bounds.
+const (
+	defaultSyncInterval    = 15 * time.Minute
+	minSyncInterval        = time.Minute // the rollback manager ticks once a minute anyway
+	defaultSyncConcurrency = 8
+	maxSyncConcurrency     = 64
+	defaultMaxResources    = 100000
+	maxMaxResources        = 1000000
+	maxOwnerMetadataKeyLen = 128 // Vault's limit on a custom_metadata key
+	maxIntegrationOwnerLen = 256
+
+	// periodicSyncTimeout bounds a background sync, which no request's deadline covers.
+	periodicSyncTimeout = 30 * time.Minute
+	// defaultRequestSyncTimeout bounds a sync run by a request. Vault cancels a request
+	// after max_request_duration (90s by default) without telling the plugin its deadline
+	// (the context it passes carries none), so the plugin stops first and says why.
+	defaultRequestSyncTimeout = 80 * time.Second
+)
+
+// discoverableTypes are the values resource_types accepts.
+var discoverableTypes = []string{resourceTypeKV, resourceTypeTransit}
+
+func (c *pluginConfig) resourceTypes() []string {
+	if c.ResourceTypes == "" {
+		return append([]string(nil), discoverableTypes...)
+	}
+	return strings.Split(c.ResourceTypes, ",")
+}
+
+// syncInterval is 0 when periodic sync is off.
+func (c *pluginConfig) syncInterval() time.Duration {
+	switch {
+	case c.SyncInterval < 0:
+		return 0
+	case c.SyncInterval == 0:
+		return defaultSyncInterval
+	}
+	return c.SyncInterval
+}
+
+func (c *pluginConfig) syncConcurrency() int {
+	if c.SyncConcurrency == 0 {
+		return defaultSyncConcurrency
+	}
+	return c.SyncConcurrency
+}
+
+func (c *pluginConfig) maxResources() int {
+	if c.MaxResources == 0 {
+		return defaultMaxResources
+	}
+	return c.MaxResources
+}
+
+// setDiscoveryConfig applies the discovery fields sent in a config write and returns a
+// message naming the first bad one, or "".
+func setDiscoveryConfig(cfg *pluginConfig, d *framework.FieldData) string {
+	if v, ok := d.GetOk("resource_types"); ok {
+		seen := map[string]bool{}
+		for _, t := range v.([]string) {
+			t = strings.ToLower(strings.TrimSpace(t))
+			if t == "" {
+				continue
+			}
+			if !contains(discoverableTypes, t) {
+				return fmt.Sprintf("resource_types: %q is not a resource type (allowed: %s)", truncateForError(t), strings.Join(discoverableTypes, ", "))
+			}
+			seen[t] = true
+		}
+		if len(seen) == 0 {
+			return fmt.Sprintf("resource_types must name at least one of: %s", strings.Join(discoverableTypes, ", "))
+		}
+		types := make([]string, 0, len(seen))
+		for t := range seen {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		cfg.ResourceTypes = strings.Join(types, ",")
+	}
+	if v, ok := d.GetOk("owner_metadata_key"); ok {
+		key := strings.TrimSpace(v.(string))
+		if len(key) > maxOwnerMetadataKeyLen || !printable(key) {
+			return fmt.Sprintf("owner_metadata_key must be a custom_metadata key of at most %d printable characters", maxOwnerMetadataKeyLen)
+		}
+		cfg.OwnerMetadataKey = key
+	}
+	if v, ok := d.GetOk("integration_owner"); ok {
+		owner := strings.TrimSpace(v.(string))
+		if len(owner) > maxIntegrationOwnerLen || !printable(owner) {
+			return fmt.Sprintf("integration_owner must be at most %d printable characters, e.g. a user's email or a group name", maxIntegrationOwnerLen)
+		}
+		cfg.IntegrationOwner = owner
+	}
+	if v, ok := d.GetOk("sync_interval"); ok {
+		interval := time.Duration(v.(int)) * time.Second
+		switch {
+		case interval == 0:
+			cfg.SyncInterval = -1 // stored as negative: zero means "not set, use the default"
+		case interval < minSyncInterval:
+			return fmt.Sprintf("sync_interval must be 0 (off) or at least %d seconds, got %d", int(minSyncInterval.Seconds()), v.(int))
+		default:
+			cfg.SyncInterval = interval
+		}
+	}
+	if v, ok := d.GetOk("sync_concurrency"); ok {
+		n := v.(int)
+		if n < 1 || n > maxSyncConcurrency {
+			return fmt.Sprintf("sync_concurrency must be between 1 and %d, got %d", maxSyncConcurrency, n)
+		}
+		cfg.SyncConcurrency = n
+	}
+	if v, ok := d.GetOk("max_resources"); ok {
+		n := v.(int)
+		if n < 1 || n > maxMaxResources {
+			return fmt.Sprintf("max_resources must be between 1 and %d, got %d", maxMaxResources, n)
+		}
+		cfg.MaxResources = n
+	}
+	return ""
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func pathSync(b *aponoBackend) *framework.Path {
+	return &framework.Path{
+		Pattern: "sync$",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "apono",
+			OperationVerb:   "sync",
+			OperationSuffix: "resources",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"timeout": {
+				Type: framework.TypeDurationSecond,
+				Description: fmt.Sprintf("How long this sync may run before it stops and keeps the old snapshot (1s to %s). Default: %s, under Vault's default max_request_duration of 90s; "+
+					"raise both together for a longer on-demand sync.", periodicSyncTimeout, defaultRequestSyncTimeout),
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback: b.pathSyncWrite,
+				// The snapshot is written to storage: only the active node may do that.
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+		},
+		HelpSynopsis:    "Discover every KV v2 secret and folder and every Transit key this plugin can grant.",
+		HelpDescription: pathSyncHelp,
+	}
+}
+
+const pathSyncHelp = `
+Writing sync walks Vault now with the management AppRole: every KV v2 mount (one entry
+per secret, kv/app/db, and per folder, kv/app/*, with custom_metadata) and every Transit
+mount (one entry per key, transit/payments, with its type). config's resource_types
+chooses which. The result replaces the snapshot that resources returns; names are in the
+form roles and grants accept. The response gives counts per type, kind and mount, the
+mounts or folders the policy did not allow listing (skipped), names that exist but cannot
+be granted (ungrantable; the first 100 of each, with exact counts), the number of calls
+made and how long it took.
+
+The walk makes up to sync_concurrency calls at once: one LIST per folder and one
+metadata read per secret (for custom_metadata, owner and deleted), which is most of its
+cost. It stops with an error past max_resources, or after timeout (80s by default, under
+Vault's default max_request_duration of 90s), and then keeps the old snapshot. The active
+node also syncs in the background, for up to 30 minutes, every sync_interval (0 turns
+that off); the first background sync runs within a minute of configuration.
+`
+
+// Storage layout of the snapshot. A sync writes its chunks under a new generation, then
+// the header naming that generation, then deletes every other generation: a reader sees
+// the old snapshot or the new one, never a mix, and a sync that dies leaves only garbage
+// the next one removes.
+const (
+	snapshotHeaderPath  = "sync/current"
+	snapshotChunkPrefix = "sync/snapshot/" // + <generation>/<n>
+	syncStatusPath      = "sync/status"
+)
+
+// Chunk bounds: raft refuses entries above 1 MiB by default (max_entry_size) and some
+// storage backends allow 512 KiB, so a chunk holds at most this much JSON before
+// compression, whatever the size of the entries' custom_metadata.
+var (
+	snapshotChunkEntries = 10000
+	snapshotChunkBytes   = 256 << 10
+)
+
+// snapshotHeader describes the current snapshot; its entries are in Chunks.
+type snapshotHeader struct {
+	Generation       string            `json:"generation"`
+	SyncedAt         time.Time         `json:"synced_at"`
+	Duration         time.Duration     `json:"duration"`
+	Total            int               `json:"total"`
+	Skipped          []skippedPath     `json:"skipped"`
+	SkippedCount     int               `json:"skipped_count"`
+	Ungrantable      []ungrantableName `json:"ungrantable"`
+	UngrantableCount int               `json:"ungrantable_count"`
+	Warnings         []string          `json:"warnings,omitempty"`
+	ListCalls        int64             `json:"list_calls"`
+	ReadCalls        int64             `json:"read_calls"`
+	Counts           map[string]int    `json:"counts"` // per type
+	Kinds            map[string]int    `json:"kinds"`
+	Mounts           map[string]int    `json:"mounts"`
+	Chunks           []chunkRef        `json:"chunks"`
+}
+
+// chunkRef is one storage entry of the snapshot; chunks hold consecutive, sorted names.
+type chunkRef struct {
+	First string `json:"first"`
+	Last  string `json:"last"`
+	Count int    `json:"count"`
+}
+
+// syncStatus records the last attempt, successful or not, and the last one the periodic
+// job made: it waits sync_interval after that, so a failing sync is not retried every
+// minute, while a failed request (e.g. past its time limit) does not hold it back.
+type syncStatus struct {
+	AttemptedAt           time.Time `json:"attempted_at"`
+	Error                 string    `json:"error,omitempty"`
+	BackgroundAttemptedAt time.Time `json:"background_attempted_at"`
+}
+
+func (h *snapshotHeader) summary() map[string]interface{} {
+	return map[string]interface{}{
+		"synced_at":         h.SyncedAt.UTC().Format(time.RFC3339Nano),
+		"duration":          h.Duration.Round(time.Millisecond).String(),
+		"duration_ms":       h.Duration.Milliseconds(),
+		"total":             h.Total,
+		"counts":            h.Counts,
+		"kinds":             h.Kinds,
+		"mounts":            h.Mounts,
+		"skipped":           skippedData(h.Skipped),
+		"skipped_count":     h.SkippedCount,
+		"ungrantable":       ungrantableData(h.Ungrantable),
+		"ungrantable_count": h.UngrantableCount,
+		"list_calls":        h.ListCalls,
+		"read_calls":        h.ReadCalls,
+	}
+}
+
+func skippedData(in []skippedPath) []map[string]interface{} {
+	out := make([]map[string]interface{}, 0, len(in))
+	for _, p := range in {
+		out = append(out, map[string]interface{}{"mount": p.Mount, "path": p.Path, "reason": p.Reason})
+	}
+	return out
+}
+
+func ungrantableData(in []ungrantableName) []map[string]interface{} {
+	out := make([]map[string]interface{}, 0, len(in))
+	for _, u := range in {
+		out = append(out, map[string]interface{}{"name": u.Name, "reason": u.Reason})
+	}
+	return out
+}
+
+func (b *aponoBackend) pathSyncWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	timeout := defaultRequestSyncTimeout
+	if v, ok := d.GetOk("timeout"); ok {
+		timeout = time.Duration(v.(int)) * time.Second
+		if timeout < time.Second || timeout > periodicSyncTimeout {
+			return logical.ErrorResponse(fmt.Sprintf("timeout must be between 1s and %s, got %ds", periodicSyncTimeout, v.(int))), nil
+		}
+	}
+	ctx, cancel := requestSyncContext(ctx, timeout)
+	defer cancel()
+	if err := b.lockSync(ctx); err != nil {
+		return nil, err
+	}
+	defer b.syncMu.Unlock()
+	return b.syncResponse(ctx, req.Storage, timeout)
+}
+
+// requestSyncContext bounds a request's sync by timeout and, should the request carry a
+// deadline, ends it a little before, so the caller gets the reason instead of Vault's
+// bare "context canceled" (a 500 an API client would retry).
+func requestSyncContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Add(-requestDeadlineMargin).Before(deadline) {
+		deadline = d.Add(-requestDeadlineMargin)
+	}
+	return context.WithDeadline(ctx, deadline)
+}
+
+// lockSync takes syncMu for a request, waiting for a running sync to finish while ctx
+// allows.
+func (b *aponoBackend) lockSync(ctx context.Context) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !b.syncMu.TryLock() {
+		select {
+		case <-ctx.Done():
+			return logical.CodedError(http.StatusConflict, "another sync is still running (the periodic refresh or another request) and did not finish within this request's timeout; its result will be in resources when it does")
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// requestDeadlineMargin is how long before a request's deadline, when it has one, a
+// sync gives up.
+const requestDeadlineMargin = 3 * time.Second
+
+// syncResponse runs a sync for a request (the caller holds syncMu) within ctx, which
+// requestSyncContext bounded by timeout, and answers with its summary, or with a 400 for
+// what the operator must change.
+func (b *aponoBackend) syncResponse(ctx context.Context, s logical.Storage, timeout time.Duration) (*logical.Response, error) {
+	cfg, err := getConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return logical.ErrorResponse(errNotConfigured.Error()), nil
+	}
+	h, err := b.runSync(ctx, s, cfg, false)
+	var tooMany *errTooManyResources
+	switch {
+	case errors.As(err, &tooMany):
+		return logical.ErrorResponse(err.Error()), nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return logical.ErrorResponse(fmt.Sprintf("the sync did not finish within its timeout (%s) and was stopped: %s. The snapshot is unchanged. "+
+			"The periodic sync (config sync_interval) runs in the background for up to %s; for a longer on-demand sync, raise Vault's "+
+			"max_request_duration (90s by default) and pass a longer timeout; or narrow config resource_types",
+			timeout, err, periodicSyncTimeout)), nil
+	case err != nil:
+		return nil, err
+	}
+	resp := &logical.Response{Data: h.summary()}
+	for _, w := range h.Warnings {
+		resp.AddWarning(w)
+	}
+	return resp, nil
+}
+
+// runSync walks Vault, stores the result as the current snapshot and records the
+// attempt. The caller holds syncMu. background says the periodic job started it.
+func (b *aponoBackend) runSync(ctx context.Context, s logical.Storage, cfg *pluginConfig, background bool) (*snapshotHeader, error) {
+	started := time.Now()
+	h, err := b.walkAndStore(ctx, s, cfg, started)
+	if err != nil {
+		b.Logger().Warn("sync failed", "background", background, "error", err)
+	} else {
+		b.Logger().Info("sync done", "background", background, "resources", h.Total, "skipped", h.SkippedCount,
+			"ungrantable", h.UngrantableCount, "list_calls", h.ListCalls, "read_calls", h.ReadCalls, "duration", h.Duration)
+	}
+	// Record the attempt even when ctx has ended: that is when it matters most.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if serr := recordSyncAttempt(sctx, s, started, err, background); serr != nil {
+		b.Logger().Warn("cannot record the sync attempt", "error", serr)
+		if err == nil {
+			err = serr
+		}
+	}
+	return h, err
+}
+
+func recordSyncAttempt(ctx context.Context, s logical.Storage, at time.Time, syncErr error, background bool) error {
+	st, err := loadSyncStatus(ctx, s)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		st = &syncStatus{}
+	}
+	st.AttemptedAt, st.Error = at, ""
+	if syncErr != nil {
+		st.Error = syncErr.Error()
+	}
+	if background {
+		st.BackgroundAttemptedAt = at
+	}
+	entry, err := logical.StorageEntryJSON(syncStatusPath, st)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, entry)
+}
+
+func (b *aponoBackend) walkAndStore(ctx context.Context, s logical.Storage, cfg *pluginConfig, started time.Time) (*snapshotHeader, error) {
+	client, err := b.getClient(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := client.Mounts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading sys/mounts: %w", redact(err))
+	}
+	types := map[string]bool{}
+	for _, t := range cfg.resourceTypes() {
+		types[t] = true
+	}
+	res, err := walk(ctx, client, mounts, walkOptions{
+		types:            types,
+		ownerKey:         cfg.OwnerMetadataKey,
+		integrationOwner: cfg.IntegrationOwner,
+		concurrency:      cfg.syncConcurrency(),
+		maxResources:     cfg.maxResources(),
+		ownMount:         b.ownMountPath(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	h := &snapshotHeader{
+		SyncedAt:         time.Now().UTC(),
+		Total:            len(res.Entries),
+		Skipped:          res.Skipped,
+		SkippedCount:     res.SkippedCount,
+		Ungrantable:      res.Ungrantable,
+		UngrantableCount: res.UngrantableCount,
+		Warnings:         res.Warnings,
+		ListCalls:        res.ListCalls,
+		ReadCalls:        res.ReadCalls,
+		Counts:           map[string]int{},
+		Kinds:            map[string]int{},
+		Mounts:           map[string]int{},
+	}
+	for _, t := range cfg.resourceTypes() {
+		h.Counts[t] = 0
+	}
+	for i := range res.Entries {
+		e := &res.Entries[i]
+		h.Counts[e.Type]++
+		h.Kinds[e.Kind]++
+		h.Mounts[e.Mount]++
+	}
+	if err := storeSnapshot(ctx, s, h, res.Entries, started); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func newGeneration() (string, error) {
+	var r [4]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%016x-%s", time.Now().UnixNano(), hex.EncodeToString(r[:])), nil
+}
+
+// storeSnapshot writes entries (sorted) in chunks under a new generation, points the
+// header at it, and removes every other generation. The header's Duration runs from
+// started to when the chunks are stored.
+func storeSnapshot(ctx context.Context, s logical.Storage, h *snapshotHeader, entries []resourceEntry, started time.Time) error {
+	gen, err := newGeneration()
+	if err != nil {
+		return err
+	}
+	h.Generation = gen
+	h.Chunks = nil
+
+	var buf bytes.Buffer
+	var ref chunkRef
+	flush := func() error {
+		if ref.Count == 0 {
+			return nil
+		}
+		buf.WriteByte(']')
+		value, err := compressutil.Compress(buf.Bytes(), &compressutil.CompressionConfig{
+			Type:                 compressutil.CompressionTypeGzip,
+			GzipCompressionLevel: gzip.BestSpeed,
+		})
+		if err != nil {
+			return err
+		}
+		key := fmt.Sprintf("%s%s/%d", snapshotChunkPrefix, gen, len(h.Chunks))
+		if err := s.Put(ctx, &logical.StorageEntry{Key: key, Value: value}); err != nil {
+			return fmt.Errorf("storing snapshot chunk %s: %w", key, err)
+		}
+		h.Chunks = append(h.Chunks, ref)
+		buf.Reset()
+		ref = chunkRef{}
+		return nil
+	}
+	for i := range entries {
+		js, err := json.Marshal(&entries[i])
+		if err != nil {
+			return err
+		}
+		if ref.Count > 0 && (ref.Count >= snapshotChunkEntries || buf.Len()+len(js)+2 > snapshotChunkBytes) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if ref.Count == 0 {
+			buf.WriteByte('[')
+			ref.First = entries[i].Name
+		} else {
+			buf.WriteByte(',')
+		}
+		buf.Write(js)
+		ref.Last = entries[i].Name
+		ref.Count++
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+
+	h.Duration = time.Since(started)
+	entry, err := logical.StorageEntryJSON(snapshotHeaderPath, h)
+	if err != nil {
+		return err
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("storing snapshot header: %w", err)
+	}
+	return deleteOtherGenerations(ctx, s, gen)
+}
+
+func deleteOtherGenerations(ctx context.Context, s logical.Storage, keep string) error {
+	gens, err := s.List(ctx, snapshotChunkPrefix)
+	if err != nil {
+		return err
+	}
+	for _, g := range gens {
+		g = strings.TrimSuffix(g, "/")
+		if g == keep {
+			continue
+		}
+		keys, err := s.List(ctx, snapshotChunkPrefix+g+"/")
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := s.Delete(ctx, snapshotChunkPrefix+g+"/"+k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func loadSnapshotHeader(ctx context.Context, s logical.Storage) (*snapshotHeader, error) {
+	entry, err := s.Get(ctx, snapshotHeaderPath)
+	if err != nil || entry == nil {
+		return nil, err
+	}
+	h := &snapshotHeader{}
+	if err := entry.DecodeJSON(h); err != nil {
+		return nil, fmt.Errorf("decoding snapshot header: %w", err)
+	}
+	return h, nil
+}
+
+func loadSnapshotChunk(ctx context.Context, s logical.Storage, h *snapshotHeader, i int) ([]resourceEntry, error) {
+	key := fmt.Sprintf("%s%s/%d", snapshotChunkPrefix, h.Generation, i)
+	entry, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if entry == nil {
+		// Only a sync that replaced this generation after the header was read does this.
+		return nil, fmt.Errorf("snapshot chunk %s is missing; the snapshot was replaced while reading it, try again", key)
+	}
+	var out []resourceEntry
+	if err := jsonutil.DecodeJSON(entry.Value, &out); err != nil {
+		return nil, fmt.Errorf("decoding snapshot chunk %s: %w", key, err)
+	}
+	return out, nil
+}
+
+func loadSyncStatus(ctx context.Context, s logical.Storage) (*syncStatus, error) {
+	entry, err := s.Get(ctx, syncStatusPath)
+	if err != nil || entry == nil {
+		return nil, err
+	}
+	st := &syncStatus{}
+	if err := entry.DecodeJSON(st); err != nil {
+		return nil, fmt.Errorf("decoding sync status: %w", err)
+	}
+	return st, nil
+}
+
+// syncJob refreshes the snapshot every sync_interval. periodic() runs it only on the
+// node that may write storage.
+func (b *aponoBackend) syncJob() periodicJob {
+	return periodicJob{name: "sync", run: b.periodicSync}
+}
+
+// periodicSync starts a background sync when one is due: the snapshot and the periodic
+// job's own last attempt are both older than sync_interval. It does not wait for the
+// sync: the rollback manager calls periodic functions holding Vault's state lock, and a
+// walk of a large Vault must not hold up a seal or a step-down.
+func (b *aponoBackend) periodicSync(ctx context.Context, s logical.Storage) error {
+	cfg, err := getConfig(ctx, s)
+	if err != nil || cfg == nil {
+		return err
+	}
+	interval := cfg.syncInterval()
+	if interval == 0 {
+		return nil
+	}
+	h, err := loadSnapshotHeader(ctx, s)
+	if err != nil {
+		return err
+	}
+	if h != nil && time.Since(h.SyncedAt) < interval {
+		return nil
+	}
+	st, err := loadSyncStatus(ctx, s)
+	if err != nil {
+		return err
+	}
+	if st != nil && time.Since(st.BackgroundAttemptedAt) < interval {
+		return nil
+	}
+	if !b.syncMu.TryLock() {
+		return nil // a sync is running; it refreshes the snapshot
+	}
+	go func() {
+		defer b.syncMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), periodicSyncTimeout)
+		defer cancel()
+		// Errors are logged and kept in sync/status by runSync.
+		_, _ = b.runSync(ctx, s, cfg, true)
+	}()
+	return nil
+}

@@ -1,0 +1,303 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// The orphan sweeper is the backstop behind Vault's own lease revocation: it deletes this
+// mount's users and policies whose grant has ended or that no grant record explains.
+//
+// The rule, for a name N = b.namePrefix + <16 hex grant ID> (nothing else is ever touched):
+//   - A grant record whose expires_at + sweepExpiryGrace has passed is removed with
+//     removeGrantObjects (policy, user, record), whether or not its user still exists. This
+//     covers a lease Vault marked irrevocable and a crash after the record but before Vault
+//     stored the lease. The record is read again under the grant's lock first, so a renewal
+//     that just moved expires_at wins.
+//   - A user of the configured userpass mount, or a policy (when LIST sys/policies/acl is
+//     allowed), named N with no grant record and no pending WAL entry for its grant is
+//     deleted (user and policy of that name) only when a previous sweep, at least
+//     sweepRecordlessMinAge earlier, already saw it record-less and WAL-less, and it still
+//     has no record under the grant's lock. Vault is listed before storage is read: an
+//     object that is listed was created after its WAL entry was written, and the WAL entry
+//     is deleted only after the record is stored, so an issue in flight is never mistaken
+//     for an orphan.
+//   - Anything else (other mounts' prefixes, names not of that form, users of an earlier
+//     userpass mount without a record) is left alone.
+
+const (
+	// sweepInterval is how often the sweeper runs at most; Vault revokes leases on time
+	// itself, so the backstop need not be fast.
+	sweepInterval = 5 * time.Minute
+	// sweepExpiryGrace lets Vault's own revocation of an expired lease go first, and
+	// absorbs clock skew between the node that issued a grant and the one sweeping.
+	sweepExpiryGrace = time.Minute
+	// sweepRecordlessMinAge is how long a record-less object must stay record-less before
+	// it is deleted: as long as a WAL entry must be old before Vault rolls it back.
+	sweepRecordlessMinAge = walRollbackMinAge
+)
+
+var grantIDRe = regexp.MustCompile("^" + grantIDPattern + "$")
+
+// sweeperState is the sweeper's memory; it lives only as long as this node is active,
+// which is fine: a new active node starts by sweeping and needs two sweeps to delete
+// record-less objects.
+type sweeperState struct {
+	mu      sync.Mutex
+	lastRun time.Time
+	// interval overrides sweepInterval when positive (tests).
+	interval time.Duration
+	// now is the clock; nil means time.Now (tests move it).
+	now func() time.Time
+	// suspects maps the name of each record-less object to when a sweep first saw it so.
+	suspects map[string]time.Time
+}
+
+func (st *sweeperState) clock() time.Time {
+	if st.now != nil {
+		return st.now()
+	}
+	return time.Now()
+}
+
+// sweepResult says what one sweep removed.
+type sweepResult struct {
+	Expired    []string // grant IDs whose records had expired
+	Recordless []string // names of users/policies that no record explained
+}
+
+// sweepIfDue runs the sweeper when sweepInterval has passed since its last run.
+func (b *aponoBackend) sweepIfDue(ctx context.Context, s logical.Storage) error {
+	st := &b.sweep
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	now := st.clock()
+	interval := st.interval
+	if interval <= 0 {
+		interval = sweepInterval
+	}
+	if !st.lastRun.IsZero() && now.Sub(st.lastRun) < interval {
+		return nil
+	}
+	cfg, err := getConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	if cfg == nil {
+		return nil // nothing can have been created without a config
+	}
+	st.lastRun = now
+	client, err := b.getClient(ctx, s)
+	if err != nil {
+		return fmt.Errorf("orphan sweep: %w", err)
+	}
+	res, err := b.sweepOrphans(ctx, s, client, cfg.UserpassMount, now)
+	if len(res.Expired) > 0 || len(res.Recordless) > 0 {
+		b.Logger().Info("orphan sweep removed grants", "expired_grants", res.Expired, "recordless_objects", res.Recordless)
+	}
+	return err
+}
+
+// sweepOrphans applies the rule above once. The caller holds b.sweep.mu.
+func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, client vaultClient, userpassMount string, now time.Time) (sweepResult, error) {
+	var res sweepResult
+	var errs []error
+
+	// 1. Vault first (see the rule): this mount's users, and policies when listable.
+	names := map[string]bool{}
+	users, err := client.ListUsers(ctx, userpassMount)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("listing users of auth/%s: %w", userpassMount, err))
+	}
+	for _, u := range users {
+		names[u] = true
+	}
+	// The seed's policy does not allow this LIST; ask first, so a 403 costs no re-login.
+	if b.caps.allowed(ctx, client, policyListPath, "list") {
+		policies, _, err := client.List(ctx, policyListPath)
+		if err != nil {
+			b.Logger().Debug("cannot list ACL policies; sweeping policies through users and records only", "error", err)
+		}
+		for _, p := range policies {
+			names[p] = true
+		}
+	}
+
+	// 2. Then the WAL, then the records.
+	pending, walErr := b.pendingGrantIDs(ctx, s)
+	if walErr != nil {
+		errs = append(errs, walErr)
+	}
+	ids, err := listGrantIDs(ctx, s)
+	if err != nil {
+		return res, errors.Join(append(errs, err)...)
+	}
+	records := make(map[string]*grantRecord, len(ids))
+	for _, id := range ids {
+		rec, err := getGrant(ctx, s, id)
+		if err != nil {
+			return res, errors.Join(append(errs, err)...)
+		}
+		if rec != nil {
+			records[id] = rec
+		}
+	}
+
+	// 3. Grants whose end has passed.
+	for _, id := range sortedKeys(records) {
+		if now.Before(records[id].ExpiresAt.Add(sweepExpiryGrace)) {
+			continue
+		}
+		removed, err := b.sweepExpiredGrant(ctx, s, client, id, now)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if removed {
+			res.Expired = append(res.Expired, id)
+		}
+	}
+
+	// 4. Objects no record explains, on their second sighting. Without a readable WAL
+	// nothing record-less is deleted: an issue in flight could not be told apart.
+	if walErr != nil {
+		return res, errors.Join(errs...)
+	}
+	st := &b.sweep
+	if st.suspects == nil {
+		st.suspects = map[string]time.Time{}
+	}
+	seen := map[string]bool{}
+	for _, name := range sortedKeys(names) {
+		id, ok := b.grantIDFromName(name)
+		if !ok || records[id] != nil || pending[id] {
+			continue
+		}
+		seen[name] = true
+		first, suspected := st.suspects[name]
+		if !suspected {
+			st.suspects[name] = now
+			continue
+		}
+		if now.Sub(first) < sweepRecordlessMinAge {
+			continue
+		}
+		removed, err := b.sweepRecordless(ctx, s, client, id, name, userpassMount)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(st.suspects, name)
+		if removed {
+			res.Recordless = append(res.Recordless, name)
+		}
+	}
+	for name := range st.suspects {
+		if !seen[name] {
+			delete(st.suspects, name)
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// sweepExpiredGrant removes grant id if, read again under its lock, it has still ended.
+func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage, client vaultClient, id string, now time.Time) (bool, error) {
+	lock := locksutil.LockForKey(b.grantLocks, id)
+	lock.Lock()
+	defer lock.Unlock()
+	rec, err := getGrant(ctx, s, id)
+	if err != nil || rec == nil || now.Before(rec.ExpiresAt.Add(sweepExpiryGrace)) {
+		return false, err
+	}
+	if !b.ownsName(rec.Username) || !b.ownsName(rec.Policy) {
+		return false, fmt.Errorf("grant record %s names user %q and policy %q, which this mount does not own; left alone", id, rec.Username, rec.Policy)
+	}
+	objs := grantObjects{GrantID: id, Username: rec.Username, Policy: rec.Policy, UserpassMount: rec.UserpassMount}
+	if err := b.removeGrantObjects(ctx, client, s, objs); err != nil {
+		return false, fmt.Errorf("sweeping expired grant %s: %w", id, err)
+	}
+	b.Logger().Info("swept an expired grant that Vault had not revoked", "grant_id", id, "username", rec.Username,
+		"expired_at", rec.ExpiresAt.Format(time.RFC3339))
+	return true, nil
+}
+
+// sweepRecordless deletes the user and policy called name if grant id still has no record.
+func (b *aponoBackend) sweepRecordless(ctx context.Context, s logical.Storage, client vaultClient, id, name, userpassMount string) (bool, error) {
+	lock := locksutil.LockForKey(b.grantLocks, id)
+	lock.Lock()
+	defer lock.Unlock()
+	rec, err := getGrant(ctx, s, id)
+	if err != nil || rec != nil {
+		return false, err
+	}
+	objs := grantObjects{GrantID: id, Username: name, Policy: name, UserpassMount: userpassMount}
+	if err := b.removeGrantObjects(ctx, client, s, objs); err != nil {
+		return false, fmt.Errorf("sweeping record-less %s: %w", name, err)
+	}
+	b.Logger().Info("swept a user and policy with no grant record", "name", name)
+	return true, nil
+}
+
+// pendingGrantIDs is the set of grants with a WAL entry, i.e. an issue in flight or
+// awaiting rollback. Any grant WAL entry that cannot be decoded is an error, so the
+// caller deletes nothing record-less rather than guess.
+func (b *aponoBackend) pendingGrantIDs(ctx context.Context, s logical.Storage) (map[string]bool, error) {
+	walIDs, err := framework.ListWAL(ctx, s)
+	if err != nil {
+		return nil, fmt.Errorf("listing WAL: %w", err)
+	}
+	pending := map[string]bool{}
+	for _, walID := range walIDs {
+		entry, err := framework.GetWAL(ctx, s, walID)
+		if err != nil {
+			return nil, fmt.Errorf("reading WAL %s: %w", walID, err)
+		}
+		if entry == nil || entry.Kind != walKindGrant {
+			continue
+		}
+		objs, err := decodeGrantObjects(entry.Data)
+		if err != nil {
+			return nil, fmt.Errorf("WAL %s: %w", walID, err)
+		}
+		pending[objs.GrantID] = true
+		for _, n := range []string{objs.Username, objs.Policy} {
+			if id, ok := b.grantIDFromName(n); ok {
+				pending[id] = true
+			}
+		}
+	}
+	return pending, nil
+}
+
+// grantIDFromName returns the grant ID of a name this mount creates, and false for any
+// other name (another mount's, a person's, a policy like "default").
+func (b *aponoBackend) grantIDFromName(name string) (string, bool) {
+	id, ok := strings.CutPrefix(name, b.namePrefix)
+	if !ok || !grantIDRe.MatchString(id) {
+		return "", false
+	}
+	return id, true
+}
+
+func (b *aponoBackend) ownsName(name string) bool {
+	_, ok := b.grantIDFromName(name)
+	return ok
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
