@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -227,4 +228,197 @@ func uniqueName(t *testing.T) string {
 		n = n[len(n)-40:]
 	}
 	return strings.Trim(n, "-")
+}
+
+// ownVault starts a dev Vault of the test's own (vendor setup done, plugin configured
+// with the apono-plugin AppRole), for tests that inject faults the shared server's other
+// tests must not see. Its directory is removed when the test passes and kept, with the
+// server's log, when it fails.
+func ownVault(t *testing.T, opts testvault.Options) *env {
+	t.Helper()
+	opts.Dir = keptDir(t)
+	s, setup, err := testvault.StartWithPlugin(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{s: s, setup: setup}
+	t.Cleanup(func() { e.stop(t) })
+	if err := e.configure(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// fileVault is ownVault on a server with file storage (not -dev): its data survives
+// Kill and Restart.
+func fileVault(t *testing.T) *env {
+	t.Helper()
+	s, err := testvault.StartFile(testvault.Options{Dir: keptDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{s: s}
+	t.Cleanup(func() { e.stop(t) })
+	sha, err := testvault.InstallPlugin(s.PluginDir, testvault.DefaultPluginVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.setup, err = s.SetupPlugin(testvault.DefaultPluginVersion, sha); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.configure(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) stop(t *testing.T) {
+	if err := e.s.Stop(); err != nil {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.Logf("Vault log kept at %s", e.s.LogPath)
+	}
+}
+
+// keptDir is a new directory that is removed when the test passes and kept when it fails.
+func keptDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "e2e-"+uniqueName(t)+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			_ = os.RemoveAll(dir)
+		}
+	})
+	return dir
+}
+
+// serverLog is the server's log from byte offset on, and the log's current length.
+func (e *env) serverLog(t *testing.T, offset int) (string, int) {
+	t.Helper()
+	b, err := os.ReadFile(e.s.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offset > len(b) {
+		offset = len(b)
+	}
+	return string(b[offset:]), len(b)
+}
+
+// waitLogLine polls the server's log (from offset on) until a line contains every one of
+// parts, and returns that line.
+func (e *env) waitLogLine(t *testing.T, offset int, timeout time.Duration, parts ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		log, _ := e.serverLog(t, offset)
+		for _, line := range strings.Split(log, "\n") {
+			ok := true
+			for _, p := range parts {
+				ok = ok && strings.Contains(line, p)
+			}
+			if ok {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no line with %q in %s after %s", parts, e.s.LogPath, timeout)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// assertLogHasNone fails if any of the named secrets appears anywhere in the server's log.
+func (e *env) assertLogHasNone(t *testing.T, secrets map[string]string) {
+	t.Helper()
+	log, _ := e.serverLog(t, 0)
+	for name, secret := range secrets {
+		if secret != "" && strings.Contains(log, secret) {
+			t.Errorf("%s appears in Vault's log %s", name, e.s.LogPath)
+		}
+	}
+}
+
+// writePolicy writes an ACL policy with the CLI, as root.
+func (e *env) writePolicy(t *testing.T, name, rules string) {
+	t.Helper()
+	if _, _, err := e.s.CLIWithStdin("", rules, "policy", "write", name, "-"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// managementPolicy is the vendor's apono-management policy as the seed wrote it.
+func managementPolicy(t *testing.T) string {
+	t.Helper()
+	root, err := testvault.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "testdata", "apono-management.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// replaceOnce replaces old with new in s and fails the test if old is not there, so a
+// change to the seed's policy cannot silently turn a fault test into a no-op.
+func replaceOnce(t *testing.T, s, old, new string) string {
+	t.Helper()
+	if strings.Count(s, old) != 1 {
+		t.Fatalf("%q is not in the text exactly once:\n%s", old, s)
+	}
+	return strings.Replace(s, old, new, 1)
+}
+
+// newSecretID issues a fresh secret_id for the plugin's AppRole.
+func (e *env) newSecretID(t *testing.T) string {
+	t.Helper()
+	id := strings.TrimSpace(e.root(t, "write", "-f", "-field=secret_id", "auth/approle/role/"+testvault.AppRoleName+"/secret-id"))
+	if id == "" {
+		t.Fatal("empty secret_id")
+	}
+	return id
+}
+
+// listAll lists a path with the root API client; a missing or empty list is empty.
+func (e *env) listAll(t *testing.T, path string) []string {
+	t.Helper()
+	s, err := e.s.Client.Logical().List(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	if s != nil {
+		keys, _ := s.Data["keys"].([]interface{})
+		for _, k := range keys {
+			out = append(out, fmt.Sprint(k))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// grantKeys lists the plugin's grant records (LIST apono/grants), as role/grant_id keys.
+func (e *env) grantKeys(t *testing.T) []string {
+	t.Helper()
+	return e.listAll(t, "apono/grants")
+}
+
+// leaseExists reports whether Vault still holds the lease (`vault lease lookup`).
+func (e *env) leaseExists(t *testing.T, leaseID string) bool {
+	t.Helper()
+	_, stderr, err := e.s.CLI("", "lease", "lookup", leaseID)
+	if err == nil {
+		return true
+	}
+	if strings.Contains(stderr, "invalid lease") || strings.Contains(stderr, "lease not found") {
+		return false
+	}
+	t.Fatalf("lease lookup %s: %v", leaseID, err)
+	return false
 }

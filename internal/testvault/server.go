@@ -40,6 +40,9 @@ type Options struct {
 	// LogLevel is Vault's -log-level. Empty: "debug", so the plugin's own log lines,
 	// which Vault relays at their level, reach LogPath too.
 	LogLevel string
+	// PluginEnv adds KEY=VALUE pairs to the plugin process's environment (its catalog
+	// entry's env), for StartWithPlugin.
+	PluginEnv []string
 	// PluginVersion is the version StartWithPlugin builds and registers.
 	// Empty: DefaultPluginVersion.
 	PluginVersion string

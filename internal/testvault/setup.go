@@ -79,6 +79,22 @@ func (s *Server) RegisterPlugin(sha256hex, version string) error {
 	return err
 }
 
+// RegisterPluginEnv is RegisterPlugin with KEY=VALUE pairs for the plugin process's
+// environment. Vault 1.14's `vault plugin register` has no -env flag, so this writes the
+// catalog entry (sys/plugins/catalog/secret/<name>) with the CLI's generic write.
+func (s *Server) RegisterPluginEnv(sha256hex, version string, env []string) error {
+	if len(env) == 0 {
+		return s.RegisterPlugin(sha256hex, version)
+	}
+	args := []string{"write", "sys/plugins/catalog/secret/" + PluginName,
+		"sha256=" + sha256hex, "version=" + version, "command=" + PluginName}
+	for _, kv := range env {
+		args = append(args, "env="+kv)
+	}
+	_, _, err := s.CLI("", args...)
+	return err
+}
+
 // EnablePlugin mounts the given registered version of the plugin at path.
 func (s *Server) EnablePlugin(path, version string) error {
 	_, _, err := s.CLI("", "secrets", "enable", "-path="+path, "-plugin-version="+version, PluginName)
@@ -88,11 +104,16 @@ func (s *Server) EnablePlugin(path, version string) error {
 // SetupPlugin runs SeedSetup, registers the plugin already installed in PluginDir (see
 // InstallPlugin) and enables it at MountPath. It does not configure the plugin.
 func (s *Server) SetupPlugin(version, sha256hex string) (*Setup, error) {
+	return s.SetupPluginEnv(version, sha256hex, nil)
+}
+
+// SetupPluginEnv is SetupPlugin with KEY=VALUE pairs for the plugin process's environment.
+func (s *Server) SetupPluginEnv(version, sha256hex string, env []string) (*Setup, error) {
 	roleID, secretID, err := s.SeedSetup()
 	if err != nil {
 		return nil, err
 	}
-	if err := s.RegisterPlugin(sha256hex, version); err != nil {
+	if err := s.RegisterPluginEnv(sha256hex, version, env); err != nil {
 		return nil, err
 	}
 	if err := s.EnablePlugin(MountPath, version); err != nil {
@@ -130,7 +151,7 @@ func StartWithPlugin(opts Options) (*Server, *Setup, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	setup, err := s.SetupPlugin(version, sha)
+	setup, err := s.SetupPluginEnv(version, sha, opts.PluginEnv)
 	if err != nil {
 		_ = s.Stop()
 		return nil, nil, fmt.Errorf("%w%s", err, s.logTail())

@@ -1,0 +1,286 @@
+// Package cluster proves that grants end on a Vault HA cluster with integrated (raft)
+// storage when the active node dies. It is its own package so that `make test-cluster`
+// runs it alone: it starts three Vault servers and takes minutes.
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/apono-io/vault-plugin-apono/internal/testvault"
+)
+
+const (
+	shortGrants = 30
+	shortTTL    = 30 * time.Second
+)
+
+// A 3-node raft cluster with the plugin registered once (the catalog is replicated) and
+// present in every node's plugin directory. The plugin's vault_addr is a TCP proxy over
+// all three nodes, as a load balancer would be: the plugin of whichever node is active
+// reaches Vault through any node that is up (standbys forward to the active node).
+//
+// A grant written to a standby creates exactly one user and one policy. Then many short
+// grants are issued, the active node is killed (SIGKILL, its plugin with it) before any
+// has expired, and the node elected next revokes every one of them: no apono-* user,
+// policy or grant record is left.
+func TestActiveNodeDiesWhileGrantsArePending(t *testing.T) {
+	dir, err := os.MkdirTemp("", "e2e-cluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	servers, err := testvault.StartRaftCluster(3, testvault.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, s := range servers {
+			if err := s.Stop(); err != nil {
+				t.Error(err)
+			}
+		}
+		if t.Failed() {
+			t.Logf("Vault logs kept under %s", dir)
+		} else {
+			_ = os.RemoveAll(dir)
+		}
+	})
+	t.Logf("3-node raft cluster up in %s", time.Since(began).Round(time.Millisecond))
+
+	active, err := testvault.WaitActiveNode(servers, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var standbys []*testvault.Server
+	for _, s := range servers {
+		if s != active {
+			standbys = append(standbys, s)
+		}
+	}
+	// The harness gives the nodes one shared plugin directory; check that each node's is
+	// where the binary is, since the catalog entry is replicated but the binary is not.
+	sha, err := testvault.InstallPlugin(active.PluginDir, testvault.DefaultPluginVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers {
+		if _, err := os.Stat(s.PluginDir + "/" + testvault.PluginName); err != nil {
+			t.Fatalf("node %s has no plugin binary: %v", s.NodeID, err)
+		}
+	}
+	setup, err := active.SetupPlugin(testvault.DefaultPluginVersion, sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := make([]string, len(servers))
+	for i, s := range servers {
+		addrs[i] = s.Addr
+	}
+	lb, err := testvault.StartProxy(addrs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lb.Close()
+
+	// Configured and used through a standby, which forwards to the active node.
+	sb := standbys[0]
+	sb.MustCLI(t, "", "write", "apono/config", "vault_addr="+lb.URL(), "role_id="+setup.RoleID, "secret_id="+setup.SecretID)
+	sb.MustCLI(t, "", "kv", "put", "kv/app/db", "v=1")
+	sb.MustCLI(t, "", "write", "apono/roles/long", "resources=kv/app/db", "ttl=1h")
+	sb.MustCLI(t, "", "write", "apono/roles/short", "resources=kv/app/db", fmt.Sprintf("ttl=%ds", int(shortTTL.Seconds())))
+
+	usersBefore, policiesBefore := aponoObjects(t, active.Client)
+	viaStandby := issue(t, sb.Client, "long")
+	users, policies := aponoObjects(t, active.Client)
+	if len(users) != len(usersBefore)+1 || len(policies) != len(policiesBefore)+1 ||
+		!contains(users, viaStandby.username) || !contains(policies, viaStandby.username) {
+		t.Fatalf("a grant through standby %s: users %v -> %v, policies %v -> %v; want exactly its one user and one policy added",
+			sb.NodeID, usersBefore, users, policiesBefore, policies)
+	}
+
+	// Many short grants, through every node at once.
+	issueStart := time.Now()
+	grants := make([]issued, shortGrants)
+	var wg sync.WaitGroup
+	for w := 0; w < len(servers); w++ {
+		wg.Add(1)
+		go func(c *api.Client, w int) {
+			defer wg.Done()
+			for i := w; i < shortGrants; i += len(servers) {
+				grants[i] = issue(t, c, "short")
+			}
+		}(servers[w].Client, w)
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	issueTook := time.Since(issueStart)
+	firstExpiry, lastExpiry := grants[0].expires, grants[0].expires
+	for _, g := range grants {
+		if g.expires.Before(firstExpiry) {
+			firstExpiry = g.expires
+		}
+		if g.expires.After(lastExpiry) {
+			lastExpiry = g.expires
+		}
+	}
+
+	killedAt := time.Now()
+	if !killedAt.Before(firstExpiry) {
+		t.Fatalf("issuing %d grants took %s: one expired before the active node could be killed", shortGrants, issueTook)
+	}
+	if err := active.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	newActive, err := testvault.WaitActiveNode(servers, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failover := time.Since(killedAt)
+	t.Logf("%d grants (ttl %s) issued through all nodes in %s; active %s killed %s before the first expiry; %s active %s later",
+		shortGrants, shortTTL, issueTook.Round(time.Millisecond), active.NodeID, firstExpiry.Sub(killedAt).Round(time.Millisecond),
+		newActive.NodeID, failover.Round(time.Millisecond))
+
+	// Every short grant's user and policy go, within a bounded time of the last expiry.
+	deadline := lastExpiry.Add(2 * time.Minute)
+	var left []string
+	for {
+		users, policies := aponoObjects(t, newActive.Client)
+		left = left[:0]
+		for _, g := range grants {
+			if contains(users, g.username) || contains(policies, g.username) {
+				left = append(left, g.username)
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d grants still have a user or policy %s after the last expiry: %v",
+				len(left), shortGrants, time.Since(lastExpiry).Round(time.Second), left)
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("all %d short grants removed %s after the last expiry (%s after the first, %s after the kill)",
+		shortGrants, time.Since(lastExpiry).Round(time.Second), time.Since(firstExpiry).Round(time.Second), time.Since(killedAt).Round(time.Second))
+	log, _ := os.ReadFile(newActive.LogPath)
+	t.Logf("new active node's log: %d \"grant revoked\" (lease expiry), %d \"swept an expired grant\" (sweeper)",
+		strings.Count(string(log), "grant revoked"), strings.Count(string(log), "swept an expired grant"))
+
+	// The long grant issued through a standby before the failover is still live, and a
+	// revoke through the new active node's cluster ends it.
+	if !contains(mustList(t, newActive.Client, "auth/userpass/users"), viaStandby.username) {
+		t.Fatal("the long grant's user is gone before its revoke")
+	}
+	if err := newActive.Client.Sys().Revoke(viaStandby.leaseID); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		users, policies := aponoObjects(t, newActive.Client)
+		if len(users)+len(policies) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("orphans after every grant ended: users %v, policies %v", users, policies)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if keys := mustList(t, newActive.Client, "apono/grants"); len(keys) != 0 {
+		t.Fatalf("grant records left: %v", keys)
+	}
+	secrets := map[string]string{"secret_id": setup.SecretID, "standby grant password": viaStandby.password}
+	for _, g := range grants {
+		secrets["password of "+g.username] = g.password
+	}
+	for _, s := range servers {
+		b, err := os.ReadFile(s.LogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, v := range secrets {
+			if strings.Contains(string(b), v) {
+				t.Errorf("%s appears in the log of %s", name, s.NodeID)
+			}
+		}
+	}
+}
+
+type issued struct {
+	leaseID, username, password string
+	expires                     time.Time
+}
+
+// issue writes grants/<role> through c and returns what the lease says.
+func issue(t *testing.T, c *api.Client, role string) issued {
+	t.Helper()
+	sent := time.Now()
+	s, err := c.Logical().Write("apono/grants/"+role, map[string]interface{}{"requester": "load@example.com"})
+	if err != nil {
+		t.Errorf("grant from %s: %v", role, err)
+		return issued{}
+	}
+	g := issued{leaseID: s.LeaseID, expires: sent.Add(time.Duration(s.LeaseDuration) * time.Second)}
+	g.username, _ = s.Data["username"].(string)
+	g.password, _ = s.Data["password"].(string)
+	if g.leaseID == "" || g.username == "" || g.password == "" {
+		t.Errorf("grant from %s: no lease or credentials: %v", role, s)
+	}
+	return g
+}
+
+// aponoObjects lists the apono-* users and policies other than the management policy.
+func aponoObjects(t *testing.T, c *api.Client) (users, policies []string) {
+	t.Helper()
+	for _, u := range mustList(t, c, "auth/userpass/users") {
+		if strings.HasPrefix(u, "apono-") {
+			users = append(users, u)
+		}
+	}
+	all, err := c.Sys().ListPolicies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range all {
+		if strings.HasPrefix(p, "apono-") && p != testvault.PolicyName {
+			policies = append(policies, p)
+		}
+	}
+	sort.Strings(policies)
+	return users, policies
+}
+
+// mustList lists path; a missing or empty list is empty.
+func mustList(t *testing.T, c *api.Client, path string) []string {
+	t.Helper()
+	s, err := c.Logical().List(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	if s != nil {
+		keys, _ := s.Data["keys"].([]interface{})
+		for _, k := range keys {
+			out = append(out, fmt.Sprint(k))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(list []string, v string) bool {
+	for _, s := range list {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}

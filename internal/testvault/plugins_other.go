@@ -1,0 +1,10 @@
+//go:build !linux
+
+package testvault
+
+import "errors"
+
+// PluginPIDs is only implemented on Linux (it reads /proc).
+func (s *Server) PluginPIDs() ([]int, error) {
+	return nil, errors.New("testvault: PluginPIDs needs Linux's /proc")
+}
