@@ -64,6 +64,10 @@ type aponoBackend struct {
 	// syncMu lets one sync run at a time (path_sync.go): they would delete each other's
 	// snapshot chunks.
 	syncMu sync.Mutex
+	// lifetime is cancelled by Clean (unmount, seal, plugin reload): background work that
+	// outlives a request derives its context from it.
+	lifetime     context.Context
+	stopLifetime context.CancelFunc
 }
 
 // Factory is the plugin's entry point.
@@ -106,6 +110,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		},
 		healthProbe: unauthenticatedHealth,
 	}
+	b.lifetime, b.stopLifetime = context.WithCancel(context.Background())
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -151,6 +156,7 @@ func (b *aponoBackend) invalidate(_ context.Context, key string) {
 }
 
 func (b *aponoBackend) clean(_ context.Context) {
+	b.stopLifetime()
 	b.resetClient()
 }
 

@@ -640,7 +640,8 @@ func (b *aponoBackend) periodicSync(ctx context.Context, s logical.Storage) erro
 	}
 	go func() {
 		defer b.syncMu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), periodicSyncTimeout)
+		// Derived from the backend's lifetime context, so unmounting or sealing stops it.
+		ctx, cancel := context.WithTimeout(b.lifetime, periodicSyncTimeout)
 		defer cancel()
 		// Errors are logged and kept in sync/status by runSync.
 		_, _ = b.runSync(ctx, s, cfg, true)
