@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// batchResult is one batch of creates at a fixed concurrency, then removal of what they
+// made at the same concurrency. Only the creates count for latency and throughput.
+type batchResult struct {
+	create []time.Duration // successful creates
+	remove []time.Duration // successful removals
+	wall   time.Duration   // wall clock of the create phase
+	// steadyOps creates completed in steadyTime, the create phase without its first and
+	// last wave (conc completions each), while all workers were busy.
+	steadyOps  int
+	steadyTime time.Duration
+	cpu        cpuTimes // CPU used by Vault, the plugin and the client in the create phase
+	errors     int
+	firstErr   error
+}
+
+func (r *batchResult) add(o batchResult) {
+	r.create = append(r.create, o.create...)
+	r.remove = append(r.remove, o.remove...)
+	r.wall += o.wall
+	r.steadyOps += o.steadyOps
+	r.steadyTime += o.steadyTime
+	r.cpu = r.cpu.add(o.cpu)
+	r.errors += o.errors
+	if r.firstErr == nil {
+		r.firstErr = o.firstErr
+	}
+}
+
+// parallel runs fn(0..n-1) on conc workers.
+func parallel(ctx context.Context, conc, n int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < conc && w < n; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// runBatch creates n objects with conc workers, timing each create, then removes them.
+func (b *bench) runBatch(ctx context.Context, s side, conc, n int) batchResult {
+	objs := make([]object, n)
+	durs := make([]time.Duration, n)
+	done := make([]time.Duration, n) // completion time since start
+	okCreate := make([]bool, n)
+	var mu sync.Mutex
+	var res batchResult
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		res.errors++
+		if res.firstErr == nil {
+			res.firstErr = fmt.Errorf("%s: %w", s.name(), err)
+		}
+	}
+
+	cpu0 := b.procs.cpu()
+	start := time.Now()
+	parallel(ctx, conc, n, func(i int) {
+		t0 := time.Now()
+		o, err := s.create(ctx)
+		durs[i] = time.Since(t0)
+		done[i] = time.Since(start)
+		objs[i] = o // a failed baseline create may still have made its policy
+		if err != nil {
+			fail(err)
+			return
+		}
+		okCreate[i] = true
+	})
+	res.wall = time.Since(start)
+	if n > 2*conc {
+		sorted := append([]time.Duration(nil), done...)
+		sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+		res.steadyOps = n - 2*conc
+		res.steadyTime = sorted[n-conc-1] - sorted[conc-1]
+	}
+	res.cpu = b.procs.cpu().sub(cpu0)
+
+	removeDurs := make([]time.Duration, n)
+	okRemove := make([]bool, n)
+	parallel(ctx, conc, n, func(i int) {
+		if objs[i].policy == "" && objs[i].leaseID == "" {
+			return
+		}
+		t0 := time.Now()
+		if err := s.remove(ctx, objs[i]); err != nil {
+			fail(err)
+			return
+		}
+		removeDurs[i] = time.Since(t0)
+		okRemove[i] = okCreate[i]
+	})
+	for i := range n {
+		if okCreate[i] {
+			res.create = append(res.create, durs[i])
+		}
+		if okRemove[i] {
+			res.remove = append(res.remove, removeDurs[i])
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		res.errors++
+		res.firstErr = err
+	}
+	return res
+}
+
+// interleaved runs rounds of one plugin batch and one baseline batch, alternating which
+// goes first (ABBA...), so drift in the machine's speed hits both sides alike.
+func (b *bench) interleaved(ctx context.Context, conc, total, rounds int) (plugin, baseline batchResult) {
+	per := (total + rounds - 1) / rounds
+	for r := 0; r < rounds && ctx.Err() == nil; r++ {
+		n := min(per, total-r*per)
+		if n <= 0 {
+			break
+		}
+		if r%2 == 0 {
+			plugin.add(b.runBatch(ctx, b.plugin, conc, n))
+			baseline.add(b.runBatch(ctx, b.baseline, conc, n))
+		} else {
+			baseline.add(b.runBatch(ctx, b.baseline, conc, n))
+			plugin.add(b.runBatch(ctx, b.plugin, conc, n))
+		}
+	}
+	return plugin, baseline
+}
+
+// checkErrors fails the run when a side had errors: a benchmark of failing calls means nothing.
+func checkErrors(what string, results ...batchResult) error {
+	for _, r := range results {
+		if r.errors > 0 {
+			return fmt.Errorf("%s: %d failed calls, first: %w", what, r.errors, r.firstErr)
+		}
+	}
+	return nil
+}
+
+// latency measures issue latency at each concurrency, plugin beside baseline.
+func (b *bench) latency(ctx context.Context, o *options, rep *report) error {
+	for i, conc := range o.concurrency {
+		samples := o.samples[i]
+		progress("issue latency at concurrency %d: %d grants and %d baseline creations, interleaved", conc, samples, samples)
+		// Warm up connections and the plugin's client at this concurrency; not counted.
+		warmP, warmB := b.interleaved(ctx, conc, conc, 1)
+		if err := checkErrors("warm-up", warmP, warmB); err != nil {
+			return err
+		}
+		// Small batches (4 per worker), so load from outside this run lands on both sides alike.
+		rounds := max(4, (samples+4*conc-1)/(4*conc))
+		p, bl := b.interleaved(ctx, conc, samples, rounds)
+		if err := checkErrors(fmt.Sprintf("latency at concurrency %d", conc), p, bl); err != nil {
+			return err
+		}
+		rep.latency = append(rep.latency, latencyRow{
+			conc: conc, n: len(p.create),
+			pluginCPU: perOp(p.cpu, len(p.create)), baselineCPU: perOp(bl.cpu, len(bl.create)),
+			plugin: summarize(p.create), baseline: summarize(bl.create),
+			pluginRemove: summarize(p.remove), baselineRemove: summarize(bl.remove),
+		})
+	}
+	return nil
+}
+
+// throughput measures grants per second at one concurrency beside baseline creations.
+func (b *bench) throughput(ctx context.Context, o *options, rep *report) error {
+	progress("throughput at concurrency %d: %d grants and %d baseline creations, interleaved", o.tputConc, o.tputGrants, o.tputGrants)
+	p, bl := b.interleaved(ctx, o.tputConc, o.tputGrants, 3)
+	if err := checkErrors("throughput", p, bl); err != nil {
+		return err
+	}
+	rep.tputConc = o.tputConc
+	rep.tputN = len(p.create)
+	rep.tputPlugin = float64(p.steadyOps) / p.steadyTime.Seconds()
+	rep.tputBaseline = float64(bl.steadyOps) / bl.steadyTime.Seconds()
+	rep.tputPluginWhole = float64(len(p.create)) / p.wall.Seconds()
+	rep.tputBaselineWhole = float64(len(bl.create)) / bl.wall.Seconds()
+	rep.tputPluginCPU, rep.tputBaselineCPU = perOp(p.cpu, len(p.create)), perOp(bl.cpu, len(bl.create))
+	return nil
+}
+
+// perOp divides CPU times by a number of operations.
+func perOp(c cpuTimes, n int) cpuTimes {
+	if n == 0 {
+		return cpuTimes{}
+	}
+	d := time.Duration(n)
+	return cpuTimes{vault: c.vault / d, plugin: c.plugin / d, client: c.client / d}
+}
+
+type stats struct {
+	n             int
+	p50, p90, p99 time.Duration
+}
+
+func summarize(d []time.Duration) stats {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return stats{n: len(s), p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99)}
+}
+
+// percentile is the nearest-rank percentile of sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	return sorted[max(rank, 1)-1]
+}

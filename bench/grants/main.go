@@ -1,0 +1,205 @@
+// Command grants benchmarks the plugin against a real dev Vault it starts itself (issue 5):
+// issue latency beside the same Vault work done directly, throughput, a revocation storm,
+// revoke-prefix, and the plugin process's peak memory. It prints a table and writes it to
+// bench/results/grants-<timestamp>.txt. Run it from the repository (`make bench`).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/apono-io/vault-plugin-apono/internal/testvault"
+)
+
+type options struct {
+	n            int           // grants in the storm and in the revoke-prefix run
+	ttl          time.Duration // storm: from the start of issuing to the common expiry; 0 = auto
+	expiry       string        // storm: "aligned" (all expire in the same second) or "same-ttl"
+	concurrency  []int
+	samples      []int // issue samples per side at each concurrency
+	tputGrants   int   // grants per side in the throughput run
+	tputConc     int
+	stormTimeout time.Duration
+	out          string
+	keep         bool
+}
+
+func parseFlags() (*options, error) {
+	o := &options{}
+	var conc, samples string
+	flag.IntVar(&o.n, "n", 1000, "grants in the revocation storm, and again for revoke-prefix")
+	flag.DurationVar(&o.ttl, "ttl", 0, "storm TTL: with -expiry=aligned, time from the start of issuing to the moment all grants expire; "+
+		"with -expiry=same-ttl, every grant's TTL (0: long enough to issue all N first, from the measured throughput)")
+	flag.StringVar(&o.expiry, "expiry", "aligned", "storm expiry: aligned (each grant asks for the TTL that ends at one common second) or same-ttl")
+	flag.StringVar(&conc, "concurrency", "1,4,16", "concurrency levels for issue latency")
+	flag.StringVar(&samples, "samples", "100,160,240", "issue samples per side at each concurrency (one number for all, or one per level)")
+	flag.IntVar(&o.tputGrants, "tput-n", 600, "grants (and baseline creations) in the throughput run")
+	flag.IntVar(&o.tputConc, "tput-concurrency", 16, "concurrency of the throughput run and of issuing the storm's grants")
+	flag.DurationVar(&o.stormTimeout, "storm-timeout", 5*time.Minute, "give up waiting for the storm's cleanup after this long past the last expiry")
+	flag.StringVar(&o.out, "out", "", "results file (default bench/results/grants-<UTC timestamp>.txt in the repository)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the Vault server's directory (log, audit log) even on success")
+	flag.Parse()
+
+	var err error
+	if o.concurrency, err = intList(conc); err != nil {
+		return nil, fmt.Errorf("-concurrency: %w", err)
+	}
+	if o.samples, err = intList(samples); err != nil {
+		return nil, fmt.Errorf("-samples: %w", err)
+	}
+	switch {
+	case len(o.samples) == 1:
+		for len(o.samples) < len(o.concurrency) {
+			o.samples = append(o.samples, o.samples[0])
+		}
+	case len(o.samples) != len(o.concurrency):
+		return nil, fmt.Errorf("-samples: give one number, or one per -concurrency level (%d)", len(o.concurrency))
+	}
+	if o.expiry != "aligned" && o.expiry != "same-ttl" {
+		return nil, fmt.Errorf("-expiry: %q is not aligned or same-ttl", o.expiry)
+	}
+	if o.n < 1 || o.tputGrants < 1 || o.tputConc < 1 {
+		return nil, errors.New("-n, -tput-n and -tput-concurrency must be at least 1")
+	}
+	return o, nil
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func main() {
+	o, err := parseFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o *options) (err error) {
+	root, err := testvault.RepoRoot()
+	if err != nil {
+		return err
+	}
+	if o.out == "" {
+		o.out = filepath.Join(root, "bench", "results", "grants-"+time.Now().UTC().Format("20060102T150405Z")+".txt")
+	}
+	rep := &report{started: time.Now(), opts: o, cpus: runtime.NumCPU(), loadStart: loadAvg()}
+
+	progress("starting a dev Vault with the plugin (builds the plugin; Vault itself comes from scripts/build-vault.sh)")
+	srv, setup, err := testvault.StartWithPlugin(testvault.Options{LogLevel: "info"})
+	defer testvault.RemoveBuilds()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := srv.Stop(); serr != nil && err == nil {
+			err = serr
+		}
+		if err == nil && !o.keep {
+			_ = os.RemoveAll(srv.Dir)
+		} else {
+			fmt.Fprintln(os.Stderr, "bench: Vault's directory (log, audit log) kept at", srv.Dir)
+		}
+	}()
+	rep.vaultVersion = vaultVersion(srv)
+
+	b, err := newBench(ctx, srv, setup)
+	if err != nil {
+		return err
+	}
+	defer b.procs.stop()
+	if err := b.calibrate(ctx, rep); err != nil {
+		return err
+	}
+	fm := b.procs.startForeign()
+	if err := b.latency(ctx, o, rep); err != nil {
+		return err
+	}
+	rep.foreign = append(rep.foreign, phaseLoad{"1 latency", fm.cores()})
+
+	rep.memIdle = b.procs.current()
+
+	b.procs.resetPeak()
+	fm = b.procs.startForeign()
+	if err := b.throughput(ctx, o, rep); err != nil {
+		return err
+	}
+	rep.foreign = append(rep.foreign, phaseLoad{"2 throughput", fm.cores()})
+	rep.memThroughput = b.procs.peak()
+
+	b.procs.resetPeak()
+	fm = b.procs.startForeign()
+	if err := b.storm(ctx, o, rep); err != nil {
+		return err
+	}
+	if err := b.revokePrefix(ctx, o, rep); err != nil {
+		return err
+	}
+	rep.foreign = append(rep.foreign, phaseLoad{"3 storm", fm.cores()})
+	rep.memStorm = b.procs.peak()
+	rep.pluginRestarts = b.procs.restarts()
+	rep.logIrrevocable, rep.logRevokeFailures = scanLog(srv.LogPath)
+
+	rep.finished = time.Now()
+	rep.loadEnd = loadAvg()
+	text := rep.String()
+	fmt.Print("\n" + text)
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(o.out, []byte(text), 0o644); err != nil {
+		return err
+	}
+	fmt.Println("\nwritten to", o.out)
+	return nil
+}
+
+func progress(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages, as `uptime` prints them.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func vaultVersion(srv *testvault.Server) string {
+	out, _, err := srv.CLI("", "version")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Targets from issue 5.
+const (
+	targetLatencyRatio = 1.15
+	targetTputRatio    = 0.90
+	targetStormClean   = 60 * time.Second
+)
+
+type latencyRow struct {
+	conc, n                      int
+	plugin, baseline             stats
+	pluginRemove, baselineRemove stats
+	pluginCPU, baselineCPU       cpuTimes // per issue
+}
+
+// phaseLoad is how many CPUs processes other than this benchmark's kept busy in a phase.
+type phaseLoad struct {
+	phase string
+	cores float64
+}
+
+type namedStats struct {
+	name string
+	s    stats
+	cpu  *cpuTimes // per call, when measured
+}
+
+type report struct {
+	opts                     *options
+	started, finished        time.Time
+	cpus                     int
+	loadStart, loadEnd       string
+	vaultVersion             string
+	callsPerGrant            []callCount
+	callsPerRevoke           []callCount
+	singleCalls              []namedStats
+	pairCPU                  cpuTimes // per policy+user create and delete, one at a time
+	latency                  []latencyRow
+	tputConc, tputN          int
+	tputPlugin, tputBaseline float64 // steady state
+	tputPluginWhole          float64 // whole batches, ramp-up and tail included
+	tputBaselineWhole        float64
+	tputPluginCPU            cpuTimes
+	tputBaselineCPU          cpuTimes
+	storm                    *stormResult
+	prefix                   *prefixResult
+	memIdle, memThroughput   memPeak
+	memStorm                 memPeak
+	pluginRestarts           int
+	logIrrevocable           int
+	logRevokeFailures        int
+	foreign                  []phaseLoad
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+func mb(kb int64) string { return fmt.Sprintf("%.1f MB", float64(kb)/1024) }
+
+func (r *report) String() string {
+	var sb strings.Builder
+	p := func(format string, args ...interface{}) { fmt.Fprintf(&sb, format+"\n", args...) }
+
+	p("vault-plugin-apono grant benchmark (make bench), %s", r.started.UTC().Format("2006-01-02 15:04 UTC"))
+	p("%s, %d CPUs, load average (1/5/15 min) %s at start, %s at end; run took %s",
+		r.vaultVersion, r.cpus, r.loadStart, r.loadEnd, r.finished.Sub(r.started).Round(time.Second))
+	p("flags: -n=%d -expiry=%s -ttl=%s -concurrency=%s -samples=%s -tput-n=%d -tput-concurrency=%d",
+		r.opts.n, r.opts.expiry, r.opts.ttl, joinInts(r.opts.concurrency), joinInts(r.opts.samples), r.opts.tputGrants, r.opts.tputConc)
+	var loads []string
+	for _, f := range r.foreign {
+		loads = append(loads, fmt.Sprintf("%s %.2f", f.phase, f.cores))
+	}
+	p("CPUs kept busy by other processes (not Vault, the plugin or this program), by phase: %s", strings.Join(loads, ", "))
+	p("")
+
+	p("1. Issue latency, ms. plugin: one `write apono/grants/%s` over HTTP; baseline: the same", roleLatency)
+	p("   JSON policy write + the same userpass user create, by the same root client. Batches")
+	p("   alternate plugin/baseline. Only the issue is timed; removal follows each batch and is")
+	p("   shown apart (plugin: sys/leases/revoke, which runs the plugin's Revoke; baseline: delete")
+	p("   policy + delete user).")
+	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "   conc\tn/side\tplugin p50\tp90\tp99\tbaseline p50\tp90\tp99\tp50 ratio\ttarget\tCPU ms/op plugin\tbaseline\t")
+	for _, row := range r.latency {
+		ratio := float64(row.plugin.p50) / float64(row.baseline.p50)
+		fmt.Fprintf(tw, "   %d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t≤%.2f %s\t%s\t%s\t\n", row.conc, row.n,
+			ms(row.plugin.p50), ms(row.plugin.p90), ms(row.plugin.p99),
+			ms(row.baseline.p50), ms(row.baseline.p90), ms(row.baseline.p99),
+			ratio, targetLatencyRatio, verdict(ratio <= targetLatencyRatio),
+			ms(row.pluginCPU.total()), ms(row.baselineCPU.total()))
+	}
+	tw.Flush()
+	p("   removal, ms (not in the ratio above):")
+	tw = tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "   conc\tplugin revoke p50\tp90\tp99\tbaseline delete p50\tp90\tp99\t")
+	for _, row := range r.latency {
+		fmt.Fprintf(tw, "   %d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.conc,
+			ms(row.pluginRemove.p50), ms(row.pluginRemove.p90), ms(row.pluginRemove.p99),
+			ms(row.baselineRemove.p50), ms(row.baselineRemove.p90), ms(row.baselineRemove.p99))
+	}
+	tw.Flush()
+	p("")
+
+	ratio := r.tputPlugin / r.tputBaseline
+	p("2. Throughput at concurrency %d (%d per side in 3 interleaved batches), steady state (each batch",
+		r.tputConc, r.tputN)
+	p("   without its first and last %d completions): plugin %.1f grants/s, baseline %.1f policy+user",
+		r.tputConc, r.tputPlugin, r.tputBaseline)
+	p("   creations/s; ratio %.3f (target ≥ %.2f) %s", ratio, targetTputRatio, verdict(ratio >= targetTputRatio))
+	p("   whole batches, ramp-up and tail included: plugin %.1f/s, baseline %.1f/s, ratio %.3f",
+		r.tputPluginWhole, r.tputBaselineWhole, r.tputPluginWhole/r.tputBaselineWhole)
+	p("   CPU per op (all processes on the box that do the work: Vault, plugin, this client):")
+	p("   plugin %s ms = Vault %s + plugin %s + client %s; baseline %s ms = Vault %s + client %s;",
+		ms(r.tputPluginCPU.total()), ms(r.tputPluginCPU.vault), ms(r.tputPluginCPU.plugin), ms(r.tputPluginCPU.client),
+		ms(r.tputBaselineCPU.total()), ms(r.tputBaselineCPU.vault), ms(r.tputBaselineCPU.client))
+	p("   on a CPU-bound box that caps the ratio at baseline/plugin CPU = %.3f",
+		float64(r.tputBaselineCPU.total())/float64(r.tputPluginCPU.total()))
+	p("")
+
+	if s := r.storm; s != nil {
+		how := fmt.Sprintf("each asked for the TTL ending at one common second, %s after issuing began", s.ttl)
+		if s.mode == "same-ttl" {
+			how = fmt.Sprintf("each with ttl=%s", s.ttl)
+		}
+		p("3. Revocation storm: %d grants of role %s (%s),", s.issued, roleStorm, how)
+		late := ""
+		if s.mode == "aligned" {
+			late = fmt.Sprintf(" (%d issued too late for the common second)", s.late)
+		}
+		p("   issued at concurrency %d in %s; expiries spread over %s%s.",
+			r.tputConc, s.issueTime.Round(100*time.Millisecond), s.lastExpiry.Sub(s.firstExpiry).Round(100*time.Millisecond), late)
+		if s.pollStartLate > 0 {
+			p("   (polling began %s after the first expiry: -ttl was shorter than issuing took)", s.pollStartLate.Round(100*time.Millisecond))
+		}
+		if s.allGone {
+			p("   every user and policy gone %s after the last expiry (%s after the first); target ≤ %s %s",
+				s.goneAfterLast.Round(100*time.Millisecond), s.goneAfterFirst.Round(100*time.Millisecond), targetStormClean,
+				verdict(s.goneAfterLast <= targetStormClean))
+		} else {
+			p("   NOT all gone %s after the last expiry; target ≤ %s FAIL", s.goneAfterLast.Round(time.Second), targetStormClean)
+		}
+		p("   peak left (expired, user or policy still there): %d; left at the last expiry: %d", s.peakBacklog, s.leftAtLast)
+		p("   irrevocable leases (sys/leases/count): %d (target 0) %s; leases still under the prefix: %d",
+			s.irrevocable, verdict(s.irrevocable == 0), s.leasesLeft)
+		p("   server log: %d lines mention \"irrevocable\", %d \"failed to revoke lease\"", r.logIrrevocable, r.logRevokeFailures)
+	}
+	if x := r.prefix; x != nil {
+		gone := fmt.Sprintf("all users and policies gone %s after it began", x.gone.Round(100*time.Millisecond))
+		if !x.allGone {
+			gone = fmt.Sprintf("NOT all gone after %s", x.gone.Round(time.Second))
+		}
+		p("   revoke -prefix apono/grants/%s on %d grants (issued in %s): the synchronous call took %s;",
+			rolePrefix, x.issued, x.issueTime.Round(100*time.Millisecond), x.call.Round(100*time.Millisecond))
+		p("   %s; leases left: %d", gone, x.leases)
+	}
+	p("")
+
+	how := "VmHWM, reset per phase through clear_refs"
+	if !r.memThroughput.exact || !r.memStorm.exact {
+		how = "largest VmRSS sampled every 100 ms (clear_refs refused)"
+	}
+	p("4. Plugin process peak RSS (%s): idle %s; during 2: %s; during 3: %s.",
+		how, mb(r.memIdle.pluginKB), mb(r.memThroughput.pluginKB), mb(r.memStorm.pluginKB))
+	p("   Vault server for comparison: idle %s, peak during 2: %s, during 3: %s. Plugin restarts: %d.",
+		mb(r.memIdle.vaultKB), mb(r.memThroughput.vaultKB), mb(r.memStorm.vaultKB), r.pluginRestarts)
+	p("")
+
+	p("What a grant is made of (audit log of %d grants; calls the plugin makes into Vault):", calibrationGrants)
+	p("   per grant:  %s", formatCalls(r.callsPerGrant))
+	p("   per revoke: %s", formatCalls(r.callsPerRevoke))
+	p("   single calls, one at a time, root client:")
+	for _, c := range r.singleCalls {
+		cpu := ""
+		if c.cpu != nil {
+			cpu = fmt.Sprintf("  CPU %s ms (Vault %s, client %s)", ms(c.cpu.total()), ms(c.cpu.vault), ms(c.cpu.client))
+		}
+		p("     %-38s p50 %6s ms  p90 %6s ms%s", c.name, ms(c.s.p50), ms(c.s.p90), cpu)
+	}
+	p("     CPU of one policy+user create and delete: %s ms (Vault %s, client %s)",
+		ms(r.pairCPU.total()), ms(r.pairCPU.vault), ms(r.pairCPU.client))
+	return sb.String()
+}
+
+func formatCalls(calls []callCount) string {
+	if len(calls) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, c := range calls {
+		parts = append(parts, fmt.Sprintf("%s ×%.1f", c.call, c.per))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ",")
+}
