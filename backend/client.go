@@ -413,9 +413,9 @@ func isStatus(err error, status int) bool {
 	return errors.As(err, &re) && re.StatusCode == status
 }
 
-// redact keeps Vault's error text but never the request body; the api client's errors
-// carry only method, URL and Vault's messages, but a login URL could carry nothing secret
-// either, so this strips only what a future api version might add.
+// redact reduces an API error to method, URL, status and Vault's messages, so nothing else
+// the api package might attach ever reaches a log line or a 400 (request bodies hold
+// secret_ids and passwords).
 func redact(err error) error {
 	if err == nil {
 		return nil

@@ -372,7 +372,8 @@ func coveredBy(ref resourceRef, role []resourceRef) bool {
 		if r.Folder == ref.Folder && r.Path == ref.Path {
 			return true
 		}
-		if r.Folder && (r.Path == "" || ref.Path == r.Path && ref.Folder || strings.HasPrefix(ref.Path, r.Path+"/")) {
+		// A folder covers everything strictly below it (a secret or a narrower folder).
+		if r.Folder && (r.Path == "" || strings.HasPrefix(ref.Path, r.Path+"/")) {
 			return true
 		}
 	}
