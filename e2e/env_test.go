@@ -388,19 +388,11 @@ func (e *env) newSecretID(t *testing.T) string {
 // listAll lists a path with the root API client; a missing or empty list is empty.
 func (e *env) listAll(t *testing.T, path string) []string {
 	t.Helper()
-	s, err := e.s.Client.Logical().List(path)
+	keys, err := testvault.ListKeys(e.s.Client, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	if s != nil {
-		keys, _ := s.Data["keys"].([]interface{})
-		for _, k := range keys {
-			out = append(out, fmt.Sprint(k))
-		}
-	}
-	sort.Strings(out)
-	return out
+	return keys
 }
 
 // grantKeys lists the plugin's grant records (LIST apono/grants), as role/grant_id keys.

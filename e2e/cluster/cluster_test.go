@@ -261,19 +261,11 @@ func aponoObjects(t *testing.T, c *api.Client) (users, policies []string) {
 // mustList lists path; a missing or empty list is empty.
 func mustList(t *testing.T, c *api.Client, path string) []string {
 	t.Helper()
-	s, err := c.Logical().List(path)
+	keys, err := testvault.ListKeys(c, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	if s != nil {
-		keys, _ := s.Data["keys"].([]interface{})
-		for _, k := range keys {
-			out = append(out, fmt.Sprint(k))
-		}
-	}
-	sort.Strings(out)
-	return out
+	return keys
 }
 
 func contains(list []string, v string) bool {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -458,4 +459,22 @@ func (s *Server) cli(token string, stdin *strings.Reader, args []string) (string
 		err = fmt.Errorf("vault %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))
 	}
 	return out.String(), errOut.String(), err
+}
+
+// ListKeys LISTs path with c and returns the keys sorted; a missing or empty list (which
+// Vault answers with 404) is an empty slice, not an error.
+func ListKeys(c *api.Client, path string) ([]string, error) {
+	s, err := c.Logical().List(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	if s != nil {
+		keys, _ := s.Data["keys"].([]interface{})
+		for _, k := range keys {
+			out = append(out, fmt.Sprint(k))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
