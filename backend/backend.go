@@ -44,8 +44,18 @@ type aponoBackend struct {
 	// newClient builds the Vault client from config; unit tests swap in a fake.
 	newClient func(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (vaultClient, error)
 
-	roleLocks  []*locksutil.LockEntry
-	grantLocks []*locksutil.LockEntry
+	// cfgMu guards cfg, the stored config as last read or written on this node; nil
+	// means "read storage". Invalidate and config writes drop it.
+	cfgMu  sync.RWMutex
+	cfg    *pluginConfig
+	cfgGen uint64 // bumped by every change, so a read that raced a write is not cached
+
+	roleLocks    []*locksutil.LockEntry
+	grantLocks   []*locksutil.LockEntry
+	requestLocks []*locksutil.LockEntry
+
+	// events delivers access-flow events to notify_url (notify.go).
+	events *notifier
 
 	// namePrefix is "apono-<mount tag>-": every user and policy this mount creates starts
 	// with it, and it differs between mounts so two mounts never touch each other's.
@@ -102,15 +112,17 @@ func sweepIntervalFromEnv(v string, logger hclog.Logger) time.Duration {
 
 func newBackend(conf *logical.BackendConfig) *aponoBackend {
 	b := &aponoBackend{
-		roleLocks:  locksutil.CreateLocks(),
-		grantLocks: locksutil.CreateLocks(),
-		namePrefix: "apono-" + mountTag(conf.BackendUUID) + "-",
+		roleLocks:    locksutil.CreateLocks(),
+		grantLocks:   locksutil.CreateLocks(),
+		requestLocks: locksutil.CreateLocks(),
+		namePrefix:   "apono-" + mountTag(conf.BackendUUID) + "-",
 		newClient: func(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (vaultClient, error) {
 			return newAPIClient(ctx, cfg, logger)
 		},
 		healthProbe: unauthenticatedHealth,
 	}
 	b.lifetime, b.stopLifetime = context.WithCancel(context.Background())
+	b.events = newNotifier(b.lifetime, func() hclog.Logger { return b.Logger() })
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -122,6 +134,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 			[]*framework.Path{pathConfig(b)},
 			pathRoles(b),
 			pathGrants(b),
+			pathRequests(b),
 			[]*framework.Path{pathHealth(b)},
 			[]*framework.Path{pathSync(b), pathResources(b)},
 		),
@@ -151,13 +164,44 @@ func mountTag(backendUUID string) string {
 
 func (b *aponoBackend) invalidate(_ context.Context, key string) {
 	if key == configStoragePath {
+		b.setCachedConfig(nil)
 		b.resetClient()
 	}
+}
+
+// config returns the stored config (nil when there is none), from memory when this node
+// has read or written it since the last change. Callers must not modify it.
+func (b *aponoBackend) config(ctx context.Context, s logical.Storage) (*pluginConfig, error) {
+	b.cfgMu.RLock()
+	cfg, gen := b.cfg, b.cfgGen
+	b.cfgMu.RUnlock()
+	if cfg != nil {
+		return cfg, nil
+	}
+	cfg, err := getConfig(ctx, s)
+	if err != nil || cfg == nil {
+		return cfg, err
+	}
+	b.cfgMu.Lock()
+	if b.cfgGen == gen {
+		b.cfg = cfg
+	}
+	b.cfgMu.Unlock()
+	return cfg, nil
+}
+
+// setCachedConfig records a change: the config just written, or nil to read it again.
+func (b *aponoBackend) setCachedConfig(cfg *pluginConfig) {
+	b.cfgMu.Lock()
+	b.cfg = cfg
+	b.cfgGen++
+	b.cfgMu.Unlock()
 }
 
 func (b *aponoBackend) clean(_ context.Context) {
 	b.stopLifetime()
 	b.resetClient()
+	b.setCachedConfig(nil)
 }
 
 func (b *aponoBackend) resetClient() {

@@ -14,7 +14,35 @@ type testEnv struct {
 	b       *aponoBackend
 	storage logical.Storage
 	vault   *fakeVault
+	ids     *identitySystemView
 	ctx     context.Context
+}
+
+// identitySystemView is Vault's system view with an identity store: entities by ID and
+// the groups each belongs to, as EntityInfo and GroupsForEntity report them.
+type identitySystemView struct {
+	logical.StaticSystemView
+	entities map[string]*logical.Entity
+	groups   map[string][]*logical.Group
+}
+
+func (v *identitySystemView) EntityInfo(id string) (*logical.Entity, error) {
+	return v.entities[id], nil
+}
+
+func (v *identitySystemView) GroupsForEntity(id string) ([]*logical.Group, error) {
+	return v.groups[id], nil
+}
+
+// addEntity makes an entity called name (ID "id-"+name) in the given groups.
+func (v *identitySystemView) addEntity(name string, groups ...string) string {
+	id := "id-" + name
+	v.entities[id] = &logical.Entity{ID: id, Name: name}
+	v.groups[id] = nil
+	for _, g := range groups {
+		v.groups[id] = append(v.groups[id], &logical.Group{ID: "gid-" + g, Name: g})
+	}
+	return id
 }
 
 func newTestEnv(t *testing.T) *testEnv {
@@ -22,14 +50,19 @@ func newTestEnv(t *testing.T) *testEnv {
 	conf := logical.TestBackendConfig()
 	conf.StorageView = &logical.InmemStorage{}
 	conf.BackendUUID = "11111111-2222-3333-4444-555555555555"
-	conf.System = &logical.StaticSystemView{DefaultLeaseTTLVal: time.Hour, MaxLeaseTTLVal: 24 * time.Hour}
+	ids := &identitySystemView{
+		StaticSystemView: logical.StaticSystemView{DefaultLeaseTTLVal: time.Hour, MaxLeaseTTLVal: 24 * time.Hour},
+		entities:         map[string]*logical.Entity{},
+		groups:           map[string][]*logical.Group{},
+	}
+	conf.System = ids
 	fv := newFakeVault()
 	b := newBackend(conf)
 	b.newClient = fv.factory
 	if err := b.Setup(context.Background(), conf); err != nil {
 		t.Fatal(err)
 	}
-	return &testEnv{b: b, storage: conf.StorageView, vault: fv, ctx: context.Background()}
+	return &testEnv{b: b, storage: conf.StorageView, vault: fv, ids: ids, ctx: context.Background()}
 }
 
 func (e *testEnv) do(t *testing.T, op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {

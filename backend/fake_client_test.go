@@ -36,6 +36,8 @@ type fakeVault struct {
 	// tree, when set, answers List and Read of KV v2 metadata and Transit keys, so unit
 	// tests can run the discovery walker (fakeTree is in discovery_test.go).
 	tree *fakeTree
+	// reads answers Read of other paths (a KV secret's metadata with its owner tag).
+	reads map[string]map[string]interface{}
 }
 
 func newFakeVault() *fakeVault {
@@ -277,6 +279,9 @@ func (c *fakeClient) Read(ctx context.Context, path string) (map[string]interfac
 	defer c.v.mu.Unlock()
 	if err := c.v.enter("Read"); err != nil {
 		return nil, err
+	}
+	if data, ok := c.v.reads[path]; ok {
+		return data, nil
 	}
 	return nil, fmt.Errorf("fake: Read %s not modelled", path)
 }

@@ -42,6 +42,18 @@ type pluginConfig struct {
 	SyncInterval     time.Duration `json:"sync_interval,omitempty"` // <0 = off (the API's 0)
 	SyncConcurrency  int           `json:"sync_concurrency,omitempty"`
 	MaxResources     int           `json:"max_resources,omitempty"`
+
+	// Access flows: events (notify.go) and how long ended requests stay readable.
+	NotifyURL        string        `json:"notify_url,omitempty"`
+	NotifySecret     string        `json:"notify_secret,omitempty"`
+	NotifyCACert     string        `json:"notify_ca_cert,omitempty"`
+	RequestRetention time.Duration `json:"request_retention,omitempty"` // 0 = default
+}
+
+const defaultRequestRetention = 7 * 24 * time.Hour
+
+func (c *pluginConfig) requestRetention() time.Duration {
+	return orDefault(c.RequestRetention, defaultRequestRetention)
 }
 
 func pathConfig(b *aponoBackend) *framework.Path {
@@ -120,8 +132,29 @@ func pathConfig(b *aponoBackend) *framework.Path {
 				Description: fmt.Sprintf("A KV v2 custom_metadata key (e.g. owner) whose value apono/sync reports as each secret's owner. Needs integration_owner, the fallback. At most %d characters.", maxOwnerMetadataKeyLen),
 			},
 			"integration_owner": {
+				Type: framework.TypeString,
+				Description: fmt.Sprintf("Fallback approver: the owner of every resource that names none of its own (Transit keys, folders, secrets without an owner tag). "+
+					"An identity group name, or a comma-separated list of group:<name> and entity:<name> (at most %d characters).", maxIntegrationOwnerLen),
+			},
+			"notify_url": {
+				Type: framework.TypeString,
+				Description: "Where to POST a JSON event for each access-flow step (request created, approved, denied, cancelled, expired; " +
+					"grant issued, revoked; break-glass used): https://..., or http:// on a loopback address only. Empty: no events. " +
+					"A read shows only its scheme and host (webhook URLs often hold a secret in their path).",
+				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
+			},
+			"notify_secret": {
+				Type:         framework.TypeString,
+				Description:  "Key for the HMAC-SHA256 signature of each event body, sent as X-Apono-Signature-256: sha256=<hex>. Write-only.",
+				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
+			},
+			"notify_ca_cert": {
 				Type:        framework.TypeString,
-				Description: fmt.Sprintf("Fallback approver reported as the owner of every resource that has none of its own (at most %d characters).", maxIntegrationOwnerLen),
+				Description: "PEM-encoded CA certificate(s) to verify notify_url's TLS certificate (a private CA). Default: the system's.",
+			},
+			"request_retention": {
+				Type:        framework.TypeDurationSecond,
+				Description: fmt.Sprintf("How long ended requests (granted, denied, cancelled, expired) stay readable before a periodic job removes them. Default: %s.", defaultRequestRetention),
 			},
 			"sync_interval": {
 				Type:        framework.TypeDurationSecond,
@@ -182,7 +215,11 @@ rejected and the previous config stays. A read never returns secret_id or token;
 whether each is set. Fields left out of a write keep their current values.
 
 resource_types, owner_metadata_key, integration_owner, sync_interval, sync_concurrency
-and max_resources tune discovery (apono/sync, apono/resources).
+and max_resources tune discovery (apono/sync, apono/resources). owner_metadata_key and
+integration_owner also name the approvers of access flows (roles with approvers=owner).
+
+notify_url, notify_secret and notify_ca_cert send a signed JSON event for every step of
+an access flow; request_retention says how long ended requests stay readable.
 `
 
 func getConfig(ctx context.Context, s logical.Storage) (*pluginConfig, error) {
@@ -238,6 +275,11 @@ func configResponseData(cfg *pluginConfig) map[string]interface{} {
 		"sync_interval":      int64(cfg.syncInterval().Seconds()),
 		"sync_concurrency":   cfg.syncConcurrency(),
 		"max_resources":      cfg.maxResources(),
+		// Access flows.
+		"notify_url":        redactURL(cfg.NotifyURL),
+		"notify_secret_set": cfg.NotifySecret != "",
+		"notify_ca_cert":    cfg.NotifyCACert,
+		"request_retention": int64(cfg.requestRetention().Seconds()),
 	}
 }
 
@@ -273,6 +315,9 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 		cfg.TLSSkipVerify = v.(bool)
 	}
 	if msg := setDiscoveryConfig(cfg, d); msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	if msg := setNotifyConfig(cfg, d); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
 
@@ -312,6 +357,7 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 		client.Close()
 		return nil, err
 	}
+	b.setCachedConfig(cfg)
 	b.setClient(client)
 	return nil, nil
 }
@@ -364,6 +410,7 @@ func (b *aponoBackend) pathConfigDelete(ctx context.Context, req *logical.Reques
 	if err := req.Storage.Delete(ctx, configStoragePath); err != nil {
 		return nil, err
 	}
+	b.setCachedConfig(nil)
 	b.resetClient()
 	return nil, nil
 }

@@ -38,6 +38,13 @@ type grantRecord struct {
 	ExpiresAt     time.Time `json:"expires_at"`
 	// MaxExpiresAt is when renewals stop: issue time plus the role's max_ttl.
 	MaxExpiresAt time.Time `json:"max_expires_at"`
+
+	// Access flows: the caller's identity entity where it is known, the request the grant
+	// was picked up from and its approvals, or break-glass.
+	RequesterEntity *identityRef     `json:"requester_entity,omitempty"`
+	RequestID       string           `json:"request_id,omitempty"`
+	Approvals       []approvalRecord `json:"approvals,omitempty"`
+	BreakGlass      bool             `json:"break_glass,omitempty"`
 }
 
 func (g *grantRecord) summary() map[string]interface{} {
@@ -54,7 +61,30 @@ func (g *grantRecord) summary() map[string]interface{} {
 		"issued_at":      g.IssuedAt.UTC().Format(time.RFC3339),
 		"expires_at":     g.ExpiresAt.UTC().Format(time.RFC3339),
 		"max_expires_at": g.MaxExpiresAt.UTC().Format(time.RFC3339),
+		"request_id":     g.RequestID,
+		"approvals":      approvalsData(g.Approvals),
+		"break_glass":    g.BreakGlass,
+		"requester_entity": func() interface{} {
+			if g.RequesterEntity == nil {
+				return nil
+			}
+			return g.RequesterEntity.data()
+		}(),
 	}
+}
+
+// approvalsData is each approver and their reason, for reads of grants and requests.
+func approvalsData(approvals []approvalRecord) []map[string]interface{} {
+	out := make([]map[string]interface{}, 0, len(approvals))
+	for _, a := range approvals {
+		out = append(out, map[string]interface{}{
+			"approver":    a.Approver.EntityName,
+			"entity_id":   a.Approver.EntityID,
+			"reason":      a.Reason,
+			"approved_at": a.At,
+		})
+	}
+	return out
 }
 
 func pathGrants(b *aponoBackend) []*framework.Path {
@@ -90,7 +120,13 @@ func pathGrants(b *aponoBackend) []*framework.Path {
 				},
 				"justification": {
 					Type:        framework.TypeString,
-					Description: fmt.Sprintf("Why the access is needed (at most %d characters). Required when the role says so.", maxJustificationLen),
+					Description: fmt.Sprintf("Why the access is needed (at most %d characters). Required when the role says so, and for break-glass.", maxJustificationLen),
+				},
+				"break_glass": {
+					Type: framework.TypeBool,
+					Description: "On a role with approval=required and break_glass=true: skip approval in an emergency. Needs a justification " +
+						"and a caller with an identity entity; the grant is capped at the role's break_glass_max_ttl and marked as break-glass.",
+					Default: false,
 				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -140,7 +176,21 @@ policy giving the requested permission on the requested resources, and returns i
 username and password as a lease. Renewing the lease extends the access up to the role's
 max_ttl. When the lease expires or is revoked, the user and the policy are deleted, which
 also cuts every token the user logged in with.
+
+A role with approval=required refuses direct grants: ask at requests/<role> and, once
+approved, pick the grant up at requests/<id>/grant. If the role allows break-glass,
+break_glass=true with a justification grants at once, capped at break_glass_max_ttl.
 `
+
+// event describes the grant for notify_url.
+func (g *grantRecord) event(typ string) event {
+	return event{
+		Type: typ, GrantID: g.ID, Role: g.Role, RequestID: g.RequestID,
+		Requester: g.Requester, RequesterEntity: g.RequesterEntity,
+		Justification: g.Justification, Resources: g.Resources, Permission: g.Permission,
+		ExpiresAt: g.ExpiresAt.UTC().Format(time.RFC3339), BreakGlass: g.BreakGlass,
+	}
+}
 
 func getGrant(ctx context.Context, s logical.Storage, id string) (*grantRecord, error) {
 	entry, err := s.Get(ctx, grantStoragePrefix+id)
@@ -214,6 +264,13 @@ type grantRequest struct {
 	requester     string
 	justification string
 	boundCIDRs    []string
+
+	// grantID, when set, is the ID to issue under (a request reserves it before pickup).
+	grantID         string
+	requesterEntity *identityRef
+	requestID       string
+	approvals       []approvalRecord
+	breakGlass      bool
 }
 
 func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -229,24 +286,76 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 	if role == nil {
 		return logical.ErrorResponse(fmt.Sprintf("role %q does not exist", roleName)), nil
 	}
-	cfg, err := getConfig(ctx, req.Storage)
+	cfg, err := b.config(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
 	if cfg == nil {
 		return logical.ErrorResponse(errNotConfigured.Error()), nil
 	}
+	in, msg := grantInputFromFields(d)
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+
+	breakGlass := d.Get("break_glass").(bool)
+	var caller *identity
+	switch {
+	case role.approvalRequired() && !breakGlass:
+		hint := ""
+		if role.BreakGlass {
+			hint = ", or in an emergency write break_glass=true with a justification"
+		}
+		return logical.ErrorResponse(fmt.Sprintf("role %q requires approval: ask for access with vault write %srequests/%s (resources, permission, ttl, justification), then pick the grant up at %srequests/<request_id>/grant once approved%s",
+			roleName, req.MountPoint, roleName, req.MountPoint, hint)), nil
+	case breakGlass && !role.approvalRequired():
+		return logical.ErrorResponse(fmt.Sprintf("break_glass: role %q does not require approval, so there is nothing to skip; leave break_glass out", roleName)), nil
+	case breakGlass && !role.BreakGlass:
+		return logical.ErrorResponse(fmt.Sprintf("break_glass: role %q does not allow break-glass; ask at %srequests/%s", roleName, req.MountPoint, roleName)), nil
+	case breakGlass:
+		if strings.TrimSpace(in.justification) == "" {
+			return logical.ErrorResponse("justification is required for break-glass: say why approval cannot wait"), nil
+		}
+		if _, sent := d.GetOk("requester"); sent {
+			return logical.ErrorResponse("requester: not allowed with break_glass; the requester is the caller's identity entity"), nil
+		}
+		var msg string
+		if caller, msg, err = b.callerIdentity(req); err != nil || msg != "" {
+			return errorOrBadRequest(err, "break_glass: "+msg)
+		}
+	}
+
 	client, err := b.getClient(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-
-	gr, warnings, msg, err := b.validateGrantRequest(ctx, req, d, roleName, role, client)
+	gr, warnings, msg, err := b.resolveGrant(ctx, roleName, role, in, client)
 	if err != nil {
 		return nil, err
 	}
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
+	}
+	if v, ok := d.GetOk("requester"); ok {
+		gr.requester = v.(string)
+		if m := checkRequester(gr.requester); m != "" {
+			return logical.ErrorResponse(m), nil
+		}
+	} else {
+		gr.requester = req.DisplayName
+	}
+	if breakGlass {
+		ref := caller.ref()
+		gr.requesterEntity = &ref
+		gr.requester = caller.EntityName
+		gr.breakGlass = true
+		if limit := role.breakGlassMaxTTL(); gr.ttl > limit || gr.maxTTL > limit {
+			if gr.ttl > limit {
+				warnings = append(warnings, fmt.Sprintf("break-glass grants last at most %s (the role's break_glass_max_ttl); ttl capped", limit))
+				gr.ttl = limit
+			}
+			gr.maxTTL = limit
+		}
 	}
 
 	resp, err := b.issueGrant(ctx, req.Storage, client, cfg, gr)
@@ -259,18 +368,60 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 	return resp, nil
 }
 
-// validateGrantRequest checks every field; msg is a 400 for the caller, err an internal failure.
-func (b *aponoBackend) validateGrantRequest(ctx context.Context, req *logical.Request, d *framework.FieldData,
-	roleName string, role *roleEntry, client vaultClient,
+// errorOrBadRequest returns err if set, else a 400 with msg.
+func errorOrBadRequest(err error, msg string) (*logical.Response, error) {
+	if err != nil {
+		return nil, err
+	}
+	return logical.ErrorResponse(msg), nil
+}
+
+// grantInput is what a caller asks for, before it is checked against the role and mounts.
+type grantInput struct {
+	resources     []string      // nil: all of the role's
+	permission    string        // "": the role's first
+	ttl           time.Duration // 0: the role's
+	justification string
+}
+
+// grantInputFromFields reads resources, permission, ttl and justification; msg is a 400.
+func grantInputFromFields(d *framework.FieldData) (in grantInput, msg string) {
+	if v, ok := d.GetOk("resources"); ok {
+		in.resources = dedupe(v.([]string))
+		if len(in.resources) == 0 {
+			return in, "resources: give at least one resource, or leave the field out for all of the role's"
+		}
+	}
+	if v, ok := d.GetOk("permission"); ok {
+		in.permission = v.(string)
+		if in.permission == "" {
+			return in, "permission: give a permission level, or leave the field out for the role's default"
+		}
+	}
+	if v, ok := d.GetOk("ttl"); ok {
+		if v.(int) < 0 {
+			return in, "ttl must not be negative"
+		}
+		in.ttl = time.Duration(v.(int)) * time.Second
+	}
+	if v, ok := d.GetOk("justification"); ok {
+		in.justification = v.(string)
+		if m := checkFreeText("justification", in.justification, maxJustificationLen); m != "" {
+			return in, m
+		}
+	}
+	return in, ""
+}
+
+// resolveGrant checks in against the role and Vault's mounts; msg is a 400 for the
+// caller, err an internal failure.
+func (b *aponoBackend) resolveGrant(ctx context.Context, roleName string, role *roleEntry, in grantInput, client vaultClient,
 ) (gr *grantRequest, warnings []string, msg string, err error) {
-	gr = &grantRequest{role: roleName, boundCIDRs: role.TokenBoundCIDRs}
+	gr = &grantRequest{role: roleName, boundCIDRs: role.TokenBoundCIDRs, justification: in.justification}
 
 	requested := role.Resources
-	if v, ok := d.GetOk("resources"); ok {
-		requested = dedupe(v.([]string))
-		if len(requested) == 0 {
-			return nil, nil, "resources: give at least one resource, or leave the field out for all of the role's", nil
-		}
+	if in.resources != nil {
+		requested = in.resources
 	}
 	for _, r := range requested {
 		if err := validateResourceName(r); err != nil {
@@ -279,35 +430,17 @@ func (b *aponoBackend) validateGrantRequest(ctx context.Context, req *logical.Re
 	}
 
 	gr.permission = role.Permissions[0]
-	if v, ok := d.GetOk("permission"); ok {
-		gr.permission = v.(string)
+	if in.permission != "" {
+		gr.permission = in.permission
 		if !contains(role.Permissions, gr.permission) {
 			return nil, nil, fmt.Sprintf("permission %q is not allowed by role %q (allowed: %s)", truncateForError(gr.permission), roleName, strings.Join(role.Permissions, ", ")), nil
-		}
-	}
-
-	if v, ok := d.GetOk("requester"); ok {
-		gr.requester = v.(string)
-		if m := checkRequester(gr.requester); m != "" {
-			return nil, nil, m, nil
-		}
-	} else {
-		gr.requester = req.DisplayName
-	}
-	if v, ok := d.GetOk("justification"); ok {
-		gr.justification = v.(string)
-		if m := checkFreeText("justification", gr.justification, maxJustificationLen); m != "" {
-			return nil, nil, m, nil
 		}
 	}
 	if role.RequireJustification && strings.TrimSpace(gr.justification) == "" {
 		return nil, nil, fmt.Sprintf("justification is required by role %q", roleName), nil
 	}
 
-	gr.ttl, gr.maxTTL, warnings = b.grantTTLs(role, d)
-	if v, ok := d.GetOk("ttl"); ok && v.(int) < 0 {
-		return nil, nil, "ttl must not be negative", nil
-	}
+	gr.ttl, gr.maxTTL, warnings = b.grantTTLs(role, in.ttl)
 
 	// Resolve against the mounts as they are now (read at most grantMountsTTL ago): a mount
 	// may have changed since the role was written.
@@ -342,16 +475,17 @@ func (b *aponoBackend) validateGrantRequest(ctx context.Context, req *logical.Re
 	return gr, warnings, "", nil
 }
 
-// grantTTLs picks the grant's TTL and max TTL from the request, the role and the mount.
-func (b *aponoBackend) grantTTLs(role *roleEntry, d *framework.FieldData) (ttl, maxTTL time.Duration, warnings []string) {
+// grantTTLs picks the grant's TTL and max TTL from the request (0: the role's), the role
+// and the mount.
+func (b *aponoBackend) grantTTLs(role *roleEntry, requested time.Duration) (ttl, maxTTL time.Duration, warnings []string) {
 	sys := b.System()
 	maxTTL = role.MaxTTL
 	if maxTTL <= 0 || maxTTL > sys.MaxLeaseTTL() {
 		maxTTL = sys.MaxLeaseTTL()
 	}
 	ttl = role.TTL
-	if v, ok := d.GetOk("ttl"); ok && v.(int) > 0 {
-		ttl = time.Duration(v.(int)) * time.Second
+	if requested > 0 {
+		ttl = requested
 	}
 	if ttl <= 0 {
 		ttl = sys.DefaultLeaseTTL()
@@ -446,9 +580,11 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	if err != nil {
 		return nil, err
 	}
-	id, err := newGrantID(ctx, s)
-	if err != nil {
-		return nil, err
+	id := gr.grantID
+	if id == "" {
+		if id, err = newGrantID(ctx, s); err != nil {
+			return nil, err
+		}
 	}
 	password, err := b.generatePassword(ctx, cfg)
 	if err != nil {
@@ -469,6 +605,11 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		IssuedAt:      now,
 		ExpiresAt:     now.Add(gr.ttl),
 		MaxExpiresAt:  now.Add(gr.maxTTL),
+
+		RequesterEntity: gr.requesterEntity,
+		RequestID:       gr.requestID,
+		Approvals:       gr.approvals,
+		BreakGlass:      gr.breakGlass,
 	}
 	for _, r := range gr.resources {
 		rec.Resources = append(rec.Resources, r.Name)
@@ -517,8 +658,18 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		return fail("deleting WAL", err)
 	}
 
-	b.Logger().Info("grant issued", "grant_id", id, "role", gr.role, "requester", gr.requester,
-		"permission", gr.permission, "resources", rec.Resources, "expires_at", rec.ExpiresAt.Format(time.RFC3339))
+	logArgs := []interface{}{"grant_id", id, "role", gr.role, "requester", gr.requester,
+		"permission", gr.permission, "resources", rec.Resources, "expires_at", rec.ExpiresAt.Format(time.RFC3339)}
+	if gr.requestID != "" {
+		logArgs = append(logArgs, "request_id", gr.requestID)
+	}
+	if gr.breakGlass {
+		b.Logger().Warn("BREAK-GLASS grant issued without approval", append(logArgs, "justification", gr.justification)...)
+		b.emit(cfg, rec.event(eventBreakGlass))
+	} else {
+		b.Logger().Info("grant issued", logArgs...)
+	}
+	b.emit(cfg, rec.event(eventGrantIssued))
 
 	data := map[string]interface{}{
 		"grant_id":       id,
@@ -532,6 +683,12 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		"requester":      gr.requester,
 		"expires_at":     rec.ExpiresAt.Format(time.RFC3339),
 		"access_details": cfg.AccessDetails,
+	}
+	if gr.requestID != "" {
+		data["request_id"] = gr.requestID
+	}
+	if gr.breakGlass {
+		data["break_glass"] = true
 	}
 	internal := map[string]interface{}{
 		"grant_id":       id,

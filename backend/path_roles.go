@@ -29,6 +29,62 @@ type roleEntry struct {
 	MaxTTL               time.Duration `json:"max_ttl"`
 	TokenBoundCIDRs      []string      `json:"token_bound_cidrs,omitempty"`
 	RequireJustification bool          `json:"require_justification"`
+
+	// Access flows (approval.go, path_requests.go). Zero values are the defaults, so roles
+	// stored before these fields existed keep granting directly.
+	Approval              string        `json:"approval,omitempty"` // "" = none
+	Approvers             []string      `json:"approvers,omitempty"`
+	ApprovalMode          string        `json:"approval_mode,omitempty"` // "" = any_of
+	RequiredApprovals     int           `json:"required_approvals,omitempty"`
+	RequestTTL            time.Duration `json:"request_ttl,omitempty"`
+	PickupTTL             time.Duration `json:"pickup_ttl,omitempty"`
+	RequireApproverReason bool          `json:"require_approver_reason,omitempty"`
+	BreakGlass            bool          `json:"break_glass,omitempty"`
+	BreakGlassMaxTTL      time.Duration `json:"break_glass_max_ttl,omitempty"`
+}
+
+// Defaults of the access-flow fields.
+const (
+	defaultRequestTTL       = 24 * time.Hour
+	defaultPickupTTL        = time.Hour
+	defaultBreakGlassMaxTTL = time.Hour
+	maxFlowTTL              = 30 * 24 * time.Hour
+)
+
+func (r *roleEntry) approval() string {
+	if r.Approval == "" {
+		return approvalNone
+	}
+	return r.Approval
+}
+
+func (r *roleEntry) approvalRequired() bool { return r.approval() == approvalRequired }
+
+func (r *roleEntry) approvalMode() string {
+	if r.ApprovalMode == "" {
+		return approvalModeAnyOf
+	}
+	return r.ApprovalMode
+}
+
+func (r *roleEntry) requiredApprovals() int {
+	if r.RequiredApprovals <= 0 {
+		return 1
+	}
+	return r.RequiredApprovals
+}
+
+func (r *roleEntry) requestTTL() time.Duration { return orDefault(r.RequestTTL, defaultRequestTTL) }
+func (r *roleEntry) pickupTTL() time.Duration  { return orDefault(r.PickupTTL, defaultPickupTTL) }
+func (r *roleEntry) breakGlassMaxTTL() time.Duration {
+	return orDefault(r.BreakGlassMaxTTL, defaultBreakGlassMaxTTL)
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 func (r *roleEntry) responseData() map[string]interface{} {
@@ -43,7 +99,24 @@ func (r *roleEntry) responseData() map[string]interface{} {
 		"max_ttl":               int64(r.MaxTTL.Seconds()),
 		"token_bound_cidrs":     cidrs,
 		"require_justification": r.RequireJustification,
+
+		"approval":                r.approval(),
+		"approvers":               nonNil(r.Approvers),
+		"approval_mode":           r.approvalMode(),
+		"required_approvals":      r.requiredApprovals(),
+		"request_ttl":             int64(r.requestTTL().Seconds()),
+		"pickup_ttl":              int64(r.pickupTTL().Seconds()),
+		"require_approver_reason": r.RequireApproverReason,
+		"break_glass":             r.BreakGlass,
+		"break_glass_max_ttl":     int64(r.breakGlassMaxTTL().Seconds()),
 	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func pathRoles(b *aponoBackend) []*framework.Path {
@@ -84,8 +157,57 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 				},
 				"require_justification": {
 					Type:        framework.TypeBool,
-					Description: "Refuse grants that give no justification.",
+					Description: "Refuse grants and requests that give no justification.",
 					Default:     false,
+				},
+				"approval": {
+					Type:          framework.TypeString,
+					Description:   "none: grants/<role> grants at once. required: access is asked for at requests/<role> and granted once approvers approve.",
+					Default:       approvalNone,
+					AllowedValues: []interface{}{approvalNone, approvalRequired},
+				},
+				"approvers": {
+					Type: framework.TypeCommaStringSlice,
+					Description: "Who may approve requests: group:<identity group name> (external groups from OIDC or LDAP included), " +
+						"entity:<entity name>, and owner (each requested resource's owners: the KV secret's owner_metadata_key tag, " +
+						"else integration_owner). Required when approval is required.",
+				},
+				"approval_mode": {
+					Type: framework.TypeString,
+					Description: "any_of: required_approvals distinct approvers from any approver set. all_of: also at least one " +
+						"approval from every set (each listed group or entity and, with owner, each resource's owners).",
+					Default:       approvalModeAnyOf,
+					AllowedValues: []interface{}{approvalModeAnyOf, approvalModeAllOf},
+				},
+				"required_approvals": {
+					Type:        framework.TypeInt,
+					Description: fmt.Sprintf("How many distinct approvers a request needs (1 to %d). The requester never counts.", maxRequiredApproval),
+					Default:     1,
+				},
+				"request_ttl": {
+					Type:        framework.TypeDurationSecond,
+					Description: "How long a request may wait for approval before it expires.",
+					Default:     int(defaultRequestTTL.Seconds()),
+				},
+				"pickup_ttl": {
+					Type:        framework.TypeDurationSecond,
+					Description: "How long after approval the requester may turn the request into a grant (requests/<id>/grant).",
+					Default:     int(defaultPickupTTL.Seconds()),
+				},
+				"require_approver_reason": {
+					Type:        framework.TypeBool,
+					Description: "Refuse approvals and denials that give no reason.",
+					Default:     false,
+				},
+				"break_glass": {
+					Type:        framework.TypeBool,
+					Description: "Let a requester skip approval in an emergency (grants/<role> with break_glass=true and a justification); the grant is capped at break_glass_max_ttl and marked as break-glass.",
+					Default:     false,
+				},
+				"break_glass_max_ttl": {
+					Type:        framework.TypeDurationSecond,
+					Description: "Longest a break-glass grant may last, renewals included.",
+					Default:     int(defaultBreakGlassMaxTTL.Seconds()),
 				},
 			},
 			ExistenceCheck: b.pathRoleExists,
@@ -129,7 +251,13 @@ const pathRolesHelp = `
 A role lists the resources a grant may give (resources), the permission levels it may
 give them at (permissions, first is the default), how long a grant lasts (ttl, max_ttl),
 where its user may log in from (token_bound_cidrs), and whether a justification is
-required. Resources are checked against Vault's mounts when the role is written: only KV
+required.
+
+With approval=required, access is asked for at requests/<role> and granted only once
+the role's approvers approve (approvers, approval_mode, required_approvals); the request
+waits at most request_ttl, and an approved request must be picked up within pickup_ttl.
+break_glass lets a requester skip approval with a justification, capped at
+break_glass_max_ttl. Resources are checked against Vault's mounts when the role is written: only KV
 v2 secrets and folders and Transit keys can be granted. Deleting a role does not end the
 grants already issued from it; they end with their leases.
 `
@@ -226,6 +354,9 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 	if v, ok := d.GetOk("require_justification"); ok {
 		role.RequireJustification = v.(bool)
 	}
+	if msg := setRoleApprovalFields(role, d); msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
 
 	// Check the resource names before asking Vault anything about them.
 	for _, r := range role.Resources {
@@ -235,6 +366,16 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 	}
 	if msg := validateRoleLimits(role); msg != "" {
 		return logical.ErrorResponse(msg), nil
+	}
+
+	if contains(role.Approvers, approverOwner) {
+		cfg, err := b.config(ctx, req.Storage)
+		if err != nil {
+			return nil, err
+		}
+		if cfg != nil && cfg.IntegrationOwner == "" {
+			return logical.ErrorResponse("approvers: owner needs integration_owner in config: it approves resources that name no owner (Transit keys, folders, secrets without an owner tag)"), nil
+		}
 	}
 
 	client, err := b.getClient(ctx, req.Storage)
@@ -280,6 +421,69 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 		return nil, err
 	}
 	return nil, nil
+}
+
+// setRoleApprovalFields applies and checks the access-flow fields that were sent.
+func setRoleApprovalFields(role *roleEntry, d *framework.FieldData) string {
+	if v, ok := d.GetOk("approval"); ok {
+		role.Approval = strings.ToLower(strings.TrimSpace(v.(string)))
+	}
+	if v, ok := d.GetOk("approvers"); ok {
+		role.Approvers = dedupe(v.([]string))
+	}
+	if v, ok := d.GetOk("approval_mode"); ok {
+		role.ApprovalMode = strings.ToLower(strings.TrimSpace(v.(string)))
+	}
+	if v, ok := d.GetOk("required_approvals"); ok {
+		role.RequiredApprovals = v.(int)
+		if role.RequiredApprovals < 1 || role.RequiredApprovals > maxRequiredApproval {
+			return fmt.Sprintf("required_approvals must be between 1 and %d, got %d", maxRequiredApproval, role.RequiredApprovals)
+		}
+	}
+	durations := []struct {
+		field string
+		dst   *time.Duration
+	}{
+		{"request_ttl", &role.RequestTTL},
+		{"pickup_ttl", &role.PickupTTL},
+		{"break_glass_max_ttl", &role.BreakGlassMaxTTL},
+	}
+	for _, f := range durations {
+		if v, ok := d.GetOk(f.field); ok {
+			ttl := time.Duration(v.(int)) * time.Second
+			if ttl <= 0 || ttl > maxFlowTTL {
+				return fmt.Sprintf("%s must be more than 0 and at most %s, got %s", f.field, maxFlowTTL, ttl)
+			}
+			*f.dst = ttl
+		}
+	}
+	if v, ok := d.GetOk("require_approver_reason"); ok {
+		role.RequireApproverReason = v.(bool)
+	}
+	if v, ok := d.GetOk("break_glass"); ok {
+		role.BreakGlass = v.(bool)
+	}
+
+	switch role.approval() {
+	case approvalNone, approvalRequired:
+	default:
+		return fmt.Sprintf("approval %q is not allowed (allowed: %s, %s)", truncateForError(role.Approval), approvalNone, approvalRequired)
+	}
+	switch role.approvalMode() {
+	case approvalModeAnyOf, approvalModeAllOf:
+	default:
+		return fmt.Sprintf("approval_mode %q is not allowed (allowed: %s, %s)", truncateForError(role.ApprovalMode), approvalModeAnyOf, approvalModeAllOf)
+	}
+	if msg := validateApprovers(role.Approvers); msg != "" {
+		return msg
+	}
+	if role.approvalRequired() && len(role.Approvers) == 0 {
+		return "approvers is required when approval is required: e.g. approvers=owner or approvers=group:kv-owners,entity:alice"
+	}
+	if role.MaxTTL > 0 && role.BreakGlassMaxTTL > role.MaxTTL {
+		return fmt.Sprintf("break_glass_max_ttl (%s) must not be longer than max_ttl (%s)", role.BreakGlassMaxTTL, role.MaxTTL)
+	}
+	return ""
 }
 
 // validateRoleLimits checks the fields that need no call to Vault.

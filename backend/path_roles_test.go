@@ -26,6 +26,16 @@ func TestRoleCRUD(t *testing.T) {
 		"max_ttl":               int64(7200),
 		"token_bound_cidrs":     []string{"10.0.0.0/8", "127.0.0.1"},
 		"require_justification": true,
+		// Access-flow defaults: a role that says nothing of approval grants directly.
+		"approval":                "none",
+		"approvers":               []string{},
+		"approval_mode":           "any_of",
+		"required_approvals":      1,
+		"request_ttl":             int64(86400),
+		"pickup_ttl":              int64(3600),
+		"require_approver_reason": false,
+		"break_glass":             false,
+		"break_glass_max_ttl":     int64(3600),
 	}
 	if !reflect.DeepEqual(resp.Data, want) {
 		t.Fatalf("role read:\n got %#v\nwant %#v", resp.Data, want)

@@ -110,7 +110,12 @@ func setDiscoveryConfig(cfg *pluginConfig, d *framework.FieldData) string {
 	if v, ok := d.GetOk("integration_owner"); ok {
 		owner := strings.TrimSpace(v.(string))
 		if len(owner) > maxIntegrationOwnerLen || !printable(owner) {
-			return fmt.Sprintf("integration_owner must be at most %d printable characters, e.g. a user's email or a group name", maxIntegrationOwnerLen)
+			return fmt.Sprintf("integration_owner must be at most %d printable characters, e.g. an identity group name", maxIntegrationOwnerLen)
+		}
+		if owner != "" {
+			if _, err := parsePrincipalList(owner); err != nil {
+				return "integration_owner: " + err.Error() + "; name identity groups or entities, e.g. security or group:security,entity:erin"
+			}
 		}
 		cfg.IntegrationOwner = owner
 	}

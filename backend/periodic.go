@@ -18,6 +18,7 @@ func (b *aponoBackend) periodicJobs() []periodicJob {
 	return []periodicJob{
 		b.syncJob(),
 		{name: "sweep orphans", run: b.sweepIfDue},
+		{name: "expire and remove requests", run: b.tidyRequests},
 	}
 }
 

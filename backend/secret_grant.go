@@ -120,10 +120,14 @@ func (b *aponoBackend) grantRevoke(ctx context.Context, req *logical.Request, _ 
 		// An error makes Vault retry the revocation later.
 		return nil, fmt.Errorf("revoking grant %s: %w", objs.GrantID, err)
 	}
+	ev := b.revokedEvent(ctx, req.Storage, objs.GrantID)
 	if err := b.removeGrantObjects(ctx, client, req.Storage, objs); err != nil {
 		return nil, fmt.Errorf("revoking grant %s: %w", objs.GrantID, err)
 	}
 	b.Logger().Info("grant revoked", "grant_id", objs.GrantID, "username", objs.Username)
+	if ev != nil {
+		b.emit(ev.cfg, ev.event)
+	}
 	return nil, nil
 }
 
@@ -162,4 +166,23 @@ func (b *aponoBackend) revokeLoginTokens(ctx context.Context, client vaultClient
 		b.Logger().Warn("could not revoke the login tokens of a removed grant user; its policy is already deleted",
 			"username", objs.Username, "error", err)
 	}
+}
+
+// pendingEvent is an event prepared before the record it describes is removed.
+type pendingEvent struct {
+	cfg   *pluginConfig
+	event event
+}
+
+// revokedEvent prepares grant.revoked from the grant's record, when events are on.
+func (b *aponoBackend) revokedEvent(ctx context.Context, s logical.Storage, grantID string) *pendingEvent {
+	cfg, err := b.config(ctx, s)
+	if err != nil || cfg == nil || cfg.NotifyURL == "" {
+		return nil
+	}
+	ev := event{Type: eventGrantRevoked, GrantID: grantID}
+	if rec, err := getGrant(ctx, s, grantID); err == nil && rec != nil {
+		ev = rec.event(eventGrantRevoked)
+	}
+	return &pendingEvent{cfg: cfg, event: ev}
 }

@@ -222,8 +222,13 @@ func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage,
 		return false, fmt.Errorf("grant record %s names user %q and policy %q, which this mount does not own; left alone", id, rec.Username, rec.Policy)
 	}
 	objs := grantObjects{GrantID: id, Username: rec.Username, Policy: rec.Policy, UserpassMount: rec.UserpassMount}
+	ev := b.revokedEvent(ctx, s, id)
 	if err := b.removeGrantObjects(ctx, client, s, objs); err != nil {
 		return false, fmt.Errorf("sweeping expired grant %s: %w", id, err)
+	}
+	if ev != nil {
+		ev.event.Reason = "removed by the orphan sweeper: its lease had not been revoked"
+		b.emit(ev.cfg, ev.event)
 	}
 	b.Logger().Info("swept an expired grant that Vault had not revoked", "grant_id", id, "username", rec.Username,
 		"expired_at", rec.ExpiresAt.Format(time.RFC3339))

@@ -363,7 +363,7 @@ func TestSweeperRunsFromPeriodicOnActiveNodeOnly(t *testing.T) {
 	e := newSweepEnv(t)
 	_, name := e.issue(t, "10m")
 	e.clock = time.Now().Add(time.Hour)
-	sys := e.b.System().(*logical.StaticSystemView)
+	sys := e.b.System().(*identitySystemView)
 	sys.ReplicationStateVal = consts.ReplicationPerformanceStandby
 	periodic(e.testEnv)
 	if u, _, _ := e.exists(name); !u {

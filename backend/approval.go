@@ -1,0 +1,258 @@
+package backend
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"unicode"
+)
+
+// The approval rules of access flows. Everything here is pure: who may approve is decided
+// from the approver sets frozen into a request when it was made and from the caller's
+// identity as Vault knows it at the moment of the call (identity.go).
+
+// Role approval settings.
+const (
+	approvalNone     = "none"
+	approvalRequired = "required"
+
+	approvalModeAnyOf = "any_of"
+	approvalModeAllOf = "all_of"
+
+	approverOwner = "owner"
+
+	principalGroup  = "group"
+	principalEntity = "entity"
+
+	maxPrincipalNameLen = 128
+	maxApprovers        = 32
+	maxRequiredApproval = 10
+)
+
+// principal is one identity-store name that may approve: a group (internal, or external
+// from OIDC/LDAP) or an entity.
+type principal struct {
+	Kind string `json:"kind"` // principalGroup or principalEntity
+	Name string `json:"name"`
+}
+
+func (p principal) String() string { return p.Kind + ":" + p.Name }
+
+// parsePrincipal reads "group:<name>", "entity:<name>", or a bare name, which is a group
+// (what a KV owner tag or integration_owner usually holds). Names are never put into a
+// Vault path or a policy; they are compared with what Vault's identity store reports.
+func parsePrincipal(s string) (principal, error) {
+	s = strings.TrimSpace(s)
+	p := principal{Kind: principalGroup, Name: s}
+	if rest, ok := strings.CutPrefix(s, principalGroup+":"); ok {
+		p.Name = strings.TrimSpace(rest)
+	} else if rest, ok := strings.CutPrefix(s, principalEntity+":"); ok {
+		p = principal{Kind: principalEntity, Name: strings.TrimSpace(rest)}
+	}
+	if p.Name == "" {
+		return p, fmt.Errorf("%q names no group or entity (use group:<name> or entity:<name>)", truncateForError(s))
+	}
+	if n := len([]rune(p.Name)); n > maxPrincipalNameLen {
+		return p, fmt.Errorf("%q is longer than %d characters", truncateForError(s), maxPrincipalNameLen)
+	}
+	for _, r := range p.Name {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar || r == ',' {
+			return p, fmt.Errorf("%q: character %q is not allowed in a group or entity name", truncateForError(s), r)
+		}
+	}
+	return p, nil
+}
+
+// parsePrincipalList reads a comma-separated list of principals (an owner tag or
+// integration_owner may name several).
+func parsePrincipalList(s string) ([]principal, error) {
+	var out []principal
+	seen := map[principal]bool{}
+	for _, part := range strings.Split(s, ",") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		p, err := parsePrincipal(part)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%q names no group or entity", truncateForError(s))
+	}
+	return out, nil
+}
+
+// validateApprovers checks a role's approvers field: group:<name>, entity:<name> or owner.
+func validateApprovers(approvers []string) string {
+	if len(approvers) > maxApprovers {
+		return fmt.Sprintf("approvers: at most %d entries are allowed, got %d", maxApprovers, len(approvers))
+	}
+	for _, a := range approvers {
+		if a == approverOwner {
+			continue
+		}
+		if !strings.HasPrefix(a, principalGroup+":") && !strings.HasPrefix(a, principalEntity+":") {
+			return fmt.Sprintf("approvers: %q is not an approver (allowed: group:<identity group name>, entity:<entity name>, owner)", truncateForError(a))
+		}
+		if _, err := parsePrincipal(a); err != nil {
+			return "approvers: " + err.Error()
+		}
+	}
+	return ""
+}
+
+// approverSet is one group of principals whose approval the rules count together: a role
+// approver (one group or entity), or the owners of one requested resource.
+type approverSet struct {
+	// Label says where the set came from: "group:kv-owners", "owner of kv/app/db".
+	Label      string      `json:"label"`
+	Principals []principal `json:"principals"`
+	// Source is "role", "custom_metadata" or "integration_owner".
+	Source string `json:"source"`
+}
+
+// identity is a caller as Vault's identity store knows it at the moment of a call.
+type identity struct {
+	EntityID    string   `json:"entity_id"`
+	EntityName  string   `json:"entity_name"`
+	DisplayName string   `json:"display_name,omitempty"`
+	Groups      []string `json:"-"` // names of the entity's groups, inherited and external included
+}
+
+// ref is the part of an identity that is stored with a request or grant.
+func (id *identity) ref() identityRef {
+	return identityRef{EntityID: id.EntityID, EntityName: id.EntityName, DisplayName: id.DisplayName}
+}
+
+// identityRef is who did something, as stored.
+type identityRef struct {
+	EntityID    string `json:"entity_id"`
+	EntityName  string `json:"entity_name"`
+	DisplayName string `json:"display_name,omitempty"`
+}
+
+func (r identityRef) data() map[string]interface{} {
+	return map[string]interface{}{"entity_id": r.EntityID, "entity_name": r.EntityName, "display_name": r.DisplayName}
+}
+
+// memberOf reports whether id belongs to p.
+func (id *identity) memberOf(p principal) bool {
+	switch p.Kind {
+	case principalEntity:
+		return id.EntityName == p.Name
+	case principalGroup:
+		for _, g := range id.Groups {
+			if g == p.Name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// qualifyingSets returns the indexes of the sets id may approve for.
+func qualifyingSets(id *identity, sets []approverSet) []int {
+	var out []int
+	for i, s := range sets {
+		for _, p := range s.Principals {
+			if id.memberOf(p) {
+				out = append(out, i)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// approvalRecord is one approval: who, why, when, and which approver sets it counted for
+// (decided when it was given, from Vault's identity store at that moment).
+type approvalRecord struct {
+	Approver identityRef `json:"approver"`
+	Reason   string      `json:"reason,omitempty"`
+	At       string      `json:"at"`
+	Sets     []int       `json:"sets"`
+}
+
+// approvalRule is what a request needs: mode, count and the approver sets.
+type approvalRule struct {
+	Mode     string
+	Required int
+	Sets     []approverSet
+}
+
+// approvalProgress says how far a request is from approved.
+type approvalProgress struct {
+	Satisfied bool
+	// Distinct is the number of distinct approving entities; Needed is what the rule
+	// needs of them (required_approvals).
+	Distinct, Needed int
+	// For all_of: how many sets have an approval, of how many.
+	SetsCovered, SetsTotal int
+	// Missing labels the sets still without an approval (all_of).
+	Missing []string
+}
+
+// String is the "approvals so far out of those needed" of a list entry.
+func (p approvalProgress) String() string {
+	if p.SetsTotal > 0 {
+		return fmt.Sprintf("%d/%d approvals, %d/%d approver sets", p.Distinct, p.Needed, p.SetsCovered, p.SetsTotal)
+	}
+	return fmt.Sprintf("%d/%d approvals", p.Distinct, p.Needed)
+}
+
+// evaluate applies rule to approvals. Each entity counts once however often it approved;
+// any_of needs rule.Required distinct approvers from any set, all_of additionally needs an
+// approval from every set.
+func (rule approvalRule) evaluate(approvals []approvalRecord) approvalProgress {
+	needed := rule.Required
+	if needed < 1 {
+		needed = 1
+	}
+	entities := map[string]bool{}
+	covered := map[int]bool{}
+	for _, a := range approvals {
+		if len(a.Sets) == 0 || a.Approver.EntityID == "" {
+			continue // never stored, but never counted either
+		}
+		entities[a.Approver.EntityID] = true
+		for _, i := range a.Sets {
+			if i >= 0 && i < len(rule.Sets) {
+				covered[i] = true
+			}
+		}
+	}
+	p := approvalProgress{Distinct: len(entities), Needed: needed}
+	p.Satisfied = p.Distinct >= needed
+	if rule.Mode == approvalModeAllOf {
+		p.SetsTotal = len(rule.Sets)
+		p.SetsCovered = len(covered)
+		for i, s := range rule.Sets {
+			if !covered[i] {
+				p.Missing = append(p.Missing, s.Label)
+			}
+		}
+		p.Satisfied = p.Satisfied && len(p.Missing) == 0
+	}
+	return p
+}
+
+// approverNames is every principal of sets, deduplicated and sorted: "who can approve".
+func approverNames(sets []approverSet) []string {
+	seen := map[string]bool{}
+	for _, s := range sets {
+		for _, p := range s.Principals {
+			seen[p.String()] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

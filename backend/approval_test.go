@@ -1,0 +1,139 @@
+package backend
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParsePrincipal(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    principal
+		wantErr string
+	}{
+		{in: "kv-owners", want: principal{principalGroup, "kv-owners"}},
+		{in: "group:Domain Admins", want: principal{principalGroup, "Domain Admins"}},
+		{in: " entity:erin ", want: principal{principalEntity, "erin"}},
+		{in: "group:/okta/team", want: principal{principalGroup, "/okta/team"}},
+		{in: "entity:", wantErr: "names no group or entity"},
+		{in: "group:a\nb", wantErr: "not allowed"},
+		{in: "group:" + strings.Repeat("x", 129), wantErr: "longer than 128"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parsePrincipal(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("want error %q, got %v (%v)", tc.wantErr, err, got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+	list, err := parsePrincipalList("kv-owners, entity:bob,kv-owners,,group:kv-owners")
+	if err != nil || !reflect.DeepEqual(list, []principal{{principalGroup, "kv-owners"}, {principalEntity, "bob"}}) {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	if _, err := parsePrincipalList(" , "); err == nil {
+		t.Fatal("an empty list must be an error")
+	}
+}
+
+func TestValidateApprovers(t *testing.T) {
+	for in, want := range map[string]string{
+		"owner":                    "",
+		"group:kv-owners":          "",
+		"entity:erin,owner":        "",
+		"kv-owners":                "is not an approver",
+		"user:bob":                 "is not an approver",
+		"group:":                   "names no group",
+		"entity:a" + "\x00" + "b":  "not allowed",
+		"owner,group:x,entity:y,z": "is not an approver",
+	} {
+		got := validateApprovers(strings.Split(in, ","))
+		if (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("validateApprovers(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The approval rules as a table: each case is a rule, the approvals given (approver entity
+// and the sets it qualified for when it approved) and whether the request is approved.
+func TestApprovalRules(t *testing.T) {
+	owners := approverSet{Label: "owner of kv/a", Principals: []principal{{principalGroup, "kv-owners"}}}
+	payOwners := approverSet{Label: "owner of kv/b", Principals: []principal{{principalGroup, "pay-owners"}}}
+	security := approverSet{Label: "group:security", Principals: []principal{{principalGroup, "security"}}}
+	type given struct {
+		entity string
+		sets   []int
+	}
+	for _, tc := range []struct {
+		name      string
+		rule      approvalRule
+		approvals []given
+		want      bool
+		distinct  int
+		missing   []string
+	}{
+		{name: "any_of, nobody yet", rule: approvalRule{approvalModeAnyOf, 1, []approverSet{owners}}, want: false},
+		{name: "any_of, one approver", rule: approvalRule{approvalModeAnyOf, 1, []approverSet{owners}},
+			approvals: []given{{"bob", []int{0}}}, want: true, distinct: 1},
+		{name: "any_of needs 2, one approver twice", rule: approvalRule{approvalModeAnyOf, 2, []approverSet{owners}},
+			approvals: []given{{"bob", []int{0}}, {"bob", []int{0}}}, want: false, distinct: 1},
+		{name: "any_of needs 2, two approvers", rule: approvalRule{approvalModeAnyOf, 2, []approverSet{owners}},
+			approvals: []given{{"bob", []int{0}}, {"dave", []int{0}}}, want: true, distinct: 2},
+		{name: "any_of, two sets, one from either suffices", rule: approvalRule{approvalModeAnyOf, 1, []approverSet{owners, security}},
+			approvals: []given{{"erin", []int{1}}}, want: true, distinct: 1},
+		{name: "all_of, only the first set", rule: approvalRule{approvalModeAllOf, 1, []approverSet{owners, payOwners}},
+			approvals: []given{{"bob", []int{0}}}, want: false, distinct: 1, missing: []string{"owner of kv/b"}},
+		{name: "all_of, both sets", rule: approvalRule{approvalModeAllOf, 1, []approverSet{owners, payOwners}},
+			approvals: []given{{"bob", []int{0}}, {"pat", []int{1}}}, want: true, distinct: 2},
+		{name: "all_of, one member of both sets covers both", rule: approvalRule{approvalModeAllOf, 1, []approverSet{owners, payOwners}},
+			approvals: []given{{"both", []int{0, 1}}}, want: true, distinct: 1},
+		{name: "all_of with required 2, one member of both sets is not enough", rule: approvalRule{approvalModeAllOf, 2, []approverSet{owners, payOwners}},
+			approvals: []given{{"both", []int{0, 1}}}, want: false, distinct: 1},
+		{name: "an approval that qualified for no set never counts", rule: approvalRule{approvalModeAnyOf, 1, []approverSet{owners}},
+			approvals: []given{{"carol", nil}}, want: false},
+		{name: "required 0 means 1", rule: approvalRule{approvalModeAnyOf, 0, []approverSet{owners}},
+			approvals: []given{{"bob", []int{0}}}, want: true, distinct: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var approvals []approvalRecord
+			for _, g := range tc.approvals {
+				approvals = append(approvals, approvalRecord{Approver: identityRef{EntityID: "id-" + g.entity, EntityName: g.entity}, Sets: g.sets})
+			}
+			p := tc.rule.evaluate(approvals)
+			if p.Satisfied != tc.want || p.Distinct != tc.distinct {
+				t.Fatalf("got satisfied=%v distinct=%d (%s); want %v, %d", p.Satisfied, p.Distinct, p, tc.want, tc.distinct)
+			}
+			if tc.missing != nil && !reflect.DeepEqual(p.Missing, tc.missing) {
+				t.Fatalf("missing %v, want %v", p.Missing, tc.missing)
+			}
+		})
+	}
+}
+
+func TestQualifyingSets(t *testing.T) {
+	sets := []approverSet{
+		{Label: "group:kv-owners", Principals: []principal{{principalGroup, "kv-owners"}}},
+		{Label: "entity:erin", Principals: []principal{{principalEntity, "erin"}}},
+		{Label: "owner of kv/x", Principals: []principal{{principalGroup, "security"}, {principalEntity, "bob"}}},
+	}
+	for _, tc := range []struct {
+		id   identity
+		want []int
+	}{
+		{identity{EntityName: "bob", Groups: []string{"kv-owners"}}, []int{0, 2}},
+		{identity{EntityName: "erin", Groups: []string{"security"}}, []int{1, 2}},
+		{identity{EntityName: "carol"}, nil},
+		// A group's name is matched exactly, never as a prefix or case-folded.
+		{identity{EntityName: "x", Groups: []string{"kv-owners-2", "KV-OWNERS"}}, nil},
+	} {
+		if got := qualifyingSets(&tc.id, sets); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s %v: got %v, want %v", tc.id.EntityName, tc.id.Groups, got, tc.want)
+		}
+	}
+}

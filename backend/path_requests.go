@@ -1,0 +1,829 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	uuid "github.com/hashicorp/go-uuid"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Access flows: a person asks at requests/<role>, the role's approvers approve at
+// requests/<id>/approve, and the requester picks the grant up at requests/<id>/grant.
+// Who is asking and who approves always comes from the caller's identity entity, never
+// from a field.
+
+const (
+	requestStoragePrefix = "request/"
+	requestIDPattern     = `[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`
+	maxReasonLen         = 1024
+)
+
+var requestIDRe = regexp.MustCompile("^" + requestIDPattern + "$")
+
+// Request statuses. pending and approved are open; the others have ended.
+const (
+	statusPending   = "pending"
+	statusApproved  = "approved"
+	statusGranted   = "granted"
+	statusDenied    = "denied"
+	statusCancelled = "cancelled"
+	statusExpired   = "expired"
+)
+
+var requestStatuses = []string{statusPending, statusApproved, statusGranted, statusDenied, statusCancelled, statusExpired}
+
+// requestRecord is a request as stored. The approval rule (mode, count, approver sets) is
+// frozen when the request is made; membership is checked when each approval is given.
+type requestRecord struct {
+	ID            string           `json:"id"`
+	Role          string           `json:"role"`
+	Status        string           `json:"status"`
+	Requester     identityRef      `json:"requester"`
+	Resources     []string         `json:"resources"`
+	Permission    string           `json:"permission"`
+	TTL           time.Duration    `json:"ttl"`
+	Justification string           `json:"justification,omitempty"`
+	Mode          string           `json:"approval_mode"`
+	Required      int              `json:"required_approvals"`
+	Sets          []approverSet    `json:"approver_sets"`
+	RequireReason bool             `json:"require_approver_reason,omitempty"`
+	PickupTTL     time.Duration    `json:"pickup_ttl"`
+	Approvals     []approvalRecord `json:"approvals,omitempty"`
+	// Decision is the denial or cancellation that ended the request.
+	Decision *decisionRecord `json:"decision,omitempty"`
+	// Notes say where an owner could not be read and integration_owner stood in.
+	Notes      []string  `json:"notes,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"` // the end of waiting for approval
+	ApprovedAt time.Time `json:"approved_at,omitempty"`
+	PickupBy   time.Time `json:"pickup_by,omitempty"`
+	EndedAt    time.Time `json:"ended_at,omitempty"`
+	GrantID    string    `json:"grant_id,omitempty"`
+}
+
+type decisionRecord struct {
+	By     identityRef `json:"by"`
+	Reason string      `json:"reason,omitempty"`
+	At     time.Time   `json:"at"`
+}
+
+func (r *requestRecord) rule() approvalRule {
+	return approvalRule{Mode: r.Mode, Required: r.Required, Sets: r.Sets}
+}
+
+// status is the request's status at now: an open request past its deadline has expired,
+// whether or not the periodic job has recorded it yet.
+func (r *requestRecord) status(now time.Time) string {
+	switch {
+	case r.Status == statusPending && !now.Before(r.ExpiresAt):
+		return statusExpired
+	case r.Status == statusApproved && !now.Before(r.PickupBy):
+		return statusExpired
+	}
+	return r.Status
+}
+
+// deadline is when the request's current open phase ends (zero once it has ended).
+func (r *requestRecord) deadline() time.Time {
+	switch r.Status {
+	case statusPending:
+		return r.ExpiresAt
+	case statusApproved:
+		return r.PickupBy
+	}
+	return time.Time{}
+}
+
+// endedAt is when the request ended, or zero while it is open.
+func (r *requestRecord) endedAt(now time.Time) time.Time {
+	if s := r.status(now); s == statusPending || s == statusApproved {
+		return time.Time{}
+	}
+	if r.EndedAt.IsZero() {
+		return r.deadline() // expired and not yet recorded
+	}
+	return r.EndedAt
+}
+
+func (r *requestRecord) approvedBy(entityID string) bool {
+	for _, a := range r.Approvals {
+		if a.Approver.EntityID == entityID {
+			return true
+		}
+	}
+	return false
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// summary is a list entry: who, what, where it stands and until when.
+func (r *requestRecord) summary(now time.Time) map[string]interface{} {
+	status := r.status(now)
+	deadline := ""
+	if status == statusPending || status == statusApproved {
+		deadline = formatTime(r.deadline())
+	}
+	return map[string]interface{}{
+		"request_id": r.ID,
+		"role":       r.Role,
+		"requester":  r.Requester.EntityName,
+		"status":     status,
+		"resources":  r.Resources,
+		"permission": r.Permission,
+		"approvals":  r.rule().evaluate(r.Approvals).String(),
+		"expires_at": deadline,
+		"created_at": formatTime(r.CreatedAt),
+	}
+}
+
+// data is everything a read shows.
+func (r *requestRecord) data(now time.Time) map[string]interface{} {
+	progress := r.rule().evaluate(r.Approvals)
+	covered := map[int]bool{}
+	for _, a := range r.Approvals {
+		for _, i := range a.Sets {
+			covered[i] = true
+		}
+	}
+	sets := make([]map[string]interface{}, 0, len(r.Sets))
+	for i, s := range r.Sets {
+		names := make([]string, 0, len(s.Principals))
+		for _, p := range s.Principals {
+			names = append(names, p.String())
+		}
+		sets = append(sets, map[string]interface{}{
+			"label": s.Label, "approvers": names, "source": s.Source, "approved": covered[i],
+		})
+	}
+	out := map[string]interface{}{
+		"request_id":               r.ID,
+		"role":                     r.Role,
+		"status":                   r.status(now),
+		"requester":                r.Requester.EntityName,
+		"requester_entity_id":      r.Requester.EntityID,
+		"requester_display_name":   r.Requester.DisplayName,
+		"resources":                r.Resources,
+		"permission":               r.Permission,
+		"ttl":                      int64(r.TTL.Seconds()),
+		"justification":            r.Justification,
+		"approval_mode":            r.Mode,
+		"required_approvals":       progress.Needed,
+		"approvers":                approverNames(r.Sets),
+		"approver_sets":            sets,
+		"approvals":                approvalsData(r.Approvals),
+		"approvals_count":          progress.Distinct,
+		"approval_progress":        progress.String(),
+		"require_approver_reason":  r.RequireReason,
+		"created_at":               formatTime(r.CreatedAt),
+		"expires_at":               formatTime(r.ExpiresAt),
+		"approved_at":              formatTime(r.ApprovedAt),
+		"pickup_by":                formatTime(r.PickupBy),
+		"ended_at":                 formatTime(r.endedAt(now)),
+		"grant_id":                 r.GrantID,
+		"notes":                    nonNil(r.Notes),
+		"decided_by":               "",
+		"decision_reason":          "",
+		"pickup_ttl":               int64(r.PickupTTL.Seconds()),
+		"approver_sets_still_open": nonNil(progress.Missing),
+		"approvals_still_needed":   max(0, progress.Needed-progress.Distinct),
+	}
+	if r.Decision != nil {
+		out["decided_by"] = r.Decision.By.EntityName
+		out["decision_reason"] = r.Decision.Reason
+	}
+	return out
+}
+
+// event describes the request for notify_url.
+func (r *requestRecord) event(typ string, now time.Time, actor *identityRef, reason string) event {
+	return event{
+		Type: typ, RequestID: r.ID, Role: r.Role, Status: r.status(now), GrantID: r.GrantID,
+		Requester: r.Requester.EntityName, RequesterEntity: &r.Requester, Actor: actor, Reason: reason,
+		Justification: r.Justification, Resources: r.Resources, Permission: r.Permission,
+		Approvers: approverNames(r.Sets), Approvals: r.rule().evaluate(r.Approvals).String(),
+		ExpiresAt: formatTime(r.deadline()),
+	}
+}
+
+func getRequest(ctx context.Context, s logical.Storage, id string) (*requestRecord, error) {
+	entry, err := s.Get(ctx, requestStoragePrefix+id)
+	if err != nil || entry == nil {
+		return nil, err
+	}
+	r := &requestRecord{}
+	if err := entry.DecodeJSON(r); err != nil {
+		return nil, fmt.Errorf("decoding request %q: %w", id, err)
+	}
+	return r, nil
+}
+
+func putRequest(ctx context.Context, s logical.Storage, r *requestRecord) error {
+	entry, err := logical.StorageEntryJSON(requestStoragePrefix+r.ID, r)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, entry)
+}
+
+func pathRequests(b *aponoBackend) []*framework.Path {
+	idField := &framework.FieldSchema{Type: framework.TypeLowerCaseString, Description: "ID of the request (request_id).", Required: true}
+	reasonField := &framework.FieldSchema{Type: framework.TypeString,
+		Description: fmt.Sprintf("Why (at most %d characters). Required when the role has require_approver_reason.", maxReasonLen)}
+	action := func(verb, suffix, synopsis, help string, cb framework.OperationFunc, withReason bool) *framework.Path {
+		fields := map[string]*framework.FieldSchema{"id": idField}
+		if withReason {
+			fields["reason"] = reasonField
+		}
+		return &framework.Path{
+			Pattern: "requests/" + framework.GenericNameRegex("id") + "/" + suffix + "$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "apono",
+				OperationVerb:   verb,
+				OperationSuffix: "request",
+			},
+			Fields: fields,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:                    cb,
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+			},
+			HelpSynopsis:    synopsis,
+			HelpDescription: help,
+		}
+	}
+	return []*framework.Path{
+		{
+			Pattern: "requests/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "apono",
+				OperationSuffix: "requests",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"status": {Type: framework.TypeString, Query: true,
+					Description: "Only requests with this status: " + strings.Join(requestStatuses, ", ") + "."},
+				"mine": {Type: framework.TypeBool, Query: true,
+					Description: "Only the caller's own requests."},
+				"can_approve": {Type: framework.TypeBool, Query: true,
+					Description: "Only pending requests the caller could approve now (not their own, not already approved by them)."},
+				"role": {Type: framework.TypeLowerCaseString, Query: true,
+					Description: "Only requests for this role."},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback:     b.pathRequestList,
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "list"},
+				},
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:     b.pathRequestList,
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read"},
+				},
+			},
+			HelpSynopsis:    "List access requests, filtered by status, mine, can_approve and role.",
+			HelpDescription: pathRequestListHelp,
+		},
+		{
+			Pattern: "requests/" + framework.GenericNameRegex("name") + "$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "apono",
+				OperationSuffix: "request",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"name": {Type: framework.TypeLowerCaseString, Required: true,
+					Description: "On write: the role to ask access from. On read: the request_id."},
+				"resources": {Type: framework.TypeCommaStringSlice,
+					Description: "Resources to ask for: a subset of the role's. Default: all of the role's."},
+				"permission": {Type: framework.TypeString,
+					Description: "Permission level, one of the role's permissions. Default: the role's first."},
+				"ttl": {Type: framework.TypeDurationSecond,
+					Description: "How long the access should last once granted. Default: the role's ttl; capped at its max_ttl."},
+				"justification": {Type: framework.TypeString,
+					Description: fmt.Sprintf("Why the access is needed (at most %d characters). Required when the role says so.", maxJustificationLen)},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:                    b.pathRequestCreate,
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "create"},
+					Summary:                     "Ask for access from a role that requires approval (name is the role).",
+				},
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:     b.pathRequestRead,
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read"},
+					Summary:      "Read one request (name is the request_id).",
+				},
+			},
+			HelpSynopsis:    "Ask for access from a role (write requests/<role>), or read a request (read requests/<request_id>).",
+			HelpDescription: pathRequestHelp,
+		},
+		action("approve", "approve", "Approve a pending request.", pathRequestApproveHelp, b.pathRequestApprove, true),
+		action("deny", "deny", "Deny a request; it cannot be approved afterwards.", pathRequestDenyHelp, b.pathRequestDeny, true),
+		action("cancel", "cancel", "Cancel your own request.", "Only the requester may cancel, while the request is pending or approved and not yet picked up.", b.pathRequestCancel, true),
+		action("pick-up", "grant", "Turn your approved request into a grant (a lease, like grants/<role>).", pathRequestGrantHelp, b.pathRequestGrant, false),
+	}
+}
+
+const pathRequestHelp = `
+Writing requests/<role> asks for access from a role with approval=required. The requester
+is the caller's identity entity (log in through an auth method; the root token has none).
+The response gives request_id, status=pending, who can approve (approvers, resolved from
+the role: each group:<name> and entity:<name>, and with "owner" each requested resource's
+owners, read fresh from the KV secret's owner_metadata_key tag, else integration_owner),
+and expires_at (request_ttl). Approvers approve or deny at requests/<id>/approve and
+/deny; the requester may cancel at requests/<id>/cancel and, once approved, pick the grant
+up at requests/<id>/grant within the role's pickup_ttl.
+
+Reading requests/<request_id> shows the request, its approvals with reasons, and its
+status: pending, approved, granted, denied, cancelled or expired. Ended requests stay
+readable for request_retention (config).
+`
+
+const pathRequestListHelp = `
+LIST requests (vault list -detailed) returns request IDs as keys and, in key_info, the role,
+requester, status, resources, permission, approvals so far out of those needed, and
+expires_at (the end of the current wait: for approval, or for pickup). A read of requests
+returns the same entries under "requests". Filter with status, role, mine=true (the
+caller's own) and can_approve=true (pending requests the caller could approve now).
+`
+
+const pathRequestApproveHelp = `
+Approves a pending request as the caller's identity entity. The caller must belong to one
+of the request's approver sets now, as Vault's identity store knows it (group membership
+includes external groups that OIDC or LDAP logins bring). The requester can never approve
+their own request; a second approval by the same entity counts once. With any_of, the
+request is approved once required_approvals distinct approvers have approved; with
+all_of, also once every approver set has at least one approval. A denied, cancelled,
+expired or already granted request cannot be approved.
+`
+
+const pathRequestDenyHelp = `
+Denies a request as the caller's identity entity, who must be one of its approvers and not
+the requester. A denied request is final: no later approval or pickup is accepted.
+`
+
+const pathRequestGrantHelp = `
+Only the requester, only once, only while the request is approved and within the role's
+pickup_ttl: issues the grant exactly as grants/<role> does (a lease with a userpass user
+and an apono-* policy) and returns it with request_id. The grant's record shows the
+request, each approver and their reason.
+`
+
+func (b *aponoBackend) requestLock(id string) *locksutil.LockEntry {
+	return locksutil.LockForKey(b.requestLocks, id)
+}
+
+// loadRequestForAction validates id and reads the request; resp is a 400 or 404.
+func loadRequestForAction(ctx context.Context, s logical.Storage, id string) (*requestRecord, *logical.Response, error) {
+	if !requestIDRe.MatchString(id) {
+		return nil, logical.ErrorResponse(fmt.Sprintf("id %q is not a request ID (a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e)", truncateForError(id))), nil
+	}
+	rec, err := getRequest(ctx, s, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rec == nil {
+		return nil, nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("request %s does not exist (or ended longer ago than request_retention)", id))
+	}
+	return rec, nil, nil
+}
+
+func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
+		return resp, nil
+	}
+	roleName := d.Get("name").(string)
+	if !roleNameRe.MatchString(roleName) {
+		return logical.ErrorResponse(fmt.Sprintf("role %q is not a valid role name: %s", truncateForError(roleName), roleNameRule)), nil
+	}
+	role, err := getRole(ctx, req.Storage, roleName)
+	if err != nil {
+		return nil, err
+	}
+	if role == nil {
+		return logical.ErrorResponse(fmt.Sprintf("role %q does not exist", roleName)), nil
+	}
+	if !role.approvalRequired() {
+		return logical.ErrorResponse(fmt.Sprintf("role %q does not require approval: write %sgrants/%s to get access at once", roleName, req.MountPoint, roleName)), nil
+	}
+	cfg, err := b.config(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return logical.ErrorResponse(errNotConfigured.Error()), nil
+	}
+	caller, msg, err := b.callerIdentity(req)
+	if err != nil || msg != "" {
+		return errorOrBadRequest(err, msg)
+	}
+	in, msg := grantInputFromFields(d)
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	client, err := b.getClient(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	gr, warnings, msg, err := b.resolveGrant(ctx, roleName, role, in, client)
+	if err != nil || msg != "" {
+		return errorOrBadRequest(err, msg)
+	}
+	sets, notes, msg, err := b.resolveApproverSets(ctx, cfg, role, gr.resources, client)
+	if err != nil || msg != "" {
+		return errorOrBadRequest(err, msg)
+	}
+
+	id, err := uuid.GenerateUUID()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	rec := &requestRecord{
+		ID: id, Role: roleName, Status: statusPending, Requester: caller.ref(),
+		Permission: gr.permission, TTL: gr.ttl, Justification: gr.justification,
+		Mode: role.approvalMode(), Required: role.requiredApprovals(), Sets: sets,
+		RequireReason: role.RequireApproverReason, PickupTTL: role.pickupTTL(), Notes: notes,
+		CreatedAt: now, ExpiresAt: now.Add(role.requestTTL()),
+	}
+	for _, r := range gr.resources {
+		rec.Resources = append(rec.Resources, r.Name)
+	}
+	if err := putRequest(ctx, req.Storage, rec); err != nil {
+		return nil, err
+	}
+	b.Logger().Info("access requested", "request_id", id, "role", roleName, "requester", caller.EntityName,
+		"requester_entity_id", caller.EntityID, "resources", rec.Resources, "permission", rec.Permission,
+		"approvers", approverNames(sets))
+	b.emit(cfg, rec.event(eventRequestCreated, now, nil, ""))
+
+	resp := &logical.Response{Data: rec.data(now)}
+	for _, w := range append(warnings, notes...) {
+		resp.AddWarning(w)
+	}
+	return resp, nil
+}
+
+func (b *aponoBackend) pathRequestRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	id := d.Get("name").(string)
+	if !requestIDRe.MatchString(id) {
+		return nil, nil // a role name, or nothing that could be a request
+	}
+	rec, err := getRequest(ctx, req.Storage, id)
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	return &logical.Response{Data: rec.data(time.Now())}, nil
+}
+
+// requestFilter is a validated list filter.
+type requestFilter struct {
+	status, role     string
+	mine, canApprove bool
+	caller           *identity
+}
+
+func (f *requestFilter) matches(r *requestRecord, now time.Time) bool {
+	status := r.status(now)
+	switch {
+	case f.status != "" && status != f.status,
+		f.role != "" && r.Role != f.role,
+		f.mine && r.Requester.EntityID != f.caller.EntityID:
+		return false
+	case f.canApprove:
+		return status == statusPending && r.Requester.EntityID != f.caller.EntityID &&
+			!r.approvedBy(f.caller.EntityID) && len(qualifyingSets(f.caller, r.Sets)) > 0
+	}
+	return true
+}
+
+func (b *aponoBackend) pathRequestList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	f := requestFilter{
+		status:     strings.ToLower(strings.TrimSpace(d.Get("status").(string))),
+		role:       d.Get("role").(string),
+		mine:       d.Get("mine").(bool),
+		canApprove: d.Get("can_approve").(bool),
+	}
+	if f.status != "" && !contains(requestStatuses, f.status) {
+		return logical.ErrorResponse(fmt.Sprintf("status %q is not a request status (allowed: %s)", truncateForError(f.status), strings.Join(requestStatuses, ", "))), nil
+	}
+	if f.mine || f.canApprove {
+		caller, msg, err := b.callerIdentity(req)
+		if err != nil || msg != "" {
+			return errorOrBadRequest(err, "mine and can_approve: "+msg)
+		}
+		f.caller = caller
+	}
+	ids, err := req.Storage.List(ctx, requestStoragePrefix)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	var recs []*requestRecord
+	for _, id := range ids {
+		rec, err := getRequest(ctx, req.Storage, id)
+		if err != nil {
+			return nil, err
+		}
+		if rec != nil && f.matches(rec, now) {
+			recs = append(recs, rec)
+		}
+	}
+	sort.Slice(recs, func(i, j int) bool {
+		if !recs[i].CreatedAt.Equal(recs[j].CreatedAt) {
+			return recs[i].CreatedAt.Before(recs[j].CreatedAt)
+		}
+		return recs[i].ID < recs[j].ID
+	})
+	keys := make([]string, 0, len(recs))
+	info := make(map[string]interface{}, len(recs))
+	entries := make([]map[string]interface{}, 0, len(recs))
+	for _, r := range recs {
+		s := r.summary(now)
+		keys = append(keys, r.ID)
+		info[r.ID] = s
+		entries = append(entries, s)
+	}
+	if req.Operation == logical.ListOperation {
+		return logical.ListResponseWithInfo(keys, info), nil
+	}
+	return &logical.Response{Data: map[string]interface{}{"requests": entries}}, nil
+}
+
+// actOnRequest runs fn on request id under its lock, as the caller's identity; fn
+// changes rec and returns the event to send, or a 400/403 to stop without saving.
+func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, id string,
+	fn func(rec *requestRecord, caller *identity, now time.Time) (ev *event, warning string, resp *logical.Response, err error),
+) (*logical.Response, error) {
+	b.rememberMount(req)
+	caller, msg, err := b.callerIdentity(req)
+	if err != nil || msg != "" {
+		return errorOrBadRequest(err, msg)
+	}
+	lock := b.requestLock(id)
+	lock.Lock()
+	defer lock.Unlock()
+	rec, resp, err := loadRequestForAction(ctx, req.Storage, id)
+	if err != nil || resp != nil {
+		return resp, err
+	}
+	now := time.Now().UTC()
+	ev, warning, resp, err := fn(rec, caller, now)
+	if err != nil || resp != nil {
+		return resp, err
+	}
+	out := &logical.Response{Data: rec.data(now)}
+	if warning != "" {
+		out.AddWarning(warning)
+	}
+	if ev == nil {
+		return out, nil // nothing changed
+	}
+	if err := putRequest(ctx, req.Storage, rec); err != nil {
+		return nil, err
+	}
+	cfg, err := b.config(ctx, req.Storage)
+	if err != nil {
+		b.Logger().Warn("reading config for an event", "error", err)
+	}
+	b.emit(cfg, *ev)
+	return out, nil
+}
+
+// endedMessage explains why an ended request accepts no more actions.
+func endedMessage(rec *requestRecord, status string) string {
+	switch status {
+	case statusGranted:
+		return fmt.Sprintf("request %s was already picked up as grant %s", rec.ID, rec.GrantID)
+	case statusDenied:
+		by := ""
+		if rec.Decision != nil {
+			by = " by " + rec.Decision.By.EntityName
+		}
+		return fmt.Sprintf("request %s was denied%s", rec.ID, by)
+	case statusCancelled:
+		return fmt.Sprintf("request %s was cancelled by its requester", rec.ID)
+	case statusExpired:
+		if rec.Status == statusApproved || !rec.PickupBy.IsZero() {
+			return fmt.Sprintf("request %s expired: it was approved but not picked up by %s (pickup_ttl)", rec.ID, formatTime(rec.PickupBy))
+		}
+		return fmt.Sprintf("request %s expired unapproved at %s (request_ttl)", rec.ID, formatTime(rec.ExpiresAt))
+	}
+	return fmt.Sprintf("request %s is %s", rec.ID, status)
+}
+
+// checkReason validates an approver's reason against the request's rule.
+func checkReason(rec *requestRecord, d *framework.FieldData) (string, string) {
+	reason := strings.TrimSpace(d.Get("reason").(string))
+	if m := checkFreeText("reason", reason, maxReasonLen); m != "" {
+		return "", m
+	}
+	if rec.RequireReason && reason == "" {
+		return "", fmt.Sprintf("reason is required: role %q has require_approver_reason", rec.Role)
+	}
+	return reason, ""
+}
+
+func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
+		return resp, nil
+	}
+	return b.actOnRequest(ctx, req, d.Get("id").(string), func(rec *requestRecord, caller *identity, now time.Time) (*event, string, *logical.Response, error) {
+		status := rec.status(now)
+		if status == statusApproved {
+			return nil, "", logical.ErrorResponse(fmt.Sprintf("request %s is already approved; it waits for its requester to pick it up", rec.ID)), nil
+		}
+		if status != statusPending {
+			return nil, "", logical.ErrorResponse(endedMessage(rec, status) + "; it can no longer be approved"), nil
+		}
+		if caller.EntityID == rec.Requester.EntityID {
+			return nil, "", nil, forbidden("%s requested this access and cannot approve it: self-approval never counts; one of %s must approve",
+				caller.EntityName, strings.Join(approverNames(rec.Sets), ", "))
+		}
+		sets := qualifyingSets(caller, rec.Sets)
+		if len(sets) == 0 {
+			return nil, "", nil, forbidden("%s is not an approver of request %s: it needs one of %s (membership as Vault's identity store knows it now)",
+				caller.EntityName, rec.ID, strings.Join(approverNames(rec.Sets), ", "))
+		}
+		reason, msg := checkReason(rec, d)
+		if msg != "" {
+			return nil, "", logical.ErrorResponse(msg), nil
+		}
+		if rec.approvedBy(caller.EntityID) {
+			return nil, fmt.Sprintf("%s already approved request %s; an approval counts once (%s)", caller.EntityName, rec.ID, rec.rule().evaluate(rec.Approvals)), nil, nil
+		}
+		rec.Approvals = append(rec.Approvals, approvalRecord{Approver: caller.ref(), Reason: reason, At: formatTime(now), Sets: sets})
+		progress := rec.rule().evaluate(rec.Approvals)
+		typ := eventRequestApproval
+		if progress.Satisfied {
+			rec.Status = statusApproved
+			rec.ApprovedAt = now
+			rec.PickupBy = now.Add(rec.PickupTTL)
+			typ = eventRequestApproved
+		}
+		b.Logger().Info("access request approved", "request_id", rec.ID, "approver", caller.EntityName,
+			"approver_entity_id", caller.EntityID, "reason", reason, "progress", progress.String(), "status", rec.Status)
+		ref := caller.ref()
+		ev := rec.event(typ, now, &ref, reason)
+		return &ev, "", nil, nil
+	})
+}
+
+func (b *aponoBackend) pathRequestDeny(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
+		return resp, nil
+	}
+	return b.actOnRequest(ctx, req, d.Get("id").(string), func(rec *requestRecord, caller *identity, now time.Time) (*event, string, *logical.Response, error) {
+		status := rec.status(now)
+		if status != statusPending && status != statusApproved {
+			return nil, "", logical.ErrorResponse(endedMessage(rec, status) + "; it can no longer be denied"), nil
+		}
+		if caller.EntityID == rec.Requester.EntityID {
+			return nil, "", nil, forbidden("%s is the requester: cancel the request at requests/%s/cancel instead of denying it", caller.EntityName, rec.ID)
+		}
+		if len(qualifyingSets(caller, rec.Sets)) == 0 {
+			return nil, "", nil, forbidden("%s is not an approver of request %s: it needs one of %s (membership as Vault's identity store knows it now)",
+				caller.EntityName, rec.ID, strings.Join(approverNames(rec.Sets), ", "))
+		}
+		reason, msg := checkReason(rec, d)
+		if msg != "" {
+			return nil, "", logical.ErrorResponse(msg), nil
+		}
+		rec.Status = statusDenied
+		rec.Decision = &decisionRecord{By: caller.ref(), Reason: reason, At: now}
+		rec.EndedAt = now
+		b.Logger().Info("access request denied", "request_id", rec.ID, "by", caller.EntityName, "by_entity_id", caller.EntityID, "reason", reason)
+		ref := caller.ref()
+		ev := rec.event(eventRequestDenied, now, &ref, reason)
+		return &ev, "", nil, nil
+	})
+}
+
+func (b *aponoBackend) pathRequestCancel(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
+		return resp, nil
+	}
+	return b.actOnRequest(ctx, req, d.Get("id").(string), func(rec *requestRecord, caller *identity, now time.Time) (*event, string, *logical.Response, error) {
+		if caller.EntityID != rec.Requester.EntityID {
+			return nil, "", nil, forbidden("only the requester (%s) may cancel request %s", rec.Requester.EntityName, rec.ID)
+		}
+		status := rec.status(now)
+		if status != statusPending && status != statusApproved {
+			return nil, "", logical.ErrorResponse(endedMessage(rec, status) + "; it can no longer be cancelled"), nil
+		}
+		reason, msg := checkReason(&requestRecord{Role: rec.Role}, d) // the requester's reason is optional
+		if msg != "" {
+			return nil, "", logical.ErrorResponse(msg), nil
+		}
+		rec.Status = statusCancelled
+		rec.Decision = &decisionRecord{By: caller.ref(), Reason: reason, At: now}
+		rec.EndedAt = now
+		b.Logger().Info("access request cancelled", "request_id", rec.ID, "by", caller.EntityName)
+		ref := caller.ref()
+		ev := rec.event(eventRequestCancelled, now, &ref, reason)
+		return &ev, "", nil, nil
+	})
+}
+
+// pathRequestGrant issues the grant of an approved request. The request is marked granted
+// (with the grant ID) before the grant is issued and put back if issuing fails, so one
+// approval can never become two grants, even across a crash.
+func (b *aponoBackend) pathRequestGrant(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
+		return resp, nil
+	}
+	caller, msg, err := b.callerIdentity(req)
+	if err != nil || msg != "" {
+		return errorOrBadRequest(err, msg)
+	}
+	id := d.Get("id").(string)
+	lock := b.requestLock(id)
+	lock.Lock()
+	defer lock.Unlock()
+	rec, resp, err := loadRequestForAction(ctx, req.Storage, id)
+	if err != nil || resp != nil {
+		return resp, err
+	}
+	if caller.EntityID != rec.Requester.EntityID {
+		return nil, forbidden("only the requester (%s) may pick up the grant of request %s", rec.Requester.EntityName, rec.ID)
+	}
+	now := time.Now().UTC()
+	switch status := rec.status(now); status {
+	case statusApproved:
+	case statusPending:
+		return logical.ErrorResponse(fmt.Sprintf("request %s is not approved yet (%s)", rec.ID, rec.rule().evaluate(rec.Approvals))), nil
+	default:
+		return logical.ErrorResponse(endedMessage(rec, status) + "; no grant can be picked up"), nil
+	}
+
+	role, err := getRole(ctx, req.Storage, rec.Role)
+	if err != nil {
+		return nil, err
+	}
+	if role == nil {
+		return logical.ErrorResponse(fmt.Sprintf("role %q no longer exists; request %s cannot be granted", rec.Role, rec.ID)), nil
+	}
+	cfg, err := b.config(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return logical.ErrorResponse(errNotConfigured.Error()), nil
+	}
+	client, err := b.getClient(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	gr, warnings, msg, err := b.resolveGrant(ctx, rec.Role, role, grantInput{
+		resources: rec.Resources, permission: rec.Permission, ttl: rec.TTL, justification: rec.Justification,
+	}, client)
+	if err != nil {
+		return nil, err
+	}
+	if msg != "" {
+		return logical.ErrorResponse(fmt.Sprintf("role %q changed since request %s was approved: %s", rec.Role, rec.ID, msg)), nil
+	}
+	requester := rec.Requester
+	gr.requester = requester.EntityName
+	gr.requesterEntity = &requester
+	gr.requestID = rec.ID
+	gr.approvals = rec.Approvals
+	if gr.grantID, err = newGrantID(ctx, req.Storage); err != nil {
+		return nil, err
+	}
+
+	prev := *rec
+	rec.Status, rec.GrantID, rec.EndedAt = statusGranted, gr.grantID, now
+	if err := putRequest(ctx, req.Storage, rec); err != nil {
+		return nil, err
+	}
+	resp, err = b.issueGrant(ctx, req.Storage, client, cfg, gr)
+	if err != nil {
+		if perr := putRequest(ctx, req.Storage, &prev); perr != nil {
+			b.Logger().Error("grant pickup failed and the request could not be reopened", "request_id", rec.ID, "error", perr)
+		}
+		return nil, err
+	}
+	for _, w := range warnings {
+		resp.AddWarning(w)
+	}
+	return resp, nil
+}
