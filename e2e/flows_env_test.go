@@ -9,10 +9,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/apono-io/vault-plugin-apono/internal/testvault"
 )
 
 // The access-flow tests run on their own mount of the plugin (flowsMount) in the shared
@@ -53,14 +57,14 @@ var (
 // flowsEnv sets the fixture up once for every access-flow test.
 func flowsEnv(t *testing.T) *flowsFixture {
 	t.Helper()
-	flowsOnce.Do(func() { flowsFix, flowsErr = newFlowsFixture(shared) })
+	flowsOnce.Do(func() { flowsFix, flowsErr = newFlowsFixture(t, shared) })
 	if flowsErr != nil {
 		t.Fatal("access-flow fixture: ", flowsErr)
 	}
 	return flowsFix
 }
 
-func newFlowsFixture(e *env) (*flowsFixture, error) {
+func newFlowsFixture(t *testing.T, e *env) (*flowsFixture, error) {
 	fix := &flowsFixture{e: e, people: map[string]*person{}, hook: newEventReceiver(flowsHookSecret)}
 	var failed error
 	must := func(args ...string) string {
@@ -76,7 +80,7 @@ func newFlowsFixture(e *env) (*flowsFixture, error) {
 	must("write", flowsMount+"/config", "vault_addr="+e.s.URL(), "role_id="+e.setup.RoleID, "secret_id="+fix.secretID,
 		"owner_metadata_key=owner", "integration_owner=security",
 		"notify_url="+fix.hook.URL(), "notify_secret="+flowsHookSecret)
-	for name, rules := range map[string]string{"apono-flows-requester": requesterPolicy(flowsMount), "apono-flows-approver": approverPolicy(flowsMount)} {
+	for name, rules := range map[string]string{"apono-flows-requester": requesterPolicy(t, flowsMount), "apono-flows-approver": approverPolicy(t, flowsMount)} {
 		if _, _, err := e.s.CLIWithStdin("", rules, "policy", "write", name, "-"); err != nil && failed == nil {
 			failed = err
 		}
@@ -108,24 +112,29 @@ func newFlowsFixture(e *env) (*flowsFixture, error) {
 	return fix, failed
 }
 
-// requesterPolicy and approverPolicy are the Vault policies the README gives people.
-func requesterPolicy(mount string) string {
-	return `
-path "` + mount + `/requests" { capabilities = ["read", "list"] }
-path "` + mount + `/requests/+" { capabilities = ["read", "update"] }
-path "` + mount + `/requests/+/cancel" { capabilities = ["update"] }
-path "` + mount + `/requests/+/grant" { capabilities = ["update"] }
-path "` + mount + `/grants/+" { capabilities = ["update"] }
-`
+// requesterPolicy and approverPolicy are the README's policies (testdata/), moved from
+// the apono/ mount to mount.
+func requesterPolicy(t *testing.T, mount string) string {
+	return policyForMount(t, "apono-requester.hcl", mount)
 }
 
-func approverPolicy(mount string) string {
-	return `
-path "` + mount + `/requests" { capabilities = ["read", "list"] }
-path "` + mount + `/requests/+" { capabilities = ["read"] }
-path "` + mount + `/requests/+/approve" { capabilities = ["update"] }
-path "` + mount + `/requests/+/deny" { capabilities = ["update"] }
-`
+func approverPolicy(t *testing.T, mount string) string {
+	return policyForMount(t, "apono-approver.hcl", mount)
+}
+
+func policyForMount(t *testing.T, file, mount string) string {
+	root, err := testvault.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"apono/`) {
+		t.Fatalf("%s names no apono/ path", file)
+	}
+	return strings.ReplaceAll(string(b), `"apono/`, `"`+mount+`/`)
 }
 
 // as runs the CLI as a person and decodes its JSON output.

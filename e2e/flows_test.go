@@ -326,7 +326,7 @@ func TestAccessFlowEndedRequestsGoAfterRetention(t *testing.T) {
 	e.root(t, "secrets", "enable", "-path="+mount, "-plugin-version="+e.setup.Version, "vault-plugin-apono")
 	e.root(t, "write", mount+"/config", "vault_addr="+e.s.URL(), "role_id="+e.setup.RoleID, "secret_id="+e.newSecretID(t),
 		"request_retention=1s")
-	e.writePolicy(t, "apono-retention-requester", requesterPolicy(mount))
+	e.writePolicy(t, "apono-retention-requester", requesterPolicy(t, mount))
 	// Any person with an entity will do: rita asks and cancels.
 	e.root(t, "write", "auth/userpass/users/rita", "password=pw-rita-Zq81", "token_policies=apono-retention-requester")
 	tok, err := e.login("rita", "pw-rita-Zq81")
@@ -351,5 +351,35 @@ func TestAccessFlowEndedRequestsGoAfterRetention(t *testing.T) {
 			t.Fatalf("ended request still readable after 150 s with request_retention=1s: %v %s", err, out)
 		}
 		time.Sleep(2 * time.Second)
+	}
+}
+
+// Every access-flow path answers path-help and is in Vault's OpenAPI document, with its
+// fields.
+func TestAccessFlowPathsHaveHelpAndOpenAPI(t *testing.T) {
+	e := shared
+	for path, want := range map[string]string{
+		"apono/requests":     "List access requests",
+		"apono/requests/app": "Ask for access from a role",
+		"apono/requests/0f8fad5b-d9cb-469f-a165-70867728950e/approve": "Approve a pending request",
+		"apono/requests/0f8fad5b-d9cb-469f-a165-70867728950e/deny":    "Deny a request",
+		"apono/requests/0f8fad5b-d9cb-469f-a165-70867728950e/cancel":  "Cancel your own request",
+		"apono/requests/0f8fad5b-d9cb-469f-a165-70867728950e/grant":   "Turn your approved request into a grant",
+	} {
+		if help := e.root(t, "path-help", path); !strings.Contains(help, want) {
+			t.Errorf("path-help %s lacks %q:\n%s", path, want, help)
+		}
+	}
+	spec := jsonString(t, e.jsonOut(t, "", "read", "sys/internal/specs/openapi"))
+	for _, want := range []string{
+		`"/apono/requests/"`, `"/apono/requests/{name}"`, `"/apono/requests/{id}/approve"`, `"/apono/requests/{id}/deny"`,
+		`"/apono/requests/{id}/cancel"`, `"/apono/requests/{id}/grant"`,
+		`"approvers"`, `"approval_mode"`, `"required_approvals"`, `"request_ttl"`, `"pickup_ttl"`, `"require_approver_reason"`,
+		`"break_glass"`, `"break_glass_max_ttl"`, `"notify_url"`, `"notify_secret"`, `"notify_ca_cert"`, `"request_retention"`,
+		`"can_approve"`,
+	} {
+		if !strings.Contains(spec, want) {
+			t.Errorf("the OpenAPI document lacks %s", want)
+		}
 	}
 }

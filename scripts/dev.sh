@@ -65,12 +65,32 @@ vault write -f transit/keys/payments >/dev/null
 vault write apono/roles/demo resources="kv/app/db,kv/app/*" permissions="read,read-write" ttl=15m max_ttl=1h
 vault write apono/roles/payments resources="transit/payments" permissions="encrypt-decrypt,encrypt" ttl=15m max_ttl=1h
 
+echo "== access flows: people who log in, identity groups, an approval role"
+vault write apono/config owner_metadata_key=owner integration_owner=security
+vault kv metadata put -custom-metadata=owner=kv-owners kv/app/db >/dev/null
+vault policy write apono-requester testdata/apono-requester.hcl
+vault policy write apono-approver testdata/apono-approver.hcl
+# alice asks; bob owns kv/app/db (group kv-owners); erin is the integration owner (group
+# security). Each logs in once so that Vault gives them an entity, named after them.
+declare -A entity
+for who in alice bob erin; do
+  vault write "auth/userpass/users/$who" password="$who-demo-password" \
+    token_policies=apono-requester,apono-approver >/dev/null
+  entity[$who]="$(vault login -format=json -no-store -method=userpass username="$who" \
+    password="$who-demo-password" 2>/dev/null | sed -n 's/.*"entity_id": "\([^"]*\)".*/\1/p')"
+  vault write "identity/entity/id/${entity[$who]}" name="$who" >/dev/null
+done
+vault write identity/group name=kv-owners member_entity_ids="${entity[bob]}" >/dev/null
+vault write identity/group name=security member_entity_ids="${entity[erin]}" >/dev/null
+vault write apono/roles/demo-approval resources="kv/app/*" permissions=read ttl=15m max_ttl=1h \
+  approval=required approvers=owner break_glass=true break_glass_max_ttl=10m
+
 cat <<MSG
 
 A dev Vault with the apono plugin ($VERSION) runs at $VAULT_ADDR (root token: root).
 Log: $dev_dir/vault.log. Stop it with: scripts/dev.sh stop
 
-Try:
+Try a direct grant:
   export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=root PATH=$(dirname "$vault_bin"):\$PATH
   vault read apono/config
   vault write apono/grants/demo resources=kv/app/db requester=alice@example.com ttl=5m
@@ -79,4 +99,13 @@ Try:
   vault list -detailed apono/grants
   vault lease revoke <lease_id from the grant>
   vault path-help apono/grants/demo
+
+Try an access flow (alice asks, bob owns kv/app/db, erin is the integration owner):
+  ALICE=\$(vault login -token-only -method=userpass username=alice password=alice-demo-password)
+  BOB=\$(vault login -token-only -method=userpass username=bob password=bob-demo-password)
+  VAULT_TOKEN=\$ALICE vault write apono/requests/demo-approval resources=kv/app/db justification=INC-1
+  VAULT_TOKEN=\$BOB vault read apono/requests can_approve=true
+  VAULT_TOKEN=\$BOB vault write apono/requests/<request_id>/approve reason="ok for INC-1"
+  VAULT_TOKEN=\$ALICE vault write -f apono/requests/<request_id>/grant
+  vault list -detailed apono/requests
 MSG
