@@ -136,6 +136,17 @@ type identityRef struct {
 	DisplayName string `json:"display_name,omitempty"`
 }
 
+// label names the identity for people: its entity name and, where it says more, the
+// display name of the login ("entity_5f3a (userpass-carol)").
+func (r identityRef) label() string {
+	if r.DisplayName == "" || r.DisplayName == r.EntityName {
+		return r.EntityName
+	}
+	return r.EntityName + " (" + r.DisplayName + ")"
+}
+
+func (id *identity) label() string { return id.ref().label() }
+
 func (r identityRef) data() map[string]interface{} {
 	return map[string]interface{}{"entity_id": r.EntityID, "entity_name": r.EntityName, "display_name": r.DisplayName}
 }

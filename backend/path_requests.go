@@ -137,15 +137,16 @@ func (r *requestRecord) summary(now time.Time) map[string]interface{} {
 		deadline = formatTime(r.deadline())
 	}
 	return map[string]interface{}{
-		"request_id": r.ID,
-		"role":       r.Role,
-		"requester":  r.Requester.EntityName,
-		"status":     status,
-		"resources":  r.Resources,
-		"permission": r.Permission,
-		"approvals":  r.rule().evaluate(r.Approvals).String(),
-		"expires_at": deadline,
-		"created_at": formatTime(r.CreatedAt),
+		"request_id":             r.ID,
+		"role":                   r.Role,
+		"requester":              r.Requester.EntityName,
+		"requester_display_name": r.Requester.DisplayName,
+		"status":                 status,
+		"resources":              r.Resources,
+		"permission":             r.Permission,
+		"approvals":              r.rule().evaluate(r.Approvals).String(),
+		"expires_at":             deadline,
+		"created_at":             formatTime(r.CreatedAt),
 	}
 }
 
@@ -170,6 +171,7 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 	}
 	out := map[string]interface{}{
 		"request_id":               r.ID,
+		"id":                       r.ID, // vault write -field=request_id prints Vault's own request ID
 		"role":                     r.Role,
 		"status":                   r.status(now),
 		"requester":                r.Requester.EntityName,
@@ -655,19 +657,19 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 		}
 		if caller.EntityID == rec.Requester.EntityID {
 			return nil, "", nil, forbidden("%s requested this access and cannot approve it: self-approval never counts; one of %s must approve",
-				caller.EntityName, strings.Join(approverNames(rec.Sets), ", "))
+				caller.label(), strings.Join(approverNames(rec.Sets), ", "))
 		}
 		sets := qualifyingSets(caller, rec.Sets)
 		if len(sets) == 0 {
 			return nil, "", nil, forbidden("%s is not an approver of request %s: it needs one of %s (membership as Vault's identity store knows it now)",
-				caller.EntityName, rec.ID, strings.Join(approverNames(rec.Sets), ", "))
+				caller.label(), rec.ID, strings.Join(approverNames(rec.Sets), ", "))
 		}
 		reason, msg := checkReason(rec, d)
 		if msg != "" {
 			return nil, "", logical.ErrorResponse(msg), nil
 		}
 		if rec.approvedBy(caller.EntityID) {
-			return nil, fmt.Sprintf("%s already approved request %s; an approval counts once (%s)", caller.EntityName, rec.ID, rec.rule().evaluate(rec.Approvals)), nil, nil
+			return nil, fmt.Sprintf("%s already approved request %s; an approval counts once (%s)", caller.label(), rec.ID, rec.rule().evaluate(rec.Approvals)), nil, nil
 		}
 		rec.Approvals = append(rec.Approvals, approvalRecord{Approver: caller.ref(), Reason: reason, At: formatTime(now), Sets: sets})
 		progress := rec.rule().evaluate(rec.Approvals)
@@ -696,11 +698,11 @@ func (b *aponoBackend) pathRequestDeny(ctx context.Context, req *logical.Request
 			return nil, "", logical.ErrorResponse(endedMessage(rec, status) + "; it can no longer be denied"), nil
 		}
 		if caller.EntityID == rec.Requester.EntityID {
-			return nil, "", nil, forbidden("%s is the requester: cancel the request at requests/%s/cancel instead of denying it", caller.EntityName, rec.ID)
+			return nil, "", nil, forbidden("%s is the requester: cancel the request at requests/%s/cancel instead of denying it", caller.label(), rec.ID)
 		}
 		if len(qualifyingSets(caller, rec.Sets)) == 0 {
 			return nil, "", nil, forbidden("%s is not an approver of request %s: it needs one of %s (membership as Vault's identity store knows it now)",
-				caller.EntityName, rec.ID, strings.Join(approverNames(rec.Sets), ", "))
+				caller.label(), rec.ID, strings.Join(approverNames(rec.Sets), ", "))
 		}
 		reason, msg := checkReason(rec, d)
 		if msg != "" {
@@ -722,7 +724,7 @@ func (b *aponoBackend) pathRequestCancel(ctx context.Context, req *logical.Reque
 	}
 	return b.actOnRequest(ctx, req, d.Get("id").(string), func(rec *requestRecord, caller *identity, now time.Time) (*event, string, *logical.Response, error) {
 		if caller.EntityID != rec.Requester.EntityID {
-			return nil, "", nil, forbidden("only the requester (%s) may cancel request %s", rec.Requester.EntityName, rec.ID)
+			return nil, "", nil, forbidden("only the requester, %s, may cancel request %s", rec.Requester.label(), rec.ID)
 		}
 		status := rec.status(now)
 		if status != statusPending && status != statusApproved {
@@ -763,7 +765,7 @@ func (b *aponoBackend) pathRequestGrant(ctx context.Context, req *logical.Reques
 		return resp, err
 	}
 	if caller.EntityID != rec.Requester.EntityID {
-		return nil, forbidden("only the requester (%s) may pick up the grant of request %s", rec.Requester.EntityName, rec.ID)
+		return nil, forbidden("only the requester, %s, may pick up the grant of request %s", rec.Requester.label(), rec.ID)
 	}
 	now := time.Now().UTC()
 	switch status := rec.status(now); status {

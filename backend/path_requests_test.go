@@ -118,8 +118,8 @@ func TestRequestLifecycleAnyOfOwner(t *testing.T) {
 	}
 
 	f.mustForbiddenAs(t, f.alice, "requests/"+id+"/approve", "self-approval never counts")
-	f.mustForbiddenAs(t, f.carol, "requests/"+id+"/approve", "carol is not an approver")
-	f.mustForbiddenAs(t, f.erin, "requests/"+id+"/approve", "erin is not an approver") // an owner tag beats integration_owner
+	f.mustForbiddenAs(t, f.carol, "requests/"+id+"/approve", "carol (userpass-carol) is not an approver")
+	f.mustForbiddenAs(t, f.erin, "requests/"+id+"/approve", "erin (userpass-erin) is not an approver") // an owner tag beats integration_owner
 	f.mustForbiddenAs(t, f.carol, "requests/"+id+"/grant", "only the requester")
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/"+id+"/grant", nil, "not approved yet")
 
@@ -277,7 +277,7 @@ func TestRequestListFilters(t *testing.T) {
 	f.mustOK(t, logical.CreateOperation, "roles/app", map[string]interface{}{
 		"resources": "kv/app/*", "approval": "required", "approvers": "owner",
 	})
-	owned := f.request(t, "app", map[string]interface{}{"resources": "kv/app/db"})     // kv-owners
+	owned := f.request(t, "app", map[string]interface{}{"resources": "kv/app/db"})       // kv-owners
 	fallback := f.request(t, "app", map[string]interface{}{"resources": "kv/app/plain"}) // security
 	carols := f.mustAs(t, f.carol, logical.UpdateOperation, "requests/app", map[string]interface{}{"resources": "kv/app/db"}).Data["request_id"].(string)
 	f.mustAs(t, f.carol, logical.UpdateOperation, "requests/"+carols+"/cancel", nil)

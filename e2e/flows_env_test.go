@@ -80,14 +80,14 @@ func newFlowsFixture(t *testing.T, e *env) (*flowsFixture, error) {
 	must("write", flowsMount+"/config", "vault_addr="+e.s.URL(), "role_id="+e.setup.RoleID, "secret_id="+fix.secretID,
 		"owner_metadata_key=owner", "integration_owner=security",
 		"notify_url="+fix.hook.URL(), "notify_secret="+flowsHookSecret)
-	for name, rules := range map[string]string{"apono-flows-requester": requesterPolicy(t, flowsMount), "apono-flows-approver": approverPolicy(t, flowsMount)} {
+	for name, rules := range map[string]string{"flows-requester": requesterPolicy(t, flowsMount), "flows-approver": approverPolicy(t, flowsMount)} {
 		if _, _, err := e.s.CLIWithStdin("", rules, "policy", "write", name, "-"); err != nil && failed == nil {
 			failed = err
 		}
 	}
 	for _, name := range []string{"alice", "bob", "carol", "dave", "erin"} {
 		p := &person{name: name, password: "pw-" + name + "-Zq81"}
-		must("write", "auth/userpass/users/"+name, "password="+p.password, "token_policies=apono-flows-requester,apono-flows-approver")
+		must("write", "auth/userpass/users/"+name, "password="+p.password, "token_policies=flows-requester,flows-approver")
 		out := must("login", "-no-store", "-format=json", "-method=userpass", "username="+name, "password="+p.password)
 		if failed != nil {
 			return nil, failed
@@ -115,11 +115,11 @@ func newFlowsFixture(t *testing.T, e *env) (*flowsFixture, error) {
 // requesterPolicy and approverPolicy are the README's policies (testdata/), moved from
 // the apono/ mount to mount.
 func requesterPolicy(t *testing.T, mount string) string {
-	return policyForMount(t, "apono-requester.hcl", mount)
+	return policyForMount(t, "access-requester.hcl", mount)
 }
 
 func approverPolicy(t *testing.T, mount string) string {
-	return policyForMount(t, "apono-approver.hcl", mount)
+	return policyForMount(t, "access-approver.hcl", mount)
 }
 
 func policyForMount(t *testing.T, file, mount string) string {

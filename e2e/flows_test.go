@@ -36,8 +36,8 @@ func TestAccessFlowOwnerApprovesRequesterPicksUp(t *testing.T) {
 	}
 
 	f.refused(t, "alice", 403, "self-approval never counts", "write", "-f", flowsMount+"/requests/"+id+"/approve")
-	f.refused(t, "carol", 403, "carol is not an approver", "write", "-f", flowsMount+"/requests/"+id+"/approve")
-	f.refused(t, "erin", 403, "erin is not an approver", "write", "-f", flowsMount+"/requests/"+id+"/approve")
+	f.refused(t, "carol", 403, "carol (userpass-carol) is not an approver", "write", "-f", flowsMount+"/requests/"+id+"/approve")
+	f.refused(t, "erin", 403, "erin (userpass-erin) is not an approver", "write", "-f", flowsMount+"/requests/"+id+"/approve")
 	f.refused(t, "alice", 400, "not approved yet", "write", "-f", flowsMount+"/requests/"+id+"/grant")
 	if s := f.status(t, id); s != "pending" {
 		t.Fatalf("status after refused approvals: %s", s)
@@ -47,7 +47,7 @@ func TestAccessFlowOwnerApprovesRequesterPicksUp(t *testing.T) {
 	if approved["status"] != "approved" || approved["pickup_by"] == "" {
 		t.Fatalf("after bob: %v", approved)
 	}
-	f.refused(t, "carol", 403, "only the requester (alice)", "write", "-f", flowsMount+"/requests/"+id+"/grant")
+	f.refused(t, "carol", 403, "only the requester, alice (userpass-alice), may pick up", "write", "-f", flowsMount+"/requests/"+id+"/grant")
 
 	g := f.pickUp(t, id)
 	tok := e.mustLogin(t, g)
@@ -326,9 +326,9 @@ func TestAccessFlowEndedRequestsGoAfterRetention(t *testing.T) {
 	e.root(t, "secrets", "enable", "-path="+mount, "-plugin-version="+e.setup.Version, "vault-plugin-apono")
 	e.root(t, "write", mount+"/config", "vault_addr="+e.s.URL(), "role_id="+e.setup.RoleID, "secret_id="+e.newSecretID(t),
 		"request_retention=1s")
-	e.writePolicy(t, "apono-retention-requester", requesterPolicy(t, mount))
+	e.writePolicy(t, "retention-requester", requesterPolicy(t, mount))
 	// Any person with an entity will do: rita asks and cancels.
-	e.root(t, "write", "auth/userpass/users/rita", "password=pw-rita-Zq81", "token_policies=apono-retention-requester")
+	e.root(t, "write", "auth/userpass/users/rita", "password=pw-rita-Zq81", "token_policies=retention-requester")
 	tok, err := e.login("rita", "pw-rita-Zq81")
 	if err != nil {
 		t.Fatal(err)

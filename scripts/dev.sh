@@ -3,6 +3,7 @@
 # the vendor's setup steps done, the plugin configured with the apono-plugin AppRole and a
 # demo role. Leaves Vault running in the background; `scripts/dev.sh stop` stops it.
 set -euo pipefail
+shopt -s inherit_errexit
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -65,25 +66,24 @@ vault write -f transit/keys/payments >/dev/null
 vault write apono/roles/demo resources="kv/app/db,kv/app/*" permissions="read,read-write" ttl=15m max_ttl=1h
 vault write apono/roles/payments resources="transit/payments" permissions="encrypt-decrypt,encrypt" ttl=15m max_ttl=1h
 
-echo "== access flows: people who log in, identity groups, an approval role"
+echo "== access flows (README \"Access flows\", steps 1-4): owners, people, groups, a role"
+# 1. Owners: a KV custom_metadata tag names each secret's owner; the integration owner
+#    approves what names none.
 vault write apono/config owner_metadata_key=owner integration_owner=security
-vault kv metadata put -custom-metadata=owner=kv-owners kv/app/db >/dev/null
-vault policy write apono-requester testdata/apono-requester.hcl
-vault policy write apono-approver testdata/apono-approver.hcl
-# alice asks; bob owns kv/app/db (group kv-owners); erin is the integration owner (group
-# security). Each logs in once so that Vault gives them an entity, named after them.
-declare -A entity
-for who in alice bob erin; do
-  vault write "auth/userpass/users/$who" password="$who-demo-password" \
-    token_policies=apono-requester,apono-approver >/dev/null
-  entity[$who]="$(vault login -format=json -no-store -method=userpass username="$who" \
-    password="$who-demo-password" 2>/dev/null | sed -n 's/.*"entity_id": "\([^"]*\)".*/\1/p')"
-  vault write "identity/entity/id/${entity[$who]}" name="$who" >/dev/null
-done
-vault write identity/group name=kv-owners member_entity_ids="${entity[bob]}" >/dev/null
-vault write identity/group name=security member_entity_ids="${entity[erin]}" >/dev/null
-vault write apono/roles/demo-approval resources="kv/app/*" permissions=read ttl=15m max_ttl=1h \
-  approval=required approvers=owner break_glass=true break_glass_max_ttl=10m
+vault kv metadata put -custom-metadata=owner=kv-owners kv/app/db
+# 2. People: alice asks, bob owns kv/app/db, erin is the integration owner.
+vault policy write access-requester testdata/access-requester.hcl
+vault policy write access-approver testdata/access-approver.hcl
+vault write auth/userpass/users/alice password=alice-pw token_policies=access-requester
+vault write auth/userpass/users/bob password=bob-pw token_policies=access-approver
+vault write auth/userpass/users/erin password=erin-pw token_policies=access-approver
+BOB=$(vault login -token-only -method=userpass username=bob password=bob-pw)
+ERIN=$(vault login -token-only -method=userpass username=erin password=erin-pw)
+# 3. Groups of Vault's identity store (each login made its person's entity).
+vault write identity/group name=kv-owners member_entity_ids="$(VAULT_TOKEN=$BOB vault read -field=entity_id auth/token/lookup-self)"
+vault write identity/group name=security member_entity_ids="$(VAULT_TOKEN=$ERIN vault read -field=entity_id auth/token/lookup-self)"
+# 4. A role that needs the owner's approval.
+vault write apono/roles/app-db resources=kv/app/db permissions=read ttl=1h approval=required approvers=owner
 
 cat <<MSG
 
@@ -100,12 +100,13 @@ Try a direct grant:
   vault lease revoke <lease_id from the grant>
   vault path-help apono/grants/demo
 
-Try an access flow (alice asks, bob owns kv/app/db, erin is the integration owner):
-  ALICE=\$(vault login -token-only -method=userpass username=alice password=alice-demo-password)
-  BOB=\$(vault login -token-only -method=userpass username=bob password=bob-demo-password)
-  VAULT_TOKEN=\$ALICE vault write apono/requests/demo-approval resources=kv/app/db justification=INC-1
+Try an access flow (README "Access flows", steps 5-7: alice asks, bob owns kv/app/db):
+  BOB=\$(vault login -token-only -method=userpass username=bob password=bob-pw)
+  ALICE=\$(vault login -token-only -method=userpass username=alice password=alice-pw)
+  REQ=\$(VAULT_TOKEN=\$ALICE vault write -field=id apono/requests/app-db justification=INC-42)
   VAULT_TOKEN=\$BOB vault read apono/requests can_approve=true
-  VAULT_TOKEN=\$BOB vault write apono/requests/<request_id>/approve reason="ok for INC-1"
-  VAULT_TOKEN=\$ALICE vault write -f apono/requests/<request_id>/grant
+  VAULT_TOKEN=\$BOB vault write apono/requests/\$REQ/approve reason="ok for INC-42"
+  VAULT_TOKEN=\$ALICE vault write -f apono/requests/\$REQ/grant
+  vault login -method=userpass username=<username from the grant>     # password from the grant
   vault list -detailed apono/requests
 MSG

@@ -106,6 +106,11 @@ func TestActiveNodeDiesWhileGrantsArePending(t *testing.T) {
 			sb.NodeID, usersBefore, users, policiesBefore, policies)
 	}
 
+	// An access flow through the standbys: alice asks through one, bob (kv-owners)
+	// approves through the other, alice picks the grant up; every write is forwarded to
+	// the active node, whose identity store decides who may approve.
+	flow := accessFlowThroughStandbys(t, active, standbys)
+
 	// Many short grants, through every node at once.
 	issueStart := time.Now()
 	grants := make([]issued, shortGrants)
@@ -184,6 +189,14 @@ func TestActiveNodeDiesWhileGrantsArePending(t *testing.T) {
 	if err := newActive.Client.Sys().Revoke(viaStandby.leaseID); err != nil {
 		t.Fatal(err)
 	}
+	// The request survived the failover in raft storage, and its grant ends like any other.
+	req, err := newActive.Client.Logical().Read("apono/requests/" + flow.requestID)
+	if err != nil || req == nil || req.Data["status"] != "granted" || req.Data["grant_id"] != flow.grantID {
+		t.Fatalf("the access-flow request after failover: %v %v", req, err)
+	}
+	if err := newActive.Client.Sys().Revoke(flow.leaseID); err != nil {
+		t.Fatal(err)
+	}
 	for deadline := time.Now().Add(time.Minute); ; {
 		users, policies := aponoObjects(t, newActive.Client)
 		if len(users)+len(policies) == 0 {
@@ -197,7 +210,8 @@ func TestActiveNodeDiesWhileGrantsArePending(t *testing.T) {
 	if keys := mustList(t, newActive.Client, "apono/grants"); len(keys) != 0 {
 		t.Fatalf("grant records left: %v", keys)
 	}
-	secrets := map[string]string{"secret_id": setup.SecretID, "standby grant password": viaStandby.password}
+	secrets := map[string]string{"secret_id": setup.SecretID, "standby grant password": viaStandby.password,
+		"access-flow grant password": flow.password}
 	for _, g := range grants {
 		secrets["password of "+g.username] = g.password
 	}
@@ -212,6 +226,91 @@ func TestActiveNodeDiesWhileGrantsArePending(t *testing.T) {
 			}
 		}
 	}
+}
+
+type flowGrant struct {
+	requestID, grantID, leaseID, password string
+}
+
+// accessFlowThroughStandbys runs one access flow with real identities, every call made
+// through a standby node.
+func accessFlowThroughStandbys(t *testing.T, active *testvault.Server, standbys []*testvault.Server) flowGrant {
+	t.Helper()
+	a, b := standbys[0], standbys[1%len(standbys)]
+	requester, err := os.ReadFile(repoFile(t, "testdata/access-requester.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	approver, err := os.ReadFile(repoFile(t, "testdata/access-approver.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Client.Sys().PutPolicy("access-requester", string(requester)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Client.Sys().PutPolicy("access-approver", string(approver)); err != nil {
+		t.Fatal(err)
+	}
+	login := func(node *testvault.Server, name string) (*api.Client, string) {
+		t.Helper()
+		if _, err := node.Client.Logical().Write("auth/userpass/users/"+name, map[string]interface{}{
+			"password": name + "-pw-1", "token_policies": "access-requester,access-approver",
+		}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := node.Client.Clone()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Logical().Write("auth/userpass/login/"+name, map[string]interface{}{"password": name + "-pw-1"})
+		if err != nil || s == nil || s.Auth == nil || s.Auth.EntityID == "" {
+			t.Fatalf("login of %s through %s: %v %v", name, node.NodeID, s, err)
+		}
+		c.SetToken(s.Auth.ClientToken)
+		return c, s.Auth.EntityID
+	}
+	alice, _ := login(a, "alice")
+	bob, bobEntity := login(b, "bob")
+	if _, err := b.Client.Logical().Write("identity/group", map[string]interface{}{
+		"name": "kv-owners", "member_entity_ids": bobEntity,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Client.Logical().Write("apono/roles/flow", map[string]interface{}{
+		"resources": "kv/app/db", "ttl": "1h", "approval": "required", "approvers": "group:kv-owners",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := alice.Logical().Write("apono/requests/flow", map[string]interface{}{"justification": "HA"})
+	if err != nil || r == nil || r.Data["status"] != "pending" {
+		t.Fatalf("request through %s: %v %v", a.NodeID, r, err)
+	}
+	id, _ := r.Data["request_id"].(string)
+	if _, err := alice.Logical().Write("apono/requests/"+id+"/approve", nil); err == nil || !strings.Contains(err.Error(), "self-approval") {
+		t.Fatalf("alice approving her own request through %s: %v", a.NodeID, err)
+	}
+	ap, err := bob.Logical().Write("apono/requests/"+id+"/approve", map[string]interface{}{"reason": "via standby"})
+	if err != nil || ap == nil || ap.Data["status"] != "approved" {
+		t.Fatalf("approval through standby %s: %v %v", b.NodeID, ap, err)
+	}
+	g, err := alice.Logical().Write("apono/requests/"+id+"/grant", nil)
+	if err != nil || g == nil || g.LeaseID == "" {
+		t.Fatalf("pickup through %s: %v %v", a.NodeID, g, err)
+	}
+	password, _ := g.Data["password"].(string)
+	grantID, _ := g.Data["grant_id"].(string)
+	t.Logf("access flow through standbys: asked via %s, approved via %s, picked up as grant %s", a.NodeID, b.NodeID, grantID)
+	return flowGrant{requestID: id, grantID: grantID, leaseID: g.LeaseID, password: password}
+}
+
+// repoFile is the path of a file of this repository.
+func repoFile(t *testing.T, rel string) string {
+	t.Helper()
+	root, err := testvault.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root + "/" + rel
 }
 
 type issued struct {
