@@ -69,6 +69,10 @@ type aponoBackend struct {
 	grantMounts mountsCache
 	// caps caches optional capabilities of the management token (path_health.go).
 	caps capabilityCache
+	// authAccessors and tokenLifetimes serve grant identities and honest end times
+	// (grant_identity.go).
+	authAccessors  authAccessorCache
+	tokenLifetimes tokenLifetimeCache
 	// healthProbe reads sys/health without a token; unit tests swap in a fake.
 	healthProbe func(ctx context.Context, cfg *pluginConfig) (*api.HealthResponse, error)
 	// syncMu lets one sync run at a time (path_sync.go): they would delete each other's

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -39,6 +40,20 @@ type vaultClient interface {
 	List(ctx context.Context, path string) ([]string, map[string]interface{}, error)
 	Read(ctx context.Context, path string) (map[string]interface{}, error)
 
+	// Identity of grant users (optional: needs the identity additions to the management
+	// policy). WriteEntity creates or updates the entity called name and returns its ID;
+	// WriteEntityAlias maps the login name on an auth mount onto it; DeleteEntity removes
+	// the entity and its aliases and succeeds when it is already gone.
+	WriteEntity(ctx context.Context, name string, metadata map[string]string) (string, error)
+	WriteEntityAlias(ctx context.Context, name, canonicalID, mountAccessor string) error
+	DeleteEntity(ctx context.Context, name string) error
+	// AuthMountAccessor is the accessor of the auth mount at path (e.g. "userpass").
+	AuthMountAccessor(ctx context.Context, path string) (string, error)
+
+	// LookupTokenAccessor tells how long the token with this accessor lives (optional:
+	// needs update on auth/token/lookup-accessor).
+	LookupTokenAccessor(ctx context.Context, accessor string) (*tokenLifetime, error)
+
 	// CapabilitiesSelf returns the caller's capabilities on each path.
 	CapabilitiesSelf(ctx context.Context, paths []string) (map[string][]string, error)
 	Health(ctx context.Context) (*api.HealthResponse, error)
@@ -50,6 +65,20 @@ type vaultClient interface {
 type mountInfo struct {
 	Type    string
 	Version string // options.version for kv
+}
+
+// tokenLifetime is what auth/token/lookup-accessor says of a token's life.
+type tokenLifetime struct {
+	// TTL is what is left of the token now; 0 means it never expires (root).
+	TTL time.Duration
+	// ExpireTime is when it ends unless renewed; zero when it never expires.
+	ExpireTime time.Time
+	// Period is set for a periodic token: every renewal gives it Period again.
+	Period time.Duration
+	// ExplicitMaxTTL, when set, is a hard limit from CreationTime that no renewal passes.
+	ExplicitMaxTTL time.Duration
+	CreationTime   time.Time
+	Renewable      bool
 }
 
 type userSpec struct {
@@ -343,6 +372,116 @@ func (c *apiClient) RevokeLoginTokens(ctx context.Context, mount, name string) e
 	return c.do(ctx, func(cl *api.Client) error {
 		return cl.Sys().RevokePrefixWithContext(ctx, "auth/"+mount+"/login/"+url.PathEscape(name))
 	})
+}
+
+func entityNamePath(name string) string {
+	return "identity/entity/name/" + url.PathEscape(name)
+}
+
+func (c *apiClient) WriteEntity(ctx context.Context, name string, metadata map[string]string) (string, error) {
+	var id string
+	err := c.do(ctx, func(cl *api.Client) error {
+		s, err := cl.Logical().WriteWithContext(ctx, entityNamePath(name), map[string]interface{}{"metadata": metadata})
+		if err != nil {
+			return err
+		}
+		if s != nil && s.Data != nil {
+			id, _ = s.Data["id"].(string)
+		}
+		if id == "" {
+			// An update of an existing entity answers 204: read its ID.
+			s, err = cl.Logical().ReadWithContext(ctx, entityNamePath(name))
+			if err != nil {
+				return err
+			}
+			if s != nil && s.Data != nil {
+				id, _ = s.Data["id"].(string)
+			}
+		}
+		if id == "" {
+			return fmt.Errorf("vault returned no ID for entity %s", name)
+		}
+		return nil
+	})
+	return id, err
+}
+
+func (c *apiClient) WriteEntityAlias(ctx context.Context, name, canonicalID, mountAccessor string) error {
+	return c.do(ctx, func(cl *api.Client) error {
+		_, err := cl.Logical().WriteWithContext(ctx, "identity/entity-alias", map[string]interface{}{
+			"name": name, "canonical_id": canonicalID, "mount_accessor": mountAccessor,
+		})
+		return err
+	})
+}
+
+func (c *apiClient) DeleteEntity(ctx context.Context, name string) error {
+	err := c.do(ctx, func(cl *api.Client) error {
+		_, err := cl.Logical().DeleteWithContext(ctx, entityNamePath(name))
+		return err
+	})
+	if isStatus(err, http.StatusNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (c *apiClient) AuthMountAccessor(ctx context.Context, path string) (string, error) {
+	// sys/internal/ui/mounts answers for a mount the token may use any path of; the
+	// management policy's auth/<userpass>/users/* is enough, where sys/auth needs more.
+	data, err := c.Read(ctx, "sys/internal/ui/mounts/auth/"+path)
+	if err != nil {
+		return "", err
+	}
+	acc, _ := data["accessor"].(string)
+	if acc == "" {
+		return "", fmt.Errorf("no accessor for auth mount %s/", path)
+	}
+	return acc, nil
+}
+
+func (c *apiClient) LookupTokenAccessor(ctx context.Context, accessor string) (*tokenLifetime, error) {
+	var out *tokenLifetime
+	err := c.do(ctx, func(cl *api.Client) error {
+		s, err := cl.Auth().Token().LookupAccessorWithContext(ctx, accessor)
+		if err != nil {
+			return err
+		}
+		if s == nil || s.Data == nil {
+			return errors.New("token lookup returned nothing")
+		}
+		out = &tokenLifetime{}
+		out.TTL, _ = s.TokenTTL()
+		if v, _ := s.Data["expire_time"].(string); v != "" {
+			if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+				out.ExpireTime = t
+			}
+		}
+		out.Period = jsonSeconds(s.Data["period"])
+		out.ExplicitMaxTTL = jsonSeconds(s.Data["explicit_max_ttl"])
+		if ct := jsonSeconds(s.Data["creation_time"]); ct > 0 {
+			out.CreationTime = time.Unix(int64(ct/time.Second), 0)
+		}
+		out.Renewable, _ = s.Data["renewable"].(bool)
+		return nil
+	})
+	return out, err
+}
+
+// jsonSeconds reads a number of seconds from an API response (a json.Number or float).
+func jsonSeconds(v interface{}) time.Duration {
+	switch n := v.(type) {
+	case json.Number:
+		i, _ := n.Int64()
+		return time.Duration(i) * time.Second
+	case float64:
+		return time.Duration(n) * time.Second
+	case int64:
+		return time.Duration(n) * time.Second
+	case int:
+		return time.Duration(n) * time.Second
+	}
+	return 0
 }
 
 func (c *apiClient) List(ctx context.Context, path string) ([]string, map[string]interface{}, error) {

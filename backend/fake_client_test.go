@@ -38,7 +38,21 @@ type fakeVault struct {
 	tree *fakeTree
 	// reads answers Read of other paths (a KV secret's metadata with its owner tag).
 	reads map[string]map[string]interface{}
+	// entities are identity entities by name; aliases map an auth mount accessor and
+	// login name to an entity ID.
+	entities map[string]fakeEntity
+	aliases  map[string]string
+	// tokens answers LookupTokenAccessor.
+	tokens map[string]*tokenLifetime
 }
+
+type fakeEntity struct {
+	id       string
+	metadata map[string]string
+}
+
+// fakeUserpassAccessor is the accessor AuthMountAccessor reports for every auth mount.
+const fakeUserpassAccessor = "auth_userpass_fake"
 
 func newFakeVault() *fakeVault {
 	return &fakeVault{
@@ -54,6 +68,9 @@ func newFakeVault() *fakeVault {
 		},
 		policies: map[string]string{},
 		users:    map[string]userSpec{},
+		entities: map[string]fakeEntity{},
+		aliases:  map[string]string{},
+		tokens:   map[string]*tokenLifetime{},
 		failures: map[string]error{},
 		calls:    map[string]int{},
 	}
@@ -268,6 +285,12 @@ func (c *fakeClient) List(ctx context.Context, path string) ([]string, map[strin
 		}
 		return sortedKeys(c.v.policies), nil, nil
 	}
+	if path == entityListPath {
+		if !c.v.allowedLocked(path, "list") {
+			return nil, nil, errFakeForbidden
+		}
+		return sortedKeys(c.v.entities), nil, nil
+	}
 	return nil, nil, fmt.Errorf("fake: List %s not modelled", path)
 }
 
@@ -309,3 +332,74 @@ func (c *fakeClient) Health(context.Context) (*api.HealthResponse, error) {
 }
 
 func (c *fakeClient) Close() {}
+
+func (c *fakeClient) WriteEntity(_ context.Context, name string, metadata map[string]string) (string, error) {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("WriteEntity"); err != nil {
+		return "", err
+	}
+	e, ok := c.v.entities[name]
+	if !ok {
+		e.id = fmt.Sprintf("entity-id-%d", len(c.v.entities)+c.v.calls["WriteEntity"])
+	}
+	e.metadata = metadata
+	c.v.entities[name] = e
+	return e.id, nil
+}
+
+func (c *fakeClient) WriteEntityAlias(_ context.Context, name, canonicalID, mountAccessor string) error {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("WriteEntityAlias"); err != nil {
+		return err
+	}
+	c.v.aliases[mountAccessor+"/"+name] = canonicalID
+	return nil
+}
+
+func (c *fakeClient) DeleteEntity(_ context.Context, name string) error {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("DeleteEntity"); err != nil {
+		return err
+	}
+	if e, ok := c.v.entities[name]; ok {
+		for k, id := range c.v.aliases {
+			if id == e.id {
+				delete(c.v.aliases, k)
+			}
+		}
+	}
+	delete(c.v.entities, name)
+	return nil
+}
+
+func (c *fakeClient) AuthMountAccessor(_ context.Context, _ string) (string, error) {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("AuthMountAccessor"); err != nil {
+		return "", err
+	}
+	return fakeUserpassAccessor, nil
+}
+
+func (c *fakeClient) LookupTokenAccessor(_ context.Context, accessor string) (*tokenLifetime, error) {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("LookupTokenAccessor"); err != nil {
+		return nil, err
+	}
+	l, ok := c.v.tokens[accessor]
+	if !ok {
+		return nil, &api.ResponseError{HTTPMethod: "PUT", URL: tokenLookupPath, StatusCode: http.StatusBadRequest, Errors: []string{"invalid accessor"}}
+	}
+	cp := *l
+	return &cp, nil
+}
+
+func (f *fakeVault) entityNames() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return sortedKeys(f.entities)
+}

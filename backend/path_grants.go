@@ -45,6 +45,11 @@ type grantRecord struct {
 	RequestID       string           `json:"request_id,omitempty"`
 	Approvals       []approvalRecord `json:"approvals,omitempty"`
 	BreakGlass      bool             `json:"break_glass,omitempty"`
+
+	// EntityName and EntityID name the grant user's identity entity, when the plugin made
+	// one (grant_identity.go).
+	EntityName string `json:"entity_name,omitempty"`
+	EntityID   string `json:"entity_id,omitempty"`
 }
 
 func (g *grantRecord) summary() map[string]interface{} {
@@ -62,6 +67,8 @@ func (g *grantRecord) summary() map[string]interface{} {
 		"expires_at":     g.ExpiresAt.UTC().Format(time.RFC3339),
 		"max_expires_at": g.MaxExpiresAt.UTC().Format(time.RFC3339),
 		"request_id":     g.RequestID,
+		"entity_name":    g.EntityName,
+		"entity_id":      g.EntityID,
 		"approvals":      approvalsData(g.Approvals),
 		"break_glass":    g.BreakGlass,
 		"requester_entity": func() interface{} {
@@ -266,7 +273,9 @@ type grantRequest struct {
 	boundCIDRs    []string
 
 	// grantID, when set, is the ID to issue under (a request reserves it before pickup).
-	grantID         string
+	grantID string
+	// callerAccessor is the accessor of the token asking: the lease dies with that token.
+	callerAccessor  string
 	requesterEntity *identityRef
 	requestID       string
 	approvals       []approvalRecord
@@ -344,6 +353,7 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 	} else {
 		gr.requester = req.DisplayName
 	}
+	gr.callerAccessor = req.ClientTokenAccessor
 	if breakGlass {
 		ref := caller.ref()
 		gr.requesterEntity = &ref
@@ -593,6 +603,11 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 
 	name := b.grantObjectName(id)
 	now := time.Now().UTC()
+	var warnings []string
+	if capped, warning := b.capAtCallerToken(ctx, client, gr.callerAccessor, gr.ttl, now); warning != "" {
+		warnings = append(warnings, warning)
+		gr.ttl = capped
+	}
 	rec := &grantRecord{
 		ID:            id,
 		Role:          gr.role,
@@ -615,6 +630,10 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		rec.Resources = append(rec.Resources, r.Name)
 	}
 	created := grantObjects{GrantID: id, Username: name, Policy: name, UserpassMount: cfg.UserpassMount}
+	if b.grantEntitiesEnabled(ctx, client) {
+		created.Entity = name
+		rec.EntityName = name
+	}
 
 	lock := locksutil.LockForKey(b.grantLocks, id)
 	lock.Lock()
@@ -649,6 +668,11 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		BoundCIDRs: gr.boundCIDRs,
 	}); err != nil {
 		return fail("creating user "+name, err)
+	}
+	if created.Entity != "" {
+		if rec.EntityID, err = b.createGrantEntity(ctx, client, rec); err != nil {
+			return fail("creating identity entity "+name, err)
+		}
 	}
 	if err := putGrant(ctx, s, rec); err != nil {
 		return fail("storing grant record", err)
@@ -690,6 +714,10 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	if gr.breakGlass {
 		data["break_glass"] = true
 	}
+	if rec.EntityID != "" {
+		data["entity_id"] = rec.EntityID
+		data["entity_name"] = rec.EntityName
+	}
 	internal := map[string]interface{}{
 		"grant_id":       id,
 		"role":           gr.role,
@@ -697,9 +725,18 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		"policy":         name,
 		"userpass_mount": cfg.UserpassMount,
 	}
+	if created.Entity != "" {
+		internal["entity"] = created.Entity
+	}
+	if gr.callerAccessor != "" {
+		internal["token_accessor"] = gr.callerAccessor
+	}
 	resp := b.Secret(secretGrantType).Response(data, internal)
 	resp.Secret.TTL = gr.ttl
 	resp.Secret.MaxTTL = gr.maxTTL
 	resp.Secret.Renewable = true
+	for _, w := range warnings {
+		resp.AddWarning(w)
+	}
 	return resp, nil
 }

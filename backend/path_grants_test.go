@@ -66,7 +66,7 @@ func TestGrantIssueCreatesScopedUserAndPolicy(t *testing.T) {
 	}
 	want := map[string][]string{
 		"kv/data/team/billing":     {"create", "delete", "patch", "read", "update"},
-		"kv/metadata/team/billing": {"list", "read"},
+		"kv/metadata/team/billing": {"read"}, // one secret: no list
 		"kv/delete/team/billing":   {"update"},
 		"kv/undelete/team/billing": {"update"},
 	}

@@ -58,6 +58,15 @@ func (b *aponoBackend) capabilityChecks(userpassMount string) []capabilityCheck 
 			Purpose: "revoke a grant user's tokens on revoke (defence in depth; deleting the policy already cuts them)"},
 		{Path: policyListPath, Needs: []string{"list"},
 			Purpose: "find orphaned grant policies that have no user (sweeper)"},
+		// The identity additions (testdata/apono-identity.hcl).
+		{Path: tokenLookupPath, Needs: []string{"update"},
+			Purpose: "check each grant's end against the token that asked for it (a lease ends with its token)"},
+		{Path: b.entityCheckPath(), Needs: []string{"create", "delete", "read", "update"},
+			Purpose: "create and remove each grant user's identity entity (without it, every grant that is used leaves an entity behind)"},
+		{Path: entityAliasPath, Needs: []string{"create", "update"},
+			Purpose: "map each grant user's logins onto the grant's entity"},
+		{Path: entityListPath, Needs: []string{"list"},
+			Purpose: "find grant entities that no grant explains (sweeper)"},
 	}
 }
 
@@ -131,8 +140,10 @@ unsealed, that login works, and (through sys/capabilities-self) that the managem
 holds every capability the plugin needs: the seed's apono-management policy for the
 configured userpass mount. It also reports optional capabilities: sudo on
 sys/leases/revoke-prefix/auth/<userpass>/login/... (revoke also revokes the user's
-tokens), LIST on sys/policies/acl (the sweeper also finds policies with no user), and the
-discovery reads of each KV v2 and Transit mount. Each check says ok or missing, with the
+tokens), LIST on sys/policies/acl (the sweeper also finds policies with no user), the
+identity additions (auth/token/lookup-accessor: grants never promise past the caller's
+token; identity/entity/name/apono-* and identity/entity-alias: each grant user gets an
+entity that is removed with it), and the discovery reads of each KV v2 and Transit mount. Each check says ok or missing, with the
 capabilities the token has and needs. A Vault that is down is reported, not an error.
 `
 
@@ -153,6 +164,10 @@ var healthResponseFields = map[string]*framework.FieldSchema{
 		Description: "One entry per path: path, purpose, required, needs, has, missing, status (ok, missing or unknown)."},
 	"revoke_login_tokens": {Type: framework.TypeBool,
 		Description: "Whether revoke also revokes the grant user's tokens through sys/leases/revoke-prefix."},
+	"grant_entities": {Type: framework.TypeBool,
+		Description: "Whether the plugin creates and removes each grant user's identity entity; without it, entities of used grants pile up."},
+	"token_lifetime_check": {Type: framework.TypeBool,
+		Description: "Whether a grant's end is checked against the lifetime of the token that asked for it."},
 }
 
 func (b *aponoBackend) pathHealthRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
@@ -177,10 +192,12 @@ func (b *aponoBackend) pathHealthRead(ctx context.Context, req *logical.Request,
 func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *pluginConfig) map[string]interface{} {
 	problems, warnings := []string{}, []string{}
 	out := map[string]interface{}{
-		"vault_addr":          cfg.VaultAddr,
-		"userpass_mount":      cfg.UserpassMount,
-		"revoke_login_tokens": false,
-		"capabilities":        []map[string]interface{}{},
+		"vault_addr":           cfg.VaultAddr,
+		"userpass_mount":       cfg.UserpassMount,
+		"revoke_login_tokens":  false,
+		"grant_entities":       false,
+		"token_lifetime_check": false,
+		"capabilities":         []map[string]interface{}{},
 	}
 	finish := func(status string) map[string]interface{} {
 		out["status"] = status
@@ -267,11 +284,23 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 		case revokeLoginsCheckPath(cfg.UserpassMount, b.grantObjectName(probeGrantID)):
 			b.caps.remember(client, c.Path, len(missing) == 0, capabilityCacheTTL)
 			out["revoke_login_tokens"] = len(missing) == 0
-		case policyListPath:
+		case policyListPath, entityListPath, entityAliasPath, b.entityCheckPath():
 			b.caps.remember(client, c.Path, len(missing) == 0, capabilityCacheTTL)
+		case tokenLookupPath:
+			b.caps.remember(client, c.Path, len(missing) == 0, capabilityCacheTTL)
+			out["token_lifetime_check"] = len(missing) == 0
 		}
 	}
 	out["capabilities"] = entries
+	if has != nil {
+		entitiesOK := len(missingCapabilities(has[b.entityCheckPath()], []string{"create", "delete", "update"})) == 0 &&
+			len(missingCapabilities(has[entityAliasPath], []string{"create", "update"})) == 0
+		out["grant_entities"] = entitiesOK
+		if !entitiesOK {
+			warnings = append(warnings, "grant entities are off: each grant user's first login makes an identity entity that nothing removes, "+
+				"so entities pile up (add testdata/apono-identity.hcl to the management policy)")
+		}
+	}
 	if len(problems) > 0 {
 		return finish(healthDegraded)
 	}

@@ -808,6 +808,7 @@ func (b *aponoBackend) pathRequestGrant(ctx context.Context, req *logical.Reques
 	gr.requesterEntity = &requester
 	gr.requestID = rec.ID
 	gr.approvals = rec.Approvals
+	gr.callerAccessor = req.ClientTokenAccessor
 	if gr.grantID, err = newGrantID(ctx, req.Storage); err != nil {
 		return nil, err
 	}

@@ -67,7 +67,12 @@ func kvPath(r resourceRef, prefix string) string {
 
 func addKVRules(p *aclPolicy, r resourceRef, permission string) {
 	p.allow(kvPath(r, "data"), "read")
-	p.allow(kvPath(r, "metadata"), "read", "list")
+	if r.Folder {
+		p.allow(kvPath(r, "metadata"), "read", "list")
+	} else {
+		// One secret: no list, which on metadata/P would name the keys of a folder P/.
+		p.allow(kvPath(r, "metadata"), "read")
+	}
 	if permission == "read" {
 		return
 	}

@@ -13,7 +13,7 @@ func TestPolicyRenderingPerPermission(t *testing.T) {
 	}{
 		{"kv/app/db", "read", map[string][]string{
 			"kv/data/app/db":     {"read"},
-			"kv/metadata/app/db": {"list", "read"},
+			"kv/metadata/app/db": {"read"},
 		}},
 		{"kv/app/*", "read", map[string][]string{
 			"kv/data/app/*":     {"read"},
@@ -25,7 +25,7 @@ func TestPolicyRenderingPerPermission(t *testing.T) {
 		}},
 		{"kv/app/db", "admin", map[string][]string{
 			"kv/data/app/db":     {"create", "delete", "patch", "read", "update"},
-			"kv/metadata/app/db": {"create", "delete", "list", "patch", "read", "update"},
+			"kv/metadata/app/db": {"create", "delete", "patch", "read", "update"},
 			"kv/delete/app/db":   {"update"},
 			"kv/undelete/app/db": {"update"},
 			"kv/destroy/app/db":  {"update"},

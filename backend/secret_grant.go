@@ -23,6 +23,8 @@ type grantObjects struct {
 	Username      string `json:"username" mapstructure:"username"`
 	Policy        string `json:"policy" mapstructure:"policy"`
 	UserpassMount string `json:"userpass_mount" mapstructure:"userpass_mount"`
+	// Entity is the name of the grant user's identity entity, when the plugin made one.
+	Entity string `json:"entity,omitempty" mapstructure:"entity"`
 }
 
 // decodeGrantObjects reads grantObjects from InternalData or WAL data, which after a
@@ -89,6 +91,13 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 	if err != nil {
 		return nil, err
 	}
+	// The lease dies with the token that wrote it: never promise past that token's end.
+	accessor, _ := req.Secret.InternalData["token_accessor"].(string)
+	capped, tokenWarning := b.capAtCallerToken(ctx, client, accessor, ttl, now)
+	if tokenWarning != "" && capped < ttl {
+		ttl = capped
+		warning = tokenWarning
+	}
 	if err := client.UpdateUserTTL(ctx, objs.UserpassMount, objs.Username, ttl, ttl); err != nil {
 		return nil, fmt.Errorf("updating token limits of %s: %w", objs.Username, err)
 	}
@@ -131,7 +140,7 @@ func (b *aponoBackend) grantRevoke(ctx context.Context, req *logical.Request, _ 
 	return nil, nil
 }
 
-// removeGrantObjects deletes a grant's policy, user and record. It is the one way a
+// removeGrantObjects deletes a grant's policy, user, entity and record. It is the one way a
 // grant ends (revoke, rollback, sweep) and is idempotent: what is already gone is success.
 // The policy goes first: that cuts every token the user already has.
 func (b *aponoBackend) removeGrantObjects(ctx context.Context, client vaultClient, s logical.Storage, objs grantObjects) error {
@@ -140,6 +149,11 @@ func (b *aponoBackend) removeGrantObjects(ctx context.Context, client vaultClien
 	}
 	if err := client.DeleteUser(ctx, objs.UserpassMount, objs.Username); err != nil {
 		return fmt.Errorf("deleting user %s: %w", objs.Username, err)
+	}
+	if objs.Entity != "" {
+		if err := b.deleteGrantEntity(ctx, client, objs.Entity); err != nil {
+			return fmt.Errorf("deleting identity entity %s: %w", objs.Entity, err)
+		}
 	}
 	b.revokeLoginTokens(ctx, client, objs)
 	if objs.GrantID != "" {

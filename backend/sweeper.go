@@ -133,6 +133,17 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 		}
 	}
 
+	// Grant entities, when the identity additions allow listing them.
+	if b.caps.allowed(ctx, client, entityListPath, "list") {
+		entities, _, err := client.List(ctx, entityListPath)
+		if err != nil {
+			b.Logger().Debug("cannot list identity entities; sweeping entities through users and records only", "error", err)
+		}
+		for _, n := range entities {
+			names[n] = true
+		}
+	}
+
 	// 2. Then the WAL, then the records.
 	pending, walErr := b.pendingGrantIDs(ctx, s)
 	if walErr != nil {
@@ -221,7 +232,7 @@ func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage,
 	if !b.ownsName(rec.Username) || !b.ownsName(rec.Policy) {
 		return false, fmt.Errorf("grant record %s names user %q and policy %q, which this mount does not own; left alone", id, rec.Username, rec.Policy)
 	}
-	objs := grantObjects{GrantID: id, Username: rec.Username, Policy: rec.Policy, UserpassMount: rec.UserpassMount}
+	objs := grantObjects{GrantID: id, Username: rec.Username, Policy: rec.Policy, UserpassMount: rec.UserpassMount, Entity: rec.EntityName}
 	ev := b.revokedEvent(ctx, s, id)
 	if err := b.removeGrantObjects(ctx, client, s, objs); err != nil {
 		return false, fmt.Errorf("sweeping expired grant %s: %w", id, err)
@@ -245,6 +256,9 @@ func (b *aponoBackend) sweepRecordless(ctx context.Context, s logical.Storage, c
 		return false, err
 	}
 	objs := grantObjects{GrantID: id, Username: name, Policy: name, UserpassMount: userpassMount}
+	if b.grantEntitiesRemovable(ctx, client) {
+		objs.Entity = name
+	}
 	if err := b.removeGrantObjects(ctx, client, s, objs); err != nil {
 		return false, fmt.Errorf("sweeping record-less %s: %w", name, err)
 	}

@@ -16,6 +16,8 @@ func TestGrantKVReadThenRevoke(t *testing.T) {
 	role := uniqueName(t)
 	e.root(t, "kv", "put", "kv/"+role+"/db", "password=db-secret")
 	e.root(t, "kv", "put", "kv/"+role+"/other", "x=1")
+	// A folder of the same name as the granted secret: a read of one secret must not list it.
+	e.root(t, "kv", "put", "kv/"+role+"/db/child-secret-name", "x=1")
 	e.root(t, "write", "apono/roles/"+role, "resources=kv/"+role+"/db", "permissions=read,read-write", "ttl=5m", "max_ttl=10m")
 
 	g := e.grant(t, role, "requester=alice@example.com", "justification=INC-1")
@@ -41,6 +43,8 @@ func TestGrantKVReadThenRevoke(t *testing.T) {
 	}
 	denied := [][]string{
 		{"kv", "get", "kv/" + role + "/other"},                      // another secret
+		{"list", "kv/metadata/" + role + "/db"},                     // the keys below a folder named like the secret
+		{"kv", "get", "kv/" + role + "/db/child-secret-name"},       // a secret in that folder
 		{"kv", "put", "kv/" + role + "/db", "password=overwritten"}, // higher permission
 		{"kv", "metadata", "delete", "kv/" + role + "/db"},          // admin
 		{"kv", "destroy", "-versions=1", "kv/" + role + "/db"},      // admin

@@ -1,0 +1,204 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Two facts of Vault that a grant has to live with:
+//
+//   - A lease belongs to the token that wrote it: when that token ends, Vault revokes the
+//     lease, and with it the grant. So a grant never promises more than the caller's token
+//     can deliver (capAtCallerToken), checked through auth/token/lookup-accessor.
+//   - A userpass login makes an identity entity that outlives the user. So the plugin makes
+//     each grant user's entity itself, named after the grant and with an alias for the
+//     user, and removes it with the user (revoke, rollback, sweeper).
+//
+// Both need capabilities beyond the vendor's apono-management policy
+// (testdata/apono-identity.hcl); without them the plugin works as before and says so in
+// the grant's warnings and apono/health.
+
+const (
+	tokenLookupPath = "auth/token/lookup-accessor"
+	entityAliasPath = "identity/entity-alias"
+	entityListPath  = "identity/entity/name"
+
+	// tokenLifetimeCacheTTL is how long one lookup of a caller's token is reused: a token
+	// ends no earlier than it said (renewal only moves its end later), so a recent answer
+	// is a safe, slightly pessimistic one, and a burst of grants from one service costs
+	// one lookup.
+	tokenLifetimeCacheTTL = 5 * time.Second
+	tokenLifetimeCacheMax = 4096
+)
+
+// entityCheckPath is the path whose capabilities say whether grant entities can be managed.
+func (b *aponoBackend) entityCheckPath() string {
+	return entityNamePath(b.grantObjectName(probeGrantID))
+}
+
+// grantEntitiesEnabled reports whether the management token may create, alias and delete
+// grant entities.
+func (b *aponoBackend) grantEntitiesEnabled(ctx context.Context, client vaultClient) bool {
+	return b.caps.allowed(ctx, client, b.entityCheckPath(), "create", "update", "delete") &&
+		b.caps.allowed(ctx, client, entityAliasPath, "create", "update")
+}
+
+// grantEntitiesRemovable reports whether grant entities can be deleted (revoke, sweep).
+func (b *aponoBackend) grantEntitiesRemovable(ctx context.Context, client vaultClient) bool {
+	return b.caps.allowed(ctx, client, b.entityCheckPath(), "delete")
+}
+
+// createGrantEntity makes the entity of a grant's user, with metadata saying whom and what
+// it is for, and the alias that makes the user's logins use it.
+func (b *aponoBackend) createGrantEntity(ctx context.Context, client vaultClient, rec *grantRecord) (string, error) {
+	accessor, err := b.authAccessors.get(ctx, client, rec.UserpassMount)
+	if err != nil {
+		return "", fmt.Errorf("finding the accessor of auth/%s: %w", rec.UserpassMount, err)
+	}
+	meta := map[string]string{
+		"created_by": "vault-plugin-apono",
+		"mount":      b.ownMountPath(),
+		"grant_id":   rec.ID,
+		"role":       rec.Role,
+		"requester":  rec.Requester,
+	}
+	if rec.RequestID != "" {
+		meta["request_id"] = rec.RequestID
+	}
+	if rec.RequesterEntity != nil {
+		meta["requester_entity_id"] = rec.RequesterEntity.EntityID
+	}
+	if rec.BreakGlass {
+		meta["break_glass"] = "true"
+	}
+	id, err := client.WriteEntity(ctx, rec.EntityName, meta)
+	if err != nil {
+		return "", err
+	}
+	if err := client.WriteEntityAlias(ctx, rec.Username, id, accessor); err != nil {
+		return id, fmt.Errorf("creating the entity alias of %s: %w", rec.Username, err)
+	}
+	return id, nil
+}
+
+// deleteGrantEntity removes a grant's entity (and so its alias). A 403 is not retried:
+// the capability was taken away, the access is already cut, and the sweeper or an
+// operator removes the entity later.
+func (b *aponoBackend) deleteGrantEntity(ctx context.Context, client vaultClient, name string) error {
+	err := client.DeleteEntity(ctx, name)
+	if err != nil && isStatus(err, http.StatusForbidden) {
+		b.caps.remember(client, b.entityCheckPath(), false, capabilityCacheTTL)
+		b.Logger().Warn("may not delete a grant's identity entity; it stays until the permission is back", "entity", name)
+		return nil
+	}
+	return err
+}
+
+// authAccessorCache remembers auth mount accessors (they change only when a mount is
+// disabled and enabled again, and a new client starts over).
+type authAccessorCache struct {
+	mu        sync.Mutex
+	client    vaultClient
+	accessors map[string]string
+}
+
+func (c *authAccessorCache) get(ctx context.Context, client vaultClient, mount string) (string, error) {
+	c.mu.Lock()
+	if c.client == client {
+		if a, ok := c.accessors[mount]; ok {
+			c.mu.Unlock()
+			return a, nil
+		}
+	}
+	c.mu.Unlock()
+	a, err := client.AuthMountAccessor(ctx, mount)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	if c.client != client || c.accessors == nil {
+		c.client, c.accessors = client, map[string]string{}
+	}
+	c.accessors[mount] = a
+	c.mu.Unlock()
+	return a, nil
+}
+
+// end is when a token ends for sure, or zero when nothing ends it while it is renewed
+// (a root token, a periodic token without an explicit max TTL).
+func (l *tokenLifetime) end() time.Time {
+	if l.Period > 0 {
+		if l.ExplicitMaxTTL > 0 && !l.CreationTime.IsZero() {
+			return l.CreationTime.Add(l.ExplicitMaxTTL)
+		}
+		return time.Time{}
+	}
+	return l.ExpireTime
+}
+
+type tokenLifetimeCache struct {
+	mu      sync.Mutex
+	client  vaultClient
+	entries map[string]cachedLifetime
+}
+
+type cachedLifetime struct {
+	life    *tokenLifetime
+	fetched time.Time
+}
+
+func (c *tokenLifetimeCache) lookup(ctx context.Context, client vaultClient, accessor string) (*tokenLifetime, error) {
+	now := time.Now()
+	c.mu.Lock()
+	if c.client == client {
+		if e, ok := c.entries[accessor]; ok && now.Sub(e.fetched) < tokenLifetimeCacheTTL {
+			c.mu.Unlock()
+			return e.life, nil
+		}
+	}
+	c.mu.Unlock()
+	life, err := client.LookupTokenAccessor(ctx, accessor)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.client != client || c.entries == nil || len(c.entries) >= tokenLifetimeCacheMax {
+		c.client, c.entries = client, map[string]cachedLifetime{}
+	}
+	c.entries[accessor] = cachedLifetime{life: life, fetched: now}
+	c.mu.Unlock()
+	return life, nil
+}
+
+// capAtCallerToken returns ttl, shortened to when the token with accessor ends if that is
+// sooner, and a warning for the caller when it was shortened or could not be checked.
+func (b *aponoBackend) capAtCallerToken(ctx context.Context, client vaultClient, accessor string, ttl time.Duration, now time.Time) (time.Duration, string) {
+	if accessor == "" {
+		return ttl, ""
+	}
+	if !b.caps.allowed(ctx, client, tokenLookupPath, "update") {
+		return ttl, "this grant's end was not checked against the lifetime of the token that asked for it (the management policy " +
+			"lacks update on " + tokenLookupPath + "; see apono/health): Vault revokes a token's leases when the token ends, so the grant ends then at the latest"
+	}
+	life, err := b.tokenLifetimes.lookup(ctx, client, accessor)
+	if err != nil {
+		b.Logger().Warn("could not look up the lifetime of the caller's token", "error", redact(err))
+		return ttl, "this grant's end could not be checked against the lifetime of the token that asked for it: " +
+			"Vault revokes a token's leases when the token ends, so the grant ends then at the latest"
+	}
+	end := life.end()
+	if end.IsZero() || !end.Before(now.Add(ttl)) {
+		return ttl, ""
+	}
+	capped := end.Sub(now).Truncate(time.Second)
+	if capped < time.Second {
+		capped = time.Second
+	}
+	return capped, fmt.Sprintf("the token that asked for this grant ends at %s, and Vault revokes a token's leases when it ends: "+
+		"this grant ends then, after %s, not after the %s asked for. A service that brokers grants should use a periodic token "+
+		"(for instance AppRole token_period) and keep it renewed; a person can log in with a longer TTL, then renew the grant",
+		end.UTC().Format(time.RFC3339), capped, ttl)
+}

@@ -1,0 +1,171 @@
+package backend
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// anyRuleRe reads the path rules of a policy file, one-line or block form.
+var anyRuleRe = regexp.MustCompile(`(?s)path "([^"]+)" \{\s*capabilities = \[([^\]]*)\]`)
+
+// identityPolicyRules is the seed policy plus testdata/apono-identity.hcl, as capRules.
+func identityPolicyRules(t *testing.T) map[string][]string {
+	t.Helper()
+	rules := seedPolicyRules(t, "userpass")
+	raw, err := os.ReadFile("../testdata/apono-identity.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range anyRuleRe.FindAllStringSubmatch(string(raw), -1) {
+		var caps []string
+		for _, c := range strings.Split(m[2], ",") {
+			caps = append(caps, strings.Trim(strings.TrimSpace(c), `"`))
+		}
+		rules[m[1]] = caps
+		n++
+	}
+	if n != 4 {
+		t.Fatalf("parsed %d rules from apono-identity.hcl, want 4", n)
+	}
+	return rules
+}
+
+// grantAs issues grants/app with the caller's token accessor set.
+func (e *testEnv) grantAs(t *testing.T, accessor string, data map[string]interface{}) *logical.Response {
+	t.Helper()
+	resp, err := e.b.HandleRequest(e.ctx, &logical.Request{
+		Operation: logical.UpdateOperation, Path: "grants/app", Data: data, Storage: e.storage,
+		MountPoint: "apono/", DisplayName: "approle", ClientTokenAccessor: accessor,
+	})
+	if err != nil || resp == nil || resp.IsError() {
+		t.Fatalf("grant: %v %#v", err, resp)
+	}
+	return resp
+}
+
+func TestGrantEntityIsMadeAndRemovedWithTheUser(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	e.vault.capRules = identityPolicyRules(t)
+	resp := e.mustOK(t, logical.UpdateOperation, "grants/app", map[string]interface{}{"requester": "alice@example.com"})
+	name := resp.Data["username"].(string)
+	ent, ok := e.vault.entities[name]
+	if !ok || resp.Data["entity_id"] != ent.id || resp.Data["entity_name"] != name {
+		t.Fatalf("entity of the grant: %v, response %v", e.vault.entities, resp.Data)
+	}
+	if ent.metadata["grant_id"] != resp.Data["grant_id"] || ent.metadata["requester"] != "alice@example.com" || ent.metadata["role"] != "app" {
+		t.Fatalf("entity metadata: %v", ent.metadata)
+	}
+	if e.vault.aliases[fakeUserpassAccessor+"/"+name] != ent.id {
+		t.Fatalf("no alias maps the user onto the entity: %v", e.vault.aliases)
+	}
+	if _, err := e.revoke(t, resp.Secret); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.vault.entityNames()) != 0 || len(e.vault.aliases) != 0 {
+		t.Fatalf("after revoke: entities %v aliases %v", e.vault.entityNames(), e.vault.aliases)
+	}
+}
+
+func TestGrantEntityFailureRollsBackEverything(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	e.vault.capRules = identityPolicyRules(t)
+	e.vault.fail("WriteEntityAlias", errFakeDown)
+	resp, err := e.do(t, logical.UpdateOperation, "grants/app", nil)
+	if err == nil || !strings.Contains(err.Error(), "creating identity entity") {
+		t.Fatalf("want an error creating the entity, got %v %#v", err, resp)
+	}
+	if len(e.vault.entityNames())+len(e.vault.userNames())+len(e.vault.policyNames()) != 0 {
+		t.Fatalf("left after a failed issue: entities %v users %v policies %v", e.vault.entityNames(), e.vault.userNames(), e.vault.policyNames())
+	}
+}
+
+func TestWithoutIdentityAdditionsNoEntityAndHealthSays(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	e.vault.capRules = seedPolicyRules(t, "userpass")
+	resp := e.grantAs(t, "acc-1", nil)
+	if len(e.vault.entityNames()) != 0 || resp.Data["entity_id"] != nil {
+		t.Fatalf("entities made without the capability: %v", e.vault.entityNames())
+	}
+	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "was not checked against the lifetime") {
+		t.Fatalf("warnings: %v", resp.Warnings)
+	}
+	d := e.health(t)
+	if d["grant_entities"] != false || d["token_lifetime_check"] != false || !strings.Contains(strings.Join(d["warnings"].([]string), "\n"), "entities pile up") {
+		t.Fatalf("health: %v", d)
+	}
+	e.vault.capRules = identityPolicyRules(t)
+	d = e.health(t)
+	if d["grant_entities"] != true || d["token_lifetime_check"] != true || d["status"] != healthOK {
+		t.Fatalf("health with the additions: %v %v", d, d["warnings"])
+	}
+}
+
+// A grant never promises more than the token that asked for it can deliver.
+func TestGrantEndsNoLaterThanTheCallersToken(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	e.vault.capRules = identityPolicyRules(t)
+	now := time.Now()
+	e.vault.tokens["short"] = &tokenLifetime{TTL: 20 * time.Second, ExpireTime: now.Add(20 * time.Second), Renewable: true}
+	e.vault.tokens["periodic"] = &tokenLifetime{TTL: 15 * time.Second, ExpireTime: now.Add(15 * time.Second), Period: 15 * time.Second, Renewable: true}
+	e.vault.tokens["periodic-capped"] = &tokenLifetime{TTL: 15 * time.Second, ExpireTime: now.Add(15 * time.Second), Period: 15 * time.Second,
+		ExplicitMaxTTL: 5 * time.Minute, CreationTime: now}
+	e.vault.tokens["root"] = &tokenLifetime{}
+
+	resp := e.grantAs(t, "short", map[string]interface{}{"ttl": "10m"})
+	if resp.Secret.TTL > 20*time.Second || resp.Secret.TTL < 18*time.Second {
+		t.Fatalf("lease ttl %s for a token with 20s left", resp.Secret.TTL)
+	}
+	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "periodic token") {
+		t.Fatalf("warnings: %v", resp.Warnings)
+	}
+	expires, _ := time.Parse(time.RFC3339, resp.Data["expires_at"].(string))
+	if d := expires.Sub(now); d > 21*time.Second {
+		t.Fatalf("expires_at %s is %s away", expires, d)
+	}
+	user, _ := e.vault.user("userpass", resp.Data["username"].(string))
+	if user.TTL > 20*time.Second || user.MaxTTL > 20*time.Second {
+		t.Fatalf("user token limits %s/%s outlive the grant", user.TTL, user.MaxTTL)
+	}
+
+	for accessor, want := range map[string]time.Duration{"periodic": 10 * time.Minute, "root": 10 * time.Minute, "periodic-capped": 5 * time.Minute} {
+		resp := e.grantAs(t, accessor, map[string]interface{}{"ttl": "10m"})
+		if d := want - resp.Secret.TTL; d < 0 || d > 2*time.Second {
+			t.Errorf("%s token: lease ttl %s, want %s", accessor, resp.Secret.TTL, want)
+		}
+	}
+
+	// Renewal checks the token that wrote the lease again.
+	short := e.grantAs(t, "short", map[string]interface{}{"ttl": "10m"})
+	short.Secret.Increment = time.Hour
+	short.Secret.IssueTime = time.Now()
+	r, err := e.b.HandleRequest(e.ctx, &logical.Request{Operation: logical.RenewOperation, Storage: e.storage, Secret: short.Secret})
+	if err != nil || r == nil || r.Secret == nil || r.Secret.TTL > 20*time.Second {
+		t.Fatalf("renew past the token's end: %v %#v", err, r)
+	}
+}
+
+func TestSweeperRemovesRecordlessGrantEntity(t *testing.T) {
+	e := newSweepEnv(t)
+	e.vault.capRules = identityPolicyRules(t)
+	orphan := e.b.grantObjectName("00000000000000ee")
+	e.vault.entities[orphan] = fakeEntity{id: "orphan-id"}
+	e.vault.entities["apono-deadbeef-00000000000000ee"] = fakeEntity{id: "other-mount"}
+	e.vault.entities["alice"] = fakeEntity{id: "a-person"}
+	e.mustSweep(t)
+	e.clock = e.clock.Add(sweepInterval + sweepRecordlessMinAge)
+	e.mustSweep(t)
+	got := e.vault.entityNames()
+	if strings.Join(got, ",") != "alice,apono-deadbeef-00000000000000ee" {
+		t.Fatalf("entities after two sweeps: %v", got)
+	}
+}
