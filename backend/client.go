@@ -47,6 +47,9 @@ type vaultClient interface {
 	WriteEntity(ctx context.Context, name string, metadata map[string]string) (string, error)
 	WriteEntityAlias(ctx context.Context, name, canonicalID, mountAccessor string) error
 	DeleteEntity(ctx context.Context, name string) error
+	// DeleteByPath deletes a path (an entity by ID, for the legacy sweep); a missing one
+	// counts as deleted.
+	DeleteByPath(ctx context.Context, path string) error
 	// AuthMountAccessor is the accessor of the auth mount at path (e.g. "userpass").
 	AuthMountAccessor(ctx context.Context, path string) (string, error)
 
@@ -418,6 +421,17 @@ func (c *apiClient) WriteEntityAlias(ctx context.Context, name, canonicalID, mou
 func (c *apiClient) DeleteEntity(ctx context.Context, name string) error {
 	err := c.do(ctx, func(cl *api.Client) error {
 		_, err := cl.Logical().DeleteWithContext(ctx, entityNamePath(name))
+		return err
+	})
+	if isStatus(err, http.StatusNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (c *apiClient) DeleteByPath(ctx context.Context, path string) error {
+	err := c.do(ctx, func(cl *api.Client) error {
+		_, err := cl.Logical().DeleteWithContext(ctx, path)
 		return err
 	})
 	if isStatus(err, http.StatusNotFound) {

@@ -44,6 +44,10 @@ type fakeVault struct {
 	aliases  map[string]string
 	// tokens answers LookupTokenAccessor.
 	tokens map[string]*tokenLifetime
+	// aliasInfo answers LIST identity/entity-alias/id: alias ID -> key_info entry.
+	aliasInfo map[string]interface{}
+	// deleted records DeleteByPath calls.
+	deleted []string
 }
 
 type fakeEntity struct {
@@ -285,6 +289,12 @@ func (c *fakeClient) List(ctx context.Context, path string) ([]string, map[strin
 		}
 		return sortedKeys(c.v.policies), nil, nil
 	}
+	if path == aliasListPath {
+		if !c.v.allowedLocked(path, "list") {
+			return nil, nil, errFakeForbidden
+		}
+		return sortedKeys(c.v.aliasInfo), c.v.aliasInfo, nil
+	}
 	if path == entityListPath {
 		if !c.v.allowedLocked(path, "list") {
 			return nil, nil, errFakeForbidden
@@ -402,4 +412,15 @@ func (f *fakeVault) entityNames() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return sortedKeys(f.entities)
+}
+
+func (c *fakeClient) DeleteByPath(_ context.Context, path string) error {
+	c.v.mu.Lock()
+	defer c.v.mu.Unlock()
+	if err := c.v.enter("DeleteByPath"); err != nil {
+		return err
+	}
+	c.v.deleted = append(c.v.deleted, path)
+	delete(c.v.reads, path)
+	return nil
 }

@@ -169,3 +169,54 @@ func TestSweeperRemovesRecordlessGrantEntity(t *testing.T) {
 		t.Fatalf("entities after two sweeps: %v", got)
 	}
 }
+
+func TestSweeperRemovesOnlyEntitiesEarlierVersionsLeft(t *testing.T) {
+	e := newSweepEnv(t)
+	rules := identityPolicyRules(t)
+	rules["identity/entity-alias/id"] = []string{"list"}
+	rules["identity/entity/id/*"] = []string{"read", "delete"}
+	e.vault.capRules = rules
+
+	ours := func(id string) string { return e.b.grantObjectName(id) }
+	alias := func(name, entityID string) map[string]interface{} {
+		return map[string]interface{}{"name": name, "mount_accessor": fakeUserpassAccessor, "canonical_id": entityID}
+	}
+	entity := func(name string, aliases ...string) map[string]interface{} {
+		var as []interface{}
+		for _, a := range aliases {
+			as = append(as, map[string]interface{}{"name": a})
+		}
+		return map[string]interface{}{"name": name, "aliases": as, "direct_group_ids": []interface{}{}, "policies": []interface{}{}}
+	}
+	const (
+		leftover  = "11111111-1111-1111-1111-111111111111"
+		twoAlias  = "22222222-2222-2222-2222-222222222222"
+		named     = "33333333-3333-3333-3333-333333333333"
+		userLives = "44444444-4444-4444-4444-444444444444"
+		otherMnt  = "55555555-5555-5555-5555-555555555555"
+	)
+	e.vault.addUser("userpass", ours("00000000000000d4"))
+	e.vault.aliasInfo = map[string]interface{}{
+		"a1": alias(ours("00000000000000d1"), leftover),
+		"a2": alias(ours("00000000000000d2"), twoAlias),
+		"a3": alias(ours("00000000000000d3"), named),
+		"a4": alias(ours("00000000000000d4"), userLives),
+		"a5": alias("apono-deadbeef-00000000000000d5", otherMnt),
+	}
+	e.vault.reads = map[string]map[string]interface{}{
+		"identity/entity/id/" + leftover:  entity("entity_0a1b2c3d", ours("00000000000000d1")),
+		"identity/entity/id/" + twoAlias:  entity("entity_0a1b2c3e", ours("00000000000000d2"), "alice"),
+		"identity/entity/id/" + named:     entity("alice", ours("00000000000000d3")),
+		"identity/entity/id/" + userLives: entity("entity_0a1b2c3f", ours("00000000000000d4")),
+		"identity/entity/id/" + otherMnt:  entity("entity_0a1b2c40", "apono-deadbeef-00000000000000d5"),
+	}
+	e.mustSweep(t)
+	if len(e.vault.deleted) != 0 {
+		t.Fatalf("deleted on the first sighting: %v", e.vault.deleted)
+	}
+	e.clock = e.clock.Add(sweepInterval + sweepRecordlessMinAge)
+	e.mustSweep(t)
+	if strings.Join(e.vault.deleted, ",") != "identity/entity/id/"+leftover {
+		t.Fatalf("deleted %v, want only the leftover entity", e.vault.deleted)
+	}
+}

@@ -67,6 +67,11 @@ func (b *aponoBackend) capabilityChecks(userpassMount string) []capabilityCheck 
 			Purpose: "map each grant user's logins onto the grant's entity"},
 		{Path: entityListPath, Needs: []string{"list"},
 			Purpose: "find grant entities that no grant explains (sweeper)"},
+		// The legacy additions (testdata/apono-identity-legacy.hcl).
+		{Path: aliasListPath, Needs: []string{"list"},
+			Purpose: "find entities that earlier versions of the plugin left behind (sweeper)"},
+		{Path: entityByIDCheckPath(), Needs: []string{"delete", "read"},
+			Purpose: "remove entities that earlier versions of the plugin left behind (sweeper)"},
 	}
 }
 
@@ -284,7 +289,7 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 		case revokeLoginsCheckPath(cfg.UserpassMount, b.grantObjectName(probeGrantID)):
 			b.caps.remember(client, c.Path, len(missing) == 0, capabilityCacheTTL)
 			out["revoke_login_tokens"] = len(missing) == 0
-		case policyListPath, entityListPath, entityAliasPath, b.entityCheckPath():
+		case policyListPath, entityListPath, entityAliasPath, b.entityCheckPath(), aliasListPath, entityByIDCheckPath():
 			b.caps.remember(client, c.Path, len(missing) == 0, capabilityCacheTTL)
 		case tokenLookupPath:
 			b.caps.remember(client, c.Path, len(missing) == 0, capabilityCacheTTL)

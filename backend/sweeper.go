@@ -61,6 +61,8 @@ type sweeperState struct {
 	now func() time.Time
 	// suspects maps the name of each record-less object to when a sweep first saw it so.
 	suspects map[string]time.Time
+	// legacy is the same for entities earlier versions left (sweeper_legacy.go).
+	legacy map[string]time.Time
 }
 
 func (st *sweeperState) clock() time.Time {
@@ -74,6 +76,7 @@ func (st *sweeperState) clock() time.Time {
 type sweepResult struct {
 	Expired    []string // grant IDs whose records had expired
 	Recordless []string // names of users/policies that no record explained
+	Legacy     []string // grant user names whose entity an earlier version left behind
 }
 
 // sweepIfDue runs the sweeper when sweepInterval has passed since its last run.
@@ -102,8 +105,9 @@ func (b *aponoBackend) sweepIfDue(ctx context.Context, s logical.Storage) error 
 		return fmt.Errorf("orphan sweep: %w", err)
 	}
 	res, err := b.sweepOrphans(ctx, s, client, cfg.UserpassMount, now)
-	if len(res.Expired) > 0 || len(res.Recordless) > 0 {
-		b.Logger().Info("orphan sweep removed grants", "expired_grants", res.Expired, "recordless_objects", res.Recordless)
+	if len(res.Expired) > 0 || len(res.Recordless) > 0 || len(res.Legacy) > 0 {
+		b.Logger().Info("orphan sweep removed grants", "expired_grants", res.Expired, "recordless_objects", res.Recordless,
+			"legacy_entities", res.Legacy)
 	}
 	return err
 }
@@ -115,12 +119,14 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 
 	// 1. Vault first (see the rule): this mount's users, and policies when listable.
 	names := map[string]bool{}
-	users, err := client.ListUsers(ctx, userpassMount)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("listing users of auth/%s: %w", userpassMount, err))
+	users, usersErr := client.ListUsers(ctx, userpassMount)
+	if usersErr != nil {
+		errs = append(errs, fmt.Errorf("listing users of auth/%s: %w", userpassMount, usersErr))
 	}
+	userSet := map[string]bool{}
 	for _, u := range users {
 		names[u] = true
+		userSet[u] = true
 	}
 	// The seed's policy does not allow this LIST; ask first, so a 403 costs no re-login.
 	if b.caps.allowed(ctx, client, policyListPath, "list") {
@@ -215,6 +221,16 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 	for name := range st.suspects {
 		if !seen[name] {
 			delete(st.suspects, name)
+		}
+	}
+
+	// 5. Entities earlier versions left, when the users could be listed (a user that
+	// exists explains its alias).
+	if usersErr == nil {
+		legacy, lerr := b.sweepLegacyEntities(ctx, s, client, userpassMount, userSet, records, pending, now)
+		res.Legacy = legacy
+		if lerr != nil {
+			errs = append(errs, lerr)
 		}
 	}
 	return res, errors.Join(errs...)

@@ -52,6 +52,9 @@ vault write auth/approle/role/apono-plugin token_policies="apono-management" tok
 role_id="$(vault read -field=role_id auth/approle/role/apono-plugin/role-id)"
 secret_id="$(vault write -f -field=secret_id auth/approle/role/apono-plugin/secret-id)"
 
+echo "== the optional additions to the management policy (README: honest end times, grant entities)"
+cat testdata/apono-management.hcl testdata/apono-identity.hcl | vault policy write apono-management -
+
 echo "== register and enable the plugin"
 sha="$(sha256sum "$dev_dir/plugins/vault-plugin-apono" | cut -d' ' -f1)"
 vault plugin register -sha256="$sha" -version="$VERSION" -command=vault-plugin-apono secret vault-plugin-apono
@@ -93,6 +96,7 @@ Log: $dev_dir/vault.log. Stop it with: scripts/dev.sh stop
 Try a direct grant:
   export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=root PATH=$(dirname "$vault_bin"):\$PATH
   vault read apono/config
+  vault read apono/health
   vault write apono/grants/demo resources=kv/app/db requester=alice@example.com ttl=5m
   vault login -method=userpass username=<username from the grant>      # password from the grant
   VAULT_TOKEN=<that token> vault kv get kv/app/db
