@@ -69,7 +69,13 @@ func verdict(ok bool) string {
 	return "FAIL"
 }
 
-func mb(kb int64) string { return fmt.Sprintf("%.1f MB", float64(kb)/1024) }
+// mb formats kB as MB; a negative kB is a figure /proc did not give.
+func mb(kb int64) string {
+	if kb < 0 {
+		return "? MB"
+	}
+	return fmt.Sprintf("%.1f MB", float64(kb)/1024)
+}
 
 func (r *report) String() string {
 	var sb strings.Builder
