@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -17,7 +18,8 @@ type batchResult struct {
 	remove []time.Duration // successful removals
 	wall   time.Duration   // wall clock of the create phase
 	// steadyOps creates completed in steadyTime, the create phase without its first and
-	// last wave (conc completions each), while all workers were busy.
+	// last wave (conc completions each), while all workers were busy; only batches of at
+	// least steadyWaves*conc creates have such a middle (see steadyMin).
 	steadyOps  int
 	steadyTime time.Duration
 	cpu        cpuTimes // CPU used by Vault, the plugin and the client in the create phase
@@ -90,12 +92,7 @@ func (b *bench) runBatch(ctx context.Context, s side, conc, n int) batchResult {
 		okCreate[i] = true
 	})
 	res.wall = time.Since(start)
-	if n > 2*conc {
-		sorted := append([]time.Duration(nil), done...)
-		sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
-		res.steadyOps = n - 2*conc
-		res.steadyTime = sorted[n-conc-1] - sorted[conc-1]
-	}
+	res.steadyOps, res.steadyTime = steady(done, conc)
 	res.cpu = b.procs.cpu().sub(cpu0)
 
 	removeDurs := make([]time.Duration, n)
@@ -125,6 +122,26 @@ func (b *bench) runBatch(ctx context.Context, s side, conc, n int) batchResult {
 		res.firstErr = err
 	}
 	return res
+}
+
+// steadyWaves is how many waves of conc creates a batch needs for a steady-state figure:
+// the ramp-up wave and the tail wave are left out, so at least one full wave remains.
+const steadyWaves = 3
+
+// steadyMin is the smallest batch that has a steady-state figure at concurrency conc.
+func steadyMin(conc int) int { return steadyWaves * conc }
+
+// steady is how many creates completed, and in what time, between the first wave's last
+// completion and the last wave's first: done holds each create's completion time since
+// the batch began. A batch smaller than steadyMin(conc) has no steady middle: 0, 0.
+func steady(done []time.Duration, conc int) (int, time.Duration) {
+	n := len(done)
+	if conc < 1 || n < steadyMin(conc) {
+		return 0, 0
+	}
+	sorted := append([]time.Duration(nil), done...)
+	slices.Sort(sorted)
+	return n - 2*conc, sorted[n-conc-1] - sorted[conc-1]
 }
 
 // interleaved runs rounds of one plugin batch and one baseline batch, alternating which
@@ -186,18 +203,36 @@ func (b *bench) latency(ctx context.Context, o *options, rep *report) error {
 // throughput measures grants per second at one concurrency beside baseline creations.
 func (b *bench) throughput(ctx context.Context, o *options, rep *report) error {
 	progress("throughput at concurrency %d: %d grants and %d baseline creations, interleaved", o.tputConc, o.tputGrants, o.tputGrants)
-	p, bl := b.interleaved(ctx, o.tputConc, o.tputGrants, 3)
+	p, bl := b.interleaved(ctx, o.tputConc, o.tputGrants, tputRounds)
 	if err := checkErrors("throughput", p, bl); err != nil {
 		return err
 	}
 	rep.tputConc = o.tputConc
 	rep.tputN = len(p.create)
-	rep.tputPlugin = float64(p.steadyOps) / p.steadyTime.Seconds()
-	rep.tputBaseline = float64(bl.steadyOps) / bl.steadyTime.Seconds()
-	rep.tputPluginWhole = float64(len(p.create)) / p.wall.Seconds()
-	rep.tputBaselineWhole = float64(len(bl.create)) / bl.wall.Seconds()
+	rep.tputPlugin = rate{p.steadyOps, p.steadyTime}
+	rep.tputBaseline = rate{bl.steadyOps, bl.steadyTime}
+	rep.tputPluginWhole = rate{len(p.create), p.wall}
+	rep.tputBaselineWhole = rate{len(bl.create), bl.wall}
 	rep.tputPluginCPU, rep.tputBaselineCPU = perOp(p.cpu, len(p.create)), perOp(bl.cpu, len(bl.create))
 	return nil
+}
+
+// tputRounds is how many plugin and baseline batches the throughput run interleaves.
+const tputRounds = 3
+
+// rate is ops completed in d.
+type rate struct {
+	ops int
+	d   time.Duration
+}
+
+// perSecond is the rate in operations per second, and false where nothing was measured
+// (no operations, or no time to divide by).
+func (r rate) perSecond() (float64, bool) {
+	if r.ops <= 0 || r.d <= 0 {
+		return 0, false
+	}
+	return float64(r.ops) / r.d.Seconds(), true
 }
 
 // perOp divides CPU times by a number of operations.
