@@ -22,7 +22,6 @@ PLATFORMS ?=
 release:
 	@if [ "$(origin VERSION)" != "command line" ] && [ "$(origin VERSION)" != "environment" ]; then \
 		echo "make release needs the version to ship: make release VERSION=vX.Y.Z" >&2; exit 2; fi
-	rm -rf dist
 	$(GO) run ./scripts/release -version=$(VERSION) -out=dist $(if $(strip $(PLATFORMS)),-platforms="$(PLATFORMS)")
 
 ## vault: build (once, cached in .tools/) the Vault server the tests and `make dev` run

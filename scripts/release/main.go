@@ -79,7 +79,7 @@ func parsePlatforms(s string) ([]platform, error) {
 
 func main() {
 	version := flag.String("version", "", "the release version, vX.Y.Z (required)")
-	out := flag.String("out", "dist", "directory for the zips and checksums")
+	out := flag.String("out", "dist", "directory for the zips and checksums (earlier "+plugin+"_* files in it are removed first)")
 	platforms := flag.String("platforms", defaultPlatforms, "os/arch pairs to build, separated by spaces or commas")
 	flag.Parse()
 	if err := run(*version, *out, *platforms, os.Stdout); err != nil {
@@ -102,6 +102,17 @@ func run(version, out, platformList string, stdout io.Writer) error {
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
+	}
+	// What an earlier release left in out (another version, other platforms) would sit
+	// beside this one's SHA256SUMS without being in it.
+	stale, err := filepath.Glob(filepath.Join(out, plugin+"_*"))
+	if err != nil {
+		return err
+	}
+	for _, f := range stale {
+		if err := os.Remove(f); err != nil {
+			return err
+		}
 	}
 	tmp, err := os.MkdirTemp("", "release-")
 	if err != nil {
