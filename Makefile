@@ -7,7 +7,7 @@ LDFLAGS := -X github.com/apono-io/vault-plugin-apono/backend.Version=$(VERSION)
 GO      ?= go
 SHELL   := bash
 
-.PHONY: build release vault test test-unit test-release test-e2e test-cluster fuzz dev clean bench-sync bench
+.PHONY: build release lint vault test test-unit test-release test-e2e test-cluster fuzz dev clean bench-sync bench
 
 ## build: the plugin binary in bin/, with its version set
 build:
@@ -23,6 +23,16 @@ release:
 	@if [ "$(origin VERSION)" != "command line" ] && [ "$(origin VERSION)" != "environment" ]; then \
 		echo "make release needs the version to ship: make release VERSION=vX.Y.Z" >&2; exit 2; fi
 	$(GO) run ./scripts/release -version=$(VERSION) -out=dist $(if $(strip $(PLATFORMS)),-platforms="$(PLATFORMS)")
+
+## lint: gofmt (prints nothing, or fails), go vet, and staticcheck at a pinned version from
+## the Go module proxy (built on first use, then cached)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	@files=$$(find . \( -path ./.tools -o -path ./.git -o -path ./dist -o -path ./bin \) -prune -o -name '*.go' -print); \
+	unformatted=$$(gofmt -l $$files); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l: these files need gofmt -w:" >&2; echo "$$unformatted" >&2; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 ## vault: build (once, cached in .tools/) the Vault server the tests and `make dev` run
 vault:
