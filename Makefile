@@ -41,9 +41,10 @@ vault:
 ## test: unit tests, then end-to-end tests against a real Vault the run starts itself
 test: test-unit test-e2e
 
+## test-unit: go vet, the backend's unit tests, and those of internal/procstat and the benchmarks
 test-unit:
 	$(GO) vet ./...
-	$(GO) test -count=1 ./backend/...
+	$(GO) test -count=1 ./backend/... ./internal/procstat/ ./bench/...
 
 ## test-release: two `make release` runs from two copies of the tree in different folders,
 ## with separate build caches, give byte-identical zips (two platforms; minutes when cold)
