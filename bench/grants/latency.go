@@ -124,6 +124,17 @@ func (b *bench) runBatch(ctx context.Context, s side, conc, n int) batchResult {
 	return res
 }
 
+// batchSizes splits total creates into at most rounds batches, the last one smaller when
+// they do not divide evenly.
+func batchSizes(total, rounds int) []int {
+	per := (total + rounds - 1) / rounds
+	var out []int
+	for r := 0; r < rounds && r*per < total; r++ {
+		out = append(out, min(per, total-r*per))
+	}
+	return out
+}
+
 // steadyWaves is how many waves of conc creates a batch needs for a steady-state figure:
 // the ramp-up wave and the tail wave are left out, so at least one full wave remains.
 const steadyWaves = 3
@@ -147,10 +158,8 @@ func steady(done []time.Duration, conc int) (int, time.Duration) {
 // interleaved runs rounds of one plugin batch and one baseline batch, alternating which
 // goes first (ABBA...), so drift in the machine's speed hits both sides alike.
 func (b *bench) interleaved(ctx context.Context, conc, total, rounds int) (plugin, baseline batchResult) {
-	per := (total + rounds - 1) / rounds
-	for r := 0; r < rounds && ctx.Err() == nil; r++ {
-		n := min(per, total-r*per)
-		if n <= 0 {
+	for r, n := range batchSizes(total, rounds) {
+		if ctx.Err() != nil {
 			break
 		}
 		if r%2 == 0 {
@@ -184,14 +193,13 @@ func (b *bench) latency(ctx context.Context, o *options, rep *report) error {
 		if err := checkErrors("warm-up", warmP, warmB); err != nil {
 			return err
 		}
-		// Small batches (4 per worker), so load from outside this run lands on both sides alike.
-		rounds := max(4, (samples+4*conc-1)/(4*conc))
+		rounds := latencyRounds(samples, conc)
 		p, bl := b.interleaved(ctx, conc, samples, rounds)
 		if err := checkErrors(fmt.Sprintf("latency at concurrency %d", conc), p, bl); err != nil {
 			return err
 		}
 		rep.latency = append(rep.latency, latencyRow{
-			conc: conc, n: len(p.create),
+			conc: conc, n: len(p.create), smallestBatch: slices.Min(batchSizes(samples, rounds)),
 			pluginCPU: perOp(p.cpu, len(p.create)), baselineCPU: perOp(bl.cpu, len(bl.create)),
 			plugin: summarize(p.create), baseline: summarize(bl.create),
 			pluginRemove: summarize(p.remove), baselineRemove: summarize(bl.remove),
@@ -199,6 +207,11 @@ func (b *bench) latency(ctx context.Context, o *options, rep *report) error {
 	}
 	return nil
 }
+
+// latencyRounds is how many batches per side the latency run at concurrency conc splits
+// samples into: batches of about 4 per worker, so load from outside this run lands on both
+// sides alike, and at least 4.
+func latencyRounds(samples, conc int) int { return max(4, (samples+4*conc-1)/(4*conc)) }
 
 // throughput measures grants per second at one concurrency beside baseline creations.
 func (b *bench) throughput(ctx context.Context, o *options, rep *report) error {

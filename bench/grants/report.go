@@ -17,6 +17,7 @@ const (
 
 type latencyRow struct {
 	conc, n                      int
+	smallestBatch                int // a batch smaller than conc never had conc requests in flight
 	plugin, baseline             stats
 	pluginRemove, baselineRemove stats
 	pluginCPU, baselineCPU       cpuTimes // per issue
@@ -136,10 +137,17 @@ func (r *report) String() string {
 	p("   policy + delete user).")
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "   conc\tn/side\tplugin p50\tp90\tp99\tbaseline p50\tp90\tp99\tp50 ratio\ttarget\tCPU ms/op plugin\tbaseline\t")
+	var notAtConc []string
 	for _, row := range r.latency {
 		x, ok := ratio(float64(row.plugin.p50), float64(row.baseline.p50))
-		judged := "no samples"
-		if ok && row.plugin.n > 0 {
+		judged := "n/a"
+		switch {
+		case !ok || row.plugin.n == 0:
+		case row.smallestBatch < row.conc:
+			judged = "too few"
+			notAtConc = append(notAtConc, fmt.Sprintf("concurrency %d: batches of %d grants never had %d in flight (-samples=%d measures it)",
+				row.conc, row.smallestBatch, row.conc, 4*row.conc))
+		default:
 			judged = verdict(x <= targetLatencyRatio)
 		}
 		fmt.Fprintf(tw, "   %d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t≤%.2f %s\t%s\t%s\t\n", row.conc, row.n,
@@ -149,6 +157,9 @@ func (r *report) String() string {
 			ms(row.pluginCPU.total()), ms(row.baselineCPU.total()))
 	}
 	tw.Flush()
+	for _, n := range notAtConc {
+		p("   too few samples to judge %s", n)
+	}
 	p("   removal, ms (not in the ratio above):")
 	tw = tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "   conc\tplugin revoke p50\tp90\tp99\tbaseline delete p50\tp90\tp99\t")

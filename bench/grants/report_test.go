@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,28 @@ func TestSteadyNeedsAFullMiddleWave(t *testing.T) {
 	}
 }
 
+func TestBatchSizes(t *testing.T) {
+	for _, tc := range []struct {
+		total, rounds int
+		want          []int
+	}{
+		{16, 4, []int{4, 4, 4, 4}},
+		{48, 3, []int{16, 16, 16}},
+		{65, 4, []int{17, 17, 17, 14}},
+		{3, 4, []int{1, 1, 1}},
+	} {
+		if got := batchSizes(tc.total, tc.rounds); !slices.Equal(got, tc.want) {
+			t.Errorf("batchSizes(%d, %d) = %v, want %v", tc.total, tc.rounds, got, tc.want)
+		}
+	}
+	// The advice the report gives, -samples=4×concurrency, does fill every batch.
+	for _, conc := range []int{1, 4, 16} {
+		if got := slices.Min(batchSizes(4*conc, latencyRounds(4*conc, conc))); got < conc {
+			t.Errorf("-samples=%d at concurrency %d: smallest batch %d", 4*conc, conc, got)
+		}
+	}
+}
+
 func TestRatePerSecond(t *testing.T) {
 	if v, ok := (rate{ops: 30, d: 2 * time.Second}).perSecond(); !ok || v != 15 {
 		t.Errorf("30 in 2s = %v, %v", v, ok)
@@ -43,9 +66,15 @@ func baseReport() *report {
 		opts:     &options{n: 50, expiry: "aligned", concurrency: []int{1, 4, 16}, samples: []int{16, 16, 16}, tputGrants: 48, tputConc: 16},
 		started:  time.Now(),
 		finished: time.Now(),
-		latency: []latencyRow{{conc: 1, n: 16,
-			plugin:   stats{n: 16, p50: 80 * time.Millisecond, p90: 90 * time.Millisecond, p99: 99 * time.Millisecond},
-			baseline: stats{n: 16, p50: 75 * time.Millisecond, p90: 85 * time.Millisecond, p99: 95 * time.Millisecond}}},
+		latency: []latencyRow{
+			{conc: 1, n: 16, smallestBatch: 4,
+				plugin:   stats{n: 16, p50: 80 * time.Millisecond, p90: 90 * time.Millisecond, p99: 99 * time.Millisecond},
+				baseline: stats{n: 16, p50: 75 * time.Millisecond, p90: 85 * time.Millisecond, p99: 95 * time.Millisecond}},
+			// -samples=16 at concurrency 16: 4 batches of 4, never 16 requests in flight.
+			{conc: 16, n: 16, smallestBatch: 4,
+				plugin:   stats{n: 16, p50: 300 * time.Millisecond, p90: 400 * time.Millisecond, p99: 450 * time.Millisecond},
+				baseline: stats{n: 16, p50: 200 * time.Millisecond, p90: 300 * time.Millisecond, p99: 350 * time.Millisecond}},
+		},
 		tputConc: 16, tputN: 48,
 		tputPluginWhole:   rate{ops: 48, d: 2 * time.Second},
 		tputBaselineWhole: rate{ops: 48, d: 2 * time.Second},
@@ -81,9 +110,13 @@ func TestReportOnTooFewSamples(t *testing.T) {
 	if !strings.Contains(sec, "plugin 24.0/s, baseline 24.0/s, ratio 1.000") {
 		t.Errorf("whole-batch figures, which were measured, are missing:\n%s", sec)
 	}
-	// The latency figure was measured: it is judged (80/75 = 1.067 ≤ 1.15).
-	if !strings.Contains(text, "1.067") || !strings.Contains(text, "≤1.15 PASS") {
-		t.Errorf("latency row not judged:\n%s", text)
+	// The latency figure at concurrency 1 was measured: it is judged (80/75 = 1.067 ≤ 1.15).
+	// The one at 16 was not (1.500 would FAIL): no batch had 16 requests in flight.
+	if !strings.Contains(text, "1.067") || strings.Count(text, "≤1.15 PASS") != 1 || strings.Contains(text, "FAIL") {
+		t.Errorf("latency rows judged wrongly:\n%s", text)
+	}
+	if !strings.Contains(text, "too few samples to judge concurrency 16: batches of 4 grants never had 16 in flight (-samples=64 measures it)") {
+		t.Errorf("no reason given for the unjudged latency row:\n%s", text)
 	}
 }
 
