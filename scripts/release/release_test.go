@@ -43,7 +43,7 @@ func testPlatforms() string {
 // reused, and checks that both dist/ folders hold the same bytes. Then it checks what the
 // release holds, and runs this machine's binary under a real Vault.
 func TestReleaseIsReproducible(t *testing.T) {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := testvault.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
