@@ -7,11 +7,32 @@ LDFLAGS := -X github.com/apono-io/vault-plugin-apono/backend.Version=$(VERSION)
 GO      ?= go
 SHELL   := bash
 
-.PHONY: build vault test test-unit test-e2e test-cluster fuzz dev clean bench-sync bench
+.PHONY: build release lint vault test test-unit test-release test-e2e test-cluster fuzz dev clean bench-sync bench
 
 ## build: the plugin binary in bin/, with its version set
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/$(PLUGIN) ./cmd/$(PLUGIN)
+
+## release: dist/ with vault-plugin-apono_<version>_<os>_<arch>.zip (the binary and the
+## LICENSE) for every platform, vault-plugin-apono_<version>_SHA256SUMS over the zips, and
+## each binary's sha256 beside its `vault plugin register` command (printed, and in
+## dist/vault-plugin-apono_<version>_register.txt). Reproducible: the same source and Go
+## give the same bytes in any folder. PLATFORMS="linux/amd64 ..." builds fewer.
+PLATFORMS ?=
+release:
+	@if [ "$(origin VERSION)" != "command line" ] && [ "$(origin VERSION)" != "environment" ]; then \
+		echo "make release needs the version to ship: make release VERSION=vX.Y.Z" >&2; exit 2; fi
+	$(GO) run ./scripts/release -version=$(VERSION) -out=dist $(if $(strip $(PLATFORMS)),-platforms="$(PLATFORMS)")
+
+## lint: gofmt (prints nothing, or fails), go vet, and staticcheck at a pinned version from
+## the Go module proxy (built on first use, then cached)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	@files=$$(find . \( -path ./.tools -o -path ./.git -o -path ./dist -o -path ./bin \) -prune -o -name '*.go' -print); \
+	unformatted=$$(gofmt -l $$files); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l: these files need gofmt -w:" >&2; echo "$$unformatted" >&2; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 ## vault: build (once, cached in .tools/) the Vault server the tests and `make dev` run
 vault:
@@ -20,9 +41,15 @@ vault:
 ## test: unit tests, then end-to-end tests against a real Vault the run starts itself
 test: test-unit test-e2e
 
+## test-unit: go vet, the backend's unit tests, and those of internal/procstat and the benchmarks
 test-unit:
 	$(GO) vet ./...
-	$(GO) test -count=1 ./backend/...
+	$(GO) test -count=1 ./backend/... ./internal/procstat/ ./bench/...
+
+## test-release: two `make release` runs from two copies of the tree in different folders,
+## with separate build caches, give byte-identical zips (two platforms; minutes when cold)
+test-release: vault
+	VAULT_BIN=$$(bash scripts/build-vault.sh) $(GO) test -count=1 -timeout 30m -v ./scripts/release/
 
 # ./e2e/ and not ./e2e/...: the cluster test (e2e/cluster) is test-cluster's. -parallel 4:
 # the fault tests mostly wait on Vault's timers (lease expiry, the one-minute rollback tick).
@@ -61,4 +88,4 @@ dev: build vault
 	bash scripts/dev.sh
 
 clean:
-	rm -rf bin/
+	rm -rf bin/ dist/

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -17,7 +18,8 @@ type batchResult struct {
 	remove []time.Duration // successful removals
 	wall   time.Duration   // wall clock of the create phase
 	// steadyOps creates completed in steadyTime, the create phase without its first and
-	// last wave (conc completions each), while all workers were busy.
+	// last wave (conc completions each), while all workers were busy; only batches of at
+	// least steadyWaves*conc creates have such a middle (see steadyMin).
 	steadyOps  int
 	steadyTime time.Duration
 	cpu        cpuTimes // CPU used by Vault, the plugin and the client in the create phase
@@ -90,12 +92,7 @@ func (b *bench) runBatch(ctx context.Context, s side, conc, n int) batchResult {
 		okCreate[i] = true
 	})
 	res.wall = time.Since(start)
-	if n > 2*conc {
-		sorted := append([]time.Duration(nil), done...)
-		sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
-		res.steadyOps = n - 2*conc
-		res.steadyTime = sorted[n-conc-1] - sorted[conc-1]
-	}
+	res.steadyOps, res.steadyTime = steady(done, conc)
 	res.cpu = b.procs.cpu().sub(cpu0)
 
 	removeDurs := make([]time.Duration, n)
@@ -127,13 +124,42 @@ func (b *bench) runBatch(ctx context.Context, s side, conc, n int) batchResult {
 	return res
 }
 
+// batchSizes splits total creates into at most rounds batches, the last one smaller when
+// they do not divide evenly.
+func batchSizes(total, rounds int) []int {
+	per := (total + rounds - 1) / rounds
+	var out []int
+	for r := 0; r < rounds && r*per < total; r++ {
+		out = append(out, min(per, total-r*per))
+	}
+	return out
+}
+
+// steadyWaves is how many waves of conc creates a batch needs for a steady-state figure:
+// the ramp-up wave and the tail wave are left out, so at least one full wave remains.
+const steadyWaves = 3
+
+// steadyMin is the smallest batch that has a steady-state figure at concurrency conc.
+func steadyMin(conc int) int { return steadyWaves * conc }
+
+// steady is how many creates completed, and in what time, between the first wave's last
+// completion and the last wave's first: done holds each create's completion time since
+// the batch began. A batch smaller than steadyMin(conc) has no steady middle: 0, 0.
+func steady(done []time.Duration, conc int) (int, time.Duration) {
+	n := len(done)
+	if conc < 1 || n < steadyMin(conc) {
+		return 0, 0
+	}
+	sorted := append([]time.Duration(nil), done...)
+	slices.Sort(sorted)
+	return n - 2*conc, sorted[n-conc-1] - sorted[conc-1]
+}
+
 // interleaved runs rounds of one plugin batch and one baseline batch, alternating which
 // goes first (ABBA...), so drift in the machine's speed hits both sides alike.
 func (b *bench) interleaved(ctx context.Context, conc, total, rounds int) (plugin, baseline batchResult) {
-	per := (total + rounds - 1) / rounds
-	for r := 0; r < rounds && ctx.Err() == nil; r++ {
-		n := min(per, total-r*per)
-		if n <= 0 {
+	for r, n := range batchSizes(total, rounds) {
+		if ctx.Err() != nil {
 			break
 		}
 		if r%2 == 0 {
@@ -167,14 +193,13 @@ func (b *bench) latency(ctx context.Context, o *options, rep *report) error {
 		if err := checkErrors("warm-up", warmP, warmB); err != nil {
 			return err
 		}
-		// Small batches (4 per worker), so load from outside this run lands on both sides alike.
-		rounds := max(4, (samples+4*conc-1)/(4*conc))
+		rounds := latencyRounds(samples, conc)
 		p, bl := b.interleaved(ctx, conc, samples, rounds)
 		if err := checkErrors(fmt.Sprintf("latency at concurrency %d", conc), p, bl); err != nil {
 			return err
 		}
 		rep.latency = append(rep.latency, latencyRow{
-			conc: conc, n: len(p.create),
+			conc: conc, n: len(p.create), smallestBatch: slices.Min(batchSizes(samples, rounds)),
 			pluginCPU: perOp(p.cpu, len(p.create)), baselineCPU: perOp(bl.cpu, len(bl.create)),
 			plugin: summarize(p.create), baseline: summarize(bl.create),
 			pluginRemove: summarize(p.remove), baselineRemove: summarize(bl.remove),
@@ -183,21 +208,44 @@ func (b *bench) latency(ctx context.Context, o *options, rep *report) error {
 	return nil
 }
 
+// latencyRounds is how many batches per side the latency run at concurrency conc splits
+// samples into: batches of about 4 per worker, so load from outside this run lands on both
+// sides alike, and at least 4.
+func latencyRounds(samples, conc int) int { return max(4, (samples+4*conc-1)/(4*conc)) }
+
 // throughput measures grants per second at one concurrency beside baseline creations.
 func (b *bench) throughput(ctx context.Context, o *options, rep *report) error {
 	progress("throughput at concurrency %d: %d grants and %d baseline creations, interleaved", o.tputConc, o.tputGrants, o.tputGrants)
-	p, bl := b.interleaved(ctx, o.tputConc, o.tputGrants, 3)
+	p, bl := b.interleaved(ctx, o.tputConc, o.tputGrants, tputRounds)
 	if err := checkErrors("throughput", p, bl); err != nil {
 		return err
 	}
 	rep.tputConc = o.tputConc
 	rep.tputN = len(p.create)
-	rep.tputPlugin = float64(p.steadyOps) / p.steadyTime.Seconds()
-	rep.tputBaseline = float64(bl.steadyOps) / bl.steadyTime.Seconds()
-	rep.tputPluginWhole = float64(len(p.create)) / p.wall.Seconds()
-	rep.tputBaselineWhole = float64(len(bl.create)) / bl.wall.Seconds()
+	rep.tputPlugin = rate{p.steadyOps, p.steadyTime}
+	rep.tputBaseline = rate{bl.steadyOps, bl.steadyTime}
+	rep.tputPluginWhole = rate{len(p.create), p.wall}
+	rep.tputBaselineWhole = rate{len(bl.create), bl.wall}
 	rep.tputPluginCPU, rep.tputBaselineCPU = perOp(p.cpu, len(p.create)), perOp(bl.cpu, len(bl.create))
 	return nil
+}
+
+// tputRounds is how many plugin and baseline batches the throughput run interleaves.
+const tputRounds = 3
+
+// rate is ops completed in d.
+type rate struct {
+	ops int
+	d   time.Duration
+}
+
+// perSecond is the rate in operations per second, and false where nothing was measured
+// (no operations, or no time to divide by).
+func (r rate) perSecond() (float64, bool) {
+	if r.ops <= 0 || r.d <= 0 {
+		return 0, false
+	}
+	return float64(r.ops) / r.d.Seconds(), true
 }
 
 // perOp divides CPU times by a number of operations.

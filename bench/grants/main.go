@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/internal/procstat"
 	"github.com/apono-io/vault-plugin-apono/internal/testvault"
 )
 
@@ -108,7 +109,7 @@ func run(ctx context.Context, o *options) (err error) {
 	if o.out == "" {
 		o.out = filepath.Join(root, "bench", "results", "grants-"+time.Now().UTC().Format("20060102T150405Z")+".txt")
 	}
-	rep := &report{started: time.Now(), opts: o, cpus: runtime.NumCPU(), loadStart: loadAvg()}
+	rep := &report{started: time.Now(), opts: o, cpus: runtime.NumCPU(), loadStart: procstat.LoadAvg()}
 
 	progress("starting a dev Vault with the plugin (builds the plugin; Vault itself comes from scripts/build-vault.sh)")
 	srv, setup, err := testvault.StartWithPlugin(testvault.Options{LogLevel: "info"})
@@ -166,7 +167,7 @@ func run(ctx context.Context, o *options) (err error) {
 	rep.logIrrevocable, rep.logRevokeFailures = scanLog(srv.LogPath)
 
 	rep.finished = time.Now()
-	rep.loadEnd = loadAvg()
+	rep.loadEnd = procstat.LoadAvg()
 	text := rep.String()
 	fmt.Print("\n" + text)
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
@@ -181,19 +182,6 @@ func run(ctx context.Context, o *options) (err error) {
 
 func progress(format string, args ...interface{}) {
 	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
-
-// loadAvg is the 1, 5 and 15 minute load averages, as `uptime` prints them.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func vaultVersion(srv *testvault.Server) string {

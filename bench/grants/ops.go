@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net/http"
 	"strings"
 	"time"
 
@@ -104,22 +103,14 @@ func newBench(ctx context.Context, srv *testvault.Server, setup *testvault.Setup
 	return b, nil
 }
 
+// rootClient is a root client with no retries (one op is one request) that keeps the
+// connections of up to 16 requests at once instead of redialling.
 func rootClient(srv *testvault.Server, timeout time.Duration) (*api.Client, error) {
-	cfg := api.DefaultConfig()
-	cfg.Address = srv.URL()
-	cfg.Timeout = timeout
-	cfg.MaxRetries = 0
-	// Up to 16 requests run at once: keep their connections instead of redialling.
-	if t, ok := cfg.HttpClient.Transport.(*http.Transport); ok {
-		t.MaxIdleConnsPerHost = 64
-		t.MaxIdleConns = 128
-	}
-	c, err := api.NewClient(cfg)
+	c, err := srv.RootClient(timeout, 128)
 	if err != nil {
 		return nil, err
 	}
-	c.SetToken(srv.RootToken)
-	c.ClearNamespace()
+	c.SetMaxRetries(0)
 	return c, nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +17,7 @@ const (
 
 type latencyRow struct {
 	conc, n                      int
+	smallestBatch                int // a batch smaller than conc never had conc requests in flight
 	plugin, baseline             stats
 	pluginRemove, baselineRemove stats
 	pluginCPU, baselineCPU       cpuTimes // per issue
@@ -45,9 +47,9 @@ type report struct {
 	pairCPU                  cpuTimes // per policy+user create and delete, one at a time
 	latency                  []latencyRow
 	tputConc, tputN          int
-	tputPlugin, tputBaseline float64 // steady state
-	tputPluginWhole          float64 // whole batches, ramp-up and tail included
-	tputBaselineWhole        float64
+	tputPlugin, tputBaseline rate // steady state
+	tputPluginWhole          rate // whole batches, ramp-up and tail included
+	tputBaselineWhole        rate
 	tputPluginCPU            cpuTimes
 	tputBaselineCPU          cpuTimes
 	storm                    *stormResult
@@ -60,6 +62,41 @@ type report struct {
 	foreign                  []phaseLoad
 }
 
+// ratio is a/b, and false where b is not a positive figure (nothing was measured).
+func ratio(a, b float64) (float64, bool) {
+	if !(b > 0) || math.IsInf(a, 0) || math.IsNaN(a) || math.IsInf(b, 0) {
+		return 0, false
+	}
+	return a / b, true
+}
+
+// rateRatio is the ratio of two rates, and false unless both were measured.
+func rateRatio(a, b rate) (float64, bool) {
+	x, okA := a.perSecond()
+	y, okB := b.perSecond()
+	if !okA || !okB {
+		return 0, false
+	}
+	return ratio(x, y)
+}
+
+// perSecondText formats a rate, or "n/a" where nothing was measured.
+func perSecondText(r rate) string {
+	v, ok := r.perSecond()
+	if !ok {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+// ratioText formats a ratio with 3 decimals, or "n/a".
+func ratioText(v float64, ok bool) string {
+	if !ok {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.3f", v)
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
 
 func verdict(ok bool) string {
@@ -69,7 +106,13 @@ func verdict(ok bool) string {
 	return "FAIL"
 }
 
-func mb(kb int64) string { return fmt.Sprintf("%.1f MB", float64(kb)/1024) }
+// mb formats kB as MB; a negative kB is a figure /proc did not give.
+func mb(kb int64) string {
+	if kb < 0 {
+		return "? MB"
+	}
+	return fmt.Sprintf("%.1f MB", float64(kb)/1024)
+}
 
 func (r *report) String() string {
 	var sb strings.Builder
@@ -94,15 +137,29 @@ func (r *report) String() string {
 	p("   policy + delete user).")
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "   conc\tn/side\tplugin p50\tp90\tp99\tbaseline p50\tp90\tp99\tp50 ratio\ttarget\tCPU ms/op plugin\tbaseline\t")
+	var notAtConc []string
 	for _, row := range r.latency {
-		ratio := float64(row.plugin.p50) / float64(row.baseline.p50)
-		fmt.Fprintf(tw, "   %d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t≤%.2f %s\t%s\t%s\t\n", row.conc, row.n,
+		x, ok := ratio(float64(row.plugin.p50), float64(row.baseline.p50))
+		judged := "n/a"
+		switch {
+		case !ok || row.plugin.n == 0:
+		case row.smallestBatch < row.conc:
+			judged = "too few"
+			notAtConc = append(notAtConc, fmt.Sprintf("concurrency %d: batches of %d grants never had %d in flight (-samples=%d measures it)",
+				row.conc, row.smallestBatch, row.conc, 4*row.conc))
+		default:
+			judged = verdict(x <= targetLatencyRatio)
+		}
+		fmt.Fprintf(tw, "   %d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t≤%.2f %s\t%s\t%s\t\n", row.conc, row.n,
 			ms(row.plugin.p50), ms(row.plugin.p90), ms(row.plugin.p99),
 			ms(row.baseline.p50), ms(row.baseline.p90), ms(row.baseline.p99),
-			ratio, targetLatencyRatio, verdict(ratio <= targetLatencyRatio),
+			ratioText(x, ok), targetLatencyRatio, judged,
 			ms(row.pluginCPU.total()), ms(row.baselineCPU.total()))
 	}
 	tw.Flush()
+	for _, n := range notAtConc {
+		p("   too few samples to judge %s", n)
+	}
 	p("   removal, ms (not in the ratio above):")
 	tw = tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "   conc\tplugin revoke p50\tp90\tp99\tbaseline delete p50\tp90\tp99\t")
@@ -114,20 +171,26 @@ func (r *report) String() string {
 	tw.Flush()
 	p("")
 
-	ratio := r.tputPlugin / r.tputBaseline
-	p("2. Throughput at concurrency %d (%d per side in 3 interleaved batches), steady state (each batch",
-		r.tputConc, r.tputN)
-	p("   without its first and last %d completions): plugin %.1f grants/s, baseline %.1f policy+user",
-		r.tputConc, r.tputPlugin, r.tputBaseline)
-	p("   creations/s; ratio %.3f (target ≥ %.2f) %s", ratio, targetTputRatio, verdict(ratio >= targetTputRatio))
-	p("   whole batches, ramp-up and tail included: plugin %.1f/s, baseline %.1f/s, ratio %.3f",
-		r.tputPluginWhole, r.tputBaselineWhole, r.tputPluginWhole/r.tputBaselineWhole)
+	p("2. Throughput at concurrency %d (%d per side in %d interleaved batches), steady state (each batch",
+		r.tputConc, r.tputN, tputRounds)
+	if x, ok := rateRatio(r.tputPlugin, r.tputBaseline); ok {
+		p("   without its first and last %d completions): plugin %s grants/s, baseline %s policy+user",
+			r.tputConc, perSecondText(r.tputPlugin), perSecondText(r.tputBaseline))
+		p("   creations/s; ratio %.3f (target ≥ %.2f) %s", x, targetTputRatio, verdict(x >= targetTputRatio))
+	} else {
+		p("   without its first and last %d completions): too few samples for a steady-state figure;", r.tputConc)
+		p("   a batch needs at least %d grants at concurrency %d (-tput-n ≥ %d), so the ratio is not judged",
+			steadyMin(r.tputConc), r.tputConc, tputRounds*steadyMin(r.tputConc))
+	}
+	x, ok := rateRatio(r.tputPluginWhole, r.tputBaselineWhole)
+	p("   whole batches, ramp-up and tail included: plugin %s/s, baseline %s/s, ratio %s",
+		perSecondText(r.tputPluginWhole), perSecondText(r.tputBaselineWhole), ratioText(x, ok))
 	p("   CPU per op (all processes on the box that do the work: Vault, plugin, this client):")
 	p("   plugin %s ms = Vault %s + plugin %s + client %s; baseline %s ms = Vault %s + client %s;",
 		ms(r.tputPluginCPU.total()), ms(r.tputPluginCPU.vault), ms(r.tputPluginCPU.plugin), ms(r.tputPluginCPU.client),
 		ms(r.tputBaselineCPU.total()), ms(r.tputBaselineCPU.vault), ms(r.tputBaselineCPU.client))
-	p("   on a CPU-bound box that caps the ratio at baseline/plugin CPU = %.3f",
-		float64(r.tputBaselineCPU.total())/float64(r.tputPluginCPU.total()))
+	p("   on a CPU-bound box that caps the ratio at baseline/plugin CPU = %s",
+		ratioText(ratio(float64(r.tputBaselineCPU.total()), float64(r.tputPluginCPU.total()))))
 	p("")
 
 	if s := r.storm; s != nil {

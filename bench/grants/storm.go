@@ -80,8 +80,8 @@ func (b *bench) storm(ctx context.Context, o *options, rep *report) error {
 	if ttl == 0 {
 		// 1.5 times the time issuing N grants should take at the measured rate, plus slack.
 		ttl = 3 * time.Minute
-		if rep.tputPluginWhole > 0 {
-			est := time.Duration(float64(o.n) / rep.tputPluginWhole * float64(time.Second))
+		if perSec, ok := rep.tputPluginWhole.perSecond(); ok {
+			est := time.Duration(float64(o.n) / perSec * float64(time.Second))
 			ttl = max(est*3/2+15*time.Second, 30*time.Second).Round(time.Second)
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/apono-io/vault-plugin-apono/internal/procstat"
 	"github.com/apono-io/vault-plugin-apono/internal/testvault"
 )
 
@@ -81,9 +81,9 @@ type row struct {
 
 	pluginTime                     time.Duration
 	pluginLists, pluginReads       int64
-	pluginRSSBefore, pluginRSSPeak int64   // kB
-	pluginCPU, vaultCPU            float64 // CPU seconds used during the sync
-	seqVaultCPU                    float64
+	pluginRSSBefore, pluginRSSPeak int64         // kB
+	pluginCPU, vaultCPU            time.Duration // CPU used during the sync
+	seqVaultCPU                    time.Duration
 	pluginErr                      string
 	seqTime, seqListOnlyTime       time.Duration
 	seqLists, seqReads, seqEntries int64
@@ -161,11 +161,14 @@ func run(sizes []int) error {
 		return err
 	}
 	walker.SetToken(login.Auth.ClientToken)
-	pluginPID, vaultPID, err := findPluginPID(srv.Addr, testvault.PluginName)
+	vaultPID, err := srv.PID()
 	if err != nil {
 		return err
 	}
-	load, _ := os.ReadFile("/proc/loadavg")
+	pluginPID, err := srv.PluginPID()
+	if err != nil {
+		return err
+	}
 	maxReq := "90s (Vault's default)"
 	if *maxRequest > 0 {
 		maxReq = maxRequest.String()
@@ -175,7 +178,7 @@ func run(sizes []int) error {
 		storage += fmt.Sprintf(" + %d ms per storage operation, cache off", *latency)
 	}
 	env := fmt.Sprintf("Vault 1.14.2 dev server (%s), %d CPUs, load average at start %s, %s, plugin sync_concurrency %s, %d writers, max request duration %s",
-		storage, runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "), runtime.Version(), pluginConcurrency, *writers, maxReq)
+		storage, runtime.NumCPU(), procstat.LoadAvg(), runtime.Version(), pluginConcurrency, *writers, maxReq)
 	progress("%s", env)
 
 	var rows []row
@@ -197,11 +200,11 @@ func run(sizes []int) error {
 			progress("  plugin sync failed: %v", err)
 		}
 		progress("  sequential walk, LIST and metadata read")
-		vaultCPU := cpuSeconds(vaultPID)
+		vaultCPU := procstat.CPUTime(vaultPID)
 		if err := measureSequential(ctx, walker, &r, true); err != nil {
 			return err
 		}
-		r.seqVaultCPU = cpuSeconds(vaultPID) - vaultCPU
+		r.seqVaultCPU = procstat.CPUTime(vaultPID) - vaultCPU
 		progress("  sequential walk, LIST only")
 		if err := measureSequential(ctx, walker, &r, false); err != nil {
 			return err
@@ -216,20 +219,7 @@ func run(sizes []int) error {
 // clone with an AppRole token) makes the sequential walk. Enough idle connections for the
 // writers, and no 60 s timeout.
 func benchClient(srv *testvault.Server) (*api.Client, error) {
-	cfg := api.DefaultConfig()
-	cfg.Address = srv.URL()
-	cfg.Timeout = 30 * time.Minute
-	if t, ok := cfg.HttpClient.Transport.(*http.Transport); ok {
-		t.MaxIdleConnsPerHost = *writers * 2
-		t.MaxIdleConns = *writers * 2
-	}
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		return nil, err
-	}
-	c.SetToken(srv.RootToken)
-	c.ClearNamespace()
-	return c, nil
+	return srv.RootClient(30*time.Minute, *writers*2)
 }
 
 // secretPath is where secret i lives: team/app/env/secret, 100 secrets per app.
@@ -268,12 +258,12 @@ func fill(ctx context.Context, c *api.Client, from, to int) error {
 }
 
 func measurePlugin(ctx context.Context, c *api.Client, pid, vaultPID int, r *row) error {
-	r.pluginRSSBefore = statusKB(pid, "VmRSS")
-	pluginCPU, vaultCPU := cpuSeconds(pid), cpuSeconds(vaultPID)
+	r.pluginRSSBefore = procstat.StatusKB(pid, "VmRSS")
+	pluginCPU, vaultCPU := procstat.CPUTime(pid), procstat.CPUTime(vaultPID)
 	defer func() {
-		r.pluginCPU, r.vaultCPU = cpuSeconds(pid)-pluginCPU, cpuSeconds(vaultPID)-vaultCPU
+		r.pluginCPU, r.vaultCPU = procstat.CPUTime(pid)-pluginCPU, procstat.CPUTime(vaultPID)-vaultCPU
 	}()
-	if err := resetPeak(pid); err != nil {
+	if err := procstat.ResetPeak(pid); err != nil {
 		return fmt.Errorf("resetting the plugin's peak RSS: %w", err)
 	}
 	// One attempt: the api client retries a 5xx, which would time a sync several times.
@@ -291,7 +281,7 @@ func measurePlugin(ctx context.Context, c *api.Client, pid, vaultPID int, r *row
 	}
 	s, err := once.Logical().WriteWithContext(ctx, "apono/sync", data)
 	r.pluginTime = time.Since(began)
-	r.pluginRSSPeak = statusKB(pid, "VmHWM")
+	r.pluginRSSPeak = procstat.StatusKB(pid, "VmHWM")
 	if err != nil {
 		return err
 	}
@@ -315,8 +305,8 @@ func measureSequential(ctx context.Context, c *api.Client, r *row, withReads boo
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	self := os.Getpid()
-	rssBefore := statusKB(self, "VmRSS")
-	_ = resetPeak(self)
+	rssBefore := procstat.StatusKB(self, "VmRSS")
+	_ = procstat.ResetPeak(self)
 
 	began := time.Now()
 	type entry struct {
@@ -364,7 +354,7 @@ func measureSequential(ctx context.Context, c *api.Client, r *row, withReads boo
 	if withReads {
 		r.seqTime, r.seqLists, r.seqReads, r.seqEntries = elapsed, lists, reads, int64(len(found))+1 // + kv/*
 		r.seqAlloc = after.TotalAlloc - before.TotalAlloc
-		r.seqRSSBefore, r.seqRSSPeak = rssBefore, statusKB(self, "VmHWM")
+		r.seqRSSBefore, r.seqRSSPeak = rssBefore, procstat.StatusKB(self, "VmHWM")
 	} else {
 		r.seqListOnlyTime, r.seqListOnlyLists = elapsed, lists
 	}
@@ -404,8 +394,8 @@ func report(rows []row, env string) error {
 		}
 		fmt.Fprintf(&b, "| %d | %d | %s (%.0f/s) | %s | %d / %d | %s → %s | %.1f / %.1f | %s | %d / %d | %.1f | %s → %s | %.1f | %s | %s (%d LISTs) |\n",
 			r.secrets, r.entries, dur(r.fill), float64(writes)/r.fill.Seconds(),
-			plugin, r.pluginLists, r.pluginReads, mib(r.pluginRSSBefore), mib(r.pluginRSSPeak), r.pluginCPU, r.vaultCPU,
-			dur(r.seqTime), r.seqLists, r.seqReads, float64(r.seqAlloc)/(1<<20), mib(r.seqRSSBefore), mib(r.seqRSSPeak), r.seqVaultCPU,
+			plugin, r.pluginLists, r.pluginReads, mib(r.pluginRSSBefore), mib(r.pluginRSSPeak), r.pluginCPU.Seconds(), r.vaultCPU.Seconds(),
+			dur(r.seqTime), r.seqLists, r.seqReads, float64(r.seqAlloc)/(1<<20), mib(r.seqRSSBefore), mib(r.seqRSSPeak), r.seqVaultCPU.Seconds(),
 			ratio, dur(r.seqListOnlyTime), r.seqListOnlyLists)
 		if r.pluginErr != "" {
 			fmt.Fprintf(&b, "\nplugin sync at %d secrets failed: %s\n\n", r.secrets, r.pluginErr)

@@ -1,49 +1,43 @@
 package testvault
 
 import (
-	"errors"
-	"os"
+	"fmt"
 	"path/filepath"
-	"strconv"
-	"strings"
+
+	"github.com/apono-io/vault-plugin-apono/internal/procstat"
 )
 
 // PluginPIDs returns the process IDs of the plugin processes this server started (its
 // children running the vault-plugin-apono binary), so a test can kill the plugin alone.
 func (s *Server) PluginPIDs() ([]int, error) {
-	p := s.running()
-	if p == nil {
-		return nil, errors.New("testvault: server not running")
-	}
-	parent := p.cmd.Process.Pid
-	entries, err := os.ReadDir("/proc")
+	parent, err := s.PID()
 	if err != nil {
 		return nil, err
 	}
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+	for _, pid := range procstat.Children(parent) {
+		if filepath.Base(procstat.Exe(pid)) == PluginName {
+			pids = append(pids, pid)
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // exited meanwhile
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so split after its ')'.
-		i := strings.LastIndexByte(string(stat), ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(stat[i+1:]))
-		if len(fields) < 2 || fields[1] != strconv.Itoa(parent) {
-			continue
-		}
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || filepath.Base(exe) != PluginName {
-			continue
-		}
-		pids = append(pids, pid)
 	}
 	return pids, nil
+}
+
+// PluginPID returns the process ID of the plugin process this server runs; if there are
+// several (Vault starting a new one while an old one exits), the one with the largest RSS.
+func (s *Server) PluginPID() (int, error) {
+	pids, err := s.PluginPIDs()
+	if err != nil {
+		return 0, err
+	}
+	best, bestRSS := 0, int64(-1)
+	for _, pid := range pids {
+		if rss := procstat.StatusKB(pid, "VmRSS"); rss > bestRSS {
+			best, bestRSS = pid, rss
+		}
+	}
+	if best == 0 {
+		return 0, fmt.Errorf("testvault: no %s process is running", PluginName)
+	}
+	return best, nil
 }
