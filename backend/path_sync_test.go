@@ -330,7 +330,7 @@ func TestPeriodicSync(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.b.syncMu.Lock()
-		//nolint:staticcheck // an empty critical section: waiting is the point
+		//lint:ignore SA2001 an empty critical section: waiting is the point
 		e.b.syncMu.Unlock()
 	}
 	lists := func() int { n, _, _ := e.vault.tree.counts(); return n }

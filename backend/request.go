@@ -1,0 +1,255 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// An access request as stored, its statuses, and how it reads in responses and events.
+// The paths that act on requests are in path_requests.go.
+
+const (
+	requestStoragePrefix = "request/"
+	requestIDPattern     = `[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`
+	maxReasonLen         = 1024
+)
+
+var requestIDRe = regexp.MustCompile("^" + requestIDPattern + "$")
+
+// Request statuses. pending and approved are open; the others have ended.
+const (
+	statusPending   = "pending"
+	statusApproved  = "approved"
+	statusGranted   = "granted"
+	statusDenied    = "denied"
+	statusCancelled = "cancelled"
+	statusExpired   = "expired"
+)
+
+var requestStatuses = []string{statusPending, statusApproved, statusGranted, statusDenied, statusCancelled, statusExpired}
+
+// requestRecord is a request as stored. The approval rule (mode, count, approver sets) is
+// frozen when the request is made; membership is checked when each approval is given.
+type requestRecord struct {
+	ID            string           `json:"id"`
+	Role          string           `json:"role"`
+	Status        string           `json:"status"`
+	Requester     identityRef      `json:"requester"`
+	Resources     []string         `json:"resources"`
+	Permission    string           `json:"permission"`
+	TTL           time.Duration    `json:"ttl"`
+	Justification string           `json:"justification,omitempty"`
+	Mode          string           `json:"approval_mode"`
+	Required      int              `json:"required_approvals"`
+	Sets          []approverSet    `json:"approver_sets"`
+	RequireReason bool             `json:"require_approver_reason,omitempty"`
+	PickupTTL     time.Duration    `json:"pickup_ttl"`
+	Approvals     []approvalRecord `json:"approvals,omitempty"`
+	// Decision is the denial or cancellation that ended the request.
+	Decision *decisionRecord `json:"decision,omitempty"`
+	// Notes say where an owner could not be read and integration_owner stood in.
+	Notes      []string  `json:"notes,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"` // the end of waiting for approval
+	ApprovedAt time.Time `json:"approved_at,omitempty"`
+	PickupBy   time.Time `json:"pickup_by,omitempty"`
+	EndedAt    time.Time `json:"ended_at,omitempty"`
+	GrantID    string    `json:"grant_id,omitempty"`
+}
+
+type decisionRecord struct {
+	By     identityRef `json:"by"`
+	Reason string      `json:"reason,omitempty"`
+	At     time.Time   `json:"at"`
+}
+
+func (r *requestRecord) rule() approvalRule {
+	return approvalRule{Mode: r.Mode, Required: r.Required, Sets: r.Sets}
+}
+
+// status is the request's status at now: an open request past its deadline has expired,
+// whether or not the periodic job has recorded it yet.
+func (r *requestRecord) status(now time.Time) string {
+	switch {
+	case r.Status == statusPending && !now.Before(r.ExpiresAt):
+		return statusExpired
+	case r.Status == statusApproved && !now.Before(r.PickupBy):
+		return statusExpired
+	}
+	return r.Status
+}
+
+// deadline is when the request's current open phase ends (zero once it has ended).
+func (r *requestRecord) deadline() time.Time {
+	switch r.Status {
+	case statusPending:
+		return r.ExpiresAt
+	case statusApproved:
+		return r.PickupBy
+	}
+	return time.Time{}
+}
+
+// endedAt is when the request ended, or zero while it is open.
+func (r *requestRecord) endedAt(now time.Time) time.Time {
+	if s := r.status(now); s == statusPending || s == statusApproved {
+		return time.Time{}
+	}
+	if r.EndedAt.IsZero() {
+		return r.deadline() // expired and not yet recorded
+	}
+	return r.EndedAt
+}
+
+func (r *requestRecord) approvedBy(entityID string) bool {
+	for _, a := range r.Approvals {
+		if a.Approver.EntityID == entityID {
+			return true
+		}
+	}
+	return false
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// summary is a list entry: who, what, where it stands and until when.
+func (r *requestRecord) summary(now time.Time) map[string]interface{} {
+	status := r.status(now)
+	deadline := ""
+	if status == statusPending || status == statusApproved {
+		deadline = formatTime(r.deadline())
+	}
+	return map[string]interface{}{
+		"request_id":             r.ID,
+		"role":                   r.Role,
+		"requester":              r.Requester.EntityName,
+		"requester_display_name": r.Requester.DisplayName,
+		"status":                 status,
+		"resources":              r.Resources,
+		"permission":             r.Permission,
+		"approvals":              r.rule().evaluate(r.Approvals).String(),
+		"expires_at":             deadline,
+		"created_at":             formatTime(r.CreatedAt),
+	}
+}
+
+// data is everything a read shows.
+func (r *requestRecord) data(now time.Time) map[string]interface{} {
+	progress := r.rule().evaluate(r.Approvals)
+	covered := map[int]bool{}
+	for _, a := range r.Approvals {
+		for _, i := range a.Sets {
+			covered[i] = true
+		}
+	}
+	sets := make([]map[string]interface{}, 0, len(r.Sets))
+	for i, s := range r.Sets {
+		names := make([]string, 0, len(s.Principals))
+		for _, p := range s.Principals {
+			names = append(names, p.String())
+		}
+		sets = append(sets, map[string]interface{}{
+			"label": s.Label, "approvers": names, "source": s.Source, "approved": covered[i],
+		})
+	}
+	out := map[string]interface{}{
+		"request_id":               r.ID,
+		"id":                       r.ID, // vault write -field=request_id prints Vault's own request ID
+		"role":                     r.Role,
+		"status":                   r.status(now),
+		"requester":                r.Requester.EntityName,
+		"requester_entity_id":      r.Requester.EntityID,
+		"requester_display_name":   r.Requester.DisplayName,
+		"resources":                r.Resources,
+		"permission":               r.Permission,
+		"ttl":                      int64(r.TTL.Seconds()),
+		"justification":            r.Justification,
+		"approval_mode":            r.Mode,
+		"required_approvals":       progress.Needed,
+		"approvers":                approverNames(r.Sets),
+		"approver_sets":            sets,
+		"approvals":                approvalsData(r.Approvals),
+		"approvals_count":          progress.Distinct,
+		"approval_progress":        progress.String(),
+		"require_approver_reason":  r.RequireReason,
+		"created_at":               formatTime(r.CreatedAt),
+		"expires_at":               formatTime(r.ExpiresAt),
+		"approved_at":              formatTime(r.ApprovedAt),
+		"pickup_by":                formatTime(r.PickupBy),
+		"ended_at":                 formatTime(r.endedAt(now)),
+		"grant_id":                 r.GrantID,
+		"notes":                    nonNil(r.Notes),
+		"decided_by":               "",
+		"decision_reason":          "",
+		"pickup_ttl":               int64(r.PickupTTL.Seconds()),
+		"approver_sets_still_open": nonNil(progress.Missing),
+		"approvals_still_needed":   max(0, progress.Needed-progress.Distinct),
+	}
+	if r.Decision != nil {
+		out["decided_by"] = r.Decision.By.EntityName
+		out["decision_reason"] = r.Decision.Reason
+	}
+	return out
+}
+
+// event describes the request for notify_url.
+func (r *requestRecord) event(typ string, now time.Time, actor *identityRef, reason string) event {
+	return event{
+		Type: typ, RequestID: r.ID, Role: r.Role, Status: r.status(now), GrantID: r.GrantID,
+		Requester: r.Requester.EntityName, RequesterEntity: &r.Requester, Actor: actor, Reason: reason,
+		Justification: r.Justification, Resources: r.Resources, Permission: r.Permission,
+		Approvers: approverNames(r.Sets), Approvals: r.rule().evaluate(r.Approvals).String(),
+		ExpiresAt: formatTime(r.deadline()),
+	}
+}
+
+func getRequest(ctx context.Context, s logical.Storage, id string) (*requestRecord, error) {
+	entry, err := s.Get(ctx, requestStoragePrefix+id)
+	if err != nil || entry == nil {
+		return nil, err
+	}
+	r := &requestRecord{}
+	if err := entry.DecodeJSON(r); err != nil {
+		return nil, fmt.Errorf("decoding request %q: %w", id, err)
+	}
+	return r, nil
+}
+
+func putRequest(ctx context.Context, s logical.Storage, r *requestRecord) error {
+	entry, err := logical.StorageEntryJSON(requestStoragePrefix+r.ID, r)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, entry)
+}
+
+// endedMessage explains why an ended request accepts no more actions.
+func endedMessage(rec *requestRecord, status string) string {
+	switch status {
+	case statusGranted:
+		return fmt.Sprintf("request %s was already picked up as grant %s", rec.ID, rec.GrantID)
+	case statusDenied:
+		by := ""
+		if rec.Decision != nil {
+			by = " by " + rec.Decision.By.EntityName
+		}
+		return fmt.Sprintf("request %s was denied%s", rec.ID, by)
+	case statusCancelled:
+		return fmt.Sprintf("request %s was cancelled by its requester", rec.ID)
+	case statusExpired:
+		if rec.Status == statusApproved || !rec.PickupBy.IsZero() {
+			return fmt.Sprintf("request %s expired: it was approved but not picked up by %s (pickup_ttl)", rec.ID, formatTime(rec.PickupBy))
+		}
+		return fmt.Sprintf("request %s expired unapproved at %s (request_ttl)", rec.ID, formatTime(rec.ExpiresAt))
+	}
+	return fmt.Sprintf("request %s is %s", rec.ID, status)
+}
