@@ -350,10 +350,14 @@ func (b *aponoBackend) pathRequestList(ctx context.Context, req *logical.Request
 
 // actOnRequest runs fn on request id under its lock, as the caller's identity; fn
 // changes rec and returns the event to send, or a 400/403 to stop without saving.
-func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, id string,
+func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d *framework.FieldData,
 	fn func(rec *requestRecord, caller *identity, now time.Time) (ev *event, warning string, resp *logical.Response, err error),
 ) (*logical.Response, error) {
 	b.rememberMount(req)
+	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
+		return resp, nil
+	}
+	id := d.Get("id").(string)
 	caller, msg, err := b.callerIdentity(req)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
@@ -401,10 +405,7 @@ func checkReason(rec *requestRecord, d *framework.FieldData) (string, string) {
 }
 
 func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
-		return resp, nil
-	}
-	return b.actOnRequest(ctx, req, d.Get("id").(string), func(rec *requestRecord, caller *identity, now time.Time) (*event, string, *logical.Response, error) {
+	return b.actOnRequest(ctx, req, d, func(rec *requestRecord, caller *identity, now time.Time) (*event, string, *logical.Response, error) {
 		status := rec.status(now)
 		if status == statusApproved {
 			return nil, "", logical.ErrorResponse(fmt.Sprintf("request %s is already approved; it waits for its requester to pick it up", rec.ID)), nil
@@ -418,8 +419,7 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 		}
 		sets := qualifyingSets(caller, rec.Sets)
 		if len(sets) == 0 {
-			return nil, "", nil, forbidden("%s is not an approver of request %s: it needs one of %s (membership as Vault's identity store knows it now)",
-				caller.label(), rec.ID, strings.Join(approverNames(rec.Sets), ", "))
+			return nil, "", nil, notApprover(caller, rec)
 		}
 		reason, msg := checkReason(rec, d)
 		if msg != "" {
@@ -446,10 +446,7 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 }
 
 func (b *aponoBackend) pathRequestDeny(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
-		return resp, nil
-	}
-	return b.actOnRequest(ctx, req, d.Get("id").(string), func(rec *requestRecord, caller *identity, now time.Time) (*event, string, *logical.Response, error) {
+	return b.actOnRequest(ctx, req, d, func(rec *requestRecord, caller *identity, now time.Time) (*event, string, *logical.Response, error) {
 		status := rec.status(now)
 		if status != statusPending && status != statusApproved {
 			return nil, "", logical.ErrorResponse(endedMessage(rec, status) + "; it can no longer be denied"), nil
@@ -458,28 +455,18 @@ func (b *aponoBackend) pathRequestDeny(ctx context.Context, req *logical.Request
 			return nil, "", nil, forbidden("%s is the requester: cancel the request at requests/%s/cancel instead of denying it", caller.label(), rec.ID)
 		}
 		if len(qualifyingSets(caller, rec.Sets)) == 0 {
-			return nil, "", nil, forbidden("%s is not an approver of request %s: it needs one of %s (membership as Vault's identity store knows it now)",
-				caller.label(), rec.ID, strings.Join(approverNames(rec.Sets), ", "))
+			return nil, "", nil, notApprover(caller, rec)
 		}
 		reason, msg := checkReason(rec, d)
 		if msg != "" {
 			return nil, "", logical.ErrorResponse(msg), nil
 		}
-		rec.Status = statusDenied
-		rec.Decision = &decisionRecord{By: caller.ref(), Reason: reason, At: now}
-		rec.EndedAt = now
-		b.Logger().Info("access request denied", "request_id", rec.ID, "by", caller.EntityName, "by_entity_id", caller.EntityID, "reason", reason)
-		ref := caller.ref()
-		ev := rec.event(eventRequestDenied, now, &ref, reason)
-		return &ev, "", nil, nil
+		return b.endRequest(rec, caller, now, statusDenied, reason), "", nil, nil
 	})
 }
 
 func (b *aponoBackend) pathRequestCancel(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
-		return resp, nil
-	}
-	return b.actOnRequest(ctx, req, d.Get("id").(string), func(rec *requestRecord, caller *identity, now time.Time) (*event, string, *logical.Response, error) {
+	return b.actOnRequest(ctx, req, d, func(rec *requestRecord, caller *identity, now time.Time) (*event, string, *logical.Response, error) {
 		if caller.EntityID != rec.Requester.EntityID {
 			return nil, "", nil, forbidden("only the requester, %s, may cancel request %s", rec.Requester.label(), rec.ID)
 		}
@@ -491,13 +478,7 @@ func (b *aponoBackend) pathRequestCancel(ctx context.Context, req *logical.Reque
 		if msg != "" {
 			return nil, "", logical.ErrorResponse(msg), nil
 		}
-		rec.Status = statusCancelled
-		rec.Decision = &decisionRecord{By: caller.ref(), Reason: reason, At: now}
-		rec.EndedAt = now
-		b.Logger().Info("access request cancelled", "request_id", rec.ID, "by", caller.EntityName)
-		ref := caller.ref()
-		ev := rec.event(eventRequestCancelled, now, &ref, reason)
-		return &ev, "", nil, nil
+		return b.endRequest(rec, caller, now, statusCancelled, reason), "", nil, nil
 	})
 }
 
@@ -586,4 +567,22 @@ func (b *aponoBackend) pathRequestGrant(ctx context.Context, req *logical.Reques
 		resp.AddWarning(w)
 	}
 	return resp, nil
+}
+
+// notApprover is the 403 for a caller in none of the request's approver sets.
+func notApprover(caller *identity, rec *requestRecord) error {
+	return forbidden("%s is not an approver of request %s: it needs one of %s (membership as Vault's identity store knows it now)",
+		caller.label(), rec.ID, strings.Join(approverNames(rec.Sets), ", "))
+}
+
+// endRequest records a denial or cancellation by caller and returns its event.
+func (b *aponoBackend) endRequest(rec *requestRecord, caller *identity, now time.Time, status, reason string) *event {
+	rec.Status = status
+	rec.Decision = &decisionRecord{By: caller.ref(), Reason: reason, At: now}
+	rec.EndedAt = now
+	b.Logger().Info("access request "+status, "request_id", rec.ID, "by", caller.EntityName, "by_entity_id", caller.EntityID, "reason", reason)
+	typ := map[string]string{statusDenied: eventRequestDenied, statusCancelled: eventRequestCancelled}[status]
+	ref := caller.ref()
+	ev := rec.event(typ, now, &ref, reason)
+	return &ev
 }

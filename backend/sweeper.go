@@ -59,10 +59,34 @@ type sweeperState struct {
 	interval time.Duration
 	// now is the clock; nil means time.Now (tests move it).
 	now func() time.Time
-	// suspects maps the name of each record-less object to when a sweep first saw it so.
-	suspects map[string]time.Time
+	// suspects are the record-less objects seen so far.
+	suspects sightings
 	// legacy is the same for entities earlier versions left (sweeper_legacy.go).
-	legacy map[string]time.Time
+	legacy sightings
+}
+
+// sightings maps each suspect to when a sweep first saw it, for the rule that a suspect
+// is removed only when seen again at least sweepRecordlessMinAge later.
+type sightings map[string]time.Time
+
+// secondSighting records a first sighting of key, and reports whether key was first seen
+// long enough ago to be removed now.
+func (s sightings) secondSighting(key string, now time.Time) bool {
+	first, seen := s[key]
+	if !seen {
+		s[key] = now
+		return false
+	}
+	return now.Sub(first) >= sweepRecordlessMinAge
+}
+
+// forgetAllBut drops suspects not seen in this sweep: something explained them.
+func (s sightings) forgetAllBut(seen map[string]bool) {
+	for key := range s {
+		if !seen[key] {
+			delete(s, key)
+		}
+	}
 }
 
 func (st *sweeperState) clock() time.Time {
@@ -191,7 +215,7 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 	}
 	st := &b.sweep
 	if st.suspects == nil {
-		st.suspects = map[string]time.Time{}
+		st.suspects = sightings{}
 	}
 	seen := map[string]bool{}
 	for _, name := range sortedKeys(names) {
@@ -200,12 +224,7 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 			continue
 		}
 		seen[name] = true
-		first, suspected := st.suspects[name]
-		if !suspected {
-			st.suspects[name] = now
-			continue
-		}
-		if now.Sub(first) < sweepRecordlessMinAge {
+		if !st.suspects.secondSighting(name, now) {
 			continue
 		}
 		removed, err := b.sweepRecordless(ctx, s, client, id, name, userpassMount)
@@ -218,11 +237,7 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 			res.Recordless = append(res.Recordless, name)
 		}
 	}
-	for name := range st.suspects {
-		if !seen[name] {
-			delete(st.suspects, name)
-		}
-	}
+	st.suspects.forgetAllBut(seen)
 
 	// 5. Entities earlier versions left, when the users could be listed (a user that
 	// exists explains its alias).

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -120,7 +121,7 @@ func (b *aponoBackend) sweepLegacyEntities(ctx context.Context, s logical.Storag
 	}
 	st := &b.sweep
 	if st.legacy == nil {
-		st.legacy = map[string]time.Time{}
+		st.legacy = sightings{}
 	}
 	seen := map[string]bool{}
 	var removed []string
@@ -128,12 +129,7 @@ func (b *aponoBackend) sweepLegacyEntities(ctx context.Context, s logical.Storag
 	for _, a := range found {
 		key := a.entityID + "/" + a.aliasName
 		seen[key] = true
-		first, suspected := st.legacy[key]
-		if !suspected {
-			st.legacy[key] = now
-			continue
-		}
-		if now.Sub(first) < sweepRecordlessMinAge {
+		if !st.legacy.secondSighting(key, now) {
 			continue
 		}
 		ok, err := b.sweepLegacyEntity(ctx, s, client, a)
@@ -146,13 +142,6 @@ func (b *aponoBackend) sweepLegacyEntities(ctx context.Context, s logical.Storag
 			removed = append(removed, a.aliasName)
 		}
 	}
-	for key := range st.legacy {
-		if !seen[key] {
-			delete(st.legacy, key)
-		}
-	}
-	if len(errs) > 0 {
-		return removed, fmt.Errorf("%v", errs)
-	}
-	return removed, nil
+	st.legacy.forgetAllBut(seen)
+	return removed, errors.Join(errs...)
 }

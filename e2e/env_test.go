@@ -119,7 +119,14 @@ type grant struct {
 
 func (e *env) grant(t *testing.T, role string, args ...string) grant {
 	t.Helper()
-	v := e.jsonOut(t, "", append([]string{"write", "-f", "apono/grants/" + role}, args...)...)
+	return e.grantAs(t, "", "apono/grants/"+role, args...)
+}
+
+// grantAs writes path (grants/<role>, requests/<id>/grant) with token and returns the
+// lease it answers with.
+func (e *env) grantAs(t *testing.T, token, path string, args ...string) grant {
+	t.Helper()
+	v := e.jsonOut(t, token, append([]string{"write", "-f", path}, args...)...)
 	data, _ := v["data"].(map[string]interface{})
 	g := grant{Data: data}
 	g.LeaseID, _ = v["lease_id"].(string)
@@ -133,7 +140,7 @@ func (e *env) grant(t *testing.T, role string, args ...string) grant {
 	g.GrantID, _ = data["grant_id"].(string)
 	g.Warnings, _ = v["warnings"].([]interface{})
 	if g.LeaseID == "" || g.Username == "" || g.Password == "" {
-		t.Fatalf("grant response lacks a lease or credentials: %v", v)
+		t.Fatalf("%s: the response lacks a lease or credentials: %v", path, v)
 	}
 	return g
 }
@@ -354,11 +361,17 @@ func (e *env) writePolicy(t *testing.T, name, rules string) {
 // managementPolicy is the vendor's apono-management policy as the seed wrote it.
 func managementPolicy(t *testing.T) string {
 	t.Helper()
+	return testdataFile(t, "apono-management.hcl")
+}
+
+// testdataFile is the text of a file in the repository's testdata/.
+func testdataFile(t *testing.T, name string) string {
+	t.Helper()
 	root, err := testvault.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(root, "testdata", "apono-management.hcl"))
+	b, err := os.ReadFile(filepath.Join(root, "testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,14 +9,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/apono-io/vault-plugin-apono/internal/testvault"
 )
 
 // The access-flow tests run on their own mount of the plugin (flowsMount) in the shared
@@ -123,18 +119,12 @@ func approverPolicy(t *testing.T, mount string) string {
 }
 
 func policyForMount(t *testing.T, file, mount string) string {
-	root, err := testvault.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(root, "testdata", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), `"apono/`) {
+	t.Helper()
+	rules := testdataFile(t, file)
+	if !strings.Contains(rules, `"apono/`) {
 		t.Fatalf("%s names no apono/ path", file)
 	}
-	return strings.ReplaceAll(string(b), `"apono/`, `"`+mount+`/`)
+	return strings.ReplaceAll(rules, `"apono/`, `"`+mount+`/`)
 }
 
 // as runs the CLI as a person and decodes its JSON output.
@@ -188,19 +178,9 @@ func (f *flowsFixture) status(t *testing.T, id string) string {
 // pickUp turns alice's approved request into a grant.
 func (f *flowsFixture) pickUp(t *testing.T, id string) grant {
 	t.Helper()
-	v := f.as(t, "alice", "write", "-f", flowsMount+"/requests/"+id+"/grant")
-	data, _ := v["data"].(map[string]interface{})
-	g := grant{Data: data}
-	g.LeaseID, _ = v["lease_id"].(string)
-	if d, ok := v["lease_duration"].(float64); ok {
-		g.LeaseDuration = int(d)
-	}
-	g.Username, _ = data["username"].(string)
-	g.Password, _ = data["password"].(string)
-	g.Policy, _ = data["policy"].(string)
-	g.GrantID, _ = data["grant_id"].(string)
-	if g.LeaseID == "" || g.Password == "" || data["request_id"] != id {
-		t.Fatalf("pickup returned no lease: %v", v)
+	g := f.e.grantAs(t, f.people["alice"].token, flowsMount+"/requests/"+id+"/grant")
+	if g.Data["request_id"] != id {
+		t.Fatalf("pickup of %s answered for request %v", id, g.Data["request_id"])
 	}
 	return g
 }

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -33,15 +31,7 @@ func identityVault(t *testing.T) *env {
 
 func identityAdditions(t *testing.T) string {
 	t.Helper()
-	root, err := testvault.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(root, "testdata", "apono-identity.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return testdataFile(t, "apono-identity.hcl")
 }
 
 // grantWriter is a token of the given lifetime allowed to write grants (as a service or a
@@ -55,27 +45,6 @@ func (e *env) grantWriter(t *testing.T, args ...string) string {
 		t.Fatalf("token create: %v", v)
 	}
 	return tok
-}
-
-// grantWith writes grants/<role> with a token and returns the response.
-func (e *env) grantWith(t *testing.T, token, role string, args ...string) (grant, map[string]interface{}) {
-	t.Helper()
-	v := e.jsonOut(t, token, append([]string{"write", "-f", "apono/grants/" + role}, args...)...)
-	data, _ := v["data"].(map[string]interface{})
-	g := grant{Data: data}
-	g.LeaseID, _ = v["lease_id"].(string)
-	if d, ok := v["lease_duration"].(float64); ok {
-		g.LeaseDuration = int(d)
-	}
-	g.Username, _ = data["username"].(string)
-	g.Password, _ = data["password"].(string)
-	g.Policy, _ = data["policy"].(string)
-	g.GrantID, _ = data["grant_id"].(string)
-	g.Warnings, _ = v["warnings"].([]interface{})
-	if g.LeaseID == "" || g.Password == "" {
-		t.Fatalf("grant: %v", v)
-	}
-	return g, v
 }
 
 // entityExists reads identity/entity/name/<name> as root.
@@ -125,7 +94,7 @@ func TestGrantFromShortLivedTokenSaysWhenItReallyEnds(t *testing.T) {
 	e.root(t, "write", "apono/roles/app", "resources=kv/app/db", "ttl=10m", "max_ttl=1h")
 	tok := e.grantWriter(t, "-ttl=20s")
 	asked := time.Now()
-	g, _ := e.grantWith(t, tok, "app", "ttl=10m")
+	g := e.grantAs(t, tok, "apono/grants/app", "ttl=10m")
 	if g.LeaseDuration > 20 || g.LeaseDuration < 15 {
 		t.Fatalf("lease_duration %d for a token with 20 s left", g.LeaseDuration)
 	}
@@ -159,7 +128,7 @@ func TestGrantFromPeriodicTokenOutlivesItsPeriods(t *testing.T) {
 	const period = 20 * time.Second
 	tok := e.grantWriter(t, "-period=20s")
 	asked := time.Now()
-	g, _ := e.grantWith(t, tok, "app")
+	g := e.grantAs(t, tok, "apono/grants/app")
 	if g.LeaseDuration != 180 || len(g.Warnings) != 0 {
 		t.Fatalf("periodic token: lease_duration %d (want 180), warnings %v", g.LeaseDuration, g.Warnings)
 	}
@@ -344,15 +313,7 @@ func TestWithoutIdentityAdditionsHealthSaysSoAndGrantsWork(t *testing.T) {
 func TestSweeperRemovesEntitiesEarlierVersionsLeft(t *testing.T) {
 	t.Parallel()
 	e := identityVault(t)
-	root, err := testvault.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	legacy, err := os.ReadFile(filepath.Join(root, "testdata", "apono-identity-legacy.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.writePolicy(t, testvault.PolicyName, managementPolicy(t)+"\n"+identityAdditions(t)+"\n"+string(legacy))
+	e.writePolicy(t, testvault.PolicyName, managementPolicy(t)+"\n"+identityAdditions(t)+"\n"+testdataFile(t, "apono-identity-legacy.hcl"))
 	// A health read makes the plugin see a policy change at once (else within 5 minutes).
 	legacyChecks := 0
 	for _, c := range e.jsonOut(t, "", "read", "apono/health")["data"].(map[string]interface{})["capabilities"].([]interface{}) {
