@@ -51,10 +51,10 @@ test-unit:
 test-release: vault
 	VAULT_BIN=$$(bash scripts/build-vault.sh) $(GO) test -count=1 -timeout 30m -v ./scripts/release/
 
-# ./e2e/ and not ./e2e/...: the cluster test (e2e/cluster) is test-cluster's. -parallel 4:
+# ./e2e/ and not ./e2e/...: the cluster test (e2e/cluster) is test-cluster's. -parallel 8:
 # the fault tests mostly wait on Vault's timers (lease expiry, the one-minute rollback tick).
 test-e2e: vault
-	VAULT_BIN=$$(bash scripts/build-vault.sh) $(GO) test -count=1 -timeout 30m -parallel 4 -v ./internal/testvault/... ./e2e/
+	VAULT_BIN=$$(bash scripts/build-vault.sh) $(GO) test -count=1 -timeout 30m -parallel 8 -v ./internal/testvault/... ./e2e/
 
 ## test-cluster: a 3-node raft Vault cluster loses its active node while grants are pending
 ## (minutes; .ci/run runs it after `make test`)

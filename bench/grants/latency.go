@@ -276,3 +276,99 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
 	return sorted[max(rank, 1)-1]
 }
+
+// mixed runs conc workers that each, n/conc times over, issue a grant and make the same
+// objects directly (in alternating order), then remove both: grants always run among
+// direct writes, as on a Vault that other clients keep busy. Only the two creates are
+// timed.
+func (b *bench) mixed(ctx context.Context, conc, n int) (plugin, baseline batchResult) {
+	type pair struct {
+		p, bl    time.Duration
+		pOK, bOK bool
+	}
+	out := make([]pair, n)
+	var mu sync.Mutex
+	fail := func(r *batchResult, name string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		r.errors++
+		if r.firstErr == nil {
+			r.firstErr = fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	cpu0 := b.procs.cpu()
+	start := time.Now()
+	parallel(ctx, conc, n, func(i int) {
+		sides := []side{b.plugin, b.baseline}
+		if i%2 == 1 {
+			sides[0], sides[1] = sides[1], sides[0]
+		}
+		var made [2]object
+		for k, s := range sides {
+			t0 := time.Now()
+			o, err := s.create(ctx)
+			d := time.Since(t0)
+			made[k] = o
+			res := &plugin
+			if s == side(b.baseline) {
+				res = &baseline
+			}
+			if err != nil {
+				fail(res, s.name(), err)
+				continue
+			}
+			if s == side(b.plugin) {
+				out[i].p, out[i].pOK = d, true
+			} else {
+				out[i].bl, out[i].bOK = d, true
+			}
+		}
+		for k, s := range sides {
+			if made[k].policy == "" && made[k].leaseID == "" {
+				continue
+			}
+			if err := s.remove(ctx, made[k]); err != nil {
+				res := &plugin
+				if s == side(b.baseline) {
+					res = &baseline
+				}
+				fail(res, s.name()+" removal", err)
+			}
+		}
+	})
+	wall := time.Since(start)
+	cpu := b.procs.cpu().sub(cpu0)
+	for _, o := range out {
+		if o.pOK {
+			plugin.create = append(plugin.create, o.p)
+		}
+		if o.bOK {
+			baseline.create = append(baseline.create, o.bl)
+		}
+	}
+	plugin.wall, baseline.wall = wall, wall
+	plugin.cpu = cpu
+	if err := ctx.Err(); err != nil {
+		plugin.errors++
+		plugin.firstErr = err
+	}
+	return plugin, baseline
+}
+
+// mixedLatency measures issue latency with grants and direct writes mixed, per level.
+func (b *bench) mixedLatency(ctx context.Context, o *options, rep *report) error {
+	for i, conc := range o.mixedConc {
+		n := o.mixedSamples[i]
+		progress("mixed issue latency at concurrency %d: %d grants among %d direct creations", conc, n, n)
+		if wp, wb := b.mixed(ctx, conc, conc); wp.errors+wb.errors > 0 { // warm-up, not counted
+			return checkErrors("mixed warm-up", wp, wb)
+		}
+		p, bl := b.mixed(ctx, conc, n)
+		if err := checkErrors(fmt.Sprintf("mixed latency at concurrency %d", conc), p, bl); err != nil {
+			return err
+		}
+		rep.mixed = append(rep.mixed, mixedRow{conc: conc, n: len(p.create), perWorker: n / conc,
+			plugin: summarize(p.create), baseline: summarize(bl.create)})
+	}
+	return nil
+}

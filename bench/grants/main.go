@@ -28,12 +28,20 @@ type options struct {
 	expiry       string        // storm: "aligned" (all expire in the same second) or "same-ttl"
 	concurrency  []int
 	samples      []int // issue samples per side at each concurrency
+	mixedConc    []int // concurrency levels of the mixed run
+	mixedSamples []int // grants (and direct creations) per level of the mixed run
 	tputGrants   int   // grants per side in the throughput run
 	tputConc     int
 	stormTimeout time.Duration
 	out          string
 	keep         bool
+	// only, when set, runs just these phases (latency, mixed, throughput, storm), for
+	// working on one figure; the table says which ran.
+	only map[string]bool
 }
+
+// runs reports whether phase is to be run.
+func (o *options) runs(phase string) bool { return len(o.only) == 0 || o.only[phase] }
 
 func parseFlags() (*options, error) {
 	o := &options{}
@@ -44,12 +52,29 @@ func parseFlags() (*options, error) {
 	flag.StringVar(&o.expiry, "expiry", "aligned", "storm expiry: aligned (each grant asks for the TTL that ends at one common second) or same-ttl")
 	flag.StringVar(&conc, "concurrency", "1,4,16", "concurrency levels for issue latency")
 	flag.StringVar(&samples, "samples", "100,160,240", "issue samples per side at each concurrency (one number for all, or one per level)")
+	var mixedConc, mixedSamples string
+	flag.StringVar(&mixedConc, "mixed-concurrency", "4,16", "concurrency levels of the mixed run (each worker: a grant, the same writes directly, cleanup)")
+	flag.StringVar(&mixedSamples, "mixed-samples", "120,192", "grants per side at each mixed concurrency (one number for all, or one per level)")
 	flag.IntVar(&o.tputGrants, "tput-n", 600, "grants (and baseline creations) in the throughput run")
 	flag.IntVar(&o.tputConc, "tput-concurrency", 16, "concurrency of the throughput run and of issuing the storm's grants")
 	flag.DurationVar(&o.stormTimeout, "storm-timeout", 5*time.Minute, "give up waiting for the storm's cleanup after this long past the last expiry")
 	flag.StringVar(&o.out, "out", "", "results file (default bench/results/grants-<UTC timestamp>.txt in the repository)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the Vault server's directory (log, audit log) even on success")
+	var only string
+	flag.StringVar(&only, "only", "", "run only these phases (comma-separated: latency, mixed, throughput, storm); default all")
 	flag.Parse()
+	if only != "" {
+		o.only = map[string]bool{}
+		for _, ph := range strings.Split(only, ",") {
+			ph = strings.TrimSpace(ph)
+			switch ph {
+			case "latency", "mixed", "throughput", "storm":
+				o.only[ph] = true
+			default:
+				return nil, fmt.Errorf("-only: %q is not a phase (latency, mixed, throughput, storm)", ph)
+			}
+		}
+	}
 
 	var err error
 	if o.concurrency, err = intList(conc); err != nil {
@@ -65,6 +90,20 @@ func parseFlags() (*options, error) {
 		}
 	case len(o.samples) != len(o.concurrency):
 		return nil, fmt.Errorf("-samples: give one number, or one per -concurrency level (%d)", len(o.concurrency))
+	}
+	if o.mixedConc, err = intList(mixedConc); err != nil {
+		return nil, fmt.Errorf("-mixed-concurrency: %w", err)
+	}
+	if o.mixedSamples, err = intList(mixedSamples); err != nil {
+		return nil, fmt.Errorf("-mixed-samples: %w", err)
+	}
+	switch {
+	case len(o.mixedSamples) == 1:
+		for len(o.mixedSamples) < len(o.mixedConc) {
+			o.mixedSamples = append(o.mixedSamples, o.mixedSamples[0])
+		}
+	case len(o.mixedSamples) != len(o.mixedConc):
+		return nil, fmt.Errorf("-mixed-samples: give one number, or one per -mixed-concurrency level (%d)", len(o.mixedConc))
 	}
 	if o.expiry != "aligned" && o.expiry != "same-ttl" {
 		return nil, fmt.Errorf("-expiry: %q is not aligned or same-ttl", o.expiry)
@@ -137,32 +176,45 @@ func run(ctx context.Context, o *options) (err error) {
 	if err := b.calibrate(ctx, rep); err != nil {
 		return err
 	}
-	fm := b.procs.startForeign()
-	if err := b.latency(ctx, o, rep); err != nil {
-		return err
+	if o.runs("latency") {
+		fm := b.procs.startForeign()
+		if err := b.latency(ctx, o, rep); err != nil {
+			return err
+		}
+		rep.foreign = append(rep.foreign, phaseLoad{"1 latency", fm.cores()})
 	}
-	rep.foreign = append(rep.foreign, phaseLoad{"1 latency", fm.cores()})
+	if o.runs("mixed") {
+		fm := b.procs.startForeign()
+		if err := b.mixedLatency(ctx, o, rep); err != nil {
+			return err
+		}
+		rep.foreign = append(rep.foreign, phaseLoad{"1b mixed", fm.cores()})
+	}
 
 	rep.memIdle = b.procs.current()
 
-	b.procs.resetPeak()
-	fm = b.procs.startForeign()
-	if err := b.throughput(ctx, o, rep); err != nil {
-		return err
+	if o.runs("throughput") {
+		b.procs.resetPeak()
+		fm := b.procs.startForeign()
+		if err := b.throughput(ctx, o, rep); err != nil {
+			return err
+		}
+		rep.foreign = append(rep.foreign, phaseLoad{"2 throughput", fm.cores()})
+		rep.memThroughput = b.procs.peak()
 	}
-	rep.foreign = append(rep.foreign, phaseLoad{"2 throughput", fm.cores()})
-	rep.memThroughput = b.procs.peak()
 
-	b.procs.resetPeak()
-	fm = b.procs.startForeign()
-	if err := b.storm(ctx, o, rep); err != nil {
-		return err
+	if o.runs("storm") {
+		b.procs.resetPeak()
+		fm := b.procs.startForeign()
+		if err := b.storm(ctx, o, rep); err != nil {
+			return err
+		}
+		if err := b.revokePrefix(ctx, o, rep); err != nil {
+			return err
+		}
+		rep.foreign = append(rep.foreign, phaseLoad{"3 storm", fm.cores()})
+		rep.memStorm = b.procs.peak()
 	}
-	if err := b.revokePrefix(ctx, o, rep); err != nil {
-		return err
-	}
-	rep.foreign = append(rep.foreign, phaseLoad{"3 storm", fm.cores()})
-	rep.memStorm = b.procs.peak()
 	rep.pluginRestarts = b.procs.restarts()
 	rep.logIrrevocable, rep.logRevokeFailures = scanLog(srv.LogPath)
 

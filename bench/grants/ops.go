@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/internal/testvault"
@@ -32,6 +35,7 @@ type object struct {
 	leaseID string
 	user    string
 	policy  string
+	entity  string    // grants and baseline pairs alike: the user's identity entity
 	expires time.Time // grants: when Vault's lease ends (response time + lease duration)
 }
 
@@ -62,7 +66,26 @@ func newBench(ctx context.Context, srv *testvault.Server, setup *testvault.Setup
 	if err != nil {
 		return nil, err
 	}
-	// The plugin is configured exactly as the end-to-end tests do (e2e/env_test.go).
+	// The management policy gets the identity additions the README recommends (honest end
+	// times, grant entities): their Vault calls are part of a grant, and the baseline makes
+	// the same ones.
+	root, err := testvault.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	var policy strings.Builder
+	for _, f := range []string{"apono-management.hcl", "apono-identity.hcl"} {
+		b, err := os.ReadFile(filepath.Join(root, "testdata", f))
+		if err != nil {
+			return nil, err
+		}
+		policy.Write(b)
+		policy.WriteString("\n")
+	}
+	if _, _, err := srv.CLIWithStdin("", policy.String(), "policy", "write", testvault.PolicyName, "-"); err != nil {
+		return nil, err
+	}
+	// The plugin is configured as the end-to-end tests do (e2e/env_test.go).
 	if _, _, err := srv.CLI("", "write", "apono/config",
 		"vault_addr="+srv.URL(), "role_id="+setup.RoleID, "secret_id="+setup.SecretID); err != nil {
 		return nil, err
@@ -96,10 +119,28 @@ func newBench(ctx context.Context, srv *testvault.Server, setup *testvault.Setup
 	if err != nil || user == nil {
 		return nil, fmt.Errorf("reading the grant's user: %v", err)
 	}
+	if g.entity == "" {
+		return nil, fmt.Errorf("the first grant made no identity entity: are the identity additions in the policy?")
+	}
+	ent, err := client.Logical().ReadWithContext(ctx, "identity/entity/name/"+g.entity)
+	if err != nil || ent == nil {
+		return nil, fmt.Errorf("reading the grant's entity: %v", err)
+	}
 	if err := b.plugin.remove(ctx, g); err != nil {
 		return nil, err
 	}
-	b.baseline = &baselineSide{client: client, rules: pol, user: user.Data}
+	mounts, err := client.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts/auth/userpass")
+	if err != nil || mounts == nil {
+		return nil, fmt.Errorf("reading the userpass accessor: %v", err)
+	}
+	accessor, _ := mounts.Data["accessor"].(string)
+	self, err := client.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tokenAccessor, _ := self.Data["accessor"].(string)
+	b.baseline = &baselineSide{client: client, rules: pol, user: user.Data, entityMeta: ent.Data["metadata"],
+		userpassAccessor: accessor, tokenAccessor: tokenAccessor}
 	return b, nil
 }
 
@@ -146,6 +187,7 @@ func (p *pluginSide) issue(ctx context.Context, role string, ttlSeconds int) (ob
 	o := object{leaseID: s.LeaseID, expires: received.Add(time.Duration(s.LeaseDuration) * time.Second)}
 	o.user, _ = s.Data["username"].(string)
 	o.policy, _ = s.Data["policy"].(string)
+	o.entity, _ = s.Data["entity_name"].(string)
 	if o.user == "" || o.policy == "" {
 		return object{}, fmt.Errorf("grant returned no username or policy: %v", s.Data)
 	}
@@ -158,13 +200,20 @@ func (p *pluginSide) remove(ctx context.Context, o object) error {
 	return p.client.Sys().RevokeWithContext(ctx, o.leaseID)
 }
 
-// baselineSide does a grant's Vault work directly with the same client: the same JSON
-// policy, the same userpass user fields, in the plugin's order (policy, then user), and
-// removes them in the plugin's order too (policy, then user).
+// baselineSide does a grant's Vault work directly with the same client, one call after
+// the other: the same JSON policy, the same userpass user fields, the same identity entity
+// (metadata included) and its alias, and a lookup of its token's accessor once per 5 s as
+// the plugin caches it; it removes them as revoke does (policy, user, entity).
 type baselineSide struct {
-	client *api.Client
-	rules  string
-	user   map[string]interface{} // the fields a grant's user was read back with
+	client           *api.Client
+	rules            string
+	user             map[string]interface{} // the fields a grant's user was read back with
+	entityMeta       interface{}            // the metadata a grant's entity was read back with
+	userpassAccessor string
+	tokenAccessor    string
+
+	mu         sync.Mutex
+	lookedUpAt time.Time
 }
 
 func (bs *baselineSide) name() string { return "baseline" }
@@ -210,7 +259,32 @@ func (bs *baselineSide) createParts(ctx context.Context) (o object, policy, user
 		return o, 0, 0, err
 	}
 	o.user = name
-	return o, policy, time.Since(t1), nil
+	user = time.Since(t1)
+	ent, err := bs.client.Logical().WriteWithContext(ctx, "identity/entity/name/"+name, map[string]interface{}{"metadata": bs.entityMeta})
+	if err != nil {
+		return o, 0, 0, err
+	}
+	o.entity = name
+	if ent == nil || ent.Data["id"] == nil {
+		return o, 0, 0, fmt.Errorf("creating entity %s returned no ID", name)
+	}
+	if _, err := bs.client.Logical().WriteWithContext(ctx, "identity/entity-alias", map[string]interface{}{
+		"name": name, "canonical_id": ent.Data["id"], "mount_accessor": bs.userpassAccessor,
+	}); err != nil {
+		return o, 0, 0, err
+	}
+	bs.mu.Lock()
+	due := time.Since(bs.lookedUpAt) >= 5*time.Second
+	if due {
+		bs.lookedUpAt = time.Now()
+	}
+	bs.mu.Unlock()
+	if due {
+		if _, err := bs.client.Auth().Token().LookupAccessorWithContext(ctx, bs.tokenAccessor); err != nil {
+			return o, 0, 0, err
+		}
+	}
+	return o, policy, user, nil
 }
 
 func (bs *baselineSide) remove(ctx context.Context, o object) error {
@@ -222,7 +296,13 @@ func (bs *baselineSide) remove(ctx context.Context, o object) error {
 	if o.user == "" {
 		return nil
 	}
-	_, err := bs.client.Logical().DeleteWithContext(ctx, "auth/userpass/users/"+o.user)
+	if _, err := bs.client.Logical().DeleteWithContext(ctx, "auth/userpass/users/"+o.user); err != nil {
+		return err
+	}
+	if o.entity == "" {
+		return nil
+	}
+	_, err := bs.client.Logical().DeleteWithContext(ctx, "identity/entity/name/"+o.entity)
 	return err
 }
 

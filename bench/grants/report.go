@@ -9,6 +9,10 @@ import (
 )
 
 // Targets from issue 5.
+// mixedMinPerWorker is how many rounds each worker of the mixed run needs before its p50
+// is judged: fewer, and the first round's cold start weighs on it.
+const mixedMinPerWorker = 4
+
 const (
 	targetLatencyRatio = 1.15
 	targetTputRatio    = 0.90
@@ -21,6 +25,12 @@ type latencyRow struct {
 	plugin, baseline             stats
 	pluginRemove, baselineRemove stats
 	pluginCPU, baselineCPU       cpuTimes // per issue
+}
+
+// mixedRow is one level of the mixed run.
+type mixedRow struct {
+	conc, n, perWorker int
+	plugin, baseline   stats
 }
 
 // phaseLoad is how many CPUs processes other than this benchmark's kept busy in a phase.
@@ -46,6 +56,7 @@ type report struct {
 	singleCalls              []namedStats
 	pairCPU                  cpuTimes // per policy+user create and delete, one at a time
 	latency                  []latencyRow
+	mixed                    []mixedRow
 	tputConc, tputN          int
 	tputPlugin, tputBaseline rate // steady state
 	tputPluginWhole          rate // whole batches, ramp-up and tail included
@@ -121,8 +132,9 @@ func (r *report) String() string {
 	p("vault-plugin-apono grant benchmark (make bench), %s", r.started.UTC().Format("2006-01-02 15:04 UTC"))
 	p("%s, %d CPUs, load average (1/5/15 min) %s at start, %s at end; run took %s",
 		r.vaultVersion, r.cpus, r.loadStart, r.loadEnd, r.finished.Sub(r.started).Round(time.Second))
-	p("flags: -n=%d -expiry=%s -ttl=%s -concurrency=%s -samples=%s -tput-n=%d -tput-concurrency=%d",
-		r.opts.n, r.opts.expiry, r.opts.ttl, joinInts(r.opts.concurrency), joinInts(r.opts.samples), r.opts.tputGrants, r.opts.tputConc)
+	p("flags: -n=%d -expiry=%s -ttl=%s -concurrency=%s -samples=%s -mixed-concurrency=%s -mixed-samples=%s -tput-n=%d -tput-concurrency=%d",
+		r.opts.n, r.opts.expiry, r.opts.ttl, joinInts(r.opts.concurrency), joinInts(r.opts.samples),
+		joinInts(r.opts.mixedConc), joinInts(r.opts.mixedSamples), r.opts.tputGrants, r.opts.tputConc)
 	var loads []string
 	for _, f := range r.foreign {
 		loads = append(loads, fmt.Sprintf("%s %.2f", f.phase, f.cores))
@@ -131,10 +143,11 @@ func (r *report) String() string {
 	p("")
 
 	p("1. Issue latency, ms. plugin: one `write apono/grants/%s` over HTTP; baseline: the same", roleLatency)
-	p("   JSON policy write + the same userpass user create, by the same root client. Batches")
-	p("   alternate plugin/baseline. Only the issue is timed; removal follows each batch and is")
-	p("   shown apart (plugin: sys/leases/revoke, which runs the plugin's Revoke; baseline: delete")
-	p("   policy + delete user).")
+	p("   JSON policy write, userpass user create, identity entity and alias writes (and a token")
+	p("   lookup every 5 s), one after the other, by the same root client. Batches alternate")
+	p("   plugin/baseline. Only the issue is timed; removal follows each batch and is shown apart")
+	p("   (plugin: sys/leases/revoke, which runs the plugin's Revoke; baseline: delete policy, user")
+	p("   and entity).")
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "   conc\tn/side\tplugin p50\tp90\tp99\tbaseline p50\tp90\tp99\tp50 ratio\ttarget\tCPU ms/op plugin\tbaseline\t")
 	var notAtConc []string
@@ -169,6 +182,35 @@ func (r *report) String() string {
 			ms(row.baselineRemove.p50), ms(row.baselineRemove.p90), ms(row.baselineRemove.p99))
 	}
 	tw.Flush()
+	p("")
+
+	p("1b. Issue latency mixed with direct writes, ms: each worker issues a grant, makes the same")
+	p("   objects directly (the order alternates), removes both, and again; grants always run")
+	p("   among direct writes, as on a Vault other clients keep busy.")
+	tw = tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "   conc\tn/side\tplugin p50\tp90\tp99\tbaseline p50\tp90\tp99\tp50 ratio\ttarget\t")
+	var fewMixed []string
+	for _, row := range r.mixed {
+		x, ok := ratio(float64(row.plugin.p50), float64(row.baseline.p50))
+		judged := "n/a"
+		switch {
+		case !ok || row.plugin.n == 0:
+		case row.perWorker < mixedMinPerWorker:
+			judged = "too few"
+			fewMixed = append(fewMixed, fmt.Sprintf("concurrency %d: %d rounds per worker (-mixed-samples=%d measures it)",
+				row.conc, row.perWorker, mixedMinPerWorker*row.conc))
+		default:
+			judged = verdict(x <= targetLatencyRatio)
+		}
+		fmt.Fprintf(tw, "   %d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t≤%.2f %s\t\n", row.conc, row.n,
+			ms(row.plugin.p50), ms(row.plugin.p90), ms(row.plugin.p99),
+			ms(row.baseline.p50), ms(row.baseline.p90), ms(row.baseline.p99),
+			ratioText(x, ok), targetLatencyRatio, judged)
+	}
+	tw.Flush()
+	for _, n := range fewMixed {
+		p("   too few samples to judge %s", n)
+	}
 	p("")
 
 	p("2. Throughput at concurrency %d (%d per side in %d interleaved batches), steady state (each batch",
