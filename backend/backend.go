@@ -50,6 +50,9 @@ type aponoBackend struct {
 	cfg    *pluginConfig
 	cfgGen uint64 // bumped by every change, so a read that raced a write is not cached
 
+	// roleCache holds roles for grant issue (role_cache.go).
+	roleCache roleCache
+
 	roleLocks    []*locksutil.LockEntry
 	grantLocks   []*locksutil.LockEntry
 	requestLocks []*locksutil.LockEntry
@@ -82,6 +85,9 @@ type aponoBackend struct {
 	// outlives a request derives its context from it.
 	lifetime     context.Context
 	stopLifetime context.CancelFunc
+	// background counts work a request left running (the WAL delete after an issue);
+	// tests wait on it.
+	background sync.WaitGroup
 }
 
 // Factory is the plugin's entry point.
@@ -167,6 +173,9 @@ func mountTag(backendUUID string) string {
 }
 
 func (b *aponoBackend) invalidate(_ context.Context, key string) {
+	if b.invalidateRole(key) {
+		return
+	}
 	if key == configStoragePath {
 		b.setCachedConfig(nil)
 		b.resetClient()

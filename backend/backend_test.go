@@ -135,3 +135,33 @@ func (e *testEnv) rollback(t *testing.T) {
 func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
+
+// Roles are served from memory after the first read; a write, a delete and Vault's
+// Invalidate (another node changed it) all reach grant issue.
+func TestRoleCacheFollowsWritesDeletesAndInvalidate(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
+	if r, _ := e.b.role(e.ctx, e.storage, "app"); r == nil || r.TTL != time.Hour {
+		t.Fatalf("cached role: %+v", r)
+	}
+	e.mustOK(t, logical.UpdateOperation, "roles/app", map[string]interface{}{"ttl": "30m"})
+	if resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil); resp.Secret.TTL != 30*time.Minute {
+		t.Fatalf("grant after a role write: ttl %s", resp.Secret.TTL)
+	}
+	// Another node writes the role: storage changes under this node, then Invalidate.
+	changed := &roleEntry{Resources: []string{"kv/app/db"}, Permissions: []string{"read"}, TTL: 10 * time.Minute, MaxTTL: time.Hour}
+	entry, _ := logical.StorageEntryJSON(roleStoragePrefix+"app", changed)
+	if err := e.storage.Put(e.ctx, entry); err != nil {
+		t.Fatal(err)
+	}
+	if resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil); resp.Secret.TTL != 30*time.Minute {
+		t.Fatalf("before Invalidate the node still uses its copy; got ttl %s", resp.Secret.TTL)
+	}
+	e.b.invalidate(e.ctx, roleStoragePrefix+"app")
+	if resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil); resp.Secret.TTL != 10*time.Minute {
+		t.Fatalf("grant after Invalidate: ttl %s", resp.Secret.TTL)
+	}
+	e.mustOK(t, logical.DeleteOperation, "roles/app", nil)
+	e.mustBadRequest(t, logical.UpdateOperation, "grants/app", nil, "does not exist")
+}

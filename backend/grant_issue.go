@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
@@ -35,24 +34,15 @@ type grantRequest struct {
 	breakGlass      bool
 }
 
-// newGrantID returns a random ID that no stored grant uses; IDs are never reused because
-// they are random 64-bit values and a collision with a live grant is checked.
-func newGrantID(ctx context.Context, s logical.Storage) (string, error) {
-	for i := 0; i < 5; i++ {
-		buf := make([]byte, 8)
-		if _, err := rand.Read(buf); err != nil {
-			return "", err
-		}
-		id := hex.EncodeToString(buf)
-		existing, err := s.Get(ctx, grantStoragePrefix+id)
-		if err != nil {
-			return "", err
-		}
-		if existing == nil {
-			return id, nil
-		}
+// newGrantID returns a random 64-bit ID. It is not checked against stored grants: the
+// chance that it equals a live grant's is about n/1.8e19 for n live grants, and checking
+// cost every grant a storage round trip through Vault.
+func newGrantID() (string, error) {
+	buf := make([]byte, 8)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
 	}
-	return "", errors.New("could not find an unused grant ID")
+	return hex.EncodeToString(buf), nil
 }
 
 // grantObjectName is the name of both the userpass user and the ACL policy of a grant.
@@ -67,8 +57,8 @@ func (b *aponoBackend) generatePassword(ctx context.Context, cfg *pluginConfig) 
 	return base62.Random(32)
 }
 
-// issueGrant creates the policy, then the user, then the record, under a WAL entry, and
-// undoes what it did if any step fails.
+// issueGrant creates the grant's user, entity and policy (createGrantObjects), then its
+// record, and undoes what it did if any step fails.
 func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client vaultClient, cfg *pluginConfig, gr *grantRequest) (*logical.Response, error) {
 	policy, err := buildGrantPolicy(gr.resources, gr.permission)
 	if err != nil {
@@ -80,7 +70,7 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	}
 	id := gr.grantID
 	if id == "" {
-		if id, err = newGrantID(ctx, s); err != nil {
+		if id, err = newGrantID(); err != nil {
 			return nil, err
 		}
 	}
@@ -127,48 +117,30 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	lock.Lock()
 	defer lock.Unlock()
 
-	walID, err := framework.PutWAL(ctx, s, walKindGrant, &created)
-	if err != nil {
-		return nil, fmt.Errorf("writing WAL: %w", err)
-	}
-	fail := func(step string, cause error) (*logical.Response, error) {
-		// Use a fresh context: the request's may be what failed.
-		rbCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if rbErr := b.removeGrantObjects(rbCtx, client, s, created); rbErr != nil {
-			b.Logger().Error("rolling back a failed grant; the WAL will retry", "grant_id", id, "error", rbErr)
-			return nil, fmt.Errorf("%s: %w (rollback pending)", step, cause)
-		}
-		if err := framework.DeleteWAL(rbCtx, s, walID); err != nil {
-			b.Logger().Warn("deleting WAL after rollback", "grant_id", id, "error", err)
-		}
-		return nil, fmt.Errorf("%s: %w", step, cause)
-	}
-
-	if err := client.WritePolicy(ctx, name, rules); err != nil {
-		return fail("creating policy "+name, err)
-	}
-	if err := client.WriteUser(ctx, cfg.UserpassMount, name, userSpec{
+	walID, err := b.createGrantObjects(ctx, s, client, created, rec, rules, userSpec{
 		Password:   password,
 		Policies:   []string{name},
 		TTL:        gr.ttl,
 		MaxTTL:     gr.ttl,
 		BoundCIDRs: gr.boundCIDRs,
-	}); err != nil {
-		return fail("creating user "+name, err)
-	}
-	if created.Entity != "" {
-		if rec.EntityID, err = b.createGrantEntity(ctx, client, rec); err != nil {
-			return fail("creating identity entity "+name, err)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	if err := putGrant(ctx, s, rec); err != nil {
-		return fail("storing grant record", err)
+		return nil, b.rollBackIssue(client, s, created, walID, "storing grant record", err)
 	}
-	if err := framework.DeleteWAL(ctx, s, walID); err != nil {
-		// A WAL left behind would roll back a live grant: undo it all instead.
-		return fail("deleting WAL", err)
-	}
+	// The WAL entry goes after the response: a rollback finds the record and only drops
+	// the entry (walRollback), so a grant with a record is never rolled back.
+	b.background.Add(1)
+	go func() {
+		defer b.background.Done()
+		dctx, cancel := context.WithTimeout(b.lifetime, 30*time.Second)
+		defer cancel()
+		if err := framework.DeleteWAL(dctx, s, walID); err != nil {
+			b.Logger().Warn("deleting the WAL entry of an issued grant; Vault's rollback will drop it", "grant_id", id, "error", err)
+		}
+	}()
 
 	logArgs := []interface{}{"grant_id", id, "role", gr.role, "requester", gr.requester,
 		"permission", gr.permission, "resources", rec.Resources, "expires_at", rec.ExpiresAt.Format(time.RFC3339)}
@@ -227,4 +199,72 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		resp.AddWarning(w)
 	}
 	return resp, nil
+}
+
+// createGrantObjects makes a grant's objects in Vault at the same time, because every call
+// into Vault waits its turn behind the bcrypt work of other requests on a busy Vault:
+//   - the user and the entity (with its alias) at once: neither gives access without the
+//     policy (a user naming a policy that does not exist yet has no access), and if this
+//     process dies before the WAL entry below is written, the sweeper finds them by listing
+//     users and entities;
+//   - meanwhile the WAL entry, then the policy: a policy cannot be listed under the vendor's
+//     management policy, so it is only ever made under a WAL entry.
+//
+// On any failure it removes what it made and returns the error; walID is "" then.
+func (b *aponoBackend) createGrantObjects(ctx context.Context, s logical.Storage, client vaultClient, objs grantObjects,
+	rec *grantRecord, rules string, user userSpec,
+) (walID string, err error) {
+	type step struct {
+		what string
+		err  error
+	}
+	results := make(chan step, 3)
+	go func() {
+		err := client.WriteUser(ctx, objs.UserpassMount, objs.Username, user)
+		results <- step{"creating user " + objs.Username, err}
+	}()
+	waits := 1
+	if objs.Entity != "" {
+		waits++
+		go func() {
+			id, err := b.createGrantEntity(ctx, client, rec)
+			rec.EntityID = id // read only after the results are in
+			results <- step{"creating identity entity " + objs.Entity, err}
+		}()
+	}
+	var failed []step
+	walID, err = framework.PutWAL(ctx, s, walKindGrant, &objs)
+	if err != nil {
+		failed = append(failed, step{"writing WAL", err})
+	} else if err := client.WritePolicy(ctx, objs.Policy, rules); err != nil {
+		failed = append(failed, step{"creating policy " + objs.Policy, err})
+	}
+	for i := 0; i < waits; i++ {
+		if r := <-results; r.err != nil {
+			failed = append(failed, r)
+		}
+	}
+	if len(failed) == 0 {
+		return walID, nil
+	}
+	return "", b.rollBackIssue(client, s, objs, walID, failed[0].what, failed[0].err)
+}
+
+// rollBackIssue removes what a failed issue made and deletes its WAL entry; if the removal
+// fails too, the WAL entry stays for Vault's rollback (or, without one, the sweeper finds
+// the user and the entity).
+func (b *aponoBackend) rollBackIssue(client vaultClient, s logical.Storage, objs grantObjects, walID, step string, cause error) error {
+	// A fresh context: the request's may be what failed.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.removeGrantObjects(ctx, client, s, objs); err != nil {
+		b.Logger().Error("rolling back a failed grant; the WAL will retry", "grant_id", objs.GrantID, "error", err)
+		return fmt.Errorf("%s: %w (rollback pending)", step, cause)
+	}
+	if walID != "" {
+		if err := framework.DeleteWAL(ctx, s, walID); err != nil {
+			b.Logger().Warn("deleting WAL after rollback", "grant_id", objs.GrantID, "error", err)
+		}
+	}
+	return fmt.Errorf("%s: %w", step, cause)
 }

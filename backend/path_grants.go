@@ -262,7 +262,7 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 		return resp, nil
 	}
 	roleName := d.Get("role").(string)
-	role, err := getRole(ctx, req.Storage, roleName)
+	role, err := b.role(ctx, req.Storage, roleName)
 	if err != nil {
 		return nil, err
 	}

@@ -192,7 +192,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if !roleNameRe.MatchString(roleName) {
 		return logical.ErrorResponse(fmt.Sprintf("role %q is not a valid role name: %s", truncateForError(roleName), roleNameRule)), nil
 	}
-	role, err := getRole(ctx, req.Storage, roleName)
+	role, err := b.role(ctx, req.Storage, roleName)
 	if err != nil {
 		return nil, err
 	}
@@ -514,7 +514,7 @@ func (b *aponoBackend) pathRequestGrant(ctx context.Context, req *logical.Reques
 		return logical.ErrorResponse(endedMessage(rec, status) + "; no grant can be picked up"), nil
 	}
 
-	role, err := getRole(ctx, req.Storage, rec.Role)
+	role, err := b.role(ctx, req.Storage, rec.Role)
 	if err != nil {
 		return nil, err
 	}
@@ -547,7 +547,7 @@ func (b *aponoBackend) pathRequestGrant(ctx context.Context, req *logical.Reques
 	gr.requestID = rec.ID
 	gr.approvals = rec.Approvals
 	gr.callerAccessor = req.ClientTokenAccessor
-	if gr.grantID, err = newGrantID(ctx, req.Storage); err != nil {
+	if gr.grantID, err = newGrantID(); err != nil {
 		return nil, err
 	}
 

@@ -306,7 +306,11 @@ func (b *aponoBackend) pathRoleDelete(ctx context.Context, req *logical.Request,
 	lock := locksutil.LockForKey(b.roleLocks, name)
 	lock.Lock()
 	defer lock.Unlock()
-	return nil, req.Storage.Delete(ctx, roleStoragePrefix+name)
+	if err := req.Storage.Delete(ctx, roleStoragePrefix+name); err != nil {
+		return nil, err
+	}
+	b.roleChanged(name, nil)
+	return nil, nil
 }
 
 func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -420,6 +424,7 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, err
 	}
+	b.roleChanged(name, role)
 	return nil, nil
 }
 

@@ -19,6 +19,13 @@ func (b *aponoBackend) walRollback(ctx context.Context, req *logical.Request, ki
 	if err != nil {
 		return err
 	}
+	// The record is stored only once every object exists, and the WAL entry is deleted
+	// after the response: a record means the issue finished, and the entry is only left over.
+	if rec, err := getGrant(ctx, req.Storage, objs.GrantID); err != nil {
+		return err
+	} else if rec != nil {
+		return nil
+	}
 	client, err := b.getClient(ctx, req.Storage)
 	if err != nil {
 		return err
