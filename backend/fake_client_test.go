@@ -316,6 +316,27 @@ func (c *fakeClient) Read(ctx context.Context, path string) (map[string]interfac
 	if data, ok := c.v.reads[path]; ok {
 		return data, nil
 	}
+	// Users, policies and entities read back as Vault would: nil when missing.
+	if rest, ok := strings.CutPrefix(path, "sys/policies/acl/"); ok {
+		if _, ok := c.v.policies[rest]; ok {
+			return map[string]interface{}{"name": rest}, nil
+		}
+		return nil, nil
+	}
+	if rest, ok := strings.CutPrefix(path, "identity/entity/name/"); ok {
+		if e, ok := c.v.entities[rest]; ok {
+			return map[string]interface{}{"name": rest, "id": e.id}, nil
+		}
+		return nil, nil
+	}
+	if rest, ok := strings.CutPrefix(path, "auth/"); ok {
+		if mount, name, ok := strings.Cut(rest, "/users/"); ok {
+			if _, ok := c.v.users[mount+"/"+name]; ok {
+				return map[string]interface{}{"token_policies": []string{name}}, nil
+			}
+			return nil, nil
+		}
+	}
 	return nil, fmt.Errorf("fake: Read %s not modelled", path)
 }
 

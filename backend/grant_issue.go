@@ -117,7 +117,7 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	lock.Lock()
 	defer lock.Unlock()
 
-	walID, err := b.createGrantObjects(ctx, s, client, created, rec, rules, userSpec{
+	walID, err := b.createGrant(ctx, s, client, created, rec, rules, userSpec{
 		Password:   password,
 		Policies:   []string{name},
 		TTL:        gr.ttl,
@@ -127,11 +127,8 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	if err != nil {
 		return nil, err
 	}
-	if err := putGrant(ctx, s, rec); err != nil {
-		return nil, b.rollBackIssue(client, s, created, walID, "storing grant record", err)
-	}
-	// The WAL entry goes after the response: a rollback finds the record and only drops
-	// the entry (walRollback), so a grant with a record is never rolled back.
+	// The WAL entry goes after the response: a rollback that finds the grant's record and
+	// every one of its objects only drops the entry (walRollback).
 	b.background.Add(1)
 	go func() {
 		defer b.background.Done()
@@ -201,45 +198,50 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	return resp, nil
 }
 
-// createGrantObjects makes a grant's objects in Vault at the same time, because every call
-// into Vault waits its turn behind the bcrypt work of other requests on a busy Vault:
-//   - the user and the entity (with its alias) at once: neither gives access without the
-//     policy (a user naming a policy that does not exist yet has no access), and if this
-//     process dies before the WAL entry below is written, the sweeper finds them by listing
-//     users and entities;
-//   - meanwhile the WAL entry, then the policy: a policy cannot be listed under the vendor's
+// createGrant makes a grant's objects in Vault and stores its record, in three chains at
+// once, because on a busy Vault every call into Vault waits its turn behind the bcrypt
+// work of other requests, and the user's bcrypt is the one wait no grant can avoid:
+//   - the user: it gives no access without its policy (a user naming a policy that does
+//     not exist yet has none), and if this process dies before the WAL entry is written,
+//     the sweeper finds it by listing users;
+//   - the entity, its alias, then the grant's record: the sweeper finds an entity by
+//     listing them, and a record by reading storage;
+//   - the WAL entry, then the policy: a policy cannot be listed under the vendor's
 //     management policy, so it is only ever made under a WAL entry.
 //
-// On any failure it removes what it made and returns the error; walID is "" then.
-func (b *aponoBackend) createGrantObjects(ctx context.Context, s logical.Storage, client vaultClient, objs grantObjects,
+// On any failure it removes what it made (record included) and returns the error.
+func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, client vaultClient, objs grantObjects,
 	rec *grantRecord, rules string, user userSpec,
 ) (walID string, err error) {
 	type step struct {
 		what string
 		err  error
 	}
-	results := make(chan step, 3)
+	results := make(chan step, 2)
 	go func() {
 		err := client.WriteUser(ctx, objs.UserpassMount, objs.Username, user)
 		results <- step{"creating user " + objs.Username, err}
 	}()
-	waits := 1
-	if objs.Entity != "" {
-		waits++
-		go func() {
+	go func() {
+		if objs.Entity != "" {
 			id, err := b.createGrantEntity(ctx, client, rec)
-			rec.EntityID = id // read only after the results are in
-			results <- step{"creating identity entity " + objs.Entity, err}
-		}()
-	}
+			if err != nil {
+				results <- step{"creating identity entity " + objs.Entity, err}
+				return
+			}
+			rec.EntityID = id // rec is read by the caller only after both results are in
+		}
+		results <- step{"storing grant record", putGrant(ctx, s, rec)}
+	}()
 	var failed []step
 	walID, err = framework.PutWAL(ctx, s, walKindGrant, &objs)
 	if err != nil {
 		failed = append(failed, step{"writing WAL", err})
+		walID = ""
 	} else if err := client.WritePolicy(ctx, objs.Policy, rules); err != nil {
 		failed = append(failed, step{"creating policy " + objs.Policy, err})
 	}
-	for i := 0; i < waits; i++ {
+	for i := 0; i < 2; i++ {
 		if r := <-results; r.err != nil {
 			failed = append(failed, r)
 		}

@@ -242,6 +242,30 @@ func TestRollbackLeavesAnIssuedGrantAlone(t *testing.T) {
 	}
 }
 
+// A crash in the middle of an issue can leave the record (stored in parallel with the
+// objects) with an object missing: the rollback removes everything, record included.
+func TestRollbackRemovesAnUnfinishedIssueThatHasARecord(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
+	e.b.background.Wait()
+	name := resp.Data["username"].(string)
+	if err := (&fakeClient{v: e.vault}).DeletePolicy(e.ctx, name); err != nil { // the policy was never made
+		t.Fatal(err)
+	}
+	objs := grantObjects{GrantID: resp.Data["grant_id"].(string), Username: name, Policy: name, UserpassMount: "userpass", Entity: name}
+	if _, err := framework.PutWAL(e.ctx, e.storage, walKindGrant, &objs); err != nil {
+		t.Fatal(err)
+	}
+	e.rollback(t)
+	if len(e.vault.userNames())+len(e.vault.policyNames())+len(e.vault.entityNames()) != 0 {
+		t.Fatalf("left: users %v policies %v entities %v", e.vault.userNames(), e.vault.policyNames(), e.vault.entityNames())
+	}
+	if ids, _ := listGrantIDs(e.ctx, e.storage); len(ids) != 0 {
+		t.Fatalf("record left: %v", ids)
+	}
+}
+
 // The user and the entity are made while the WAL entry is written; if that write fails,
 // they are removed and nothing is left, not even a policy.
 func TestGrantWALFailureRemovesWhatWasMadeMeanwhile(t *testing.T) {

@@ -19,17 +19,41 @@ func (b *aponoBackend) walRollback(ctx context.Context, req *logical.Request, ki
 	if err != nil {
 		return err
 	}
-	// The record is stored only once every object exists, and the WAL entry is deleted
-	// after the response: a record means the issue finished, and the entry is only left over.
-	if rec, err := getGrant(ctx, req.Storage, objs.GrantID); err != nil {
-		return err
-	} else if rec != nil {
-		return nil
-	}
 	client, err := b.getClient(ctx, req.Storage)
 	if err != nil {
 		return err
 	}
+	// The WAL entry of an issued grant is deleted after the response; if that never
+	// happened, the grant is live: its record and every object exist. Leave it alone.
+	if done, err := b.issueFinished(ctx, req.Storage, client, objs); err != nil {
+		return err
+	} else if done {
+		b.Logger().Debug("dropping the left-over WAL entry of an issued grant", "grant_id", objs.GrantID)
+		return nil
+	}
 	b.Logger().Info("rolling back an unfinished grant", "grant_id", objs.GrantID, "username", objs.Username)
 	return b.removeGrantObjects(ctx, client, req.Storage, objs)
+}
+
+// issueFinished reports whether the issue a WAL entry covers got through: its record is
+// stored (the last step of one chain) and the user, the policy and the entity all exist.
+func (b *aponoBackend) issueFinished(ctx context.Context, s logical.Storage, client vaultClient, objs grantObjects) (bool, error) {
+	rec, err := getGrant(ctx, s, objs.GrantID)
+	if err != nil || rec == nil {
+		return false, err
+	}
+	paths := []string{userPath(objs.UserpassMount, objs.Username), "sys/policies/acl/" + objs.Policy}
+	if objs.Entity != "" {
+		paths = append(paths, entityNamePath(objs.Entity))
+	}
+	for _, p := range paths {
+		data, err := client.Read(ctx, p)
+		if err != nil {
+			return false, fmt.Errorf("checking %s: %w", p, err)
+		}
+		if data == nil {
+			return false, nil
+		}
+	}
+	return true, nil
 }
