@@ -35,6 +35,7 @@ type options struct {
 	stormTimeout time.Duration
 	out          string
 	keep         bool
+	identity     bool // the identity additions in the management policy (and the baseline)
 	// only, when set, runs just these phases (latency, mixed, throughput, storm), for
 	// working on one figure; the table says which ran.
 	only map[string]bool
@@ -60,6 +61,7 @@ func parseFlags() (*options, error) {
 	flag.DurationVar(&o.stormTimeout, "storm-timeout", 5*time.Minute, "give up waiting for the storm's cleanup after this long past the last expiry")
 	flag.StringVar(&o.out, "out", "", "results file (default bench/results/grants-<UTC timestamp>.txt in the repository)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the Vault server's directory (log, audit log) even on success")
+	flag.BoolVar(&o.identity, "identity", true, "give the plugin the identity additions (grant entities, token lookups) and the baseline the same calls; false: the vendor's policy, policy + user only")
 	var only string
 	flag.StringVar(&only, "only", "", "run only these phases (comma-separated: latency, mixed, throughput, storm); default all")
 	flag.Parse()
@@ -168,7 +170,7 @@ func run(ctx context.Context, o *options) (err error) {
 	}()
 	rep.vaultVersion = vaultVersion(srv)
 
-	b, err := newBench(ctx, srv, setup)
+	b, err := newBench(ctx, srv, setup, o.identity)
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ type bench struct {
 	procs    *procWatcher
 }
 
-func newBench(ctx context.Context, srv *testvault.Server, setup *testvault.Setup) (*bench, error) {
+func newBench(ctx context.Context, srv *testvault.Server, setup *testvault.Setup, identity bool) (*bench, error) {
 	client, err := rootClient(srv, opTimeout)
 	if err != nil {
 		return nil, err
@@ -74,7 +74,11 @@ func newBench(ctx context.Context, srv *testvault.Server, setup *testvault.Setup
 		return nil, err
 	}
 	var policy strings.Builder
-	for _, f := range []string{"apono-management.hcl", "apono-identity.hcl"} {
+	files := []string{"apono-management.hcl"}
+	if identity {
+		files = append(files, "apono-identity.hcl")
+	}
+	for _, f := range files {
 		b, err := os.ReadFile(filepath.Join(root, "testdata", f))
 		if err != nil {
 			return nil, err
@@ -119,12 +123,16 @@ func newBench(ctx context.Context, srv *testvault.Server, setup *testvault.Setup
 	if err != nil || user == nil {
 		return nil, fmt.Errorf("reading the grant's user: %v", err)
 	}
-	if g.entity == "" {
-		return nil, fmt.Errorf("the first grant made no identity entity: are the identity additions in the policy?")
+	if (g.entity != "") != identity {
+		return nil, fmt.Errorf("the first grant's entity is %q with the identity additions %v", g.entity, identity)
 	}
-	ent, err := client.Logical().ReadWithContext(ctx, "identity/entity/name/"+g.entity)
-	if err != nil || ent == nil {
-		return nil, fmt.Errorf("reading the grant's entity: %v", err)
+	var entityMeta interface{}
+	if identity {
+		ent, err := client.Logical().ReadWithContext(ctx, "identity/entity/name/"+g.entity)
+		if err != nil || ent == nil {
+			return nil, fmt.Errorf("reading the grant's entity: %v", err)
+		}
+		entityMeta = ent.Data["metadata"]
 	}
 	if err := b.plugin.remove(ctx, g); err != nil {
 		return nil, err
@@ -139,7 +147,7 @@ func newBench(ctx context.Context, srv *testvault.Server, setup *testvault.Setup
 		return nil, err
 	}
 	tokenAccessor, _ := self.Data["accessor"].(string)
-	b.baseline = &baselineSide{client: client, rules: pol, user: user.Data, entityMeta: ent.Data["metadata"],
+	b.baseline = &baselineSide{client: client, rules: pol, user: user.Data, identity: identity, entityMeta: entityMeta,
 		userpassAccessor: accessor, tokenAccessor: tokenAccessor}
 	return b, nil
 }
@@ -208,6 +216,7 @@ type baselineSide struct {
 	client           *api.Client
 	rules            string
 	user             map[string]interface{} // the fields a grant's user was read back with
+	identity         bool                   // also the entity, its alias and the token lookup
 	entityMeta       interface{}            // the metadata a grant's entity was read back with
 	userpassAccessor string
 	tokenAccessor    string
@@ -260,6 +269,9 @@ func (bs *baselineSide) createParts(ctx context.Context) (o object, policy, user
 	}
 	o.user = name
 	user = time.Since(t1)
+	if !bs.identity {
+		return o, policy, user, nil
+	}
 	ent, err := bs.client.Logical().WriteWithContext(ctx, "identity/entity/name/"+name, map[string]interface{}{"metadata": bs.entityMeta})
 	if err != nil {
 		return o, 0, 0, err

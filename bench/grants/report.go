@@ -132,6 +132,8 @@ func (r *report) String() string {
 	p("vault-plugin-apono grant benchmark (make bench), %s", r.started.UTC().Format("2006-01-02 15:04 UTC"))
 	p("%s, %d CPUs, load average (1/5/15 min) %s at start, %s at end; run took %s",
 		r.vaultVersion, r.cpus, r.loadStart, r.loadEnd, r.finished.Sub(r.started).Round(time.Second))
+	p("identity additions: %v (plugin and baseline alike)", r.opts.identity)
+	p("identity additions: %v (plugin and baseline alike)", r.opts.identity)
 	p("flags: -n=%d -expiry=%s -ttl=%s -concurrency=%s -samples=%s -mixed-concurrency=%s -mixed-samples=%s -tput-n=%d -tput-concurrency=%d",
 		r.opts.n, r.opts.expiry, r.opts.ttl, joinInts(r.opts.concurrency), joinInts(r.opts.samples),
 		joinInts(r.opts.mixedConc), joinInts(r.opts.mixedSamples), r.opts.tputGrants, r.opts.tputConc)
