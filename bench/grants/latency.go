@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -367,8 +368,42 @@ func (b *bench) mixedLatency(ctx context.Context, o *options, rep *report) error
 		if err := checkErrors(fmt.Sprintf("mixed latency at concurrency %d", conc), p, bl); err != nil {
 			return err
 		}
-		rep.mixed = append(rep.mixed, mixedRow{conc: conc, n: len(p.create), perWorker: n / conc,
-			plugin: summarize(p.create), baseline: summarize(bl.create)})
+		row := mixedRow{conc: conc, n: len(p.create), perWorker: n / conc,
+			plugin: summarize(p.create), baseline: summarize(bl.create)}
+		row.routePlugin, row.routeUser, row.metricsOK = b.routeMeans(ctx)
+		rep.mixed = append(rep.mixed, row)
 	}
 	return nil
+}
+
+// routeMeans reads Vault's in-memory metrics (the dev server keeps 10 s intervals) for the
+// mean time of the plugin's route and of a userpass user create.
+func (b *bench) routeMeans(ctx context.Context) (plugin, user float64, ok bool) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	s, err := b.client.Logical().ReadRawWithContext(ctx, "sys/metrics")
+	if err != nil {
+		return 0, 0, false
+	}
+	defer s.Body.Close()
+	var m struct {
+		Samples []struct {
+			Name  string
+			Count int
+			Mean  float64
+		}
+	}
+	if err := json.NewDecoder(s.Body).Decode(&m); err != nil {
+		return 0, 0, false
+	}
+	var gotP, gotU bool
+	for _, x := range m.Samples {
+		switch {
+		case x.Name == "vault.route.update.apono-" && x.Count > 0:
+			plugin, gotP = x.Mean, true
+		case x.Name == "vault.route.create.auth-userpass-" && x.Count > 0:
+			user, gotU = x.Mean, true
+		}
+	}
+	return plugin, user, gotP && gotU
 }
