@@ -30,8 +30,8 @@ func identityPolicyRules(t *testing.T) map[string][]string {
 		rules[m[1]] = caps
 		n++
 	}
-	if n != 4 {
-		t.Fatalf("parsed %d rules from apono-identity.hcl, want 4", n)
+	if n != 5 {
+		t.Fatalf("parsed %d rules from apono-identity.hcl, want 5", n)
 	}
 	return rules
 }

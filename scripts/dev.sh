@@ -54,6 +54,7 @@ secret_id="$(vault write -f -field=secret_id auth/approle/role/apono-plugin/secr
 
 echo "== the optional additions to the management policy (README: honest end times, grant entities)"
 cat testdata/apono-management.hcl testdata/apono-identity.hcl | vault policy write apono-management -
+vault write auth/approle/role/apono-plugin token_no_default_policy=true
 
 echo "== register and enable the plugin"
 sha="$(sha256sum "$dev_dir/plugins/vault-plugin-apono" | cut -d' ' -f1)"

@@ -5,6 +5,11 @@
 # up the caller's token (by its accessor) and never promises a grant past its end.
 path "auth/token/lookup-accessor" { capabilities = ["update"] }
 
+# The plugin needs nothing of the default policy: with this rule its token renews itself
+# when its AppRole has token_no_default_policy=true, which the README recommends (the
+# default policy is templated, so Vault parses it again on every call the plugin makes).
+path "auth/token/renew-self" { capabilities = ["update"] }
+
 # Grant identities: each grant user gets an identity entity named after the grant (with
 # metadata saying for whom and why), and an alias that makes its logins use it; revoke,
 # rollback and the sweeper delete both. Without these, every grant user's first login

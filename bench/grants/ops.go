@@ -89,6 +89,13 @@ func newBench(ctx context.Context, srv *testvault.Server, setup *testvault.Setup
 	if _, _, err := srv.CLIWithStdin("", policy.String(), "policy", "write", testvault.PolicyName, "-"); err != nil {
 		return nil, err
 	}
+	if identity {
+		// As the README recommends with the additions: no default policy on the plugin's
+		// token, which Vault would parse again (it is templated) on every call.
+		if _, _, err := srv.CLI("", "write", "auth/approle/role/"+testvault.AppRoleName, "token_no_default_policy=true"); err != nil {
+			return nil, err
+		}
+	}
 	// The plugin is configured as the end-to-end tests do (e2e/env_test.go).
 	if _, _, err := srv.CLI("", "write", "apono/config",
 		"vault_addr="+srv.URL(), "role_id="+setup.RoleID, "secret_id="+setup.SecretID); err != nil {
