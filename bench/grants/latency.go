@@ -364,46 +364,98 @@ func (b *bench) mixedLatency(ctx context.Context, o *options, rep *report) error
 		if wp, wb := b.mixed(ctx, conc, conc); wp.errors+wb.errors > 0 { // warm-up, not counted
 			return checkErrors("mixed warm-up", wp, wb)
 		}
+		sampler := b.sampleRoutes(ctx)
 		p, bl := b.mixed(ctx, conc, n)
+		routePlugin, routeUser, routesOK := sampler.means()
 		if err := checkErrors(fmt.Sprintf("mixed latency at concurrency %d", conc), p, bl); err != nil {
 			return err
 		}
 		row := mixedRow{conc: conc, n: len(p.create), perWorker: n / conc,
 			plugin: summarize(p.create), baseline: summarize(bl.create)}
-		row.routePlugin, row.routeUser, row.metricsOK = b.routeMeans(ctx)
+		row.routePlugin, row.routeUser, row.metricsOK = routePlugin, routeUser, routesOK
 		rep.mixed = append(rep.mixed, row)
 	}
 	return nil
 }
 
-// routeMeans reads Vault's in-memory metrics (the dev server keeps 10 s intervals) for the
-// mean time of the plugin's route and of a userpass user create.
-func (b *bench) routeMeans(ctx context.Context) (plugin, user float64, ok bool) {
+// routeSampler polls Vault's in-memory metrics (the dev server keeps 10 s intervals,
+// each read while it fills) during one level of the mixed run, and averages the plugin's
+// route and the userpass user create over the intervals that began after the level did.
+type routeSampler struct {
+	stop chan struct{}
+	done chan struct{}
+	// by interval: the latest reading of each metric's count and mean
+	plugin, user map[string][2]float64
+}
+
+func (b *bench) sampleRoutes(ctx context.Context) *routeSampler {
+	rs := &routeSampler{stop: make(chan struct{}), done: make(chan struct{}),
+		plugin: map[string][2]float64{}, user: map[string][2]float64{}}
+	start := time.Now()
+	go func() {
+		defer close(rs.done)
+		for {
+			b.readRoutes(ctx, start, rs)
+			select {
+			case <-rs.stop:
+				b.readRoutes(ctx, start, rs)
+				return
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}()
+	return rs
+}
+
+// means stops the sampler and returns the count-weighted means, in ms.
+func (rs *routeSampler) means() (plugin, user float64, ok bool) {
+	close(rs.stop)
+	<-rs.done
+	avg := func(m map[string][2]float64) (float64, bool) {
+		var n, sum float64
+		for _, v := range m {
+			n += v[0]
+			sum += v[0] * v[1]
+		}
+		if n == 0 {
+			return 0, false
+		}
+		return sum / n, true
+	}
+	p, okP := avg(rs.plugin)
+	u, okU := avg(rs.user)
+	return p, u, okP && okU
+}
+
+func (b *bench) readRoutes(ctx context.Context, start time.Time, rs *routeSampler) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	s, err := b.client.Logical().ReadRawWithContext(ctx, "sys/metrics")
+	resp, err := b.client.Logical().ReadRawWithContext(ctx, "sys/metrics")
 	if err != nil {
-		return 0, 0, false
+		return
 	}
-	defer s.Body.Close()
+	defer resp.Body.Close()
 	var m struct {
-		Samples []struct {
+		Timestamp string
+		Samples   []struct {
 			Name  string
 			Count int
 			Mean  float64
 		}
 	}
-	if err := json.NewDecoder(s.Body).Decode(&m); err != nil {
-		return 0, 0, false
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return
 	}
-	var gotP, gotU bool
+	at, err := time.Parse("2006-01-02 15:04:05 -0700 MST", m.Timestamp)
+	if err != nil || at.Before(start.Truncate(time.Second)) {
+		return // an interval that began before this level: it holds other work too
+	}
 	for _, x := range m.Samples {
-		switch {
-		case x.Name == "vault.route.update.apono-" && x.Count > 0:
-			plugin, gotP = x.Mean, true
-		case x.Name == "vault.route.create.auth-userpass-" && x.Count > 0:
-			user, gotU = x.Mean, true
+		switch x.Name {
+		case "vault.route.update.apono-":
+			rs.plugin[m.Timestamp] = [2]float64{float64(x.Count), x.Mean}
+		case "vault.route.create.auth-userpass-":
+			rs.user[m.Timestamp] = [2]float64{float64(x.Count), x.Mean}
 		}
 	}
-	return plugin, user, gotP && gotU
 }

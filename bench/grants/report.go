@@ -31,7 +31,7 @@ type latencyRow struct {
 type mixedRow struct {
 	conc, n, perWorker int
 	plugin, baseline   stats
-	// Vault's own timings (sys/metrics, its last 10 s at this level), mean ms: the plugin's
+	// Vault's own timings (sys/metrics over the level), mean ms: the plugin's
 	// route (the gRPC round trip to the plugin, the handler inside) and the user create.
 	routePlugin, routeUser float64
 	metricsOK              bool
@@ -218,7 +218,7 @@ func (r *report) String() string {
 	}
 	for _, row := range r.mixed {
 		if row.metricsOK {
-			p("   at %d, Vault's sys/metrics (last 10 s, mean): route.update.apono- %.1f ms (Vault hands the request to the", row.conc, row.routePlugin)
+			p("   at %d, Vault's sys/metrics over the level, mean: route.update.apono- %.1f ms (Vault hands the request to the", row.conc, row.routePlugin)
 			p("   plugin over gRPC and waits), route.create.auth-userpass- %.1f ms (a userpass user create, bcrypt)", row.routeUser)
 		}
 	}
