@@ -157,21 +157,13 @@ func (r *report) String() string {
 	fmt.Fprintln(tw, "   conc\tn/side\tplugin p50\tp90\tp99\tbaseline p50\tp90\tp99\tp50 ratio\ttarget\tCPU ms/op plugin\tbaseline\t")
 	var notAtConc []string
 	for _, row := range r.latency {
-		x, ok := ratio(float64(row.plugin.p50), float64(row.baseline.p50))
-		judged := "n/a"
-		switch {
-		case !ok || row.plugin.n == 0:
-		case row.smallestBatch < row.conc:
-			judged = "too few"
-			notAtConc = append(notAtConc, fmt.Sprintf("concurrency %d: batches of %d grants never had %d in flight (-samples=%d measures it)",
-				row.conc, row.smallestBatch, row.conc, 4*row.conc))
-		default:
-			judged = verdict(x <= targetLatencyRatio)
+		tooFew := ""
+		if row.smallestBatch < row.conc {
+			tooFew = fmt.Sprintf("concurrency %d: batches of %d grants never had %d in flight (-samples=%d measures it)",
+				row.conc, row.smallestBatch, row.conc, 4*row.conc)
+			notAtConc = append(notAtConc, tooFew)
 		}
-		fmt.Fprintf(tw, "   %d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t≤%.2f %s\t%s\t%s\t\n", row.conc, row.n,
-			ms(row.plugin.p50), ms(row.plugin.p90), ms(row.plugin.p99),
-			ms(row.baseline.p50), ms(row.baseline.p90), ms(row.baseline.p99),
-			ratioText(x, ok), targetLatencyRatio, judged,
+		fmt.Fprintf(tw, "   %s\t%s\t%s\t\n", latencyCells(row.conc, row.n, row.plugin, row.baseline, tooFew),
 			ms(row.pluginCPU.total()), ms(row.baselineCPU.total()))
 	}
 	tw.Flush()
@@ -196,21 +188,13 @@ func (r *report) String() string {
 	fmt.Fprintln(tw, "   conc\tn/side\tplugin p50\tp90\tp99\tbaseline p50\tp90\tp99\tp50 ratio\ttarget\t")
 	var fewMixed []string
 	for _, row := range r.mixed {
-		x, ok := ratio(float64(row.plugin.p50), float64(row.baseline.p50))
-		judged := "n/a"
-		switch {
-		case !ok || row.plugin.n == 0:
-		case row.perWorker < mixedMinPerWorker:
-			judged = "too few"
-			fewMixed = append(fewMixed, fmt.Sprintf("concurrency %d: %d rounds per worker (-mixed-samples=%d measures it)",
-				row.conc, row.perWorker, mixedMinPerWorker*row.conc))
-		default:
-			judged = verdict(x <= targetLatencyRatio)
+		tooFew := ""
+		if row.perWorker < mixedMinPerWorker {
+			tooFew = fmt.Sprintf("concurrency %d: %d rounds per worker (-mixed-samples=%d measures it)",
+				row.conc, row.perWorker, mixedMinPerWorker*row.conc)
+			fewMixed = append(fewMixed, tooFew)
 		}
-		fmt.Fprintf(tw, "   %d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t≤%.2f %s\t\n", row.conc, row.n,
-			ms(row.plugin.p50), ms(row.plugin.p90), ms(row.plugin.p99),
-			ms(row.baseline.p50), ms(row.baseline.p90), ms(row.baseline.p99),
-			ratioText(x, ok), targetLatencyRatio, judged)
+		fmt.Fprintf(tw, "   %s\t\n", latencyCells(row.conc, row.n, row.plugin, row.baseline, tooFew))
 	}
 	tw.Flush()
 	for _, n := range fewMixed {
@@ -327,4 +311,21 @@ func joinInts(v []int) string {
 		s[i] = fmt.Sprint(n)
 	}
 	return strings.Join(s, ",")
+}
+
+// latencyCells is a latency row's cells up to the verdict: the p50 ratio is judged against
+// its target unless nothing was measured or tooFew says why the samples cannot judge it.
+func latencyCells(conc, n int, plugin, baseline stats, tooFew string) string {
+	x, ok := ratio(float64(plugin.p50), float64(baseline.p50))
+	judged := "n/a"
+	switch {
+	case !ok || plugin.n == 0:
+	case tooFew != "":
+		judged = "too few"
+	default:
+		judged = verdict(x <= targetLatencyRatio)
+	}
+	return fmt.Sprintf("%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t≤%.2f %s", conc, n,
+		ms(plugin.p50), ms(plugin.p90), ms(plugin.p99), ms(baseline.p50), ms(baseline.p90), ms(baseline.p99),
+		ratioText(x, ok), targetLatencyRatio, judged)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -140,5 +141,27 @@ func TestReportJudgesMeasuredThroughput(t *testing.T) {
 		if !strings.Contains(sec, "baseline/plugin CPU = 0.917") {
 			t.Errorf("no CPU cap in:\n%s", sec)
 		}
+	}
+}
+
+// The mixed rows are judged only with enough rounds per worker; a row with too few says
+// why, and the sys/metrics line appears only where Vault's metrics were read.
+func TestReportJudgesMixedRows(t *testing.T) {
+	r := baseReport()
+	r.mixed = []mixedRow{
+		{conc: 4, n: 200, perWorker: 50, plugin: stats{n: 200, p50: 200 * time.Millisecond}, baseline: stats{n: 200, p50: 100 * time.Millisecond},
+			routePlugin: 160, routeUser: 100, metricsOK: true},
+		{conc: 16, n: 32, perWorker: 2, plugin: stats{n: 32, p50: 800 * time.Millisecond}, baseline: stats{n: 32, p50: 300 * time.Millisecond}},
+	}
+	text := r.String()
+	sec := text[strings.Index(text, "1b."):strings.Index(text, "2. Throughput")]
+	if !regexp.MustCompile(`\n\s+4\s+200\s.*2\.000\s+≤1\.15 FAIL\n`).MatchString(sec) || strings.Count(sec, "FAIL") != 1 {
+		t.Errorf("the measured mixed row is not judged FAIL once:\n%s", sec)
+	}
+	if !strings.Contains(sec, "too few samples to judge concurrency 16: 2 rounds per worker (-mixed-samples=64 measures it)") {
+		t.Errorf("no reason for the unjudged mixed row:\n%s", sec)
+	}
+	if !strings.Contains(sec, "at 4, Vault's sys/metrics") || strings.Contains(sec, "at 16, Vault's sys/metrics") {
+		t.Errorf("sys/metrics lines:\n%s", sec)
 	}
 }
