@@ -56,7 +56,8 @@ test-release: vault
 test-e2e: vault
 	VAULT_BIN=$$(bash scripts/build-vault.sh) $(GO) test -count=1 -timeout 30m -parallel 8 -v ./internal/testvault/... ./e2e/
 
-## test-cluster: a 3-node raft Vault cluster loses its active node while grants are pending
+## test-cluster: an access flow through the standbys of a 3-node raft Vault cluster, then its
+## active node dies while grants are pending
 ## (minutes; .ci/run runs it after `make test`)
 test-cluster: vault
 	VAULT_BIN=$$(bash scripts/build-vault.sh) $(GO) test -count=1 -timeout 20m -v ./e2e/cluster/
