@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -185,7 +186,7 @@ func qualifyingSets(id *identity, sets []approverSet) []int {
 type approvalRecord struct {
 	Approver identityRef `json:"approver"`
 	Reason   string      `json:"reason,omitempty"`
-	At       string      `json:"at"`
+	At       time.Time   `json:"at"`
 	Sets     []int       `json:"sets"`
 }
 

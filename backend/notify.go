@@ -58,26 +58,25 @@ var notifyRetryDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.S
 
 // event is what is POSTed. Fields are omitted when they do not apply.
 type event struct {
-	ID              string         `json:"id"`
-	Type            string         `json:"type"`
-	Time            string         `json:"time"`
-	Mount           string         `json:"mount,omitempty"`
-	RequestID       string         `json:"request_id,omitempty"`
-	GrantID         string         `json:"grant_id,omitempty"`
-	Role            string         `json:"role,omitempty"`
-	Status          string         `json:"status,omitempty"`
-	Requester       string         `json:"requester,omitempty"`
-	RequesterEntity *identityRef   `json:"requester_entity,omitempty"`
-	Actor           *identityRef   `json:"actor,omitempty"` // who approved, denied or cancelled
-	Reason          string         `json:"reason,omitempty"`
-	Justification   string         `json:"justification,omitempty"`
-	Resources       []string       `json:"resources,omitempty"`
-	Permission      string         `json:"permission,omitempty"`
-	Approvers       []string       `json:"approvers,omitempty"`
-	Approvals       string         `json:"approvals,omitempty"`
-	ExpiresAt       string         `json:"expires_at,omitempty"`
-	BreakGlass      bool           `json:"break_glass,omitempty"`
-	Extra           map[string]any `json:"extra,omitempty"`
+	ID              string       `json:"id"`
+	Type            string       `json:"type"`
+	Time            string       `json:"time"`
+	Mount           string       `json:"mount,omitempty"`
+	RequestID       string       `json:"request_id,omitempty"`
+	GrantID         string       `json:"grant_id,omitempty"`
+	Role            string       `json:"role,omitempty"`
+	Status          string       `json:"status,omitempty"`
+	Requester       string       `json:"requester,omitempty"`
+	RequesterEntity *identityRef `json:"requester_entity,omitempty"`
+	Actor           *identityRef `json:"actor,omitempty"` // who approved, denied or cancelled
+	Reason          string       `json:"reason,omitempty"`
+	Justification   string       `json:"justification,omitempty"`
+	Resources       []string     `json:"resources,omitempty"`
+	Permission      string       `json:"permission,omitempty"`
+	Approvers       []string     `json:"approvers,omitempty"`
+	Approvals       string       `json:"approvals,omitempty"`
+	ExpiresAt       string       `json:"expires_at,omitempty"`
+	BreakGlass      bool         `json:"break_glass,omitempty"`
 }
 
 // setNotifyConfig applies and checks the notify_* and request_retention fields sent.

@@ -83,7 +83,7 @@ func approvalsData(approvals []approvalRecord) []map[string]interface{} {
 			"approver":    a.Approver.EntityName,
 			"entity_id":   a.Approver.EntityID,
 			"reason":      a.Reason,
-			"approved_at": a.At,
+			"approved_at": formatTime(a.At),
 		})
 	}
 	return out
@@ -262,19 +262,9 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 		return resp, nil
 	}
 	roleName := d.Get("role").(string)
-	role, err := b.role(ctx, req.Storage, roleName)
-	if err != nil {
-		return nil, err
-	}
-	if role == nil {
-		return logical.ErrorResponse(fmt.Sprintf("role %q does not exist", roleName)), nil
-	}
-	cfg, err := b.config(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	if cfg == nil {
-		return logical.ErrorResponse(errNotConfigured.Error()), nil
+	role, cfg, msg, err := b.roleAndConfig(ctx, req.Storage, roleName)
+	if err != nil || msg != "" {
+		return errorOrBadRequest(err, msg)
 	}
 	in, msg := grantInputFromFields(d)
 	if msg != "" {
@@ -350,6 +340,26 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 		resp.AddWarning(w)
 	}
 	return resp, nil
+}
+
+// roleAndConfig reads what every grant and request needs first: the role and the config;
+// msg is a 400 when either is missing.
+func (b *aponoBackend) roleAndConfig(ctx context.Context, s logical.Storage, roleName string) (*roleEntry, *pluginConfig, string, error) {
+	role, err := b.role(ctx, s, roleName)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if role == nil {
+		return nil, nil, fmt.Sprintf("role %q does not exist", roleName), nil
+	}
+	cfg, err := b.config(ctx, s)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if cfg == nil {
+		return nil, nil, errNotConfigured.Error(), nil
+	}
+	return role, cfg, "", nil
 }
 
 // errorOrBadRequest returns err if set, else a 400 with msg.

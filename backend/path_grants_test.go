@@ -226,13 +226,7 @@ func TestGrantFailureRollsBackAtOnce(t *testing.T) {
 func TestRollbackLeavesAnIssuedGrantAlone(t *testing.T) {
 	e := newTestEnv(t)
 	e.grantEnv(t)
-	resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
-	e.b.background.Wait()
-	name := resp.Data["username"].(string)
-	objs := grantObjects{GrantID: resp.Data["grant_id"].(string), Username: name, Policy: name, UserpassMount: "userpass", Entity: name}
-	if _, err := framework.PutWAL(e.ctx, e.storage, walKindGrant, &objs); err != nil {
-		t.Fatal(err)
-	}
+	name := e.issueWithLeftoverWAL(t, nil)
 	e.rollback(t)
 	if _, ok := e.vault.user("userpass", name); !ok || len(e.vault.policyNames()) != 1 || len(e.vault.entityNames()) != 1 {
 		t.Fatalf("rollback touched a live grant: users %v policies %v entities %v", e.vault.userNames(), e.vault.policyNames(), e.vault.entityNames())
@@ -247,16 +241,11 @@ func TestRollbackLeavesAnIssuedGrantAlone(t *testing.T) {
 func TestRollbackRemovesAnUnfinishedIssueThatHasARecord(t *testing.T) {
 	e := newTestEnv(t)
 	e.grantEnv(t)
-	resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
-	e.b.background.Wait()
-	name := resp.Data["username"].(string)
-	if err := (&fakeClient{v: e.vault}).DeletePolicy(e.ctx, name); err != nil { // the policy was never made
-		t.Fatal(err)
-	}
-	objs := grantObjects{GrantID: resp.Data["grant_id"].(string), Username: name, Policy: name, UserpassMount: "userpass", Entity: name}
-	if _, err := framework.PutWAL(e.ctx, e.storage, walKindGrant, &objs); err != nil {
-		t.Fatal(err)
-	}
+	e.issueWithLeftoverWAL(t, func(name string) {
+		if err := (&fakeClient{v: e.vault}).DeletePolicy(e.ctx, name); err != nil { // the policy was never made
+			t.Fatal(err)
+		}
+	})
 	e.rollback(t)
 	if len(e.vault.userNames())+len(e.vault.policyNames())+len(e.vault.entityNames()) != 0 {
 		t.Fatalf("left: users %v policies %v entities %v", e.vault.userNames(), e.vault.policyNames(), e.vault.entityNames())
@@ -280,6 +269,23 @@ func TestGrantWALFailureRemovesWhatWasMadeMeanwhile(t *testing.T) {
 	if len(e.vault.userNames())+len(e.vault.policyNames())+len(e.vault.entityNames()) != 0 {
 		t.Fatalf("left: users %v policies %v entities %v", e.vault.userNames(), e.vault.policyNames(), e.vault.entityNames())
 	}
+}
+
+// issueWithLeftoverWAL issues a grant, lets change alter what it made, and puts back the
+// grant's WAL entry, as if its delete after the response never happened.
+func (e *testEnv) issueWithLeftoverWAL(t *testing.T, change func(name string)) string {
+	t.Helper()
+	resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
+	e.b.background.Wait()
+	name := resp.Data["username"].(string)
+	if change != nil {
+		change(name)
+	}
+	objs := grantObjects{GrantID: resp.Data["grant_id"].(string), Username: name, Policy: name, UserpassMount: "userpass", Entity: name}
+	if _, err := framework.PutWAL(e.ctx, e.storage, walKindGrant, &objs); err != nil {
+		t.Fatal(err)
+	}
+	return name
 }
 
 // failingPutStorage refuses every Put under prefix.

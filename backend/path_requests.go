@@ -189,25 +189,12 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 		return resp, nil
 	}
 	roleName := d.Get("name").(string)
-	if !roleNameRe.MatchString(roleName) {
-		return logical.ErrorResponse(fmt.Sprintf("role %q is not a valid role name: %s", truncateForError(roleName), roleNameRule)), nil
-	}
-	role, err := b.role(ctx, req.Storage, roleName)
-	if err != nil {
-		return nil, err
-	}
-	if role == nil {
-		return logical.ErrorResponse(fmt.Sprintf("role %q does not exist", roleName)), nil
+	role, cfg, msg, err := b.roleAndConfig(ctx, req.Storage, roleName)
+	if err != nil || msg != "" {
+		return errorOrBadRequest(err, msg)
 	}
 	if !role.approvalRequired() {
 		return logical.ErrorResponse(fmt.Sprintf("role %q does not require approval: write %sgrants/%s to get access at once", roleName, req.MountPoint, roleName)), nil
-	}
-	cfg, err := b.config(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	if cfg == nil {
-		return logical.ErrorResponse(errNotConfigured.Error()), nil
 	}
 	caller, msg, err := b.callerIdentity(req)
 	if err != nil || msg != "" {
@@ -348,20 +335,20 @@ func (b *aponoBackend) pathRequestList(ctx context.Context, req *logical.Request
 	return &logical.Response{Data: map[string]interface{}{"requests": entries}}, nil
 }
 
-// actOnRequest runs fn on request id under its lock, as the caller's identity; fn
-// changes rec and returns the event to send, or a 400/403 to stop without saving.
-func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d *framework.FieldData,
-	fn func(rec *requestRecord, caller *identity, now time.Time) (ev *event, warning string, resp *logical.Response, err error),
+// withRequest checks the fields, finds the caller's identity and runs fn on the request
+// named by the path's id, under that request's lock.
+func (b *aponoBackend) withRequest(ctx context.Context, req *logical.Request, d *framework.FieldData,
+	fn func(rec *requestRecord, caller *identity) (*logical.Response, error),
 ) (*logical.Response, error) {
 	b.rememberMount(req)
 	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
 		return resp, nil
 	}
-	id := d.Get("id").(string)
 	caller, msg, err := b.callerIdentity(req)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}
+	id := d.Get("id").(string)
 	lock := b.requestLock(id)
 	lock.Lock()
 	defer lock.Unlock()
@@ -369,27 +356,37 @@ func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d
 	if err != nil || resp != nil {
 		return resp, err
 	}
-	now := time.Now().UTC()
-	ev, warning, resp, err := fn(rec, caller, now)
-	if err != nil || resp != nil {
-		return resp, err
-	}
-	out := &logical.Response{Data: rec.data(now)}
-	if warning != "" {
-		out.AddWarning(warning)
-	}
-	if ev == nil {
-		return out, nil // nothing changed
-	}
-	if err := putRequest(ctx, req.Storage, rec); err != nil {
-		return nil, err
-	}
-	cfg, err := b.config(ctx, req.Storage)
-	if err != nil {
-		b.Logger().Warn("reading config for an event", "error", err)
-	}
-	b.emit(cfg, *ev)
-	return out, nil
+	return fn(rec, caller)
+}
+
+// actOnRequest runs fn on the request (withRequest); fn changes rec and returns the
+// event to send, or a 400/403 to stop without saving.
+func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d *framework.FieldData,
+	fn func(rec *requestRecord, caller *identity, now time.Time) (ev *event, warning string, resp *logical.Response, err error),
+) (*logical.Response, error) {
+	return b.withRequest(ctx, req, d, func(rec *requestRecord, caller *identity) (*logical.Response, error) {
+		now := time.Now().UTC()
+		ev, warning, resp, err := fn(rec, caller, now)
+		if err != nil || resp != nil {
+			return resp, err
+		}
+		out := &logical.Response{Data: rec.data(now)}
+		if warning != "" {
+			out.AddWarning(warning)
+		}
+		if ev == nil {
+			return out, nil // nothing changed
+		}
+		if err := putRequest(ctx, req.Storage, rec); err != nil {
+			return nil, err
+		}
+		cfg, err := b.config(ctx, req.Storage)
+		if err != nil {
+			b.Logger().Warn("reading config for an event", "error", err)
+		}
+		b.emit(cfg, *ev)
+		return out, nil
+	})
 }
 
 // checkReason validates an approver's reason against the request's rule.
@@ -428,7 +425,7 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 		if rec.approvedBy(caller.EntityID) {
 			return nil, fmt.Sprintf("%s already approved request %s; an approval counts once (%s)", caller.label(), rec.ID, rec.rule().evaluate(rec.Approvals)), nil, nil
 		}
-		rec.Approvals = append(rec.Approvals, approvalRecord{Approver: caller.ref(), Reason: reason, At: formatTime(now), Sets: sets})
+		rec.Approvals = append(rec.Approvals, approvalRecord{Approver: caller.ref(), Reason: reason, At: now, Sets: sets})
 		progress := rec.rule().evaluate(rec.Approvals)
 		typ := eventRequestApproval
 		if progress.Satisfied {
@@ -486,22 +483,12 @@ func (b *aponoBackend) pathRequestCancel(ctx context.Context, req *logical.Reque
 // (with the grant ID) before the grant is issued and put back if issuing fails, so one
 // approval can never become two grants, even across a crash.
 func (b *aponoBackend) pathRequestGrant(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	b.rememberMount(req)
-	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
-		return resp, nil
-	}
-	caller, msg, err := b.callerIdentity(req)
-	if err != nil || msg != "" {
-		return errorOrBadRequest(err, msg)
-	}
-	id := d.Get("id").(string)
-	lock := b.requestLock(id)
-	lock.Lock()
-	defer lock.Unlock()
-	rec, resp, err := loadRequestForAction(ctx, req.Storage, id)
-	if err != nil || resp != nil {
-		return resp, err
-	}
+	return b.withRequest(ctx, req, d, func(rec *requestRecord, caller *identity) (*logical.Response, error) {
+		return b.pickUpGrant(ctx, req, rec, caller)
+	})
+}
+
+func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, rec *requestRecord, caller *identity) (*logical.Response, error) {
 	if caller.EntityID != rec.Requester.EntityID {
 		return nil, forbidden("only the requester, %s, may pick up the grant of request %s", rec.Requester.label(), rec.ID)
 	}
@@ -514,19 +501,9 @@ func (b *aponoBackend) pathRequestGrant(ctx context.Context, req *logical.Reques
 		return logical.ErrorResponse(endedMessage(rec, status) + "; no grant can be picked up"), nil
 	}
 
-	role, err := b.role(ctx, req.Storage, rec.Role)
-	if err != nil {
-		return nil, err
-	}
-	if role == nil {
-		return logical.ErrorResponse(fmt.Sprintf("role %q no longer exists; request %s cannot be granted", rec.Role, rec.ID)), nil
-	}
-	cfg, err := b.config(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	if cfg == nil {
-		return logical.ErrorResponse(errNotConfigured.Error()), nil
+	role, cfg, msg, err := b.roleAndConfig(ctx, req.Storage, rec.Role)
+	if err != nil || msg != "" {
+		return errorOrBadRequest(err, msg+"; request "+rec.ID+" cannot be granted")
 	}
 	client, err := b.getClient(ctx, req.Storage)
 	if err != nil {
@@ -556,7 +533,7 @@ func (b *aponoBackend) pathRequestGrant(ctx context.Context, req *logical.Reques
 	if err := putRequest(ctx, req.Storage, rec); err != nil {
 		return nil, err
 	}
-	resp, err = b.issueGrant(ctx, req.Storage, client, cfg, gr)
+	resp, err := b.issueGrant(ctx, req.Storage, client, cfg, gr)
 	if err != nil {
 		if perr := putRequest(ctx, req.Storage, &prev); perr != nil {
 			b.Logger().Error("grant pickup failed and the request could not be reopened", "request_id", rec.ID, "error", perr)

@@ -79,33 +79,11 @@ func parseFlags() (*options, error) {
 	}
 
 	var err error
-	if o.concurrency, err = intList(conc); err != nil {
-		return nil, fmt.Errorf("-concurrency: %w", err)
+	if o.concurrency, o.samples, err = levels("-concurrency", conc, "-samples", samples); err != nil {
+		return nil, err
 	}
-	if o.samples, err = intList(samples); err != nil {
-		return nil, fmt.Errorf("-samples: %w", err)
-	}
-	switch {
-	case len(o.samples) == 1:
-		for len(o.samples) < len(o.concurrency) {
-			o.samples = append(o.samples, o.samples[0])
-		}
-	case len(o.samples) != len(o.concurrency):
-		return nil, fmt.Errorf("-samples: give one number, or one per -concurrency level (%d)", len(o.concurrency))
-	}
-	if o.mixedConc, err = intList(mixedConc); err != nil {
-		return nil, fmt.Errorf("-mixed-concurrency: %w", err)
-	}
-	if o.mixedSamples, err = intList(mixedSamples); err != nil {
-		return nil, fmt.Errorf("-mixed-samples: %w", err)
-	}
-	switch {
-	case len(o.mixedSamples) == 1:
-		for len(o.mixedSamples) < len(o.mixedConc) {
-			o.mixedSamples = append(o.mixedSamples, o.mixedSamples[0])
-		}
-	case len(o.mixedSamples) != len(o.mixedConc):
-		return nil, fmt.Errorf("-mixed-samples: give one number, or one per -mixed-concurrency level (%d)", len(o.mixedConc))
+	if o.mixedConc, o.mixedSamples, err = levels("-mixed-concurrency", mixedConc, "-mixed-samples", mixedSamples); err != nil {
+		return nil, err
 	}
 	if o.expiry != "aligned" && o.expiry != "same-ttl" {
 		return nil, fmt.Errorf("-expiry: %q is not aligned or same-ttl", o.expiry)
@@ -114,6 +92,26 @@ func parseFlags() (*options, error) {
 		return nil, errors.New("-n, -tput-n and -tput-concurrency must be at least 1")
 	}
 	return o, nil
+}
+
+// levels reads a list of concurrency levels and the samples to take at each: one number
+// for all of them, or one per level.
+func levels(concFlag, concText, samplesFlag, samplesText string) (conc, samples []int, err error) {
+	if conc, err = intList(concText); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", concFlag, err)
+	}
+	if samples, err = intList(samplesText); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", samplesFlag, err)
+	}
+	switch {
+	case len(samples) == 1:
+		for len(samples) < len(conc) {
+			samples = append(samples, samples[0])
+		}
+	case len(samples) != len(conc):
+		return nil, nil, fmt.Errorf("%s: give one number, or one per %s level (%d)", samplesFlag, concFlag, len(conc))
+	}
+	return conc, samples, nil
 }
 
 func intList(s string) ([]int, error) {
