@@ -86,7 +86,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 	for _, tc := range otherCases {
 		e.mustBadRequest(t, tc.want, tc.args...)
 	}
-	e.root(t, "lease", "revoke", g.LeaseID)
+	e.root(t, "lease", "revoke", "-sync", g.LeaseID) // done when it returns, not queued
 
 	after := e.snapshot(t)
 	if !reflect.DeepEqual(before, after) {

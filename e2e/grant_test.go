@@ -58,7 +58,8 @@ func TestGrantKVReadThenRevoke(t *testing.T) {
 		}
 	}
 
-	e.root(t, "lease", "revoke", g.LeaseID)
+	// -sync: without it the CLI only queues the revocation, and the check below would race it.
+	e.root(t, "lease", "revoke", "-sync", g.LeaseID)
 	if _, err := e.login(g.Username, g.Password); err == nil {
 		t.Fatal("login still works after revoke")
 	}
@@ -238,9 +239,9 @@ func TestClientLogsInAgainAfterItsTokenIsRevoked(t *testing.T) {
 	e.root(t, "lease", "revoke", "-prefix", "auth/approle/login")
 	g := e.grant(t, role)
 	e.mustLogin(t, g)
-	e.root(t, "lease", "revoke", g.LeaseID)
-	if e.hasUser(t, g.Username) || e.hasPolicy(t, g.Policy) {
-		t.Fatal("user or policy left after revoke")
+	e.root(t, "lease", "revoke", "-sync", g.LeaseID) // done when it returns, not queued
+	if user, policy := e.hasUser(t, g.Username), e.hasPolicy(t, g.Policy); user || policy {
+		t.Fatalf("left after revoke: user %v, policy %v (%s)", user, policy, g.Username)
 	}
 }
 

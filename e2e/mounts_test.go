@@ -32,7 +32,7 @@ func TestTwoMountsNeverTouchEachOther(t *testing.T) {
 	// The other mount's path is not grantable from this one either.
 	e.mustBadRequest(t, "only KV v2 and Transit", "write", "apono/roles/"+role+"-x", "resources="+mount+"/config")
 
-	e.root(t, "lease", "revoke", "-prefix", mount+"/")
+	e.root(t, "lease", "revoke", "-sync", "-prefix", mount+"/") // done when it returns, not queued
 	if !e.hasUser(t, a.Username) || !e.hasPolicy(t, a.Policy) {
 		t.Fatal("revoking the other mount's grants removed this mount's user or policy")
 	}
