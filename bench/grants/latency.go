@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hashicorp/vault/api"
 )
 
 // batchResult is one batch of creates at a fixed concurrency, then removal of what they
@@ -365,13 +368,19 @@ func (b *bench) mixedLatency(ctx context.Context, o *options, rep *report) error
 			return checkErrors("mixed warm-up", wp, wb)
 		}
 		sampler := b.sampleRoutes(ctx)
+		floor := b.probeFloor(ctx)
 		p, bl := b.mixed(ctx, conc, n)
+		floorErr := floor.finish()
 		routePlugin, routeUser, routesOK := sampler.means()
 		if err := checkErrors(fmt.Sprintf("mixed latency at concurrency %d", conc), p, bl); err != nil {
 			return err
 		}
+		if floorErr != nil {
+			return floorErr
+		}
 		row := mixedRow{conc: conc, n: len(p.create), perWorker: n / conc,
-			plugin: summarize(p.create), baseline: summarize(bl.create)}
+			plugin: summarize(p.create), baseline: summarize(bl.create),
+			floorN: len(floor.plugin), floorPlugin: summarize(floor.plugin), floorVault: summarize(floor.vault)}
 		row.routePlugin, row.routeUser, row.metricsOK = routePlugin, routeUser, routesOK
 		rep.mixed = append(rep.mixed, row)
 	}
@@ -458,4 +467,73 @@ func (b *bench) readRoutes(ctx context.Context, start time.Time, rs *routeSample
 			rs.user[m.Timestamp] = [2]float64{float64(x.Count), x.Mean}
 		}
 	}
+}
+
+// floorProbe measures, while a mixed level runs, what being a plugin costs a write before
+// the plugin does any work: one prober, paced so it adds little load, alternates
+//   - a grant the plugin refuses at once (ttl=-1: a 400 from field checks on the cached
+//     role, no call into Vault): Vault's existence check and request, each a gRPC round
+//     trip to the plugin, and nothing else; and
+//   - the same kind of refused write to a path Vault serves in its own process
+//     (sys/policies/acl with no policy: a 400 before any storage).
+//
+// Every grant pays the first on top of its own user create, so (plugin floor + user
+// create) / baseline p50 bounds from below the mixed ratio any plugin can reach.
+type floorProbe struct {
+	stop, done    chan struct{}
+	plugin, vault []time.Duration
+	errs          int
+	firstErr      error
+}
+
+// floorPace is the pause between two probe pairs: a prober that never paused would add a
+// fifth (or seventeenth) client to the level it measures.
+const floorPace = 100 * time.Millisecond
+
+func (b *bench) probeFloor(ctx context.Context) *floorProbe {
+	fp := &floorProbe{stop: make(chan struct{}), done: make(chan struct{})}
+	refused := func(path string, data map[string]interface{}) (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(ctx, opTimeout)
+		defer cancel()
+		t0 := time.Now()
+		_, err := b.client.Logical().WriteWithContext(ctx, path, data)
+		d := time.Since(t0)
+		var re *api.ResponseError
+		if errors.As(err, &re) && re.StatusCode == 400 {
+			return d, nil
+		}
+		return 0, fmt.Errorf("%s: want a 400, got %v", path, err)
+	}
+	go func() {
+		defer close(fp.done)
+		for {
+			select {
+			case <-fp.stop:
+				return
+			case <-time.After(floorPace):
+			}
+			p, errP := refused("apono/grants/"+b.plugin.role, map[string]interface{}{"ttl": -1})
+			v, errV := refused("sys/policies/acl/bench-floor", map[string]interface{}{"policy": ""})
+			if err := errors.Join(errP, errV); err != nil {
+				fp.errs++
+				if fp.firstErr == nil {
+					fp.firstErr = err
+				}
+				continue
+			}
+			fp.plugin = append(fp.plugin, p)
+			fp.vault = append(fp.vault, v)
+		}
+	}()
+	return fp
+}
+
+// finish stops the prober and returns an error if any probe did not get its 400.
+func (fp *floorProbe) finish() error {
+	close(fp.stop)
+	<-fp.done
+	if fp.errs > 0 {
+		return fmt.Errorf("floor probe: %d of %d pairs failed, first: %w", fp.errs, fp.errs+len(fp.plugin), fp.firstErr)
+	}
+	return nil
 }

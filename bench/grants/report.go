@@ -35,6 +35,9 @@ type mixedRow struct {
 	// route (the gRPC round trip to the plugin, the handler inside) and the user create.
 	routePlugin, routeUser float64
 	metricsOK              bool
+	// the floor probe over the level (floorProbe): refused writes, the plugin's and Vault's
+	floorN                  int
+	floorPlugin, floorVault stats
 }
 
 // phaseLoad is how many CPUs processes other than this benchmark's kept busy in a phase.
@@ -147,136 +150,11 @@ func (r *report) String() string {
 	p("CPUs kept busy by other processes (not Vault, the plugin or this program), by phase: %s", strings.Join(loads, ", "))
 	p("")
 
-	p("1. Issue latency, ms. plugin: one `write apono/grants/%s` over HTTP; baseline: the same", roleLatency)
-	p("   JSON policy write, userpass user create, identity entity and alias writes (and a token")
-	p("   lookup every 5 s), one after the other, by the same root client. Batches alternate")
-	p("   plugin/baseline. Only the issue is timed; removal follows each batch and is shown apart")
-	p("   (plugin: sys/leases/revoke, which runs the plugin's Revoke; baseline: delete policy, user")
-	p("   and entity).")
-	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "   conc\tn/side\tplugin p50\tp90\tp99\tbaseline p50\tp90\tp99\tp50 ratio\ttarget\tCPU ms/op plugin\tbaseline\t")
-	var notAtConc []string
-	for _, row := range r.latency {
-		tooFew := ""
-		if row.smallestBatch < row.conc {
-			tooFew = fmt.Sprintf("concurrency %d: batches of %d grants never had %d in flight (-samples=%d measures it)",
-				row.conc, row.smallestBatch, row.conc, 4*row.conc)
-			notAtConc = append(notAtConc, tooFew)
-		}
-		fmt.Fprintf(tw, "   %s\t%s\t%s\t\n", latencyCells(row.conc, row.n, row.plugin, row.baseline, tooFew),
-			ms(row.pluginCPU.total()), ms(row.baselineCPU.total()))
-	}
-	tw.Flush()
-	for _, n := range notAtConc {
-		p("   too few samples to judge %s", n)
-	}
-	p("   removal, ms (not in the ratio above):")
-	tw = tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "   conc\tplugin revoke p50\tp90\tp99\tbaseline delete p50\tp90\tp99\t")
-	for _, row := range r.latency {
-		fmt.Fprintf(tw, "   %d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.conc,
-			ms(row.pluginRemove.p50), ms(row.pluginRemove.p90), ms(row.pluginRemove.p99),
-			ms(row.baselineRemove.p50), ms(row.baselineRemove.p90), ms(row.baselineRemove.p99))
-	}
-	tw.Flush()
-	p("")
-
-	p("1b. Issue latency mixed with direct writes, ms: each worker issues a grant, makes the same")
-	p("   objects directly (the order alternates), removes both, and again; grants always run")
-	p("   among direct writes, as on a Vault other clients keep busy.")
-	tw = tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "   conc\tn/side\tplugin p50\tp90\tp99\tbaseline p50\tp90\tp99\tp50 ratio\ttarget\t")
-	var fewMixed []string
-	for _, row := range r.mixed {
-		tooFew := ""
-		if row.perWorker < mixedMinPerWorker {
-			tooFew = fmt.Sprintf("concurrency %d: %d rounds per worker (-mixed-samples=%d measures it)",
-				row.conc, row.perWorker, mixedMinPerWorker*row.conc)
-			fewMixed = append(fewMixed, tooFew)
-		}
-		fmt.Fprintf(tw, "   %s\t\n", latencyCells(row.conc, row.n, row.plugin, row.baseline, tooFew))
-	}
-	tw.Flush()
-	for _, n := range fewMixed {
-		p("   too few samples to judge %s", n)
-	}
-	for _, row := range r.mixed {
-		if row.metricsOK {
-			p("   at %d, Vault's sys/metrics over the level, mean: route.update.apono- %.1f ms (Vault hands the request to the", row.conc, row.routePlugin)
-			p("   plugin over gRPC and waits), route.create.auth-userpass- %.1f ms (a userpass user create, bcrypt)", row.routeUser)
-		}
-	}
-	p("")
-
-	p("2. Throughput at concurrency %d (%d per side in %d interleaved batches), steady state (each batch",
-		r.tputConc, r.tputN, tputRounds)
-	if x, ok := rateRatio(r.tputPlugin, r.tputBaseline); ok {
-		p("   without its first and last %d completions): plugin %s grants/s, baseline %s policy+user",
-			r.tputConc, perSecondText(r.tputPlugin), perSecondText(r.tputBaseline))
-		p("   creations/s; ratio %.3f (target ≥ %.2f) %s", x, targetTputRatio, verdict(x >= targetTputRatio))
-	} else {
-		p("   without its first and last %d completions): too few samples for a steady-state figure;", r.tputConc)
-		p("   a batch needs at least %d grants at concurrency %d (-tput-n ≥ %d), so the ratio is not judged",
-			steadyMin(r.tputConc), r.tputConc, tputRounds*steadyMin(r.tputConc))
-	}
-	x, ok := rateRatio(r.tputPluginWhole, r.tputBaselineWhole)
-	p("   whole batches, ramp-up and tail included: plugin %s/s, baseline %s/s, ratio %s",
-		perSecondText(r.tputPluginWhole), perSecondText(r.tputBaselineWhole), ratioText(x, ok))
-	p("   CPU per op (all processes on the box that do the work: Vault, plugin, this client):")
-	p("   plugin %s ms = Vault %s + plugin %s + client %s; baseline %s ms = Vault %s + client %s;",
-		ms(r.tputPluginCPU.total()), ms(r.tputPluginCPU.vault), ms(r.tputPluginCPU.plugin), ms(r.tputPluginCPU.client),
-		ms(r.tputBaselineCPU.total()), ms(r.tputBaselineCPU.vault), ms(r.tputBaselineCPU.client))
-	p("   on a CPU-bound box that caps the ratio at baseline/plugin CPU = %s",
-		ratioText(ratio(float64(r.tputBaselineCPU.total()), float64(r.tputPluginCPU.total()))))
-	p("")
-
-	if s := r.storm; s != nil {
-		how := fmt.Sprintf("each asked for the TTL ending at one common second, %s after issuing began", s.ttl)
-		if s.mode == "same-ttl" {
-			how = fmt.Sprintf("each with ttl=%s", s.ttl)
-		}
-		p("3. Revocation storm: %d grants of role %s (%s),", s.issued, roleStorm, how)
-		late := ""
-		if s.mode == "aligned" {
-			late = fmt.Sprintf(" (%d issued too late for the common second)", s.late)
-		}
-		p("   issued at concurrency %d in %s; expiries spread over %s%s.",
-			r.tputConc, s.issueTime.Round(100*time.Millisecond), s.lastExpiry.Sub(s.firstExpiry).Round(100*time.Millisecond), late)
-		if s.pollStartLate > 0 {
-			p("   (polling began %s after the first expiry: -ttl was shorter than issuing took)", s.pollStartLate.Round(100*time.Millisecond))
-		}
-		if s.allGone {
-			p("   every user and policy gone %s after the last expiry (%s after the first); target ≤ %s %s",
-				s.goneAfterLast.Round(100*time.Millisecond), s.goneAfterFirst.Round(100*time.Millisecond), targetStormClean,
-				verdict(s.goneAfterLast <= targetStormClean))
-		} else {
-			p("   NOT all gone %s after the last expiry; target ≤ %s FAIL", s.goneAfterLast.Round(time.Second), targetStormClean)
-		}
-		p("   peak left (expired, user or policy still there): %d; left at the last expiry: %d", s.peakBacklog, s.leftAtLast)
-		p("   irrevocable leases (sys/leases/count): %d (target 0) %s; leases still under the prefix: %d",
-			s.irrevocable, verdict(s.irrevocable == 0), s.leasesLeft)
-		p("   server log: %d lines mention \"irrevocable\", %d \"failed to revoke lease\"", r.logIrrevocable, r.logRevokeFailures)
-	}
-	if x := r.prefix; x != nil {
-		gone := fmt.Sprintf("all users and policies gone %s after it began", x.gone.Round(100*time.Millisecond))
-		if !x.allGone {
-			gone = fmt.Sprintf("NOT all gone after %s", x.gone.Round(time.Second))
-		}
-		p("   revoke -prefix apono/grants/%s on %d grants (issued in %s): the synchronous call took %s;",
-			rolePrefix, x.issued, x.issueTime.Round(100*time.Millisecond), x.call.Round(100*time.Millisecond))
-		p("   %s; leases left: %d", gone, x.leases)
-	}
-	p("")
-
-	how := "VmHWM, reset per phase through clear_refs"
-	if !r.memThroughput.exact || !r.memStorm.exact {
-		how = "largest VmRSS sampled every 100 ms (clear_refs refused)"
-	}
-	p("4. Plugin process peak RSS (%s): idle %s; during 2: %s; during 3: %s.",
-		how, mb(r.memIdle.pluginKB), mb(r.memThroughput.pluginKB), mb(r.memStorm.pluginKB))
-	p("   Vault server for comparison: idle %s, peak during 2: %s, during 3: %s. Plugin restarts: %d.",
-		mb(r.memIdle.vaultKB), mb(r.memThroughput.vaultKB), mb(r.memStorm.vaultKB), r.pluginRestarts)
-	p("")
+	r.latencySection(p, &sb)
+	r.mixedSection(p, &sb)
+	r.throughputSection(p)
+	r.stormSection(p)
+	r.memorySection(p)
 
 	p("What a grant is made of (audit log of %d grants; calls the plugin makes into Vault):", calibrationGrants)
 	p("   per grant:  %s", formatCalls(r.callsPerGrant))
@@ -328,4 +206,183 @@ func latencyCells(conc, n int, plugin, baseline stats, tooFew string) string {
 	return fmt.Sprintf("%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t≤%.2f %s", conc, n,
 		ms(plugin.p50), ms(plugin.p90), ms(plugin.p99), ms(baseline.p50), ms(baseline.p90), ms(baseline.p99),
 		ratioText(x, ok), targetLatencyRatio, judged)
+}
+
+// latencySection is part 1: alternating batches.
+func (r *report) latencySection(p func(string, ...interface{}), sb *strings.Builder) {
+	if !r.opts.runs("latency") {
+		return
+	}
+	p("1. Issue latency, ms. plugin: one `write apono/grants/%s` over HTTP; baseline: the same", roleLatency)
+	p("   JSON policy write, userpass user create, identity entity and alias writes (and a token")
+	p("   lookup every 5 s), one after the other, by the same root client. Batches alternate")
+	p("   plugin/baseline. Only the issue is timed; removal follows each batch and is shown apart")
+	p("   (plugin: sys/leases/revoke, which runs the plugin's Revoke; baseline: delete policy, user")
+	p("   and entity).")
+	tw := tabwriter.NewWriter(sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "   conc\tn/side\tplugin p50\tp90\tp99\tbaseline p50\tp90\tp99\tp50 ratio\ttarget\tCPU ms/op plugin\tbaseline\t")
+	var notAtConc []string
+	for _, row := range r.latency {
+		tooFew := ""
+		if row.smallestBatch < row.conc {
+			tooFew = fmt.Sprintf("concurrency %d: batches of %d grants never had %d in flight (-samples=%d measures it)",
+				row.conc, row.smallestBatch, row.conc, 4*row.conc)
+			notAtConc = append(notAtConc, tooFew)
+		}
+		fmt.Fprintf(tw, "   %s\t%s\t%s\t\n", latencyCells(row.conc, row.n, row.plugin, row.baseline, tooFew),
+			ms(row.pluginCPU.total()), ms(row.baselineCPU.total()))
+	}
+	tw.Flush()
+	for _, n := range notAtConc {
+		p("   too few samples to judge %s", n)
+	}
+	p("   removal, ms (not in the ratio above):")
+	tw = tabwriter.NewWriter(sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "   conc\tplugin revoke p50\tp90\tp99\tbaseline delete p50\tp90\tp99\t")
+	for _, row := range r.latency {
+		fmt.Fprintf(tw, "   %d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.conc,
+			ms(row.pluginRemove.p50), ms(row.pluginRemove.p90), ms(row.pluginRemove.p99),
+			ms(row.baselineRemove.p50), ms(row.baselineRemove.p90), ms(row.baselineRemove.p99))
+	}
+	tw.Flush()
+	p("")
+}
+
+// mixedSection is part 1b: grants among direct writes, and the floor under them.
+func (r *report) mixedSection(p func(string, ...interface{}), sb *strings.Builder) {
+	if !r.opts.runs("mixed") {
+		return
+	}
+	p("1b. Issue latency mixed with direct writes, ms: each worker issues a grant, makes the same")
+	p("   objects directly (the order alternates), removes both, and again; grants always run")
+	p("   among direct writes, as on a Vault other clients keep busy.")
+	tw := tabwriter.NewWriter(sb, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "   conc\tn/side\tplugin p50\tp90\tp99\tbaseline p50\tp90\tp99\tp50 ratio\ttarget\t")
+	var fewMixed []string
+	for _, row := range r.mixed {
+		tooFew := ""
+		if row.perWorker < mixedMinPerWorker {
+			tooFew = fmt.Sprintf("concurrency %d: %d rounds per worker (-mixed-samples=%d measures it)",
+				row.conc, row.perWorker, mixedMinPerWorker*row.conc)
+			fewMixed = append(fewMixed, tooFew)
+		}
+		fmt.Fprintf(tw, "   %s\t\n", latencyCells(row.conc, row.n, row.plugin, row.baseline, tooFew))
+	}
+	tw.Flush()
+	for _, n := range fewMixed {
+		p("   too few samples to judge %s", n)
+	}
+	for _, row := range r.mixed {
+		if row.metricsOK {
+			p("   at %d, Vault's sys/metrics over the level, mean: route.update.apono- %.1f ms (Vault hands the request to the", row.conc, row.routePlugin)
+			p("   plugin over gRPC and waits), route.create.auth-userpass- %.1f ms (a userpass user create, bcrypt)", row.routeUser)
+		}
+		if row.floorN > 0 {
+			p("   at %d, floor (one paced prober, %d pairs): a grant the plugin refuses at once, doing no Vault work (ttl=-1:", row.conc, row.floorN)
+			p("   Vault's existence check and request, two gRPC round trips) p50 %s p90 %s; the same refused write to a path Vault",
+				ms(row.floorPlugin.p50), ms(row.floorPlugin.p90))
+			p("   serves itself (sys/policies/acl, no policy) p50 %s p90 %s", ms(row.floorVault.p50), ms(row.floorVault.p90))
+			if row.metricsOK && row.baseline.p50 > 0 {
+				floor := float64(row.floorPlugin.p50) / float64(time.Millisecond)
+				least := floor + row.routeUser
+				p("   every grant pays that floor and a user create: %.1f + %.1f = %.1f ms, %.2f x the baseline p50, the least", floor, row.routeUser, least,
+					least/(float64(row.baseline.p50)/float64(time.Millisecond)))
+				p("   ratio any plugin could show here")
+			}
+		}
+	}
+	p("")
+}
+
+// throughputSection is part 2.
+func (r *report) throughputSection(p func(string, ...interface{})) {
+	if !r.opts.runs("throughput") {
+		return
+	}
+	p("2. Throughput at concurrency %d (%d per side in %d interleaved batches), steady state (each batch",
+		r.tputConc, r.tputN, tputRounds)
+	if x, ok := rateRatio(r.tputPlugin, r.tputBaseline); ok {
+		p("   without its first and last %d completions): plugin %s grants/s, baseline %s policy+user",
+			r.tputConc, perSecondText(r.tputPlugin), perSecondText(r.tputBaseline))
+		p("   creations/s; ratio %.3f (target ≥ %.2f) %s", x, targetTputRatio, verdict(x >= targetTputRatio))
+	} else {
+		p("   without its first and last %d completions): too few samples for a steady-state figure;", r.tputConc)
+		p("   a batch needs at least %d grants at concurrency %d (-tput-n ≥ %d), so the ratio is not judged",
+			steadyMin(r.tputConc), r.tputConc, tputRounds*steadyMin(r.tputConc))
+	}
+	x, ok := rateRatio(r.tputPluginWhole, r.tputBaselineWhole)
+	p("   whole batches, ramp-up and tail included: plugin %s/s, baseline %s/s, ratio %s",
+		perSecondText(r.tputPluginWhole), perSecondText(r.tputBaselineWhole), ratioText(x, ok))
+	p("   CPU per op (all processes on the box that do the work: Vault, plugin, this client):")
+	p("   plugin %s ms = Vault %s + plugin %s + client %s; baseline %s ms = Vault %s + client %s;",
+		ms(r.tputPluginCPU.total()), ms(r.tputPluginCPU.vault), ms(r.tputPluginCPU.plugin), ms(r.tputPluginCPU.client),
+		ms(r.tputBaselineCPU.total()), ms(r.tputBaselineCPU.vault), ms(r.tputBaselineCPU.client))
+	p("   on a CPU-bound box that caps the ratio at baseline/plugin CPU = %s",
+		ratioText(ratio(float64(r.tputBaselineCPU.total()), float64(r.tputPluginCPU.total()))))
+	p("")
+}
+
+// stormSection is part 3: the revocation storm and revoke -prefix.
+func (r *report) stormSection(p func(string, ...interface{})) {
+	if !r.opts.runs("storm") {
+		return
+	}
+	if s := r.storm; s != nil {
+		how := fmt.Sprintf("each asked for the TTL ending at one common second, %s after issuing began", s.ttl)
+		if s.mode == "same-ttl" {
+			how = fmt.Sprintf("each with ttl=%s", s.ttl)
+		}
+		p("3. Revocation storm: %d grants of role %s (%s),", s.issued, roleStorm, how)
+		late := ""
+		if s.mode == "aligned" {
+			late = fmt.Sprintf(" (%d issued too late for the common second)", s.late)
+		}
+		p("   issued at concurrency %d in %s; expiries spread over %s%s.",
+			r.tputConc, s.issueTime.Round(100*time.Millisecond), s.lastExpiry.Sub(s.firstExpiry).Round(100*time.Millisecond), late)
+		if s.pollStartLate > 0 {
+			p("   (polling began %s after the first expiry: -ttl was shorter than issuing took)", s.pollStartLate.Round(100*time.Millisecond))
+		}
+		if s.allGone {
+			p("   every user and policy gone %s after the last expiry (%s after the first); target ≤ %s %s",
+				s.goneAfterLast.Round(100*time.Millisecond), s.goneAfterFirst.Round(100*time.Millisecond), targetStormClean,
+				verdict(s.goneAfterLast <= targetStormClean))
+		} else {
+			p("   NOT all gone %s after the last expiry; target ≤ %s FAIL", s.goneAfterLast.Round(time.Second), targetStormClean)
+		}
+		p("   peak left (expired, user or policy still there): %d; left at the last expiry: %d", s.peakBacklog, s.leftAtLast)
+		p("   irrevocable leases (sys/leases/count): %d (target 0) %s; leases still under the prefix: %d",
+			s.irrevocable, verdict(s.irrevocable == 0), s.leasesLeft)
+		p("   server log: %d lines mention \"irrevocable\", %d \"failed to revoke lease\"", r.logIrrevocable, r.logRevokeFailures)
+	}
+	if x := r.prefix; x != nil {
+		gone := fmt.Sprintf("all users and policies gone %s after it began", x.gone.Round(100*time.Millisecond))
+		if !x.allGone {
+			gone = fmt.Sprintf("NOT all gone after %s", x.gone.Round(time.Second))
+		}
+		p("   revoke -prefix apono/grants/%s on %d grants (issued in %s): the synchronous call took %s;",
+			rolePrefix, x.issued, x.issueTime.Round(100*time.Millisecond), x.call.Round(100*time.Millisecond))
+		p("   %s; leases left: %d", gone, x.leases)
+	}
+	p("")
+}
+
+// memorySection is part 4: peak RSS during the phases that ran.
+func (r *report) memorySection(p func(string, ...interface{})) {
+	how := "VmHWM, reset per phase through clear_refs"
+	if !r.memThroughput.exact || !r.memStorm.exact {
+		how = "largest VmRSS sampled every 100 ms (clear_refs refused)"
+	}
+	plugin := []string{"idle " + mb(r.memIdle.pluginKB)}
+	vault := []string{"idle " + mb(r.memIdle.vaultKB)}
+	if r.opts.runs("throughput") {
+		plugin = append(plugin, "during 2: "+mb(r.memThroughput.pluginKB))
+		vault = append(vault, "peak during 2: "+mb(r.memThroughput.vaultKB))
+	}
+	if r.opts.runs("storm") {
+		plugin = append(plugin, "during 3: "+mb(r.memStorm.pluginKB))
+		vault = append(vault, "during 3: "+mb(r.memStorm.vaultKB))
+	}
+	p("4. Plugin process peak RSS (%s): %s.", how, strings.Join(plugin, "; "))
+	p("   Vault server for comparison: %s. Plugin restarts: %d.", strings.Join(vault, ", "), r.pluginRestarts)
+	p("")
 }

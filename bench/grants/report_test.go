@@ -150,7 +150,8 @@ func TestReportJudgesMixedRows(t *testing.T) {
 	r := baseReport()
 	r.mixed = []mixedRow{
 		{conc: 4, n: 200, perWorker: 50, plugin: stats{n: 200, p50: 200 * time.Millisecond}, baseline: stats{n: 200, p50: 100 * time.Millisecond},
-			routePlugin: 160, routeUser: 100, metricsOK: true},
+			routePlugin: 160, routeUser: 100, metricsOK: true,
+			floorN: 90, floorPlugin: stats{n: 90, p50: 90 * time.Millisecond}, floorVault: stats{n: 90, p50: 2 * time.Millisecond}},
 		{conc: 16, n: 32, perWorker: 2, plugin: stats{n: 32, p50: 800 * time.Millisecond}, baseline: stats{n: 32, p50: 300 * time.Millisecond}},
 	}
 	text := r.String()
@@ -163,5 +164,30 @@ func TestReportJudgesMixedRows(t *testing.T) {
 	}
 	if !strings.Contains(sec, "at 4, Vault's sys/metrics") || strings.Contains(sec, "at 16, Vault's sys/metrics") {
 		t.Errorf("sys/metrics lines:\n%s", sec)
+	}
+	// The floor: measured at 4 only; (90 + 100) / 100 is the least ratio.
+	if !strings.Contains(sec, "at 4, floor (one paced prober, 90 pairs)") || strings.Contains(sec, "at 16, floor") {
+		t.Errorf("floor lines:\n%s", sec)
+	}
+	if !strings.Contains(sec, "90.0 + 100.0 = 190.0 ms, 1.90 x the baseline p50") {
+		t.Errorf("no least ratio from the floor:\n%s", sec)
+	}
+}
+
+// A run of some phases (-only) reports those and no empty sections for the others.
+func TestReportShowsOnlyThePhasesThatRan(t *testing.T) {
+	r := baseReport()
+	r.opts.only = map[string]bool{"mixed": true}
+	r.mixed = []mixedRow{{conc: 4, n: 200, perWorker: 50, plugin: stats{n: 200, p50: 200 * time.Millisecond}, baseline: stats{n: 200, p50: 100 * time.Millisecond}}}
+	text := r.String()
+	for _, absent := range []string{"1. Issue latency", "2. Throughput", "3. Revocation storm", "during 2", "during 3"} {
+		if strings.Contains(text, absent) {
+			t.Errorf("-only=mixed report has %q:\n%s", absent, text)
+		}
+	}
+	for _, present := range []string{"1b. Issue latency mixed", "4. Plugin process peak RSS", "What a grant is made of"} {
+		if !strings.Contains(text, present) {
+			t.Errorf("-only=mixed report lacks %q:\n%s", present, text)
+		}
 	}
 }
