@@ -369,7 +369,7 @@ func (r *report) stormSection(p func(string, ...interface{})) {
 // memorySection is part 4: peak RSS during the phases that ran.
 func (r *report) memorySection(p func(string, ...interface{})) {
 	how := "VmHWM, reset per phase through clear_refs"
-	if !r.memThroughput.exact || !r.memStorm.exact {
+	if (r.opts.runs("throughput") && !r.memThroughput.exact) || (r.opts.runs("storm") && !r.memStorm.exact) {
 		how = "largest VmRSS sampled every 100 ms (clear_refs refused)"
 	}
 	plugin := []string{"idle " + mb(r.memIdle.pluginKB)}
