@@ -141,6 +141,12 @@ func (f *flowsFixture) refused(t *testing.T, who string, code int, want string, 
 	if who != "root" {
 		token = f.people[who].token
 	}
+	f.refusedToken(t, who, token, code, want, args...)
+}
+
+// refusedToken is refused for a token of someone outside the fixture's people.
+func (f *flowsFixture) refusedToken(t *testing.T, who, token string, code int, want string, args ...string) {
+	t.Helper()
 	stderr := f.e.mustFail(t, token, args...)
 	if !strings.Contains(stderr, fmt.Sprintf("Code: %d", code)) {
 		t.Fatalf("vault %s as %s: want HTTP %d, got:\n%s", strings.Join(args, " "), who, code, stderr)
