@@ -124,6 +124,13 @@ func pathGrants(b *aponoBackend) []*framework.Path {
 					Type:        framework.TypeString,
 					Description: fmt.Sprintf("Why the access is needed (at most %d characters). Required when the role says so, and for break-glass.", maxJustificationLen),
 				},
+				"request_id": {
+					Type: framework.TypeString,
+					Description: "Pick up the grant of an approved access request of this role (only its requester, once). The request fixes " +
+						"resources, permission and ttl. The same as writing requests/<id>/grant, but the lease is under grants/<role>/, " +
+						"so vault lease revoke -prefix <mount>/grants/<role> ends it with the role's other grants.",
+					DisplayAttrs: &framework.DisplayAttributes{Name: "Request ID"},
+				},
 				"break_glass": {
 					Type: framework.TypeBool,
 					Description: "On a role with approval=required and break_glass=true: skip approval in an emergency. Needs a justification " +
@@ -180,7 +187,9 @@ max_ttl. When the lease expires or is revoked, the user and the policy are delet
 also cuts every token the user logged in with.
 
 A role with approval=required refuses direct grants: ask at requests/<role> and, once
-approved, pick the grant up at requests/<id>/grant. If the role allows break-glass,
+approved, pick the grant up here with request_id=<id> (or at requests/<id>/grant; here,
+the lease is under grants/<role>/ like every other grant of the role, so one
+vault lease revoke -prefix ends them all). If the role allows break-glass,
 break_glass=true with a justification grants at once, capped at break_glass_max_ttl.
 `
 
@@ -262,6 +271,9 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 		return resp, nil
 	}
 	roleName := d.Get("role").(string)
+	if id, ok := d.GetOk("request_id"); ok {
+		return b.pickUpAtRole(ctx, req, d, roleName, id.(string))
+	}
 	role, cfg, msg, err := b.roleAndConfig(ctx, req.Storage, roleName)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
@@ -279,8 +291,8 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 		if role.BreakGlass {
 			hint = ", or in an emergency write break_glass=true with a justification"
 		}
-		return logical.ErrorResponse(fmt.Sprintf("role %q requires approval: ask for access with vault write %srequests/%s (resources, permission, ttl, justification), then pick the grant up at %srequests/<request_id>/grant once approved%s",
-			roleName, req.MountPoint, roleName, req.MountPoint, hint)), nil
+		return logical.ErrorResponse(fmt.Sprintf("role %q requires approval: ask for access with vault write %srequests/%s (resources, permission, ttl, justification), then pick the grant up with vault write %sgrants/%s request_id=<request_id> once approved%s",
+			roleName, req.MountPoint, roleName, req.MountPoint, roleName, hint)), nil
 	case breakGlass && !role.approvalRequired():
 		return logical.ErrorResponse(fmt.Sprintf("break_glass: role %q does not require approval, so there is nothing to skip; leave break_glass out", roleName)), nil
 	case breakGlass && !role.BreakGlass:

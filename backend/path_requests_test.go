@@ -37,7 +37,13 @@ func (e *testEnv) mustAs(t *testing.T, entityID string, op logical.Operation, pa
 // mustForbiddenAs expects a 403 whose message contains want.
 func (e *testEnv) mustForbiddenAs(t *testing.T, entityID string, path string, want string) {
 	t.Helper()
-	resp, err := e.doAs(t, entityID, logical.UpdateOperation, path, nil)
+	e.mustForbiddenAsWith(t, entityID, path, nil, want)
+}
+
+// mustForbiddenAsWith is mustForbiddenAs for a write with data.
+func (e *testEnv) mustForbiddenAsWith(t *testing.T, entityID string, path string, data map[string]interface{}, want string) {
+	t.Helper()
+	resp, err := e.doAs(t, entityID, logical.UpdateOperation, path, data)
 	var coded logical.HTTPCodedError
 	if !errors.As(err, &coded) || coded.Code() != http.StatusForbidden {
 		t.Fatalf("%s as %s: want a 403, got err=%v resp=%#v", path, entityID, err, resp)
@@ -503,5 +509,45 @@ func TestNotifierRetriesThenGivesUp(t *testing.T) {
 	}
 	if blocked.dropped.Load() != 50 || time.Since(start) > time.Second {
 		t.Fatalf("dropped %d in %s", blocked.dropped.Load(), time.Since(start))
+	}
+}
+
+// A pickup can also be written to grants/<role> with request_id (its lease is then under
+// grants/<role>/): same checks, one grant per request, the role must be the request's,
+// and the request alone says what is granted.
+func TestRequestPickupAtTheRolePath(t *testing.T) {
+	f := newFlowEnv(t)
+	for _, role := range []string{"app", "other"} {
+		f.mustOK(t, logical.CreateOperation, "roles/"+role, map[string]interface{}{
+			"resources": "kv/app/*", "approval": "required", "approvers": "group:kv-owners", "ttl": "10m",
+		})
+	}
+	id := f.request(t, "app", map[string]interface{}{"resources": "kv/app/db"})
+	pickup := map[string]interface{}{"request_id": id}
+	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "grants/app", pickup, "not approved yet")
+	f.mustAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", nil)
+
+	f.mustForbiddenAsWith(t, f.carol, "grants/app", pickup, "only the requester")
+	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "grants/other", pickup, `is for role "app", not "other"`)
+	for field, v := range map[string]interface{}{"resources": "kv/app/other", "permission": "read", "ttl": "1h",
+		"requester": "x@example.com", "justification": "more", "break_glass": false} {
+		f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "grants/app",
+			map[string]interface{}{"request_id": id, field: v}, field+": not allowed with request_id")
+	}
+	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "grants/app", map[string]interface{}{"request_id": "../x"}, `request_id "../x" is not a request ID`)
+	if users := f.vault.userNames(); len(users) != 0 {
+		t.Fatalf("refused pickups made users: %v", users)
+	}
+
+	resp := f.mustAs(t, f.alice, logical.UpdateOperation, "grants/app", pickup)
+	if resp.Secret == nil || resp.Data["request_id"] != id || resp.Data["role"] != "app" ||
+		strings.Join(resp.Data["resources"].([]string), ",") != "kv/app/db" {
+		t.Fatalf("pickup at grants/app: %#v", resp)
+	}
+	grantID := resp.Data["grant_id"].(string)
+	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "grants/app", pickup, "already picked up as grant "+grantID)
+	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/"+id+"/grant", nil, "already picked up as grant "+grantID)
+	if s := f.status(t, id); s != statusGranted {
+		t.Fatalf("status after pickup: %s", s)
 	}
 }

@@ -119,6 +119,18 @@ func TestAccessFlowTwoApprovalsNeedTwoPeople(t *testing.T) {
 	if got := f.approve(t, "dave", id, "reason=second person"); got["status"] != "approved" || got["approval_progress"] != "2/2 approvals" {
 		t.Fatalf("after bob and dave: %v", got)
 	}
+
+	// Picked up at grants/<role> with request_id, the lease is the role's like any other
+	// grant of it, and revoke -prefix <mount>/grants/<role> ends it.
+	g := e.grantAs(t, f.people["alice"].token, flowsMount+"/grants/"+role, "request_id="+id)
+	if prefix := flowsMount + "/grants/" + role + "/"; !strings.HasPrefix(g.LeaseID, prefix) || g.Data["request_id"] != id {
+		t.Fatalf("pickup at grants/%s: lease %s (want it under %s), request_id %v", role, g.LeaseID, prefix, g.Data["request_id"])
+	}
+	e.mustLogin(t, g)
+	e.root(t, "lease", "revoke", "-sync", "-prefix", flowsMount+"/grants/"+role)
+	if user, policy := e.hasUser(t, g.Username), e.hasPolicy(t, g.Policy); user || policy {
+		t.Fatalf("left after revoke -prefix %s/grants/%s: user %v, policy %v", flowsMount, role, user, policy)
+	}
 }
 
 // A denial is final: an approver who could otherwise approve is refused afterwards, and so
@@ -375,7 +387,7 @@ func TestAccessFlowPathsHaveHelpAndOpenAPI(t *testing.T) {
 		`"/apono/requests/"`, `"/apono/requests/{name}"`, `"/apono/requests/{id}/approve"`, `"/apono/requests/{id}/deny"`,
 		`"/apono/requests/{id}/cancel"`, `"/apono/requests/{id}/grant"`,
 		`"approvers"`, `"approval_mode"`, `"required_approvals"`, `"request_ttl"`, `"pickup_ttl"`, `"require_approver_reason"`,
-		`"break_glass"`, `"break_glass_max_ttl"`, `"notify_url"`, `"notify_secret"`, `"notify_ca_cert"`, `"request_retention"`,
+		`"break_glass"`, `"break_glass_max_ttl"`, `"request_id"`, `"notify_url"`, `"notify_secret"`, `"notify_ca_cert"`, `"request_retention"`,
 		`"can_approve"`,
 	} {
 		if !strings.Contains(spec, want) {

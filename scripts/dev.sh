@@ -111,7 +111,7 @@ Try an access flow (README "Access flows", steps 5-7: alice asks, bob owns kv/ap
   REQ=\$(VAULT_TOKEN=\$ALICE vault write -field=id apono/requests/app-db justification=INC-42)
   VAULT_TOKEN=\$BOB vault read apono/requests can_approve=true
   VAULT_TOKEN=\$BOB vault write apono/requests/\$REQ/approve reason="ok for INC-42"
-  VAULT_TOKEN=\$ALICE vault write -f apono/requests/\$REQ/grant
+  VAULT_TOKEN=\$ALICE vault write apono/grants/app-db request_id=\$REQ
   vault login -method=userpass username=<username from the grant>     # password from the grant
   vault list -detailed apono/requests
 MSG
