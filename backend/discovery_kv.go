@@ -1,0 +1,248 @@
+// What the discovery walk does in a KV v2 mount: list folders, read each secret's metadata
+// (custom_metadata, deletion, owner), and derive folder owners from their secrets.
+
+package backend
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// listKV lists one KV v2 folder: dir is "" for the mount root or ends with "/".
+func (w *walker) listKV(ctx context.Context, mount, dir string) error {
+	listPath := mount + "/metadata/" + dir
+	w.listCalls.Add(1)
+	keys, _, err := w.client.List(ctx, listPath)
+	if isStatus(err, http.StatusForbidden) {
+		w.skip(mount, strings.TrimSuffix(dir, "/"), deniedReason("LIST "+listPath))
+		w.markIncomplete(mount, dir)
+		return nil
+	}
+	if err != nil {
+		return callError(ctx, "listing "+listPath, err)
+	}
+
+	var folders []resourceEntry
+	var secrets []string // paths; their entries are made once the metadata is read
+	var tasks []walkTask
+	if dir == "" {
+		// The whole mount is a folder too: kv/*.
+		folders = append(folders, kvEntry(mount, "", kindFolder))
+	}
+	for _, key := range keys {
+		if key == "" || key == "/" {
+			continue
+		}
+		if strings.HasSuffix(key, "/") {
+			sub := dir + key
+			name := mount + "/" + sub + "*"
+			if err := validateResourceName(name); err != nil {
+				// Every name below would fail too; do not spend calls listing them.
+				w.rejectName(name, fmt.Errorf("%w (nothing below it was listed)", err))
+				w.markIncomplete(mount, dir)
+				continue
+			}
+			folders = append(folders, kvEntry(mount, strings.TrimSuffix(sub, "/"), kindFolder))
+			tasks = append(tasks, walkTask{kind: taskListKV, mount: mount, path: sub})
+			continue
+		}
+		p := dir + key
+		if err := validateResourceName(mount + "/" + p); err != nil {
+			w.rejectName(mount+"/"+p, err)
+			w.markIncomplete(mount, dir)
+			continue
+		}
+		secrets = append(secrets, p)
+	}
+	if err := w.reserve(len(folders) + len(secrets)); err != nil {
+		return err
+	}
+	w.emit(folders...)
+	// Secrets are emitted once their metadata is read (custom_metadata, owner, deleted):
+	// one read per secret, made by the pool like the LISTs.
+	for _, p := range secrets {
+		tasks = append(tasks, walkTask{kind: taskReadKVMeta, mount: mount, path: p})
+	}
+	w.push(tasks...)
+	return nil
+}
+
+func kvEntry(mount, path, kind string) resourceEntry {
+	e := resourceEntry{Type: resourceTypeKV, Kind: kind, Mount: mount, Path: path}
+	switch {
+	case kind == kindSecret:
+		e.Name = mount + "/" + path
+	case path == "":
+		e.Name = mount + "/*"
+	default:
+		e.Name = mount + "/" + path + "/*"
+	}
+	return e
+}
+
+func (w *walker) readKVMeta(ctx context.Context, mount, path string) error {
+	e := kvEntry(mount, path, kindSecret)
+	readPath := mount + "/metadata/" + path
+	data, denied, err := w.gatedRead(ctx, mount, readPath)
+	switch {
+	case denied:
+		if err != nil {
+			return err
+		}
+		w.warnOnce(fmt.Sprintf("reading %s/metadata/... is denied: custom_metadata, deleted and owner are not reported for mount %s", mount, mount))
+	case err != nil:
+		return callError(ctx, "reading "+readPath, err)
+	case data == nil:
+		w.unreserve() // destroyed between the LIST and the read
+		return nil
+	default:
+		e.CustomMetadata = stringMap(data["custom_metadata"])
+		e.Deleted = currentVersionDeleted(data, w.now)
+	}
+	e.Owner, e.OwnerSource = w.ownerOf(e.CustomMetadata)
+	w.emit(e)
+	return nil
+}
+
+func (w *walker) ownerOf(customMetadata map[string]string) (owner, source string) {
+	if w.opts.ownerKey != "" {
+		if v := strings.TrimSpace(customMetadata[w.opts.ownerKey]); v != "" {
+			return v, ownerFromMetadata
+		}
+	}
+	if w.opts.integrationOwner != "" {
+		return w.opts.integrationOwner, ownerFromIntegration
+	}
+	return "", ""
+}
+
+// stringMap converts custom_metadata as decoded from JSON; never nil.
+func stringMap(v interface{}) map[string]string {
+	out := map[string]string{}
+	m, _ := v.(map[string]interface{})
+	for k, val := range m {
+		if s, ok := val.(string); ok {
+			out[k] = s
+		} else if val != nil {
+			out[k] = fmt.Sprint(val)
+		}
+	}
+	return out
+}
+
+// currentVersionDeleted reports whether a KV v2 metadata read shows the current version
+// deleted (deletion_time reached) or destroyed.
+func currentVersionDeleted(meta map[string]interface{}, now time.Time) bool {
+	cur := numberString(meta["current_version"])
+	versions, _ := meta["versions"].(map[string]interface{})
+	v, _ := versions[cur].(map[string]interface{})
+	if v == nil {
+		return false
+	}
+	if destroyed, _ := v["destroyed"].(bool); destroyed {
+		return true
+	}
+	dt, _ := v["deletion_time"].(string)
+	if dt == "" {
+		return false
+	}
+	t, err := time.Parse(time.RFC3339Nano, dt)
+	// A deletion_time in the future is delete_version_after at work: not deleted yet.
+	return err != nil || !t.After(now)
+}
+
+func numberString(v interface{}) string {
+	switch n := v.(type) {
+	case json.Number:
+		return n.String()
+	case float64:
+		return strconv.FormatInt(int64(n), 10)
+	case int:
+		return strconv.Itoa(n)
+	case int64:
+		return strconv.FormatInt(n, 10)
+	case string:
+		return n
+	}
+	return ""
+}
+
+// forEachFolder calls fn with the key ("mount/path") of every folder containing path, and
+// of path itself when self: for mount kv and path a/b/c, kv/a/b, kv/a and kv/ (the root).
+func forEachFolder(mount, path string, self bool, fn func(key string)) {
+	if self {
+		fn(mount + "/" + path)
+	}
+	for path != "" {
+		i := strings.LastIndexByte(path, '/')
+		if i < 0 {
+			path = ""
+		} else {
+			path = path[:i]
+		}
+		fn(mount + "/" + path)
+	}
+}
+
+// folderOwner accumulates the owners of the secrets below one folder.
+type folderOwner struct {
+	owner    string
+	disagree bool // secrets name different owners, or one names none
+}
+
+// deriveFolderOwners gives a folder the owner its secrets name when all of them name the
+// same one; otherwise, like every entry without an owner, it gets integration_owner.
+func (w *walker) deriveFolderOwners() {
+	fallback, fallbackSource := w.ownerOf(nil)
+	if w.opts.ownerKey == "" {
+		for i := range w.entries {
+			if w.entries[i].Kind == kindFolder {
+				w.entries[i].Owner, w.entries[i].OwnerSource = fallback, fallbackSource
+			}
+		}
+		return
+	}
+	folders := map[string]*folderOwner{}
+	merge := func(key, owner string) {
+		f, ok := folders[key]
+		if !ok {
+			folders[key] = &folderOwner{owner: owner, disagree: owner == ""}
+			return
+		}
+		if f.owner != owner || owner == "" {
+			f.disagree = true
+		}
+	}
+	for i := range w.entries {
+		e := &w.entries[i]
+		if e.Kind != kindSecret {
+			continue
+		}
+		owner := ""
+		if e.OwnerSource == ownerFromMetadata {
+			owner = e.Owner
+		}
+		forEachFolder(e.Mount, e.Path, false, func(key string) { merge(key, owner) })
+	}
+	poisoned := map[string]bool{}
+	for _, inc := range w.incomplete {
+		forEachFolder(inc.mount, inc.path, true, func(key string) { poisoned[key] = true })
+	}
+	for i := range w.entries {
+		e := &w.entries[i]
+		if e.Kind != kindFolder {
+			continue
+		}
+		key := e.Mount + "/" + e.Path
+		if f := folders[key]; f != nil && !f.disagree && !poisoned[key] {
+			e.Owner, e.OwnerSource = f.owner, ownerFromFolder
+		} else {
+			e.Owner, e.OwnerSource = fallback, fallbackSource
+		}
+	}
+}
