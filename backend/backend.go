@@ -132,7 +132,8 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		healthProbe: unauthenticatedHealth,
 	}
 	b.lifetime, b.stopLifetime = context.WithCancel(context.Background())
-	b.events = newNotifier(b.lifetime, func() hclog.Logger { return b.Logger() })
+	b.events = newNotifier(b.lifetime, func() hclog.Logger { return b.Logger() }, conf.StorageView,
+		func(ctx context.Context) (*pluginConfig, error) { return b.config(ctx, conf.StorageView) })
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -156,7 +157,13 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		Invalidate:        b.invalidate,
 		PeriodicFunc:      b.periodic,
 		Clean:             b.clean,
-		RunningVersion:    Version,
+		// Events stored by an earlier instance (reload, restart, another node before a
+		// leader change) are delivered by this one.
+		InitializeFunc: func(context.Context, *logical.InitializationRequest) error {
+			b.events.begin()
+			return nil
+		},
+		RunningVersion: Version,
 	}
 	return b
 }

@@ -146,11 +146,11 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	}
 	if gr.breakGlass {
 		b.Logger().Warn("BREAK-GLASS grant issued without approval", append(logArgs, "justification", gr.justification)...)
-		b.emit(cfg, rec.event(eventBreakGlass))
+		b.emit(ctx, cfg, rec.event(eventBreakGlass))
 	} else {
 		b.Logger().Info("grant issued", logArgs...)
 	}
-	b.emit(cfg, rec.event(eventGrantIssued))
+	b.emit(ctx, cfg, rec.event(eventGrantIssued))
 
 	data := map[string]interface{}{
 		"grant_id":       id,

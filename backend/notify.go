@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,12 +25,16 @@ import (
 	hclog "github.com/hashicorp/go-hclog"
 	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // Access-flow events: a JSON body POSTed to notify_url for every step, so a chat channel
-// or ticket system hears of it. Delivery is asynchronous from a bounded queue with bounded
-// retries: it never blocks or fails the request that caused it. An event never holds a
-// password, secret_id or token; only names, IDs, reasons and times.
+// or ticket system hears of it. An event is stored (one storage write, only when
+// notify_url is set) before the request that caused it answers, then delivered in order
+// by one goroutine, at least once: retried 5 times in ~15 s, then every minute for up to
+// 24 hours, across plugin reloads, restarts and leader changes. It never fails the request
+// that caused it. An event never holds a password, secret_id or token; only names, IDs,
+// reasons and times.
 
 // Event types.
 const (
@@ -44,16 +50,24 @@ const (
 )
 
 const (
-	// notifyQueueSize bounds the events waiting for delivery; past it, new ones are dropped
-	// (and counted in the log) rather than held in memory without limit.
-	notifyQueueSize = 1000
+	// eventStoragePrefix holds the events not delivered yet (storedEvent).
+	eventStoragePrefix = "events/"
+	// maxPendingEvents bounds the stored events; past it, new ones are dropped (and counted
+	// in the log) rather than kept without limit while a receiver is down.
+	maxPendingEvents = 10000
+	// notifyRetryLater is the wait between attempts after the first five; notifyMaxAge is
+	// how long an event is tried before it is dropped with a warning.
+	notifyRetryLater = time.Minute
+	notifyMaxAge     = 24 * time.Hour
+	// eventsLateAfter: health warns when the oldest stored event is older than this.
+	eventsLateAfter = time.Minute
 	// notifyTimeout bounds one delivery attempt.
 	notifyTimeout = 10 * time.Second
 	// SignatureHeader carries "sha256=<hex HMAC-SHA256 of the body with notify_secret>".
 	signatureHeader = "X-Apono-Signature-256"
 )
 
-// notifyRetryDelays are the waits before the 2nd, 3rd, ... attempts: 5 attempts in ~15 s.
+// notifyRetryDelays are the waits before the 2nd to 5th attempts: 5 attempts in ~15 s.
 var notifyRetryDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
 
 // event is what is POSTed. Fields are omitted when they do not apply.
@@ -155,38 +169,74 @@ func redactURL(raw string) string {
 	return out
 }
 
-// notifyTarget is where one event goes, as the config said when the event happened.
+// notifyTarget is where an event goes: the config's notify_* fields when it is delivered.
 type notifyTarget struct {
 	url, secret, caCert string
 }
 
-type delivery struct {
-	target notifyTarget
-	typ    string
-	id     string
-	body   []byte
+// storedEvent is an event kept in storage (eventStoragePrefix) until the receiver takes
+// it, so that a plugin reload, a crash or a leadership change loses none: the next
+// instance on the active node delivers what is stored. Body is the exact bytes signed.
+type storedEvent struct {
+	ID       string    `json:"id"`
+	Type     string    `json:"type"`
+	Body     []byte    `json:"body"`
+	Created  time.Time `json:"created"`
+	Attempts int       `json:"attempts"`
+	NextAt   time.Time `json:"next_at,omitempty"`
 }
 
-// notifier owns the queue and the one goroutine that delivers from it, in order.
+// eventKey sorts stored events by creation time: delivery goes in that order.
+func eventKey(pe *storedEvent) string {
+	return fmt.Sprintf("%s%020d-%s", eventStoragePrefix, pe.Created.UnixNano(), pe.ID)
+}
+
+// eventCreated reads the creation time back from a key under eventStoragePrefix.
+func eventCreated(key string) (time.Time, bool) {
+	nanos, _, ok := strings.Cut(strings.TrimPrefix(key, eventStoragePrefix), "-")
+	n, err := strconv.ParseInt(nanos, 10, 64)
+	if !ok || err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, n), true
+}
+
+// notifier stores events and runs the one goroutine that delivers them, in order.
 type notifier struct {
 	lifetime context.Context
 	logger   func() hclog.Logger
-	queue    chan delivery
-	start    sync.Once
-	dropped  atomic.Uint64
-	// retryDelays overrides notifyRetryDelays (unit tests).
+	storage  logical.Storage
+	// config is the config at delivery time (where to, which secret).
+	config func(ctx context.Context) (*pluginConfig, error)
+	kick   chan struct{}
+	start  sync.Once
+	// pending is how many events this instance knows to be stored (refreshed from
+	// storage at each pass); dropped counts events refused because too many were.
+	pending atomic.Int64
+	dropped atomic.Uint64
+	// Tests override these: the waits before the 2nd to 5th attempts, the wait between
+	// later ones, and the cap on stored events.
 	retryDelays []time.Duration
+	retryLater  time.Duration
+	maxPending  int64
 
 	mu      sync.Mutex
 	clients map[string]*http.Client // by notify_ca_cert
 }
 
-func newNotifier(lifetime context.Context, logger func() hclog.Logger) *notifier {
+func newNotifier(lifetime context.Context, logger func() hclog.Logger, storage logical.Storage,
+	config func(ctx context.Context) (*pluginConfig, error),
+) *notifier {
 	return &notifier{
-		lifetime: lifetime,
-		logger:   logger,
-		queue:    make(chan delivery, notifyQueueSize),
-		clients:  map[string]*http.Client{},
+		lifetime:    lifetime,
+		logger:      logger,
+		storage:     storage,
+		config:      config,
+		kick:        make(chan struct{}, 1),
+		retryDelays: notifyRetryDelays,
+		retryLater:  notifyRetryLater,
+		maxPending:  maxPendingEvents,
+		clients:     map[string]*http.Client{},
 	}
 }
 
@@ -197,73 +247,193 @@ func (n *notifier) log() hclog.Logger {
 	return n.logger()
 }
 
-// emit queues ev for cfg's notify_url; it never blocks and never fails.
-func (b *aponoBackend) emit(cfg *pluginConfig, ev event) {
+// emit stores ev for cfg's notify_url and wakes the delivery goroutine. It never fails the
+// caller: an event that cannot be stored is logged as lost.
+func (b *aponoBackend) emit(ctx context.Context, cfg *pluginConfig, ev event) {
 	if cfg == nil || cfg.NotifyURL == "" {
 		return
 	}
 	if ev.ID == "" {
 		ev.ID, _ = uuid.GenerateUUID()
 	}
-	ev.Time = time.Now().UTC().Format(time.RFC3339Nano)
+	now := time.Now().UTC()
+	ev.Time = now.Format(time.RFC3339Nano)
 	ev.Mount = b.ownMountPath()
 	body, err := json.Marshal(ev)
 	if err != nil {
 		b.Logger().Error("encoding an event", "type", ev.Type, "error", err)
 		return
 	}
-	b.events.enqueue(delivery{
-		target: notifyTarget{url: cfg.NotifyURL, secret: cfg.NotifySecret, caCert: cfg.NotifyCACert},
-		typ:    ev.Type, id: ev.ID, body: body,
+	b.events.store(ctx, &storedEvent{ID: ev.ID, Type: ev.Type, Body: body, Created: now})
+}
+
+func (n *notifier) store(ctx context.Context, pe *storedEvent) {
+	n.begin()
+	if n.pending.Load() >= n.maxPending {
+		if c := n.dropped.Add(1); c == 1 || c%100 == 0 {
+			n.log().Warn("too many events waiting for notify_url; dropping new ones", "type", pe.Type, "waiting", n.pending.Load(), "dropped_so_far", c)
+		}
+		return
+	}
+	entry, err := logical.StorageEntryJSON(eventKey(pe), pe)
+	if err == nil {
+		err = n.storage.Put(ctx, entry)
+	}
+	if err != nil {
+		n.log().Error("storing an event for delivery failed; the event is lost", "type", pe.Type, "id", pe.ID, "error", err)
+		return
+	}
+	n.pending.Add(1)
+	n.wake()
+}
+
+// begin starts the delivery goroutine once, with a pass over what is stored already.
+func (n *notifier) begin() {
+	n.start.Do(func() {
+		n.wake()
+		go n.run()
 	})
 }
 
-func (n *notifier) enqueue(d delivery) {
-	n.start.Do(func() { go n.run() })
+func (n *notifier) wake() {
 	select {
-	case n.queue <- d:
+	case n.kick <- struct{}{}:
 	default:
-		if c := n.dropped.Add(1); c == 1 || c%100 == 0 {
-			n.log().Warn("event queue full; dropping events", "type", d.typ, "dropped_so_far", c)
-		}
 	}
 }
 
 func (n *notifier) run() {
+	var wait time.Duration
 	for {
+		var retry <-chan time.Time
+		var timer *time.Timer
+		if wait > 0 {
+			timer = time.NewTimer(wait)
+			retry = timer.C
+		}
 		select {
 		case <-n.lifetime.Done():
 			return
-		case d := <-n.queue:
-			n.deliver(d)
+		case <-n.kick:
+		case <-retry:
 		}
+		if timer != nil {
+			timer.Stop()
+		}
+		wait = n.drain()
 	}
 }
 
-// deliver tries d until it is accepted (2xx), refused for good (4xx other than 408/429),
-// or out of attempts.
-func (n *notifier) deliver(d delivery) {
-	delays := n.retryDelays
-	if delays == nil {
-		delays = notifyRetryDelays
+// drain delivers the stored events in order until none is left (0) or the oldest must
+// wait for its next attempt (how long).
+func (n *notifier) drain() time.Duration {
+	ctx := n.lifetime
+	keys, err := n.storage.List(ctx, eventStoragePrefix)
+	if err != nil {
+		if ctx.Err() == nil {
+			n.log().Warn("listing stored events failed; trying again later", "error", err)
+		}
+		return n.retryLater
 	}
-	for attempt := 0; ; attempt++ {
-		retry, err := n.post(d)
-		if err == nil {
-			n.log().Debug("event delivered", "type", d.typ, "id", d.id)
-			return
+	sort.Strings(keys)
+	n.pending.Store(int64(len(keys)))
+	for _, k := range keys {
+		if ctx.Err() != nil {
+			return 0
 		}
-		if !retry || attempt >= len(delays) {
-			n.log().Warn("event not delivered", "type", d.typ, "id", d.id, "attempts", attempt+1,
-				"notify_url", redactURL(d.target.url), "error", err)
-			return
+		wait, err := n.deliverStored(ctx, eventStoragePrefix+k)
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log().Warn("event delivery: storage failed; trying again later", "error", err)
+			}
+			return n.retryLater
 		}
-		select {
-		case <-n.lifetime.Done():
-			return
-		case <-time.After(delays[attempt]):
+		if wait > 0 {
+			return wait
 		}
 	}
+	return 0
+}
+
+// deliverStored makes one attempt at the stored event key, unless it is not due yet
+// (wait). It removes the event once the receiver took it, refused it for good (4xx other
+// than 408/429), or has not taken it for notifyMaxAge; or when notify_url is unset.
+func (n *notifier) deliverStored(ctx context.Context, key string) (wait time.Duration, err error) {
+	entry, err := n.storage.Get(ctx, key)
+	if err != nil || entry == nil {
+		return 0, err
+	}
+	var pe storedEvent
+	if err := entry.DecodeJSON(&pe); err != nil {
+		n.log().Error("dropping a stored event that cannot be decoded", "key", key, "error", err)
+		return 0, n.remove(ctx, key)
+	}
+	now := time.Now()
+	if now.Before(pe.NextAt) {
+		return pe.NextAt.Sub(now), nil
+	}
+	cfg, err := n.config(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if cfg == nil || cfg.NotifyURL == "" {
+		n.log().Info("notify_url is no longer set; dropping an event not delivered", "type", pe.Type, "id", pe.ID)
+		return 0, n.remove(ctx, key)
+	}
+	target := notifyTarget{url: cfg.NotifyURL, secret: cfg.NotifySecret, caCert: cfg.NotifyCACert}
+	retry, perr := n.post(target, &pe)
+	if perr == nil {
+		n.log().Debug("event delivered", "type", pe.Type, "id", pe.ID)
+		return 0, n.remove(ctx, key)
+	}
+	if ctx.Err() != nil {
+		return 0, nil // stopping: the next instance tries again
+	}
+	pe.Attempts++
+	if !retry || now.Sub(pe.Created) >= notifyMaxAge {
+		why := "refused"
+		if retry {
+			why = "not taken for " + notifyMaxAge.String()
+		}
+		n.log().Warn("event not delivered, dropped: "+why, "type", pe.Type, "id", pe.ID, "attempts", pe.Attempts,
+			"notify_url", redactURL(target.url), "error", perr)
+		return 0, n.remove(ctx, key)
+	}
+	delay := n.retryLater
+	if pe.Attempts <= len(n.retryDelays) {
+		delay = n.retryDelays[pe.Attempts-1]
+	}
+	if pe.Attempts == len(n.retryDelays)+1 {
+		n.log().Warn("event not delivered yet; it stays stored and is tried again every "+n.retryLater.String()+
+			" for up to "+notifyMaxAge.String(), "type", pe.Type, "id", pe.ID, "attempts", pe.Attempts,
+			"notify_url", redactURL(target.url), "error", perr)
+	}
+	pe.NextAt = now.Add(delay)
+	if entry, err = logical.StorageEntryJSON(key, &pe); err != nil {
+		return 0, err
+	}
+	return delay, n.storage.Put(ctx, entry)
+}
+
+func (n *notifier) remove(ctx context.Context, key string) error {
+	if err := n.storage.Delete(ctx, key); err != nil {
+		return err
+	}
+	n.pending.Add(-1)
+	return nil
+}
+
+// pendingSummary is what health reports: how many events are stored and the oldest's age.
+func (n *notifier) pendingSummary(ctx context.Context) (count int, oldest time.Duration, err error) {
+	keys, err := n.storage.List(ctx, eventStoragePrefix)
+	if err != nil || len(keys) == 0 {
+		return 0, 0, err
+	}
+	sort.Strings(keys)
+	if created, ok := eventCreated(eventStoragePrefix + keys[0]); ok {
+		oldest = time.Since(created)
+	}
+	return len(keys), oldest, nil
 }
 
 // signBody is the value of the signature header.
@@ -273,23 +443,23 @@ func signBody(secret string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-func (n *notifier) post(d delivery) (retry bool, err error) {
-	client, err := n.httpClient(d.target.caCert)
+func (n *notifier) post(target notifyTarget, pe *storedEvent) (retry bool, err error) {
+	client, err := n.httpClient(target.caCert)
 	if err != nil {
 		return false, err
 	}
 	ctx, cancel := context.WithTimeout(n.lifetime, notifyTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.target.url, bytes.NewReader(d.body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.url, bytes.NewReader(pe.Body))
 	if err != nil {
 		return false, errors.New("building the request failed")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "vault-plugin-apono/"+Version)
-	req.Header.Set("X-Apono-Event", d.typ)
-	req.Header.Set("X-Apono-Delivery", d.id)
-	if d.target.secret != "" {
-		req.Header.Set(signatureHeader, signBody(d.target.secret, d.body))
+	req.Header.Set("X-Apono-Event", pe.Type)
+	req.Header.Set("X-Apono-Delivery", pe.ID)
+	if target.secret != "" {
+		req.Header.Set(signatureHeader, signBody(target.secret, pe.Body))
 	}
 	resp, err := client.Do(req)
 	if err != nil {

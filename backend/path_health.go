@@ -210,6 +210,17 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 		out["warnings"] = warnings
 		return out
 	}
+	if cfg.NotifyURL != "" {
+		count, oldest, err := b.events.pendingSummary(ctx)
+		out["events_pending"] = count
+		switch {
+		case err != nil:
+			warnings = append(warnings, "cannot count the events waiting for notify_url: "+err.Error())
+		case oldest > eventsLateAfter:
+			warnings = append(warnings, fmt.Sprintf("%d events wait for notify_url, the oldest for %s: the receiver does not take them "+
+				"(each is tried again every minute for up to %s; Vault's log says why)", count, oldest.Round(time.Second), notifyMaxAge))
+		}
+	}
 
 	client, err := b.getClient(ctx, s)
 	if err != nil {

@@ -246,7 +246,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	b.Logger().Info("access requested", "request_id", id, "role", roleName, "requester", caller.EntityName,
 		"requester_entity_id", caller.EntityID, "resources", rec.Resources, "permission", rec.Permission,
 		"approvers", approverNames(sets))
-	b.emit(cfg, rec.event(eventRequestCreated, now, nil, ""))
+	b.emit(ctx, cfg, rec.event(eventRequestCreated, now, nil, ""))
 
 	resp := &logical.Response{Data: rec.data(now)}
 	for _, w := range append(warnings, notes...) {
@@ -398,7 +398,7 @@ func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d
 		if err != nil {
 			b.Logger().Warn("reading config for an event", "error", err)
 		}
-		b.emit(cfg, *ev)
+		b.emit(ctx, cfg, *ev)
 		return out, nil
 	})
 }

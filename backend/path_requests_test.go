@@ -464,54 +464,6 @@ func TestNotifyURLRules(t *testing.T) {
 	}
 }
 
-// Delivery retries a failing receiver a bounded number of times and never blocks.
-func TestNotifierRetriesThenGivesUp(t *testing.T) {
-	var mu sync.Mutex
-	attempts := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		attempts++
-		n := attempts
-		mu.Unlock()
-		if n < 3 {
-			http.Error(w, "busy", http.StatusServiceUnavailable)
-		}
-	}))
-	defer srv.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	n := newNotifier(ctx, nil)
-	n.retryDelays = []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond}
-	n.enqueue(delivery{target: notifyTarget{url: srv.URL}, typ: "t", id: "1", body: []byte("{}")})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		a := attempts
-		mu.Unlock()
-		if a >= 3 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	if attempts != 3 {
-		t.Fatalf("attempts %d, want 3 (two 503s, then success)", attempts)
-	}
-
-	// A full queue drops instead of blocking.
-	blocked := newNotifier(ctx, nil)
-	blocked.start.Do(func() {}) // no worker: nothing drains the queue
-	start := time.Now()
-	for i := 0; i < notifyQueueSize+50; i++ {
-		blocked.enqueue(delivery{typ: "t"})
-	}
-	if blocked.dropped.Load() != 50 || time.Since(start) > time.Second {
-		t.Fatalf("dropped %d in %s", blocked.dropped.Load(), time.Since(start))
-	}
-}
-
 // A pickup can also be written to grants/<role> with request_id (its lease is then under
 // grants/<role>/): same checks, one grant per request, the role must be the request's,
 // and the request alone says what is granted.

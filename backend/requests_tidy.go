@@ -52,7 +52,7 @@ func (b *aponoBackend) tidyRequest(ctx context.Context, s logical.Storage, cfg *
 		}
 		b.Logger().Info("access request expired", "request_id", id, "role", rec.Role, "requester", rec.Requester.EntityName)
 		ev.Status = statusExpired
-		b.emit(cfg, ev)
+		b.emit(ctx, cfg, ev)
 	}
 	if ended := rec.endedAt(now); !ended.IsZero() && now.Sub(ended) > retention {
 		if err := s.Delete(ctx, requestStoragePrefix+id); err != nil {

@@ -135,7 +135,7 @@ func (b *aponoBackend) grantRevoke(ctx context.Context, req *logical.Request, _ 
 	}
 	b.Logger().Info("grant revoked", "grant_id", objs.GrantID, "username", objs.Username)
 	if ev != nil {
-		b.emit(ev.cfg, ev.event)
+		b.emit(ctx, ev.cfg, ev.event)
 	}
 	return nil, nil
 }

@@ -270,7 +270,7 @@ func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage,
 	}
 	if ev != nil {
 		ev.event.Reason = "removed by the orphan sweeper: its lease had not been revoked"
-		b.emit(ev.cfg, ev.event)
+		b.emit(ctx, ev.cfg, ev.event)
 	}
 	b.Logger().Info("swept an expired grant that Vault had not revoked", "grant_id", id, "username", rec.Username,
 		"expired_at", rec.ExpiresAt.Format(time.RFC3339))

@@ -197,9 +197,11 @@ type eventReceiver struct {
 	srv    *httptest.Server
 	secret string
 
-	mu     sync.Mutex
-	events []receivedEvent
-	bad    int
+	mu       sync.Mutex
+	events   []receivedEvent
+	bad      int
+	status   int // when not 0, every POST is answered with it (a receiver that is down)
+	attempts int // every POST
 }
 
 type receivedEvent struct {
@@ -216,6 +218,11 @@ func newEventReceiver(secret string) *eventReceiver {
 		want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
 		r.mu.Lock()
 		defer r.mu.Unlock()
+		r.attempts++
+		if r.status != 0 {
+			http.Error(w, "down", r.status)
+			return
+		}
 		if !hmac.Equal([]byte(req.Header.Get("X-Apono-Signature-256")), []byte(want)) {
 			r.bad++
 			http.Error(w, "bad signature", http.StatusUnauthorized)
@@ -261,6 +268,19 @@ func (r *eventReceiver) waitFor(t *testing.T, timeout time.Duration, typ string,
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// setStatus makes the receiver answer every POST with status (0: take events again).
+func (r *eventReceiver) setStatus(status int) {
+	r.mu.Lock()
+	r.status = status
+	r.mu.Unlock()
+}
+
+func (r *eventReceiver) attemptCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.attempts
 }
 
 func (r *eventReceiver) badCount() int {

@@ -1,0 +1,250 @@
+package backend
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// hookReceiver answers each POST with the next status of its script (200 once the script
+// is used up, or always fail if set) and records what it got.
+type hookReceiver struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	script   []int
+	fail     int // when not 0, every answer past the script
+	attempts []hookAttempt
+}
+
+type hookAttempt struct {
+	id, typ, body, signature string
+	status                   int
+}
+
+func newHookReceiver(t *testing.T, script ...int) *hookReceiver {
+	h := &hookReceiver{script: script}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		status := http.StatusOK
+		if len(h.script) > 0 {
+			status, h.script = h.script[0], h.script[1:]
+		} else if h.fail != 0 {
+			status = h.fail
+		}
+		h.attempts = append(h.attempts, hookAttempt{id: r.Header.Get("X-Apono-Delivery"), typ: r.Header.Get("X-Apono-Event"),
+			body: string(body), signature: r.Header.Get(signatureHeader), status: status})
+		h.mu.Unlock()
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hookReceiver) setFail(status int) {
+	h.mu.Lock()
+	h.fail = status
+	h.mu.Unlock()
+}
+
+func (h *hookReceiver) got() []hookAttempt {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]hookAttempt(nil), h.attempts...)
+}
+
+// waitFor polls h until cond holds, or fails the test after 5 s.
+func (h *hookReceiver) waitFor(t *testing.T, what string, cond func([]hookAttempt) bool) []hookAttempt {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := h.got()
+		if cond(got) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the receiver got %+v", what, got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// testNotifier is a notifier on s whose config points at url, with millisecond retries.
+func testNotifier(t *testing.T, s logical.Storage, url string) (*notifier, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	n := newNotifier(ctx, nil, s, func(context.Context) (*pluginConfig, error) {
+		if url == "" {
+			return &pluginConfig{}, nil
+		}
+		return &pluginConfig{NotifyURL: url, NotifySecret: "hook-key"}, nil
+	})
+	n.retryDelays = []time.Duration{time.Millisecond, time.Millisecond}
+	n.retryLater = 2 * time.Millisecond
+	return n, cancel
+}
+
+func storedEvents(t *testing.T, s logical.Storage) []string {
+	t.Helper()
+	keys, err := s.List(context.Background(), eventStoragePrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+func newEvent(id string, created time.Time) *storedEvent {
+	return &storedEvent{ID: id, Type: "t", Body: []byte(`{"id":"` + id + `"}`), Created: created}
+}
+
+// Events go in the order they happened; a busy receiver gets the same event again (same
+// delivery ID, same signed bytes) until it takes it, and the next waits its turn; a
+// refusal drops only that event; nothing stays stored once taken.
+func TestNotifierDeliversInOrderAtLeastOnce(t *testing.T) {
+	h := newHookReceiver(t, 503, 429, 200, 400, 200)
+	s := &logical.InmemStorage{}
+	n, _ := testNotifier(t, s, h.srv.URL)
+	now := time.Now()
+	for i, id := range []string{"e1", "e2", "e3"} {
+		n.store(context.Background(), newEvent(id, now.Add(time.Duration(i)*time.Microsecond)))
+	}
+	got := h.waitFor(t, "three events", func(a []hookAttempt) bool { return len(a) >= 5 })
+	var seq []string
+	for _, a := range got {
+		seq = append(seq, a.id)
+		if a.signature != signBody("hook-key", []byte(a.body)) || a.body != `{"id":"`+a.id+`"}` {
+			t.Fatalf("attempt %+v: body or signature changed", a)
+		}
+	}
+	if strings.Join(seq, ",") != "e1,e1,e1,e2,e3" {
+		t.Fatalf("attempts in order %v, want e1 three times (503, 429, 200), e2 refused once (400), e3", seq)
+	}
+	waitStored(t, s, 0)
+}
+
+// An event outlives the instance that stored it: one stopped while the receiver was down
+// leaves it stored with its attempts, and the next instance on the same storage delivers it.
+func TestNotifierEventsSurviveARestart(t *testing.T) {
+	h := newHookReceiver(t)
+	h.setFail(http.StatusServiceUnavailable)
+	s := &logical.InmemStorage{}
+	first, stop := testNotifier(t, s, h.srv.URL)
+	first.retryLater = time.Hour // after the two quick retries, it waits
+	first.store(context.Background(), newEvent("e1", time.Now()))
+	h.waitFor(t, "three failed attempts", func(a []hookAttempt) bool { return len(a) >= 3 })
+	var pe storedEvent
+	var keys []string
+	for deadline := time.Now().Add(5 * time.Second); pe.Attempts < 3; time.Sleep(5 * time.Millisecond) {
+		if keys = storedEvents(t, s); len(keys) != 1 || time.Now().After(deadline) {
+			t.Fatalf("stored while the receiver is down: %v (%+v)", keys, pe)
+		}
+		entry, _ := s.Get(context.Background(), eventStoragePrefix+keys[0])
+		if err := entry.DecodeJSON(&pe); err != nil || pe.ID != "e1" {
+			t.Fatalf("stored event %+v (%v)", pe, err)
+		}
+	}
+	stop()
+	if pe.Attempts != 3 || len(h.got()) != 3 {
+		t.Fatalf("stored after %d attempts, receiver saw %d; want 3 and 3 (then an hour's wait)", pe.Attempts, len(h.got()))
+	}
+
+	h.setFail(0)
+	second, _ := testNotifier(t, s, h.srv.URL)
+	second.begin() // what Initialize does after a reload, restart or leader change
+	// The stored next attempt is an hour away: the new instance honours it. Make it due.
+	pe.NextAt = time.Time{}
+	entry, _ := logical.StorageEntryJSON(eventStoragePrefix+keys[0], &pe)
+	_ = s.Put(context.Background(), entry)
+	second.wake()
+	got := h.waitFor(t, "delivery by the second instance", func(a []hookAttempt) bool { return len(a) >= 4 && a[len(a)-1].status == 200 })
+	if last := got[len(got)-1]; last.id != "e1" {
+		t.Fatalf("second instance delivered %+v", last)
+	}
+	waitStored(t, s, 0)
+}
+
+// Events are dropped, with a log line, when notify_url is unset before delivery, when the
+// receiver has not taken them for notifyMaxAge, and past maxPending (never blocking).
+func TestNotifierDropsWhatCannotBeDelivered(t *testing.T) {
+	s := &logical.InmemStorage{}
+	unset, _ := testNotifier(t, s, "")
+	unset.store(context.Background(), newEvent("e1", time.Now()))
+	waitStored(t, s, 0)
+
+	h := newHookReceiver(t)
+	h.setFail(http.StatusBadGateway)
+	s = &logical.InmemStorage{} // the first notifier's goroutine would drop this one too
+	old, _ := testNotifier(t, s, h.srv.URL)
+	old.store(context.Background(), newEvent("e2", time.Now().Add(-notifyMaxAge-time.Minute)))
+	waitStored(t, s, 0)
+	if got := h.got(); len(got) != 1 {
+		t.Fatalf("an event past notifyMaxAge was tried %d times, want 1", len(got))
+	}
+
+	full, _ := testNotifier(t, &logical.InmemStorage{}, h.srv.URL)
+	full.start.Do(func() {}) // no delivery goroutine: nothing leaves storage
+	full.maxPending = 3
+	begin := time.Now()
+	for i := 0; i < 5; i++ {
+		full.store(context.Background(), newEvent(string(rune('a'+i)), time.Now()))
+	}
+	if full.pending.Load() != 3 || full.dropped.Load() != 2 || len(storedEvents(t, full.storage)) != 3 || time.Since(begin) > time.Second {
+		t.Fatalf("past the cap: %d stored, %d dropped, in %s", full.pending.Load(), full.dropped.Load(), time.Since(begin))
+	}
+}
+
+func waitStored(t *testing.T, s logical.Storage, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		keys := storedEvents(t, s)
+		if len(keys) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored events %v, want %d", keys, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Health counts the stored events and warns once the oldest has waited past
+// eventsLateAfter; with notify_url unset it says nothing of events.
+func TestHealthReportsEventsWaiting(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	if _, ok := e.health(t)["events_pending"]; ok {
+		t.Fatal("events_pending reported without a notify_url")
+	}
+	h := newHookReceiver(t)
+	h.setFail(http.StatusServiceUnavailable)
+	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"notify_url": h.srv.URL})
+	e.b.events.retryLater = time.Hour
+	e.b.events.store(context.Background(), newEvent("recent", time.Now()))
+	if got := e.health(t); got["events_pending"] != 1 || strings.Contains(jsonOf(t, got["warnings"]), "wait for notify_url") {
+		t.Fatalf("one recent event: %v, warnings %v", got["events_pending"], got["warnings"])
+	}
+	e.b.events.store(context.Background(), newEvent("late", time.Now().Add(-2*eventsLateAfter)))
+	got := e.health(t)
+	if got["events_pending"] != 2 || !strings.Contains(jsonOf(t, got["warnings"]), "2 events wait for notify_url, the oldest for 2m0s") {
+		t.Fatalf("a late event: %v, warnings %v", got["events_pending"], got["warnings"])
+	}
+}
+
+func jsonOf(t *testing.T, v interface{}) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
