@@ -168,18 +168,11 @@ func (b *aponoBackend) requestLock(id string) *locksutil.LockEntry {
 	return locksutil.LockForKey(b.requestLocks, id)
 }
 
-// checkRequestID is a 400 message when id, the value of field, is not a request ID.
-func checkRequestID(field, id string) string {
-	if requestIDRe.MatchString(id) {
-		return ""
-	}
-	return fmt.Sprintf("%s %q is not a request ID (a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e)", field, truncateForError(id))
-}
-
-// loadRequestForAction validates id and reads the request; resp is a 400 or 404.
-func loadRequestForAction(ctx context.Context, s logical.Storage, id string) (*requestRecord, *logical.Response, error) {
-	if msg := checkRequestID("id", id); msg != "" {
-		return nil, logical.ErrorResponse(msg), nil
+// loadRequestForAction validates id, sent as field, and reads the request; resp is a 400
+// or 404.
+func loadRequestForAction(ctx context.Context, s logical.Storage, field, id string) (*requestRecord, *logical.Response, error) {
+	if !requestIDRe.MatchString(id) {
+		return nil, logical.ErrorResponse(fmt.Sprintf("%s %q is not a request ID (a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e)", field, truncateForError(id))), nil
 	}
 	rec, err := getRequest(ctx, s, id)
 	if err != nil {
@@ -352,11 +345,12 @@ func (b *aponoBackend) withRequest(ctx context.Context, req *logical.Request, d 
 	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
 		return resp, nil
 	}
-	return b.withRequestID(ctx, req, d.Get("id").(string), fn)
+	return b.withRequestID(ctx, req, "id", d.Get("id").(string), fn)
 }
 
-// withRequestID finds the caller's identity and runs fn on request id, under its lock.
-func (b *aponoBackend) withRequestID(ctx context.Context, req *logical.Request, id string,
+// withRequestID finds the caller's identity and runs fn on request id (sent as field),
+// under its lock.
+func (b *aponoBackend) withRequestID(ctx context.Context, req *logical.Request, field, id string,
 	fn func(rec *requestRecord, caller *identity) (*logical.Response, error),
 ) (*logical.Response, error) {
 	caller, msg, err := b.callerIdentity(req)
@@ -366,7 +360,7 @@ func (b *aponoBackend) withRequestID(ctx context.Context, req *logical.Request, 
 	lock := b.requestLock(id)
 	lock.Lock()
 	defer lock.Unlock()
-	rec, resp, err := loadRequestForAction(ctx, req.Storage, id)
+	rec, resp, err := loadRequestForAction(ctx, req.Storage, field, id)
 	if err != nil || resp != nil {
 		return resp, err
 	}
@@ -506,15 +500,17 @@ func (b *aponoBackend) pathRequestGrant(ctx context.Context, req *logical.Reques
 // named after grants/<role>, so `vault lease revoke -prefix <mount>/grants/<role>` ends it
 // with the role's other grants.
 func (b *aponoBackend) pickUpAtRole(ctx context.Context, req *logical.Request, d *framework.FieldData, roleName, id string) (*logical.Response, error) {
-	for _, field := range []string{"resources", "permission", "ttl", "requester", "justification", "break_glass"} {
-		if _, set := d.GetOk(field); set {
-			return logical.ErrorResponse(fmt.Sprintf("%s: not allowed with request_id; the approved request fixes what is granted", field)), nil
+	var sent []string
+	for field := range d.Schema {
+		if _, set := d.GetOk(field); set && field != "role" && field != "request_id" {
+			sent = append(sent, field)
 		}
 	}
-	if msg := checkRequestID("request_id", id); msg != "" {
-		return logical.ErrorResponse(msg), nil
+	if len(sent) > 0 {
+		sort.Strings(sent)
+		return logical.ErrorResponse(fmt.Sprintf("%s: not allowed with request_id; the approved request fixes what is granted", strings.Join(sent, ", "))), nil
 	}
-	return b.withRequestID(ctx, req, id, func(rec *requestRecord, caller *identity) (*logical.Response, error) {
+	return b.withRequestID(ctx, req, "request_id", id, func(rec *requestRecord, caller *identity) (*logical.Response, error) {
 		if rec.Role != roleName {
 			return logical.ErrorResponse(fmt.Sprintf("request_id: request %s is for role %q, not %q; pick it up at %sgrants/%s",
 				rec.ID, rec.Role, roleName, req.MountPoint, rec.Role)), nil

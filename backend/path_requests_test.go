@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -371,26 +368,9 @@ func TestRoleApprovalFieldsAreValidated(t *testing.T) {
 
 // The receiver gets every event, signed, and none holds a password.
 func TestEventsAreSignedAndHoldNoSecret(t *testing.T) {
-	var mu sync.Mutex
-	var got []map[string]interface{}
-	var bodies []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if r.Header.Get(signatureHeader) != signBody("hook-key", body) {
-			http.Error(w, "bad signature", http.StatusUnauthorized)
-			return
-		}
-		var ev map[string]interface{}
-		_ = json.Unmarshal(body, &ev)
-		mu.Lock()
-		got = append(got, ev)
-		bodies = append(bodies, string(body))
-		mu.Unlock()
-	}))
-	defer srv.Close()
-
+	h := newHookReceiver(t)
 	f := newFlowEnv(t)
-	f.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"notify_url": srv.URL + "/hook", "notify_secret": "hook-key"})
+	f.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"notify_url": h.srv.URL + "/hook", "notify_secret": "hook-key"})
 	cfg := f.mustOK(t, logical.ReadOperation, "config", nil).Data
 	if strings.Contains(cfg["notify_url"].(string), "/hook") || cfg["notify_secret_set"] != true || cfg["notify_secret"] != nil {
 		t.Fatalf("config read shows the webhook path or secret: %v", cfg)
@@ -412,31 +392,27 @@ func TestEventsAreSignedAndHoldNoSecret(t *testing.T) {
 	bg := f.mustAs(t, f.alice, logical.UpdateOperation, "grants/app", map[string]interface{}{"break_glass": true, "justification": "outage"})
 
 	want := []string{eventRequestCreated, eventRequestApproved, eventGrantIssued, eventGrantRevoked, eventBreakGlass, eventGrantIssued}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n >= len(want) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	mu.Lock()
-	defer mu.Unlock()
+	attempts := h.waitFor(t, "every event", func(a []hookAttempt) bool { return len(a) >= len(want) })
 	var types []string
-	for _, ev := range got {
-		types = append(types, ev["type"].(string))
+	var got []map[string]interface{}
+	for _, a := range attempts {
+		if a.signature != signBody("hook-key", []byte(a.body)) {
+			t.Fatalf("event %s: signature %q does not match its body", a.id, a.signature)
+		}
+		var ev map[string]interface{}
+		if err := json.Unmarshal([]byte(a.body), &ev); err != nil || ev["type"] != a.typ || ev["id"] != a.id {
+			t.Fatalf("event body %s (%v) does not match its headers %s / %s", a.body, err, a.typ, a.id)
+		}
+		got = append(got, ev)
+		types = append(types, a.typ)
+		for _, secret := range []string{password, bg.Data["password"].(string), "s3cret-id-value", "hook-key"} {
+			if strings.Contains(a.body, secret) {
+				t.Fatalf("an event holds a secret: %s", a.body)
+			}
+		}
 	}
 	if strings.Join(types, ",") != strings.Join(want, ",") {
 		t.Fatalf("events %v, want %v", types, want)
-	}
-	for _, b := range bodies {
-		for _, secret := range []string{password, bg.Data["password"].(string), "s3cret-id-value", "hook-key"} {
-			if strings.Contains(b, secret) {
-				t.Fatalf("an event holds a secret: %s", b)
-			}
-		}
 	}
 	if got[1]["actor"].(map[string]interface{})["entity_name"] != "bob" || got[1]["reason"] != "fine" || got[2]["request_id"] != id {
 		t.Fatalf("event fields: %v / %v", got[1], got[2])

@@ -59,7 +59,7 @@ func newIdP(t *testing.T, e *env, mount string) *idp {
 }
 
 // externalGroup makes an identity group of type external that the IdP group idpGroup
-// fills, and returns its name.
+// fills.
 func (p *idp) externalGroup(t *testing.T, e *env, name, idpGroup string) {
 	t.Helper()
 	g := e.jsonOut(t, "", "write", "identity/group", "name="+name, "type=external")
