@@ -57,7 +57,7 @@ test-e2e: vault
 	VAULT_BIN=$$(bash scripts/build-vault.sh) $(GO) test -count=1 -timeout 30m -parallel 8 -v ./internal/testvault/... ./e2e/
 
 ## test-cluster: an access flow through the standbys of a 3-node raft Vault cluster, then its
-## active node dies while grants are pending
+## active node dies while grants are pending; a step-down while grants are being revoked
 ## (minutes; .ci/run runs it after `make test`)
 test-cluster: vault
 	VAULT_BIN=$$(bash scripts/build-vault.sh) $(GO) test -count=1 -timeout 20m -v ./e2e/cluster/

@@ -32,67 +32,12 @@ const (
 // has expired, and the node elected next revokes every one of them: no apono-* user,
 // policy or grant record is left.
 func TestActiveNodeDiesWhileGrantsArePending(t *testing.T) {
-	dir, err := os.MkdirTemp("", "e2e-cluster-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	began := time.Now()
-	servers, err := testvault.StartRaftCluster(3, testvault.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, s := range servers {
-			if err := s.Stop(); err != nil {
-				t.Error(err)
-			}
-		}
-		if t.Failed() {
-			t.Logf("Vault logs kept under %s", dir)
-		} else {
-			_ = os.RemoveAll(dir)
-		}
-	})
-	t.Logf("3-node raft cluster up in %s", time.Since(began).Round(time.Millisecond))
-
-	active, err := testvault.WaitActiveNode(servers, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var standbys []*testvault.Server
-	for _, s := range servers {
-		if s != active {
-			standbys = append(standbys, s)
-		}
-	}
-	// The harness gives the nodes one shared plugin directory; check that each node's is
-	// where the binary is, since the catalog entry is replicated but the binary is not.
-	sha, err := testvault.InstallPlugin(active.PluginDir, testvault.DefaultPluginVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range servers {
-		if _, err := os.Stat(s.PluginDir + "/" + testvault.PluginName); err != nil {
-			t.Fatalf("node %s has no plugin binary: %v", s.NodeID, err)
-		}
-	}
-	setup, err := active.SetupPlugin(testvault.DefaultPluginVersion, sha)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addrs := make([]string, len(servers))
-	for i, s := range servers {
-		addrs[i] = s.Addr
-	}
-	lb, err := testvault.StartProxy(addrs...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lb.Close()
+	c := startCluster(t)
+	active, standbys, servers, setup := c.active, c.standbys, c.servers, c.setup
 
 	// Configured and used through a standby, which forwards to the active node.
 	sb := standbys[0]
-	sb.MustCLI(t, "", "write", "apono/config", "vault_addr="+lb.URL(), "role_id="+setup.RoleID, "secret_id="+setup.SecretID)
+	sb.MustCLI(t, "", "write", "apono/config", "vault_addr="+c.lb.URL(), "role_id="+setup.RoleID, "secret_id="+setup.SecretID)
 	sb.MustCLI(t, "", "kv", "put", "kv/app/db", "v=1")
 	sb.MustCLI(t, "", "write", "apono/roles/long", "resources=kv/app/db", "ttl=1h")
 	sb.MustCLI(t, "", "write", "apono/roles/short", "resources=kv/app/db", fmt.Sprintf("ttl=%ds", int(shortTTL.Seconds())))
@@ -226,6 +171,178 @@ func TestActiveNodeDiesWhileGrantsArePending(t *testing.T) {
 			}
 		}
 	}
+}
+
+// `vault operator step-down` while the active node revokes a burst of grants. The node
+// must take Vault's state lock to step down, its revocation jobs hold that lock (read)
+// while the plugin's Revoke calls back into Vault, and those calls wait behind the step
+// down: until a plugin call gives up, no node is active and every write waits. The plugin
+// bounds its calls into Vault, so another node is active within a few seconds, and it
+// revokes what the stepped-down node left.
+func TestStepDownWhileRevocationsRun(t *testing.T) {
+	c := startCluster(t)
+	old := c.active
+	if _, err := old.Client.Logical().Write("apono/config", map[string]interface{}{
+		"vault_addr": c.lb.URL(), "role_id": c.setup.RoleID, "secret_id": c.setup.SecretID,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	old.MustCLI(t, "", "kv", "put", "kv/app/db", "v=1")
+	old.MustCLI(t, "", "write", "apono/roles/burst", "resources=kv/app/db", "ttl=10m")
+
+	const n = 150
+	grants := make([]issued, n)
+	var wg sync.WaitGroup
+	for w := 0; w < 2*len(c.servers); w++ {
+		wg.Add(1)
+		go func(cl *api.Client, w int) {
+			defer wg.Done()
+			for i := w; i < n; i += 2 * len(c.servers) {
+				grants[i] = issue(t, cl, "burst")
+			}
+		}(c.servers[w%len(c.servers)].Client, w)
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	logAt := func() string {
+		b, err := os.ReadFile(old.LogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	offset := len(logAt())
+	// Without sync, Vault marks each lease expired in storage and queues its revocation,
+	// so what the step-down cuts short is still to be revoked on the next active node.
+	revoking := make(chan error, 1)
+	go func() {
+		_, err := old.Client.Logical().Write("sys/leases/revoke-prefix/apono/grants/burst", map[string]interface{}{"sync": false})
+		revoking <- err
+	}()
+	for waited := time.Now(); strings.Count(logAt()[offset:], "grant revoked") < n/4; time.Sleep(5 * time.Millisecond) {
+		if time.Since(waited) > time.Minute {
+			t.Fatal("the revocation of the grants did not start within a minute")
+		}
+	}
+	if err := old.Client.Sys().StepDown(); err != nil {
+		t.Fatal(err)
+	}
+	steppedDown := time.Now()
+	var next *testvault.Server
+	for next == nil {
+		for _, s := range c.servers {
+			if code, err := s.HealthCode(); s != old && err == nil && code == 200 {
+				next = s
+			}
+		}
+		if time.Since(steppedDown) > 2*time.Minute {
+			t.Fatal("no other node became active within 2 minutes of the step-down")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	failover := time.Since(steppedDown)
+	left := n - strings.Count(logAt()[offset:], "grant revoked")
+	t.Logf("step-down of %s during the revocation of %d grants: %s active %s later; %d revocations left to it",
+		old.NodeID, n, next.NodeID, failover.Round(100*time.Millisecond), left)
+	if err := <-revoking; err != nil {
+		t.Logf("the revoke-prefix call, cut short by the step-down: %v", err)
+	}
+	if left == 0 {
+		t.Fatal("every revocation finished before the step-down: the test did not step down mid-burst")
+	}
+	// A raft election after a step-down takes a few seconds here; 30 s is what a plugin
+	// call into Vault could wait before its bound, so this tells the two apart.
+	if failover > 15*time.Second {
+		t.Errorf("no node was active for %s after the step-down; want under 15 s", failover.Round(100*time.Millisecond))
+	}
+
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
+		users, policies := aponoObjects(t, next.Client)
+		keys := mustList(t, next.Client, "apono/grants")
+		if len(users)+len(policies)+len(keys) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("2 minutes after the step-down: %d users, %d policies, %d grant records left", len(users), len(policies), len(keys))
+		}
+	}
+	t.Logf("every grant's user, policy and record gone %s after the step-down", time.Since(steppedDown).Round(time.Second))
+}
+
+// cluster is a 3-node raft Vault cluster with the plugin registered and mounted at
+// apono/ (not yet configured), and a TCP proxy over its nodes (the plugin's vault_addr).
+type cluster struct {
+	servers  []*testvault.Server
+	active   *testvault.Server
+	standbys []*testvault.Server
+	setup    *testvault.Setup
+	lb       *testvault.Proxy
+}
+
+// startCluster starts the cluster; it is stopped when the test ends, its logs kept if
+// the test failed.
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "e2e-cluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	servers, err := testvault.StartRaftCluster(3, testvault.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{servers: servers}
+	t.Cleanup(func() {
+		if c.lb != nil {
+			c.lb.Close()
+		}
+		for _, s := range servers {
+			if err := s.Stop(); err != nil {
+				t.Error(err)
+			}
+		}
+		if t.Failed() {
+			t.Logf("Vault logs kept under %s", dir)
+		} else {
+			_ = os.RemoveAll(dir)
+		}
+	})
+	t.Logf("3-node raft cluster up in %s", time.Since(began).Round(time.Millisecond))
+
+	if c.active, err = testvault.WaitActiveNode(servers, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers {
+		if s != c.active {
+			c.standbys = append(c.standbys, s)
+		}
+	}
+	// The harness gives the nodes one shared plugin directory; check that each node's is
+	// where the binary is, since the catalog entry is replicated but the binary is not.
+	sha, err := testvault.InstallPlugin(c.active.PluginDir, testvault.DefaultPluginVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers {
+		if _, err := os.Stat(s.PluginDir + "/" + testvault.PluginName); err != nil {
+			t.Fatalf("node %s has no plugin binary: %v", s.NodeID, err)
+		}
+	}
+	if c.setup, err = c.active.SetupPlugin(testvault.DefaultPluginVersion, sha); err != nil {
+		t.Fatal(err)
+	}
+	addrs := make([]string, len(servers))
+	for i, s := range servers {
+		addrs[i] = s.Addr
+	}
+	if c.lb, err = testvault.StartProxy(addrs...); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 type flowGrant struct {
