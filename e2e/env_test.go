@@ -6,6 +6,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -306,14 +307,20 @@ func keptDir(t *testing.T) string {
 // serverLog is the server's log from byte offset on, and the log's current length.
 func (e *env) serverLog(t *testing.T, offset int) (string, int) {
 	t.Helper()
-	b, err := os.ReadFile(e.s.LogPath)
+	f, err := os.Open(e.s.LogPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if offset > len(b) {
-		offset = len(b)
+	defer f.Close()
+	// Only what follows offset is read: tests poll this every few milliseconds.
+	if _, err := f.Seek(int64(offset), io.SeekStart); err != nil {
+		t.Fatal(err)
 	}
-	return string(b[offset:]), len(b)
+	b, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), offset + len(b)
 }
 
 // waitLogLine polls the server's log (from offset on) until a line contains every one of
