@@ -54,7 +54,7 @@ type aponoBackend struct {
 	roleCache roleCache
 
 	roleLocks    []*locksutil.LockEntry
-	grantLocks   []*locksutil.LockEntry
+	grantLocks   grantLocks
 	requestLocks []*locksutil.LockEntry
 
 	// events delivers access-flow events to notify_url (notify.go).
@@ -123,7 +123,6 @@ func sweepIntervalFromEnv(v string, logger hclog.Logger) time.Duration {
 func newBackend(conf *logical.BackendConfig) *aponoBackend {
 	b := &aponoBackend{
 		roleLocks:    locksutil.CreateLocks(),
-		grantLocks:   locksutil.CreateLocks(),
 		requestLocks: locksutil.CreateLocks(),
 		namePrefix:   "apono-" + mountTag(conf.BackendUUID) + "-",
 		newClient: func(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (vaultClient, error) {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/base62"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -113,9 +113,7 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		rec.EntityName = name
 	}
 
-	lock := locksutil.LockForKey(b.grantLocks, id)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.grantLocks.lock(id)()
 
 	walID, err := b.createGrant(ctx, s, client, created, rec, rules, userSpec{
 		Password:   password,
@@ -249,7 +247,32 @@ func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, clien
 	if len(failed) == 0 {
 		return walID, nil
 	}
+	for _, f := range failed {
+		if walID != "" && errors.Is(f.err, context.DeadlineExceeded) {
+			return "", b.leaveIssueToWAL(s, objs, f.what, f.err)
+		}
+	}
 	return "", b.rollBackIssue(client, s, objs, walID, failed[0].what, failed[0].err)
+}
+
+// leaveIssueToWAL ends an issue that a call into Vault gave up on (vaultCallTimeout):
+// Vault is sealing, stepping down or overloaded. Removing the objects now would mean
+// more calls that wait as long, holding up a seal or step-down again; and a create that
+// timed out here may still be carried out by Vault afterwards, which an immediate
+// removal would miss. So only the record goes (in the plugin's storage, which the seal
+// does not block): without it Vault's rollback of the WAL entry, after
+// walRollbackMinAge, removes every object. No credentials were returned, so nobody can
+// use what is left until then.
+func (b *aponoBackend) leaveIssueToWAL(s logical.Storage, objs grantObjects, step string, cause error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), vaultCallTimeout)
+	defer cancel()
+	if err := s.Delete(ctx, grantStoragePrefix+objs.GrantID); err != nil {
+		b.Logger().Error("deleting the record of a grant whose issue timed out; the sweeper removes it after its expiry",
+			"grant_id", objs.GrantID, "error", err)
+	}
+	b.Logger().Warn("Vault did not answer in time; the unfinished grant is left to the rollback of its WAL entry",
+		"grant_id", objs.GrantID, "step", step, "timeout", vaultCallTimeout)
+	return fmt.Errorf("%s: %w (Vault did not answer within %s; rollback pending)", step, cause, vaultCallTimeout)
 }
 
 // rollBackIssue removes what a failed issue made and deletes its WAL entry; if the removal

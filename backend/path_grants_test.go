@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -326,6 +327,55 @@ func TestGrantFailedRollbackIsFinishedByWAL(t *testing.T) {
 	}
 	if wals, _ := framework.ListWAL(e.ctx, e.storage); len(wals) != 0 {
 		t.Fatalf("WAL left after rollback: %v", wals)
+	}
+}
+
+// A call into Vault that gives up (vaultCallTimeout: Vault sealing, stepping down or
+// overloaded) ends the issue without more calls that would wait as long: only the
+// record is deleted, and the WAL entry's rollback removes every object, including a user
+// that Vault created after the plugin stopped waiting.
+func TestGrantTimeoutLeavesTheRemovalToTheWAL(t *testing.T) {
+	e := newTestEnv(t)
+	e.grantEnv(t)
+	e.vault.fail("WriteUser", fmt.Errorf("Put \"http://vault/v1/auth/userpass/users/x\": %w", context.DeadlineExceeded))
+	_, err := e.do(t, logical.UpdateOperation, "grants/app", nil)
+	if err == nil || !strings.Contains(err.Error(), "rollback pending") {
+		t.Fatalf("want a timeout with the rollback pending, got %v", err)
+	}
+	for _, op := range []string{"DeletePolicy", "DeleteUser", "DeleteEntity"} {
+		if n := e.vault.callCount(op); n != 0 {
+			t.Errorf("%s called %d times after the timeout; want none before the WAL rollback", op, n)
+		}
+	}
+	if ids, _ := listGrantIDs(e.ctx, e.storage); len(ids) != 0 {
+		t.Fatalf("the record stayed: %v", ids)
+	}
+	wals, _ := framework.ListWAL(e.ctx, e.storage)
+	if len(wals) != 1 {
+		t.Fatalf("want the WAL entry kept, got %v", wals)
+	}
+	if len(e.vault.policyNames()) != 1 || len(e.vault.entityNames()) != 1 {
+		t.Fatalf("setup: want the policy and entity made, got %v %v", e.vault.policyNames(), e.vault.entityNames())
+	}
+	// Vault carries out the timed-out user create after all.
+	entry, err := framework.GetWAL(e.ctx, e.storage, wals[0])
+	if err != nil || entry == nil {
+		t.Fatal(entry, err)
+	}
+	objs, err := decodeGrantObjects(entry.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.vault.fail("WriteUser", nil)
+	if err := (&fakeClient{v: e.vault}).WriteUser(e.ctx, objs.UserpassMount, objs.Username, userSpec{}); err != nil {
+		t.Fatal(err)
+	}
+	e.rollback(t)
+	if len(e.vault.userNames())+len(e.vault.policyNames())+len(e.vault.entityNames()) != 0 {
+		t.Fatalf("left after the rollback: users %v policies %v entities %v", e.vault.userNames(), e.vault.policyNames(), e.vault.entityNames())
+	}
+	if wals, _ := framework.ListWAL(e.ctx, e.storage); len(wals) != 0 {
+		t.Fatalf("WAL left after the rollback: %v", wals)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/mitchellh/mapstructure"
 )
@@ -59,9 +58,7 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 	if err != nil {
 		return nil, err
 	}
-	lock := locksutil.LockForKey(b.grantLocks, objs.GrantID)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.grantLocks.lock(objs.GrantID)()
 
 	rec, err := getGrant(ctx, req.Storage, objs.GrantID)
 	if err != nil {
@@ -120,9 +117,7 @@ func (b *aponoBackend) grantRevoke(ctx context.Context, req *logical.Request, _ 
 	if err != nil {
 		return nil, err
 	}
-	lock := locksutil.LockForKey(b.grantLocks, objs.GrantID)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.grantLocks.lock(objs.GrantID)()
 
 	client, err := b.getClient(ctx, req.Storage)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -253,9 +252,7 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 
 // sweepExpiredGrant removes grant id if, read again under its lock, it has still ended.
 func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage, client vaultClient, id string, now time.Time) (bool, error) {
-	lock := locksutil.LockForKey(b.grantLocks, id)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.grantLocks.lock(id)()
 	rec, err := getGrant(ctx, s, id)
 	if err != nil || rec == nil || now.Before(rec.ExpiresAt.Add(sweepExpiryGrace)) {
 		return false, err
@@ -279,9 +276,7 @@ func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage,
 
 // sweepRecordless deletes the user and policy called name if grant id still has no record.
 func (b *aponoBackend) sweepRecordless(ctx context.Context, s logical.Storage, client vaultClient, id, name, userpassMount string) (bool, error) {
-	lock := locksutil.LockForKey(b.grantLocks, id)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.grantLocks.lock(id)()
 	rec, err := getGrant(ctx, s, id)
 	if err != nil || rec != nil {
 		return false, err

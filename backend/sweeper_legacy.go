@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -78,9 +77,7 @@ func (b *aponoBackend) findLegacyAliases(ctx context.Context, client vaultClient
 // version's leftover.
 func (b *aponoBackend) sweepLegacyEntity(ctx context.Context, s logical.Storage, client vaultClient, a legacyAlias) (bool, error) {
 	id, _ := b.grantIDFromName(a.aliasName)
-	lock := locksutil.LockForKey(b.grantLocks, id)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.grantLocks.lock(id)()
 	if rec, err := getGrant(ctx, s, id); err != nil || rec != nil {
 		return false, err
 	}
