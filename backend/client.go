@@ -146,8 +146,9 @@ func newAPIClient(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (
 // lock, and every new API request, the plugin's calls back into Vault included, waits
 // behind the seal. Nothing moves until a plugin call gives up, so this is how long a
 // `vault operator step-down` or a SIGTERM can be held up. What fails here is retried:
-// Vault retries the revocation (after the restart or on the new active node), a grant's
-// issue is rolled back and its client sees a 500 and can write again.
+// Vault retries the revocation (after the restart or on the new active node); a grant's
+// client sees a 500 and can write again, and Vault's rollback of the issue's WAL entry
+// removes what it made (leaveIssueToWAL).
 const vaultCallTimeout = 5 * time.Second
 
 // newRawAPIClient is an api.Client for cfg's address and TLS settings, with no token.
