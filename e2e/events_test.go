@@ -4,14 +4,18 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/apono-io/vault-plugin-apono/internal/testvault"
 )
 
 // Events wait in the plugin's storage while the receiver is down, and the next instance of
 // the plugin (here after `vault plugin reload`; the same holds after a restart or a leader
-// change) delivers them, signed as before; health counts what waits.
+// change) delivers them, signed as before; health counts what waits. On a Vault of its
+// own: the reload kills the plugin process that every mount of the plugin shares, which
+// would fail other tests' requests in flight with a 500.
 func TestEventsSurviveAPluginReload(t *testing.T) {
 	t.Parallel()
-	e := shared
+	e := ownVault(t, testvault.Options{})
 	const mount, key = "apono-events", "events-signing-key"
 	hook := newEventReceiver(key)
 	t.Cleanup(hook.srv.Close)
