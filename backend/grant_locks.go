@@ -45,10 +45,3 @@ func (g *grantLocks) lock(id string) (unlock func()) {
 		g.mu.Unlock()
 	}
 }
-
-// held is how many grant IDs have a holder or a waiter (for tests).
-func (g *grantLocks) held() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.locks)
-}

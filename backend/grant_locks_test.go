@@ -68,3 +68,10 @@ func TestGrantLocksAreDroppedWhenUnused(t *testing.T) {
 		t.Fatalf("%d locks kept after every holder unlocked", n)
 	}
 }
+
+// held is how many grant IDs have a holder or a waiter (for tests).
+func (g *grantLocks) held() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.locks)
+}

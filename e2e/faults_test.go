@@ -636,8 +636,8 @@ func TestVaultStopsPromptlyWhileRevocationsRun(t *testing.T) {
 	if err := e.s.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	took = e.waitNoGrantObjects(t, 90*time.Second)
-	t.Logf("after the restart, every grant's user, policy and record was gone in %s", took.Round(time.Second))
+	gone := e.waitNoGrantObjects(t, 90*time.Second)
+	t.Logf("after the restart, every grant's user, policy and record was gone in %s", gone.Round(time.Second))
 }
 
 // Vault is stopped while eight clients issue grants. A grant whose calls into Vault give
