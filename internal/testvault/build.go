@@ -54,8 +54,9 @@ var vaultBin struct {
 	err  error
 }
 
-// VaultBinary returns the path of the vault binary: $VAULT_BIN when set, otherwise the
-// one scripts/build-vault.sh prints (it builds Vault on first use, which takes minutes on
+// VaultBinary returns the path of the server binary (vault, or bao for OpenBao) of
+// ServerName: $VAULT_BIN when set (it must be that server), otherwise the one
+// scripts/build-vault.sh prints (it builds the server on first use, which takes minutes on
 // a fresh machine, then reuses the cached binary). The answer is computed once per process.
 func VaultBinary() (string, error) {
 	vaultBin.once.Do(func() {
@@ -65,9 +66,16 @@ func VaultBinary() (string, error) {
 }
 
 func findVaultBinary() (string, error) {
+	name := ServerName()
+	if err := checkServerName(name); err != nil {
+		return "", err
+	}
 	if p := os.Getenv("VAULT_BIN"); p != "" {
 		if err := checkExecutable(p); err != nil {
 			return "", fmt.Errorf("testvault: VAULT_BIN: %w", err)
+		}
+		if err := checkServerBinary(p, name); err != nil {
+			return "", err
 		}
 		return p, nil
 	}
@@ -75,20 +83,14 @@ func findVaultBinary() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// `go test ./...` runs test binaries of several packages at once; the script deletes
-	// and recreates its build folder, so only one process may run it at a time.
-	unlock, err := lockFile(filepath.Join(root, ".tools", ".build-vault.lock"))
-	if err != nil {
-		return "", fmt.Errorf("testvault: locking the Vault build: %w", err)
-	}
-	defer unlock()
-
-	cmd := exec.Command("bash", filepath.Join(root, buildScript))
+	// `go test ./...` runs test binaries of several packages at once: the script takes a
+	// lock per server, so only the first builds and the others wait for its binary.
+	cmd := exec.Command("bash", filepath.Join(root, buildScript), name)
 	cmd.Dir = root
 	cmd.Stderr = os.Stderr // the build takes minutes when cold: show its progress
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("testvault: %s failed: %w", buildScript, err)
+		return "", fmt.Errorf("testvault: %s %s failed: %w", buildScript, name, err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	p := strings.TrimSpace(lines[len(lines)-1])
@@ -107,25 +109,6 @@ func checkExecutable(p string) error {
 		return fmt.Errorf("%s is not an executable file", p)
 	}
 	return nil
-}
-
-// lockFile takes an exclusive flock on path (created if missing) and returns its release.
-func lockFile(path string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }
 
 // BuildPlugin builds the plugin into dir/vault-plugin-apono with backend.Version set to

@@ -54,7 +54,7 @@ type Options struct {
 // DevOptions is the name StartDev's options were first given; it is the same type.
 type DevOptions = Options
 
-// Server is one running Vault server process.
+// Server is one running Vault (or OpenBao: see ServerName) server process.
 type Server struct {
 	Addr      string      // host:port of the HTTP listener; VAULT_ADDR is "http://" + Addr
 	RootToken string      // "root" for dev servers, the init root token otherwise
@@ -164,12 +164,13 @@ func newServer(opts Options) (*Server, error) {
 	}, nil
 }
 
-// cleanEnv is this process's environment without VAULT_* variables (VAULT_ADDR,
-// VAULT_TOKEN, VAULT_API_ADDR... would point the server or CLI elsewhere) and HOME.
+// cleanEnv is this process's environment without VAULT_* and BAO_* variables
+// (VAULT_ADDR, BAO_TOKEN, VAULT_API_ADDR... would point the server or CLI elsewhere; the
+// OpenBao CLI reads BAO_* first) and HOME.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "VAULT_") || strings.HasPrefix(kv, "HOME=") {
+		if strings.HasPrefix(kv, "VAULT_") || strings.HasPrefix(kv, "BAO_") || strings.HasPrefix(kv, "HOME=") {
 			continue
 		}
 		env = append(env, kv)
@@ -426,8 +427,9 @@ func activeOrStandby(code int) bool {
 	return code == http.StatusOK || code == http.StatusTooManyRequests
 }
 
-// CLI runs the real vault CLI against this server with VAULT_TOKEN=token (the root
-// token when empty) and no stdin. The error includes stderr.
+// CLI runs the server's own CLI (`vault`, or `bao` for OpenBao: the server binary)
+// against this server with VAULT_TOKEN=token (the root token when empty; BAO_ADDR and
+// BAO_TOKEN are set too) and no stdin. The error includes stderr.
 func (s *Server) CLI(token string, args ...string) (stdout, stderr string, err error) {
 	return s.cli(token, nil, args)
 }
@@ -445,9 +447,9 @@ func (s *Server) cli(token string, stdin *strings.Reader, args []string) (string
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.bin, args...)
 	cmd.Dir = s.Dir
-	cmd.Env = append(cleanEnv(), "HOME="+s.Dir, "VAULT_ADDR="+s.URL())
+	cmd.Env = append(cleanEnv(), "HOME="+s.Dir, "VAULT_ADDR="+s.URL(), "BAO_ADDR="+s.URL())
 	if token != "" {
-		cmd.Env = append(cmd.Env, "VAULT_TOKEN="+token)
+		cmd.Env = append(cmd.Env, "VAULT_TOKEN="+token, "BAO_TOKEN="+token)
 	}
 	if stdin != nil {
 		cmd.Stdin = stdin
@@ -456,7 +458,7 @@ func (s *Server) cli(token string, stdin *strings.Reader, args []string) (string
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	if err != nil {
-		err = fmt.Errorf("vault %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))
+		err = fmt.Errorf("%s %s: %w: %s", CLIName(), strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))
 	}
 	return out.String(), errOut.String(), err
 }
