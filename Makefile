@@ -6,6 +6,10 @@ PLUGIN  := vault-plugin-apono
 LDFLAGS := -X github.com/apono-io/vault-plugin-apono/backend.Version=$(VERSION)
 GO      ?= go
 SHELL   := bash
+# The server the tests, benchmarks and `make dev` run (scripts/build-vault.sh builds it):
+# vault-1.14.2 (MPL-2.0), openbao-2.6.2 (MPL-2.0) or vault-1.21.4 (BUSL-1.1, tests only).
+VAULT_SERVER ?= vault-1.14.2
+export VAULT_SERVER
 
 .PHONY: build release lint vault test test-unit test-release test-e2e test-cluster fuzz dev clean bench-sync bench
 
@@ -34,7 +38,8 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-## vault: build (once, cached in .tools/) the Vault server the tests and `make dev` run
+## vault: build (once, cached in .tools/) the server VAULT_SERVER names, which the tests
+## and `make dev` run
 vault:
 	@bash scripts/build-vault.sh >/dev/null
 

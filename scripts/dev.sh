@@ -2,6 +2,8 @@
 # `make dev`: a local dev Vault on loopback with the plugin registered (sha256 + version),
 # the vendor's setup steps done, the plugin configured with the apono-plugin AppRole and a
 # demo role. Leaves Vault running in the background; `scripts/dev.sh stop` stops it.
+# VAULT_SERVER picks the server (scripts/build-vault.sh): vault-1.14.2 (default),
+# openbao-2.6.2 (its CLI is `bao`) or vault-1.21.4.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -21,16 +23,24 @@ stop() {
 }
 if [ "${1:-}" = "stop" ]; then stop; exit 0; fi
 
-vault_bin="$(bash scripts/build-vault.sh)"
+server="${VAULT_SERVER:-vault-1.14.2}"
+vault_bin="$(bash scripts/build-vault.sh "$server")"
+cli="$(basename "$vault_bin")" # the server's own CLI: vault, or bao for OpenBao
+env_prefix=VAULT # the variables its users set: VAULT_ADDR, VAULT_TOKEN or BAO_ADDR, BAO_TOKEN
+if [ "$cli" = bao ]; then env_prefix=BAO; fi
 [ -x bin/vault-plugin-apono ] || make build VERSION="$VERSION"
 stop
 mkdir -p "$dev_dir/plugins"
 cp bin/vault-plugin-apono "$dev_dir/plugins/vault-plugin-apono"
 
+# The bao CLI reads BAO_ADDR and BAO_TOKEN first and falls back to VAULT_*: with them
+# unset, both CLIs use VAULT_*, and `VAULT_TOKEN=$BOB vault ...` below acts as bob on both.
+unset BAO_ADDR BAO_TOKEN
 export VAULT_ADDR="http://127.0.0.1:$PORT" VAULT_TOKEN=root
 "$vault_bin" server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$PORT" \
   -dev-plugin-dir="$dev_dir/plugins" >"$dev_dir/vault.log" 2>&1 &
 echo $! >"$pid_file"
+# Every step below runs the server's own CLI (vault or bao) as an operator would.
 vault() { "$vault_bin" "$@"; }
 
 for _ in $(seq 1 60); do
@@ -91,27 +101,27 @@ vault write apono/roles/app-db resources=kv/app/db permissions=read ttl=1h appro
 
 cat <<MSG
 
-A dev Vault with the apono plugin ($VERSION) runs at $VAULT_ADDR (root token: root).
+A dev $server server with the apono plugin ($VERSION) runs at $VAULT_ADDR (root token: root).
 Log: $dev_dir/vault.log. Stop it with: scripts/dev.sh stop
 
 Try a direct grant:
-  export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=root PATH=$(dirname "$vault_bin"):\$PATH
-  vault read apono/config
-  vault read apono/health
-  vault write apono/grants/demo resources=kv/app/db requester=alice@example.com ttl=5m
-  vault login -method=userpass username=<username from the grant>      # password from the grant
-  VAULT_TOKEN=<that token> vault kv get kv/app/db
-  vault list -detailed apono/grants
-  vault lease revoke <lease_id from the grant>
-  vault path-help apono/grants/demo
+  export ${env_prefix}_ADDR=$VAULT_ADDR ${env_prefix}_TOKEN=root PATH=$(dirname "$vault_bin"):\$PATH
+  $cli read apono/config
+  $cli read apono/health
+  $cli write apono/grants/demo resources=kv/app/db requester=alice@example.com ttl=5m
+  $cli login -method=userpass username=<username from the grant>      # password from the grant
+  ${env_prefix}_TOKEN=<that token> $cli kv get kv/app/db
+  $cli list -detailed apono/grants
+  $cli lease revoke <lease_id from the grant>
+  $cli path-help apono/grants/demo
 
 Try an access flow (README "Access flows", steps 5-7: alice asks, bob owns kv/app/db):
-  BOB=\$(vault login -token-only -method=userpass username=bob password=bob-pw)
-  ALICE=\$(vault login -token-only -method=userpass username=alice password=alice-pw)
-  REQ=\$(VAULT_TOKEN=\$ALICE vault write -field=id apono/requests/app-db justification=INC-42)
-  VAULT_TOKEN=\$BOB vault read apono/requests can_approve=true
-  VAULT_TOKEN=\$BOB vault write apono/requests/\$REQ/approve reason="ok for INC-42"
-  VAULT_TOKEN=\$ALICE vault write apono/grants/app-db request_id=\$REQ
-  vault login -method=userpass username=<username from the grant>     # password from the grant
-  vault list -detailed apono/requests
+  BOB=\$($cli login -token-only -method=userpass username=bob password=bob-pw)
+  ALICE=\$($cli login -token-only -method=userpass username=alice password=alice-pw)
+  REQ=\$(${env_prefix}_TOKEN=\$ALICE $cli write -field=id apono/requests/app-db justification=INC-42)
+  ${env_prefix}_TOKEN=\$BOB $cli read apono/requests can_approve=true
+  ${env_prefix}_TOKEN=\$BOB $cli write apono/requests/\$REQ/approve reason="ok for INC-42"
+  ${env_prefix}_TOKEN=\$ALICE $cli write apono/grants/app-db request_id=\$REQ
+  $cli login -method=userpass username=<username from the grant>     # password from the grant
+  $cli list -detailed apono/requests
 MSG

@@ -177,8 +177,8 @@ func run(sizes []int) error {
 	if *latency > 0 {
 		storage += fmt.Sprintf(" + %d ms per storage operation, cache off", *latency)
 	}
-	env := fmt.Sprintf("Vault 1.14.2 dev server (%s), %d CPUs, load average at start %s, %s, plugin sync_concurrency %s, %d writers, max request duration %s",
-		storage, runtime.NumCPU(), procstat.LoadAvg(), runtime.Version(), pluginConcurrency, *writers, maxReq)
+	env := fmt.Sprintf("%s dev server (%s), %d CPUs, load average at start %s, %s, plugin sync_concurrency %s, %d writers, max request duration %s",
+		testvault.ServerName(), storage, runtime.NumCPU(), procstat.LoadAvg(), runtime.Version(), pluginConcurrency, *writers, maxReq)
 	progress("%s", env)
 
 	var rows []row
