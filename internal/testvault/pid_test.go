@@ -19,9 +19,10 @@ func TestPIDAndPluginPID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if procstat.ParentPID(vault) != os.Getpid() || filepath.Base(procstat.Exe(vault)) != "vault" {
-		t.Fatalf("PID %d: parent %d, executable %q; want a vault child of %d",
-			vault, procstat.ParentPID(vault), procstat.Exe(vault), os.Getpid())
+	// The server binary is named after its CLI: vault, or bao for OpenBao.
+	if procstat.ParentPID(vault) != os.Getpid() || filepath.Base(procstat.Exe(vault)) != CLIName() {
+		t.Fatalf("PID %d: parent %d, executable %q; want a %s child of %d",
+			vault, procstat.ParentPID(vault), procstat.Exe(vault), CLIName(), os.Getpid())
 	}
 	// Vault starts the plugin when the mount is enabled; a read makes sure it runs.
 	srv.MustCLI(t, "", "path-help", MountPath+"/config")
