@@ -245,7 +245,7 @@ func TestMessagesHoldOnlyEventText(t *testing.T) {
 	word := regexp.MustCompile(`[A-Za-z]+`)
 	types := []string{RequestCreated, RequestApproval, RequestApproved, RequestAutoApproved, RequestDenied,
 		RequestCancelled, RequestExpired, GrantIssued, GrantRevoked, GrantBreakGlass, "QzTypeQz"}
-	formats := map[string]func(Event) ([]byte, error){"slack": Slack}
+	formats := map[string]func(Event) ([]byte, error){"slack": Slack, "teams": Teams}
 	for _, typ := range types {
 		ev := markerEvent(typ)
 		for name, render := range formats {
