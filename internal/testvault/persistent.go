@@ -38,6 +38,10 @@ func StartFile(opts Options) (*Server, error) {
 		_ = s.Stop()
 		return nil, err
 	}
+	if err := s.enableFileAudit(); err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -56,7 +60,7 @@ api_addr         = %q
 cluster_addr     = %q
 plugin_directory = %q
 disable_mlock    = true
-`, s.Addr, clusterAddr, s.URL(), "https://"+clusterAddr, s.PluginDir)
+`, s.Addr, clusterAddr, s.URL(), "https://"+clusterAddr, s.PluginDir) + s.extraConfig(opts)
 	path := filepath.Join(s.Dir, "vault.hcl")
 	if err := os.WriteFile(path, []byte(hcl), 0o600); err != nil {
 		return err
@@ -124,6 +128,10 @@ func (s *Server) unseal() error {
 func StartRaftCluster(n int, opts Options) (servers []*Server, err error) {
 	if n < 1 {
 		return nil, errors.New("testvault: a cluster needs at least one node")
+	}
+	if opts.FileAudit {
+		// Vault's audit table is the cluster's: every node would write one file path.
+		return nil, errors.New("testvault: FileAudit is for dev and file servers")
 	}
 	base := opts.Dir
 	if base == "" {

@@ -49,6 +49,15 @@ type Options struct {
 	PluginVersion string
 	// StartTimeout bounds each wait for the server to come up. Empty: 60 s.
 	StartTimeout time.Duration
+	// Config is more server configuration (HCL). A dev server reads it from
+	// Dir/extra.hcl (-config beside -dev); file and raft servers append it to vault.hcl.
+	Config string
+	// FileAudit gives a dev or file server a file audit device, at Server.AuditPath
+	// (Dir/audit.log), from its start. Vault enables it with `vault audit enable file`
+	// once it is up. OpenBao 2 refuses audit devices through the API ("cannot enable
+	// audit device via API; use declarative, config-based audit device management"), so
+	// there it is declared in the server's configuration, the way OpenBao asks for.
+	FileAudit bool
 }
 
 // DevOptions is the name StartDev's options were first given; it is the same type.
@@ -62,6 +71,7 @@ type Server struct {
 	Dir       string      // see Options.Dir
 	PluginDir string      // Vault's plugin directory
 	LogPath   string      // combined stdout and stderr of every run of this server
+	AuditPath string      // the file audit device's log (Options.FileAudit), or empty
 	NodeID    string      // raft node id (raft servers only)
 	Client    *api.Client // API client holding the root token
 
@@ -92,17 +102,29 @@ func StartDev(opts Options) (*Server, error) {
 			return nil, err
 		}
 		s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
-		s.args = append([]string{"server", "-dev",
+		s.args = []string{"server", "-dev",
 			"-dev-root-token-id=" + devRootToken,
 			"-dev-listen-address=" + s.Addr,
 			"-dev-plugin-dir=" + s.PluginDir,
 			"-log-level=" + logLevel(opts),
-		}, opts.ExtraArgs...)
+		}
+		if extra := s.extraConfig(opts); extra != "" {
+			path := filepath.Join(s.Dir, "extra.hcl")
+			if err := os.WriteFile(path, []byte(extra), 0o600); err != nil {
+				return nil, err
+			}
+			s.args = append(s.args, "-config="+path)
+		}
+		s.args = append(s.args, opts.ExtraArgs...)
 		if err = s.newClient(); err != nil {
 			return nil, err
 		}
 		err = s.start(func(code int) bool { return code == http.StatusOK })
 		if err == nil {
+			if err := s.enableFileAudit(); err != nil {
+				_ = s.Stop()
+				return nil, err
+			}
 			return s, nil
 		}
 		if attempt < 3 && strings.Contains(err.Error(), "address already in use") {
@@ -154,14 +176,38 @@ func newServer(opts Options) (*Server, error) {
 	// HOME points into Dir: a dev server stores its root token in ~/.vault-token and the
 	// CLI reads it, so the user's own token must be neither overwritten nor used.
 	env := append(cleanEnv(), "HOME="+dir)
-	return &Server{
+	s := &Server{
 		Dir:       dir,
 		PluginDir: pluginDir,
 		LogPath:   filepath.Join(dir, "vault.log"),
 		bin:       bin,
 		env:       append(env, opts.Env...),
 		timeout:   timeout,
-	}, nil
+	}
+	if opts.FileAudit {
+		s.AuditPath = filepath.Join(dir, "audit.log")
+	}
+	return s, nil
+}
+
+// extraConfig is the configuration a server gets beyond its storage and listener:
+// opts.Config and, on OpenBao, the file audit device (see Options.FileAudit).
+func (s *Server) extraConfig(opts Options) string {
+	extra := opts.Config
+	if s.AuditPath != "" && IsOpenBao() {
+		extra += fmt.Sprintf("\naudit \"file\" \"file\" {\n  options {\n    file_path = %q\n  }\n}\n", s.AuditPath)
+	}
+	return extra
+}
+
+// enableFileAudit enables the file audit device at AuditPath on Vault, where it is not
+// in the configuration (see Options.FileAudit); the server must be up and unsealed.
+func (s *Server) enableFileAudit() error {
+	if s.AuditPath == "" || IsOpenBao() {
+		return nil
+	}
+	_, _, err := s.CLI("", "audit", "enable", "file", "file_path="+s.AuditPath)
+	return err
 }
 
 // cleanEnv is this process's environment without VAULT_* and BAO_* variables

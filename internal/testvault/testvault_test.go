@@ -158,3 +158,37 @@ func kvPutOnStandby(t *testing.T, s *Server, path string, kv ...string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// FileAudit gives a dev and a file server a file audit device from the start, on every
+// server: on Vault through `vault audit enable`, on OpenBao in the configuration, because
+// OpenBao refuses audit devices through the API (checked here, so the difference stays
+// known).
+func TestFileAudit(t *testing.T) {
+	dev, err := StartDev(Options{Dir: t.TempDir(), FileAudit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Stop()
+	file, err := StartFile(Options{Dir: t.TempDir(), FileAudit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Stop()
+	for _, srv := range []*Server{dev, file} {
+		if list := srv.MustCLI(t, "", "audit", "list"); !strings.Contains(list, "file/") {
+			t.Errorf("%s audit list has no file/:\n%s", CLIName(), list)
+		}
+		srv.MustCLI(t, "", "secrets", "enable", "-path=audited", "kv-v2")
+		b, err := os.ReadFile(srv.AuditPath)
+		if err != nil || !strings.Contains(string(b), `"path":"sys/mounts/audited"`) {
+			t.Errorf("audit log %s lacks the mount request (err %v)", srv.AuditPath, err)
+		}
+		_, stderr, err := srv.CLI("", "audit", "enable", "-path=api", "file", "file_path="+srv.AuditPath+".api")
+		switch {
+		case IsOpenBao() && (err == nil || !strings.Contains(stderr, "cannot enable audit device via API")):
+			t.Errorf("OpenBao enabled an audit device through the API, or refused it otherwise (%v): %s", err, stderr)
+		case !IsOpenBao() && err != nil:
+			t.Errorf("Vault refused an audit device through the API: %v", err)
+		}
+	}
+}
