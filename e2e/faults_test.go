@@ -452,11 +452,12 @@ func auditEntries(t *testing.T, log, path string) (requests, responses []map[str
 // tuning the requester is HMAC'd too (Vault's default), which is why the tuning exists.
 func TestAuditLogShowsRequesterButNotPassword(t *testing.T) {
 	t.Parallel()
-	e := ownVault(t, testvault.Options{})
+	// The file audit device is there from the start: OpenBao takes audit devices only
+	// from its configuration (testvault.Options.FileAudit).
+	e := ownVault(t, testvault.Options{FileAudit: true})
 	e.root(t, "kv", "put", "kv/app/db", "v=1")
 	e.root(t, "write", "apono/roles/app", "resources=kv/app/db", "ttl=5m")
-	auditPath := e.s.Dir + "/audit.log"
-	e.root(t, "audit", "enable", "file", "file_path="+auditPath)
+	auditPath := e.s.AuditPath
 
 	type seen struct{ requester, justification, password interface{} }
 	grantAudited := func(t *testing.T, requester string) seen {
@@ -644,7 +645,9 @@ func TestVaultStopsPromptlyWhileRevocationsRun(t *testing.T) {
 // up (the seal holds them) ends at once with its record deleted and its WAL entry kept:
 // no further calls that would hold the stop up again. After the restart, Vault's
 // rollback of those WAL entries removes what they made, and the grants that were issued
-// are revoked as usual: nothing is left.
+// are revoked as usual: nothing is left. OpenBao closes its HTTP connections at SIGTERM,
+// before it seals, which cancels every request in flight (see below): there the issues
+// are cut off by the server rather than by the plugin's bound, and the rest holds.
 func TestVaultStopsPromptlyWhileGrantsAreIssued(t *testing.T) {
 	t.Parallel()
 	e := fileVault(t)
@@ -656,6 +659,7 @@ func TestVaultStopsPromptlyWhileGrantsAreIssued(t *testing.T) {
 	var issued atomic.Int32
 	var mu sync.Mutex
 	var pending []string // errors that say the rollback is left to the WAL
+	var cutOff []string  // other errors, but for connection refused: writes the stop ended
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := 0; w < 8; w++ {
@@ -677,6 +681,11 @@ func TestVaultStopsPromptlyWhileGrantsAreIssued(t *testing.T) {
 					pending = append(pending, err.Error())
 					mu.Unlock()
 				default:
+					if !strings.Contains(err.Error(), "connection refused") {
+						mu.Lock()
+						cutOff = append(cutOff, err.Error())
+						mu.Unlock()
+					}
 					time.Sleep(100 * time.Millisecond) // Vault is stopping or stopped
 				}
 			}
@@ -705,7 +714,18 @@ func TestVaultStopsPromptlyWhileGrantsAreIssued(t *testing.T) {
 	if took > 8*time.Second {
 		t.Errorf("Vault took %s to stop; want under 8 s", took.Round(100*time.Millisecond))
 	}
-	if leftToWAL+len(pending) == 0 {
+	switch {
+	case testvault.IsOpenBao():
+		// OpenBao's SIGTERM closes its HTTP servers (srv.Close() in command/server.go;
+		// Vault closes only the listeners), which cancels the context of every request in
+		// flight before the seal takes the state lock: no call of the plugin waits behind
+		// the seal, so none reaches the 5 s bound. What is proved here is that writes in
+		// flight were cut off, that the stop was prompt, and that nothing is left after it.
+		if len(cutOff) == 0 {
+			t.Fatalf("no write was in flight when OpenBao stopped: the test proved nothing (log from SIGTERM on:\n%s)", log)
+		}
+		t.Logf("OpenBao cut off %d writes in flight, e.g. %q", len(cutOff), cutOff[0])
+	case leftToWAL+len(pending) == 0:
 		t.Fatalf("no grant was being issued when Vault stopped: the test proved nothing (log from SIGTERM on:\n%s)", log)
 	}
 	for _, p := range pending {

@@ -19,7 +19,14 @@ import (
 // orphan sweeper on every rollback tick.
 func identityVault(t *testing.T) *env {
 	t.Helper()
-	e := ownVault(t, testvault.Options{PluginEnv: []string{"APONO_SWEEP_INTERVAL=1s"}})
+	return identityVaultWith(t, testvault.Options{})
+}
+
+// identityVaultWith is identityVault with more options for its server.
+func identityVaultWith(t *testing.T, opts testvault.Options) *env {
+	t.Helper()
+	opts.PluginEnv = append(opts.PluginEnv, "APONO_SWEEP_INTERVAL=1s")
+	e := ownVault(t, opts)
 	e.writePolicy(t, testvault.PolicyName, managementPolicy(t)+"\n"+identityAdditions(t))
 	health := e.jsonOut(t, "", "read", "apono/health")["data"].(map[string]interface{})
 	if health["grant_entities"] != true || health["token_lifetime_check"] != true {
@@ -175,11 +182,10 @@ func TestGrantFromPeriodicTokenOutlivesItsPeriods(t *testing.T) {
 // token names that entity.
 func TestGrantEntityOneWhileLiveNoneAfter(t *testing.T) {
 	t.Parallel()
-	e := identityVault(t)
+	e := identityVaultWith(t, testvault.Options{FileAudit: true}) // OpenBao: only in its config
 	e.root(t, "write", "apono/roles/app", "resources=kv/app/db", "ttl=10m")
 	e.root(t, "write", "apono/roles/short", "resources=kv/app/db", "ttl=5s", "max_ttl=5s")
-	auditPath := e.s.Dir + "/audit.log"
-	e.root(t, "audit", "enable", "file", "file_path="+auditPath)
+	auditPath := e.s.AuditPath
 	entitiesBefore := e.listAll(t, "identity/entity/id")
 
 	g := e.grant(t, "app", "requester=alice@example.com", "justification=INC-5")
