@@ -49,19 +49,20 @@ func (s *byteSource) key() string { return modelKeys[int(s.next())%len(modelKeys
 // operation that failed may or may not be in the set, every other key must be as the map
 // says.
 type modelRun struct {
-	t          testing.TB
-	ctx        context.Context
-	raw        *logical.InmemStorage
-	st         *faultyStorage
-	opts       Options
-	m          *Manager
-	set        *Set
-	model      map[string]bool
-	noFaults   bool // the run injects no failures
+	t        testing.TB
+	ctx      context.Context
+	raw      *logical.InmemStorage
+	st       *faultyStorage
+	opts     Options
+	m        *Manager
+	set      *Set
+	model    map[string]bool
+	noFaults bool // the run injects no failures
 	// fillBroken: a write failed since the last Clear. Its crash state is complete and
 	// readable but may hold a segment under the fill (a split's lower segment not yet
 	// written, a Clear's deleted segments), so the fill is not checked until a Clear.
 	fillBroken bool
+	failures   int      // injected failures seen
 	trace      []string // the operations so far, shown when the run fails
 }
 
@@ -112,6 +113,7 @@ func (r *modelRun) done(err error, keys ...string) bool {
 		r.fatalf("unexpected error: %v", err)
 	}
 	crashed := r.st.crashed
+	r.failures++
 	r.fillBroken = true
 	r.logf("  failed: %v", err)
 	if crashed {
@@ -140,6 +142,22 @@ func (r *modelRun) done(err error, keys ...string) bool {
 	return false
 }
 
+// matches reports whether got is the model's keys in order, without sorting the model.
+func (r *modelRun) matches(got []string) bool {
+	n := 0
+	for _, in := range r.model {
+		if in {
+			n++
+		}
+	}
+	for i, k := range got {
+		if !r.model[k] || i > 0 && got[i-1] >= k {
+			return false
+		}
+	}
+	return len(got) == n
+}
+
 func (r *modelRun) scanAll() []string {
 	r.t.Helper()
 	var got []string
@@ -165,22 +183,53 @@ func (r *modelRun) check() {
 	}
 }
 
+func (r *modelRun) add(k string) {
+	r.t.Helper()
+	r.logf("Add %q", k)
+	if r.done(r.set.Add(r.ctx, r.st, k), k) {
+		r.model[k] = true
+	}
+}
+
+func (r *modelRun) remove(k string) {
+	r.t.Helper()
+	r.logf("Remove %q", k)
+	if r.done(r.set.Remove(r.ctx, r.st, k), k) {
+		r.model[k] = false
+	}
+}
+
+func (r *modelRun) addMany(keys []string) {
+	r.t.Helper()
+	r.logf("AddMany %q", keys)
+	if r.done(r.set.AddMany(r.ctx, r.st, keys), keys...) {
+		for _, k := range keys {
+			r.model[k] = true
+		}
+	}
+}
+
+func (r *modelRun) clear() {
+	r.t.Helper()
+	r.logf("Clear")
+	var all []string
+	for k := range r.model {
+		all = append(all, k)
+	}
+	if r.done(r.set.Clear(r.ctx, r.st), all...) {
+		clear(r.model)
+		r.fillBroken = false
+	}
+}
+
 func (r *modelRun) step(src *byteSource) {
 	r.t.Helper()
 	op := src.next()
 	switch op % 24 {
 	case 0, 1, 2, 3:
-		k := src.key()
-		r.logf("Add %q", k)
-		if r.done(r.set.Add(r.ctx, r.st, k), k) {
-			r.model[k] = true
-		}
+		r.add(src.key())
 	case 4, 5, 6:
-		k := src.key()
-		r.logf("Remove %q", k)
-		if r.done(r.set.Remove(r.ctx, r.st, k), k) {
-			r.model[k] = false
-		}
+		r.remove(src.key())
 	case 7:
 		k := src.key()
 		got, err := r.set.Has(r.ctx, r.st, k)
@@ -222,12 +271,7 @@ func (r *modelRun) step(src *byteSource) {
 		for i := range keys {
 			keys[i] = src.key()
 		}
-		r.logf("AddMany %q", keys)
-		if r.done(r.set.AddMany(r.ctx, r.st, keys), keys...) {
-			for _, k := range keys {
-				r.model[k] = true
-			}
-		}
+		r.addMany(keys)
 	case 13:
 		n, err := r.set.Count(r.ctx, r.st)
 		if err != nil || n != len(r.sorted()) {
@@ -237,11 +281,7 @@ func (r *modelRun) step(src *byteSource) {
 		if src.next()%4 != 0 { // rarely, so sets grow
 			return
 		}
-		r.logf("Clear")
-		if r.done(r.set.Clear(r.ctx, r.st), modelKeysAnd(r.model)...) {
-			clear(r.model)
-			r.fillBroken = false
-		}
+		r.clear()
 	case 15, 16:
 		// The next write, or one a few writes on, fails.
 		c := src.next()
@@ -314,14 +354,6 @@ func (r *modelRun) step(src *byteSource) {
 	default:
 		r.check()
 	}
-}
-
-func modelKeysAnd(model map[string]bool) []string {
-	var ks []string
-	for k := range model {
-		ks = append(ks, k)
-	}
-	return ks
 }
 
 func runModel(t testing.TB, data []byte) {
