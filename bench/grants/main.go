@@ -150,8 +150,14 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 	rep := &report{started: time.Now(), opts: o, cpus: runtime.NumCPU(), loadStart: procstat.LoadAvg()}
 
-	progress("starting a dev Vault with the plugin (builds the plugin; Vault itself comes from scripts/build-vault.sh)")
-	srv, setup, err := testvault.StartWithPlugin(testvault.Options{LogLevel: "info"})
+	progress("starting a dev %s with the plugin (builds the plugin; the server itself comes from scripts/build-vault.sh)", testvault.ServerName())
+	opts := testvault.Options{LogLevel: "info"}
+	if testvault.IsOpenBao() {
+		// calibrate turns a file audit device on and off around its count; OpenBao does
+		// that through the API only with this setting (by default, only from its config).
+		opts.Config = "unsafe_allow_api_audit_creation = true\n"
+	}
+	srv, setup, err := testvault.StartWithPlugin(opts)
 	defer testvault.RemoveBuilds()
 	if err != nil {
 		return err
