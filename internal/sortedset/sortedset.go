@@ -15,8 +15,11 @@
 // split in halves, the upper one taking id next. Every segment, unless it is the only one,
 // keeps at least max(1, MaxSegment/4) keys: a Remove that leaves fewer merges it with a
 // neighbour (when the two hold at most 3/4 MaxSegment together, so an empty segment is
-// always dropped) or else evens the two out. The head grows by one segment per 128 to 256
-// keys (about 60 bytes each for UUID keys): 100k keys make a head of 30 to 50 KiB.
+// always dropped) or else evens the two out. A write cut short can leave a segment with
+// fewer (see below), which costs scans one more read until a Remove in it merges it. The
+// head grows by one segment per 64 to 256 keys, about 55 bytes each for UUID keys: 100k
+// keys make a head of 40 to 60 KiB, and about a million near Vault's entry size limit
+// (512 KiB on Consul, 1 MiB on integrated storage).
 //
 // # Storage calls
 //
@@ -57,10 +60,11 @@
 //     is overwritten by the next split (the first segment of a new set is written before
 //     its head, so nothing left under id 0 is read).
 //  4. A head that widens a segment's range is written after that segment, which by then
-//     holds every key of its new range; a segment whose range narrows, or that leaves the
-//     head, is written or deleted after the head. A split thus writes the new upper
-//     segment, then the head, then the lower segment: cut short after the head, both hold
-//     the upper keys and readers honour the ranges.
+//     holds exactly the set's keys in its new range (a neighbour that takes over an empty
+//     segment's range is rewritten first if it holds leftovers there); a segment whose
+//     range narrows, or that leaves the head, is written or deleted after the head. A
+//     split thus writes the new upper segment, then the head, then the lower segment: cut
+//     short after the head, both hold the upper keys and readers honour the ranges.
 //
 // So at every step the segment whose range holds a key holds it exactly when the set
 // does, and a leftover never comes back into range without a write that drops it first.
