@@ -42,6 +42,7 @@
 //	Count                       Get <= 1 + segments
 //	AddMany                     Get <= 1 + segments touched; Put one per segment touched
 //	                            and per new segment, plus 1 head if any segment split
+//	                            or the set had no head
 //	Clear                       Get <= 1, Delete segments + 2
 //
 // A scan reads the head once and keeps it while no write changes it; a split or merge
