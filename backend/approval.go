@@ -108,13 +108,33 @@ func validateApprovers(approvers []string) string {
 }
 
 // approverSet is one group of principals whose approval the rules count together: a role
-// approver (one group or entity), or the owners of one requested resource.
+// approver (one group or entity), or the owners of some of the requested resources.
 type approverSet struct {
-	// Label says where the set came from: "group:kv-owners", "owner of kv/app/db".
+	// Label says where the set came from: "group:kv-owners", "owners of kv/app/db".
 	Label      string      `json:"label"`
 	Principals []principal `json:"principals"`
 	// Source is "role", "custom_metadata" or "integration_owner".
 	Source string `json:"source"`
+	// Owner marks the owners of resources (approvers=owner): such a set must approve
+	// whatever approval_mode says, and only its own members approve for it.
+	Owner bool `json:"owner,omitempty"`
+	// Resources are the requested resources (or, for a folder, the secrets below it) this
+	// set owns: at most maxSetResources names, ResourceCount in all.
+	Resources     []string `json:"resources,omitempty"`
+	ResourceCount int      `json:"resource_count,omitempty"`
+	// raw is the owner tag or integration_owner as written, for apono/sync's owner.
+	raw string
+}
+
+// maxSetResources bounds the resource names kept in one approver set: a folder may hold
+// a thousand secrets of one owner.
+const maxSetResources = 20
+
+// mustApprove reports whether the set needs an approval of its own under mode: every set
+// under all_of, and owner sets always. Requests stored before owner sets were marked have
+// only their source to say so.
+func (s approverSet) mustApprove(mode string) bool {
+	return mode == approvalModeAllOf || s.Owner || s.Source == setSourceMetadata || s.Source == setSourceIntegration
 }
 
 // identity is a caller as Vault's identity store knows it at the moment of a call.
@@ -203,23 +223,31 @@ type approvalProgress struct {
 	// Distinct is the number of distinct approving entities; Needed is what the rule
 	// needs of them (required_approvals).
 	Distinct, Needed int
-	// For all_of: how many sets have an approval, of how many.
+	// SetsCovered of SetsTotal sets that need an approval of their own (every set under
+	// all_of, owner sets always) have one.
 	SetsCovered, SetsTotal int
-	// Missing labels the sets still without an approval (all_of).
+	// Owners says the sets that must approve are owner sets only (any_of with owners).
+	Owners bool
+	// Missing labels the sets that need an approval of their own and have none yet.
 	Missing []string
 }
 
 // String is the "approvals so far out of those needed" of a list entry.
 func (p approvalProgress) String() string {
-	if p.SetsTotal > 0 {
-		return fmt.Sprintf("%d/%d approvals, %d/%d approver sets", p.Distinct, p.Needed, p.SetsCovered, p.SetsTotal)
+	if p.SetsTotal == 0 {
+		return fmt.Sprintf("%d/%d approvals", p.Distinct, p.Needed)
 	}
-	return fmt.Sprintf("%d/%d approvals", p.Distinct, p.Needed)
+	kind := "approver sets"
+	if p.Owners {
+		kind = "owner sets"
+	}
+	return fmt.Sprintf("%d/%d approvals, %d/%d %s", p.Distinct, p.Needed, p.SetsCovered, p.SetsTotal, kind)
 }
 
-// evaluate applies rule to approvals. Each entity counts once however often it approved;
-// any_of needs rule.Required distinct approvers from any set, all_of additionally needs an
-// approval from every set.
+// evaluate applies rule to approvals. Each entity counts once however often it approved.
+// A request needs rule.Required distinct approvers from any set and, besides, an approval
+// from every set that must approve on its own: every set under all_of, and each owner set
+// whatever the mode, so that no owner's resource is granted on another owner's word.
 func (rule approvalRule) evaluate(approvals []approvalRecord) approvalProgress {
 	needed := rule.Required
 	if needed < 1 {
@@ -238,18 +266,19 @@ func (rule approvalRule) evaluate(approvals []approvalRecord) approvalProgress {
 			}
 		}
 	}
-	p := approvalProgress{Distinct: len(entities), Needed: needed}
-	p.Satisfied = p.Distinct >= needed
-	if rule.Mode == approvalModeAllOf {
-		p.SetsTotal = len(rule.Sets)
-		p.SetsCovered = len(covered)
-		for i, s := range rule.Sets {
-			if !covered[i] {
-				p.Missing = append(p.Missing, s.Label)
-			}
+	p := approvalProgress{Distinct: len(entities), Needed: needed, Owners: rule.Mode != approvalModeAllOf}
+	for i, s := range rule.Sets {
+		if !s.mustApprove(rule.Mode) {
+			continue
 		}
-		p.Satisfied = p.Satisfied && len(p.Missing) == 0
+		p.SetsTotal++
+		if covered[i] {
+			p.SetsCovered++
+		} else {
+			p.Missing = append(p.Missing, s.Label)
+		}
 	}
+	p.Satisfied = p.Distinct >= needed && len(p.Missing) == 0
 	return p
 }
 

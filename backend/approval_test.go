@@ -65,7 +65,18 @@ func TestValidateApprovers(t *testing.T) {
 func TestApprovalRules(t *testing.T) {
 	owners := approverSet{Label: "owner of kv/a", Principals: []principal{{principalGroup, "kv-owners"}}}
 	payOwners := approverSet{Label: "owner of kv/b", Principals: []principal{{principalGroup, "pay-owners"}}}
-	security := approverSet{Label: "group:security", Principals: []principal{{principalGroup, "security"}}}
+	security := approverSet{Label: "group:security", Principals: []principal{{principalGroup, "security"}}, Source: setSourceRole}
+	owned := func(label, group, source string) approverSet {
+		return approverSet{Label: label, Principals: []principal{{principalGroup, group}}, Source: source, Owner: true}
+	}
+	ownedDB := owned("owners of kv/a", "kv-owners", setSourceMetadata)
+	ownedPay := owned("owners of kv/b", "pay-owners", setSourceMetadata)
+	unowned := owned("integration owner of kv/c", "security", setSourceIntegration)
+	folderDB := owned("owners of kv/app/a", "kv-owners", setSourceMetadata)
+	folderPay := owned("owners of kv/app/b", "pay-owners", setSourceMetadata)
+	folderUnowned := owned("integration owner of kv/app/c", "security", setSourceIntegration)
+	legacyOwned := approverSet{Label: "owner of kv/a", Principals: []principal{{principalGroup, "kv-owners"}}, Source: setSourceMetadata}
+	legacyUnowned := approverSet{Label: "owner of kv/c", Principals: []principal{{principalGroup, "security"}}, Source: setSourceIntegration}
 	type given struct {
 		entity string
 		sets   []int
@@ -99,6 +110,37 @@ func TestApprovalRules(t *testing.T) {
 			approvals: []given{{"carol", nil}}, want: false},
 		{name: "required 0 means 1", rule: approvalRule{approvalModeAnyOf, 0, []approverSet{owners}},
 			approvals: []given{{"bob", []int{0}}}, want: true, distinct: 1},
+
+		// Owner sets (approvers=owner) must each approve, whatever the mode.
+		{name: "owners, any_of: one owner does not approve another's resource", rule: approvalRule{approvalModeAnyOf, 1, []approverSet{ownedDB, ownedPay}},
+			approvals: []given{{"bob", []int{0}}}, want: false, distinct: 1, missing: []string{"owners of kv/b"}},
+		{name: "owners, any_of: each owner approves its own", rule: approvalRule{approvalModeAnyOf, 1, []approverSet{ownedDB, ownedPay}},
+			approvals: []given{{"bob", []int{0}}, {"pat", []int{1}}}, want: true, distinct: 2},
+		{name: "owners: the integration owner approves only what has no owner", rule: approvalRule{approvalModeAnyOf, 1, []approverSet{ownedDB, unowned}},
+			approvals: []given{{"erin", []int{1}}}, want: false, distinct: 1, missing: []string{"owners of kv/a"}},
+		{name: "owners: the owned and the unowned each approved", rule: approvalRule{approvalModeAnyOf, 1, []approverSet{ownedDB, unowned}},
+			approvals: []given{{"erin", []int{1}}, {"bob", []int{0}}}, want: true, distinct: 2},
+		{name: "owners: a folder's secrets of two owners and one without", rule: approvalRule{approvalModeAnyOf, 1, []approverSet{folderDB, folderPay, folderUnowned}},
+			approvals: []given{{"bob", []int{0}}, {"pat", []int{1}}}, want: false, distinct: 2, missing: []string{"integration owner of kv/app/c"}},
+		{name: "owners: a folder approved by all three", rule: approvalRule{approvalModeAnyOf, 1, []approverSet{folderDB, folderPay, folderUnowned}},
+			approvals: []given{{"bob", []int{0}}, {"pat", []int{1}}, {"erin", []int{2}}}, want: true, distinct: 3},
+		{name: "owners: a member of two owner sets covers both", rule: approvalRule{approvalModeAnyOf, 1, []approverSet{ownedDB, ownedPay}},
+			approvals: []given{{"both", []int{0, 1}}}, want: true, distinct: 1},
+		{name: "owners: required_approvals counts on top", rule: approvalRule{approvalModeAnyOf, 2, []approverSet{ownedDB}},
+			approvals: []given{{"bob", []int{0}}}, want: false, distinct: 1},
+		{name: "owners: required_approvals on top, two owners of the same set", rule: approvalRule{approvalModeAnyOf, 2, []approverSet{ownedDB}},
+			approvals: []given{{"bob", []int{0}}, {"dave", []int{0}}}, want: true, distinct: 2},
+		{name: "owners beside a role group, any_of: the group is optional", rule: approvalRule{approvalModeAnyOf, 1, []approverSet{security, ownedDB}},
+			approvals: []given{{"bob", []int{1}}}, want: true, distinct: 1},
+		{name: "owners beside a role group, any_of: the group alone is not enough", rule: approvalRule{approvalModeAnyOf, 1, []approverSet{security, ownedDB}},
+			approvals: []given{{"erin", []int{0}}}, want: false, distinct: 1, missing: []string{"owners of kv/a"}},
+		{name: "owners beside a role group, all_of: both", rule: approvalRule{approvalModeAllOf, 1, []approverSet{security, ownedDB}},
+			approvals: []given{{"bob", []int{1}}}, want: false, distinct: 1, missing: []string{"group:security"}},
+		{name: "owners, all_of: every owner set", rule: approvalRule{approvalModeAllOf, 1, []approverSet{ownedDB, ownedPay}},
+			approvals: []given{{"bob", []int{0}}, {"pat", []int{1}}}, want: true, distinct: 2},
+		// A request stored before owner sets were marked is read by its sets' sources.
+		{name: "owners of an older request, by source", rule: approvalRule{approvalModeAnyOf, 1, []approverSet{legacyOwned, legacyUnowned}},
+			approvals: []given{{"erin", []int{1}}}, want: false, distinct: 1, missing: []string{"owner of kv/a"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var approvals []approvalRecord

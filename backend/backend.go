@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,7 +98,29 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 		return nil, err
 	}
 	b.sweep.interval = sweepIntervalFromEnv(os.Getenv(sweepIntervalEnv), b.Logger())
+	if n := eventStoreMaxFromEnv(os.Getenv(eventStoreMaxEnv), b.Logger()); n > 0 {
+		b.events.maxPending = n
+	}
 	return b, nil
+}
+
+// eventStoreMaxEnv, set in the plugin's catalog entry like APONO_SWEEP_INTERVAL, makes
+// the event store smaller than maxPendingEvents, so the end-to-end tests can fill it.
+const eventStoreMaxEnv = "APONO_EVENT_STORE_MAX"
+
+// eventStoreMaxFromEnv parses v as a positive number of events; anything else keeps the
+// default (0).
+func eventStoreMaxFromEnv(v string, logger hclog.Logger) int64 {
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		logger.Warn("ignoring "+eventStoreMaxEnv+": not a positive number", "value", v)
+		return 0
+	}
+	logger.Info("event store size set from "+eventStoreMaxEnv, "events", n)
+	return n
 }
 
 // sweepIntervalEnv, set in the plugin's catalog entry (vault write
@@ -144,7 +167,9 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 			[]*framework.Path{pathConfig(b)},
 			pathRoles(b),
 			pathGrants(b),
+			[]*framework.Path{pathBreakGlass(b)},
 			pathRequests(b),
+			pathAudit(b),
 			[]*framework.Path{pathHealth(b)},
 			[]*framework.Path{pathSync(b), pathResources(b)},
 		),

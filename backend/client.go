@@ -82,6 +82,9 @@ type tokenLifetime struct {
 	ExplicitMaxTTL time.Duration
 	CreationTime   time.Time
 	Renewable      bool
+	// Path is the API path that made the token: auth/<mount>/login/... for a login,
+	// auth/token/create... for a token made from another one.
+	Path string
 }
 
 type userSpec struct {
@@ -489,6 +492,7 @@ func (c *apiClient) LookupTokenAccessor(ctx context.Context, accessor string) (*
 			out.CreationTime = time.Unix(int64(ct/time.Second), 0)
 		}
 		out.Renewable, _ = s.Data["renewable"].(bool)
+		out.Path, _ = s.Data["path"].(string)
 		return nil
 	})
 	return out, err

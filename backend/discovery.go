@@ -24,6 +24,7 @@ const (
 	ownerFromMetadata    = "custom_metadata"   // the secret's own owner_metadata_key value
 	ownerFromFolder      = "secrets_in_folder" // every secret below the folder names the same owner
 	ownerFromIntegration = "integration_owner" // config's fallback approver
+	ownerFromSeveral     = "several_owners"    // a folder whose secrets have several owner sets: see owners
 )
 
 // maxReportedProblems bounds the skipped and ungrantable lists kept in a snapshot (their
@@ -46,6 +47,8 @@ type resourceEntry struct {
 
 	Owner       string `json:"owner,omitempty"`
 	OwnerSource string `json:"owner_source,omitempty"`
+	// Owners are the owner sets a request for the entry needs, each approving on its own.
+	Owners []ownerView `json:"owners,omitempty"`
 
 	// Transit keys; the Supports* are nil when the key type is unknown.
 	KeyType            string `json:"key_type,omitempty"`
@@ -85,6 +88,7 @@ func (e *resourceEntry) responseData() map[string]interface{} {
 		"path":         e.Path,
 		"owner":        e.Owner,
 		"owner_source": e.OwnerSource,
+		"owners":       nonNilOwners(e.Owners),
 		"permissions":  e.permissions(),
 	}
 	switch e.Kind {
@@ -98,6 +102,13 @@ func (e *resourceEntry) responseData() map[string]interface{} {
 		d["supports_signing"] = boolOrNil(e.SupportsSigning)
 	}
 	return d
+}
+
+func nonNilOwners(o []ownerView) []ownerView {
+	if o == nil {
+		return []ownerView{}
+	}
+	return o
 }
 
 func boolOrNil(b *bool) interface{} {
@@ -461,7 +472,7 @@ func (w *walker) warnOnce(msg string) {
 // finish sorts the entries and derives folder owners.
 func (w *walker) finish() *walkResult {
 	sort.Slice(w.entries, func(i, j int) bool { return w.entries[i].Name < w.entries[j].Name })
-	w.deriveFolderOwners()
+	w.deriveOwners()
 	sort.Slice(w.skipped, func(i, j int) bool {
 		if w.skipped[i].Mount != w.skipped[j].Mount {
 			return w.skipped[i].Mount < w.skipped[j].Mount

@@ -104,21 +104,8 @@ func (w *walker) readKVMeta(ctx context.Context, mount, path string) error {
 		e.CustomMetadata = stringMap(data["custom_metadata"])
 		e.Deleted = currentVersionDeleted(data, w.now)
 	}
-	e.Owner, e.OwnerSource = w.ownerOf(e.CustomMetadata)
 	w.emit(e)
 	return nil
-}
-
-func (w *walker) ownerOf(customMetadata map[string]string) (owner, source string) {
-	if w.opts.ownerKey != "" {
-		if v := strings.TrimSpace(customMetadata[w.opts.ownerKey]); v != "" {
-			return v, ownerFromMetadata
-		}
-	}
-	if w.opts.integrationOwner != "" {
-		return w.opts.integrationOwner, ownerFromIntegration
-	}
-	return "", ""
 }
 
 // stringMap converts custom_metadata as decoded from JSON; never nil.
@@ -189,60 +176,93 @@ func forEachFolder(mount, path string, self bool, fn func(key string)) {
 	}
 }
 
-// folderOwner accumulates the owners of the secrets below one folder.
-type folderOwner struct {
-	owner    string
-	disagree bool // secrets name different owners, or one names none
-}
-
-// deriveFolderOwners gives a folder the owner its secrets name when all of them name the
-// same one; otherwise, like every entry without an owner, it gets integration_owner.
-func (w *walker) deriveFolderOwners() {
-	fallback, fallbackSource := w.ownerOf(nil)
-	if w.opts.ownerKey == "" {
-		for i := range w.entries {
-			if w.entries[i].Kind == kindFolder {
-				w.entries[i].Owner, w.entries[i].OwnerSource = fallback, fallbackSource
-			}
+// deriveOwners gives every entry the owner sets a request for it would need (owners.go,
+// the same ownerCollector): a secret its own tag's, a folder those of the secret named
+// like it (when tagged) and of every secret below it, integration_owner for whatever
+// names none; a folder the walk could not see all of (a LIST denied, a name no role
+// could hold) gets integration_owner as well, as a request for it would. Owner and
+// OwnerSource say the same in one string where there is one set.
+func (w *walker) deriveOwners() {
+	newCol := func() *ownerCollector { return newOwnerCollector(w.opts.ownerKey, w.opts.integrationOwner) }
+	// tag is what a request would read as the secret's owner tag; known is false where
+	// its metadata could not be read.
+	tag := func(e *resourceEntry) (string, bool) {
+		if w.opts.ownerKey == "" || e.CustomMetadata == nil {
+			return "", w.opts.ownerKey == ""
 		}
-		return
+		return strings.TrimSpace(e.CustomMetadata[w.opts.ownerKey]), true
 	}
-	folders := map[string]*folderOwner{}
-	merge := func(key, owner string) {
-		f, ok := folders[key]
-		if !ok {
-			folders[key] = &folderOwner{owner: owner, disagree: owner == ""}
-			return
+	folders := map[string]*ownerCollector{}
+	folder := func(key string) *ownerCollector {
+		c := folders[key]
+		if c == nil {
+			c = newCol()
+			folders[key] = c
 		}
-		if f.owner != owner || owner == "" {
-			f.disagree = true
-		}
+		return c
 	}
 	for i := range w.entries {
 		e := &w.entries[i]
-		if e.Kind != kindSecret {
+		if e.Kind == kindFolder {
 			continue
 		}
-		owner := ""
-		if e.OwnerSource == ownerFromMetadata {
-			owner = e.Owner
+		t, known := tag(e)
+		own := newCol()
+		if e.Kind == kindSecret {
+			own.claim(e.Name, t, "")
+			forEachFolder(e.Mount, e.Path, false, func(key string) { folder(key).claim(e.Name, t, "") })
+			// The folder named like this secret takes its tag as its own; unread, its own
+			// tag is unknown, and integration_owner stands in, as for a request.
+			switch {
+			case t != "":
+				folder(e.Mount+"/"+e.Path).claim(e.Name, t, "")
+			case !known:
+				folder(e.Mount+"/"+e.Path).unowned(e.Name, "")
+			}
+		} else {
+			own.unowned(e.Name, "")
 		}
-		forEachFolder(e.Mount, e.Path, false, func(key string) { merge(key, owner) })
+		e.setOwners(own)
 	}
-	poisoned := map[string]bool{}
 	for _, inc := range w.incomplete {
-		forEachFolder(inc.mount, inc.path, true, func(key string) { poisoned[key] = true })
+		forEachFolder(inc.mount, inc.path, true, func(key string) { folder(key).unowned("", "") })
 	}
 	for i := range w.entries {
 		e := &w.entries[i]
 		if e.Kind != kindFolder {
 			continue
 		}
-		key := e.Mount + "/" + e.Path
-		if f := folders[key]; f != nil && !f.disagree && !poisoned[key] {
-			e.Owner, e.OwnerSource = f.owner, ownerFromFolder
-		} else {
-			e.Owner, e.OwnerSource = fallback, fallbackSource
+		c := folders[e.Mount+"/"+e.Path]
+		if c == nil || len(c.sets)+len(c.unownedNames) == 0 {
+			c = newCol()
+			c.unowned(e.Name, "") // an empty folder names no owner
 		}
+		e.setOwners(c)
+		if e.OwnerSource == ownerFromMetadata {
+			e.OwnerSource = ownerFromFolder
+		}
+	}
+}
+
+// ownerView is one owner set as apono/sync reports it: any of approvers approves for it.
+type ownerView struct {
+	Approvers []string `json:"approvers"`
+	Source    string   `json:"source"`
+}
+
+// setOwners records c's owner sets on e: all of them in Owners, and in Owner and
+// OwnerSource the one set's tag as written, or "" and several_owners.
+func (e *resourceEntry) setOwners(c *ownerCollector) {
+	e.Owners = nil
+	for _, s := range c.sets {
+		e.Owners = append(e.Owners, ownerView{Approvers: approverNames([]approverSet{s}), Source: s.Source})
+	}
+	e.Owner, e.OwnerSource = "", ""
+	switch len(c.sets) {
+	case 0:
+	case 1:
+		e.Owner, e.OwnerSource = c.sets[0].raw, c.sets[0].Source
+	default:
+		e.OwnerSource = ownerFromSeveral
 	}
 }

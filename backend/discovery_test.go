@@ -657,23 +657,35 @@ func TestWalkOwners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cases := []struct{ name, owner, source string }{
-		{"kv/pay/db", "alice@example.com", ownerFromMetadata},
-		{"kv/pay/api/key", "alice@example.com", ownerFromMetadata},
-		{"kv/pay/*", "alice@example.com", ownerFromFolder},
-		{"kv/pay/api/*", "alice@example.com", ownerFromFolder},
-		{"kv/mixed/*", "secops", ownerFromIntegration},
-		{"kv/partial/b", "secops", ownerFromIntegration},
-		{"kv/partial/*", "secops", ownerFromIntegration},
-		// hidden/bad name exists but is not in the snapshot: its owner is unknown.
-		{"kv/hidden/*", "secops", ownerFromIntegration},
-		{"kv/*", "secops", ownerFromIntegration},
-		{"transit/k", "secops", ownerFromIntegration},
+	// owner and owner_source say the one owner set where there is one; owners lists every
+	// set a request for the entry needs, each approving on its own.
+	alice := ownerView{[]string{"group:alice@example.com"}, ownerFromMetadata}
+	bob := ownerView{[]string{"group:bob@example.com"}, ownerFromMetadata}
+	secops := ownerView{[]string{"group:secops"}, ownerFromIntegration}
+	cases := []struct {
+		name, owner, source string
+		owners              []ownerView
+	}{
+		{"kv/pay/db", "alice@example.com", ownerFromMetadata, []ownerView{alice}},
+		{"kv/pay/api/key", "alice@example.com", ownerFromMetadata, []ownerView{alice}},
+		{"kv/pay/*", "alice@example.com", ownerFromFolder, []ownerView{alice}},
+		{"kv/pay/api/*", "alice@example.com", ownerFromFolder, []ownerView{alice}},
+		{"kv/mixed/*", "", ownerFromSeveral, []ownerView{alice, bob}},
+		{"kv/partial/b", "secops", ownerFromIntegration, []ownerView{secops}},
+		{"kv/partial/*", "", ownerFromSeveral, []ownerView{bob, secops}},
+		// hidden/bad name exists but is not in the snapshot: its owner is unknown, so the
+		// integration owner approves the folder as well.
+		{"kv/hidden/*", "", ownerFromSeveral, []ownerView{bob, secops}},
+		{"kv/*", "", ownerFromSeveral, nil},
+		{"transit/k", "secops", ownerFromIntegration, []ownerView{secops}},
 	}
 	for _, c := range cases {
 		e := entryByName(t, res.Entries, c.name)
 		if e.Owner != c.owner || e.OwnerSource != c.source {
 			t.Errorf("%s owner = %q (%s), want %q (%s)", c.name, e.Owner, e.OwnerSource, c.owner, c.source)
+		}
+		if c.owners != nil && !reflect.DeepEqual(e.Owners, c.owners) {
+			t.Errorf("%s owners = %v, want %v", c.name, e.Owners, c.owners)
 		}
 	}
 

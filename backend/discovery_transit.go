@@ -38,7 +38,7 @@ func (w *walker) listTransit(ctx context.Context, mount string) error {
 		}
 		e := resourceEntry{Name: name, Type: resourceTypeTransit, Kind: kindKey, Mount: mount, Path: key}
 		if ki, ok := info[key].(map[string]interface{}); ok && setKeyType(&e, ki) {
-			e.Owner, e.OwnerSource = w.ownerOf(nil)
+
 			known = append(known, e)
 			continue
 		}
@@ -76,7 +76,7 @@ func (w *walker) readTransitKey(ctx context.Context, mount, key string) error {
 			e.KeyType = keyTypeUnknown
 		}
 	}
-	e.Owner, e.OwnerSource = w.ownerOf(nil)
+
 	w.emit(e)
 	return nil
 }

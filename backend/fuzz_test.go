@@ -302,22 +302,29 @@ func FuzzPolicyRendering(f *testing.F) {
 			t.Fatalf("render: %v", err)
 		}
 
-		// Parse back generically: nothing but path -> capabilities may be in it.
-		var top map[string]map[string]map[string][]string
+		// Parse back: nothing but path -> capabilities (and, on an admin grant's metadata
+		// paths, custom_metadata denied) may be in it.
+		type rule struct {
+			Capabilities     []string                 `json:"capabilities"`
+			DeniedParameters map[string][]interface{} `json:"denied_parameters"`
+		}
+		var top struct {
+			Path map[string]rule `json:"path"`
+		}
 		dec := json.NewDecoder(strings.NewReader(rendered))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&top); err != nil {
 			t.Fatalf("rendered policy does not parse back: %v\n%s", err, rendered)
 		}
-		if len(top) != 1 || top["path"] == nil {
-			t.Fatalf("rendered policy has top-level keys other than path: %s", rendered)
+		if top.Path == nil {
+			t.Fatalf("rendered policy has no paths: %s", rendered)
 		}
 		got := map[string][]string{}
-		for path, rule := range top["path"] {
-			if len(rule) != 1 || rule["capabilities"] == nil {
-				t.Fatalf("path %q has fields other than capabilities: %s", path, rendered)
+		for path, rule := range top.Path {
+			if rule.Capabilities == nil {
+				t.Fatalf("path %q has no capabilities: %s", path, rendered)
 			}
-			got[path] = rule["capabilities"]
+			got[path] = rule.Capabilities
 		}
 
 		for path, caps := range got {
@@ -343,6 +350,14 @@ func FuzzPolicyRendering(f *testing.F) {
 				t.Fatalf("policy path %q ends in a glob for non-folder %q", path, r.Name)
 			}
 			kind := strings.SplitN(strings.TrimPrefix(path, r.Mount+"/"), "/", 2)[0]
+			denied := top.Path[path].DeniedParameters
+			if permission == "admin" && kind == "metadata" {
+				if len(denied) != 1 || denied["custom_metadata"] == nil || len(denied["custom_metadata"]) != 0 {
+					t.Fatalf("admin path %q must deny custom_metadata (the owner tag), and nothing else: %s", path, rendered)
+				}
+			} else if denied != nil {
+				t.Fatalf("path %q has denied_parameters: %s", path, rendered)
+			}
 			allowed := map[string]bool{}
 			for _, ref := range refs {
 				if pathWithinResource(path, ref, permission) {

@@ -29,9 +29,14 @@ type grantRequest struct {
 	// callerAccessor is the accessor of the token asking: the lease dies with that token.
 	callerAccessor  string
 	requesterEntity *identityRef
-	requestID       string
-	approvals       []approvalRecord
-	breakGlass      bool
+	// requesterKind is requesterEntity or requesterStated; statedBy names the token
+	// (without an entity) that stated the requester.
+	requesterKind, statedBy string
+	requestID               string
+	approvals               []approvalRecord
+	breakGlass              bool
+	// breakGlassKey counts the grant among its requester's live break-glass grants.
+	breakGlassKey string
 }
 
 // newGrantID returns a random 64-bit ID. It is not checked against stored grants: the
@@ -103,11 +108,14 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		RequestID:       gr.requestID,
 		Approvals:       gr.approvals,
 		BreakGlass:      gr.breakGlass,
+		RequesterKind:   gr.requesterKind,
+		StatedBy:        gr.statedBy,
+		BreakGlassKey:   gr.breakGlassKey,
 	}
 	for _, r := range gr.resources {
 		rec.Resources = append(rec.Resources, r.Name)
 	}
-	created := grantObjects{GrantID: id, Username: name, Policy: name, UserpassMount: cfg.UserpassMount}
+	created := grantObjects{GrantID: id, Username: name, Policy: name, UserpassMount: cfg.UserpassMount, BreakGlassKey: gr.breakGlassKey}
 	if b.grantEntitiesEnabled(ctx, client) {
 		created.Entity = name
 		rec.EntityName = name
@@ -137,8 +145,11 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		}
 	}()
 
-	logArgs := []interface{}{"grant_id", id, "role", gr.role, "requester", gr.requester,
+	logArgs := []interface{}{"grant_id", id, "role", gr.role, "requester", gr.requester, "requester_kind", rec.requesterKind(),
 		"permission", gr.permission, "resources", rec.Resources, "expires_at", rec.ExpiresAt.Format(time.RFC3339)}
+	if rec.StatedBy != "" {
+		logArgs = append(logArgs, "requester_stated_by", rec.StatedBy)
+	}
 	if gr.requestID != "" {
 		logArgs = append(logArgs, "request_id", gr.requestID)
 	}
@@ -160,6 +171,7 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		"resources":      rec.Resources,
 		"permission":     gr.permission,
 		"requester":      gr.requester,
+		"requester_kind": rec.requesterKind(),
 		"expires_at":     rec.ExpiresAt.Format(time.RFC3339),
 		"access_details": cfg.AccessDetails,
 	}
@@ -182,6 +194,9 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	}
 	if created.Entity != "" {
 		internal["entity"] = created.Entity
+	}
+	if created.BreakGlassKey != "" {
+		internal["break_glass_key"] = created.BreakGlassKey
 	}
 	if gr.callerAccessor != "" {
 		internal["token_accessor"] = gr.callerAccessor

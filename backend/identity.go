@@ -1,9 +1,12 @@
 package backend
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -50,4 +53,67 @@ func (b *aponoBackend) callerIdentity(req *logical.Request) (id *identity, msg s
 // forbidden is a 403 that says why; Vault relays the message to the caller.
 func forbidden(format string, args ...interface{}) error {
 	return logical.CodedError(http.StatusForbidden, fmt.Sprintf(format, args...))
+}
+
+// callerEntity is the caller's entity as stored with what it does, without its groups;
+// nil for a token without an entity.
+func (b *aponoBackend) callerEntity(req *logical.Request) (*identityRef, error) {
+	if req.EntityID == "" {
+		return nil, nil
+	}
+	entity, err := b.System().EntityInfo(req.EntityID)
+	if err != nil {
+		return nil, fmt.Errorf("looking up the caller's entity: %w", err)
+	}
+	if entity == nil {
+		// The token names an entity Vault no longer knows: still nobody else.
+		return &identityRef{EntityID: req.EntityID, EntityName: req.EntityID, DisplayName: req.DisplayName}, nil
+	}
+	if entity.Disabled {
+		return nil, logical.CodedError(http.StatusForbidden, "the caller's identity entity is disabled")
+	}
+	ref := identityRef{EntityID: entity.ID, EntityName: entity.Name, DisplayName: req.DisplayName}
+	if ref.EntityID == "" {
+		ref.EntityID = req.EntityID
+	}
+	return &ref, nil
+}
+
+// checkApproverToken refuses an approval or denial, with a 403 that says why, when the
+// request's rule has approver_max_token_age and the caller's token is older than that or
+// was not made by a login: group membership (external groups above all) is refreshed
+// at login, so an old token may carry a membership the IdP has since taken away, and a
+// token made with auth/token/create from it would look new.
+func (b *aponoBackend) checkApproverToken(ctx context.Context, req *logical.Request, rec *requestRecord, now time.Time) error {
+	maxAge := rec.ApproverMaxTokenAge
+	if maxAge <= 0 {
+		return nil
+	}
+	if req.ClientTokenAccessor == "" {
+		return forbidden("role %q needs approvers to have logged in within %s (approver_max_token_age), and this token has no accessor to check (a batch token?): log in again", rec.Role, maxAge)
+	}
+	client, err := b.getClient(ctx, req.Storage)
+	if err != nil {
+		return err
+	}
+	if !b.caps.allowed(ctx, client, tokenLookupPath, "update") {
+		return fmt.Errorf("role %q has approver_max_token_age, which needs update on %s in the management policy (testdata/apono-identity.hcl; see apono/health): "+
+			"no approval is accepted until it is granted", rec.Role, tokenLookupPath)
+	}
+	life, err := b.tokenLifetimes.lookup(ctx, client, req.ClientTokenAccessor)
+	if err != nil {
+		return fmt.Errorf("looking up the approver's token: %w", redact(err))
+	}
+	if strings.HasPrefix(life.Path, "auth/token/") {
+		return forbidden("role %q needs approvers to have logged in within %s (approver_max_token_age), and this token was made by %s, not by a login: log in again through your auth method",
+			rec.Role, maxAge, life.Path)
+	}
+	if life.CreationTime.IsZero() {
+		return forbidden("role %q needs approvers to have logged in within %s (approver_max_token_age), and Vault gave no creation time for this token: log in again", rec.Role, maxAge)
+	}
+	if age := now.Sub(life.CreationTime); age > maxAge {
+		return forbidden("role %q needs approvers to have logged in within %s (approver_max_token_age); this token was made %s ago, at %s: log in again",
+			rec.Role, maxAge, age.Truncate(time.Second), formatTime(life.CreationTime))
+	}
+	return nil
 }

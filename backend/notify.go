@@ -52,8 +52,13 @@ const (
 const (
 	// eventStoragePrefix holds the events not delivered yet (storedEvent).
 	eventStoragePrefix = "events/"
-	// maxPendingEvents bounds the stored events; past it, new ones are dropped (and counted
-	// in the log) rather than kept without limit while a receiver is down.
+	// eventOtherPrefix marks, under the same key, each stored event that may be dropped
+	// to make room (droppableEvent), so the oldest of them is found with one LIST.
+	eventOtherPrefix = "events-other/"
+	// maxPendingEvents bounds the stored events. Past it the oldest droppable event goes
+	// to make room; events of the audit trail (grants, approvals, denials, break-glass)
+	// are never dropped for room, and once nothing but them is stored, new access requests
+	// are refused until the receiver takes them.
 	maxPendingEvents = 10000
 	// notifyRetryLater is the wait between attempts after the first five; notifyMaxAge is
 	// how long an event is tried before it is dropped with a warning.
@@ -66,6 +71,17 @@ const (
 	// SignatureHeader carries "sha256=<hex HMAC-SHA256 of the body with notify_secret>".
 	signatureHeader = "X-Apono-Signature-256"
 )
+
+// droppableEvent reports whether an event of type typ may be dropped to make room in a
+// full store: the steps of a request that grant nothing (asked, one approval of several,
+// cancelled, expired). What grants access or decides on it is the audit trail and stays.
+func droppableEvent(typ string) bool {
+	switch typ {
+	case eventRequestCreated, eventRequestApproval, eventRequestCancelled, eventRequestExpired:
+		return true
+	}
+	return false
+}
 
 // notifyRetryDelays are the waits before the 2nd to 5th attempts: 5 attempts in ~15 s.
 var notifyRetryDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
@@ -82,15 +98,19 @@ type event struct {
 	Status          string       `json:"status,omitempty"`
 	Requester       string       `json:"requester,omitempty"`
 	RequesterEntity *identityRef `json:"requester_entity,omitempty"`
-	Actor           *identityRef `json:"actor,omitempty"` // who approved, denied or cancelled
-	Reason          string       `json:"reason,omitempty"`
-	Justification   string       `json:"justification,omitempty"`
-	Resources       []string     `json:"resources,omitempty"`
-	Permission      string       `json:"permission,omitempty"`
-	Approvers       []string     `json:"approvers,omitempty"`
-	Approvals       string       `json:"approvals,omitempty"`
-	ExpiresAt       string       `json:"expires_at,omitempty"`
-	BreakGlass      bool         `json:"break_glass,omitempty"`
+	// RequesterKind is "entity" or, for a grant a service wrote, "stated" (StatedBy says
+	// by which token).
+	RequesterKind string       `json:"requester_kind,omitempty"`
+	StatedBy      string       `json:"requester_stated_by,omitempty"`
+	Actor         *identityRef `json:"actor,omitempty"` // who approved, denied or cancelled
+	Reason        string       `json:"reason,omitempty"`
+	Justification string       `json:"justification,omitempty"`
+	Resources     []string     `json:"resources,omitempty"`
+	Permission    string       `json:"permission,omitempty"`
+	Approvers     []string     `json:"approvers,omitempty"`
+	Approvals     string       `json:"approvals,omitempty"`
+	ExpiresAt     string       `json:"expires_at,omitempty"`
+	BreakGlass    bool         `json:"break_glass,omitempty"`
 }
 
 // setNotifyConfig applies and checks the notify_* and request_retention fields sent.
@@ -210,10 +230,14 @@ type notifier struct {
 	config func(ctx context.Context) (*pluginConfig, error)
 	kick   chan struct{}
 	start  sync.Once
-	// pending is how many events this instance knows to be stored (refreshed from
-	// storage at each pass); dropped counts events refused because too many were.
+	// pending is how many events this instance knows to be stored, other how many of
+	// them are droppable (both refreshed from storage at each pass); dropped counts events
+	// dropped because too many were stored.
 	pending atomic.Int64
+	other   atomic.Int64
 	dropped atomic.Uint64
+	// storeMu makes the check for room and the store one step.
+	storeMu sync.Mutex
 	// Tests override these: the waits before the 2nd to 5th attempts, the wait between
 	// later ones, and the cap on stored events.
 	retryDelays []time.Duration
@@ -269,13 +293,28 @@ func (b *aponoBackend) emit(ctx context.Context, cfg *pluginConfig, ev event) {
 
 func (n *notifier) store(ctx context.Context, pe *storedEvent) {
 	n.begin()
+	n.storeMu.Lock()
+	defer n.storeMu.Unlock()
 	if n.pending.Load() >= n.maxPending {
-		if c := n.dropped.Add(1); c == 1 || c%100 == 0 {
-			n.log().Warn("too many events waiting for notify_url; dropping new ones", "type", pe.Type, "waiting", n.pending.Load(), "dropped_so_far", c)
+		// Full: make room by dropping the oldest droppable event; with none stored, a
+		// droppable newcomer is the one that goes, and an audit event is kept past the cap.
+		switch {
+		case n.other.Load() > 0:
+			if err := n.dropOldestOther(ctx); err != nil {
+				n.log().Error("making room in the event store failed; the new event is lost", "type", pe.Type, "id", pe.ID, "error", err)
+				return
+			}
+		case droppableEvent(pe.Type):
+			n.countDrop(pe.Type, "the store is full of audit events")
+			return
 		}
-		return
 	}
 	entry, err := logical.StorageEntryJSON(eventKey(pe), pe)
+	if err == nil && droppableEvent(pe.Type) {
+		// The mark goes first: a crash between the two leaves a mark without an event,
+		// which dropOldestOther skips, never a droppable event that looks like an audit one.
+		err = n.storage.Put(ctx, &logical.StorageEntry{Key: otherKey(eventKey(pe)), Value: []byte{1}})
+	}
 	if err == nil {
 		err = n.storage.Put(ctx, entry)
 	}
@@ -284,7 +323,63 @@ func (n *notifier) store(ctx context.Context, pe *storedEvent) {
 		return
 	}
 	n.pending.Add(1)
+	if droppableEvent(pe.Type) {
+		n.other.Add(1)
+	}
 	n.wake()
+}
+
+// otherKey is the droppable mark of the event stored at key.
+func otherKey(key string) string {
+	return eventOtherPrefix + strings.TrimPrefix(key, eventStoragePrefix)
+}
+
+// dropOldestOther removes the oldest droppable event. The caller holds storeMu.
+func (n *notifier) dropOldestOther(ctx context.Context) error {
+	keys, err := n.storage.List(ctx, eventOtherPrefix)
+	if err != nil {
+		return err
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		entry, err := n.storage.Get(ctx, eventStoragePrefix+k)
+		if err != nil {
+			return err
+		}
+		if err := n.storage.Delete(ctx, eventOtherPrefix+k); err != nil {
+			return err
+		}
+		if entry == nil {
+			continue // delivered meanwhile, or a mark left by a crash
+		}
+		var pe storedEvent
+		_ = entry.DecodeJSON(&pe)
+		if err := n.storage.Delete(ctx, eventStoragePrefix+k); err != nil {
+			return err
+		}
+		n.pending.Add(-1)
+		n.other.Add(-1)
+		n.countDrop(pe.Type, "the store is full; the oldest droppable event made room")
+		return nil
+	}
+	n.other.Store(0)
+	return nil
+}
+
+func (n *notifier) countDrop(typ, why string) {
+	if c := n.dropped.Add(1); c == 1 || c%100 == 0 {
+		n.log().Warn("too many events waiting for notify_url; dropping one: "+why, "type", typ, "waiting", n.pending.Load(), "dropped_so_far", c)
+	}
+}
+
+// refuseNewFlows is the reason new access requests are refused, or "": the store is full
+// and holds nothing but audit events, so a new flow's events could not be kept.
+func (n *notifier) refuseNewFlows() string {
+	if pending := n.pending.Load(); pending >= n.maxPending && n.other.Load() == 0 {
+		return fmt.Sprintf("new access requests are refused for now: %d events wait for notify_url, every one of them part of the audit trail "+
+			"(grants, approvals, denials, break-glass), which is never dropped to make room; once the receiver takes them, requests are accepted again (apono/health)", pending)
+	}
+	return ""
 }
 
 // begin starts the delivery goroutine once, with a pass over what is stored already.
@@ -337,6 +432,9 @@ func (n *notifier) drain() time.Duration {
 	}
 	sort.Strings(keys)
 	n.pending.Store(int64(len(keys)))
+	if others, err := n.storage.List(ctx, eventOtherPrefix); err == nil {
+		n.other.Store(int64(len(others)))
+	}
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			return 0
@@ -366,7 +464,7 @@ func (n *notifier) deliverStored(ctx context.Context, key string) (wait time.Dur
 	var pe storedEvent
 	if err := entry.DecodeJSON(&pe); err != nil {
 		n.log().Error("dropping a stored event that cannot be decoded", "key", key, "error", err)
-		return 0, n.remove(ctx, key)
+		return 0, n.remove(ctx, key, "")
 	}
 	now := time.Now()
 	if now.Before(pe.NextAt) {
@@ -378,13 +476,13 @@ func (n *notifier) deliverStored(ctx context.Context, key string) (wait time.Dur
 	}
 	if cfg == nil || cfg.NotifyURL == "" {
 		n.log().Info("notify_url is no longer set; dropping an event not delivered", "type", pe.Type, "id", pe.ID)
-		return 0, n.remove(ctx, key)
+		return 0, n.remove(ctx, key, pe.Type)
 	}
 	target := notifyTarget{url: cfg.NotifyURL, secret: cfg.NotifySecret, caCert: cfg.NotifyCACert}
 	retry, perr := n.post(target, &pe)
 	if perr == nil {
 		n.log().Debug("event delivered", "type", pe.Type, "id", pe.ID)
-		return 0, n.remove(ctx, key)
+		return 0, n.remove(ctx, key, pe.Type)
 	}
 	if ctx.Err() != nil {
 		return 0, nil // stopping: the next instance tries again
@@ -397,7 +495,7 @@ func (n *notifier) deliverStored(ctx context.Context, key string) (wait time.Dur
 		}
 		n.log().Warn("event not delivered, dropped: "+why, "type", pe.Type, "id", pe.ID, "attempts", pe.Attempts,
 			"notify_url", redactURL(target.url), "error", perr)
-		return 0, n.remove(ctx, key)
+		return 0, n.remove(ctx, key, pe.Type)
 	}
 	delay := n.retryLater
 	if pe.Attempts <= len(n.retryDelays) {
@@ -415,11 +513,16 @@ func (n *notifier) deliverStored(ctx context.Context, key string) (wait time.Dur
 	return delay, n.storage.Put(ctx, entry)
 }
 
-func (n *notifier) remove(ctx context.Context, key string) error {
+func (n *notifier) remove(ctx context.Context, key, typ string) error {
 	if err := n.storage.Delete(ctx, key); err != nil {
 		return err
 	}
 	n.pending.Add(-1)
+	if droppableEvent(typ) {
+		n.other.Add(-1)
+		// A mark left behind costs only a skipped entry in dropOldestOther.
+		_ = n.storage.Delete(ctx, otherKey(key))
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -190,15 +191,76 @@ func TestNotifierDropsWhatCannotBeDelivered(t *testing.T) {
 		t.Fatalf("an event past notifyMaxAge was tried %d times, want 1", len(got))
 	}
 
+}
+
+// A full store makes room by dropping the oldest droppable event (a request asked for, a
+// partial approval, a cancellation, an expiry); grants, approvals, denials and break-glass
+// are never dropped for room, and once only they are stored, new requests are refused.
+func TestNotifierFullStoreKeepsTheAuditTrail(t *testing.T) {
+	h := newHookReceiver(t)
 	full, _ := testNotifier(t, &logical.InmemStorage{}, h.srv.URL)
 	full.start.Do(func() {}) // no delivery goroutine: nothing leaves storage
 	full.maxPending = 3
-	begin := time.Now()
-	for i := 0; i < 5; i++ {
-		full.store(context.Background(), newEvent(string(rune('a'+i)), time.Now()))
+	stored := func() []string {
+		var types []string
+		for _, k := range storedEvents(t, full.storage) {
+			entry, err := full.storage.Get(context.Background(), eventStoragePrefix+k)
+			if err != nil || entry == nil {
+				t.Fatal(k, err)
+			}
+			var pe storedEvent
+			if err := entry.DecodeJSON(&pe); err != nil {
+				t.Fatal(err)
+			}
+			types = append(types, pe.ID+"="+pe.Type)
+		}
+		return types
 	}
-	if full.pending.Load() != 3 || full.dropped.Load() != 2 || len(storedEvents(t, full.storage)) != 3 || time.Since(begin) > time.Second {
-		t.Fatalf("past the cap: %d stored, %d dropped, in %s", full.pending.Load(), full.dropped.Load(), time.Since(begin))
+	at := time.Now()
+	add := func(id, typ string) {
+		at = at.Add(time.Millisecond) // keys sort by creation time
+		full.store(context.Background(), &storedEvent{ID: id, Type: typ, Body: []byte(`{}`), Created: at})
+	}
+	begin := time.Now()
+	for _, step := range []struct {
+		id, typ string
+		want    []string
+		refuse  bool
+	}{
+		{"1", eventRequestCreated, []string{"1=request.created"}, false},
+		{"2", eventGrantIssued, []string{"1=request.created", "2=grant.issued"}, false},
+		{"3", eventRequestApproval, []string{"1=request.created", "2=grant.issued", "3=request.approval"}, false},
+		// Full: the oldest droppable (1) makes room for an audit event...
+		{"4", eventRequestApproved, []string{"2=grant.issued", "3=request.approval", "4=request.approved"}, false},
+		// ...and for a droppable one.
+		{"5", eventRequestExpired, []string{"2=grant.issued", "4=request.approved", "5=request.expired"}, false},
+		{"6", eventBreakGlass, []string{"2=grant.issued", "4=request.approved", "6=grant.break_glass"}, true},
+		// Only audit events left: requests are refused, and a droppable newcomer is dropped...
+		{"7", eventRequestCreated, []string{"2=grant.issued", "4=request.approved", "6=grant.break_glass"}, true},
+		// ...an audit event is kept past the cap, and new requests are refused.
+		{"8", eventRequestDenied, []string{"2=grant.issued", "4=request.approved", "6=grant.break_glass", "8=request.denied"}, true},
+		{"9", eventGrantRevoked, []string{"2=grant.issued", "4=request.approved", "6=grant.break_glass", "8=request.denied", "9=grant.revoked"}, true},
+	} {
+		add(step.id, step.typ)
+		if got := stored(); !reflect.DeepEqual(got, step.want) {
+			t.Fatalf("after %s (%s): stored %v, want %v", step.id, step.typ, got, step.want)
+		}
+		if msg := full.refuseNewFlows(); (msg != "") != step.refuse || (step.refuse && !strings.Contains(msg, "never dropped")) {
+			t.Fatalf("after %s: refuseNewFlows = %q, want refusing=%v", step.id, msg, step.refuse)
+		}
+	}
+	if full.dropped.Load() != 4 || time.Since(begin) > time.Second {
+		t.Fatalf("dropped %d (want 4: 1, 3, 5, 7), in %s", full.dropped.Load(), time.Since(begin))
+	}
+	// Delivering the audit events opens the store again.
+	full.start = sync.Once{}
+	full.begin()
+	waitStored(t, full.storage, 0)
+	if msg := full.refuseNewFlows(); msg != "" {
+		t.Fatalf("after delivery: %s", msg)
+	}
+	if others, _ := full.storage.List(context.Background(), eventOtherPrefix); len(others) != 0 {
+		t.Fatalf("droppable marks left after delivery: %v", others)
 	}
 }
 

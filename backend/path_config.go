@@ -48,6 +48,11 @@ type pluginConfig struct {
 	NotifySecret     string        `json:"notify_secret,omitempty"`
 	NotifyCACert     string        `json:"notify_ca_cert,omitempty"`
 	RequestRetention time.Duration `json:"request_retention,omitempty"` // 0 = default
+
+	// Bounds of access flows (flow_limits.go); 0 = the default.
+	MaxResourcesPerRequest int `json:"max_resources_per_request,omitempty"`
+	MaxOpenRequests        int `json:"max_open_requests,omitempty"`
+	MaxFolderSecrets       int `json:"max_folder_secrets,omitempty"`
 }
 
 const defaultRequestRetention = 7 * 24 * time.Hour
@@ -156,6 +161,19 @@ func pathConfig(b *aponoBackend) *framework.Path {
 				Type:        framework.TypeDurationSecond,
 				Description: fmt.Sprintf("How long ended requests (granted, denied, cancelled, expired) stay readable before a periodic job removes them. Default: %s.", defaultRequestRetention),
 			},
+			"max_resources_per_request": {
+				Type:        framework.TypeInt,
+				Description: fmt.Sprintf("Most resources one request or grant may name (1 to %d). Default: %d.", maxMaxResourcesPerRequest, defaultMaxResourcesPerRequest),
+			},
+			"max_open_requests": {
+				Type:        framework.TypeInt,
+				Description: fmt.Sprintf("Most open requests (pending, or approved and not picked up) one person may have at a time (1 to %d). Default: %d.", maxMaxOpenRequests, defaultMaxOpenRequests),
+			},
+			"max_folder_secrets": {
+				Type: framework.TypeInt,
+				Description: fmt.Sprintf("A request for a KV folder reads the owner tag of every secret below it; a folder holding more secrets than this is refused (1 to %d). Default: %d.",
+					maxMaxFolderSecrets, defaultMaxFolderSecrets),
+			},
 			"sync_interval": {
 				Type:        framework.TypeDurationSecond,
 				Description: fmt.Sprintf("How often the active node refreshes the resource snapshot in the background; 0 turns it off, otherwise at least %s. Default: %s.", minSyncInterval, defaultSyncInterval),
@@ -220,6 +238,8 @@ integration_owner also name the approvers of access flows (roles with approvers=
 
 notify_url, notify_secret and notify_ca_cert send a signed JSON event for every step of
 an access flow; request_retention says how long ended requests stay readable.
+max_resources_per_request, max_open_requests and max_folder_secrets bound what one
+request may ask for and how many one person may have open.
 `
 
 func getConfig(ctx context.Context, s logical.Storage) (*pluginConfig, error) {
@@ -280,6 +300,10 @@ func configResponseData(cfg *pluginConfig) map[string]interface{} {
 		"notify_secret_set": cfg.NotifySecret != "",
 		"notify_ca_cert":    cfg.NotifyCACert,
 		"request_retention": int64(cfg.requestRetention().Seconds()),
+		// Bounds of access flows, with defaults applied.
+		"max_resources_per_request": cfg.maxResourcesPerRequest(),
+		"max_open_requests":         cfg.maxOpenRequests(),
+		"max_folder_secrets":        cfg.maxFolderSecrets(),
 	}
 }
 
@@ -318,6 +342,9 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 		return logical.ErrorResponse(msg), nil
 	}
 	if msg := setNotifyConfig(cfg, d); msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	if msg := setFlowLimits(cfg, d); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
 

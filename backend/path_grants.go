@@ -40,6 +40,14 @@ type grantRecord struct {
 	RequestID       string           `json:"request_id,omitempty"`
 	Approvals       []approvalRecord `json:"approvals,omitempty"`
 	BreakGlass      bool             `json:"break_glass,omitempty"`
+	// RequesterKind is requesterEntity (the requester is the caller's entity) or
+	// requesterStated (a token without an entity, a service, named the requester:
+	// StatedBy is that token's display name). Empty in records stored before: stated.
+	RequesterKind string `json:"requester_kind,omitempty"`
+	StatedBy      string `json:"requester_stated_by,omitempty"`
+	// BreakGlassKey is the storage key counting this grant among its requester's live
+	// break-glass grants of the role (path_break_glass.go).
+	BreakGlassKey string `json:"break_glass_key,omitempty"`
 
 	// EntityName and EntityID name the grant user's identity entity, when the plugin made
 	// one (grant_identity.go).
@@ -49,23 +57,25 @@ type grantRecord struct {
 
 func (g *grantRecord) summary() map[string]interface{} {
 	return map[string]interface{}{
-		"grant_id":       g.ID,
-		"role":           g.Role,
-		"requester":      g.Requester,
-		"justification":  g.Justification,
-		"resources":      g.Resources,
-		"permission":     g.Permission,
-		"username":       g.Username,
-		"policy":         g.Policy,
-		"userpass_mount": g.UserpassMount,
-		"issued_at":      g.IssuedAt.UTC().Format(time.RFC3339),
-		"expires_at":     g.ExpiresAt.UTC().Format(time.RFC3339),
-		"max_expires_at": g.MaxExpiresAt.UTC().Format(time.RFC3339),
-		"request_id":     g.RequestID,
-		"entity_name":    g.EntityName,
-		"entity_id":      g.EntityID,
-		"approvals":      approvalsData(g.Approvals),
-		"break_glass":    g.BreakGlass,
+		"grant_id":            g.ID,
+		"role":                g.Role,
+		"requester":           g.Requester,
+		"justification":       g.Justification,
+		"resources":           g.Resources,
+		"permission":          g.Permission,
+		"username":            g.Username,
+		"policy":              g.Policy,
+		"userpass_mount":      g.UserpassMount,
+		"issued_at":           g.IssuedAt.UTC().Format(time.RFC3339),
+		"expires_at":          g.ExpiresAt.UTC().Format(time.RFC3339),
+		"max_expires_at":      g.MaxExpiresAt.UTC().Format(time.RFC3339),
+		"request_id":          g.RequestID,
+		"entity_name":         g.EntityName,
+		"entity_id":           g.EntityID,
+		"approvals":           approvalsData(g.Approvals),
+		"break_glass":         g.BreakGlass,
+		"requester_kind":      g.requesterKind(),
+		"requester_stated_by": g.StatedBy,
 		"requester_entity": func() interface{} {
 			if g.RequesterEntity == nil {
 				return nil
@@ -73,6 +83,19 @@ func (g *grantRecord) summary() map[string]interface{} {
 			return g.RequesterEntity.data()
 		}(),
 	}
+}
+
+// Who a grant's requester is.
+const (
+	requesterEntity = "entity" // the caller's identity entity
+	requesterStated = "stated" // named by a token without an entity (a service)
+)
+
+func (g *grantRecord) requesterKind() string {
+	if g.RequesterKind == "" {
+		return requesterStated
+	}
+	return g.RequesterKind
 }
 
 // approvalsData is each approver and their reason, for reads of grants and requests.
@@ -117,8 +140,10 @@ func pathGrants(b *aponoBackend) []*framework.Path {
 					Description: "How long the access lasts. Default: the role's ttl; capped at its max_ttl.",
 				},
 				"requester": {
-					Type:        framework.TypeString,
-					Description: fmt.Sprintf("Who the access is for, e.g. an email (at most %d characters). Default: the caller's display name.", maxRequesterLen),
+					Type: framework.TypeString,
+					Description: fmt.Sprintf("Only for a token without an identity entity (a service such as an access broker): who the access is for, "+
+						"e.g. an email (at most %d characters), recorded as stated by that token. A caller with an entity is always the requester itself. "+
+						"Default: the token's display name.", maxRequesterLen),
 				},
 				"justification": {
 					Type:        framework.TypeString,
@@ -130,12 +155,6 @@ func pathGrants(b *aponoBackend) []*framework.Path {
 						"resources, permission and ttl. The same as writing requests/<id>/grant, but the lease is under grants/<role>/, " +
 						"so vault lease revoke -prefix <mount>/grants/<role> ends it with the role's other grants.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "Request ID"},
-				},
-				"break_glass": {
-					Type: framework.TypeBool,
-					Description: "On a role with approval=required and break_glass=true: skip approval in an emergency. Needs a justification " +
-						"and a caller with an identity entity; the grant is capped at the role's break_glass_max_ttl and marked as break-glass.",
-					Default: false,
 				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -186,18 +205,22 @@ username and password as a lease. Renewing the lease extends the access up to th
 max_ttl. When the lease expires or is revoked, the user and the policy are deleted, which
 also cuts every token the user logged in with.
 
+A caller with an identity entity (a person who logged in) is always the requester; only a
+token without one (a service such as an access broker) may name a requester, and the grant
+records it as stated by that token.
+
 A role with approval=required refuses direct grants: ask at requests/<role> and, once
 approved, pick the grant up here with request_id=<id> (or at requests/<id>/grant; here,
 the lease is under grants/<role>/ like every other grant of the role, so one
-vault lease revoke -prefix ends them all). If the role allows break-glass,
-break_glass=true with a justification grants at once, capped at break_glass_max_ttl.
+vault lease revoke -prefix ends them all). If the role allows break-glass, write
+break-glass/<role> with a justification.
 `
 
 // event describes the grant for notify_url.
 func (g *grantRecord) event(typ string) event {
 	return event{
 		Type: typ, GrantID: g.ID, Role: g.Role, RequestID: g.RequestID,
-		Requester: g.Requester, RequesterEntity: g.RequesterEntity,
+		Requester: g.Requester, RequesterEntity: g.RequesterEntity, RequesterKind: g.requesterKind(), StatedBy: g.StatedBy,
 		Justification: g.Justification, Resources: g.Resources, Permission: g.Permission,
 		ExpiresAt: g.ExpiresAt.UTC().Format(time.RFC3339), BreakGlass: g.BreakGlass,
 	}
@@ -267,10 +290,13 @@ func (b *aponoBackend) pathGrantList(ctx context.Context, req *logical.Request, 
 
 func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
+	roleName := d.Get("role").(string)
+	if _, sent := req.Data["break_glass"]; sent {
+		return logical.ErrorResponse(fmt.Sprintf("break_glass: break-glass has its own path: write %sbreak-glass/%s with a justification (and resources, permission, ttl)", req.MountPoint, roleName)), nil
+	}
 	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
 		return resp, nil
 	}
-	roleName := d.Get("role").(string)
 	if id, ok := d.GetOk("request_id"); ok {
 		return b.pickUpAtRole(ctx, req, d, roleName, id.(string))
 	}
@@ -282,69 +308,55 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-
-	breakGlass := d.Get("break_glass").(bool)
-	var caller *identity
-	switch {
-	case role.approvalRequired() && !breakGlass:
+	if role.approvalRequired() {
 		hint := ""
 		if role.BreakGlass {
-			hint = ", or in an emergency write break_glass=true with a justification"
+			hint = fmt.Sprintf(", or in an emergency write %sbreak-glass/%s with a justification", req.MountPoint, roleName)
 		}
 		return logical.ErrorResponse(fmt.Sprintf("role %q requires approval: ask for access with vault write %srequests/%s (resources, permission, ttl, justification), then pick the grant up with vault write %sgrants/%s request_id=<request_id> once approved%s",
 			roleName, req.MountPoint, roleName, req.MountPoint, roleName, hint)), nil
-	case breakGlass && !role.approvalRequired():
-		return logical.ErrorResponse(fmt.Sprintf("break_glass: role %q does not require approval, so there is nothing to skip; leave break_glass out", roleName)), nil
-	case breakGlass && !role.BreakGlass:
-		return logical.ErrorResponse(fmt.Sprintf("break_glass: role %q does not allow break-glass; ask at %srequests/%s", roleName, req.MountPoint, roleName)), nil
-	case breakGlass:
-		if strings.TrimSpace(in.justification) == "" {
-			return logical.ErrorResponse("justification is required for break-glass: say why approval cannot wait"), nil
-		}
-		if _, sent := d.GetOk("requester"); sent {
-			return logical.ErrorResponse("requester: not allowed with break_glass; the requester is the caller's identity entity"), nil
-		}
-		var msg string
-		if caller, msg, err = b.callerIdentity(req); err != nil || msg != "" {
-			return errorOrBadRequest(err, "break_glass: "+msg)
-		}
+	}
+
+	// Who the grant is for: a person is always themselves; only a service names someone.
+	entity, err := b.callerEntity(req)
+	if err != nil {
+		return nil, err
+	}
+	stated, statedSent := d.GetOk("requester")
+	if entity != nil && statedSent {
+		return logical.ErrorResponse(fmt.Sprintf("requester: not allowed from a caller with an identity entity: you, %s, are the requester of what you ask for. "+
+			"Only a token without an entity (a service such as an access broker) may name a requester", entity.label())), nil
 	}
 
 	client, err := b.getClient(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	gr, warnings, msg, err := b.resolveGrant(ctx, roleName, role, in, client)
+	gr, warnings, msg, err := b.resolveGrant(ctx, cfg, roleName, role, in, client)
 	if err != nil {
 		return nil, err
 	}
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-	if v, ok := d.GetOk("requester"); ok {
-		gr.requester = v.(string)
-		if m := checkRequester(gr.requester); m != "" {
-			return logical.ErrorResponse(m), nil
-		}
+	if entity != nil {
+		gr.requester, gr.requesterEntity, gr.requesterKind = entity.EntityName, entity, requesterEntity
 	} else {
-		gr.requester = req.DisplayName
+		gr.requester, gr.requesterKind, gr.statedBy = req.DisplayName, requesterStated, req.DisplayName
+		if statedSent {
+			gr.requester = stated.(string)
+			if m := checkRequester(gr.requester); m != "" {
+				return logical.ErrorResponse(m), nil
+			}
+		}
 	}
 	gr.callerAccessor = req.ClientTokenAccessor
-	if breakGlass {
-		ref := caller.ref()
-		gr.requesterEntity = &ref
-		gr.requester = caller.EntityName
-		gr.breakGlass = true
-		if limit := role.breakGlassMaxTTL(); gr.ttl > limit || gr.maxTTL > limit {
-			if gr.ttl > limit {
-				warnings = append(warnings, fmt.Sprintf("break-glass grants last at most %s (the role's break_glass_max_ttl); ttl capped", limit))
-				gr.ttl = limit
-			}
-			gr.maxTTL = limit
-		}
-	}
+	return b.issueWithWarnings(ctx, req.Storage, client, cfg, gr, warnings)
+}
 
-	resp, err := b.issueGrant(ctx, req.Storage, client, cfg, gr)
+// issueWithWarnings issues gr and adds warnings to its response.
+func (b *aponoBackend) issueWithWarnings(ctx context.Context, s logical.Storage, client vaultClient, cfg *pluginConfig, gr *grantRequest, warnings []string) (*logical.Response, error) {
+	resp, err := b.issueGrant(ctx, s, client, cfg, gr)
 	if err != nil {
 		return nil, err
 	}
@@ -421,13 +433,19 @@ func grantInputFromFields(d *framework.FieldData) (in grantInput, msg string) {
 
 // resolveGrant checks in against the role and Vault's mounts; msg is a 400 for the
 // caller, err an internal failure.
-func (b *aponoBackend) resolveGrant(ctx context.Context, roleName string, role *roleEntry, in grantInput, client vaultClient,
+func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *pluginConfig, roleName string, role *roleEntry, in grantInput, client vaultClient,
 ) (gr *grantRequest, warnings []string, msg string, err error) {
 	gr = &grantRequest{role: roleName, boundCIDRs: role.TokenBoundCIDRs, justification: in.justification}
 
 	requested := role.Resources
 	if in.resources != nil {
 		requested = in.resources
+	}
+	if msg := checkResourceCount(cfg, len(requested)); msg != "" {
+		if in.resources == nil {
+			msg += fmt.Sprintf("; role %q has %d, so name the ones you need", roleName, len(role.Resources))
+		}
+		return nil, nil, msg, nil
 	}
 	for _, r := range requested {
 		if err := validateResourceName(r); err != nil {

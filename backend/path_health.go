@@ -213,6 +213,11 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 	if cfg.NotifyURL != "" {
 		count, oldest, err := b.events.pendingSummary(ctx)
 		out["events_pending"] = count
+		refusing := b.events.refuseNewFlows()
+		out["events_refusing_requests"] = refusing != ""
+		if refusing != "" {
+			problems = append(problems, refusing)
+		}
 		switch {
 		case err != nil:
 			warnings = append(warnings, "cannot count the events waiting for notify_url: "+err.Error())

@@ -209,9 +209,12 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if err != nil {
 		return nil, err
 	}
-	gr, warnings, msg, err := b.resolveGrant(ctx, roleName, role, in, client)
+	gr, warnings, msg, err := b.resolveGrant(ctx, cfg, roleName, role, in, client)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
+	}
+	if msg := b.events.refuseNewFlows(); msg != "" {
+		return nil, logical.CodedError(http.StatusServiceUnavailable, msg)
 	}
 	sets, notes, msg, err := b.resolveApproverSets(ctx, cfg, role, gr.resources, client)
 	if err != nil || msg != "" {
@@ -227,11 +230,20 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 		ID: id, Role: roleName, Status: statusPending, Requester: caller.ref(),
 		Permission: gr.permission, TTL: gr.ttl, Justification: gr.justification,
 		Mode: role.approvalMode(), Required: role.requiredApprovals(), Sets: sets,
-		RequireReason: role.RequireApproverReason, PickupTTL: role.pickupTTL(), Notes: notes,
+		RequireReason: role.RequireApproverReason, ApproverMaxTokenAge: role.ApproverMaxTokenAge,
+		PickupTTL: role.pickupTTL(), Notes: notes,
 		CreatedAt: now, ExpiresAt: now.Add(role.requestTTL()),
 	}
 	for _, r := range gr.resources {
 		rec.Resources = append(rec.Resources, r.Name)
+	}
+	// One requester's requests are counted and made one at a time.
+	defer b.grantLocks.lock("open:" + caller.EntityID)()
+	if msg, err := b.checkOpenRequests(ctx, req.Storage, cfg, caller.EntityID, now); err != nil || msg != "" {
+		return errorOrBadRequest(err, msg)
+	}
+	if err := putOpenRequest(ctx, req.Storage, rec); err != nil {
+		return nil, err
 	}
 	if err := putRequest(ctx, req.Storage, rec); err != nil {
 		return nil, err
@@ -254,24 +266,39 @@ func (b *aponoBackend) pathRequestRead(ctx context.Context, req *logical.Request
 	if !requestIDRe.MatchString(id) {
 		return nil, nil // a role name, or nothing that could be a request
 	}
+	caller, msg, err := b.callerIdentity(req)
+	if err != nil || msg != "" {
+		return errorOrBadRequest(err, msg+"; an operator reads every request at "+req.MountPoint+"audit/requests/"+id)
+	}
 	rec, err := getRequest(ctx, req.Storage, id)
 	if err != nil || rec == nil {
 		return nil, err
 	}
+	if !rec.visibleTo(caller) {
+		return nil, notVisible(caller, rec.ID, req.MountPoint)
+	}
 	return &logical.Response{Data: rec.data(time.Now())}, nil
+}
+
+// notVisible is the 403 for a person reading a request that is not theirs to see.
+func notVisible(caller *identity, id, mount string) error {
+	return forbidden("request %s is not yours to see: only its requester and its approvers may read it, and %s is neither "+
+		"(every request can be read at %saudit/requests/%s, which an operator's policy grants)", id, caller.label(), mount, id)
 }
 
 // requestFilter is a validated list filter.
 type requestFilter struct {
 	status, role     string
 	mine, canApprove bool
-	caller           *identity
+	// caller is the person listing; nil for the operator's audit/requests, which sees all.
+	caller *identity
 }
 
 func (f *requestFilter) matches(r *requestRecord, now time.Time) bool {
 	status := r.status(now)
 	switch {
-	case f.status != "" && status != f.status,
+	case f.caller != nil && !r.visibleTo(f.caller),
+		f.status != "" && status != f.status,
 		f.role != "" && r.Role != f.role,
 		f.mine && r.Requester.EntityID != f.caller.EntityID:
 		return false
@@ -290,15 +317,18 @@ func (b *aponoBackend) pathRequestList(ctx context.Context, req *logical.Request
 		mine:       d.Get("mine").(bool),
 		canApprove: d.Get("can_approve").(bool),
 	}
+	caller, msg, err := b.callerIdentity(req)
+	if err != nil || msg != "" {
+		return errorOrBadRequest(err, msg+"; an operator lists every request at "+req.MountPoint+"audit/requests")
+	}
+	f.caller = caller
+	return b.listRequests(ctx, req, &f)
+}
+
+// listRequests answers a list or read of requests with the entries f lets through.
+func (b *aponoBackend) listRequests(ctx context.Context, req *logical.Request, f *requestFilter) (*logical.Response, error) {
 	if f.status != "" && !contains(requestStatuses, f.status) {
 		return logical.ErrorResponse(fmt.Sprintf("status %q is not a request status (allowed: %s)", truncateForError(f.status), strings.Join(requestStatuses, ", "))), nil
-	}
-	if f.mine || f.canApprove {
-		caller, msg, err := b.callerIdentity(req)
-		if err != nil || msg != "" {
-			return errorOrBadRequest(err, "mine and can_approve: "+msg)
-		}
-		f.caller = caller
 	}
 	ids, err := req.Storage.List(ctx, requestStoragePrefix)
 	if err != nil {
@@ -388,6 +418,7 @@ func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d
 		if err := putRequest(ctx, req.Storage, rec); err != nil {
 			return nil, err
 		}
+		b.requestClosed(ctx, req.Storage, rec)
 		cfg, err := b.config(ctx, req.Storage)
 		if err != nil {
 			b.Logger().Warn("reading config for an event", "error", err)
@@ -426,6 +457,9 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 		if len(sets) == 0 {
 			return nil, "", nil, notApprover(caller, rec)
 		}
+		if err := b.checkApproverToken(ctx, req, rec, now); err != nil {
+			return nil, "", nil, err
+		}
 		reason, msg := checkReason(rec, d)
 		if msg != "" {
 			return nil, "", logical.ErrorResponse(msg), nil
@@ -461,6 +495,9 @@ func (b *aponoBackend) pathRequestDeny(ctx context.Context, req *logical.Request
 		}
 		if len(qualifyingSets(caller, rec.Sets)) == 0 {
 			return nil, "", nil, notApprover(caller, rec)
+		}
+		if err := b.checkApproverToken(ctx, req, rec, now); err != nil {
+			return nil, "", nil, err
 		}
 		reason, msg := checkReason(rec, d)
 		if msg != "" {
@@ -540,7 +577,7 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	if err != nil {
 		return nil, err
 	}
-	gr, warnings, msg, err := b.resolveGrant(ctx, rec.Role, role, grantInput{
+	gr, warnings, msg, err := b.resolveGrant(ctx, cfg, rec.Role, role, grantInput{
 		resources: rec.Resources, permission: rec.Permission, ttl: rec.TTL, justification: rec.Justification,
 	}, client)
 	if err != nil {
@@ -548,6 +585,9 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	}
 	if msg != "" {
 		return logical.ErrorResponse(fmt.Sprintf("role %q changed since request %s was approved: %s", rec.Role, rec.ID, msg)), nil
+	}
+	if err := b.checkOwnersUnchanged(ctx, cfg, rec, gr.resources, client); err != nil {
+		return nil, err
 	}
 	requester := rec.Requester
 	gr.requester = requester.EntityName
@@ -571,6 +611,7 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 		}
 		return nil, err
 	}
+	b.requestClosed(ctx, req.Storage, rec)
 	for _, w := range warnings {
 		resp.AddWarning(w)
 	}

@@ -79,11 +79,10 @@ func newFlowEnv(t *testing.T) *flowEnv {
 		carol: e.ids.addEntity("carol"), dave: e.ids.addEntity("dave", "kv-owners"),
 		erin: e.ids.addEntity("erin", "security"),
 	}
-	e.vault.reads = map[string]map[string]interface{}{
-		"kv/metadata/app/db":    {"custom_metadata": map[string]interface{}{"owner": "kv-owners"}},
-		"kv/metadata/app/other": {"custom_metadata": map[string]interface{}{"owner": "group:pay-owners"}},
-		"kv/metadata/app/plain": {"custom_metadata": nil},
-	}
+	e.vault.tree = newFakeTree().
+		put("kv", "app/db", fakeSecret{meta: map[string]string{"owner": "kv-owners"}}).
+		put("kv", "app/other", fakeSecret{meta: map[string]string{"owner": "group:pay-owners"}}).
+		put("kv", "app/plain", fakeSecret{})
 	return f
 }
 
@@ -96,9 +95,10 @@ func (f *flowEnv) request(t *testing.T, role string, data map[string]interface{}
 	return resp.Data["request_id"].(string)
 }
 
+// status reads the request as an operator does: at audit/requests/<id>.
 func (f *flowEnv) status(t *testing.T, id string) string {
 	t.Helper()
-	return f.mustAs(t, f.carol, logical.ReadOperation, "requests/"+id, nil).Data["status"].(string)
+	return f.mustAs(t, "", logical.ReadOperation, "audit/requests/"+id, nil).Data["status"].(string)
 }
 
 func TestRequestLifecycleAnyOfOwner(t *testing.T) {
@@ -161,9 +161,10 @@ func TestRequestOwnerFallbackAndAllOf(t *testing.T) {
 	if s := f.status(t, id); s != statusApproved {
 		t.Fatalf("status: %s", s)
 	}
-	// A folder has no owner tag of its own.
+	// A folder's owners are those of every secret below it, and integration_owner for
+	// the ones that name none.
 	id = f.request(t, "app", map[string]interface{}{"resources": "kv/app/*"})
-	if got := f.mustAs(t, f.alice, logical.ReadOperation, "requests/"+id, nil).Data["approvers"].([]string); len(got) != 1 || got[0] != "group:security" {
+	if got := f.mustAs(t, f.alice, logical.ReadOperation, "requests/"+id, nil).Data["approvers"].([]string); strings.Join(got, ",") != "group:kv-owners,group:pay-owners,group:security" {
 		t.Fatalf("folder approvers: %v", got)
 	}
 
@@ -302,12 +303,21 @@ func TestRequestListFilters(t *testing.T) {
 	if got := keys(f.alice, map[string]interface{}{"mine": true}); len(got) != 2 {
 		t.Fatalf("alice mine: %v", got)
 	}
-	if got := keys(f.alice, map[string]interface{}{"status": "cancelled"}); len(got) != 1 || got[0] != carols {
-		t.Fatalf("status=cancelled: %v", got)
+	// A person sees only what they asked for or may decide: bob (kv-owners) sees carol's
+	// cancelled request for kv/app/db, alice does not.
+	if got := keys(f.bob, map[string]interface{}{"status": "cancelled"}); len(got) != 1 || got[0] != carols {
+		t.Fatalf("status=cancelled as bob: %v", got)
+	}
+	if got := keys(f.alice, map[string]interface{}{"status": "cancelled"}); len(got) != 0 {
+		t.Fatalf("status=cancelled as alice shows carol's request: %v", got)
+	}
+	f.mustBadRequestAs(t, "", logical.ListOperation, "requests/", nil, "an operator lists every request at apono/audit/requests")
+	if got := f.mustAs(t, "", logical.ListOperation, "audit/requests/", map[string]interface{}{"status": "cancelled"}).Data["keys"].([]string); len(got) != 1 || got[0] != carols {
+		t.Fatalf("audit/requests status=cancelled: %v", got)
 	}
 	resp := f.mustAs(t, f.alice, logical.ListOperation, "requests/", nil)
 	info := resp.Data["key_info"].(map[string]interface{})[owned].(map[string]interface{})
-	if info["approvals"] != "0/1 approvals" || info["requester"] != "alice" || info["status"] != statusPending {
+	if info["approvals"] != "0/1 approvals, 0/1 owner sets" || info["requester"] != "alice" || info["status"] != statusPending {
 		t.Fatalf("key_info: %v", info)
 	}
 	f.mustBadRequestAs(t, f.alice, logical.ListOperation, "requests/", map[string]interface{}{"status": "bogus"}, "allowed: pending")
@@ -319,21 +329,46 @@ func TestBreakGlass(t *testing.T) {
 	f.mustOK(t, logical.CreateOperation, "roles/app", map[string]interface{}{
 		"resources": "kv/app/db", "approval": "required", "approvers": "owner", "ttl": "4h", "max_ttl": "8h",
 	})
-	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "grants/app", map[string]interface{}{"break_glass": true, "justification": "x"}, "does not allow break-glass")
+	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "break-glass/app", map[string]interface{}{"justification": "x"}, "does not allow break-glass")
 	f.mustOK(t, logical.UpdateOperation, "roles/app", map[string]interface{}{"break_glass": true, "break_glass_max_ttl": "30m"})
-	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "grants/app", map[string]interface{}{"break_glass": true}, "justification is required")
-	f.mustBadRequestAs(t, "", logical.UpdateOperation, "grants/app", map[string]interface{}{"break_glass": true, "justification": "x"}, "log in")
-	resp := f.mustAs(t, f.alice, logical.UpdateOperation, "grants/app", map[string]interface{}{"break_glass": true, "justification": "prod down"})
+	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "break-glass/app", nil, "justification is required")
+	f.mustBadRequestAs(t, "", logical.UpdateOperation, "break-glass/app", map[string]interface{}{"justification": "x"}, "log in")
+	// The old way is refused with a pointer to the new one.
+	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "grants/app", map[string]interface{}{"break_glass": true, "justification": "x"}, "apono/break-glass/app")
+	resp := f.mustAs(t, f.alice, logical.UpdateOperation, "break-glass/app", map[string]interface{}{"justification": "prod down"})
 	if resp.Secret.TTL != 30*time.Minute || resp.Secret.MaxTTL != 30*time.Minute || resp.Data["break_glass"] != true {
 		t.Fatalf("break-glass lease: ttl %s max %s data %v", resp.Secret.TTL, resp.Secret.MaxTTL, resp.Data)
 	}
 	rec := f.mustOK(t, logical.ReadOperation, "grants/app/"+resp.Data["grant_id"].(string), nil).Data
-	if rec["break_glass"] != true || rec["requester"] != "alice" {
+	if rec["break_glass"] != true || rec["requester"] != "alice" || rec["requester_kind"] != requesterEntity {
 		t.Fatalf("record: %v", rec)
 	}
+	// One live break-glass grant per person and role: a second is refused until the first ends.
+	users := len(f.vault.userNames())
+	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "break-glass/app", map[string]interface{}{"justification": "again"}, "already holds 1 live break-glass grant")
+	if got := len(f.vault.userNames()); got != users {
+		t.Fatalf("a refused break-glass made a user: %d, was %d", got, users)
+	}
+	f.mustAs(t, f.bob, logical.UpdateOperation, "break-glass/app", map[string]interface{}{"justification": "bob's own"})
+	if _, err := f.revoke(t, resp.Secret); err != nil {
+		t.Fatal(err)
+	}
+	second := f.mustAs(t, f.alice, logical.UpdateOperation, "break-glass/app", map[string]interface{}{"justification": "again, after the first ended"})
+	if _, err := f.revoke(t, second.Secret); err != nil {
+		t.Fatal(err)
+	}
+	// break_glass_max_live_grants=0 lifts the limit; break_glass_allowed narrows who.
+	f.mustOK(t, logical.UpdateOperation, "roles/app", map[string]interface{}{"break_glass_max_live_grants": 0, "break_glass_allowed": "group:security,entity:dave"})
+	f.mustForbiddenAsWith(t, f.alice, "break-glass/app", map[string]interface{}{"justification": "x"}, "only for group:security, entity:dave")
+	f.mustAs(t, f.erin, logical.UpdateOperation, "break-glass/app", map[string]interface{}{"justification": "x"})
+	f.mustAs(t, f.erin, logical.UpdateOperation, "break-glass/app", map[string]interface{}{"justification": "x"})
+	f.mustAs(t, f.dave, logical.UpdateOperation, "break-glass/app", map[string]interface{}{"justification": "x"})
+	f.mustBadRequest(t, logical.UpdateOperation, "roles/app", map[string]interface{}{"break_glass_allowed": "security"}, "is not a principal")
+	f.mustBadRequest(t, logical.UpdateOperation, "roles/app", map[string]interface{}{"break_glass_max_live_grants": -1}, "between 0 (no limit) and 100")
+
 	// On a role without approval there is nothing to skip.
 	f.mustOK(t, logical.CreateOperation, "roles/direct", map[string]interface{}{"resources": "kv/app/db"})
-	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "grants/direct", map[string]interface{}{"break_glass": true, "justification": "x"}, "does not require approval")
+	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "break-glass/direct", map[string]interface{}{"justification": "x"}, "does not require approval")
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/direct", nil, "does not require approval")
 }
 
@@ -389,7 +424,7 @@ func TestEventsAreSignedAndHoldNoSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bg := f.mustAs(t, f.alice, logical.UpdateOperation, "grants/app", map[string]interface{}{"break_glass": true, "justification": "outage"})
+	bg := f.mustAs(t, f.alice, logical.UpdateOperation, "break-glass/app", map[string]interface{}{"justification": "outage"})
 
 	want := []string{eventRequestCreated, eventRequestApproved, eventGrantIssued, eventGrantRevoked, eventBreakGlass, eventGrantIssued}
 	attempts := h.waitFor(t, "every event", func(a []hookAttempt) bool { return len(a) >= len(want) })
@@ -458,7 +493,7 @@ func TestRequestPickupAtTheRolePath(t *testing.T) {
 	f.mustForbiddenAsWith(t, f.carol, "grants/app", pickup, "only the requester")
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "grants/other", pickup, `is for role "app", not "other"`)
 	for field, v := range map[string]interface{}{"resources": "kv/app/other", "permission": "read", "ttl": "1h",
-		"requester": "x@example.com", "justification": "more", "break_glass": false} {
+		"requester": "x@example.com", "justification": "more"} {
 		f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "grants/app",
 			map[string]interface{}{"request_id": id, field: v}, field+": not allowed with request_id")
 	}

@@ -41,6 +41,14 @@ type roleEntry struct {
 	RequireApproverReason bool          `json:"require_approver_reason,omitempty"`
 	BreakGlass            bool          `json:"break_glass,omitempty"`
 	BreakGlassMaxTTL      time.Duration `json:"break_glass_max_ttl,omitempty"`
+	// BreakGlassAllowed, when set, names who may use break-glass (group:/entity:).
+	BreakGlassAllowed []string `json:"break_glass_allowed,omitempty"`
+	// BreakGlassMaxLive is how many live break-glass grants of this role one person may
+	// hold: 0 = the default (1), -1 = no limit.
+	BreakGlassMaxLive int `json:"break_glass_max_live_grants,omitempty"`
+	// ApproverMaxTokenAge, when set, refuses approvals and denials made with a token
+	// older than this (or not made by a login).
+	ApproverMaxTokenAge time.Duration `json:"approver_max_token_age,omitempty"`
 }
 
 // Defaults of the access-flow fields.
@@ -49,6 +57,9 @@ const (
 	defaultPickupTTL        = time.Hour
 	defaultBreakGlassMaxTTL = time.Hour
 	maxFlowTTL              = 30 * 24 * time.Hour
+	// defaultBreakGlassMaxLive: one emergency grant per person and role at a time.
+	defaultBreakGlassMaxLive = 1
+	maxBreakGlassMaxLive     = 100
 )
 
 func (r *roleEntry) approval() string {
@@ -80,6 +91,18 @@ func (r *roleEntry) breakGlassMaxTTL() time.Duration {
 	return orDefault(r.BreakGlassMaxTTL, defaultBreakGlassMaxTTL)
 }
 
+// breakGlassMaxLive is how many live break-glass grants of the role one person may hold;
+// 0 means no limit.
+func (r *roleEntry) breakGlassMaxLive() int {
+	switch {
+	case r.BreakGlassMaxLive < 0:
+		return 0
+	case r.BreakGlassMaxLive == 0:
+		return defaultBreakGlassMaxLive
+	}
+	return r.BreakGlassMaxLive
+}
+
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def
@@ -100,15 +123,18 @@ func (r *roleEntry) responseData() map[string]interface{} {
 		"token_bound_cidrs":     cidrs,
 		"require_justification": r.RequireJustification,
 
-		"approval":                r.approval(),
-		"approvers":               nonNil(r.Approvers),
-		"approval_mode":           r.approvalMode(),
-		"required_approvals":      r.requiredApprovals(),
-		"request_ttl":             int64(r.requestTTL().Seconds()),
-		"pickup_ttl":              int64(r.pickupTTL().Seconds()),
-		"require_approver_reason": r.RequireApproverReason,
-		"break_glass":             r.BreakGlass,
-		"break_glass_max_ttl":     int64(r.breakGlassMaxTTL().Seconds()),
+		"approval":                    r.approval(),
+		"approvers":                   nonNil(r.Approvers),
+		"approval_mode":               r.approvalMode(),
+		"required_approvals":          r.requiredApprovals(),
+		"request_ttl":                 int64(r.requestTTL().Seconds()),
+		"pickup_ttl":                  int64(r.pickupTTL().Seconds()),
+		"require_approver_reason":     r.RequireApproverReason,
+		"break_glass":                 r.BreakGlass,
+		"break_glass_max_ttl":         int64(r.breakGlassMaxTTL().Seconds()),
+		"break_glass_allowed":         nonNil(r.BreakGlassAllowed),
+		"break_glass_max_live_grants": r.breakGlassMaxLive(),
+		"approver_max_token_age":      int64(r.ApproverMaxTokenAge.Seconds()),
 	}
 }
 
@@ -201,8 +227,26 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 				},
 				"break_glass": {
 					Type:        framework.TypeBool,
-					Description: "Let a requester skip approval in an emergency (grants/<role> with break_glass=true and a justification); the grant is capped at break_glass_max_ttl and marked as break-glass.",
+					Description: "Let a requester skip approval in an emergency (break-glass/<role> with a justification); the grant is capped at break_glass_max_ttl and marked as break-glass.",
 					Default:     false,
+				},
+				"break_glass_allowed": {
+					Type: framework.TypeCommaStringSlice,
+					Description: "Who may use break-glass on this role: group:<identity group name> and entity:<entity name> (external groups from OIDC or LDAP included). " +
+						"Empty: every caller with an identity entity who may write break-glass/<role>.",
+				},
+				"break_glass_max_live_grants": {
+					Type: framework.TypeInt,
+					Description: fmt.Sprintf("How many live break-glass grants of this role one person may hold at once (1 to %d, or 0 for no limit). Default: %d.",
+						maxBreakGlassMaxLive, defaultBreakGlassMaxLive),
+					Default: defaultBreakGlassMaxLive,
+				},
+				"approver_max_token_age": {
+					Type: framework.TypeDurationSecond,
+					Description: "Refuse approvals and denials made with a token older than this, or with one not made by a login (auth/token/create), so that " +
+						"someone who left an approver group at the IdP cannot keep deciding with a token from before. 0 (the default) turns it off. " +
+						"Needs update on auth/token/lookup-accessor in the management policy (testdata/apono-identity.hcl).",
+					Default: 0,
 				},
 				"break_glass_max_ttl": {
 					Type:        framework.TypeDurationSecond,
@@ -467,6 +511,37 @@ func setRoleApprovalFields(role *roleEntry, d *framework.FieldData) string {
 	}
 	if v, ok := d.GetOk("break_glass"); ok {
 		role.BreakGlass = v.(bool)
+	}
+	if v, ok := d.GetOk("break_glass_allowed"); ok {
+		role.BreakGlassAllowed = dedupe(v.([]string))
+		if len(role.BreakGlassAllowed) > maxApprovers {
+			return fmt.Sprintf("break_glass_allowed: at most %d entries are allowed, got %d", maxApprovers, len(role.BreakGlassAllowed))
+		}
+		for _, a := range role.BreakGlassAllowed {
+			if !strings.HasPrefix(a, principalGroup+":") && !strings.HasPrefix(a, principalEntity+":") {
+				return fmt.Sprintf("break_glass_allowed: %q is not a principal (allowed: group:<identity group name>, entity:<entity name>)", truncateForError(a))
+			}
+			if _, err := parsePrincipal(a); err != nil {
+				return "break_glass_allowed: " + err.Error()
+			}
+		}
+	}
+	if v, ok := d.GetOk("break_glass_max_live_grants"); ok {
+		n := v.(int)
+		if n < 0 || n > maxBreakGlassMaxLive {
+			return fmt.Sprintf("break_glass_max_live_grants must be between 0 (no limit) and %d, got %d", maxBreakGlassMaxLive, n)
+		}
+		role.BreakGlassMaxLive = n
+		if n == 0 {
+			role.BreakGlassMaxLive = -1
+		}
+	}
+	if v, ok := d.GetOk("approver_max_token_age"); ok {
+		age := time.Duration(v.(int)) * time.Second
+		if age < 0 || age > maxFlowTTL {
+			return fmt.Sprintf("approver_max_token_age must be between 0 (off) and %s, got %s", maxFlowTTL, age)
+		}
+		role.ApproverMaxTokenAge = age
 	}
 
 	switch role.approval() {

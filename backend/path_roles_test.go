@@ -36,6 +36,11 @@ func TestRoleCRUD(t *testing.T) {
 		"require_approver_reason": false,
 		"break_glass":             false,
 		"break_glass_max_ttl":     int64(3600),
+		// Bounds and checks of access flows: one live break-glass grant per person, no
+		// limit on the age of approvers' tokens.
+		"break_glass_allowed":         []string{},
+		"break_glass_max_live_grants": 1,
+		"approver_max_token_age":      int64(0),
 	}
 	if !reflect.DeepEqual(resp.Data, want) {
 		t.Fatalf("role read:\n got %#v\nwant %#v", resp.Data, want)

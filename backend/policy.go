@@ -14,6 +14,19 @@ type aclPolicy struct {
 
 type pathRule struct {
 	Capabilities []string `json:"capabilities"`
+	// DeniedParameters are request fields the rule never allows, whatever their value.
+	DeniedParameters map[string][]interface{} `json:"denied_parameters,omitempty"`
+}
+
+// deny forbids the fields on path's rule (which must exist).
+func (p *aclPolicy) deny(path string, fields ...string) {
+	rule := p.Path[path]
+	if rule.DeniedParameters == nil {
+		rule.DeniedParameters = map[string][]interface{}{}
+	}
+	for _, f := range fields {
+		rule.DeniedParameters[f] = []interface{}{}
+	}
 }
 
 func (p *aclPolicy) allow(path string, caps ...string) {
@@ -85,6 +98,10 @@ func addKVRules(p *aclPolicy, r resourceRef, permission string) {
 	}
 	p.allow(kvPath(r, "destroy"), "update")
 	p.allow(kvPath(r, "metadata"), "create", "update", "patch", "delete")
+	// The owner tag in custom_metadata names who approves access to the secret: that is
+	// the operator's to set, never the grantee's. (Deleting the metadata deletes the
+	// secret, tag and all; a secret written again there has no owner until tagged.)
+	p.deny(kvPath(r, "metadata"), "custom_metadata")
 }
 
 func addTransitRules(p *aclPolicy, r resourceRef, permission string) {

@@ -35,20 +35,22 @@ var requestStatuses = []string{statusPending, statusApproved, statusGranted, sta
 // requestRecord is a request as stored. The approval rule (mode, count, approver sets) is
 // frozen when the request is made; membership is checked when each approval is given.
 type requestRecord struct {
-	ID            string           `json:"id"`
-	Role          string           `json:"role"`
-	Status        string           `json:"status"`
-	Requester     identityRef      `json:"requester"`
-	Resources     []string         `json:"resources"`
-	Permission    string           `json:"permission"`
-	TTL           time.Duration    `json:"ttl"`
-	Justification string           `json:"justification,omitempty"`
-	Mode          string           `json:"approval_mode"`
-	Required      int              `json:"required_approvals"`
-	Sets          []approverSet    `json:"approver_sets"`
-	RequireReason bool             `json:"require_approver_reason,omitempty"`
-	PickupTTL     time.Duration    `json:"pickup_ttl"`
-	Approvals     []approvalRecord `json:"approvals,omitempty"`
+	ID            string        `json:"id"`
+	Role          string        `json:"role"`
+	Status        string        `json:"status"`
+	Requester     identityRef   `json:"requester"`
+	Resources     []string      `json:"resources"`
+	Permission    string        `json:"permission"`
+	TTL           time.Duration `json:"ttl"`
+	Justification string        `json:"justification,omitempty"`
+	Mode          string        `json:"approval_mode"`
+	Required      int           `json:"required_approvals"`
+	Sets          []approverSet `json:"approver_sets"`
+	RequireReason bool          `json:"require_approver_reason,omitempty"`
+	// ApproverMaxTokenAge is the role's approver_max_token_age, frozen with the rule.
+	ApproverMaxTokenAge time.Duration    `json:"approver_max_token_age,omitempty"`
+	PickupTTL           time.Duration    `json:"pickup_ttl"`
+	Approvals           []approvalRecord `json:"approvals,omitempty"`
 	// Decision is the denial or cancellation that ended the request.
 	Decision *decisionRecord `json:"decision,omitempty"`
 	// Notes say where an owner could not be read and integration_owner stood in.
@@ -105,6 +107,19 @@ func (r *requestRecord) endedAt(now time.Time) time.Time {
 	return r.EndedAt
 }
 
+// visibleTo reports whether a person may see the request: its requester, a member of one
+// of its approver sets now, or someone who approved or decided it. Everyone else needs
+// the operator's audit/requests paths.
+func (r *requestRecord) visibleTo(id *identity) bool {
+	switch {
+	case id == nil:
+		return false
+	case r.Requester.EntityID == id.EntityID, r.approvedBy(id.EntityID), r.Decision != nil && r.Decision.By.EntityID == id.EntityID:
+		return true
+	}
+	return len(qualifyingSets(id, r.Sets)) > 0
+}
+
 func (r *requestRecord) approvedBy(entityID string) bool {
 	for _, a := range r.Approvals {
 		if a.Approver.EntityID == entityID {
@@ -159,6 +174,7 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 		}
 		sets = append(sets, map[string]interface{}{
 			"label": s.Label, "approvers": names, "source": s.Source, "approved": covered[i],
+			"must_approve": s.mustApprove(r.Mode), "resources": nonNil(s.Resources), "resource_count": s.ResourceCount,
 		})
 	}
 	out := map[string]interface{}{
@@ -181,6 +197,7 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 		"approvals_count":          progress.Distinct,
 		"approval_progress":        progress.String(),
 		"require_approver_reason":  r.RequireReason,
+		"approver_max_token_age":   int64(r.ApproverMaxTokenAge.Seconds()),
 		"created_at":               formatTime(r.CreatedAt),
 		"expires_at":               formatTime(r.ExpiresAt),
 		"approved_at":              formatTime(r.ApprovedAt),
@@ -205,7 +222,7 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 func (r *requestRecord) event(typ string, now time.Time, actor *identityRef, reason string) event {
 	return event{
 		Type: typ, RequestID: r.ID, Role: r.Role, Status: r.status(now), GrantID: r.GrantID,
-		Requester: r.Requester.EntityName, RequesterEntity: &r.Requester, Actor: actor, Reason: reason,
+		Requester: r.Requester.EntityName, RequesterEntity: &r.Requester, RequesterKind: requesterEntity, Actor: actor, Reason: reason,
 		Justification: r.Justification, Resources: r.Resources, Permission: r.Permission,
 		Approvers: approverNames(r.Sets), Approvals: r.rule().evaluate(r.Approvals).String(),
 		ExpiresAt: formatTime(r.deadline()),

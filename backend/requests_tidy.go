@@ -50,6 +50,7 @@ func (b *aponoBackend) tidyRequest(ctx context.Context, s logical.Storage, cfg *
 		if err := putRequest(ctx, s, rec); err != nil {
 			return fmt.Errorf("recording the expiry of request %s: %w", id, err)
 		}
+		b.requestClosed(ctx, s, rec)
 		b.Logger().Info("access request expired", "request_id", id, "role", rec.Role, "requester", rec.Requester.EntityName)
 		ev.Status = statusExpired
 		b.emit(ctx, cfg, ev)

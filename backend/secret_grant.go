@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -24,6 +25,9 @@ type grantObjects struct {
 	UserpassMount string `json:"userpass_mount" mapstructure:"userpass_mount"`
 	// Entity is the name of the grant user's identity entity, when the plugin made one.
 	Entity string `json:"entity,omitempty" mapstructure:"entity"`
+	// BreakGlassKey is the plugin's storage entry counting a break-glass grant among its
+	// requester's live ones; it goes with the grant.
+	BreakGlassKey string `json:"break_glass_key,omitempty" mapstructure:"break_glass_key"`
 }
 
 // decodeGrantObjects reads grantObjects from InternalData or WAL data, which after a
@@ -154,6 +158,12 @@ func (b *aponoBackend) removeGrantObjects(ctx context.Context, client vaultClien
 	if objs.GrantID != "" {
 		if err := s.Delete(ctx, grantStoragePrefix+objs.GrantID); err != nil {
 			return fmt.Errorf("deleting grant record: %w", err)
+		}
+	}
+	// Only keys of the live break-glass count, which this mount's storage alone holds.
+	if strings.HasPrefix(objs.BreakGlassKey, breakGlassLivePrefix) {
+		if err := s.Delete(ctx, objs.BreakGlassKey); err != nil {
+			return fmt.Errorf("deleting the break-glass count entry: %w", err)
 		}
 	}
 	return nil

@@ -260,7 +260,8 @@ func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage,
 	if !b.ownsName(rec.Username) || !b.ownsName(rec.Policy) {
 		return false, fmt.Errorf("grant record %s names user %q and policy %q, which this mount does not own; left alone", id, rec.Username, rec.Policy)
 	}
-	objs := grantObjects{GrantID: id, Username: rec.Username, Policy: rec.Policy, UserpassMount: rec.UserpassMount, Entity: rec.EntityName}
+	objs := grantObjects{GrantID: id, Username: rec.Username, Policy: rec.Policy, UserpassMount: rec.UserpassMount, Entity: rec.EntityName,
+		BreakGlassKey: rec.BreakGlassKey}
 	ev := b.revokedEvent(ctx, s, id)
 	if err := b.removeGrantObjects(ctx, client, s, objs); err != nil {
 		return false, fmt.Errorf("sweeping expired grant %s: %w", id, err)

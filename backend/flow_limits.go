@@ -1,0 +1,62 @@
+package backend
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/vault/sdk/framework"
+)
+
+// Bounds of access flows, in config: how much one request or grant may name, and how
+// many requests one person may keep open. They keep one caller from making the plugin
+// read, store or ask approvers about an unbounded amount.
+
+const (
+	defaultMaxResourcesPerRequest = 64
+	maxMaxResourcesPerRequest     = 1000
+	defaultMaxOpenRequests        = 20
+	maxMaxOpenRequests            = 1000
+)
+
+func (c *pluginConfig) maxResourcesPerRequest() int {
+	if c.MaxResourcesPerRequest <= 0 {
+		return defaultMaxResourcesPerRequest
+	}
+	return c.MaxResourcesPerRequest
+}
+
+func (c *pluginConfig) maxOpenRequests() int {
+	if c.MaxOpenRequests <= 0 {
+		return defaultMaxOpenRequests
+	}
+	return c.MaxOpenRequests
+}
+
+// setFlowLimits applies the bounds sent in a config write; msg names the first bad one.
+func setFlowLimits(cfg *pluginConfig, d *framework.FieldData) string {
+	for _, f := range []struct {
+		field string
+		max   int
+		dst   *int
+	}{
+		{"max_resources_per_request", maxMaxResourcesPerRequest, &cfg.MaxResourcesPerRequest},
+		{"max_open_requests", maxMaxOpenRequests, &cfg.MaxOpenRequests},
+		{"max_folder_secrets", maxMaxFolderSecrets, &cfg.MaxFolderSecrets},
+	} {
+		if v, ok := d.GetOk(f.field); ok {
+			n := v.(int)
+			if n < 1 || n > f.max {
+				return fmt.Sprintf("%s must be between 1 and %d, got %d", f.field, f.max, n)
+			}
+			*f.dst = n
+		}
+	}
+	return ""
+}
+
+// checkResourceCount is the 400 for a request or grant naming more than the config allows.
+func checkResourceCount(cfg *pluginConfig, n int) string {
+	if limit := cfg.maxResourcesPerRequest(); n > limit {
+		return fmt.Sprintf("resources: %d resources asked for; at most %d are allowed in one request or grant (max_resources_per_request)", n, limit)
+	}
+	return ""
+}

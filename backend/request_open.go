@@ -1,0 +1,80 @@
+package backend
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Each person's open requests (pending, or approved and not picked up), kept as
+// open/<entity>/<request_id> so that max_open_requests is checked with one short LIST
+// instead of reading every request. An entry is written before the request it names and
+// removed after the request ends, so a crash leaves at most an entry too many, never one
+// too few; entries are checked against their requests only when a person reaches the
+// limit, and the stale ones dropped then.
+
+const openRequestPrefix = "open/"
+
+var uuidLikeRe = regexp.MustCompile(`^[0-9a-fA-F-]{1,64}$`)
+
+// openKeyPrefix is the folder of one entity's entries. Vault's entity IDs are UUIDs; any
+// other shape is hashed, so nothing but hex and dashes goes into the storage key.
+func openKeyPrefix(entityID string) string {
+	if !uuidLikeRe.MatchString(entityID) {
+		sum := sha256.Sum256([]byte(entityID))
+		entityID = "h" + hex.EncodeToString(sum[:16])
+	}
+	return openRequestPrefix + entityID + "/"
+}
+
+func putOpenRequest(ctx context.Context, s logical.Storage, rec *requestRecord) error {
+	return s.Put(ctx, &logical.StorageEntry{Key: openKeyPrefix(rec.Requester.EntityID) + rec.ID, Value: []byte("{}")})
+}
+
+// requestClosed drops rec from its requester's open requests once its stored status has
+// ended; a failure leaves an entry too many, which the limit check removes.
+func (b *aponoBackend) requestClosed(ctx context.Context, s logical.Storage, rec *requestRecord) {
+	if rec.Status == statusPending || rec.Status == statusApproved {
+		return
+	}
+	if err := s.Delete(ctx, openKeyPrefix(rec.Requester.EntityID)+rec.ID); err != nil {
+		b.Logger().Warn("removing an ended request from its requester's open requests", "request_id", rec.ID, "error", err)
+	}
+}
+
+// checkOpenRequests is the 400 for a requester at max_open_requests. The caller holds the
+// requester's open-requests lock, so an entry without its request is left over from a
+// crash, not a request being made.
+func (b *aponoBackend) checkOpenRequests(ctx context.Context, s logical.Storage, cfg *pluginConfig, entityID string, now time.Time) (string, error) {
+	limit := cfg.maxOpenRequests()
+	prefix := openKeyPrefix(entityID)
+	ids, err := s.List(ctx, prefix)
+	if err != nil || len(ids) < limit {
+		return "", err
+	}
+	open := 0
+	for _, id := range ids {
+		rec, err := getRequest(ctx, s, id)
+		if err != nil {
+			return "", err
+		}
+		if rec != nil && rec.Requester.EntityID == entityID {
+			if st := rec.status(now); st == statusPending || st == statusApproved {
+				open++
+				continue
+			}
+		}
+		if err := s.Delete(ctx, prefix+id); err != nil {
+			return "", err
+		}
+	}
+	if open >= limit {
+		return fmt.Sprintf("you have %d open requests (pending, or approved and not picked up); at most %d are allowed at a time (max_open_requests): cancel one or wait for them to end", open, limit), nil
+	}
+	return "", nil
+}
