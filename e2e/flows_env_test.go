@@ -174,9 +174,10 @@ func (f *flowsFixture) approve(t *testing.T, who, id string, args ...string) map
 	return data
 }
 
+// status reads the request as an operator does (audit/requests/<id>, root token here).
 func (f *flowsFixture) status(t *testing.T, id string) string {
 	t.Helper()
-	v := f.e.jsonOut(t, "", "read", flowsMount+"/requests/"+id)
+	v := f.e.jsonOut(t, "", "read", flowsMount+"/audit/requests/"+id)
 	s, _ := v["data"].(map[string]interface{})["status"].(string)
 	return s
 }

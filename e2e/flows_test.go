@@ -66,9 +66,9 @@ func TestAccessFlowOwnerApprovesRequesterPicksUp(t *testing.T) {
 		t.Fatalf("grant record approval: %v", a)
 	}
 	// vault list -detailed shows it, and alice's own filter finds it.
-	list := e.jsonOut(t, "", "list", "-detailed", flowsMount+"/requests")
+	list := e.jsonOut(t, "", "list", "-detailed", flowsMount+"/audit/requests")
 	info, _ := list["data"].(map[string]interface{})["key_info"].(map[string]interface{})[id].(map[string]interface{})
-	if info["status"] != "granted" || info["requester"] != "alice" || info["approvals"] != "1/1 approvals" {
+	if info["status"] != "granted" || info["requester"] != "alice" || info["approvals"] != "1/1 approvals, 1/1 owner sets" {
 		t.Fatalf("list -detailed entry: %v", info)
 	}
 	mine := f.as(t, "alice", "read", flowsMount+"/requests", "mine=true", "status=granted")
@@ -145,7 +145,7 @@ func TestAccessFlowDenyIsFinal(t *testing.T) {
 	f.as(t, "erin", "write", flowsMount+"/requests/"+id+"/deny", "reason=not during the freeze")
 	f.refused(t, "bob", 400, "was denied by erin", "write", "-f", flowsMount+"/requests/"+id+"/approve")
 	f.refused(t, "alice", 400, "denied", "write", "-f", flowsMount+"/requests/"+id+"/grant")
-	data := e.jsonOut(t, "", "read", flowsMount+"/requests/"+id)["data"].(map[string]interface{})
+	data := e.jsonOut(t, "", "read", flowsMount+"/audit/requests/"+id)["data"].(map[string]interface{})
 	if data["status"] != "denied" || data["decided_by"] != "erin" || data["decision_reason"] != "not during the freeze" {
 		t.Fatalf("denied request: %v", data)
 	}
@@ -238,13 +238,16 @@ func TestAccessFlowBreakGlass(t *testing.T) {
 	role := uniqueName(t)
 	e.root(t, "kv", "put", "kv/"+role+"/db", "password=bg")
 	f.role(t, role, "resources=kv/"+role+"/db", "approval=required", "approvers=group:kv-owners", "ttl=1h", "max_ttl=4h")
-	f.refused(t, "alice", 400, flowsMount+"/requests/"+role, "write", "-f", flowsMount+"/grants/"+role)
-	f.refused(t, "alice", 400, "does not allow break-glass", "write", flowsMount+"/grants/"+role, "break_glass=true", "justification=db down")
+	// A person's requester policy allows grants/<role> only with request_id; without a
+	// policy in the way, the plugin says where to ask.
+	f.refused(t, "alice", 403, "permission denied", "write", "-f", flowsMount+"/grants/"+role)
+	e.mustBadRequest(t, flowsMount+"/requests/"+role, "write", "-f", flowsMount+"/grants/"+role)
+	f.refused(t, "alice", 400, "does not allow break-glass", "write", flowsMount+"/break-glass/"+role, "justification=db down")
 
 	f.role(t, role, "break_glass=true", "break_glass_max_ttl=2m")
-	f.refused(t, "alice", 400, "justification is required for break-glass", "write", flowsMount+"/grants/"+role, "break_glass=true")
+	f.refused(t, "alice", 400, "justification is required for break-glass", "write", "-f", flowsMount+"/break-glass/"+role)
 	_, offset := e.serverLog(t, 0)
-	v := f.as(t, "alice", "write", flowsMount+"/grants/"+role, "break_glass=true", "justification=INC-9 prod db down", "ttl=1h")
+	v := f.as(t, "alice", "write", flowsMount+"/break-glass/"+role, "justification=INC-9 prod db down", "ttl=1h")
 	data := v["data"].(map[string]interface{})
 	if v["lease_duration"].(float64) != 120 || data["break_glass"] != true || !strings.Contains(jsonString(t, v["warnings"]), "break_glass_max_ttl") {
 		t.Fatalf("break-glass grant: %v", v)
@@ -282,7 +285,7 @@ func TestAccessFlowEventsReachTheReceiverSigned(t *testing.T) {
 	f.as(t, "dave", "write", flowsMount+"/requests/"+denied+"/deny", "reason=no")
 	cancelled := f.request(t, role)["request_id"].(string)
 	f.as(t, "alice", "write", "-f", flowsMount+"/requests/"+cancelled+"/cancel")
-	bg := f.as(t, "alice", "write", flowsMount+"/grants/"+role, "break_glass=true", "justification=outage")
+	bg := f.as(t, "alice", "write", flowsMount+"/break-glass/"+role, "justification=outage")
 	bgData := bg["data"].(map[string]interface{})
 	e.root(t, "lease", "revoke", bg["lease_id"].(string))
 
@@ -354,12 +357,12 @@ func TestAccessFlowEndedRequestsGoAfterRetention(t *testing.T) {
 	v := e.jsonOut(t, tok, "write", "-f", mount+"/requests/r")
 	id := v["data"].(map[string]interface{})["request_id"].(string)
 	e.jsonOut(t, tok, "write", "-f", mount+"/requests/"+id+"/cancel")
-	if s := e.jsonOut(t, "", "read", mount+"/requests/"+id)["data"].(map[string]interface{})["status"]; s != "cancelled" {
+	if s := e.jsonOut(t, "", "read", mount+"/audit/requests/"+id)["data"].(map[string]interface{})["status"]; s != "cancelled" {
 		t.Fatalf("status %v", s)
 	}
 	deadline := time.Now().Add(150 * time.Second)
 	for {
-		out, _, err := e.s.CLI("", "read", "-format=json", mount+"/requests/"+id)
+		out, _, err := e.s.CLI("", "read", "-format=json", mount+"/audit/requests/"+id)
 		if err != nil && strings.Contains(err.Error(), "No value found") {
 			break
 		}
@@ -381,6 +384,9 @@ func TestAccessFlowPathsHaveHelpAndOpenAPI(t *testing.T) {
 		"apono/requests/0f8fad5b-d9cb-469f-a165-70867728950e/deny":    "Deny a request",
 		"apono/requests/0f8fad5b-d9cb-469f-a165-70867728950e/cancel":  "Cancel your own request",
 		"apono/requests/0f8fad5b-d9cb-469f-a165-70867728950e/grant":   "Turn your approved request into a grant",
+		"apono/break-glass/app": "Grant access at once in an emergency",
+		"apono/audit/requests":  "Every access request of the mount",
+		"apono/audit/requests/0f8fad5b-d9cb-469f-a165-70867728950e": "Read any access request",
 	} {
 		if help := e.root(t, "path-help", path); !strings.Contains(help, want) {
 			t.Errorf("path-help %s lacks %q:\n%s", path, want, help)
@@ -389,7 +395,10 @@ func TestAccessFlowPathsHaveHelpAndOpenAPI(t *testing.T) {
 	spec := jsonString(t, e.jsonOut(t, "", "read", "sys/internal/specs/openapi"))
 	for _, want := range []string{
 		`"/apono/requests/"`, `"/apono/requests/{name}"`, `"/apono/requests/{id}/approve"`, `"/apono/requests/{id}/deny"`,
-		`"/apono/requests/{id}/cancel"`, `"/apono/requests/{id}/grant"`,
+		`"/apono/requests/{id}/cancel"`, `"/apono/requests/{id}/grant"`, `"/apono/break-glass/{role}"`,
+		`"/apono/audit/requests/"`, `"/apono/audit/requests/{id}"`,
+		`"break_glass_allowed"`, `"break_glass_max_live_grants"`, `"approver_max_token_age"`,
+		`"max_resources_per_request"`, `"max_open_requests"`, `"max_folder_secrets"`,
 		`"approvers"`, `"approval_mode"`, `"required_approvals"`, `"request_ttl"`, `"pickup_ttl"`, `"require_approver_reason"`,
 		`"break_glass"`, `"break_glass_max_ttl"`, `"request_id"`, `"notify_url"`, `"notify_secret"`, `"notify_ca_cert"`, `"request_retention"`,
 		`"can_approve"`,

@@ -307,16 +307,21 @@ func TestSyncOwnerMetadataWithFallback(t *testing.T) {
 
 	e.syncNow(t)
 	got := byName(e.allResources(t, false, nil, 1000))
-	cases := []struct{ name, owner, source string }{
-		{"kv/pay/db", "alice@example.com", "custom_metadata"},
-		{"kv/pay/api/key", "alice@example.com", "custom_metadata"},
-		{"kv/pay/api/*", "alice@example.com", "secrets_in_folder"},
-		{"kv/pay/*", "alice@example.com", "secrets_in_folder"},
-		{"kv/ops/x", "bob@example.com", "custom_metadata"},
-		{"kv/ops/y", "secops@example.com", "integration_owner"},
-		{"kv/ops/*", "secops@example.com", "integration_owner"},
-		{"kv/*", "secops@example.com", "integration_owner"},
-		{"transit/payments", "secops@example.com", "integration_owner"},
+	// owner/owner_source name the one owner set where there is one; owners lists every set
+	// a request for the entry needs (kv/ops/* needs bob and, for ops/y, the integration owner).
+	alice := `{"approvers":["group:alice@example.com"],"source":"custom_metadata"}`
+	bob := `{"approvers":["group:bob@example.com"],"source":"custom_metadata"}`
+	secops := `{"approvers":["group:secops@example.com"],"source":"integration_owner"}`
+	cases := []struct{ name, owner, source, owners string }{
+		{"kv/pay/db", "alice@example.com", "custom_metadata", "[" + alice + "]"},
+		{"kv/pay/api/key", "alice@example.com", "custom_metadata", "[" + alice + "]"},
+		{"kv/pay/api/*", "alice@example.com", "secrets_in_folder", "[" + alice + "]"},
+		{"kv/pay/*", "alice@example.com", "secrets_in_folder", "[" + alice + "]"},
+		{"kv/ops/x", "bob@example.com", "custom_metadata", "[" + bob + "]"},
+		{"kv/ops/y", "secops@example.com", "integration_owner", "[" + secops + "]"},
+		{"kv/ops/*", "", "several_owners", "[" + bob + "," + secops + "]"},
+		{"kv/*", "", "several_owners", ""},
+		{"transit/payments", "secops@example.com", "integration_owner", "[" + secops + "]"},
 	}
 	for _, c := range cases {
 		en := got[c.name]
@@ -326,6 +331,9 @@ func TestSyncOwnerMetadataWithFallback(t *testing.T) {
 		}
 		if en["owner"] != c.owner || en["owner_source"] != c.source {
 			t.Errorf("%s owner = %v (%v), want %s (%s)", c.name, en["owner"], en["owner_source"], c.owner, c.source)
+		}
+		if c.owners != "" && jsonString(t, en["owners"]) != c.owners {
+			t.Errorf("%s owners = %s, want %s", c.name, jsonString(t, en["owners"]), c.owners)
 		}
 	}
 }

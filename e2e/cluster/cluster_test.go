@@ -136,7 +136,7 @@ func TestActiveNodeDiesWhileGrantsArePending(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The request survived the failover in raft storage, and its grant ends like any other.
-	req, err := newActive.Client.Logical().Read("apono/requests/" + flow.requestID)
+	req, err := newActive.Client.Logical().Read("apono/audit/requests/" + flow.requestID)
 	if err != nil || req == nil || req.Data["status"] != "granted" || req.Data["grant_id"] != flow.grantID {
 		t.Fatalf("the access-flow request after failover: %v %v", req, err)
 	}
