@@ -123,5 +123,5 @@ Try an access flow (README "Access flows", steps 5-7: alice asks, bob owns kv/ap
   ${env_prefix}_TOKEN=\$BOB $cli write apono/requests/\$REQ/approve reason="ok for INC-42"
   ${env_prefix}_TOKEN=\$ALICE $cli write apono/grants/app-db request_id=\$REQ
   $cli login -method=userpass username=<username from the grant>     # password from the grant
-  $cli list -detailed apono/requests
+  $cli list -detailed apono/audit/requests                              # every request: an operator's view
 MSG

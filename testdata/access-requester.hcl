@@ -1,5 +1,6 @@
 # People who ask for access through apono access flows (mount apono/).
-# List and read requests (read apono/requests mine=true shows your own).
+# List and read your requests (and those you may decide): the plugin shows each person only
+# what is theirs.
 path "apono/requests" { capabilities = ["read", "list"] }
 # Ask (write apono/requests/<role>) and read a request (read apono/requests/<id>).
 path "apono/requests/+" { capabilities = ["read", "update"] }
@@ -7,7 +8,15 @@ path "apono/requests/+" { capabilities = ["read", "update"] }
 # caller is the requester.
 path "apono/requests/+/cancel" { capabilities = ["update"] }
 path "apono/requests/+/grant" { capabilities = ["update"] }
-# Break-glass on roles that allow it (write apono/grants/<role> break_glass=true).
-path "apono/grants/+" { capabilities = ["update"] }
+# Pick up at grants/<role> (so the lease sits with the role's other grants), and nothing
+# else there: without request_id that path grants at once on a role with approval=none.
+path "apono/grants/+" {
+  capabilities        = ["update"]
+  required_parameters = ["request_id"]
+  allowed_parameters  = { "request_id" = [] }
+}
+# Break-glass, on the roles that allow it (and, with break_glass_allowed, to the people
+# they name).
+path "apono/break-glass/+" { capabilities = ["update"] }
 # Extend your grant (vault lease renew), up to the role's max_ttl.
 path "sys/leases/renew" { capabilities = ["update"] }
