@@ -142,12 +142,13 @@ type identity struct {
 	EntityID    string   `json:"entity_id"`
 	EntityName  string   `json:"entity_name"`
 	DisplayName string   `json:"display_name,omitempty"`
-	Groups      []string `json:"-"` // names of the entity's groups, inherited and external included
+	Name        string   `json:"name,omitempty"` // personName
+	Groups      []string `json:"-"`              // names of the entity's groups, inherited and external included
 }
 
 // ref is the part of an identity that is stored with a request or grant.
 func (id *identity) ref() identityRef {
-	return identityRef{EntityID: id.EntityID, EntityName: id.EntityName, DisplayName: id.DisplayName}
+	return identityRef{EntityID: id.EntityID, EntityName: id.EntityName, DisplayName: id.DisplayName, Name: id.Name}
 }
 
 // identityRef is who did something, as stored.
@@ -155,21 +156,31 @@ type identityRef struct {
 	EntityID    string `json:"entity_id"`
 	EntityName  string `json:"entity_name"`
 	DisplayName string `json:"display_name,omitempty"`
+	// Name is how people know the person (personName); empty in older records.
+	Name string `json:"name,omitempty"`
 }
 
-// label names the identity for people: its entity name and, where it says more, the
-// display name of the login ("entity_5f3a (userpass-carol)").
-func (r identityRef) label() string {
-	if r.DisplayName == "" || r.DisplayName == r.EntityName {
-		return r.EntityName
+// person is the name to show people: Name, or the entity name in older records.
+func (r identityRef) person() string {
+	if r.Name != "" {
+		return r.Name
 	}
-	return r.EntityName + " (" + r.DisplayName + ")"
+	return r.EntityName
+}
+
+// label names the identity for people: its name and, where it says more, the display
+// name of the login ("carol (userpass-carol)").
+func (r identityRef) label() string {
+	if r.DisplayName == "" || r.DisplayName == r.person() {
+		return r.person()
+	}
+	return r.person() + " (" + r.DisplayName + ")"
 }
 
 func (id *identity) label() string { return id.ref().label() }
 
 func (r identityRef) data() map[string]interface{} {
-	return map[string]interface{}{"entity_id": r.EntityID, "entity_name": r.EntityName, "display_name": r.DisplayName}
+	return map[string]interface{}{"entity_id": r.EntityID, "entity_name": r.EntityName, "display_name": r.DisplayName, "name": r.person()}
 }
 
 // memberOf reports whether id belongs to p.

@@ -54,6 +54,11 @@ type aponoBackend struct {
 	// roleCache holds roles for grant issue (role_cache.go).
 	roleCache roleCache
 
+	// idx holds the indexes of requests and grants (index.go).
+	idx *indexes
+	// crashPoint is APONO_TEST_CRASH_POINT: where the fault tests make the plugin exit.
+	crashPoint string
+
 	roleLocks    []*locksutil.LockEntry
 	grantLocks   grantLocks
 	requestLocks []*locksutil.LockEntry
@@ -98,6 +103,9 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 		return nil, err
 	}
 	b.sweep.interval = sweepIntervalFromEnv(os.Getenv(sweepIntervalEnv), b.Logger())
+	if b.crashPoint = os.Getenv(crashPointEnv); b.crashPoint != "" {
+		b.Logger().Warn("the plugin will exit at a test crash point ("+crashPointEnv+"); never set it outside tests", "point", b.crashPoint)
+	}
 	if n := eventStoreMaxFromEnv(os.Getenv(eventStoreMaxEnv), b.Logger()); n > 0 {
 		b.events.maxPending = n
 	}
@@ -147,6 +155,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 	b := &aponoBackend{
 		roleLocks:    locksutil.CreateLocks(),
 		requestLocks: locksutil.CreateLocks(),
+		idx:          newIndexes(),
 		namePrefix:   "apono-" + mountTag(conf.BackendUUID) + "-",
 		newClient: func(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (vaultClient, error) {
 			return newAPIClient(ctx, cfg, logger)
@@ -171,6 +180,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 			pathRequests(b),
 			pathAudit(b),
 			[]*framework.Path{pathHealth(b)},
+			pathIndexes(b),
 			[]*framework.Path{pathSync(b), pathResources(b)},
 		),
 		Secrets:     []*framework.Secret{secretGrant(b)},
@@ -183,8 +193,12 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		Clean:             b.clean,
 		// Events stored by an earlier instance (reload, restart, another node before a
 		// leader change) are delivered by this one.
-		InitializeFunc: func(context.Context, *logical.InitializationRequest) error {
+		// The indexes are built here once after an upgrade from a release without them.
+		InitializeFunc: func(_ context.Context, req *logical.InitializationRequest) error {
 			b.events.begin()
+			if b.WriteSafeReplicationState() {
+				b.startIndexBuild(req.Storage, false)
+			}
 			return nil
 		},
 		RunningVersion: Version,
@@ -205,6 +219,10 @@ func mountTag(backendUUID string) string {
 
 func (b *aponoBackend) invalidate(_ context.Context, key string) {
 	if b.invalidateRole(key) {
+		return
+	}
+	if strings.HasPrefix(key, indexStoragePrefix) {
+		b.idx.sets.Invalidate(key)
 		return
 	}
 	if key == configStoragePath {

@@ -47,8 +47,15 @@ func (v *identitySystemView) addEntity(name string, groups ...string) string {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
+	return newTestEnvOn(t, &logical.InmemStorage{})
+}
+
+// newTestEnvOn is newTestEnv on storage: a second backend on the same storage is the
+// plugin started again (an upgrade, a reload).
+func newTestEnvOn(t *testing.T, storage logical.Storage) *testEnv {
+	t.Helper()
 	conf := logical.TestBackendConfig()
-	conf.StorageView = &logical.InmemStorage{}
+	conf.StorageView = storage
 	conf.BackendUUID = "11111111-2222-3333-4444-555555555555"
 	ids := &identitySystemView{
 		StaticSystemView: logical.StaticSystemView{DefaultLeaseTTLVal: time.Hour, MaxLeaseTTLVal: 24 * time.Hour},
@@ -60,6 +67,13 @@ func newTestEnv(t *testing.T) *testEnv {
 	b := newBackend(conf)
 	b.newClient = fv.factory
 	if err := b.Setup(context.Background(), conf); err != nil {
+		t.Fatal(err)
+	}
+	// As Vault does once the mount is set up: empty storage makes the indexes ready at once.
+	if err := b.Initialize(context.Background(), &logical.InitializationRequest{Storage: conf.StorageView}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.indexesReady(context.Background(), conf.StorageView); err != nil {
 		t.Fatal(err)
 	}
 	return &testEnv{b: b, storage: conf.StorageView, vault: fv, ids: ids, ctx: context.Background()}

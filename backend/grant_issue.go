@@ -244,7 +244,7 @@ func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, clien
 			}
 			rec.EntityID = id // rec is read by the caller only after both results are in
 		}
-		results <- step{"storing grant record", putGrant(ctx, s, rec)}
+		results <- step{"storing grant record", b.storeGrant(ctx, s, nil, rec)}
 	}()
 	var failed []step
 	walID, err = framework.PutWAL(ctx, s, walKindGrant, &objs)
@@ -281,7 +281,7 @@ func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, clien
 func (b *aponoBackend) leaveIssueToWAL(s logical.Storage, objs grantObjects, step string, cause error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), vaultCallTimeout)
 	defer cancel()
-	if err := s.Delete(ctx, grantStoragePrefix+objs.GrantID); err != nil {
+	if err := b.deleteGrantRecord(ctx, s, objs.GrantID); err != nil {
 		b.Logger().Error("deleting the record of a grant whose issue timed out; the sweeper removes it after its expiry",
 			"grant_id", objs.GrantID, "error", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -37,7 +38,7 @@ func (b *aponoBackend) callerIdentity(req *logical.Request) (id *identity, msg s
 	if err != nil {
 		return nil, "", fmt.Errorf("looking up the caller's groups: %w", err)
 	}
-	id = &identity{EntityID: entity.ID, EntityName: entity.Name, DisplayName: req.DisplayName}
+	id = &identity{EntityID: entity.ID, EntityName: entity.Name, DisplayName: req.DisplayName, Name: personName(entity, req.DisplayName)}
 	if id.EntityID == "" {
 		id.EntityID = req.EntityID
 	}
@@ -48,6 +49,27 @@ func (b *aponoBackend) callerIdentity(req *logical.Request) (id *identity, msg s
 	}
 	sort.Strings(id.Groups)
 	return id, "", nil
+}
+
+// generatedEntityName is the name Vault gives an entity a login made: entity_ and 8 hex.
+var generatedEntityName = regexp.MustCompile(`^entity_[0-9a-f]{8}$`)
+
+// personName is how people know the caller: the entity's name when someone set it, else
+// the name the caller logged in with (the alias whose name the token's display name ends
+// with: userpass-alice is alice), else the entity's name.
+func personName(entity *logical.Entity, displayName string) string {
+	if !generatedEntityName.MatchString(entity.Name) || len(entity.Aliases) == 0 {
+		return entity.Name
+	}
+	for _, a := range entity.Aliases {
+		if a != nil && a.Name != "" && (displayName == a.Name || strings.HasSuffix(displayName, "-"+a.Name)) {
+			return a.Name
+		}
+	}
+	if a := entity.Aliases[0]; a != nil && a.Name != "" {
+		return a.Name
+	}
+	return entity.Name
 }
 
 // forbidden is a 403 that says why; Vault relays the message to the caller.
@@ -72,7 +94,7 @@ func (b *aponoBackend) callerEntity(req *logical.Request) (*identityRef, error) 
 	if entity.Disabled {
 		return nil, logical.CodedError(http.StatusForbidden, "the caller's identity entity is disabled")
 	}
-	ref := identityRef{EntityID: entity.ID, EntityName: entity.Name, DisplayName: req.DisplayName}
+	ref := identityRef{EntityID: entity.ID, EntityName: entity.Name, DisplayName: req.DisplayName, Name: personName(entity, req.DisplayName)}
 	if ref.EntityID == "" {
 		ref.EntityID = req.EntityID
 	}

@@ -22,12 +22,12 @@ func pathAudit(b *aponoBackend) []*framework.Path {
 				OperationPrefix: "apono",
 				OperationSuffix: "audit-requests",
 			},
-			Fields: map[string]*framework.FieldSchema{
+			Fields: withPageFields(map[string]*framework.FieldSchema{
 				"status": {Type: framework.TypeString, Query: true,
 					Description: "Only requests with this status: " + strings.Join(requestStatuses, ", ") + "."},
 				"role": {Type: framework.TypeLowerCaseString, Query: true,
 					Description: "Only requests for this role."},
-			},
+			}),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
 					Callback:     b.pathAuditRequestList,
@@ -71,7 +71,7 @@ people see only their own requests and the ones they may decide at requests/.
 
 func (b *aponoBackend) pathAuditRequestList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
-	return b.listRequests(ctx, req, &requestFilter{
+	return b.listRequests(ctx, req, d, &requestFilter{
 		status: strings.ToLower(strings.TrimSpace(d.Get("status").(string))),
 		role:   d.Get("role").(string),
 	})

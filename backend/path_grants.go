@@ -104,6 +104,7 @@ func approvalsData(approvals []approvalRecord) []map[string]interface{} {
 	for _, a := range approvals {
 		out = append(out, map[string]interface{}{
 			"approver":    a.Approver.EntityName,
+			"name":        a.Approver.person(),
 			"entity_id":   a.Approver.EntityID,
 			"reason":      a.Reason,
 			"approved_at": formatTime(a.At),
@@ -189,11 +190,32 @@ func pathGrants(b *aponoBackend) []*framework.Path {
 				OperationPrefix: "apono",
 				OperationSuffix: "grants",
 			},
+			Fields: withPageFields(map[string]*framework.FieldSchema{
+				"role": {Type: framework.TypeLowerCaseString, Query: true, Description: "Only grants of this role."},
+				"requester": {Type: framework.TypeString, Query: true,
+					Description: "Only grants of this requester: the entity ID of a person, or the requester a service stated."},
+			}),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{Callback: b.pathGrantList},
 			},
-			HelpSynopsis:    "List active grants.",
-			HelpDescription: "Keys are <role>/<grant_id> (read them at grants/<key>); key_info says who, what, which role and until when.",
+			HelpSynopsis:    "List active grants, newest first, a page at a time.",
+			HelpDescription: "Keys are <role>/<grant_id> (read them at grants/<key>); key_info says who, what, which role and until when. Filter with role and requester; page with limit and after (next_after).",
+		},
+		{
+			Pattern: "my/grants/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "apono",
+				OperationSuffix: "my-grants",
+			},
+			Fields: withPageFields(map[string]*framework.FieldSchema{}),
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{Callback: b.pathMyGrants,
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "list"}},
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathMyGrants,
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read"}},
+			},
+			HelpSynopsis:    "The caller's own live grants, newest first.",
+			HelpDescription: "A person (a token with an identity entity) lists the grants they are the requester of: picked up, break-glass or direct, with when each ends. Page with limit and after (next_after).",
 		},
 	}
 }
@@ -265,27 +287,67 @@ func (b *aponoBackend) pathGrantRead(ctx context.Context, req *logical.Request, 
 	return &logical.Response{Data: g.summary()}, nil
 }
 
-func (b *aponoBackend) pathGrantList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+func (b *aponoBackend) pathGrantList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
-	ids, err := listGrantIDs(ctx, req.Storage)
+	sets := []string{"grant/all"}
+	role, requester := d.Get("role").(string), strings.TrimSpace(d.Get("requester").(string))
+	switch {
+	case requester != "":
+		// A person's grants are indexed by entity ID, a stated requester's by its name.
+		sets = []string{"grant/requester/e" + entityKey(requester), "grant/requester/s" + hashedName(requester)}
+	case role != "":
+		sets = []string{"grant/role/" + role}
+	}
+	return b.listGrants(ctx, req, d, sets, func(g *grantRecord) bool {
+		return (role == "" || g.Role == role) &&
+			(requester == "" || g.Requester == requester || (g.RequesterEntity != nil && g.RequesterEntity.EntityID == requester))
+	})
+}
+
+func (b *aponoBackend) pathMyGrants(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	me, err := b.callerEntity(req)
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]string, 0, len(ids))
-	info := make(map[string]interface{}, len(ids))
-	for _, id := range ids {
-		g, err := getGrant(ctx, req.Storage, id)
-		if err != nil {
-			return nil, err
-		}
-		if g == nil {
-			continue // revoked between the list and the read
-		}
+	if me == nil {
+		return logical.ErrorResponse(errNoEntity + "; an operator lists every grant at " + req.MountPoint + "grants"), nil
+	}
+	return b.listGrants(ctx, req, d, []string{"grant/requester/e" + entityKey(me.EntityID)}, func(g *grantRecord) bool {
+		return g.RequesterEntity != nil && g.RequesterEntity.EntityID == me.EntityID && g.requesterKind() == requesterEntity
+	})
+}
+
+// listGrants answers with one page of the grants in sets that match keeps: keys
+// <role>/<grant_id> and key_info for LIST, grants for a read.
+func (b *aponoBackend) listGrants(ctx context.Context, req *logical.Request, d *framework.FieldData, sets []string, match func(*grantRecord) bool) (*logical.Response, error) {
+	limit, msg := checkLimit(d.Get("limit").(int))
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	after, msg := decodeCursor("grants", d.Get("after").(string))
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	recs, next, err := b.grantPage(ctx, req.Storage, sets, after, limit, match)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(recs))
+	info := make(map[string]interface{}, len(recs))
+	entries := make([]map[string]interface{}, 0, len(recs))
+	for _, g := range recs {
 		key := g.Role + "/" + g.ID
 		keys = append(keys, key)
 		info[key] = g.summary()
+		entries = append(entries, g.summary())
 	}
-	return logical.ListResponseWithInfo(keys, info), nil
+	resp := logical.ListResponseWithInfo(keys, info)
+	if req.Operation == logical.ReadOperation {
+		resp = &logical.Response{Data: map[string]interface{}{"grants": entries}}
+	}
+	addNextPage(resp, "grants", next)
+	return resp, nil
 }
 
 func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

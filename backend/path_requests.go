@@ -54,7 +54,7 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 				OperationPrefix: "apono",
 				OperationSuffix: "requests",
 			},
-			Fields: map[string]*framework.FieldSchema{
+			Fields: withPageFields(map[string]*framework.FieldSchema{
 				"status": {Type: framework.TypeString, Query: true,
 					Description: "Only requests with this status: " + strings.Join(requestStatuses, ", ") + "."},
 				"mine": {Type: framework.TypeBool, Query: true,
@@ -63,7 +63,7 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 					Description: "Only pending requests the caller could approve now (not their own, not already approved by them)."},
 				"role": {Type: framework.TypeLowerCaseString, Query: true,
 					Description: "Only requests for this role."},
-			},
+			}),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
 					Callback:     b.pathRequestList,
@@ -94,6 +94,8 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 					Description: "How long the access should last once granted. Default: the role's ttl; capped at its max_ttl."},
 				"justification": {Type: framework.TypeString,
 					Description: fmt.Sprintf("Why the access is needed (at most %d characters). Required when the role says so.", maxJustificationLen)},
+				"dry_run": {Type: framework.TypeBool, Default: false,
+					Description: "Check the request and answer with what it would be (status preview: its approver sets, who will be asked to approve) without making it."},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
@@ -225,6 +227,10 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if err != nil {
 		return nil, err
 	}
+	dryRun := d.Get("dry_run").(bool)
+	if dryRun {
+		id = "00000000-0000-0000-0000-000000000000"
+	}
 	now := time.Now().UTC()
 	rec := &requestRecord{
 		ID: id, Role: roleName, Status: statusPending, Requester: caller.ref(),
@@ -237,6 +243,15 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	for _, r := range gr.resources {
 		rec.Resources = append(rec.Resources, r.Name)
 	}
+	if dryRun {
+		data := rec.data(now)
+		data["status"], data["request_id"], data["id"] = "preview", "", ""
+		resp := &logical.Response{Data: data}
+		for _, w := range append(warnings, notes...) {
+			resp.AddWarning(w)
+		}
+		return resp, nil
+	}
 	// One requester's requests are counted and made one at a time.
 	defer b.grantLocks.lock("open:" + caller.EntityID)()
 	if msg, err := b.checkOpenRequests(ctx, req.Storage, cfg, caller.EntityID, now); err != nil || msg != "" {
@@ -245,7 +260,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if err := putOpenRequest(ctx, req.Storage, rec); err != nil {
 		return nil, err
 	}
-	if err := putRequest(ctx, req.Storage, rec); err != nil {
+	if err := b.saveRequest(ctx, req.Storage, nil, rec); err != nil {
 		return nil, err
 	}
 	b.Logger().Info("access requested", "request_id", id, "role", roleName, "requester", caller.EntityName,
@@ -322,35 +337,28 @@ func (b *aponoBackend) pathRequestList(ctx context.Context, req *logical.Request
 		return errorOrBadRequest(err, msg+"; an operator lists every request at "+req.MountPoint+"audit/requests")
 	}
 	f.caller = caller
-	return b.listRequests(ctx, req, &f)
+	return b.listRequests(ctx, req, d, &f)
 }
 
-// listRequests answers a list or read of requests with the entries f lets through.
-func (b *aponoBackend) listRequests(ctx context.Context, req *logical.Request, f *requestFilter) (*logical.Response, error) {
+// listRequests answers a list or read of requests with one page of the entries f lets
+// through, newest first.
+func (b *aponoBackend) listRequests(ctx context.Context, req *logical.Request, d *framework.FieldData, f *requestFilter) (*logical.Response, error) {
 	if f.status != "" && !contains(requestStatuses, f.status) {
 		return logical.ErrorResponse(fmt.Sprintf("status %q is not a request status (allowed: %s)", truncateForError(f.status), strings.Join(requestStatuses, ", "))), nil
 	}
-	ids, err := req.Storage.List(ctx, requestStoragePrefix)
+	limit, msg := checkLimit(d.Get("limit").(int))
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	after, msg := decodeCursor("requests", d.Get("after").(string))
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	now := time.Now()
+	recs, next, err := b.requestPage(ctx, req.Storage, f, after, limit, now)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	var recs []*requestRecord
-	for _, id := range ids {
-		rec, err := getRequest(ctx, req.Storage, id)
-		if err != nil {
-			return nil, err
-		}
-		if rec != nil && f.matches(rec, now) {
-			recs = append(recs, rec)
-		}
-	}
-	sort.Slice(recs, func(i, j int) bool {
-		if !recs[i].CreatedAt.Equal(recs[j].CreatedAt) {
-			return recs[i].CreatedAt.Before(recs[j].CreatedAt)
-		}
-		return recs[i].ID < recs[j].ID
-	})
 	keys := make([]string, 0, len(recs))
 	info := make(map[string]interface{}, len(recs))
 	entries := make([]map[string]interface{}, 0, len(recs))
@@ -360,10 +368,37 @@ func (b *aponoBackend) listRequests(ctx context.Context, req *logical.Request, f
 		info[r.ID] = s
 		entries = append(entries, s)
 	}
+	var resp *logical.Response
 	if req.Operation == logical.ListOperation {
-		return logical.ListResponseWithInfo(keys, info), nil
+		resp = logical.ListResponseWithInfo(keys, info)
+	} else {
+		resp = &logical.Response{Data: map[string]interface{}{"requests": entries}}
 	}
-	return &logical.Response{Data: map[string]interface{}{"requests": entries}}, nil
+	addNextPage(resp, "requests", next)
+	return resp, nil
+}
+
+// addNextPage says where the next page starts, when there may be one.
+func addNextPage(resp *logical.Response, kind, next string) {
+	if next == "" {
+		return
+	}
+	cursor := encodeCursor(kind, next)
+	resp.Data["next_after"] = cursor
+	resp.AddWarning("this page is not everything: ask again with after=" + cursor + " for the next")
+}
+
+// withPageFields adds the paging fields of every list to fields.
+func withPageFields(fields map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
+	for k, v := range map[string]*framework.FieldSchema{
+		"limit": {Type: framework.TypeInt, Query: true,
+			Description: fmt.Sprintf("Most entries in one page (1 to %d). Default: %d.", maxPageLimit, defaultPageLimit)},
+		"after": {Type: framework.TypeString, Query: true,
+			Description: "Where the page starts: the next_after of the previous page (an opaque cursor). Default: the first page."},
+	} {
+		fields[k] = v
+	}
+	return fields
 }
 
 // withRequest checks the fields, finds the caller's identity and runs fn on the request
@@ -404,6 +439,7 @@ func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d
 ) (*logical.Response, error) {
 	return b.withRequest(ctx, req, d, func(rec *requestRecord, caller *identity) (*logical.Response, error) {
 		now := time.Now().UTC()
+		before := requestEntries(rec)
 		ev, warning, resp, err := fn(rec, caller, now)
 		if err != nil || resp != nil {
 			return resp, err
@@ -415,7 +451,7 @@ func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d
 		if ev == nil {
 			return out, nil // nothing changed
 		}
-		if err := putRequest(ctx, req.Storage, rec); err != nil {
+		if err := b.saveRequest(ctx, req.Storage, before, rec); err != nil {
 			return nil, err
 		}
 		b.requestClosed(ctx, req.Storage, rec)
@@ -601,12 +637,12 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 
 	prev := *rec
 	rec.Status, rec.GrantID, rec.EndedAt = statusGranted, gr.grantID, now
-	if err := putRequest(ctx, req.Storage, rec); err != nil {
+	if err := b.saveRequest(ctx, req.Storage, requestEntries(&prev), rec); err != nil {
 		return nil, err
 	}
 	resp, err := b.issueGrant(ctx, req.Storage, client, cfg, gr)
 	if err != nil {
-		if perr := putRequest(ctx, req.Storage, &prev); perr != nil {
+		if perr := b.saveRequest(ctx, req.Storage, requestEntries(rec), &prev); perr != nil {
 			b.Logger().Error("grant pickup failed and the request could not be reopened", "request_id", rec.ID, "error", perr)
 		}
 		return nil, err

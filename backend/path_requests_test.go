@@ -236,12 +236,14 @@ func (f *flowEnv) moveDeadlines(t *testing.T, id string, d time.Duration) {
 	if err != nil || rec == nil {
 		t.Fatal(rec, err)
 	}
+	before := requestEntries(rec)
 	for _, tp := range []*time.Time{&rec.CreatedAt, &rec.ExpiresAt, &rec.ApprovedAt, &rec.PickupBy, &rec.EndedAt} {
 		if !tp.IsZero() {
 			*tp = tp.Add(d)
 		}
 	}
-	if err := putRequest(f.ctx, f.storage, rec); err != nil {
+	// As if the request had been made d earlier: its index entries move with it.
+	if err := f.b.saveRequest(f.ctx, f.storage, before, rec); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -39,6 +39,11 @@ func pathResources(b *aponoBackend) *framework.Path {
 				Description: "Only resources whose name starts with this, e.g. kv/app/.",
 				Query:       true,
 			},
+			"role": {
+				Type:        framework.TypeLowerCaseString,
+				Description: "Only resources the role can grant: its resources and what lies below its folders.",
+				Query:       true,
+			},
 			"after": {
 				Type:        framework.TypeString,
 				Description: "Paging: only resources whose name sorts after this one; pass the previous page's next_after.",
@@ -83,6 +88,8 @@ taken. When no snapshot exists yet, the request runs a sync first.
 type resourceQuery struct {
 	typ, mount, prefix, after string
 	limit                     int
+	// role, when set, is the resources of the role the entries must be grantable from.
+	role []string
 }
 
 func parseResourceQuery(d *framework.FieldData) (resourceQuery, string) {
@@ -206,8 +213,64 @@ func (b *aponoBackend) resourcesPage(ctx context.Context, req *logical.Request, 
 	if err != nil || resp != nil {
 		return nil, nil, false, resp, err
 	}
+	if name := d.Get("role").(string); name != "" {
+		role, err := b.role(ctx, req.Storage, name)
+		if err != nil {
+			return nil, nil, false, nil, err
+		}
+		if role == nil {
+			return nil, nil, false, logical.ErrorResponse(fmt.Sprintf("role %q does not exist", name)), nil
+		}
+		q.role = role.Resources
+		entries, more, err := queryRole(ctx, req.Storage, h, q)
+		return h, entries, more, nil, err
+	}
 	entries, more, err := query(ctx, req.Storage, h, q)
 	return h, entries, more, nil, err
+}
+
+// queryRole is query for the entries a role can grant: one query per role resource, with
+// the resource (or its folder) as a prefix, so only the chunks that hold them are read.
+func queryRole(ctx context.Context, s logical.Storage, h *snapshotHeader, q resourceQuery) ([]resourceEntry, bool, error) {
+	seen := map[string]bool{}
+	var all []resourceEntry
+	more := false
+	for _, r := range q.role {
+		sub := q
+		sub.role = nil
+		sub.limit = q.limit + 1
+		base := strings.TrimSuffix(r, "*")
+		exact := base == r // one secret or key: only that name
+		switch {
+		case strings.HasPrefix(base, q.prefix):
+			sub.prefix = base
+		case strings.HasPrefix(q.prefix, base) && !exact:
+			// the caller's prefix is narrower and inside the folder
+		default:
+			continue
+		}
+		entries, subMore, err := query(ctx, s, h, sub)
+		if err != nil {
+			return nil, false, err
+		}
+		if !exact {
+			more = more || subMore
+		}
+		for _, e := range entries {
+			if exact && e.Name != r {
+				continue
+			}
+			if !seen[e.Name] {
+				seen[e.Name] = true
+				all = append(all, e)
+			}
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
+	if len(all) > q.limit {
+		return all[:q.limit], true, nil
+	}
+	return all, more, nil
 }
 
 func (b *aponoBackend) pathResourcesRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -277,6 +278,19 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 			HelpDescription: pathRolesHelp,
 		},
 		{
+			Pattern: "my/roles/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "apono",
+				OperationSuffix: "my-roles",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathMyRoles,
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read"}},
+			},
+			HelpSynopsis:    "What people may ask for: every role, with what it grants and how.",
+			HelpDescription: "For the access portal and people's scripts: each role's name, approval (required: ask at requests/<role>; none: a direct grant, if a policy allows grants/<role>), resources, permissions, ttl and max_ttl, whether a justification is required, whether break-glass is allowed, and its approvers. Which resources of a role exist: resources?role=<name>.",
+		},
+		{
 			Pattern: "roles/?$",
 			DisplayAttrs: &framework.DisplayAttributes{
 				OperationPrefix: "apono",
@@ -342,6 +356,40 @@ func (b *aponoBackend) pathRoleList(ctx context.Context, req *logical.Request, _
 		return nil, err
 	}
 	return logical.ListResponse(names), nil
+}
+
+func (b *aponoBackend) pathMyRoles(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	names, err := req.Storage.List(ctx, roleStoragePrefix)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	roles := make([]map[string]interface{}, 0, len(names))
+	for _, name := range names {
+		role, err := b.role(ctx, req.Storage, name)
+		if err != nil {
+			return nil, err
+		}
+		if role == nil {
+			continue
+		}
+		roles = append(roles, map[string]interface{}{
+			"name":                  name,
+			"approval":              role.approval(),
+			"resources":             role.Resources,
+			"permissions":           role.Permissions,
+			"ttl":                   int64(role.TTL.Seconds()),
+			"max_ttl":               int64(role.MaxTTL.Seconds()),
+			"require_justification": role.RequireJustification,
+			"approvers":             nonNil(role.Approvers),
+			"approval_mode":         role.approvalMode(),
+			"required_approvals":    role.requiredApprovals(),
+			"break_glass":           role.BreakGlass,
+			"break_glass_max_ttl":   int64(role.breakGlassMaxTTL().Seconds()),
+		})
+	}
+	return &logical.Response{Data: map[string]interface{}{"roles": roles}}, nil
 }
 
 func (b *aponoBackend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -143,11 +143,20 @@ func (r *requestRecord) summary(now time.Time) map[string]interface{} {
 	if status == statusPending || status == statusApproved {
 		deadline = formatTime(r.deadline())
 	}
+	var approvedBy []string
+	for _, a := range r.Approvals {
+		approvedBy = append(approvedBy, a.Approver.person())
+	}
 	return map[string]interface{}{
 		"request_id":             r.ID,
 		"role":                   r.Role,
 		"requester":              r.Requester.EntityName,
+		"requester_name":         r.Requester.person(),
 		"requester_display_name": r.Requester.DisplayName,
+		"ttl":                    int64(r.TTL.Seconds()),
+		"justification":          r.Justification,
+		"approvers":              approverNames(r.Sets),
+		"approved_by":            nonNil(approvedBy),
 		"status":                 status,
 		"resources":              r.Resources,
 		"permission":             r.Permission,
@@ -183,6 +192,7 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 		"role":                     r.Role,
 		"status":                   r.status(now),
 		"requester":                r.Requester.EntityName,
+		"requester_name":           r.Requester.person(),
 		"requester_entity_id":      r.Requester.EntityID,
 		"requester_display_name":   r.Requester.DisplayName,
 		"resources":                r.Resources,
@@ -206,6 +216,7 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 		"grant_id":                 r.GrantID,
 		"notes":                    nonNil(r.Notes),
 		"decided_by":               "",
+		"decided_by_name":          "",
 		"decision_reason":          "",
 		"pickup_ttl":               int64(r.PickupTTL.Seconds()),
 		"approver_sets_still_open": nonNil(progress.Missing),
@@ -213,6 +224,7 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 	}
 	if r.Decision != nil {
 		out["decided_by"] = r.Decision.By.EntityName
+		out["decided_by_name"] = r.Decision.By.person()
 		out["decision_reason"] = r.Decision.Reason
 	}
 	return out

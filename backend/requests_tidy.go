@@ -12,11 +12,15 @@ import (
 // tidyRequests is the periodic job of access flows, run on the active node about once a
 // minute: it records the expiry of open requests past their deadline (and sends the
 // request.expired event), so they expire on time whether or not anyone looks, and it
-// removes ended requests older than request_retention.
+// removes ended requests older than request_retention. It reads only what is due, from
+// the req/deadline and req/ended indexes: at rest it reads the first segment of each
+// (from memory once cached), whatever is stored.
 func (b *aponoBackend) tidyRequests(ctx context.Context, s logical.Storage) error {
-	ids, err := s.List(ctx, requestStoragePrefix)
-	if err != nil || len(ids) == 0 {
-		return err
+	select {
+	case <-b.idx.ready:
+	default:
+		b.startIndexBuild(s, false) // after an upgrade: the next run tidies
+		return nil
 	}
 	cfg, err := b.config(ctx, s)
 	if err != nil {
@@ -26,40 +30,89 @@ func (b *aponoBackend) tidyRequests(ctx context.Context, s logical.Storage) erro
 	if cfg != nil {
 		retention = cfg.requestRetention()
 	}
+	now := time.Now().UTC()
 	var errs []error
-	for _, id := range ids {
-		if err := b.tidyRequest(ctx, s, cfg, id, retention, time.Now().UTC()); err != nil {
-			errs = append(errs, err)
+	for _, due := range []struct {
+		set   string
+		until time.Time
+	}{
+		{"req/deadline", now},
+		{"req/ended", now.Add(-retention)},
+	} {
+		for {
+			keys, err := b.dueKeys(ctx, s, due.set, due.until)
+			if err != nil {
+				return errors.Join(append(errs, err)...)
+			}
+			progressed := false
+			for _, k := range keys {
+				changed, err := b.tidyRequest(ctx, s, cfg, keyID(k), retention, now, indexEntry{due.set, k})
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				progressed = progressed || changed
+			}
+			if len(keys) < tidyBatch || !progressed || ctx.Err() != nil {
+				break
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (b *aponoBackend) tidyRequest(ctx context.Context, s logical.Storage, cfg *pluginConfig, id string, retention time.Duration, now time.Time) error {
+// tidyBatch is how many due entries the job takes at a time.
+const tidyBatch = 256
+
+// dueKeys is up to tidyBatch keys of set before until.
+func (b *aponoBackend) dueKeys(ctx context.Context, s logical.Storage, set string, until time.Time) ([]string, error) {
+	var keys []string
+	err := b.idx.set(set).ScanRange(ctx, s, "", timeBound(until), func(k string) bool {
+		keys = append(keys, k)
+		return len(keys) < tidyBatch
+	})
+	return keys, err
+}
+
+// tidyRequest acts on the request behind a due entry: records its expiry, or removes it
+// past its retention. An entry its request no longer has is removed; changed says the
+// entry is gone either way.
+func (b *aponoBackend) tidyRequest(ctx context.Context, s logical.Storage, cfg *pluginConfig, id string, retention time.Duration, now time.Time, due indexEntry,
+) (changed bool, err error) {
 	lock := b.requestLock(id)
 	lock.Lock()
 	defer lock.Unlock()
 	rec, err := getRequest(ctx, s, id)
-	if err != nil || rec == nil {
-		return err
+	if err != nil {
+		return false, err
+	}
+	if rec == nil || !containsEntry(requestEntries(rec), due) {
+		if err := b.idx.set(due.set).Remove(ctx, s, due.key); err != nil {
+			return false, err
+		}
+		b.idx.repaired.Add(1)
+		return true, nil
 	}
 	if status := rec.status(now); status == statusExpired && rec.Status != statusExpired {
+		before := requestEntries(rec)
 		ev := rec.event(eventRequestExpired, now, nil, endedMessage(rec, status))
 		rec.EndedAt = rec.deadline()
 		rec.Status = statusExpired
-		if err := putRequest(ctx, s, rec); err != nil {
-			return fmt.Errorf("recording the expiry of request %s: %w", id, err)
+		if err := b.saveRequest(ctx, s, before, rec); err != nil {
+			return false, fmt.Errorf("recording the expiry of request %s: %w", id, err)
 		}
 		b.requestClosed(ctx, s, rec)
 		b.Logger().Info("access request expired", "request_id", id, "role", rec.Role, "requester", rec.Requester.EntityName)
 		ev.Status = statusExpired
 		b.emit(ctx, cfg, ev)
+		changed = true
 	}
 	if ended := rec.endedAt(now); !ended.IsZero() && now.Sub(ended) > retention {
-		if err := s.Delete(ctx, requestStoragePrefix+id); err != nil {
-			return fmt.Errorf("removing request %s past its retention: %w", id, err)
+		if err := b.deleteRequest(ctx, s, rec); err != nil {
+			return false, fmt.Errorf("removing request %s past its retention: %w", id, err)
 		}
 		b.Logger().Debug("removed an ended request past its retention", "request_id", id, "ended_at", formatTime(ended))
+		changed = true
 	}
-	return nil
+	return changed, nil
 }

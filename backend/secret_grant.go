@@ -102,8 +102,9 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 	if err := client.UpdateUserTTL(ctx, objs.UserpassMount, objs.Username, ttl, ttl); err != nil {
 		return nil, fmt.Errorf("updating token limits of %s: %w", objs.Username, err)
 	}
+	before := grantEntries(rec)
 	rec.ExpiresAt = now.Add(ttl)
-	if err := putGrant(ctx, req.Storage, rec); err != nil {
+	if err := b.storeGrant(ctx, req.Storage, before, rec); err != nil {
 		return nil, err
 	}
 
@@ -156,8 +157,8 @@ func (b *aponoBackend) removeGrantObjects(ctx context.Context, client vaultClien
 	}
 	b.revokeLoginTokens(ctx, client, objs)
 	if objs.GrantID != "" {
-		if err := s.Delete(ctx, grantStoragePrefix+objs.GrantID); err != nil {
-			return fmt.Errorf("deleting grant record: %w", err)
+		if err := b.deleteGrantRecord(ctx, s, objs.GrantID); err != nil {
+			return err
 		}
 	}
 	// Only keys of the live break-glass count, which this mount's storage alone holds.

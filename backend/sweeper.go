@@ -178,32 +178,29 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 	if walErr != nil {
 		errs = append(errs, walErr)
 	}
+	// Which grants have a record: one LIST of their IDs; no record is read for this.
 	ids, err := listGrantIDs(ctx, s)
 	if err != nil {
 		return res, errors.Join(append(errs, err)...)
 	}
-	records := make(map[string]*grantRecord, len(ids))
+	records := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		rec, err := getGrant(ctx, s, id)
-		if err != nil {
-			return res, errors.Join(append(errs, err)...)
-		}
-		if rec != nil {
-			records[id] = rec
-		}
+		records[id] = true
 	}
 
-	// 3. Grants whose end has passed.
-	for _, id := range sortedKeys(records) {
-		if now.Before(records[id].ExpiresAt.Add(sweepExpiryGrace)) {
-			continue
-		}
+	// 3. Grants whose end has passed, from the grant/expiry index: only what is due is read.
+	expired, err := b.expiredGrantIDs(ctx, s, now.Add(-sweepExpiryGrace))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, id := range expired {
 		removed, err := b.sweepExpiredGrant(ctx, s, client, id, now)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		if removed {
 			res.Expired = append(res.Expired, id)
+			delete(records, id)
 		}
 	}
 
@@ -219,7 +216,7 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 	seen := map[string]bool{}
 	for _, name := range sortedKeys(names) {
 		id, ok := b.grantIDFromName(name)
-		if !ok || records[id] != nil || pending[id] {
+		if !ok || records[id] || pending[id] {
 			continue
 		}
 		seen[name] = true
@@ -248,6 +245,34 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// expiredGrantIDs are the grants whose expiry entry is before until; an entry without
+// its record (a crash between the two) is removed here.
+func (b *aponoBackend) expiredGrantIDs(ctx context.Context, s logical.Storage, until time.Time) ([]string, error) {
+	var keys []string
+	if err := b.idx.set("grant/expiry").ScanRange(ctx, s, "", timeBound(until), func(k string) bool {
+		keys = append(keys, k)
+		return true
+	}); err != nil {
+		return nil, fmt.Errorf("reading the grant expiry index: %w", err)
+	}
+	var ids []string
+	for _, k := range keys {
+		id := keyID(k)
+		g, err := getGrant(ctx, s, id)
+		if err != nil {
+			return ids, err
+		}
+		if g == nil || !containsEntry(grantEntries(g), indexEntry{"grant/expiry", k}) {
+			if err := b.idx.set("grant/expiry").Remove(ctx, s, k); err == nil {
+				b.idx.repaired.Add(1)
+			}
+			continue
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
 }
 
 // sweepExpiredGrant removes grant id if, read again under its lock, it has still ended.

@@ -48,7 +48,7 @@ type legacyAlias struct {
 // findLegacyAliases lists the aliases on the userpass mount named like this mount's grants
 // whose user is gone and that no record or pending issue explains.
 func (b *aponoBackend) findLegacyAliases(ctx context.Context, client vaultClient, userpassMount string, users map[string]bool,
-	records map[string]*grantRecord, pending map[string]bool,
+	records map[string]bool, pending map[string]bool,
 ) ([]legacyAlias, error) {
 	accessor, err := b.authAccessors.get(ctx, client, userpassMount)
 	if err != nil {
@@ -65,7 +65,7 @@ func (b *aponoBackend) findLegacyAliases(ctx context.Context, client vaultClient
 		acc, _ := a["mount_accessor"].(string)
 		canonical, _ := a["canonical_id"].(string)
 		id, ok := b.grantIDFromName(name)
-		if !ok || acc != accessor || !uuidRe.MatchString(canonical) || users[name] || records[id] != nil || pending[id] {
+		if !ok || acc != accessor || !uuidRe.MatchString(canonical) || users[name] || records[id] || pending[id] {
 			continue
 		}
 		out = append(out, legacyAlias{aliasName: name, entityID: canonical})
@@ -107,7 +107,7 @@ func (b *aponoBackend) sweepLegacyEntity(ctx context.Context, s logical.Storage,
 // sweepLegacyEntities applies the rule above, with the same two-sightings memory as
 // record-less objects. The caller holds b.sweep.mu.
 func (b *aponoBackend) sweepLegacyEntities(ctx context.Context, s logical.Storage, client vaultClient, userpassMount string,
-	users map[string]bool, records map[string]*grantRecord, pending map[string]bool, now time.Time,
+	users map[string]bool, records map[string]bool, pending map[string]bool, now time.Time,
 ) ([]string, error) {
 	if !b.legacyCleanupEnabled(ctx, client) {
 		return nil, nil

@@ -20,3 +20,11 @@ path "apono/grants/+" {
 path "apono/break-glass/+" { capabilities = ["update"] }
 # Extend your grant (vault lease renew), up to the role's max_ttl.
 path "sys/leases/renew" { capabilities = ["update"] }
+# What may be asked for (the roles) and, for one role at a time, which resources it can
+# grant; the caller's own live grants.
+path "apono/my/roles" { capabilities = ["read"] }
+path "apono/resources" {
+  capabilities        = ["read"]
+  required_parameters = ["role"]
+}
+path "apono/my/grants" { capabilities = ["read", "list"] }

@@ -1,0 +1,300 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Building the indexes from the records. Storage written by a release before the indexes
+// has records and no idx/version: the active node then reads every request and grant
+// once (in the background, from InitializeFunc or the first list) and adds their entries;
+// lists wait for it (up to indexWait, then a 503 that says how far it is). Writes go on
+// meanwhile, adding and removing their own entries as always, so nothing is missed; an
+// entry the build adds for a record changed since it read it is one too many, which its
+// reader repairs. indexes/rebuild runs the same build on demand, without making anyone
+// wait (what the indexes hold stays readable).
+
+const (
+	indexVersionKey = indexStoragePrefix + "version"
+	indexVersion    = "1"
+	// indexWait is how long a list waits for a build before it answers 503.
+	indexWait = 20 * time.Second
+	// crashPointEnv, in the plugin's catalog entry, makes the plugin exit at a named point
+	// (the end-to-end fault tests): "request-after-index" is after a new request's index
+	// entries are written and before its record.
+	crashPointEnv = "APONO_TEST_CRASH_POINT"
+)
+
+// indexesReady returns once the indexes hold every record, starting the build if no one
+// has; a 503 when it takes longer than indexWait.
+func (b *aponoBackend) indexesReady(ctx context.Context, s logical.Storage) error {
+	select {
+	case <-b.idx.ready:
+		return nil
+	default:
+	}
+	b.startIndexBuild(s, false)
+	timer := time.NewTimer(indexWait)
+	defer timer.Stop()
+	select {
+	case <-b.idx.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+	}
+	b.idx.mu.Lock()
+	err := b.idx.buildErr
+	b.idx.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("building the indexes: %w", err)
+	}
+	return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf(
+		"the plugin is building its indexes of requests and grants (once, after an upgrade): %d of %d records read; lists answer once it is done",
+		b.idx.progress.Load(), b.idx.total.Load()))
+}
+
+// startIndexBuild runs a build in the background unless one runs; without force it only
+// builds when storage has no indexes of this version.
+func (b *aponoBackend) startIndexBuild(s logical.Storage, force bool) bool {
+	x := b.idx
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.building {
+		return false
+	}
+	x.building, x.buildErr = true, nil
+	b.background.Add(1)
+	go func() {
+		defer b.background.Done()
+		err := b.buildIndexes(b.lifetime, s, force)
+		x.mu.Lock()
+		x.building = false
+		x.buildErr = err
+		if err == nil {
+			x.builtAt = time.Now().UTC()
+			select {
+			case <-x.ready:
+			default:
+				close(x.ready)
+			}
+		}
+		x.mu.Unlock()
+		if err != nil && b.lifetime.Err() == nil {
+			b.Logger().Error("building the indexes of requests and grants failed; the next list or periodic run tries again", "error", err)
+		}
+	}()
+	return true
+}
+
+func (b *aponoBackend) buildIndexes(ctx context.Context, s logical.Storage, force bool) error {
+	if !force {
+		entry, err := s.Get(ctx, indexVersionKey)
+		if err != nil {
+			return err
+		}
+		if entry != nil && string(entry.Value) == indexVersion {
+			return nil
+		}
+	}
+	start := time.Now()
+	requestIDs, err := s.List(ctx, requestStoragePrefix)
+	if err != nil {
+		return err
+	}
+	grantIDs, err := listGrantIDs(ctx, s)
+	if err != nil {
+		return err
+	}
+	b.idx.total.Store(int64(len(requestIDs) + len(grantIDs)))
+	b.idx.progress.Store(0)
+	b.Logger().Info("building the indexes of requests and grants", "requests", len(requestIDs), "grants", len(grantIDs), "forced", force)
+
+	var mu sync.Mutex
+	bySet := map[string][]string{}
+	collect := func(entries []indexEntry) {
+		mu.Lock()
+		for _, e := range entries {
+			bySet[e.set] = append(bySet[e.set], e.key)
+		}
+		mu.Unlock()
+	}
+	read := func(ids []string, load func(id string) ([]indexEntry, error)) error {
+		var wg sync.WaitGroup
+		errs := make(chan error, 1)
+		work := make(chan string)
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for id := range work {
+					entries, err := load(id)
+					if err != nil {
+						select {
+						case errs <- err:
+						default:
+						}
+						continue
+					}
+					collect(entries)
+					b.idx.progress.Add(1)
+				}
+			}()
+		}
+		for _, id := range ids {
+			work <- id
+		}
+		close(work)
+		wg.Wait()
+		select {
+		case err := <-errs:
+			return err
+		default:
+			return nil
+		}
+	}
+	if err := read(requestIDs, func(id string) ([]indexEntry, error) {
+		rec, err := getRequest(ctx, s, id)
+		if err != nil || rec == nil {
+			return nil, err
+		}
+		return requestEntries(rec), nil
+	}); err != nil {
+		return err
+	}
+	if err := read(grantIDs, func(id string) ([]indexEntry, error) {
+		g, err := getGrant(ctx, s, id)
+		if err != nil || g == nil {
+			return nil, err
+		}
+		return grantEntries(g), nil
+	}); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(bySet))
+	for name := range bySet {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		keys := bySet[name]
+		sort.Strings(keys)
+		if err := b.idx.set(name).AddMany(ctx, s, keys); err != nil {
+			return fmt.Errorf("index %s: %w", name, err)
+		}
+	}
+	if err := s.Put(ctx, &logical.StorageEntry{Key: indexVersionKey, Value: []byte(indexVersion)}); err != nil {
+		return err
+	}
+	b.Logger().Info("indexes of requests and grants built", "requests", len(requestIDs), "grants", len(grantIDs),
+		"sets", len(names), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// crashAt exits the plugin process at point when the fault tests ask for it.
+func (b *aponoBackend) crashAt(point string) {
+	if b.crashPoint != "" && b.crashPoint == point {
+		b.Logger().Warn("exiting at a test crash point ("+crashPointEnv+")", "point", point)
+		os.Exit(3)
+	}
+}
+
+func pathIndexes(b *aponoBackend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "indexes$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "apono",
+				OperationSuffix: "indexes",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathIndexesRead,
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read"}},
+			},
+			HelpSynopsis:    "State of the indexes of requests and grants.",
+			HelpDescription: pathIndexesHelp,
+		},
+		{
+			Pattern: "indexes/rebuild$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "apono",
+				OperationVerb:   "rebuild",
+				OperationSuffix: "indexes",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:                    b.pathIndexesRebuild,
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+			},
+			HelpSynopsis:    "Add every record's index entries again, in the background.",
+			HelpDescription: pathIndexesHelp,
+		},
+	}
+}
+
+const pathIndexesHelp = `
+Lists of requests and grants and the periodic jobs read indexes (ordered sets under the
+plugin's storage) instead of every record. Reading indexes shows whether they are ready
+(after an upgrade from a release without them, the active node builds them once from the
+records), when they were built, how many records each holds, and how many stale entries
+(left by a crash between an index write and its record's) readers have removed.
+Writing indexes/rebuild adds every record's entries again in the background; lists keep
+answering meanwhile.
+`
+
+func (b *aponoBackend) pathIndexesRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	x := b.idx
+	x.mu.Lock()
+	building, builtAt, buildErr := x.building, x.builtAt, x.buildErr
+	x.mu.Unlock()
+	ready := false
+	select {
+	case <-x.ready:
+		ready = true
+	default:
+		b.startIndexBuild(req.Storage, false)
+	}
+	data := map[string]interface{}{
+		"version":          indexVersion,
+		"ready":            ready,
+		"building":         building,
+		"records_read":     x.progress.Load(),
+		"records_total":    x.total.Load(),
+		"built_at":         formatTime(builtAt),
+		"entries_repaired": x.repaired.Load(),
+		"error":            "",
+	}
+	if buildErr != nil {
+		data["error"] = buildErr.Error()
+	}
+	if ready {
+		for name, set := range map[string]string{"requests": "req/all", "grants": "grant/all"} {
+			n, err := x.set(set).Count(ctx, req.Storage)
+			if err != nil {
+				return nil, err
+			}
+			data[name] = n
+		}
+	}
+	return &logical.Response{Data: data}, nil
+}
+
+func (b *aponoBackend) pathIndexesRebuild(_ context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	resp := &logical.Response{Data: map[string]interface{}{"started": b.startIndexBuild(req.Storage, true)}}
+	if resp.Data["started"] == false {
+		resp.AddWarning("a build is already running; read " + req.MountPoint + "indexes for its progress")
+	}
+	return resp, nil
+}

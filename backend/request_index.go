@@ -1,0 +1,161 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// The sets a request belongs to (index.go), for the questions people ask of them:
+//
+//	req/all                        every request, newest first
+//	req/status/<status>            by stored status (an open request past its deadline
+//	                               is expired before the periodic job records it: see
+//	                               statusSets)
+//	req/role/<role>                by role
+//	req/requester/<entity>         by requester (mine=true, and max_open_requests' view)
+//	req/principal/<hash>           by each principal of its approver sets: who may see it
+//	req/open-principal/<hash>      the same, while pending: can_approve=true
+//	req/decider/<entity>           by who approved or decided it: they may see it
+//	req/deadline                   open requests by the end of their current wait
+//	req/ended                      ended requests by when they ended (retention)
+//
+// The first seven hold newestFirstKey(created_at, id); the last two timeKey(when, id).
+
+func requestEntries(r *requestRecord) []indexEntry {
+	k := newestFirstKey(r.CreatedAt, r.ID)
+	out := []indexEntry{
+		{"req/all", k},
+		{"req/status/" + r.Status, k},
+		{"req/role/" + r.Role, k},
+		{"req/requester/" + entityKey(r.Requester.EntityID), k},
+	}
+	for _, p := range approverNames(r.Sets) {
+		out = append(out, indexEntry{"req/principal/" + hashedName(p), k})
+		if r.Status == statusPending {
+			out = append(out, indexEntry{"req/open-principal/" + hashedName(p), k})
+		}
+	}
+	deciders := map[string]bool{}
+	for _, a := range r.Approvals {
+		deciders[a.Approver.EntityID] = true
+	}
+	if r.Decision != nil {
+		deciders[r.Decision.By.EntityID] = true
+	}
+	for _, id := range sortedKeys(deciders) {
+		if id != "" {
+			out = append(out, indexEntry{"req/decider/" + entityKey(id), k})
+		}
+	}
+	if d := r.deadline(); !d.IsZero() {
+		out = append(out, indexEntry{"req/deadline", timeKey(d, r.ID)})
+	} else {
+		ended := r.EndedAt
+		if ended.IsZero() {
+			ended = r.CreatedAt
+		}
+		out = append(out, indexEntry{"req/ended", timeKey(ended, r.ID)})
+	}
+	return out
+}
+
+// saveRequest stores rec, whose entries were before (nil for a new request): the entries
+// it gains first, the record, then the removal of the ones it lost.
+func (b *aponoBackend) saveRequest(ctx context.Context, s logical.Storage, before []indexEntry, rec *requestRecord) error {
+	adds, removes := diffEntries(before, requestEntries(rec))
+	if err := b.idx.apply(ctx, s, adds, true); err != nil {
+		return err
+	}
+	if before == nil {
+		b.crashAt("request-after-index")
+	}
+	if err := putRequest(ctx, s, rec); err != nil {
+		return err
+	}
+	if err := b.idx.apply(ctx, s, removes, false); err != nil {
+		// The record is stored: what is left is an entry too many, which its next reader
+		// removes.
+		b.Logger().Warn("removing a request's old index entries; they are skipped and repaired when read", "request_id", rec.ID, "error", err)
+	}
+	return nil
+}
+
+// deleteRequest removes rec and then its entries.
+func (b *aponoBackend) deleteRequest(ctx context.Context, s logical.Storage, rec *requestRecord) error {
+	if err := s.Delete(ctx, requestStoragePrefix+rec.ID); err != nil {
+		return err
+	}
+	if err := b.idx.apply(ctx, s, requestEntries(rec), false); err != nil {
+		b.Logger().Warn("removing a deleted request's index entries; they are skipped and repaired when read", "request_id", rec.ID, "error", err)
+	}
+	return nil
+}
+
+// statusSets are the sets holding the requests whose status at a moment is status: an
+// open request past its deadline counts as expired before the periodic job records it.
+func statusSets(status string) []string {
+	if status == statusExpired {
+		return []string{"req/status/" + statusExpired, "req/status/" + statusPending, "req/status/" + statusApproved}
+	}
+	return []string{"req/status/" + status}
+}
+
+// callerPrincipals are the principal strings id belongs to: its entity and each group.
+func callerPrincipals(id *identity) []string {
+	out := []string{principal{Kind: principalEntity, Name: id.EntityName}.String()}
+	for _, g := range id.Groups {
+		out = append(out, principal{Kind: principalGroup, Name: g}.String())
+	}
+	return out
+}
+
+// requestSets picks the sets a filter reads: the narrowest index for it; the rest of the
+// filter is checked on each record.
+func (f *requestFilter) sets() []string {
+	if f.caller == nil { // the operator's audit/requests
+		switch {
+		case f.role != "":
+			return []string{"req/role/" + f.role}
+		case f.status != "":
+			return statusSets(f.status)
+		}
+		return []string{"req/all"}
+	}
+	me := "req/requester/" + entityKey(f.caller.EntityID)
+	switch {
+	case f.mine:
+		return []string{me}
+	case f.canApprove:
+		var out []string
+		for _, p := range callerPrincipals(f.caller) {
+			out = append(out, "req/open-principal/"+hashedName(p))
+		}
+		return out
+	}
+	// What a person may see: theirs, what they may decide, what they decided.
+	out := []string{me, "req/decider/" + entityKey(f.caller.EntityID)}
+	for _, p := range callerPrincipals(f.caller) {
+		out = append(out, "req/principal/"+hashedName(p))
+	}
+	return out
+}
+
+// requestPage is one page of the requests f lets through, newest first.
+func (b *aponoBackend) requestPage(ctx context.Context, s logical.Storage, f *requestFilter, after string, limit int, now time.Time,
+) (recs []*requestRecord, next string, err error) {
+	if err := b.indexesReady(ctx, s); err != nil {
+		return nil, "", err
+	}
+	m := b.newMergedStream(ctx, s, f.sets(), after)
+	recs, next, _, err = pageOf(b, s, m, limit,
+		func(ctx context.Context, id string) (*requestRecord, error) { return getRequest(ctx, s, id) },
+		requestEntries,
+		func(r *requestRecord) bool { return f.matches(r, now) })
+	if err != nil {
+		return nil, "", fmt.Errorf("listing requests: %w", err)
+	}
+	return recs, next, nil
+}
