@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,9 +28,10 @@ const (
 	indexVersion    = "1"
 	// indexWait is how long a list waits for a build before it answers 503.
 	indexWait = 20 * time.Second
-	// crashPointEnv, in the plugin's catalog entry, makes the plugin exit at a named point
-	// (the end-to-end fault tests): "request-after-index" is after a new request's index
-	// entries are written and before its record.
+	// crashPointEnv, in the plugin's catalog entry, makes the plugin exit at a named point,
+	// once (the end-to-end fault tests): "<point>:<file>" exits there when file exists,
+	// removing it first. "request-after-index" is after a new request's index entries are
+	// written and before its record.
 	crashPointEnv = "APONO_TEST_CRASH_POINT"
 )
 
@@ -201,10 +203,15 @@ func (b *aponoBackend) buildIndexes(ctx context.Context, s logical.Storage, forc
 
 // crashAt exits the plugin process at point when the fault tests ask for it.
 func (b *aponoBackend) crashAt(point string) {
-	if b.crashPoint != "" && b.crashPoint == point {
-		b.Logger().Warn("exiting at a test crash point ("+crashPointEnv+")", "point", point)
-		os.Exit(3)
+	at, flag, ok := strings.Cut(b.crashPoint, ":")
+	if !ok || at != point || flag == "" {
+		return
 	}
+	if err := os.Remove(flag); err != nil {
+		return // not armed
+	}
+	b.Logger().Warn("exiting at a test crash point ("+crashPointEnv+")", "point", point)
+	os.Exit(3)
 }
 
 func pathIndexes(b *aponoBackend) []*framework.Path {

@@ -605,8 +605,10 @@ func TestVaultStopsPromptlyWhileRevocationsRun(t *testing.T) {
 		revoking <- err
 	}()
 	// SIGTERM once a quarter of the grants are revoked: the rest are in flight or queued.
+	atSignal := 0
 	for waited := time.Now(); ; time.Sleep(5 * time.Millisecond) {
 		if log, _ := e.serverLog(t, offset); strings.Count(log, "grant revoked") >= n/4 {
+			atSignal = strings.Count(log, "grant revoked")
 			break
 		}
 		if time.Since(waited) > time.Minute {
@@ -631,9 +633,12 @@ func TestVaultStopsPromptlyWhileRevocationsRun(t *testing.T) {
 	if err := <-revoking; err != nil {
 		t.Logf("the revoke-prefix call, cut short by the stop: %v", err)
 	}
-	if unfinished == 0 {
-		t.Fatalf("every revocation had finished before Vault stopped: the test did not stop Vault mid-burst (log from SIGTERM on:\n%s)", log)
+	// The stop came mid-burst: what Vault did with the rest while it stopped (finish them,
+	// or leave them for after the restart) varies; both must end every grant.
+	if atSignal >= n {
+		t.Fatalf("every revocation had finished before SIGTERM: the test did not stop Vault mid-burst (log:\n%s)", log)
 	}
+	t.Logf("%d of %d grants were revoked when SIGTERM was sent", atSignal, n)
 	if err := e.s.Restart(); err != nil {
 		t.Fatal(err)
 	}
