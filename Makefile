@@ -11,7 +11,7 @@ SHELL   := bash
 VAULT_SERVER ?= vault-1.14.2
 export VAULT_SERVER
 
-.PHONY: build release lint vault test test-unit test-release test-e2e test-cluster fuzz dev clean bench-sync bench
+.PHONY: build release lint vault test test-unit test-release test-e2e test-cluster fuzz dev clean bench-sync bench bench-scale
 
 ## build: the plugin binary in bin/, with its version set
 build:
@@ -80,6 +80,14 @@ fuzz:
 BENCH_SYNC_FLAGS ?=
 bench-sync: vault
 	VAULT_BIN=$$(bash scripts/build-vault.sh) $(GO) run ./bench/sync $(BENCH_SYNC_FLAGS)
+
+## bench-scale: stores 1k, 10k and 100k requests (and 1k, then 10k live grants) and prints
+## the p50/p99 of a first page of every list and filter, of a request create, approval and
+## pickup, and the CPU at rest, against the first size and an empty baseline (~30 minutes;
+## bench/results/, git-ignored). BENCH_SCALE_FLAGS passes flags, e.g. -sizes=1000,10000
+BENCH_SCALE_FLAGS ?=
+bench-scale: vault
+	VAULT_BIN=$$(bash scripts/build-vault.sh) $(GO) run ./bench/scale $(BENCH_SCALE_FLAGS)
 
 ## bench: grant issue latency and throughput beside the same Vault work done directly, a
 ## 1,000-grant revocation storm, revoke-prefix and the plugin's peak memory, on a dev Vault

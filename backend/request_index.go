@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -15,14 +16,16 @@ import (
 //	                               is expired before the periodic job records it: see
 //	                               statusSets)
 //	req/role/<role>                by role
-//	req/requester/<entity>         by requester (mine=true, and max_open_requests' view)
+//	req/requester/<entity>         by requester (mine=true)
 //	req/principal/<hash>           by each principal of its approver sets: who may see it
-//	req/open-principal/<hash>      the same, while pending: can_approve=true
 //	req/decider/<entity>           by who approved or decided it: they may see it
+//	req/<one of those three>/status/<status>
+//	                               the same by status: a person's status filter
+//	req/open-principal/<hash>      by principal, while pending: can_approve=true
 //	req/deadline                   open requests by the end of their current wait
 //	req/ended                      ended requests by when they ended (retention)
 //
-// The first seven hold newestFirstKey(created_at, id); the last two timeKey(when, id).
+// All but the last two hold newestFirstKey(created_at, id); those timeKey(when, id).
 
 func requestEntries(r *requestRecord) []indexEntry {
 	k := newestFirstKey(r.CreatedAt, r.ID)
@@ -30,24 +33,15 @@ func requestEntries(r *requestRecord) []indexEntry {
 		{"req/all", k},
 		{"req/status/" + r.Status, k},
 		{"req/role/" + r.Role, k},
-		{"req/requester/" + entityKey(r.Requester.EntityID), k},
 	}
-	for _, p := range approverNames(r.Sets) {
-		out = append(out, indexEntry{"req/principal/" + hashedName(p), k})
-		if r.Status == statusPending {
+	// Who may see it, each also by status, so a person's status filter reads only
+	// requests of that status.
+	for _, v := range visibilityKeys(r) {
+		out = append(out, indexEntry{"req/" + v, k}, indexEntry{"req/" + v + "/status/" + r.Status, k})
+	}
+	if r.Status == statusPending {
+		for _, p := range approverNames(r.Sets) {
 			out = append(out, indexEntry{"req/open-principal/" + hashedName(p), k})
-		}
-	}
-	deciders := map[string]bool{}
-	for _, a := range r.Approvals {
-		deciders[a.Approver.EntityID] = true
-	}
-	if r.Decision != nil {
-		deciders[r.Decision.By.EntityID] = true
-	}
-	for _, id := range sortedKeys(deciders) {
-		if id != "" {
-			out = append(out, indexEntry{"req/decider/" + entityKey(id), k})
 		}
 	}
 	if d := r.deadline(); !d.IsZero() {
@@ -58,6 +52,28 @@ func requestEntries(r *requestRecord) []indexEntry {
 			ended = r.CreatedAt
 		}
 		out = append(out, indexEntry{"req/ended", timeKey(ended, r.ID)})
+	}
+	return out
+}
+
+// visibilityKeys name who may see r (visibleTo): its requester, each principal of its
+// approver sets, each entity that approved or decided it.
+func visibilityKeys(r *requestRecord) []string {
+	out := []string{"requester/" + entityKey(r.Requester.EntityID)}
+	for _, p := range approverNames(r.Sets) {
+		out = append(out, "principal/"+hashedName(p))
+	}
+	deciders := map[string]bool{}
+	for _, a := range r.Approvals {
+		deciders[a.Approver.EntityID] = true
+	}
+	if r.Decision != nil {
+		deciders[r.Decision.By.EntityID] = true
+	}
+	for _, id := range sortedKeys(deciders) {
+		if id != "" {
+			out = append(out, "decider/"+entityKey(id))
+		}
 	}
 	return out
 }
@@ -124,21 +140,33 @@ func (f *requestFilter) sets() []string {
 		}
 		return []string{"req/all"}
 	}
-	me := "req/requester/" + entityKey(f.caller.EntityID)
+	me := "requester/" + entityKey(f.caller.EntityID)
+	var bases []string
 	switch {
-	case f.mine:
-		return []string{me}
 	case f.canApprove:
 		var out []string
 		for _, p := range callerPrincipals(f.caller) {
 			out = append(out, "req/open-principal/"+hashedName(p))
 		}
 		return out
+	case f.mine:
+		bases = []string{me}
+	default:
+		// What a person may see: theirs, what they decided, what they may decide.
+		bases = []string{me, "decider/" + entityKey(f.caller.EntityID)}
+		for _, p := range callerPrincipals(f.caller) {
+			bases = append(bases, "principal/"+hashedName(p))
+		}
 	}
-	// What a person may see: theirs, what they may decide, what they decided.
-	out := []string{me, "req/decider/" + entityKey(f.caller.EntityID)}
-	for _, p := range callerPrincipals(f.caller) {
-		out = append(out, "req/principal/"+hashedName(p))
+	var out []string
+	for _, base := range bases {
+		if f.status == "" {
+			out = append(out, "req/"+base)
+			continue
+		}
+		for _, st := range statusSets(f.status) {
+			out = append(out, "req/"+base+"/status/"+strings.TrimPrefix(st, "req/status/"))
+		}
 	}
 	return out
 }
