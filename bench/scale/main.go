@@ -197,7 +197,9 @@ func setUp(ctx context.Context, srv *testvault.Server, setup *testvault.Setup, o
 		func() error {
 			return cliIn(`path "apono/*" { capabilities = ["create","read","update","list"] }`, "policy", "write", "bench-people", "-")
 		},
-		func() error { return cli("write", "apono/roles/direct", "resources=kv/app/db", "ttl=24h", "max_ttl=24h") },
+		func() error {
+			return cli("write", "apono/roles/direct", "resources=kv/app/db", "ttl=24h", "max_ttl=24h")
+		},
 	}
 	for i := 0; i < roleCount; i++ {
 		role := fmt.Sprintf("r%d", i)
@@ -532,6 +534,8 @@ func (e *env) cpuAtRest(ctx context.Context, d time.Duration) (restCPU, error) {
 	if now, err := e.srv.PluginPID(); err != nil || now != ppid {
 		return restCPU{}, fmt.Errorf("the plugin process changed while at rest (%d -> %d, %v)", ppid, now, err)
 	}
-	per := func(c time.Duration) time.Duration { return time.Duration(float64(c) * float64(time.Minute) / float64(d)) }
+	per := func(c time.Duration) time.Duration {
+		return time.Duration(float64(c) * float64(time.Minute) / float64(d))
+	}
 	return restCPU{vault: per(procstat.CPUTime(vpid) - v0), plugin: per(procstat.CPUTime(ppid) - p0)}, nil
 }
