@@ -54,6 +54,8 @@ type aponoBackend struct {
 	// roleCache holds roles for grant issue (role_cache.go).
 	roleCache roleCache
 
+	// watchers wake reads of requests/<id> with wait= (request_wait.go).
+	watchers requestWatchers
 	// idx holds the indexes of requests and grants (index.go).
 	idx *indexes
 	// crashPoint is APONO_TEST_CRASH_POINT: where the fault tests make the plugin exit.
@@ -63,8 +65,10 @@ type aponoBackend struct {
 	grantLocks   grantLocks
 	requestLocks []*locksutil.LockEntry
 
-	// events delivers access-flow events to notify_url (notify.go).
-	events *notifier
+	// events delivers access-flow events to notify_url (notify.go), targets to the named
+	// notification targets (notify_targets.go).
+	events  *notifier
+	targets targetQueues
 
 	// namePrefix is "apono-<mount tag>-": every user and policy this mount creates starts
 	// with it, and it differs between mounts so two mounts never touch each other's.
@@ -180,6 +184,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 			pathRequests(b),
 			pathAudit(b),
 			[]*framework.Path{pathHealth(b)},
+			pathNotify(b),
 			pathIndexes(b),
 			[]*framework.Path{pathSync(b), pathResources(b)},
 		),
@@ -194,8 +199,8 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		// Events stored by an earlier instance (reload, restart, another node before a
 		// leader change) are delivered by this one.
 		// The indexes are built here once after an upgrade from a release without them.
-		InitializeFunc: func(_ context.Context, req *logical.InitializationRequest) error {
-			b.events.begin()
+		InitializeFunc: func(ctx context.Context, req *logical.InitializationRequest) error {
+			b.beginQueues(ctx, req.Storage)
 			if b.WriteSafeReplicationState() {
 				b.startIndexBuild(req.Storage, false)
 			}
@@ -219,6 +224,10 @@ func mountTag(backendUUID string) string {
 
 func (b *aponoBackend) invalidate(_ context.Context, key string) {
 	if b.invalidateRole(key) {
+		return
+	}
+	if strings.HasPrefix(key, notifyTargetPrefix) {
+		b.dropTargetCache()
 		return
 	}
 	if strings.HasPrefix(key, indexStoragePrefix) {

@@ -111,6 +111,13 @@ type event struct {
 	Approvals     string       `json:"approvals,omitempty"`
 	ExpiresAt     string       `json:"expires_at,omitempty"`
 	BreakGlass    bool         `json:"break_glass,omitempty"`
+	// For people and chat messages: the requester's name as people know it, how long
+	// the access lasts (seconds), an approved request's pickup deadline, and a link that
+	// opens the request (or the requester's access) in the portal.
+	RequesterName string `json:"requester_name,omitempty"`
+	TTL           int64  `json:"ttl,omitempty"`
+	PickupBy      string `json:"pickup_by,omitempty"`
+	PortalLink    string `json:"portal_link,omitempty"`
 }
 
 // setNotifyConfig applies and checks the notify_* and request_retention fields sent.
@@ -135,6 +142,18 @@ func setNotifyConfig(cfg *pluginConfig, d *framework.FieldData) string {
 		if cfg.NotifyCACert != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(cfg.NotifyCACert)) {
 			return "notify_ca_cert must hold at least one PEM-encoded certificate"
 		}
+	}
+	if v, ok := d.GetOk("portal_url"); ok {
+		u := strings.TrimSpace(v.(string))
+		if u != "" {
+			p, err := url.Parse(u)
+			if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || p.User != nil || len(u) > 2048 {
+				return fmt.Sprintf("portal_url %q must be an http:// or https:// URL with a host and no user:password@ (at most 2048 characters)", truncateForError(u))
+			}
+			p.Fragment = ""
+			u = p.String()
+		}
+		cfg.PortalURL = u
 	}
 	if v, ok := d.GetOk("request_retention"); ok {
 		r := time.Duration(v.(int)) * time.Second
@@ -189,9 +208,11 @@ func redactURL(raw string) string {
 	return out
 }
 
-// notifyTarget is where an event goes: the config's notify_* fields when it is delivered.
+// notifyTarget is where an event goes, as it is when the event is delivered: the
+// config's notify_* fields (format json), or a named target (notify_targets.go).
 type notifyTarget struct {
 	url, secret, caCert string
+	format              string // notifyFormatJSON, notifyFormatSlack, notifyFormatTeams
 }
 
 // storedEvent is an event kept in storage (eventStoragePrefix) until the receiver takes
@@ -207,27 +228,31 @@ type storedEvent struct {
 }
 
 // eventKey sorts stored events by creation time: delivery goes in that order.
-func eventKey(pe *storedEvent) string {
-	return fmt.Sprintf("%s%020d-%s", eventStoragePrefix, pe.Created.UnixNano(), pe.ID)
+func (n *notifier) eventKey(pe *storedEvent) string {
+	return fmt.Sprintf("%s%020d-%s", n.prefix, pe.Created.UnixNano(), pe.ID)
 }
 
-// eventCreated reads the creation time back from a key under eventStoragePrefix.
-func eventCreated(key string) (time.Time, bool) {
-	nanos, _, ok := strings.Cut(strings.TrimPrefix(key, eventStoragePrefix), "-")
-	n, err := strconv.ParseInt(nanos, 10, 64)
+// eventCreated reads the creation time back from a key under the queue's prefix.
+func (n *notifier) eventCreated(key string) (time.Time, bool) {
+	nanos, _, ok := strings.Cut(strings.TrimPrefix(key, n.prefix), "-")
+	ns, err := strconv.ParseInt(nanos, 10, 64)
 	if !ok || err != nil {
 		return time.Time{}, false
 	}
-	return time.Unix(0, n), true
+	return time.Unix(0, ns), true
 }
 
-// notifier stores events and runs the one goroutine that delivers them, in order.
+// notifier is one target's queue: it stores events and runs the one goroutine that
+// delivers them, in order.
 type notifier struct {
 	lifetime context.Context
 	logger   func() hclog.Logger
 	storage  logical.Storage
-	// config is the config at delivery time (where to, which secret).
-	config func(ctx context.Context) (*pluginConfig, error)
+	// name is the target's ("" for the config's notify_url); prefix holds its events and
+	// otherPrefix the marks of the droppable ones.
+	name, prefix, otherPrefix string
+	// target is where to deliver, read at delivery time; nil when it is gone.
+	target func(ctx context.Context) (*notifyTarget, error)
 	kick   chan struct{}
 	start  sync.Once
 	// pending is how many events this instance knows to be stored, other how many of
@@ -248,20 +273,44 @@ type notifier struct {
 	clients map[string]*http.Client // by notify_ca_cert
 }
 
+// newNotifier is the queue of the config's notify_url, in events/.
 func newNotifier(lifetime context.Context, logger func() hclog.Logger, storage logical.Storage,
 	config func(ctx context.Context) (*pluginConfig, error),
+) *notifier {
+	return newQueue(lifetime, logger, storage, "", eventStoragePrefix, eventOtherPrefix, func(ctx context.Context) (*notifyTarget, error) {
+		cfg, err := config(ctx)
+		if err != nil || cfg == nil || cfg.NotifyURL == "" {
+			return nil, err
+		}
+		return &notifyTarget{url: cfg.NotifyURL, secret: cfg.NotifySecret, caCert: cfg.NotifyCACert, format: notifyFormatJSON}, nil
+	})
+}
+
+func newQueue(lifetime context.Context, logger func() hclog.Logger, storage logical.Storage, name, prefix, otherPrefix string,
+	target func(ctx context.Context) (*notifyTarget, error),
 ) *notifier {
 	return &notifier{
 		lifetime:    lifetime,
 		logger:      logger,
 		storage:     storage,
-		config:      config,
+		name:        name,
+		prefix:      prefix,
+		otherPrefix: otherPrefix,
+		target:      target,
 		kick:        make(chan struct{}, 1),
 		retryDelays: notifyRetryDelays,
 		retryLater:  notifyRetryLater,
 		maxPending:  maxPendingEvents,
 		clients:     map[string]*http.Client{},
 	}
+}
+
+// label names the queue's target in log lines and messages.
+func (n *notifier) label() string {
+	if n.name == "" {
+		return "notify_url"
+	}
+	return "notify/" + n.name
 }
 
 func (n *notifier) log() hclog.Logger {
@@ -271,10 +320,18 @@ func (n *notifier) log() hclog.Logger {
 	return n.logger()
 }
 
-// emit stores ev for cfg's notify_url and wakes the delivery goroutine. It never fails the
-// caller: an event that cannot be stored is logged as lost.
+// emit stores ev for cfg's notify_url and for each named target that wants it, and wakes
+// their delivery goroutines. It never fails the caller: an event that cannot be stored is
+// logged as lost.
 func (b *aponoBackend) emit(ctx context.Context, cfg *pluginConfig, ev event) {
-	if cfg == nil || cfg.NotifyURL == "" {
+	if cfg == nil {
+		return
+	}
+	targets, err := b.loadTargets(ctx, b.events.storage)
+	if err != nil {
+		b.Logger().Error("reading the notification targets; the event goes to notify_url only", "type", ev.Type, "error", err)
+	}
+	if cfg.NotifyURL == "" && len(targets) == 0 {
 		return
 	}
 	if ev.ID == "" {
@@ -283,12 +340,18 @@ func (b *aponoBackend) emit(ctx context.Context, cfg *pluginConfig, ev event) {
 	now := time.Now().UTC()
 	ev.Time = now.Format(time.RFC3339Nano)
 	ev.Mount = b.ownMountPath()
+	ev.PortalLink = b.portalLink(cfg, &ev)
 	body, err := json.Marshal(ev)
 	if err != nil {
 		b.Logger().Error("encoding an event", "type", ev.Type, "error", err)
 		return
 	}
-	b.events.store(ctx, &storedEvent{ID: ev.ID, Type: ev.Type, Body: body, Created: now})
+	pe := &storedEvent{ID: ev.ID, Type: ev.Type, Body: body, Created: now}
+	if cfg.NotifyURL != "" {
+		cp := *pe
+		b.events.store(ctx, &cp)
+	}
+	b.emitTo(ctx, targets, pe)
 }
 
 func (n *notifier) store(ctx context.Context, pe *storedEvent) {
@@ -309,11 +372,11 @@ func (n *notifier) store(ctx context.Context, pe *storedEvent) {
 			return
 		}
 	}
-	entry, err := logical.StorageEntryJSON(eventKey(pe), pe)
+	entry, err := logical.StorageEntryJSON(n.eventKey(pe), pe)
 	if err == nil && droppableEvent(pe.Type) {
 		// The mark goes first: a crash between the two leaves a mark without an event,
 		// which dropOldestOther skips, never a droppable event that looks like an audit one.
-		err = n.storage.Put(ctx, &logical.StorageEntry{Key: otherKey(eventKey(pe)), Value: []byte{1}})
+		err = n.storage.Put(ctx, &logical.StorageEntry{Key: n.otherKey(n.eventKey(pe)), Value: []byte{1}})
 	}
 	if err == nil {
 		err = n.storage.Put(ctx, entry)
@@ -330,23 +393,23 @@ func (n *notifier) store(ctx context.Context, pe *storedEvent) {
 }
 
 // otherKey is the droppable mark of the event stored at key.
-func otherKey(key string) string {
-	return eventOtherPrefix + strings.TrimPrefix(key, eventStoragePrefix)
+func (n *notifier) otherKey(key string) string {
+	return n.otherPrefix + strings.TrimPrefix(key, n.prefix)
 }
 
 // dropOldestOther removes the oldest droppable event. The caller holds storeMu.
 func (n *notifier) dropOldestOther(ctx context.Context) error {
-	keys, err := n.storage.List(ctx, eventOtherPrefix)
+	keys, err := n.storage.List(ctx, n.otherPrefix)
 	if err != nil {
 		return err
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		entry, err := n.storage.Get(ctx, eventStoragePrefix+k)
+		entry, err := n.storage.Get(ctx, n.prefix+k)
 		if err != nil {
 			return err
 		}
-		if err := n.storage.Delete(ctx, eventOtherPrefix+k); err != nil {
+		if err := n.storage.Delete(ctx, n.otherPrefix+k); err != nil {
 			return err
 		}
 		if entry == nil {
@@ -354,7 +417,7 @@ func (n *notifier) dropOldestOther(ctx context.Context) error {
 		}
 		var pe storedEvent
 		_ = entry.DecodeJSON(&pe)
-		if err := n.storage.Delete(ctx, eventStoragePrefix+k); err != nil {
+		if err := n.storage.Delete(ctx, n.prefix+k); err != nil {
 			return err
 		}
 		n.pending.Add(-1)
@@ -376,7 +439,7 @@ func (n *notifier) countDrop(typ, why string) {
 // and holds nothing but audit events, so a new flow's events could not be kept.
 func (n *notifier) refuseNewFlows() string {
 	if pending := n.pending.Load(); pending >= n.maxPending && n.other.Load() == 0 {
-		return fmt.Sprintf("new access requests are refused for now: %d events wait for notify_url, every one of them part of the audit trail "+
+		return fmt.Sprintf("new access requests are refused for now: %d events wait for "+n.label()+", every one of them part of the audit trail "+
 			"(grants, approvals, denials, break-glass), which is never dropped to make room; once the receiver takes them, requests are accepted again (apono/health)", pending)
 	}
 	return ""
@@ -423,7 +486,7 @@ func (n *notifier) run() {
 // wait for its next attempt (how long).
 func (n *notifier) drain() time.Duration {
 	ctx := n.lifetime
-	keys, err := n.storage.List(ctx, eventStoragePrefix)
+	keys, err := n.storage.List(ctx, n.prefix)
 	if err != nil {
 		if ctx.Err() == nil {
 			n.log().Warn("listing stored events failed; trying again later", "error", err)
@@ -432,14 +495,14 @@ func (n *notifier) drain() time.Duration {
 	}
 	sort.Strings(keys)
 	n.pending.Store(int64(len(keys)))
-	if others, err := n.storage.List(ctx, eventOtherPrefix); err == nil {
+	if others, err := n.storage.List(ctx, n.otherPrefix); err == nil {
 		n.other.Store(int64(len(others)))
 	}
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			return 0
 		}
-		wait, err := n.deliverStored(ctx, eventStoragePrefix+k)
+		wait, err := n.deliverStored(ctx, n.prefix+k)
 		if err != nil {
 			if ctx.Err() == nil {
 				n.log().Warn("event delivery: storage failed; trying again later", "error", err)
@@ -470,16 +533,15 @@ func (n *notifier) deliverStored(ctx context.Context, key string) (wait time.Dur
 	if now.Before(pe.NextAt) {
 		return pe.NextAt.Sub(now), nil
 	}
-	cfg, err := n.config(ctx)
+	target, err := n.target(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if cfg == nil || cfg.NotifyURL == "" {
-		n.log().Info("notify_url is no longer set; dropping an event not delivered", "type", pe.Type, "id", pe.ID)
+	if target == nil {
+		n.log().Info("the notification target is no longer set; dropping an event not delivered", "target", n.label(), "type", pe.Type, "id", pe.ID)
 		return 0, n.remove(ctx, key, pe.Type)
 	}
-	target := notifyTarget{url: cfg.NotifyURL, secret: cfg.NotifySecret, caCert: cfg.NotifyCACert}
-	retry, perr := n.post(target, &pe)
+	retry, perr := n.post(*target, &pe)
 	if perr == nil {
 		n.log().Debug("event delivered", "type", pe.Type, "id", pe.ID)
 		return 0, n.remove(ctx, key, pe.Type)
@@ -521,19 +583,19 @@ func (n *notifier) remove(ctx context.Context, key, typ string) error {
 	if droppableEvent(typ) {
 		n.other.Add(-1)
 		// A mark left behind costs only a skipped entry in dropOldestOther.
-		_ = n.storage.Delete(ctx, otherKey(key))
+		_ = n.storage.Delete(ctx, n.otherKey(key))
 	}
 	return nil
 }
 
 // pendingSummary is what health reports: how many events are stored and the oldest's age.
 func (n *notifier) pendingSummary(ctx context.Context) (count int, oldest time.Duration, err error) {
-	keys, err := n.storage.List(ctx, eventStoragePrefix)
+	keys, err := n.storage.List(ctx, n.prefix)
 	if err != nil || len(keys) == 0 {
 		return 0, 0, err
 	}
 	sort.Strings(keys)
-	if created, ok := eventCreated(eventStoragePrefix + keys[0]); ok {
+	if created, ok := n.eventCreated(n.prefix + keys[0]); ok {
 		oldest = time.Since(created)
 	}
 	return len(keys), oldest, nil
@@ -551,9 +613,13 @@ func (n *notifier) post(target notifyTarget, pe *storedEvent) (retry bool, err e
 	if err != nil {
 		return false, err
 	}
+	body, err := formatBody(target.format, pe.Body)
+	if err != nil {
+		return false, fmt.Errorf("formatting the event as %s: %w", target.format, err)
+	}
 	ctx, cancel := context.WithTimeout(n.lifetime, notifyTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.url, bytes.NewReader(pe.Body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.url, bytes.NewReader(body))
 	if err != nil {
 		return false, errors.New("building the request failed")
 	}
@@ -562,7 +628,7 @@ func (n *notifier) post(target notifyTarget, pe *storedEvent) (retry bool, err e
 	req.Header.Set("X-Apono-Event", pe.Type)
 	req.Header.Set("X-Apono-Delivery", pe.ID)
 	if target.secret != "" {
-		req.Header.Set(signatureHeader, signBody(target.secret, pe.Body))
+		req.Header.Set(signatureHeader, signBody(target.secret, body))
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -48,6 +48,9 @@ type pluginConfig struct {
 	NotifySecret     string        `json:"notify_secret,omitempty"`
 	NotifyCACert     string        `json:"notify_ca_cert,omitempty"`
 	RequestRetention time.Duration `json:"request_retention,omitempty"` // 0 = default
+	// PortalURL is the access portal's address in chat messages (default: vault_addr's
+	// <mount>ui/).
+	PortalURL string `json:"portal_url,omitempty"`
 
 	// Bounds of access flows (flow_limits.go); 0 = the default.
 	MaxResourcesPerRequest int `json:"max_resources_per_request,omitempty"`
@@ -156,6 +159,10 @@ func pathConfig(b *aponoBackend) *framework.Path {
 			"notify_ca_cert": {
 				Type:        framework.TypeString,
 				Description: "PEM-encoded CA certificate(s) to verify notify_url's TLS certificate (a private CA). Default: the system's.",
+			},
+			"portal_url": {
+				Type:        framework.TypeString,
+				Description: "The access portal's address, for the links in chat messages, e.g. https://vault.example.com/v1/apono/ui/. Default: vault_addr followed by /v1/<mount>ui/.",
 			},
 			"request_retention": {
 				Type:        framework.TypeDurationSecond,
@@ -300,6 +307,7 @@ func configResponseData(cfg *pluginConfig) map[string]interface{} {
 		"notify_secret_set": cfg.NotifySecret != "",
 		"notify_ca_cert":    cfg.NotifyCACert,
 		"request_retention": int64(cfg.requestRetention().Seconds()),
+		"portal_url":        cfg.PortalURL,
 		// Bounds of access flows, with defaults applied.
 		"max_resources_per_request": cfg.maxResourcesPerRequest(),
 		"max_open_requests":         cfg.maxOpenRequests(),

@@ -91,6 +91,14 @@ const (
 	requesterStated = "stated" // named by a token without an entity (a service)
 )
 
+// requesterName is the requester as people know them.
+func (g *grantRecord) requesterName() string {
+	if g.RequesterEntity != nil && g.requesterKind() == requesterEntity {
+		return g.RequesterEntity.person()
+	}
+	return g.Requester
+}
+
 func (g *grantRecord) requesterKind() string {
 	if g.RequesterKind == "" {
 		return requesterStated
@@ -245,6 +253,7 @@ func (g *grantRecord) event(typ string) event {
 		Requester: g.Requester, RequesterEntity: g.RequesterEntity, RequesterKind: g.requesterKind(), StatedBy: g.StatedBy,
 		Justification: g.Justification, Resources: g.Resources, Permission: g.Permission,
 		ExpiresAt: g.ExpiresAt.UTC().Format(time.RFC3339), BreakGlass: g.BreakGlass,
+		TTL: int64(g.ExpiresAt.Sub(g.IssuedAt).Seconds()), RequesterName: g.requesterName(),
 	}
 }
 

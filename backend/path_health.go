@@ -210,20 +210,32 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 		out["warnings"] = warnings
 		return out
 	}
-	if cfg.NotifyURL != "" {
-		count, oldest, err := b.events.pendingSummary(ctx)
-		out["events_pending"] = count
-		refusing := b.events.refuseNewFlows()
+	if queues := b.allQueues(ctx, s); cfg.NotifyURL != "" || len(queues) > 1 {
+		total := 0
+		perTarget := map[string]interface{}{}
+		for _, q := range queues {
+			if q.name == "" && cfg.NotifyURL == "" {
+				continue
+			}
+			count, oldest, err := q.pendingSummary(ctx)
+			total += count
+			if q.name != "" {
+				perTarget[q.name] = map[string]interface{}{"events_pending": count, "oldest_pending_seconds": int64(oldest.Seconds())}
+			}
+			switch {
+			case err != nil:
+				warnings = append(warnings, "cannot count the events waiting for "+q.label()+": "+err.Error())
+			case oldest > eventsLateAfter:
+				warnings = append(warnings, fmt.Sprintf("%d events wait for %s, the oldest for %s: the receiver does not take them "+
+					"(each is tried again every minute for up to %s; Vault's log says why)", count, q.label(), oldest.Round(time.Second), notifyMaxAge))
+			}
+		}
+		out["events_pending"] = total
+		out["notify_targets"] = perTarget
+		refusing := b.refuseNewFlows(ctx, s)
 		out["events_refusing_requests"] = refusing != ""
 		if refusing != "" {
 			problems = append(problems, refusing)
-		}
-		switch {
-		case err != nil:
-			warnings = append(warnings, "cannot count the events waiting for notify_url: "+err.Error())
-		case oldest > eventsLateAfter:
-			warnings = append(warnings, fmt.Sprintf("%d events wait for notify_url, the oldest for %s: the receiver does not take them "+
-				"(each is tried again every minute for up to %s; Vault's log says why)", count, oldest.Round(time.Second), notifyMaxAge))
 		}
 	}
 

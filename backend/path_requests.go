@@ -94,6 +94,8 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 					Description: "How long the access should last once granted. Default: the role's ttl; capped at its max_ttl."},
 				"justification": {Type: framework.TypeString,
 					Description: fmt.Sprintf("Why the access is needed (at most %d characters). Required when the role says so.", maxJustificationLen)},
+				"wait": {Type: framework.TypeDurationSecond, Query: true,
+					Description: "On read: answer as soon as the request's status changes, or at the end of this wait (at most 60s) with it unchanged."},
 				"dry_run": {Type: framework.TypeBool, Default: false,
 					Description: "Check the request and answer with what it would be (status preview: its approver sets, who will be asked to approve) without making it."},
 			},
@@ -215,7 +217,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}
-	if msg := b.events.refuseNewFlows(); msg != "" {
+	if msg := b.refuseNewFlows(ctx, req.Storage); msg != "" {
 		return nil, logical.CodedError(http.StatusServiceUnavailable, msg)
 	}
 	sets, notes, msg, err := b.resolveApproverSets(ctx, cfg, role, gr.resources, client)
@@ -292,7 +294,21 @@ func (b *aponoBackend) pathRequestRead(ctx context.Context, req *logical.Request
 	if !rec.visibleTo(caller) {
 		return nil, notVisible(caller, rec.ID, req.MountPoint)
 	}
-	return &logical.Response{Data: rec.data(time.Now())}, nil
+	wait := time.Duration(d.Get("wait").(int)) * time.Second
+	if wait < 0 || wait > maxRequestWait {
+		return logical.ErrorResponse(fmt.Sprintf("wait must be between 0 and %s, got %s", maxRequestWait, wait)), nil
+	}
+	changed := false
+	if wait > 0 {
+		if rec, changed, err = b.waitForChange(ctx, req.Storage, rec, wait); err != nil {
+			return nil, err
+		}
+	}
+	data := rec.data(time.Now())
+	if wait > 0 {
+		data["status_changed"] = changed
+	}
+	return &logical.Response{Data: data}, nil
 }
 
 // notVisible is the 403 for a person reading a request that is not theirs to see.

@@ -3,6 +3,7 @@ package backend
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -67,4 +68,31 @@ func TestResourcesOfARole(t *testing.T) {
 		t.Fatalf("with a prefix: %s", got)
 	}
 	f.mustBadRequestAs(t, f.alice, logical.ReadOperation, "resources", map[string]interface{}{"role": "nope"}, `role "nope" does not exist`)
+}
+
+// A read with wait= answers when the status changes, or unchanged at the end of the wait.
+func TestRequestReadWaitsForAChange(t *testing.T) {
+	f := newFlowEnv(t)
+	f.mustOK(t, logical.CreateOperation, "roles/app", map[string]interface{}{"resources": "kv/app/db", "approval": "required", "approvers": "owner"})
+	id := f.request(t, "app", nil)
+	unchanged := f.mustAs(t, f.alice, logical.ReadOperation, "requests/"+id, map[string]interface{}{"wait": 1})
+	if unchanged.Data["status_changed"] != false || unchanged.Data["status"] != statusPending {
+		t.Fatalf("a wait with no change: %v / %v", unchanged.Data["status_changed"], unchanged.Data["status"])
+	}
+	done := make(chan *logical.Response, 1)
+	go func() {
+		resp, _ := f.doAs(t, f.alice, logical.ReadOperation, "requests/"+id, map[string]interface{}{"wait": 30})
+		done <- resp
+	}()
+	time.Sleep(200 * time.Millisecond)
+	f.mustAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", nil)
+	select {
+	case resp := <-done:
+		if resp == nil || resp.Data["status"] != statusApproved || resp.Data["status_changed"] != true {
+			t.Fatalf("the waiting read answered %#v", resp)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting read did not answer the approval")
+	}
+	f.mustBadRequestAs(t, f.alice, logical.ReadOperation, "requests/"+id, map[string]interface{}{"wait": 61}, "wait must be between 0 and 1m0s")
 }

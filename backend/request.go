@@ -237,7 +237,8 @@ func (r *requestRecord) event(typ string, now time.Time, actor *identityRef, rea
 		Requester: r.Requester.EntityName, RequesterEntity: &r.Requester, RequesterKind: requesterEntity, Actor: actor, Reason: reason,
 		Justification: r.Justification, Resources: r.Resources, Permission: r.Permission,
 		Approvers: approverNames(r.Sets), Approvals: r.rule().evaluate(r.Approvals).String(),
-		ExpiresAt: formatTime(r.deadline()),
+		ExpiresAt: formatTime(r.deadline()), RequesterName: r.Requester.person(), TTL: int64(r.TTL.Seconds()),
+		PickupBy: formatTime(r.PickupBy),
 	}
 }
 

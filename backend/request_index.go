@@ -91,6 +91,7 @@ func (b *aponoBackend) saveRequest(ctx context.Context, s logical.Storage, befor
 	if err := putRequest(ctx, s, rec); err != nil {
 		return err
 	}
+	b.watchers.changed(rec.ID)
 	if err := b.idx.apply(ctx, s, removes, false); err != nil {
 		// The record is stored: what is left is an entry too many, which its next reader
 		// removes.

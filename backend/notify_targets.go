@@ -1,0 +1,362 @@
+package backend
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Named notification targets, notify/<name>: each a URL, a format (json, slack, teams), a
+// secret (json's HMAC), a CA bundle, and the event types it receives. Each has a queue of
+// its own (notify-queue/<name>/), with the same durable, ordered, retried delivery and
+// the same rules for a full store as the config's notify_url, which stays one json target.
+
+const (
+	notifyTargetPrefix = "notify/target/"
+	notifyQueuePrefix  = "notify-queue/"
+	notifyOtherPrefix  = "notify-other/"
+	maxNotifyTargets   = 32
+)
+
+// notifyTargetEntry is a target as stored.
+type notifyTargetEntry struct {
+	Name   string   `json:"name"`
+	URL    string   `json:"url"`
+	Format string   `json:"format"`
+	Secret string   `json:"secret,omitempty"`
+	CACert string   `json:"ca_cert,omitempty"`
+	Events []string `json:"events,omitempty"` // empty: every type
+}
+
+// eventTypes are the types a target may ask for; "request.*" and "grant.*" take a family.
+var eventTypes = []string{eventRequestCreated, eventRequestApproval, eventRequestApproved, eventRequestDenied,
+	eventRequestCancelled, eventRequestExpired, eventGrantIssued, eventGrantRevoked, eventBreakGlass}
+
+func (t *notifyTargetEntry) wants(typ string) bool {
+	if len(t.Events) == 0 {
+		return true
+	}
+	for _, e := range t.Events {
+		if e == typ || (strings.HasSuffix(e, ".*") && strings.HasPrefix(typ, strings.TrimSuffix(e, "*"))) {
+			return true
+		}
+	}
+	return false
+}
+
+// targetQueues holds the named targets (cached) and their queues.
+type targetQueues struct {
+	mu      sync.Mutex
+	targets []*notifyTargetEntry // nil: read storage
+	queues  map[string]*notifier
+}
+
+func (b *aponoBackend) loadTargets(ctx context.Context, s logical.Storage) ([]*notifyTargetEntry, error) {
+	q := &b.targets
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.targets != nil {
+		return q.targets, nil
+	}
+	names, err := s.List(ctx, notifyTargetPrefix)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	out := []*notifyTargetEntry{}
+	for _, name := range names {
+		t, err := getTarget(ctx, s, name)
+		if err != nil {
+			return nil, err
+		}
+		if t != nil {
+			out = append(out, t)
+		}
+	}
+	q.targets = out
+	return out, nil
+}
+
+func (b *aponoBackend) dropTargetCache() {
+	b.targets.mu.Lock()
+	b.targets.targets = nil
+	b.targets.mu.Unlock()
+}
+
+func getTarget(ctx context.Context, s logical.Storage, name string) (*notifyTargetEntry, error) {
+	entry, err := s.Get(ctx, notifyTargetPrefix+name)
+	if err != nil || entry == nil {
+		return nil, err
+	}
+	t := &notifyTargetEntry{}
+	if err := entry.DecodeJSON(t); err != nil {
+		return nil, fmt.Errorf("decoding notification target %q: %w", name, err)
+	}
+	return t, nil
+}
+
+// queue is the delivery queue of target name, started on first use.
+func (b *aponoBackend) queue(name string) *notifier {
+	q := &b.targets
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.queues == nil {
+		q.queues = map[string]*notifier{}
+	}
+	n := q.queues[name]
+	if n == nil {
+		s := b.events.storage
+		n = newQueue(b.lifetime, func() hclog.Logger { return b.Logger() }, s, name,
+			notifyQueuePrefix+name+"/", notifyOtherPrefix+name+"/",
+			func(ctx context.Context) (*notifyTarget, error) {
+				t, err := getTarget(ctx, s, name)
+				if err != nil || t == nil {
+					return nil, err
+				}
+				return &notifyTarget{url: t.URL, secret: t.Secret, caCert: t.CACert, format: t.Format}, nil
+			})
+		n.maxPending = b.events.maxPending
+		n.retryDelays, n.retryLater = b.events.retryDelays, b.events.retryLater
+		q.queues[name] = n
+	}
+	return n
+}
+
+// allQueues is the config's queue and every named target's.
+func (b *aponoBackend) allQueues(ctx context.Context, s logical.Storage) []*notifier {
+	out := []*notifier{b.events}
+	targets, err := b.loadTargets(ctx, s)
+	if err != nil {
+		return out
+	}
+	for _, t := range targets {
+		out = append(out, b.queue(t.Name))
+	}
+	return out
+}
+
+// refuseNewFlows is why new requests are refused (a queue holds nothing but audit events
+// and is full), or "".
+func (b *aponoBackend) refuseNewFlows(ctx context.Context, s logical.Storage) string {
+	for _, q := range b.allQueues(ctx, s) {
+		if msg := q.refuseNewFlows(); msg != "" {
+			return msg
+		}
+	}
+	return ""
+}
+
+// beginQueues starts delivering what every queue has stored (a restart, a new leader).
+func (b *aponoBackend) beginQueues(ctx context.Context, s logical.Storage) {
+	for _, q := range b.allQueues(ctx, s) {
+		q.begin()
+	}
+}
+
+func pathNotify(b *aponoBackend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "notify/" + framework.GenericNameRegex("name") + "$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "apono",
+				OperationSuffix: "notification-target",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"name": {Type: framework.TypeLowerCaseString, Required: true, Description: "Name of the target: " + roleNameRule + "."},
+				"url": {Type: framework.TypeString,
+					Description: "Where to POST: https://..., or http:// to a loopback address only. A read shows only its scheme and host " +
+						"(a webhook URL's path is often its secret). Required.",
+					DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+				"format": {Type: framework.TypeString, Default: notifyFormatJSON, AllowedValues: []interface{}{notifyFormatJSON, notifyFormatSlack, notifyFormatTeams},
+					Description: "json: the signed event (as notify_url gets it); slack: a Slack incoming-webhook message (Block Kit); " +
+						"teams: a Microsoft Teams Workflows webhook message with an Adaptive Card."},
+				"secret": {Type: framework.TypeString,
+					Description:  "json: key of the HMAC-SHA256 signature of each body, sent as X-Apono-Signature-256. Write-only.",
+					DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+				"ca_cert": {Type: framework.TypeString, Description: "PEM-encoded CA certificate(s) for the URL's TLS (a private CA)."},
+				"events": {Type: framework.TypeCommaStringSlice,
+					Description: "Event types the target receives (" + strings.Join(eventTypes, ", ") + ", or request.* and grant.*). Default: all."},
+			},
+			ExistenceCheck: func(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+				t, err := getTarget(ctx, req.Storage, d.Get("name").(string))
+				return t != nil, err
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation:   &framework.PathOperation{Callback: b.pathNotifyRead},
+				logical.CreateOperation: &framework.PathOperation{Callback: b.pathNotifyWrite, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathNotifyWrite, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+				logical.DeleteOperation: &framework.PathOperation{Callback: b.pathNotifyDelete, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+			},
+			HelpSynopsis:    "A named notification target: a webhook in json, Slack or Teams format.",
+			HelpDescription: pathNotifyHelp,
+		},
+		{
+			Pattern: "notify/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "apono",
+				OperationSuffix: "notification-targets",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{Callback: b.pathNotifyList},
+			},
+			HelpSynopsis:    "List the notification targets.",
+			HelpDescription: pathNotifyHelp,
+		},
+	}
+}
+
+const pathNotifyHelp = `
+Each target gets the access-flow events it asks for (events; default all), in its
+format: json (the event, signed with its secret as notify_url's are), slack (a Slack
+incoming-webhook message in Block Kit) or teams (a Microsoft Teams Workflows webhook
+message with an Adaptive Card). A chat message says who asks for what, why, for how long,
+who can approve and until when, with a link to the request in the access portal
+(portal_url in config); decisions tell the requester what happened. No message holds a
+password, token or secret_id. Events are stored before the request that caused them
+answers and delivered in order, retried, per target (apono/health shows what waits). A
+read never returns the secret, and shows only the URL's scheme and host. Deleting a
+target drops the events it had not taken.
+`
+
+func (b *aponoBackend) pathNotifyRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	t, err := getTarget(ctx, req.Storage, d.Get("name").(string))
+	if err != nil || t == nil {
+		return nil, err
+	}
+	count, oldest, err := b.queue(t.Name).pendingSummary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]interface{}{
+		"url": redactURL(t.URL), "format": t.Format, "secret_set": t.Secret != "", "ca_cert": t.CACert,
+		"events": nonNil(t.Events), "events_pending": count, "oldest_pending_seconds": int64(oldest.Seconds()),
+	}}, nil
+}
+
+func (b *aponoBackend) pathNotifyList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	names, err := req.Storage.List(ctx, notifyTargetPrefix)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponse(names), nil
+}
+
+func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
+		return resp, nil
+	}
+	name := d.Get("name").(string)
+	if !roleNameRe.MatchString(name) {
+		return logical.ErrorResponse(fmt.Sprintf("name %q is not a valid target name: %s", truncateForError(name), roleNameRule)), nil
+	}
+	t, err := getTarget(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		if req.Operation == logical.UpdateOperation {
+			return logical.ErrorResponse(fmt.Sprintf("notification target %q does not exist", name)), nil
+		}
+		names, err := req.Storage.List(ctx, notifyTargetPrefix)
+		if err != nil {
+			return nil, err
+		}
+		if len(names) >= maxNotifyTargets {
+			return logical.ErrorResponse(fmt.Sprintf("at most %d notification targets are allowed", maxNotifyTargets)), nil
+		}
+		t = &notifyTargetEntry{Name: name, Format: notifyFormatJSON}
+	}
+	if v, ok := d.GetOk("url"); ok {
+		t.URL = strings.TrimSpace(v.(string))
+	}
+	if t.URL == "" {
+		return logical.ErrorResponse("url is required: the webhook to POST to, e.g. https://hooks.slack.com/services/..."), nil
+	}
+	if msg := checkNotifyURL(t.URL); msg != "" {
+		return logical.ErrorResponse(strings.Replace(msg, "notify_url", "url", 1)), nil
+	}
+	if v, ok := d.GetOk("format"); ok {
+		t.Format = strings.ToLower(strings.TrimSpace(v.(string)))
+	}
+	if !contains(notifyFormats, t.Format) {
+		return logical.ErrorResponse(fmt.Sprintf("format %q is not allowed (allowed: %s)", truncateForError(t.Format), strings.Join(notifyFormats, ", "))), nil
+	}
+	if v, ok := d.GetOk("secret"); ok {
+		t.Secret = v.(string)
+		if len(t.Secret) > 1024 {
+			return logical.ErrorResponse("secret must be at most 1024 bytes"), nil
+		}
+	}
+	if v, ok := d.GetOk("ca_cert"); ok {
+		t.CACert = strings.TrimSpace(v.(string))
+		if t.CACert != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(t.CACert)) {
+			return logical.ErrorResponse("ca_cert must hold at least one PEM-encoded certificate"), nil
+		}
+	}
+	if v, ok := d.GetOk("events"); ok {
+		t.Events = dedupe(v.([]string))
+		for _, e := range t.Events {
+			if !contains(eventTypes, e) && e != "request.*" && e != "grant.*" {
+				return logical.ErrorResponse(fmt.Sprintf("events: %q is not an event type (allowed: %s, request.*, grant.*)", truncateForError(e), strings.Join(eventTypes, ", "))), nil
+			}
+		}
+	}
+	entry, err := logical.StorageEntryJSON(notifyTargetPrefix+name, t)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.Storage.Put(ctx, entry); err != nil {
+		return nil, err
+	}
+	b.dropTargetCache()
+	return nil, nil
+}
+
+func (b *aponoBackend) pathNotifyDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	name := d.Get("name").(string)
+	if err := req.Storage.Delete(ctx, notifyTargetPrefix+name); err != nil {
+		return nil, err
+	}
+	b.dropTargetCache()
+	// Its queue drops what it had not delivered when it next looks (the target is gone).
+	b.queue(name).wake()
+	return nil, nil
+}
+
+// portalLink opens ev in the access portal: portal_url (default: vault_addr's
+// <mount>ui/) with the request, or the requester's access for a grant of none.
+func (b *aponoBackend) portalLink(cfg *pluginConfig, ev *event) string {
+	base := cfg.PortalURL
+	if base == "" {
+		mount := b.ownMountPath()
+		if mount == "" || cfg.VaultAddr == "" {
+			return ""
+		}
+		base = strings.TrimSuffix(cfg.VaultAddr, "/") + "/v1/" + mount + "ui/"
+	}
+	if ev.RequestID != "" {
+		return base + "#/requests/" + ev.RequestID
+	}
+	return base + "#/access"
+}
+
+// emitTo stores ev (already complete) for every named target that wants its type.
+func (b *aponoBackend) emitTo(ctx context.Context, targets []*notifyTargetEntry, pe *storedEvent) {
+	for _, t := range targets {
+		if t.wants(pe.Type) {
+			cp := *pe
+			b.queue(t.Name).store(ctx, &cp)
+		}
+	}
+}
