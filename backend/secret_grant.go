@@ -194,10 +194,13 @@ type pendingEvent struct {
 	event event
 }
 
-// revokedEvent prepares grant.revoked from the grant's record, when events are on.
+// revokedEvent prepares grant.revoked from the grant's record, when anything receives events.
 func (b *aponoBackend) revokedEvent(ctx context.Context, s logical.Storage, grantID string) *pendingEvent {
 	cfg, err := b.config(ctx, s)
-	if err != nil || cfg == nil || cfg.NotifyURL == "" {
+	if err != nil || cfg == nil {
+		return nil
+	}
+	if targets, _ := b.loadTargets(ctx, s); cfg.NotifyURL == "" && len(targets) == 0 {
 		return nil
 	}
 	ev := event{Type: eventGrantRevoked, GrantID: grantID}
