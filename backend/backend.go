@@ -54,6 +54,8 @@ type aponoBackend struct {
 	// roleCache holds roles for grant issue (role_cache.go).
 	roleCache roleCache
 
+	// pwHash remembers whether userpass takes password_hash (password_hash.go).
+	pwHash passwordHashSupport
 	// watchers wake reads of requests/<id> with wait= (request_wait.go).
 	watchers requestWatchers
 	// idx holds the indexes of requests and grants (index.go).
@@ -175,6 +177,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		PathsSpecial: &logical.Paths{
 			// Config holds the AppRole secret_id or a token.
 			SealWrapStorage: []string{"config"},
+			Unauthenticated: uiUnauthenticated,
 		},
 		Paths: framework.PathAppend(
 			[]*framework.Path{pathConfig(b)},
@@ -187,6 +190,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 			pathNotify(b),
 			pathIndexes(b),
 			[]*framework.Path{pathSync(b), pathResources(b)},
+			pathUI(b),
 		),
 		Secrets:     []*framework.Secret{secretGrant(b)},
 		WALRollback: b.walRollback,

@@ -88,11 +88,13 @@ type tokenLifetime struct {
 }
 
 type userSpec struct {
-	Password   string
-	Policies   []string
-	TTL        time.Duration
-	MaxTTL     time.Duration
-	BoundCIDRs []string
+	// Password, or PasswordHash (bcrypt) where userpass takes it (password_hash.go).
+	Password     string
+	PasswordHash string
+	Policies     []string
+	TTL          time.Duration
+	MaxTTL       time.Duration
+	BoundCIDRs   []string
 }
 
 // apiClient implements vaultClient with github.com/hashicorp/vault/api. It logs in with
@@ -343,12 +345,16 @@ func userPath(mount, name string) string {
 
 func (c *apiClient) WriteUser(ctx context.Context, mount, name string, u userSpec) error {
 	data := map[string]interface{}{
-		"password":                u.Password,
 		"token_policies":          u.Policies,
 		"token_no_default_policy": true,
 		"token_type":              "service",
 		"token_ttl":               int64(u.TTL.Seconds()),
 		"token_max_ttl":           int64(u.MaxTTL.Seconds()),
+	}
+	if u.PasswordHash != "" {
+		data["password_hash"] = u.PasswordHash
+	} else {
+		data["password"] = u.Password
 	}
 	if len(u.BoundCIDRs) > 0 {
 		data["token_bound_cidrs"] = u.BoundCIDRs

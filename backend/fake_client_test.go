@@ -48,6 +48,8 @@ type fakeVault struct {
 	aliasInfo map[string]interface{}
 	// deleted records DeleteByPath calls.
 	deleted []string
+	// passwordHash makes userpass take password_hash, as Vault 1.17+ and OpenBao do.
+	passwordHash bool
 }
 
 type fakeEntity struct {
@@ -215,6 +217,10 @@ func (c *fakeClient) WriteUser(_ context.Context, mount, name string, u userSpec
 	defer c.v.mu.Unlock()
 	if err := c.v.enter("WriteUser"); err != nil {
 		return err
+	}
+	if u.PasswordHash != "" && !c.v.passwordHash {
+		// As userpass before Vault 1.17: password_hash is unknown, and a user needs a password.
+		return &api.ResponseError{HTTPMethod: "PUT", URL: userPath(mount, name), StatusCode: http.StatusBadRequest, Errors: []string{"missing password"}}
 	}
 	c.v.users[mount+"/"+name] = u
 	return nil

@@ -123,13 +123,17 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 
 	defer b.grantLocks.lock(id)()
 
-	walID, err := b.createGrant(ctx, s, client, created, rec, rules, userSpec{
+	user := userSpec{
 		Password:   password,
 		Policies:   []string{name},
 		TTL:        gr.ttl,
 		MaxTTL:     gr.ttl,
 		BoundCIDRs: gr.boundCIDRs,
-	})
+	}
+	if err := b.hashedUser(ctx, client, cfg, &user); err != nil {
+		return nil, err
+	}
+	walID, err := b.createGrant(ctx, s, client, created, rec, rules, user)
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,9 @@ type pluginConfig struct {
 	NotifySecret     string        `json:"notify_secret,omitempty"`
 	NotifyCACert     string        `json:"notify_ca_cert,omitempty"`
 	RequestRetention time.Duration `json:"request_retention,omitempty"` // 0 = default
+	// PasswordHashCost is the bcrypt cost of grant passwords sent as password_hash
+	// (0: the default, -1: off).
+	PasswordHashCost int `json:"password_hash_cost,omitempty"`
 	// PortalURL is the access portal's address in chat messages (default: vault_addr's
 	// <mount>ui/).
 	PortalURL string `json:"portal_url,omitempty"`
@@ -130,6 +133,12 @@ func pathConfig(b *aponoBackend) *framework.Path {
 			"password_policy": {
 				Type:        framework.TypeString,
 				Description: "Name of a Vault password policy for grant passwords. Default: 32 random base62 characters.",
+			},
+			"password_hash_cost": {
+				Type: framework.TypeInt,
+				Description: fmt.Sprintf("Where userpass takes password_hash (Vault 1.17+, OpenBao 2.6+), the plugin hashes each grant's random password itself "+
+					"with bcrypt at this cost (%d to %d), so Vault spends no bcrypt time on a grant; 0 lets Vault hash it. Default: %d.",
+					minPasswordHashCost, maxPasswordHashCost, defaultPasswordHashCost),
 			},
 			"resource_types": {
 				Type:        framework.TypeCommaStringSlice,
@@ -284,17 +293,18 @@ func (b *aponoBackend) pathConfigRead(ctx context.Context, req *logical.Request,
 // configResponseData is everything in cfg except the secrets, and whether each is set.
 func configResponseData(cfg *pluginConfig) map[string]interface{} {
 	return map[string]interface{}{
-		"vault_addr":      cfg.VaultAddr,
-		"role_id":         cfg.RoleID,
-		"secret_id_set":   cfg.SecretID != "",
-		"approle_mount":   cfg.AppRoleMount,
-		"token_set":       cfg.Token != "",
-		"ca_cert":         cfg.CACert,
-		"tls_server_name": cfg.TLSServerName,
-		"tls_skip_verify": cfg.TLSSkipVerify,
-		"userpass_mount":  cfg.UserpassMount,
-		"access_details":  cfg.AccessDetails,
-		"password_policy": cfg.PasswordPolicy,
+		"vault_addr":         cfg.VaultAddr,
+		"role_id":            cfg.RoleID,
+		"secret_id_set":      cfg.SecretID != "",
+		"approle_mount":      cfg.AppRoleMount,
+		"token_set":          cfg.Token != "",
+		"ca_cert":            cfg.CACert,
+		"tls_server_name":    cfg.TLSServerName,
+		"tls_skip_verify":    cfg.TLSSkipVerify,
+		"userpass_mount":     cfg.UserpassMount,
+		"access_details":     cfg.AccessDetails,
+		"password_policy":    cfg.PasswordPolicy,
+		"password_hash_cost": cfg.passwordHashCost(),
 		// Discovery settings, with defaults applied.
 		"resource_types":     cfg.resourceTypes(),
 		"owner_metadata_key": cfg.OwnerMetadataKey,
@@ -350,6 +360,9 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 		return logical.ErrorResponse(msg), nil
 	}
 	if msg := setNotifyConfig(cfg, d); msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	if msg := setPasswordHashCost(cfg, d); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
 	if msg := setFlowLimits(cfg, d); msg != "" {

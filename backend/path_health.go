@@ -325,6 +325,9 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 		}
 	}
 	out["capabilities"] = entries
+	// Cheaper grants: whether userpass takes password_hash, so Vault hashes nothing.
+	out["password_hash_cost"] = cfg.passwordHashCost()
+	out["password_hash"] = cfg.passwordHashCost() > 0 && b.supportsPasswordHash(ctx, client, cfg.UserpassMount)
 	if has != nil {
 		entitiesOK := len(missingCapabilities(has[b.entityCheckPath()], []string{"create", "delete", "update"})) == 0 &&
 			len(missingCapabilities(has[entityAliasPath], []string{"create", "update"})) == 0
