@@ -261,6 +261,12 @@ func ownVault(t *testing.T, opts testvault.Options) *env {
 // Kill and Restart.
 func fileVault(t *testing.T) *env {
 	t.Helper()
+	return fileVaultEnv(t, nil)
+}
+
+// fileVaultEnv is fileVault with KEY=VALUE pairs for the plugin process's environment.
+func fileVaultEnv(t *testing.T, pluginEnv []string) *env {
+	t.Helper()
 	s, err := testvault.StartFile(testvault.Options{Dir: keptDir(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +277,7 @@ func fileVault(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.setup, err = s.SetupPlugin(testvault.DefaultPluginVersion, sha); err != nil {
+	if e.setup, err = s.SetupPluginEnv(testvault.DefaultPluginVersion, sha, pluginEnv); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.configure(); err != nil {
