@@ -71,7 +71,7 @@ sha="$(sha256sum "$dev_dir/plugins/vault-plugin-apono" | cut -d' ' -f1)"
 vault plugin register -sha256="$sha" -version="$VERSION" -command=vault-plugin-apono secret vault-plugin-apono
 vault secrets enable -path=apono -plugin-version="$VERSION" vault-plugin-apono
 vault write apono/config vault_addr="$VAULT_ADDR" role_id="$role_id" secret_id="$secret_id" \
-  access_details="Log in with: vault login -method=userpass username=<username>"
+  access_details="Log in with: $cli login -method=userpass username=<username>"
 
 echo "== demo data and a demo role"
 vault kv put kv/app/db username=app password=demo-db-password >/dev/null
