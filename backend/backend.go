@@ -188,6 +188,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 			pathAudit(b),
 			[]*framework.Path{pathHealth(b)},
 			pathNotify(b),
+			pathHistory(b),
 			pathIndexes(b),
 			[]*framework.Path{pathSync(b), pathResources(b)},
 			pathUI(b),

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -51,11 +52,17 @@ func (b *aponoBackend) storeGrant(ctx context.Context, s logical.Storage, before
 	return nil
 }
 
-// deleteGrantRecord deletes grant id's record, then its entries.
-func (b *aponoBackend) deleteGrantRecord(ctx context.Context, s logical.Storage, id string) error {
+// deleteGrantRecord deletes grant id's record, then its entries; a grant that ended
+// (ending says how; "" for an issue rolled back) leaves its history first.
+func (b *aponoBackend) deleteGrantRecord(ctx context.Context, s logical.Storage, id, ending string) error {
 	g, err := getGrant(ctx, s, id)
 	if err != nil {
 		return err
+	}
+	if g != nil && ending != "" {
+		if err := b.recordHistory(ctx, s, g, ending, time.Now().UTC()); err != nil {
+			return fmt.Errorf("recording the history of grant %s: %w", id, err)
+		}
 	}
 	if err := s.Delete(ctx, grantStoragePrefix+id); err != nil {
 		return fmt.Errorf("deleting grant record: %w", err)

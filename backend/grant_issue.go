@@ -37,6 +37,12 @@ type grantRequest struct {
 	breakGlass              bool
 	// breakGlassKey counts the grant among its requester's live break-glass grants.
 	breakGlassKey string
+	// windowEnd, when set, is the end of the access window the grant starts in: it ends
+	// then at the latest. windows are the role's; windowsIgnored marks break-glass
+	// outside them.
+	windowEnd      time.Time
+	windows        []string
+	windowsIgnored bool
 }
 
 // newGrantID returns a random 64-bit ID. It is not checked against stored grants: the
@@ -87,6 +93,12 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	name := b.grantObjectName(id)
 	now := time.Now().UTC()
 	var warnings []string
+	if ttl, maxTTL, warning := capAtWindow(gr.windowEnd, now, gr.ttl, gr.maxTTL); warning != "" || maxTTL != gr.maxTTL {
+		gr.ttl, gr.maxTTL = ttl, maxTTL
+		if warning != "" {
+			warnings = append(warnings, warning)
+		}
+	}
 	if capped, warning := b.capAtCallerToken(ctx, client, gr.callerAccessor, gr.ttl, now); warning != "" {
 		warnings = append(warnings, warning)
 		gr.ttl = capped
@@ -111,6 +123,9 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		RequesterKind:   gr.requesterKind,
 		StatedBy:        gr.statedBy,
 		BreakGlassKey:   gr.breakGlassKey,
+		Windows:         gr.windows,
+		WindowEnd:       gr.windowEnd,
+		WindowsIgnored:  gr.windowsIgnored,
 	}
 	for _, r := range gr.resources {
 		rec.Resources = append(rec.Resources, r.Name)
@@ -285,7 +300,7 @@ func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, clien
 func (b *aponoBackend) leaveIssueToWAL(s logical.Storage, objs grantObjects, step string, cause error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), vaultCallTimeout)
 	defer cancel()
-	if err := b.deleteGrantRecord(ctx, s, objs.GrantID); err != nil {
+	if err := b.deleteGrantRecord(ctx, s, objs.GrantID, ""); err != nil {
 		b.Logger().Error("deleting the record of a grant whose issue timed out; the sweeper removes it after its expiry",
 			"grant_id", objs.GrantID, "error", err)
 	}
@@ -301,7 +316,7 @@ func (b *aponoBackend) rollBackIssue(client vaultClient, s logical.Storage, objs
 	// A fresh context: the request's may be what failed.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := b.removeGrantObjects(ctx, client, s, objs); err != nil {
+	if err := b.removeGrantObjects(ctx, client, s, objs, ""); err != nil {
 		b.Logger().Error("rolling back a failed grant; the WAL will retry", "grant_id", objs.GrantID, "error", err)
 		return fmt.Errorf("%s: %w (rollback pending)", step, cause)
 	}

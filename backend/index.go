@@ -197,6 +197,8 @@ type mergedStream struct {
 	ctx   context.Context
 	s     logical.Storage
 	heads []*setStream
+	// stopAfter, when set, ends the stream at the first key past it.
+	stopAfter string
 }
 
 type setStream struct {
@@ -255,7 +257,7 @@ func (m *mergedStream) next() (string, []string, error) {
 			min = h.buf[0]
 		}
 	}
-	if min == "" {
+	if min == "" || (m.stopAfter != "" && min > m.stopAfter) {
 		return "", nil, nil
 	}
 	var from []string

@@ -172,6 +172,19 @@ func (b *aponoBackend) buildIndexes(ctx context.Context, s logical.Storage, forc
 	}); err != nil {
 		return err
 	}
+	historyIDs, err := s.List(ctx, historyStoragePrefix)
+	if err != nil {
+		return err
+	}
+	if err := read(historyIDs, func(id string) ([]indexEntry, error) {
+		h, err := getHistory(ctx, s, id)
+		if err != nil || h == nil {
+			return nil, err
+		}
+		return historyEntries(h), nil
+	}); err != nil {
+		return err
+	}
 	if err := read(grantIDs, func(id string) ([]indexEntry, error) {
 		g, err := getGrant(ctx, s, id)
 		if err != nil || g == nil {

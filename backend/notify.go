@@ -143,6 +143,13 @@ func setNotifyConfig(cfg *pluginConfig, d *framework.FieldData) string {
 			return "notify_ca_cert must hold at least one PEM-encoded certificate"
 		}
 	}
+	if v, ok := d.GetOk("history_retention"); ok {
+		r := time.Duration(v.(int)) * time.Second
+		if r <= 0 || r > 10*365*24*time.Hour {
+			return fmt.Sprintf("history_retention must be more than 0 and at most 87600h, got %s", r)
+		}
+		cfg.HistoryRetention = r
+	}
 	if v, ok := d.GetOk("portal_url"); ok {
 		u := strings.TrimSpace(v.(string))
 		if u != "" {

@@ -110,6 +110,11 @@ func (b *aponoBackend) pathBreakGlassIssue(ctx context.Context, req *logical.Req
 	gr.requester, gr.requesterEntity, gr.requesterKind = caller.EntityName, &ref, requesterEntity
 	gr.breakGlass = true
 	gr.callerAccessor = req.ClientTokenAccessor
+	if _, closed := role.windowCheck(roleName, time.Now()); closed != "" {
+		// Break-glass ignores the windows, and says so.
+		gr.windowsIgnored = true
+		warnings = append(warnings, "break-glass outside the role's access windows ("+closed+"): granted anyway, and marked")
+	}
 	if limit := role.breakGlassMaxTTL(); gr.ttl > limit || gr.maxTTL > limit {
 		if gr.ttl > limit {
 			warnings = append(warnings, fmt.Sprintf("break-glass grants last at most %s (the role's break_glass_max_ttl); ttl capped", limit))

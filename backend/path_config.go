@@ -51,6 +51,8 @@ type pluginConfig struct {
 	// PasswordHashCost is the bcrypt cost of grant passwords sent as password_hash
 	// (0: the default, -1: off).
 	PasswordHashCost int `json:"password_hash_cost,omitempty"`
+	// HistoryRetention is how long ended grants' history stays (0: the default).
+	HistoryRetention time.Duration `json:"history_retention,omitempty"`
 	// PortalURL is the access portal's address in chat messages (default: vault_addr's
 	// <mount>ui/).
 	PortalURL string `json:"portal_url,omitempty"`
@@ -168,6 +170,10 @@ func pathConfig(b *aponoBackend) *framework.Path {
 			"notify_ca_cert": {
 				Type:        framework.TypeString,
 				Description: "PEM-encoded CA certificate(s) to verify notify_url's TLS certificate (a private CA). Default: the system's.",
+			},
+			"history_retention": {
+				Type:        framework.TypeDurationSecond,
+				Description: fmt.Sprintf("How long the history of ended grants (apono/history) stays. Default: %s.", defaultHistoryRetention),
 			},
 			"portal_url": {
 				Type:        framework.TypeString,
@@ -318,6 +324,7 @@ func configResponseData(cfg *pluginConfig) map[string]interface{} {
 		"notify_ca_cert":    cfg.NotifyCACert,
 		"request_retention": int64(cfg.requestRetention().Seconds()),
 		"portal_url":        cfg.PortalURL,
+		"history_retention": int64(cfg.historyRetention().Seconds()),
 		// Bounds of access flows, with defaults applied.
 		"max_resources_per_request": cfg.maxResourcesPerRequest(),
 		"max_open_requests":         cfg.maxOpenRequests(),

@@ -48,6 +48,14 @@ type grantRecord struct {
 	// BreakGlassKey is the storage key counting this grant among its requester's live
 	// break-glass grants of the role (path_break_glass.go).
 	BreakGlassKey string `json:"break_glass_key,omitempty"`
+	// Windows are the role's access windows when it was issued: renewals outside them are
+	// refused. WindowEnd caps it (windows_cap_grants); WindowsIgnored marks break-glass.
+	Windows        []string  `json:"windows,omitempty"`
+	WindowEnd      time.Time `json:"window_end,omitempty"`
+	WindowsIgnored bool      `json:"windows_ignored,omitempty"`
+	// ExtendedUntil is the end approved extensions allow (extension.go), past MaxExpiresAt.
+	ExtendedUntil time.Time         `json:"extended_until,omitempty"`
+	Extensions    []extensionRecord `json:"extensions,omitempty"`
 
 	// EntityName and EntityID name the grant user's identity entity, when the plugin made
 	// one (grant_identity.go).
@@ -75,6 +83,11 @@ func (g *grantRecord) summary() map[string]interface{} {
 		"approvals":           approvalsData(g.Approvals),
 		"break_glass":         g.BreakGlass,
 		"requester_kind":      g.requesterKind(),
+		"access_windows":      nonNil(g.Windows),
+		"window_end":          formatTime(g.WindowEnd),
+		"windows_ignored":     g.WindowsIgnored,
+		"extended_until":      formatTime(g.ExtendedUntil),
+		"extensions":          extensionsData(g.Extensions),
 		"requester_stated_by": g.StatedBy,
 		"requester_entity": func() interface{} {
 			if g.RequesterEntity == nil {
@@ -104,6 +117,15 @@ func (g *grantRecord) requesterKind() string {
 		return requesterStated
 	}
 	return g.RequesterKind
+}
+
+func extensionsData(exts []extensionRecord) []map[string]interface{} {
+	out := make([]map[string]interface{}, 0, len(exts))
+	for _, x := range exts {
+		out = append(out, map[string]interface{}{"request_id": x.RequestID, "until": formatTime(x.Until),
+			"approvals": approvalsData(x.Approvals), "approved_at": formatTime(x.At)})
+	}
+	return out
 }
 
 // approvalsData is each approver and their reason, for reads of grants and requests.
@@ -192,6 +214,7 @@ func pathGrants(b *aponoBackend) []*framework.Path {
 			HelpSynopsis:    "Read one active grant (never its password).",
 			HelpDescription: "Who a grant is for, what it gives, and until when. The password is never stored.",
 		},
+		pathExtend(b),
 		{
 			Pattern: "grants/?$",
 			DisplayAttrs: &framework.DisplayAttributes{
@@ -422,6 +445,11 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 		}
 	}
 	gr.callerAccessor = req.ClientTokenAccessor
+	windowEnd, msg := role.windowCheck(roleName, time.Now())
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	gr.windowEnd, gr.windows = windowEnd, role.AccessWindows
 	return b.issueWithWarnings(ctx, req.Storage, client, cfg, gr, warnings)
 }
 

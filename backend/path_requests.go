@@ -94,6 +94,8 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 					Description: "How long the access should last once granted. Default: the role's ttl; capped at its max_ttl."},
 				"justification": {Type: framework.TypeString,
 					Description: fmt.Sprintf("Why the access is needed (at most %d characters). Required when the role says so.", maxJustificationLen)},
+				"start_at": {Type: framework.TypeString,
+					Description: "When the access should start (RFC 3339, within the role's max_schedule_ahead): the grant can be picked up from then until then + pickup_ttl, and ends at most ttl after it. Default: now."},
 				"wait": {Type: framework.TypeDurationSecond, Query: true,
 					Description: "On read: answer as soon as the request's status changes, or at the end of this wait (at most 60s) with it unchanged."},
 				"dry_run": {Type: framework.TypeBool, Default: false,
@@ -217,6 +219,14 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}
+	now := time.Now().UTC()
+	startAt, msg := parseStartAt(roleName, role, d.Get("start_at").(string), now)
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	if _, msg := role.windowCheck(roleName, firstNonZero(startAt, now)); msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
 	if msg := b.refuseNewFlows(ctx, req.Storage); msg != "" {
 		return nil, logical.CodedError(http.StatusServiceUnavailable, msg)
 	}
@@ -233,17 +243,21 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if dryRun {
 		id = "00000000-0000-0000-0000-000000000000"
 	}
-	now := time.Now().UTC()
 	rec := &requestRecord{
 		ID: id, Role: roleName, Status: statusPending, Requester: caller.ref(),
 		Permission: gr.permission, TTL: gr.ttl, Justification: gr.justification,
 		Mode: role.approvalMode(), Required: role.requiredApprovals(), Sets: sets,
 		RequireReason: role.RequireApproverReason, ApproverMaxTokenAge: role.ApproverMaxTokenAge,
 		PickupTTL: role.pickupTTL(), Notes: notes,
-		CreatedAt: now, ExpiresAt: now.Add(role.requestTTL()),
+		CreatedAt: now, ExpiresAt: now.Add(role.requestTTL()), StartAt: startAt,
 	}
 	for _, r := range gr.resources {
 		rec.Resources = append(rec.Resources, r.Name)
+	}
+	if rule := matchAutoApprove(role.AutoApprove, autoApproval{requester: caller, resources: rec.Resources,
+		permission: rec.Permission, ttl: rec.TTL, at: firstNonZero(startAt, now), sets: sets}); rule != nil {
+		rec.Status, rec.AutoApprovedBy, rec.ApprovedAt = statusApproved, rule.Name, now
+		rec.PickupBy = rec.pickupFrom().Add(rec.PickupTTL)
 	}
 	if dryRun {
 		data := rec.data(now)
@@ -267,8 +281,11 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	}
 	b.Logger().Info("access requested", "request_id", id, "role", roleName, "requester", caller.EntityName,
 		"requester_entity_id", caller.EntityID, "resources", rec.Resources, "permission", rec.Permission,
-		"approvers", approverNames(sets))
+		"approvers", approverNames(sets), "start_at", formatTime(startAt), "auto_approved_by", rec.AutoApprovedBy)
 	b.emit(ctx, cfg, rec.event(eventRequestCreated, now, nil, ""))
+	if rec.AutoApprovedBy != "" {
+		b.emit(ctx, cfg, rec.event(eventRequestAutoApproved, now, nil, "approved by rule "+rec.AutoApprovedBy))
+	}
 
 	resp := &logical.Response{Data: rec.data(now)}
 	for _, w := range append(warnings, notes...) {
@@ -525,8 +542,13 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 		if progress.Satisfied {
 			rec.Status = statusApproved
 			rec.ApprovedAt = now
-			rec.PickupBy = now.Add(rec.PickupTTL)
+			rec.PickupBy = rec.pickupFrom().Add(rec.PickupTTL)
 			typ = eventRequestApproved
+			if rec.Kind == requestKindExtension {
+				if err := b.applyExtension(ctx, req.Storage, rec, now); err != nil {
+					return nil, "", nil, err
+				}
+			}
 		}
 		b.Logger().Info("access request approved", "request_id", rec.ID, "approver", caller.EntityName,
 			"approver_entity_id", caller.EntityID, "reason", reason, "progress", progress.String(), "status", rec.Status)
@@ -620,10 +642,21 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	default:
 		return logical.ErrorResponse(endedMessage(rec, status) + "; no grant can be picked up"), nil
 	}
+	if rec.Kind == requestKindExtension {
+		return logical.ErrorResponse(fmt.Sprintf("request %s extends grant %s: it takes effect when approved, and vault lease renew of the grant uses it", rec.ID, rec.ExtendsGrant)), nil
+	}
+	if now.Before(rec.StartAt) {
+		return logical.ErrorResponse(fmt.Sprintf("request %s is for access from %s (start_at): it can be picked up from then until %s",
+			rec.ID, formatTime(rec.StartAt), formatTime(rec.PickupBy))), nil
+	}
 
 	role, cfg, msg, err := b.roleAndConfig(ctx, req.Storage, rec.Role)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg+"; request "+rec.ID+" cannot be granted")
+	}
+	windowEnd, msg := role.windowCheck(rec.Role, now)
+	if msg != "" {
+		return logical.ErrorResponse(msg + "; pick the grant up then"), nil
 	}
 	client, err := b.getClient(ctx, req.Storage)
 	if err != nil {
@@ -641,9 +674,19 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	if err := b.checkOwnersUnchanged(ctx, cfg, rec, gr.resources, client); err != nil {
 		return nil, err
 	}
+	if err := b.checkApprovalsStillHold(rec, role, caller, now); err != nil {
+		return nil, err
+	}
+	if !rec.StartAt.IsZero() {
+		// The access ends ttl after start_at, however late it is picked up.
+		if left := rec.StartAt.Add(rec.TTL).Sub(now).Truncate(time.Second); left < gr.ttl {
+			gr.ttl = max(left, time.Second)
+		}
+	}
+	gr.windowEnd, gr.windows = windowEnd, role.AccessWindows
 	requester := rec.Requester
 	gr.requester = requester.EntityName
-	gr.requesterEntity = &requester
+	gr.requesterEntity, gr.requesterKind = &requester, requesterEntity
 	gr.requestID = rec.ID
 	gr.approvals = rec.Approvals
 	gr.callerAccessor = req.ClientTokenAccessor

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/accesswindow"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -50,6 +51,16 @@ type roleEntry struct {
 	// ApproverMaxTokenAge, when set, refuses approvals and denials made with a token
 	// older than this (or not made by a login).
 	ApproverMaxTokenAge time.Duration `json:"approver_max_token_age,omitempty"`
+
+	// Time and rules (flow_time.go, auto_approve.go): the access windows (specs as
+	// accesswindow writes them), whether a grant ends with the window it started in,
+	// how far ahead a request may be scheduled, and the automatic approval rules.
+	AccessWindows    []string          `json:"access_windows,omitempty"`
+	WindowsNoCap     bool              `json:"windows_no_cap,omitempty"`
+	MaxScheduleAhead time.Duration     `json:"max_schedule_ahead,omitempty"`
+	AutoApprove      []autoApproveRule `json:"auto_approve,omitempty"`
+	// windows is AccessWindows parsed (getRole, setRoleTimeFields).
+	windows accesswindow.Set
 }
 
 // Defaults of the access-flow fields.
@@ -136,6 +147,10 @@ func (r *roleEntry) responseData() map[string]interface{} {
 		"break_glass_allowed":         nonNil(r.BreakGlassAllowed),
 		"break_glass_max_live_grants": r.breakGlassMaxLive(),
 		"approver_max_token_age":      int64(r.ApproverMaxTokenAge.Seconds()),
+		"access_windows":              nonNil(r.AccessWindows),
+		"windows_cap_grants":          !r.WindowsNoCap,
+		"max_schedule_ahead":          int64(r.maxScheduleAhead().Seconds()),
+		"auto_approve":                autoApproveData(r.AutoApprove),
 	}
 }
 
@@ -242,6 +257,30 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 						maxBreakGlassMaxLive, defaultBreakGlassMaxLive),
 					Default: defaultBreakGlassMaxLive,
 				},
+				"access_windows": {
+					Type: framework.TypeStringSlice,
+					Description: "When access may be had: days, hours and an IANA time zone, e.g. \"mon-fri 08:00-18:00 Europe/Berlin\" " +
+						"(several allowed; days mon..sun, ranges, lists, daily; an end before the start crosses midnight). Requests, pickups and " +
+						"renewals outside every window are refused with the next window's start. Break-glass ignores them. Empty: any time.",
+				},
+				"windows_cap_grants": {
+					Type:        framework.TypeBool,
+					Default:     true,
+					Description: "A grant's lease and its user's token TTLs end with the access window the grant started in (with a warning).",
+				},
+				"max_schedule_ahead": {
+					Type:        framework.TypeDurationSecond,
+					Default:     int(defaultMaxScheduleAhead.Seconds()),
+					Description: "How far ahead a request may ask for its access to start (start_at).",
+				},
+				"auto_approve": {
+					Type: framework.TypeString,
+					Description: "Rules that approve a matching request at once, as JSON: [{\"name\": \"oncall-read\", \"groups\": [\"oncall\"], " +
+						"\"entities\": [], \"resources\": [\"kv/app/*\"], \"permissions\": [\"read\"], \"max_ttl\": \"1h\", \"windows\": " +
+						"[\"mon-fri 08:00-18:00 Europe/Berlin\"]}]. A request matches when its requester is in one of the groups or entities, every " +
+						"resource lies within the rule's, its permission and ttl are allowed and now is in a window. Never for break-glass, and " +
+						"never when the requester is one of the request's approvers. \"\" or \"[]\" removes them.",
+				},
 				"approver_max_token_age": {
 					Type: framework.TypeDurationSecond,
 					Description: "Refuse approvals and denials made with a token older than this, or with one not made by a login (auth/token/create), so that " +
@@ -331,6 +370,9 @@ func getRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, e
 	role := &roleEntry{}
 	if err := entry.DecodeJSON(role); err != nil {
 		return nil, fmt.Errorf("decoding role %q: %w", name, err)
+	}
+	if err := role.parseTime(); err != nil {
+		return nil, fmt.Errorf("role %q: %w", name, err)
 	}
 	return role, nil
 }
@@ -451,6 +493,12 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 		role.RequireJustification = v.(bool)
 	}
 	if msg := setRoleApprovalFields(role, d); msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	if msg := setRoleTimeFields(role, d); msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	if msg := checkRulesWithinRole(role); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
 

@@ -41,6 +41,11 @@ func TestRoleCRUD(t *testing.T) {
 		"break_glass_allowed":         []string{},
 		"break_glass_max_live_grants": 1,
 		"approver_max_token_age":      int64(0),
+		// Time and rules: any time, grants capped at their window, a week ahead, no rules.
+		"access_windows":     []string{},
+		"windows_cap_grants": true,
+		"max_schedule_ahead": int64(7 * 24 * 3600),
+		"auto_approve":       []map[string]interface{}{},
 	}
 	if !reflect.DeepEqual(resp.Data, want) {
 		t.Fatalf("role read:\n got %#v\nwant %#v", resp.Data, want)

@@ -19,6 +19,7 @@ func (b *aponoBackend) periodicJobs() []periodicJob {
 		b.syncJob(),
 		{name: "sweep orphans", run: b.sweepIfDue},
 		{name: "expire and remove requests", run: b.tidyRequests},
+		{name: "remove history past its retention", run: b.tidyHistory},
 	}
 }
 

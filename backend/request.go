@@ -61,6 +61,47 @@ type requestRecord struct {
 	PickupBy   time.Time `json:"pickup_by,omitempty"`
 	EndedAt    time.Time `json:"ended_at,omitempty"`
 	GrantID    string    `json:"grant_id,omitempty"`
+	// StartAt is when a scheduled request's access starts (zero: at pickup).
+	StartAt time.Time `json:"start_at,omitempty"`
+	// AutoApprovedBy names the auto_approve rule that approved the request.
+	AutoApprovedBy string `json:"auto_approved_by,omitempty"`
+	// Kind is "" for access, requestKindExtension for an extension of grant ExtendsGrant
+	// to ExtendTo (extension.go).
+	Kind         string    `json:"kind,omitempty"`
+	ExtendsGrant string    `json:"extends_grant,omitempty"`
+	ExtendTo     time.Time `json:"extend_to,omitempty"`
+}
+
+func (r *requestRecord) kind() string {
+	if r.Kind == "" {
+		return "access"
+	}
+	return r.Kind
+}
+
+// pickupFrom is when the pickup window opens: at approval, or at start_at if later.
+func (r *requestRecord) pickupFrom() time.Time {
+	from := r.ApprovedAt
+	if r.StartAt.After(from) {
+		from = r.StartAt
+	}
+	return from
+}
+
+// firstNonZero is a unless it is zero, else b.
+func firstNonZero(a, b time.Time) time.Time {
+	if a.IsZero() {
+		return b
+	}
+	return a
+}
+
+// progress is the approvals so far, or the rule that approved the request.
+func (r *requestRecord) progress() string {
+	if r.AutoApprovedBy != "" {
+		return "approved by rule " + r.AutoApprovedBy
+	}
+	return r.rule().evaluate(r.Approvals).String()
 }
 
 type decisionRecord struct {
@@ -160,7 +201,11 @@ func (r *requestRecord) summary(now time.Time) map[string]interface{} {
 		"status":                 status,
 		"resources":              r.Resources,
 		"permission":             r.Permission,
-		"approvals":              r.rule().evaluate(r.Approvals).String(),
+		"approvals":              r.progress(),
+		"start_at":               formatTime(r.StartAt),
+		"auto_approved_by":       r.AutoApprovedBy,
+		"kind":                   r.kind(),
+		"extends_grant":          r.ExtendsGrant,
 		"expires_at":             deadline,
 		"created_at":             formatTime(r.CreatedAt),
 	}
@@ -205,7 +250,12 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 		"approver_sets":            sets,
 		"approvals":                approvalsData(r.Approvals),
 		"approvals_count":          progress.Distinct,
-		"approval_progress":        progress.String(),
+		"approval_progress":        r.progress(),
+		"start_at":                 formatTime(r.StartAt),
+		"auto_approved_by":         r.AutoApprovedBy,
+		"kind":                     r.kind(),
+		"extends_grant":            r.ExtendsGrant,
+		"extend_to":                formatTime(r.ExtendTo),
 		"require_approver_reason":  r.RequireReason,
 		"approver_max_token_age":   int64(r.ApproverMaxTokenAge.Seconds()),
 		"created_at":               formatTime(r.CreatedAt),
@@ -236,7 +286,7 @@ func (r *requestRecord) event(typ string, now time.Time, actor *identityRef, rea
 		Type: typ, RequestID: r.ID, Role: r.Role, Status: r.status(now), GrantID: r.GrantID,
 		Requester: r.Requester.EntityName, RequesterEntity: &r.Requester, RequesterKind: requesterEntity, Actor: actor, Reason: reason,
 		Justification: r.Justification, Resources: r.Resources, Permission: r.Permission,
-		Approvers: approverNames(r.Sets), Approvals: r.rule().evaluate(r.Approvals).String(),
+		Approvers: approverNames(r.Sets), Approvals: r.progress(),
 		ExpiresAt: formatTime(r.deadline()), RequesterName: r.Requester.person(), TTL: int64(r.TTL.Seconds()),
 		PickupBy: formatTime(r.PickupBy),
 	}

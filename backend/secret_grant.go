@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/accesswindow"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/mitchellh/mapstructure"
@@ -79,9 +80,23 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 	}
 	ttl := increment
 	var warning string
-	if remaining := rec.MaxExpiresAt.Sub(now); ttl > remaining {
+	if len(rec.Windows) > 0 && !rec.WindowsIgnored && rec.WindowEnd.IsZero() {
+		// Not capped at its window (windows_cap_grants=false): renewals only inside one.
+		set, err := accesswindow.ParseList(rec.Windows)
+		if err != nil {
+			return nil, fmt.Errorf("grant %s's access windows: %w", objs.GrantID, err)
+		}
+		if _, err := set.Check(now); err != nil {
+			return logical.ErrorResponse(fmt.Sprintf("grant %s cannot be renewed now: %s", objs.GrantID, err)), nil
+		}
+	}
+	end := rec.maxEnd()
+	if !rec.WindowEnd.IsZero() && rec.WindowEnd.Before(end) {
+		end = rec.WindowEnd
+	}
+	if remaining := end.Sub(now); ttl > remaining {
 		ttl = remaining
-		warning = fmt.Sprintf("grant reached its max_ttl; it ends at %s", rec.MaxExpiresAt.Format(time.RFC3339))
+		warning = fmt.Sprintf("grant reached the most it may last (max_ttl, an approved extension, or the end of its access window); it ends at %s", end.Format(time.RFC3339))
 	}
 	if ttl <= 0 {
 		return logical.ErrorResponse(fmt.Sprintf("grant %s is past its max_ttl and cannot be renewed", objs.GrantID)), nil
@@ -110,7 +125,7 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 
 	resp := &logical.Response{Secret: req.Secret}
 	resp.Secret.TTL = ttl
-	resp.Secret.MaxTTL = rec.MaxExpiresAt.Sub(rec.IssuedAt)
+	resp.Secret.MaxTTL = end.Sub(rec.IssuedAt)
 	if warning != "" {
 		resp.AddWarning(warning)
 	}
@@ -130,7 +145,7 @@ func (b *aponoBackend) grantRevoke(ctx context.Context, req *logical.Request, _ 
 		return nil, fmt.Errorf("revoking grant %s: %w", objs.GrantID, err)
 	}
 	ev := b.revokedEvent(ctx, req.Storage, objs.GrantID)
-	if err := b.removeGrantObjects(ctx, client, req.Storage, objs); err != nil {
+	if err := b.removeGrantObjects(ctx, client, req.Storage, objs, endedRevoked); err != nil {
 		return nil, fmt.Errorf("revoking grant %s: %w", objs.GrantID, err)
 	}
 	b.Logger().Info("grant revoked", "grant_id", objs.GrantID, "username", objs.Username)
@@ -143,7 +158,7 @@ func (b *aponoBackend) grantRevoke(ctx context.Context, req *logical.Request, _ 
 // removeGrantObjects deletes a grant's policy, user, entity and record. It is the one way a
 // grant ends (revoke, rollback, sweep) and is idempotent: what is already gone is success.
 // The policy goes first: that cuts every token the user already has.
-func (b *aponoBackend) removeGrantObjects(ctx context.Context, client vaultClient, s logical.Storage, objs grantObjects) error {
+func (b *aponoBackend) removeGrantObjects(ctx context.Context, client vaultClient, s logical.Storage, objs grantObjects, ending string) error {
 	if err := client.DeletePolicy(ctx, objs.Policy); err != nil {
 		return fmt.Errorf("deleting policy %s: %w", objs.Policy, err)
 	}
@@ -157,7 +172,7 @@ func (b *aponoBackend) removeGrantObjects(ctx context.Context, client vaultClien
 	}
 	b.revokeLoginTokens(ctx, client, objs)
 	if objs.GrantID != "" {
-		if err := b.deleteGrantRecord(ctx, s, objs.GrantID); err != nil {
+		if err := b.deleteGrantRecord(ctx, s, objs.GrantID, ending); err != nil {
 			return err
 		}
 	}

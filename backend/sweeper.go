@@ -288,7 +288,7 @@ func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage,
 	objs := grantObjects{GrantID: id, Username: rec.Username, Policy: rec.Policy, UserpassMount: rec.UserpassMount, Entity: rec.EntityName,
 		BreakGlassKey: rec.BreakGlassKey}
 	ev := b.revokedEvent(ctx, s, id)
-	if err := b.removeGrantObjects(ctx, client, s, objs); err != nil {
+	if err := b.removeGrantObjects(ctx, client, s, objs, endedSwept); err != nil {
 		return false, fmt.Errorf("sweeping expired grant %s: %w", id, err)
 	}
 	if ev != nil {
@@ -311,7 +311,7 @@ func (b *aponoBackend) sweepRecordless(ctx context.Context, s logical.Storage, c
 	if b.grantEntitiesRemovable(ctx, client) {
 		objs.Entity = name
 	}
-	if err := b.removeGrantObjects(ctx, client, s, objs); err != nil {
+	if err := b.removeGrantObjects(ctx, client, s, objs, endedSwept); err != nil {
 		return false, fmt.Errorf("sweeping record-less %s: %w", name, err)
 	}
 	b.Logger().Info("swept a user and policy with no grant record", "name", name)

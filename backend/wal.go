@@ -32,7 +32,7 @@ func (b *aponoBackend) walRollback(ctx context.Context, req *logical.Request, ki
 		return nil
 	}
 	b.Logger().Info("rolling back an unfinished grant", "grant_id", objs.GrantID, "username", objs.Username)
-	return b.removeGrantObjects(ctx, client, req.Storage, objs)
+	return b.removeGrantObjects(ctx, client, req.Storage, objs, "")
 }
 
 // issueFinished reports whether the issue a WAL entry covers got through: its record is

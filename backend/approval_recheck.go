@@ -1,0 +1,80 @@
+package backend
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// checkApprovalsStillHold is the 403 for a pickup whose approvals no longer carry it:
+// each approver's membership is read again from Vault's identity store (someone who left
+// an approver group since approving no longer counts for it), and an automatically
+// approved request must still match its rule. It matters most for scheduled requests,
+// approved days before their start.
+func (b *aponoBackend) checkApprovalsStillHold(rec *requestRecord, role *roleEntry, caller *identity, now time.Time) error {
+	if rec.AutoApprovedBy != "" {
+		for i := range role.AutoApprove {
+			r := &role.AutoApprove[i]
+			if r.Name != rec.AutoApprovedBy {
+				continue
+			}
+			if matchAutoApprove([]autoApproveRule{*r}, autoApproval{requester: caller, resources: rec.Resources, permission: rec.Permission,
+				ttl: rec.TTL, at: firstNonZero(rec.StartAt, now), sets: rec.Sets}) != nil {
+				return nil
+			}
+		}
+		return forbidden("request %s was approved by rule %q, which no longer approves it (the rule changed, or %s's groups did): ask again",
+			rec.ID, rec.AutoApprovedBy, caller.label())
+	}
+	var still []approvalRecord
+	var lapsed []string
+	for _, a := range rec.Approvals {
+		who, err := b.identityOf(a.Approver)
+		if err != nil {
+			return err
+		}
+		sets := qualifyingSets(who, rec.Sets)
+		var kept []int
+		for _, i := range a.Sets {
+			for _, j := range sets {
+				if i == j {
+					kept = append(kept, i)
+				}
+			}
+		}
+		if len(kept) < len(a.Sets) {
+			lapsed = append(lapsed, a.Approver.label())
+		}
+		a.Sets = kept
+		still = append(still, a)
+	}
+	if p := rec.rule().evaluate(still); !p.Satisfied {
+		return forbidden("request %s cannot be picked up: the approval of %s no longer counts (no longer in the approver group as Vault's identity store knows it now), so it is %s; ask again",
+			rec.ID, strings.Join(lapsed, ", "), p)
+	}
+	return nil
+}
+
+// identityOf is who ref is now: its entity's name and groups as Vault knows them.
+func (b *aponoBackend) identityOf(ref identityRef) (*identity, error) {
+	sys := b.System()
+	id := &identity{EntityID: ref.EntityID, EntityName: ref.EntityName}
+	entity, err := sys.EntityInfo(ref.EntityID)
+	if err != nil {
+		return nil, fmt.Errorf("looking up approver %s: %w", ref.EntityName, err)
+	}
+	if entity == nil || entity.Disabled {
+		return id, nil // gone or disabled: in no group
+	}
+	id.EntityName = entity.Name
+	groups, err := sys.GroupsForEntity(ref.EntityID)
+	if err != nil {
+		return nil, fmt.Errorf("looking up approver %s's groups: %w", ref.EntityName, err)
+	}
+	for _, g := range groups {
+		if g != nil {
+			id.Groups = append(id.Groups, g.Name)
+		}
+	}
+	return id, nil
+}

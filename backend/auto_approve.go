@@ -1,0 +1,194 @@
+package backend
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/apono-io/vault-plugin-apono/accesswindow"
+	"github.com/hashicorp/go-secure-stdlib/parseutil"
+)
+
+// Automatic approval: a role's auto_approve rules approve a request that matches one of
+// them at once, recorded with the rule's name in place of an approver and its own event
+// (request.auto_approved); one that matches none goes to people as always. The rules are
+// pure: they take the request and the requester as Vault knows them now.
+
+const maxAutoApproveRules = 16
+
+const eventRequestAutoApproved = "request.auto_approved"
+
+// autoApproveRule is one rule as stored.
+type autoApproveRule struct {
+	Name        string        `json:"name"`
+	Groups      []string      `json:"groups,omitempty"`
+	Entities    []string      `json:"entities,omitempty"`
+	Resources   []string      `json:"resources"`
+	Permissions []string      `json:"permissions,omitempty"` // empty: any of the role's
+	MaxTTL      time.Duration `json:"max_ttl,omitempty"`     // 0: the role's
+	Windows     []string      `json:"windows,omitempty"`     // empty: any time
+	windows     accesswindow.Set
+}
+
+func (r *autoApproveRule) parse() error {
+	set, err := accesswindow.ParseList(r.Windows)
+	if err != nil {
+		return fmt.Errorf("rule %q: %w", r.Name, err)
+	}
+	r.windows = set
+	return nil
+}
+
+// parseAutoApprove reads the auto_approve field (JSON); msg is a 400.
+func parseAutoApprove(raw string) ([]autoApproveRule, string) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" || raw == "[]" {
+		return nil, ""
+	}
+	var in []struct {
+		Name        string      `json:"name"`
+		Groups      []string    `json:"groups"`
+		Entities    []string    `json:"entities"`
+		Resources   []string    `json:"resources"`
+		Permissions []string    `json:"permissions"`
+		MaxTTL      interface{} `json:"max_ttl"`
+		Windows     []string    `json:"windows"`
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return nil, fmt.Sprintf("not a JSON list of rules with name, groups, entities, resources, permissions, max_ttl and windows: %s", err)
+	}
+	if len(in) > maxAutoApproveRules {
+		return nil, fmt.Sprintf("at most %d rules are allowed, got %d", maxAutoApproveRules, len(in))
+	}
+	seen := map[string]bool{}
+	var out []autoApproveRule
+	for _, r := range in {
+		if !roleNameRe.MatchString(r.Name) || seen[r.Name] {
+			return nil, fmt.Sprintf("rule name %q must be unique and %s", truncateForError(r.Name), roleNameRule)
+		}
+		seen[r.Name] = true
+		rule := autoApproveRule{Name: r.Name, Groups: dedupe(r.Groups), Entities: dedupe(r.Entities), Resources: dedupe(r.Resources),
+			Permissions: dedupe(r.Permissions), Windows: r.Windows}
+		if len(rule.Groups)+len(rule.Entities) == 0 {
+			return nil, fmt.Sprintf("rule %q names no groups or entities: who may it approve for?", r.Name)
+		}
+		for _, n := range append(append([]string{}, rule.Groups...), rule.Entities...) {
+			if _, err := parsePrincipal(n); err != nil || strings.Contains(n, ":") {
+				return nil, fmt.Sprintf("rule %q: %q is not a group or entity name", r.Name, truncateForError(n))
+			}
+		}
+		if len(rule.Resources) == 0 {
+			return nil, fmt.Sprintf("rule %q names no resources", r.Name)
+		}
+		for _, res := range rule.Resources {
+			if err := validateResourceName(res); err != nil {
+				return nil, fmt.Sprintf("rule %q: %s", r.Name, err)
+			}
+		}
+		for _, p := range rule.Permissions {
+			if _, ok := permissionTypes[p]; !ok {
+				return nil, fmt.Sprintf("rule %q: %q is not a permission level (allowed: %s)", r.Name, truncateForError(p), knownPermissions())
+			}
+		}
+		if r.MaxTTL != nil {
+			d, err := parseutil.ParseDurationSecond(r.MaxTTL)
+			if err != nil || d <= 0 {
+				return nil, fmt.Sprintf("rule %q: max_ttl %v is not a positive duration such as 1h", r.Name, r.MaxTTL)
+			}
+			rule.MaxTTL = d
+		}
+		if err := rule.parse(); err != nil {
+			return nil, err.Error()
+		}
+		rule.Windows = rule.windows.Strings()
+		out = append(out, rule)
+	}
+	return out, ""
+}
+
+// checkRulesWithinRole is a 400 when a rule names a resource the role cannot grant.
+func checkRulesWithinRole(role *roleEntry) string {
+	for _, r := range role.AutoApprove {
+		for _, res := range r.Resources {
+			if !nameCoveredBy(res, role.Resources) {
+				return fmt.Sprintf("auto_approve: rule %q names %q, which is not among the role's resources (%s)", r.Name, res, strings.Join(role.Resources, ", "))
+			}
+		}
+	}
+	return ""
+}
+
+// nameCoveredBy reports whether resource name is one of names or lies below one of their
+// folders (kv/app/* covers kv/app/db and kv/app/sub/*).
+func nameCoveredBy(name string, names []string) bool {
+	for _, n := range names {
+		if n == name {
+			return true
+		}
+		if base, ok := strings.CutSuffix(n, "*"); ok && strings.HasPrefix(name, base) {
+			return true
+		}
+	}
+	return false
+}
+
+func autoApproveData(rules []autoApproveRule) []map[string]interface{} {
+	out := make([]map[string]interface{}, 0, len(rules))
+	for _, r := range rules {
+		out = append(out, map[string]interface{}{
+			"name": r.Name, "groups": nonNil(r.Groups), "entities": nonNil(r.Entities), "resources": r.Resources,
+			"permissions": nonNil(r.Permissions), "max_ttl": int64(r.MaxTTL.Seconds()), "windows": nonNil(r.Windows),
+		})
+	}
+	return out
+}
+
+// autoApproval is what a rule is asked to approve.
+type autoApproval struct {
+	requester  *identity
+	resources  []string // the request's resource names
+	permission string
+	ttl        time.Duration
+	at         time.Time // when the access would start
+	sets       []approverSet
+}
+
+// matchAutoApprove is the first rule that approves a, or nil. A requester who may
+// approve the request themselves (a member of one of its approver sets) is never
+// approved by a rule: that would be self-approval by another name.
+func matchAutoApprove(rules []autoApproveRule, a autoApproval) *autoApproveRule {
+	if len(qualifyingSets(a.requester, a.sets)) > 0 {
+		return nil
+	}
+	for i := range rules {
+		r := &rules[i]
+		who := false
+		for _, g := range r.Groups {
+			who = who || a.requester.memberOf(principal{Kind: principalGroup, Name: g})
+		}
+		for _, e := range r.Entities {
+			who = who || a.requester.memberOf(principal{Kind: principalEntity, Name: e})
+		}
+		if !who {
+			continue
+		}
+		what := len(a.resources) > 0
+		for _, res := range a.resources {
+			what = what && nameCoveredBy(res, r.Resources)
+		}
+		if !what || (len(r.Permissions) > 0 && !contains(r.Permissions, a.permission)) || (r.MaxTTL > 0 && a.ttl > r.MaxTTL) {
+			continue
+		}
+		if r.windows.Len() > 0 {
+			if open, _ := r.windows.At(a.at); !open {
+				continue
+			}
+		}
+		return r
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+package backend
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/apono-io/vault-plugin-apono/accesswindow"
+	"github.com/hashicorp/vault/sdk/framework"
+)
+
+// Access flows that follow time: access windows (accesswindow/) and scheduled requests.
+//
+// A role's access_windows say when its access may be had. A request (at its start_at
+// when it has one), a pickup and a renewal outside every window are refused with the
+// next window's start; a grant's lease and its user's token TTLs end, at the latest,
+// when the window it started in ends (unless windows_cap_grants=false). Break-glass
+// ignores the windows and its grant says so.
+//
+// A request may carry start_at, at most max_schedule_ahead (default 7 days) ahead. It is
+// approved as any other; it can be picked up from start_at until start_at + pickup_ttl,
+// and the grant ends at most ttl after start_at.
+
+const defaultMaxScheduleAhead = 7 * 24 * time.Hour
+
+func (r *roleEntry) maxScheduleAhead() time.Duration {
+	return orDefault(r.MaxScheduleAhead, defaultMaxScheduleAhead)
+}
+
+// parseTime parses what the stored role holds as text (windows, rule windows).
+func (r *roleEntry) parseTime() error {
+	set, err := accesswindow.ParseList(r.AccessWindows)
+	if err != nil {
+		return err
+	}
+	r.windows = set
+	for i := range r.AutoApprove {
+		if err := r.AutoApprove[i].parse(); err != nil {
+			return fmt.Errorf("auto_approve: %w", err)
+		}
+	}
+	return nil
+}
+
+// setRoleTimeFields applies access_windows, windows_cap_grants, max_schedule_ahead and
+// auto_approve; msg is a 400.
+func setRoleTimeFields(role *roleEntry, d *framework.FieldData) string {
+	if v, ok := d.GetOk("access_windows"); ok {
+		set, err := accesswindow.ParseList(v.([]string))
+		if err != nil {
+			return err.Error()
+		}
+		role.AccessWindows, role.windows = set.Strings(), set
+	}
+	if v, ok := d.GetOk("windows_cap_grants"); ok {
+		role.WindowsNoCap = !v.(bool)
+	}
+	if v, ok := d.GetOk("max_schedule_ahead"); ok {
+		ahead := time.Duration(v.(int)) * time.Second
+		if ahead <= 0 || ahead > maxFlowTTL {
+			return fmt.Sprintf("max_schedule_ahead must be more than 0 and at most %s, got %s", maxFlowTTL, ahead)
+		}
+		role.MaxScheduleAhead = ahead
+	}
+	if v, ok := d.GetOk("auto_approve"); ok {
+		rules, msg := parseAutoApprove(v.(string))
+		if msg != "" {
+			return "auto_approve: " + msg
+		}
+		role.AutoApprove = rules
+	}
+	return ""
+}
+
+// windowCheck says whether the role's windows let access be had at t: the end of the
+// window t is in (zero when the role has none, or its grants are not capped), or a 400
+// naming the next window's start.
+func (r *roleEntry) windowCheck(roleName string, t time.Time) (end time.Time, msg string) {
+	if r.windows.Len() == 0 {
+		return time.Time{}, ""
+	}
+	end, err := r.windows.Check(t)
+	var closed *accesswindow.ClosedError
+	if errors.As(err, &closed) {
+		return time.Time{}, fmt.Sprintf("role %q: %s", roleName, err)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Sprintf("role %q: %s", roleName, err)
+	}
+	if r.WindowsNoCap {
+		return time.Time{}, ""
+	}
+	return end, ""
+}
+
+// parseStartAt reads start_at; msg is a 400.
+func parseStartAt(roleName string, role *roleEntry, raw string, now time.Time) (time.Time, string) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return time.Time{}, ""
+	}
+	t, err := time.Parse(time.RFC3339, raw)
+	if err != nil {
+		return time.Time{}, fmt.Sprintf("start_at %q is not an RFC 3339 time such as 2026-12-02T08:00:00+01:00", truncateForError(raw))
+	}
+	if !t.After(now) {
+		return time.Time{}, fmt.Sprintf("start_at %s is not in the future; leave it out for access now", t.UTC().Format(time.RFC3339))
+	}
+	if ahead := role.maxScheduleAhead(); t.Sub(now) > ahead {
+		return time.Time{}, fmt.Sprintf("start_at %s is more than %s ahead (role %q's max_schedule_ahead)", t.UTC().Format(time.RFC3339), ahead, roleName)
+	}
+	return t.UTC(), ""
+}
+
+// capAtWindow shortens ttl (and maxTTL) so the grant ends when the window it starts in
+// does; the warning says so.
+func capAtWindow(windowEnd, now time.Time, ttl, maxTTL time.Duration) (time.Duration, time.Duration, string) {
+	if windowEnd.IsZero() {
+		return ttl, maxTTL, ""
+	}
+	left := windowEnd.Sub(now).Truncate(time.Second)
+	if left < time.Second {
+		left = time.Second
+	}
+	warning := ""
+	if ttl > left {
+		warning = fmt.Sprintf("the access window this grant started in ends at %s: the grant ends then, after %s, not after the %s asked for (windows_cap_grants)",
+			windowEnd.UTC().Format(time.RFC3339), left, ttl)
+		ttl = left
+	}
+	if maxTTL > left {
+		maxTTL = left
+	}
+	return ttl, maxTTL, warning
+}

@@ -1,0 +1,326 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// History: every grant that ends keeps a compact record (who, what, permission, when it
+// started and ended, how it ended, the request and its approvers, break-glass) for
+// history_retention (default 90 days), so that "who had access to kv/app/db last month"
+// has an answer once Vault's leases are gone. Records are indexed by when they ended, by
+// requester, by resource and by role (index.go), and removed by the periodic job through
+// the index of when they ended: both cost what is due.
+
+const (
+	historyStoragePrefix    = "history/"
+	defaultHistoryRetention = 90 * 24 * time.Hour
+)
+
+// How a grant ended.
+const (
+	endedExpired = "expired" // its lease ran out
+	endedRevoked = "revoked" // revoked before its end (vault lease revoke, revoke-prefix)
+	endedSwept   = "swept"   // removed by the orphan sweeper: Vault had not revoked it
+)
+
+func (c *pluginConfig) historyRetention() time.Duration {
+	return orDefault(c.HistoryRetention, defaultHistoryRetention)
+}
+
+// historyRecord is one ended grant.
+type historyRecord struct {
+	GrantID         string    `json:"grant_id"`
+	Role            string    `json:"role"`
+	Requester       string    `json:"requester"`
+	RequesterEntity string    `json:"requester_entity_id,omitempty"`
+	RequesterKind   string    `json:"requester_kind"`
+	Resources       []string  `json:"resources"`
+	Permission      string    `json:"permission"`
+	IssuedAt        time.Time `json:"issued_at"`
+	EndedAt         time.Time `json:"ended_at"`
+	Ended           string    `json:"ended"`
+	RequestID       string    `json:"request_id,omitempty"`
+	Approvers       []string  `json:"approvers,omitempty"`
+	BreakGlass      bool      `json:"break_glass,omitempty"`
+	Justification   string    `json:"justification,omitempty"`
+}
+
+func historyEntries(h *historyRecord) []indexEntry {
+	k := newestFirstKey(h.EndedAt, h.GrantID)
+	requester := "s" + hashedName(h.Requester)
+	if h.RequesterKind == requesterEntity && h.RequesterEntity != "" {
+		requester = "e" + entityKey(h.RequesterEntity)
+	}
+	out := []indexEntry{
+		{"hist/all", k}, {"hist/role/" + h.Role, k}, {"hist/requester/" + requester, k},
+		{"hist/ended", timeKey(h.EndedAt, h.GrantID)},
+	}
+	for _, r := range dedupe(h.Resources) {
+		out = append(out, indexEntry{"hist/resource/" + hashedName(r), k})
+	}
+	return out
+}
+
+// recordHistory keeps g's history as it ends (ending: how).
+func (b *aponoBackend) recordHistory(ctx context.Context, s logical.Storage, g *grantRecord, ending string, now time.Time) error {
+	if ending == endedRevoked && !now.Before(g.ExpiresAt.Add(-2*time.Second)) {
+		ending = endedExpired // Vault revokes an expired lease the same way
+	}
+	h := &historyRecord{
+		GrantID: g.ID, Role: g.Role, Requester: g.requesterName(), RequesterKind: g.requesterKind(), Resources: g.Resources,
+		Permission: g.Permission, IssuedAt: g.IssuedAt, EndedAt: now, Ended: ending, RequestID: g.RequestID,
+		BreakGlass: g.BreakGlass, Justification: g.Justification,
+	}
+	if g.RequesterEntity != nil {
+		h.RequesterEntity = g.RequesterEntity.EntityID
+	}
+	for _, a := range g.Approvals {
+		h.Approvers = append(h.Approvers, a.Approver.person())
+	}
+	if err := b.idx.apply(ctx, s, historyEntries(h), true); err != nil {
+		return err
+	}
+	entry, err := logical.StorageEntryJSON(historyStoragePrefix+h.GrantID, h)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, entry)
+}
+
+func getHistory(ctx context.Context, s logical.Storage, id string) (*historyRecord, error) {
+	entry, err := s.Get(ctx, historyStoragePrefix+id)
+	if err != nil || entry == nil {
+		return nil, err
+	}
+	h := &historyRecord{}
+	if err := entry.DecodeJSON(h); err != nil {
+		return nil, fmt.Errorf("decoding history %q: %w", id, err)
+	}
+	return h, nil
+}
+
+// tidyHistory removes what ended longer than history_retention ago.
+func (b *aponoBackend) tidyHistory(ctx context.Context, s logical.Storage) error {
+	select {
+	case <-b.idx.ready:
+	default:
+		return nil
+	}
+	cfg, err := b.config(ctx, s)
+	if err != nil || cfg == nil {
+		return err
+	}
+	for {
+		keys, err := b.dueKeys(ctx, s, "hist/ended", time.Now().Add(-cfg.historyRetention()))
+		if err != nil || len(keys) == 0 {
+			return err
+		}
+		for _, k := range keys {
+			h, err := getHistory(ctx, s, keyID(k))
+			if err != nil {
+				return err
+			}
+			if h == nil || !containsEntry(historyEntries(h), indexEntry{"hist/ended", k}) {
+				if err := b.idx.set("hist/ended").Remove(ctx, s, k); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := s.Delete(ctx, historyStoragePrefix+h.GrantID); err != nil {
+				return err
+			}
+			if err := b.idx.apply(ctx, s, historyEntries(h), false); err != nil {
+				b.Logger().Warn("removing an expired history record's index entries", "grant_id", h.GrantID, "error", err)
+			}
+		}
+		if len(keys) < tidyBatch || ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func pathHistory(b *aponoBackend) []*framework.Path {
+	fields := func(withRequester bool) map[string]*framework.FieldSchema {
+		f := map[string]*framework.FieldSchema{
+			"since":    {Type: framework.TypeString, Query: true, Description: "Only grants live at or after this time (RFC 3339)."},
+			"until":    {Type: framework.TypeString, Query: true, Description: "Only grants live before this time (RFC 3339)."},
+			"resource": {Type: framework.TypeString, Query: true, Description: "Only grants that covered this resource (the resource itself, or a folder above it): who had access to kv/app/db."},
+			"role":     {Type: framework.TypeLowerCaseString, Query: true, Description: "Only grants of this role."},
+			"format":   {Type: framework.TypeString, Query: true, Default: "json", AllowedValues: []interface{}{"json", "csv"}, Description: "json, or csv: the same rows as text/csv for an auditor."},
+		}
+		if withRequester {
+			f["requester"] = &framework.FieldSchema{Type: framework.TypeString, Query: true,
+				Description: "Only grants of this requester: a person's entity ID, or the requester a service stated."}
+		}
+		return withPageFields(f)
+	}
+	return []*framework.Path{
+		{
+			Pattern:      "history/?$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "apono", OperationSuffix: "history"},
+			Fields:       fields(true),
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathHistoryRead, DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read"}},
+			},
+			HelpSynopsis:    "Ended grants: who had access to what, when, and how it ended.",
+			HelpDescription: pathHistoryHelp,
+		},
+		{
+			Pattern:      "my/history/?$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "apono", OperationSuffix: "my-history"},
+			Fields:       fields(false),
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathHistoryRead, DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read"}},
+			},
+			HelpSynopsis:    "The caller's own ended grants.",
+			HelpDescription: pathHistoryHelp,
+		},
+	}
+}
+
+const pathHistoryHelp = `
+history lists ended grants, the newest end first, a page at a time (limit, after,
+next_after): who (requester), what (resources, permission), when (issued_at, ended_at),
+how it ended (expired, revoked, swept), the request and its approvers, break-glass.
+Filter with since and until (grants live in that time), requester, resource (the
+resource or a folder above it) and role; format=csv answers the same rows as CSV.
+my/history is a person's own. Records stay for history_retention (config, default 90
+days).
+`
+
+var historyColumns = []string{"grant_id", "role", "requester", "requester_entity_id", "requester_kind", "resources", "permission",
+	"issued_at", "ended_at", "ended", "request_id", "approvers", "break_glass", "justification"}
+
+func (h *historyRecord) row() []string {
+	return []string{h.GrantID, h.Role, h.Requester, h.RequesterEntity, h.RequesterKind, strings.Join(h.Resources, " "), h.Permission,
+		formatTime(h.IssuedAt), formatTime(h.EndedAt), h.Ended, h.RequestID, strings.Join(h.Approvers, " "), fmt.Sprint(h.BreakGlass), h.Justification}
+}
+
+func (h *historyRecord) data() map[string]interface{} {
+	out := map[string]interface{}{}
+	for i, v := range h.row() {
+		out[historyColumns[i]] = v
+	}
+	out["resources"], out["approvers"], out["break_glass"] = h.Resources, nonNil(h.Approvers), h.BreakGlass
+	return out
+}
+
+func (b *aponoBackend) pathHistoryRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.rememberMount(req)
+	requester, _ := d.Raw["requester"].(string)
+	if strings.HasPrefix(req.Path, "my/") {
+		me, err := b.callerEntity(req)
+		if err != nil {
+			return nil, err
+		}
+		if me == nil {
+			return logical.ErrorResponse(errNoEntity + "; an operator reads every grant's history at " + req.MountPoint + "history"), nil
+		}
+		requester = me.EntityID
+	}
+	since, msg := parseOptionalTime("since", d.Get("since").(string))
+	if msg == "" {
+		var until time.Time
+		until, msg = parseOptionalTime("until", d.Get("until").(string))
+		if msg == "" {
+			return b.historyAnswer(ctx, req, d, requester, since, until)
+		}
+	}
+	return logical.ErrorResponse(msg), nil
+}
+
+func parseOptionalTime(field, raw string) (time.Time, string) {
+	if strings.TrimSpace(raw) == "" {
+		return time.Time{}, ""
+	}
+	t, err := time.Parse(time.RFC3339, strings.TrimSpace(raw))
+	if err != nil {
+		return time.Time{}, fmt.Sprintf("%s %q is not an RFC 3339 time such as 2026-11-01T00:00:00Z", field, truncateForError(raw))
+	}
+	return t, ""
+}
+
+func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, d *framework.FieldData, requester string, since, until time.Time) (*logical.Response, error) {
+	var sets []string
+	role := d.Get("role").(string)
+	resource := strings.TrimSpace(d.Get("resource").(string))
+	format := d.Get("format").(string)
+	if format != "json" && format != "csv" {
+		return logical.ErrorResponse(fmt.Sprintf("format %q is not allowed (allowed: json, csv)", truncateForError(format))), nil
+	}
+	switch {
+	case requester != "":
+		sets = []string{"hist/requester/e" + entityKey(requester), "hist/requester/s" + hashedName(requester)}
+	case resource != "":
+		if err := validateResourceName(resource); err != nil {
+			return logical.ErrorResponse("resource: " + err.Error()), nil
+		}
+		// The resource and every folder above it.
+		sets = []string{"hist/resource/" + hashedName(resource)}
+		parts := strings.Split(strings.TrimSuffix(resource, "/*"), "/")
+		for i := len(parts) - 1; i >= 1; i-- {
+			sets = append(sets, "hist/resource/"+hashedName(strings.Join(parts[:i], "/")+"/*"))
+		}
+	case role != "":
+		sets = []string{"hist/role/" + role}
+	default:
+		sets = []string{"hist/all"}
+	}
+	limit, msg := checkLimit(d.Get("limit").(int))
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	after, msg := decodeCursor("history", d.Get("after").(string))
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	if err := b.indexesReady(ctx, req.Storage); err != nil {
+		return nil, err
+	}
+	m := b.newMergedStream(ctx, req.Storage, sets, after)
+	if !since.IsZero() {
+		m.stopAfter = newestFirstKey(since, "")
+	}
+	recs, next, _, err := pageOf(b, req.Storage, m, limit,
+		func(ctx context.Context, id string) (*historyRecord, error) { return getHistory(ctx, req.Storage, id) },
+		historyEntries,
+		func(h *historyRecord) bool {
+			return (until.IsZero() || h.IssuedAt.Before(until)) && (since.IsZero() || !h.EndedAt.Before(since)) &&
+				(role == "" || h.Role == role) && (resource == "" || nameCoveredBy(resource, h.Resources) || contains(h.Resources, resource)) &&
+				(requester == "" || h.RequesterEntity == requester || (h.RequesterKind != requesterEntity && h.Requester == requester))
+		})
+	if err != nil {
+		return nil, fmt.Errorf("reading history: %w", err)
+	}
+	if format == "csv" {
+		var buf bytes.Buffer
+		w := csv.NewWriter(&buf)
+		_ = w.Write(historyColumns)
+		for _, h := range recs {
+			_ = w.Write(h.row())
+		}
+		w.Flush()
+		headers := map[string]interface{}{
+			logical.HTTPContentType: "text/csv; charset=utf-8",
+			logical.HTTPRawBody:     buf.Bytes(),
+			logical.HTTPStatusCode:  http.StatusOK,
+		}
+		return &logical.Response{Data: headers}, nil
+	}
+	rows := make([]map[string]interface{}, 0, len(recs))
+	for _, h := range recs {
+		rows = append(rows, h.data())
+	}
+	resp := &logical.Response{Data: map[string]interface{}{"history": rows}}
+	addNextPage(resp, "history", next)
+	return resp, nil
+}
