@@ -225,7 +225,8 @@ func (b *aponoBackend) checkOwnersUnchanged(ctx context.Context, cfg *pluginConf
 			continue
 		}
 		hasOwners = true
-		if covered[i] {
+		// A rule's approval stands for every owner set the request had.
+		if covered[i] || rec.AutoApprovedBy != "" {
 			approvedOwners[s.Source+"|"+canonicalPrincipals(s.Principals)] = true
 		}
 	}

@@ -387,6 +387,15 @@ func TestAccessFlowPathsHaveHelpAndOpenAPI(t *testing.T) {
 		"apono/break-glass/app": "Grant access at once in an emergency",
 		"apono/audit/requests":  "Every access request of the mount",
 		"apono/audit/requests/0f8fad5b-d9cb-469f-a165-70867728950e": "Read any access request",
+		"apono/grants/app/0123456789abcdef/extend":                  "Ask for a live grant to last longer",
+		"apono/my/roles":          "What people may ask for",
+		"apono/my/grants":         "The caller's own live grants",
+		"apono/my/history":        "The caller's own ended grants",
+		"apono/history":           "Ended grants: who had access to what",
+		"apono/notify/team-slack": "A named notification target",
+		"apono/notify":            "List the notification targets",
+		"apono/indexes":           "State of the indexes",
+		"apono/indexes/rebuild":   "Add every record's index entries again",
 	} {
 		if help := e.root(t, "path-help", path); !strings.Contains(help, want) {
 			t.Errorf("path-help %s lacks %q:\n%s", path, want, help)
@@ -399,6 +408,10 @@ func TestAccessFlowPathsHaveHelpAndOpenAPI(t *testing.T) {
 		`"/apono/audit/requests/"`, `"/apono/audit/requests/{id}"`,
 		`"break_glass_allowed"`, `"break_glass_max_live_grants"`, `"approver_max_token_age"`,
 		`"max_resources_per_request"`, `"max_open_requests"`, `"max_folder_secrets"`,
+		`"/apono/grants/{role}/{grant_id}/extend"`, `"/apono/my/roles"`, `"/apono/my/grants/"`, `"/apono/my/history"`, `"/apono/history"`,
+		`"/apono/notify/{name}"`, `"/apono/indexes"`, `"/apono/indexes/rebuild"`,
+		`"access_windows"`, `"windows_cap_grants"`, `"max_schedule_ahead"`, `"auto_approve"`, `"start_at"`, `"wait"`, `"dry_run"`,
+		`"history_retention"`, `"portal_url"`, `"password_hash_cost"`, `"limit"`, `"after"`, `"format"`, `"events"`,
 		`"approvers"`, `"approval_mode"`, `"required_approvals"`, `"request_ttl"`, `"pickup_ttl"`, `"require_approver_reason"`,
 		`"break_glass"`, `"break_glass_max_ttl"`, `"request_id"`, `"notify_url"`, `"notify_secret"`, `"notify_ca_cert"`, `"request_retention"`,
 		`"can_approve"`,
