@@ -46,10 +46,11 @@ vault:
 ## test: unit tests, then end-to-end tests against a real Vault the run starts itself
 test: test-unit test-e2e
 
-## test-unit: go vet, the backend's unit tests, and those of internal/procstat and the benchmarks
+## test-unit: go vet, and the unit tests of every package that needs no server: the backend,
+## the portal's files, chat formats, access windows, the index sets, procstat, the benchmarks
 test-unit:
 	$(GO) vet ./...
-	$(GO) test -count=1 ./backend/... ./internal/procstat/ ./bench/...
+	$(GO) test -count=1 ./backend/... ./portal/... ./chat/... ./accesswindow/... ./internal/sortedset/ ./internal/procstat/ ./bench/...
 
 ## test-release: two `make release` runs from two copies of the tree in different folders,
 ## with separate build caches, give byte-identical zips (two platforms; minutes when cold)
@@ -73,6 +74,8 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzResourceName$$' -fuzztime=$(FUZZTIME) ./backend/
 	$(GO) test -run='^$$' -fuzz='^FuzzPolicyRendering$$' -fuzztime=$(FUZZTIME) ./backend/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./accesswindow/
+	$(GO) test -run='^$$' -fuzz='^FuzzModel$$' -fuzztime=$(FUZZTIME) ./internal/sortedset/
 
 ## bench-sync: time apono/sync on a dev Vault filled with 1k, 10k and 100k secrets beside a
 ## plain sequential walk (takes minutes); the table goes to bench/results/ (git-ignored).
