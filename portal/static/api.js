@@ -90,13 +90,22 @@ export async function call(method, path, { body, query, auth = true, token: useT
     }
   }
   if (!res.ok) {
-    let messages = (data && Array.isArray(data.errors) ? data.errors : []).map(String).filter(Boolean);
+    let messages = (data && Array.isArray(data.errors) ? data.errors : []).flatMap(unwrap).filter(Boolean);
     if (messages.length === 0) {
       messages = [res.status === 404 ? 'Not found' : `Vault answered HTTP ${res.status}`];
     }
     throw new VaultError(res.status, messages);
   }
   return data;
+}
+
+// unwrap takes Vault's "1 error occurred:\n\t* ..." wrapping off a message, so people
+// read the plugin's own words.
+function unwrap(message) {
+  const s = String(message);
+  const m = /^\d+ errors? occurred:\s*\n([\s\S]*)$/.exec(s);
+  if (!m) return [s.trim()];
+  return m[1].split(/\n\t\* /).map((part) => part.replace(/^\t?\* /, '').trim());
 }
 
 // plugin calls a path of the plugin's mount.

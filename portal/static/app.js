@@ -91,6 +91,7 @@ async function render() {
   try {
     await work;
   } catch (err) {
+    console.error('portal:', err);
     if (seq === rendering) view.append(alert('error', err.message || String(err)));
   }
   // A view that loaded its heading late gets focus there, unless the person moved on.

@@ -37,7 +37,7 @@ export function el(tag, props = {}, ...children) {
 }
 
 // append adds children (nodes or text) to node.
-export function append(node, children) {
+export function append(node, ...children) {
   for (const child of [children].flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));

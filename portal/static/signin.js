@@ -109,9 +109,10 @@ export function renderSignIn(view, { route, message, error, done }) {
       status,
       el('fieldset', { class: 'segments' },
         el('legend', {}, 'Sign in with'),
-        radio('password', 'Username'),
-        radio('oidc', 'Single sign-on'),
-        radio('token', 'Token')),
+        el('div', { class: 'segment-row' },
+          radio('password', 'Username'),
+          radio('oidc', 'Single sign-on'),
+          radio('token', 'Token'))),
       forms.password, forms.oidc, forms.token));
 }
 

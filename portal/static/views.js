@@ -248,15 +248,25 @@ function renderRoleForm(form, role) {
 function approverSets(d, withState) {
   const sets = d.approver_sets || [];
   const needed = d.required_approvals || 1;
-  const rule = sets.some((s) => s.must_approve)
-    ? `${needed} approval${needed === 1 ? '' : 's'}, with one from each set marked “must approve”.`
-    : `${needed} approval${needed === 1 ? '' : 's'} from any of these.`;
+  const must = sets.filter((s) => s.must_approve).length;
+  const plural = (n) => `${n} approval${n === 1 ? '' : 's'}`;
+  let rule;
+  if (sets.length === 1) {
+    rule = `${plural(needed)} from:`;
+  } else if (must === sets.length) {
+    rule = needed > must ? `One approval from each of these, ${plural(needed)} in all:` : 'One approval from each of these:';
+  } else if (must === 0) {
+    rule = `${plural(needed)} from any of these:`;
+  } else {
+    rule = `${plural(needed)} from any of these, including one from each marked “must approve”:`;
+  }
+  const mixed = must > 0 && must < sets.length;
   return el('div', { class: 'sets' },
     el('p', {}, rule),
     el('ul', { class: 'set-list' }, sets.map((s) => el('li', { class: 'set' },
       el('span', { class: 'set-label' }, String(s.label || '')),
       el('span', { class: 'set-approvers' }, names(s.approvers)),
-      s.must_approve ? el('span', { class: 'tag' }, 'must approve') : null,
+      mixed && s.must_approve ? el('span', { class: 'tag' }, 'must approve') : null,
       withState ? el('span', { class: s.approved ? 'tag tag-ok' : 'tag' }, s.approved ? 'approved' : 'waiting') : null))));
 }
 
@@ -317,9 +327,8 @@ function credentials(res) {
       ['Access ends', until(d.expires_at)],
       ['Resources', codeList(d.resources)],
       ['Permission', String(d.permission || '')],
-      ['Lease', res.lease_id ? el('code', {}, String(res.lease_id)) : ''],
     ]),
-    res.lease_id ? el('p', { class: 'muted' }, `Extend it (up to the role's limit) with: vault lease renew ${res.lease_id}`) : null);
+    res.lease_id ? el('p', { class: 'muted' }, 'To extend it, up to the role\'s limit: ', el('code', {}, `vault lease renew ${res.lease_id}`)) : null);
 }
 
 async function pickUp(btn, id, into, after) {
@@ -376,15 +385,17 @@ export async function viewMyRequests(view) {
 
 function deadlineFact(r) {
   if (r.status === 'pending') return ['Waits for approval until', until(r.expires_at)];
-  if (r.status === 'approved') return ['Pick up before', until(r.expires_at)];
+  // A list entry's expires_at is the current deadline; a full request has pickup_by.
+  if (r.status === 'approved') return ['Pick up before', until(r.pickup_by || r.expires_at)];
   return ['', ''];
 }
 
 function myRequestCard(r) {
   const out = el('div', { class: 'card-out' });
   const actions = el('div', { class: 'actions' }, el('a', { href: `#/requests/${segment(r.request_id)}`, class: 'btn btn-secondary' }, 'Details'));
+  let status = badge(r.status);
   const card = el('article', { class: 'card item', 'data-request': r.request_id },
-    el('header', { class: 'item-head' }, el('h2', {}, r.role), badge(r.status)),
+    el('header', { class: 'item-head' }, el('h2', {}, r.role), status),
     facts([
       ['Resources', codeList(r.resources)],
       ['Permission', r.permission],
@@ -396,7 +407,13 @@ function myRequestCard(r) {
     ]),
     out, actions);
   if (r.status === 'approved') {
-    const btn = button('Pick up', () => pickUp(btn, r.request_id, out, () => { btn.remove(); cancel.remove(); }), { kind: 'primary' });
+    const btn = button('Pick up', () => pickUp(btn, r.request_id, out, () => {
+      btn.remove();
+      cancel.remove();
+      const picked = badge('granted');
+      status.replaceWith(picked);
+      status = picked;
+    }), { kind: 'primary' });
     actions.prepend(btn);
   }
   const cancel = r.status === 'pending' || r.status === 'approved' ? cancelControl(r.request_id, out, () => cancel.remove()) : el('span');
