@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -253,6 +254,42 @@ func TestPortalAccessFlow(t *testing.T) {
 		bare.waitText("main", "no: "+hostileImg+" "+hostileScript)
 		bare.waitText("main", hostileScript+" "+hostileImg)
 		bare.clean()
+	})
+
+	step("My requests comes a page at a time: Load more shows the rest, each once", func(t *testing.T) {
+		retarget(alice, t)
+		c, err := f.e.s.Client.Clone()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetToken(alice.token())
+		// 20 more requests, cancelled at once (max_open_requests counts open ones only).
+		for i := range 20 {
+			r, err := c.Logical().Write("apono/requests/app-db", map[string]interface{}{"justification": fmt.Sprintf("paging %02d", i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Logical().Write("apono/requests/"+r.Data["id"].(string)+"/cancel", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		alice.nav("My requests")
+		alice.waitFor(`document.querySelectorAll('main [data-request]').length === 20`, "a first page of 20")
+		alice.waitText("main .more", "Load more")
+		alice.do(chromedp.Click(chromedp.JSPath(`[...document.querySelectorAll('main .more button')].find((b) => b.textContent === 'Load more')`)))
+		alice.waitFor(`document.querySelectorAll('main [data-request]').length === 22`, "the second page")
+		ids := eval[[]string](alice, `[...document.querySelectorAll('main [data-request]')].map((n) => n.getAttribute('data-request'))`)
+		seen := map[string]bool{}
+		for _, id := range ids {
+			if seen[id] {
+				t.Fatalf("request %s is listed twice", id)
+			}
+			seen[id] = true
+		}
+		if !seen[requestID] || !seen[hostileID] || eval[int](alice, `document.querySelectorAll('main .more button').length`) != 0 {
+			t.Fatalf("after Load more: %d requests, the first two there: %v %v", len(ids), seen[requestID], seen[hostileID])
+		}
+		alice.clean()
 	})
 
 	step("sign-out revokes the token", func(t *testing.T) {
