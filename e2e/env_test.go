@@ -440,3 +440,20 @@ func (e *env) leaseExists(t *testing.T, leaseID string) bool {
 	t.Fatalf("lease lookup %s: %v", leaseID, err)
 	return false
 }
+
+// reloadMount reloads the plugin behind one mount with the CLI. Vault 1.21.4's
+// `vault plugin reload -mounts=` ignores the mounts in the root namespace: it asks for
+// sys/plugins/reload/unknown/ with no plugin name, a 404 "unsupported path" (checked, so
+// the difference stays known). There the CLI writes the endpoint that `plugin reload
+// -mounts` uses on the other servers, sys/plugins/reload/backend, which 1.21.4 still serves.
+func (e *env) reloadMount(t *testing.T, mount string) {
+	t.Helper()
+	if testvault.ServerName() != testvault.Vault1214 {
+		e.root(t, "plugin", "reload", "-mounts="+mount)
+		return
+	}
+	if stderr := e.mustFail(t, "", "plugin", "reload", "-mounts="+mount); !strings.Contains(stderr, "sys/plugins/reload/unknown") || !strings.Contains(stderr, "unsupported path") {
+		t.Fatalf("vault 1.21.4 plugin reload -mounts: want its 404 on sys/plugins/reload/unknown, got:\n%s", stderr)
+	}
+	e.root(t, "write", "sys/plugins/reload/backend", "mounts="+mount)
+}

@@ -151,7 +151,7 @@ func TestUpgradeFromRecordsWithoutIndexes(t *testing.T) {
 
 	// The upgrade, as an operator does it.
 	e.root(t, "secrets", "tune", "-plugin-version="+e.setup.Version, mount)
-	e.root(t, "plugin", "reload", "-mounts="+mount)
+	e.reloadMount(t, mount) // Vault 1.21.4: see reloadMount
 	deadline := time.Now().Add(60 * time.Second)
 	for e.runningVersion(t, mount) != e.setup.Version {
 		if time.Now().After(deadline) {
