@@ -154,7 +154,7 @@ func TestPortalAccessFlow(t *testing.T) {
 		alice.waitText("main .approvals", "bob")
 		alice.waitText("main .approvals", "ok for INC-4242")
 		// The pickup deadline is pickup_ttl (1h) from the approval, not the request's wait.
-		if !eval[bool](alice, `[...document.querySelectorAll('.fact')].some((f) => f.querySelector('dt').textContent === 'Pick up before' && new Date(f.querySelector('[data-until]').getAttribute('data-until')) - Date.now() < 3660e3)`) {
+		if !eval[bool](alice, `[...document.querySelectorAll('.fact')].some((f) => f.querySelector('dt').textContent === 'Time left to pick up' && new Date(f.querySelector('[data-until]').getAttribute('data-until')) - Date.now() < 3660e3)`) {
 			t.Fatal("the request shows no pickup deadline within the hour")
 		}
 		alice.shot("request-detail", "")

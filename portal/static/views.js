@@ -384,9 +384,9 @@ export async function viewMyRequests(view) {
 }
 
 function deadlineFact(r) {
-  if (r.status === 'pending') return ['Waits for approval until', until(r.expires_at)];
+  if (r.status === 'pending') return ['Time left to approve', until(r.expires_at)];
   // A list entry's expires_at is the current deadline; a full request has pickup_by.
-  if (r.status === 'approved') return ['Pick up before', until(r.pickup_by || r.expires_at)];
+  if (r.status === 'approved') return ['Time left to pick up', until(r.pickup_by || r.expires_at)];
   return ['', ''];
 }
 
@@ -502,7 +502,7 @@ function approveCard(r) {
       ['Justification', r.justification || el('span', { class: 'muted' }, 'none given')],
       ['Approvers', names(r.approvers)],
       ['Approvals so far', `${r.approvals}${(r.approved_by || []).length ? ' (' + r.approved_by.join(', ') + ')' : ''}`],
-      ['Waits until', until(r.expires_at)],
+      ['Time left', until(r.expires_at)],
     ]),
     el('p', {}, el('a', { href: `#/requests/${segment(r.request_id)}` }, 'Details')),
     decideForm(r.request_id, r.requester_name || r.requester));
