@@ -103,14 +103,11 @@ func newPortalFixture(t *testing.T) *portalFixture {
 	}
 
 	e.root(t, "write", "apono/config", "owner_metadata_key=owner", "integration_owner=security")
+	// The README's policies, and nothing more: they are what the portal needs.
 	e.writePolicy(t, "access-requester", testdataFile(t, "access-requester.hcl"))
 	e.writePolicy(t, "access-approver", testdataFile(t, "access-approver.hcl"))
-	// What the portal reads besides the README's policies (until they name it).
-	e.writePolicy(t, "access-portal", `path "apono/my/*" { capabilities = ["read"] }
-path "apono/resources" { capabilities = ["read"] }
-`)
 	for _, name := range []string{"alice", "bob", "carol", "dave", "erin"} {
-		f.people[name] = e.person(t, name, "access-requester", "access-approver", "access-portal")
+		f.people[name] = e.person(t, name, "access-requester", "access-approver")
 	}
 	e.root(t, "write", "identity/group", "name=kv-owners", "member_entity_ids="+f.people["bob"].entityID+","+f.people["dave"].entityID)
 	e.root(t, "write", "identity/group", "name=security", "member_entity_ids="+f.people["erin"].entityID)

@@ -313,7 +313,7 @@ func TestPortalAccessFlow(t *testing.T) {
 		f.e.root(t, "write", "auth/oidc/config", "oidc_discovery_url="+idp.issuer(), "oidc_client_id="+idp.clientID,
 			"oidc_client_secret="+idp.clientSecret, "default_role=people")
 		f.e.root(t, "write", "auth/oidc/role/people", "role_type=oidc", "user_claim=sub", "oidc_scopes=email",
-			"allowed_redirect_uris="+f.portalURL(), "token_policies=access-requester,access-approver,access-portal", "token_ttl=10m")
+			"allowed_redirect_uris="+f.portalURL(), "token_policies=access-requester,access-approver", "token_ttl=10m")
 		olivia := f.newTab(t, "olivia", f.portalURL())
 		olivia.open("/requests")
 		olivia.waitText("main h1", "Sign in")
