@@ -335,7 +335,7 @@ func (b *aponoBackend) pathNotifyDelete(ctx context.Context, req *logical.Reques
 }
 
 // portalLink opens ev in the access portal: portal_url (default: vault_addr's
-// <mount>ui/) with the request, or the requester's access for a grant of none.
+// <mount>ui) with the request, or the requester's access for a grant of none.
 func (b *aponoBackend) portalLink(cfg *pluginConfig, ev *event) string {
 	base := cfg.PortalURL
 	if base == "" {
@@ -343,7 +343,7 @@ func (b *aponoBackend) portalLink(cfg *pluginConfig, ev *event) string {
 		if mount == "" || cfg.VaultAddr == "" {
 			return ""
 		}
-		base = strings.TrimSuffix(cfg.VaultAddr, "/") + "/v1/" + mount + "ui/"
+		base = strings.TrimSuffix(cfg.VaultAddr, "/") + "/v1/" + mount + "ui"
 	}
 	if ev.RequestID != "" {
 		return base + "#/requests/" + ev.RequestID

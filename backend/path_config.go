@@ -54,7 +54,7 @@ type pluginConfig struct {
 	// HistoryRetention is how long ended grants' history stays (0: the default).
 	HistoryRetention time.Duration `json:"history_retention,omitempty"`
 	// PortalURL is the access portal's address in chat messages (default: vault_addr's
-	// <mount>ui/).
+	// <mount>ui).
 	PortalURL string `json:"portal_url,omitempty"`
 
 	// Bounds of access flows (flow_limits.go); 0 = the default.
@@ -177,7 +177,7 @@ func pathConfig(b *aponoBackend) *framework.Path {
 			},
 			"portal_url": {
 				Type:        framework.TypeString,
-				Description: "The access portal's address, for the links in chat messages, e.g. https://vault.example.com/v1/apono/ui/. Default: vault_addr followed by /v1/<mount>ui/.",
+				Description: "The access portal's address, for the links in chat messages, e.g. https://vault.example.com/v1/apono/ui. Default: vault_addr followed by /v1/<mount>ui.",
 			},
 			"request_retention": {
 				Type:        framework.TypeDurationSecond,
