@@ -104,6 +104,10 @@ cat <<MSG
 A dev $server server with the apono plugin ($VERSION) runs at $VAULT_ADDR (root token: root).
 Log: $dev_dir/vault.log. Stop it with: scripts/dev.sh stop
 
+The access portal: $VAULT_ADDR/v1/apono/ui
+  sign in with userpass as alice (password alice-pw: asks), bob (bob-pw: owns kv/app/db,
+  approves) or erin (erin-pw: the integration owner)
+
 Try a direct grant:
   export ${env_prefix}_ADDR=$VAULT_ADDR ${env_prefix}_TOKEN=root PATH=$(dirname "$vault_bin"):\$PATH
   $cli read apono/config
