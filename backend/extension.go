@@ -137,15 +137,8 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 		RequireReason: role.RequireApproverReason, ApproverMaxTokenAge: role.ApproverMaxTokenAge,
 		PickupTTL: role.pickupTTL(), Notes: notes, CreatedAt: now, ExpiresAt: now.Add(role.requestTTL()),
 	}
-	defer b.grantLocks.lock("open:" + caller.EntityID)()
-	if msg, err := b.checkOpenRequests(ctx, req.Storage, cfg, caller.EntityID, now); err != nil || msg != "" {
+	if msg, err := b.storeNewRequest(ctx, req.Storage, cfg, rec, now); err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
-	}
-	if err := putOpenRequest(ctx, req.Storage, rec); err != nil {
-		return nil, err
-	}
-	if err := b.saveRequest(ctx, req.Storage, nil, rec); err != nil {
-		return nil, err
 	}
 	b.Logger().Info("grant extension requested", "request_id", id, "grant_id", grantID, "role", roleName, "requester", caller.EntityName,
 		"extend_to", formatTime(rec.ExtendTo))

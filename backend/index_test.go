@@ -40,21 +40,10 @@ func (c *countingStorage) reset() map[string]int {
 	return out
 }
 
-// flowEnvOn is newFlowEnv on storage st.
+// flowEnvOn is newFlowEnvOn with room for many open requests and a role app.
 func flowEnvOn(t *testing.T, st logical.Storage) *flowEnv {
-	e := newTestEnvOn(t, st)
-	e.configure(t)
-	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{
-		"owner_metadata_key": "owner", "integration_owner": "security", "max_open_requests": 1000,
-	})
-	f := &flowEnv{testEnv: e,
-		alice: e.ids.addEntity("alice"), bob: e.ids.addEntity("bob", "kv-owners"),
-		carol: e.ids.addEntity("carol"), dave: e.ids.addEntity("dave", "kv-owners"),
-		erin: e.ids.addEntity("erin", "security"),
-	}
-	e.vault.tree = newFakeTree().
-		put("kv", "app/db", fakeSecret{meta: map[string]string{"owner": "kv-owners"}}).
-		put("kv", "app/plain", fakeSecret{})
+	f := newFlowEnvOn(t, st)
+	f.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"max_open_requests": 1000})
 	f.mustOK(t, logical.CreateOperation, "roles/app", map[string]interface{}{
 		"resources": "kv/app/*", "approval": "required", "approvers": "owner",
 	})

@@ -268,16 +268,8 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 		}
 		return resp, nil
 	}
-	// One requester's requests are counted and made one at a time.
-	defer b.grantLocks.lock("open:" + caller.EntityID)()
-	if msg, err := b.checkOpenRequests(ctx, req.Storage, cfg, caller.EntityID, now); err != nil || msg != "" {
+	if msg, err := b.storeNewRequest(ctx, req.Storage, cfg, rec, now); err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
-	}
-	if err := putOpenRequest(ctx, req.Storage, rec); err != nil {
-		return nil, err
-	}
-	if err := b.saveRequest(ctx, req.Storage, nil, rec); err != nil {
-		return nil, err
 	}
 	b.Logger().Info("access requested", "request_id", id, "role", roleName, "requester", caller.EntityName,
 		"requester_entity_id", caller.EntityID, "resources", rec.Resources, "permission", rec.Permission,

@@ -69,7 +69,12 @@ type flowEnv struct {
 }
 
 func newFlowEnv(t *testing.T) *flowEnv {
-	e := newTestEnv(t)
+	return newFlowEnvOn(t, &logical.InmemStorage{})
+}
+
+// newFlowEnvOn is newFlowEnv on storage st.
+func newFlowEnvOn(t *testing.T, st logical.Storage) *flowEnv {
+	e := newTestEnvOn(t, st)
 	e.configure(t)
 	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{
 		"owner_metadata_key": "owner", "integration_owner": "security",

@@ -47,6 +47,19 @@ func (b *aponoBackend) requestClosed(ctx context.Context, s logical.Storage, rec
 	}
 }
 
+// storeNewRequest stores a new request unless its requester is at max_open_requests (msg
+// is that 400). One requester's requests are counted and made one at a time.
+func (b *aponoBackend) storeNewRequest(ctx context.Context, s logical.Storage, cfg *pluginConfig, rec *requestRecord, now time.Time) (string, error) {
+	defer b.grantLocks.lock("open:" + rec.Requester.EntityID)()
+	if msg, err := b.checkOpenRequests(ctx, s, cfg, rec.Requester.EntityID, now); err != nil || msg != "" {
+		return msg, err
+	}
+	if err := putOpenRequest(ctx, s, rec); err != nil {
+		return "", err
+	}
+	return "", b.saveRequest(ctx, s, nil, rec)
+}
+
 // checkOpenRequests is the 400 for a requester at max_open_requests. The caller holds the
 // requester's open-requests lock, so an entry without its request is left over from a
 // crash, not a request being made.
