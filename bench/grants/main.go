@@ -182,6 +182,9 @@ func run(ctx context.Context, o *options) (err error) {
 	if err := b.calibrate(ctx, rep); err != nil {
 		return err
 	}
+	if h, err := b.client.Logical().ReadWithContext(ctx, "apono/health"); err == nil && h != nil {
+		rep.passwordHash, _ = h.Data["password_hash"].(bool)
+	}
 	if o.runs("latency") {
 		fm := b.procs.startForeign()
 		if err := b.latency(ctx, o, rep); err != nil {

@@ -156,9 +156,24 @@ func TestReportJudgesMixedRows(t *testing.T) {
 	}
 	text := r.String()
 	sec := text[strings.Index(text, "1b."):strings.Index(text, "2. Throughput")]
-	if !regexp.MustCompile(`\n\s+4\s+200\s.*2\.000\s+≤1\.15 FAIL\n`).MatchString(sec) || strings.Count(sec, "FAIL") != 1 {
-		t.Errorf("the measured mixed row is not judged FAIL once:\n%s", sec)
+	// Without password_hash the mixed rows are judged by the plugin's own share: (200 -
+	// 90 - 100) / 100 = 10 %.
+	if !regexp.MustCompile(`\n\s+4\s+200\s.*2\.000\s+\(own share, below\)\n`).MatchString(sec) ||
+		!strings.Contains(sec, "baseline p50 = 10.0% (target ≤ 15%) PASS") || strings.Contains(sec, "FAIL") {
+		t.Errorf("the mixed row is not judged by its own share:\n%s", sec)
 	}
+	// With password_hash the ratio itself is judged, against 1.0, and throughput against 3x.
+	r.passwordHash = true
+	r.tputPlugin, r.tputBaseline = rate{ops: 250, d: 4 * time.Second}, rate{ops: 100, d: 4 * time.Second}
+	text = r.String()
+	sec = text[strings.Index(text, "1b."):strings.Index(text, "2. Throughput")]
+	if !regexp.MustCompile(`\n\s+4\s+200\s.*2\.000\s+≤1\.00 FAIL\n`).MatchString(sec) || strings.Contains(sec, "own share") {
+		t.Errorf("with password_hash the mixed ratio is not judged against 1.0:\n%s", sec)
+	}
+	if !strings.Contains(text, "ratio 2.500 (target ≥ 3.00) FAIL") {
+		t.Errorf("with password_hash throughput is not judged against 3x:\n%s", text)
+	}
+	r.passwordHash = false
 	if !strings.Contains(sec, "too few samples to judge concurrency 16: 2 rounds per worker (-mixed-samples=64 measures it)") {
 		t.Errorf("no reason for the unjudged mixed row:\n%s", sec)
 	}
