@@ -79,14 +79,14 @@ type namedStats struct {
 }
 
 type report struct {
-	opts                     *options
-	started, finished        time.Time
-	cpus                     int
-	loadStart, loadEnd       string
-	vaultVersion             string
+	opts               *options
+	started, finished  time.Time
+	cpus               int
+	loadStart, loadEnd string
+	vaultVersion       string
 	// passwordHash: the plugin sends grant passwords as password_hash (apono/health), so
 	// the issue 18 targets for such servers apply.
-	passwordHash bool
+	passwordHash             bool
 	callsPerGrant            []callCount
 	callsPerRevoke           []callCount
 	singleCalls              []namedStats
