@@ -723,10 +723,11 @@ func TestVaultStopsPromptlyWhileGrantsAreIssued(t *testing.T) {
 	if stopErr != nil {
 		t.Errorf("stopping Vault: %v", stopErr)
 	}
-	// One call's bound (5 s) and the seal; a second round of calls to remove what the
-	// issue made would take it past 10 s.
-	if took > 8*time.Second {
-		t.Errorf("Vault took %s to stop; want under 8 s", took.Round(100*time.Millisecond))
+	// One call's bound (5 s) and the seal (5 to 6 s on an idle box, 8 s seen with forty
+	// other tests running); a second round of calls to remove what the issue made would
+	// take it past 10 s.
+	if took > 9*time.Second {
+		t.Errorf("Vault took %s to stop; want under 9 s", took.Round(100*time.Millisecond))
 	}
 	switch {
 	case testvault.IsOpenBao():
@@ -743,8 +744,11 @@ func TestVaultStopsPromptlyWhileGrantsAreIssued(t *testing.T) {
 		t.Fatalf("no grant was being issued when Vault stopped: the test proved nothing (log from SIGTERM on:\n%s)", log)
 	}
 	for _, p := range pending {
-		if !strings.Contains(p, "within 5s") {
-			t.Errorf("a client was told %q; want it to say Vault did not answer within 5s", p)
+		// Vault 1.21 closes its listener while it still answers the requests in flight: a
+		// call of the plugin then fails at once (connection refused), and the issue's
+		// cleanup is left to the WAL just the same.
+		if !strings.Contains(p, "within 5s") && !strings.Contains(p, "connect: connection refused") {
+			t.Errorf("a client was told %q; want it to say Vault did not answer within 5s, or could not be reached", p)
 		}
 	}
 
