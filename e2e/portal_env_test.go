@@ -328,6 +328,19 @@ func (tb *tab) signIn(p *person) {
 	tb.waitText("#user [data-who]", p.name)
 }
 
+// signInWithToken signs in by pasting a token from `vault login`, as a person who already
+// has one does; the page must then show the login's own name.
+func (tb *tab) signInWithToken(tok, name string) {
+	tb.t.Helper()
+	tb.waitText("main h1", "Sign in")
+	tb.do(
+		chromedp.Click(chromedp.CSS(`.segment input[value="token"] + label`)),
+		chromedp.SendKeys(chromedp.CSS(`form:not([hidden]) input[name="token"]`), tok),
+		chromedp.Click(chromedp.CSS(`form:not([hidden]) button[type="submit"]`)),
+	)
+	tb.waitText("#user [data-who]", name)
+}
+
 // token is the Vault token the page keeps.
 func (tb *tab) token() string {
 	tb.t.Helper()

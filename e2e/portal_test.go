@@ -129,10 +129,17 @@ func TestPortalAccessFlow(t *testing.T) {
 		bob.clean()
 	})
 
-	step("carol sees nothing to approve, and cannot open alice's request", func(t *testing.T) {
+	step("carol, signed in with a pasted token, sees nothing to approve, and cannot open alice's request", func(t *testing.T) {
 		carol := f.newTab(t, "carol", f.portalURL())
 		carol.open("/approve")
-		carol.signIn(f.people["carol"])
+		f.e.loginPerson(t, f.people["carol"])
+		carol.signInWithToken(f.people["carol"].token, "carol")
+		if carol.token() != f.people["carol"].token {
+			t.Fatal("the page does not keep the token carol pasted")
+		}
+		if strings.Contains(eval[string](carol, `JSON.stringify(localStorage)`), f.people["carol"].token) {
+			t.Fatal("the pasted token is kept in localStorage")
+		}
 		carol.waitText("main", "Nothing to approve")
 		if n := eval[int](carol, `document.querySelectorAll('[data-request]').length`); n != 0 {
 			t.Fatalf("carol sees %d requests to approve", n)
