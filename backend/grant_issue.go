@@ -145,10 +145,7 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		MaxTTL:     gr.ttl,
 		BoundCIDRs: gr.boundCIDRs,
 	}
-	if err := b.hashedUser(ctx, client, cfg, &user); err != nil {
-		return nil, err
-	}
-	walID, err := b.createGrant(ctx, s, client, created, rec, rules, user)
+	walID, err := b.createGrant(ctx, s, client, cfg, created, rec, rules, user)
 	if err != nil {
 		return nil, err
 	}
@@ -230,19 +227,23 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	return resp, nil
 }
 
-// createGrant makes a grant's objects in Vault and stores its record, in three chains at
-// once, because on a busy Vault every call into Vault waits its turn behind the bcrypt
-// work of other requests, and the user's bcrypt is the one wait no grant can avoid:
-//   - the user: it gives no access without its policy (a user naming a policy that does
-//     not exist yet has none), and if this process dies before the WAL entry is written,
-//     the sweeper finds it by listing users;
+// createGrant makes a grant's objects in Vault and stores its record, in chains that run
+// at once, because on a busy Vault every call into Vault (a storage call most of all: a
+// gRPC round trip) waits its turn behind the bcrypt work of other requests:
+//   - the user, its password hashed first where Vault takes a hash: it gives no access
+//     without its policy (a user naming a policy that does not exist yet has none), and
+//     if this process dies before the WAL entry is written, the sweeper finds it by
+//     listing users;
 //   - the entity, its alias, then the grant's record: the sweeper finds an entity by
 //     listing them, and a record by reading storage;
+//   - the record's index entries (an entry whose record is missing is skipped and
+//     repaired when read; a record whose entries a crash cut short gets them from the
+//     rollback of the WAL entry, walRollback, and the sweeper finds it through them);
 //   - the WAL entry, then the policy: a policy cannot be listed under the vendor's
 //     management policy, so it is only ever made under a WAL entry.
 //
 // On any failure it removes what it made (record included) and returns the error.
-func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, client vaultClient, objs grantObjects,
+func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, client vaultClient, cfg *pluginConfig, objs grantObjects,
 	rec *grantRecord, rules string, user userSpec,
 ) (walID string, err error) {
 	type step struct {
@@ -251,9 +252,16 @@ func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, clien
 	}
 	results := make(chan step, 2)
 	go func() {
+		if err := b.hashedUser(ctx, client, cfg, &user); err != nil {
+			results <- step{"hashing the password of user " + objs.Username, err}
+			return
+		}
 		err := client.WriteUser(ctx, objs.UserpassMount, objs.Username, user)
 		results <- step{"creating user " + objs.Username, err}
 	}()
+	entries := grantEntries(rec) // before rec gains its EntityID below
+	indexed := make(chan error, 1)
+	go func() { indexed <- b.idx.apply(ctx, s, entries, true) }()
 	go func() {
 		if objs.Entity != "" {
 			id, err := b.createGrantEntity(ctx, client, rec)
@@ -263,7 +271,12 @@ func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, clien
 			}
 			rec.EntityID = id // rec is read by the caller only after both results are in
 		}
-		results <- step{"storing grant record", b.storeGrant(ctx, s, nil, rec)}
+		err := putGrant(ctx, s, rec)
+		if ierr := <-indexed; err == nil && ierr != nil {
+			results <- step{"indexing grant record", ierr}
+			return
+		}
+		results <- step{"storing grant record", err}
 	}()
 	var failed []step
 	walID, err = framework.PutWAL(ctx, s, walKindGrant, &objs)

@@ -3,6 +3,7 @@ package backend
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -399,5 +400,45 @@ func TestGrantIDFromNameAcceptsOnlyThisMountsNames(t *testing.T) {
 	sort.Strings(wrong)
 	if !reflect.DeepEqual(wrong, []string(nil)) {
 		t.Fatalf("misclassified: %v", wrong)
+	}
+}
+
+// An issue writes a grant's index entries beside its record. A crash that stored the
+// record and every object but not the entries (and no lease: the response never went
+// out) leaves the WAL entry; its rollback keeps the grant and writes the entries, so the
+// grant is listed and the sweeper ends it at its expiry.
+func TestRollbackIndexesAGrantWhoseEntriesACrashCutShort(t *testing.T) {
+	e := newSweepEnv(t)
+	resp, name := e.issue(t, "10m")
+	id := resp.Data["grant_id"].(string)
+	rec, err := getGrant(e.ctx, e.storage, id)
+	if err != nil || rec == nil {
+		t.Fatalf("record: %v %v", rec, err)
+	}
+	if err := e.b.idx.apply(e.ctx, e.storage, grantEntries(rec), false); err != nil {
+		t.Fatal(err)
+	}
+	objs := grantObjects{GrantID: id, Username: name, Policy: name, UserpassMount: "userpass", Entity: rec.EntityName}
+	if _, err := framework.PutWAL(e.ctx, e.storage, walKindGrant, &objs); err != nil {
+		t.Fatal(err)
+	}
+	listed := func() bool {
+		keys, _ := e.mustOK(t, logical.ListOperation, "grants", nil).Data["keys"].([]string)
+		return slices.Contains(keys, rec.Role+"/"+id)
+	}
+	if listed() {
+		t.Fatal("setup: the grant is listed without its index entries")
+	}
+	e.rollback(t)
+	if u, p, r := e.exists(name); !u || !p || !r {
+		t.Fatalf("the rollback removed a finished grant: user %v policy %v record %v", u, p, r)
+	}
+	if !listed() {
+		t.Fatal("after the rollback the grant is still not listed: its index entries were not written")
+	}
+	e.clock = time.Now().Add(time.Hour)
+	e.mustSweep(t)
+	if u, p, r := e.exists(name); u || p || r {
+		t.Fatalf("the sweeper did not end the expired grant: user %v policy %v record %v", u, p, r)
 	}
 }

@@ -24,10 +24,16 @@ func (b *aponoBackend) walRollback(ctx context.Context, req *logical.Request, ki
 		return err
 	}
 	// The WAL entry of an issued grant is deleted after the response; if that never
-	// happened, the grant is live: its record and every object exist. Leave it alone.
-	if done, err := b.issueFinished(ctx, req.Storage, client, objs); err != nil {
+	// happened, the grant is live: its record and every object exist. Leave it alone, but
+	// make sure of its index entries, which the issue writes beside the record: a crash
+	// may have stored the one and not the others, and the sweeper finds a grant whose
+	// lease Vault never stored through its expiry entry.
+	if rec, err := b.issueFinished(ctx, req.Storage, client, objs); err != nil {
 		return err
-	} else if done {
+	} else if rec != nil {
+		if err := b.idx.apply(ctx, req.Storage, grantEntries(rec), true); err != nil {
+			return fmt.Errorf("indexing grant %s: %w", objs.GrantID, err)
+		}
 		b.Logger().Debug("dropping the left-over WAL entry of an issued grant", "grant_id", objs.GrantID)
 		return nil
 	}
@@ -35,12 +41,13 @@ func (b *aponoBackend) walRollback(ctx context.Context, req *logical.Request, ki
 	return b.removeGrantObjects(ctx, client, req.Storage, objs, "")
 }
 
-// issueFinished reports whether the issue a WAL entry covers got through: its record is
-// stored (the last step of one chain) and the user, the policy and the entity all exist.
-func (b *aponoBackend) issueFinished(ctx context.Context, s logical.Storage, client vaultClient, objs grantObjects) (bool, error) {
+// issueFinished returns the grant's record if the issue a WAL entry covers got through:
+// its record is stored (the last step of one chain) and the user, the policy and the
+// entity all exist; nil if not.
+func (b *aponoBackend) issueFinished(ctx context.Context, s logical.Storage, client vaultClient, objs grantObjects) (*grantRecord, error) {
 	rec, err := getGrant(ctx, s, objs.GrantID)
 	if err != nil || rec == nil {
-		return false, err
+		return nil, err
 	}
 	paths := []string{userPath(objs.UserpassMount, objs.Username), "sys/policies/acl/" + objs.Policy}
 	if objs.Entity != "" {
@@ -49,11 +56,11 @@ func (b *aponoBackend) issueFinished(ctx context.Context, s logical.Storage, cli
 	for _, p := range paths {
 		data, err := client.Read(ctx, p)
 		if err != nil {
-			return false, fmt.Errorf("checking %s: %w", p, err)
+			return nil, fmt.Errorf("checking %s: %w", p, err)
 		}
 		if data == nil {
-			return false, nil
+			return nil, nil
 		}
 	}
-	return true, nil
+	return rec, nil
 }

@@ -87,8 +87,9 @@ import (
 )
 
 // Set is one ordered set of keys under a storage prefix. It is safe for concurrent use;
-// writes are serialized by one lock, and scans hold it only while reading a segment, so
-// fn may call the Set.
+// writes are serialized by one lock (concurrent Adds and Removes are stored together, a
+// segment Put for all of them), and scans hold it only while reading a segment, so fn may
+// call the Set.
 type Set struct {
 	m       *Manager
 	prefix  string
@@ -98,6 +99,11 @@ type Set struct {
 	// it read across segments without reading it again.
 	headVersion atomic.Uint64
 	cached      map[string]*list.Element // guarded by m.cacheMu
+
+	// qmu guards the writes waiting for the one being stored (batch.go).
+	qmu     sync.Mutex
+	queue   []*pendingOp
+	leading bool
 }
 
 // Has reports whether key is in the set.
@@ -120,12 +126,14 @@ func (s *Set) Has(ctx context.Context, st logical.Storage, key string) (bool, er
 }
 
 // Add puts key in the set; adding a key already there writes nothing.
+// Adds and removes that arrive while another write of the set is being stored are stored
+// together after it (see batch.go).
 func (s *Set) Add(ctx context.Context, st logical.Storage, key string) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	return s.submit(ctx, st, key, true)
+}
+
+// addLocked is one Add; the caller holds s.mu.
+func (s *Set) addLocked(ctx context.Context, st logical.Storage, key string) error {
 	h, err := s.loadHead(ctx, st)
 	if err != nil {
 		return err
@@ -160,11 +168,11 @@ func (s *Set) Add(ctx context.Context, st logical.Storage, key string) error {
 
 // Remove takes key out of the set; removing a key not there writes nothing.
 func (s *Set) Remove(ctx context.Context, st logical.Storage, key string) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	return s.submit(ctx, st, key, false)
+}
+
+// removeLocked is one Remove; the caller holds s.mu.
+func (s *Set) removeLocked(ctx context.Context, st logical.Storage, key string) error {
 	h, err := s.loadHead(ctx, st)
 	if err != nil || !h.stored {
 		return err
