@@ -55,7 +55,7 @@ func parseFlags() (*options, error) {
 	flag.StringVar(&samples, "samples", "100,160,240", "issue samples per side at each concurrency (one number for all, or one per level)")
 	var mixedConc, mixedSamples string
 	flag.StringVar(&mixedConc, "mixed-concurrency", "4,16", "concurrency levels of the mixed run (each worker: a grant, the same writes directly, cleanup)")
-	flag.StringVar(&mixedSamples, "mixed-samples", "400,240", "grants per side at each mixed concurrency (one number for all, or one per level)")
+	flag.StringVar(&mixedSamples, "mixed-samples", "400,480", "grants per side at each mixed concurrency (one number for all, or one per level)")
 	flag.IntVar(&o.tputGrants, "tput-n", 600, "grants (and baseline creations) in the throughput run")
 	flag.IntVar(&o.tputConc, "tput-concurrency", 16, "concurrency of the throughput run and of issuing the storm's grants")
 	flag.DurationVar(&o.stormTimeout, "storm-timeout", 5*time.Minute, "give up waiting for the storm's cleanup after this long past the last expiry")
