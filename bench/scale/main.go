@@ -97,7 +97,14 @@ type env struct {
 	rngMu  sync.Mutex
 	stored atomic.Int64 // requests stored so far
 	live   int          // live grants
+	// open counts each person's open requests (pending or approved), which the plugin
+	// bounds (max_open_requests, at most 1000); fill keeps each under openCap.
+	open []atomic.Int64
 }
+
+// openCap is the most open requests fill leaves a person: p000, who asks a tenth of
+// everything, would otherwise pass max_open_requests at 100k (a quarter of 10k).
+const openCap = 900
 
 const roleCount = 5
 
@@ -255,6 +262,7 @@ func setUp(ctx context.Context, srv *testvault.Server, setup *testvault.Setup, o
 		}
 		e.people, e.names = append(e.people, c), append(e.names, name)
 	}
+	e.open = make([]atomic.Int64, len(e.people))
 	return e, nil
 }
 
@@ -278,13 +286,19 @@ func (e *env) fill(ctx context.Context, o *options, size int) error {
 			defer wg.Done()
 			for next.Add(1) <= int64(size) && ctx.Err() == nil {
 				// p000 asks a tenth of the requests, so its own list is full at every size.
-				p := e.people[0]
+				who := 0
 				if e.intn(10) != 0 {
-					p = e.people[1+e.intn(len(e.people)-1)]
+					who = 1 + e.intn(len(e.people)-1)
 				}
+				p := e.people[who]
 				id, err := e.ask(ctx, p, e.roles[e.intn(len(e.roles))])
 				if err == nil {
-					switch r := e.intn(100); {
+					r := e.intn(100)
+					if r >= 75 && e.open[who].Add(1) > openCap {
+						e.open[who].Add(-1)
+						r = 0 // cancelled instead: the person has openCap open already
+					}
+					switch {
 					case r < 60:
 						_, err = p.Logical().WriteWithContext(ctx, "apono/requests/"+id+"/cancel", nil)
 					case r < 75:
