@@ -38,6 +38,19 @@ func (g *gatedStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
 	return g.Storage.Put(ctx, e)
 }
 
+// waitQueued waits until n writes wait in s's queue.
+func waitQueued(s *Set, n int) {
+	for {
+		s.qmu.Lock()
+		queued := len(s.queue)
+		s.qmu.Unlock()
+		if queued == n {
+			return
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
 // TestConcurrentWritesShareAPut: while one Add's Put is held, 31 more writers queue; they
 // are stored together, one segment Put, not one after the other, and each learns its
 // own outcome.
@@ -63,14 +76,7 @@ func TestConcurrentWritesShareAPut(t *testing.T) {
 	for i := 1; i < 32; i++ {
 		wg.Go(func() { errs[i] = s.Add(ctx, st, fmt.Sprintf("k%03d", i+1)) })
 	}
-	for {
-		s.qmu.Lock()
-		n := len(s.queue)
-		s.qmu.Unlock()
-		if n == 31 {
-			break
-		}
-	}
+	waitQueued(s, 31)
 	st.gate <- struct{}{} // the first Put
 	<-st.entered          // the batch of 31
 	st.gate <- struct{}{}
@@ -126,14 +132,7 @@ func TestBatchFailureFailsItsWrites(t *testing.T) {
 	<-st.entered
 	wg.Go(func() { low = s.Add(ctx, st, "a0") })  // first segment: its Put fails
 	wg.Go(func() { high = s.Add(ctx, st, "c7") }) // second segment, in the same batch
-	for {
-		s.qmu.Lock()
-		n := len(s.queue)
-		s.qmu.Unlock()
-		if n == 2 {
-			break
-		}
-	}
+	waitQueued(s, 2)
 	st.gate <- struct{}{}
 	<-st.entered // the batch's first Put, which fails; the plan stops there
 	st.gate <- struct{}{}
