@@ -8,10 +8,13 @@ GO      ?= go
 SHELL   := bash
 # The server the tests, benchmarks and `make dev` run (scripts/build-vault.sh builds it):
 # vault-1.14.2 (MPL-2.0), openbao-2.6.2 (MPL-2.0) or vault-1.21.4 (BUSL-1.1, tests only).
-VAULT_SERVER ?= vault-1.14.2
+# Unset, it is the supported server found on PATH (`vault` or `bao`), else vault-1.14.2.
+ifeq ($(origin VAULT_SERVER),undefined)
+VAULT_SERVER := $(shell bash scripts/build-vault.sh --which)
+endif
 export VAULT_SERVER
 
-.PHONY: build release lint vault test test-unit test-release test-e2e test-cluster fuzz dev clean bench-sync bench bench-scale
+.PHONY: build release lint vault system-deps test test-unit test-release test-e2e test-cluster fuzz dev clean bench-sync bench bench-scale
 
 ## build: the plugin binary in bin/, with its version set
 build:
@@ -43,8 +46,13 @@ lint:
 vault:
 	@bash scripts/build-vault.sh >/dev/null
 
-## test: unit tests, then end-to-end tests against a real Vault the run starts itself
-test: test-unit test-e2e
+## test: the system packages the tests need (installed as root, else the apt-get line to
+## run), unit tests, then end-to-end tests against a real Vault the run starts itself
+test: system-deps test-unit test-e2e
+
+## system-deps: Debian packages the tests use (scripts/system-deps.sh says which)
+system-deps:
+	@bash scripts/system-deps.sh
 
 ## test-unit: go vet, and the unit tests of every package that needs no server: the backend,
 ## the portal's files, chat formats, access windows, the index sets, procstat, the benchmarks

@@ -12,12 +12,39 @@
 # checked: a source that no longer matches stops the build. No server source is committed.
 # Prints the path of the binary on stdout, progress on stderr. Runs for the same server
 # take turns on a lock file, so parallel `go test` processes build it once.
+#
+# A supported server that is already installed is used as it is: `vault` or `bao` on PATH
+# whose `version` is one of the three above. `build-vault.sh --which` prints the server to
+# use when VAULT_SERVER is unset: the one found on PATH, else vault-1.14.2.
 set -euo pipefail
 
-name="${1:-${VAULT_SERVER:-vault-1.14.2}}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 log() { echo "build-vault: $*" >&2; }
 die() { log "$*"; exit 1; }
+
+# installed NAME prints the path of a `vault` or `bao` on PATH that is server NAME.
+installed() {
+  local want cli p
+  case "$1" in
+    vault-1.14.2) want="Vault v1.14.2" cli=vault ;;
+    vault-1.21.4) want="Vault v1.21.4" cli=vault ;;
+    openbao-2.6.2) want="OpenBao v2.6.2" cli=bao ;;
+    *) return 1 ;;
+  esac
+  p=$(command -v "$cli" 2>/dev/null) || return 1
+  case "$("$p" version 2>/dev/null)" in "$want"*) echo "$p" ;; *) return 1 ;; esac
+}
+
+if [ "${1:-}" = "--which" ]; then
+  if [ -n "${VAULT_SERVER:-}" ]; then echo "$VAULT_SERVER"; exit 0; fi
+  for n in vault-1.14.2 openbao-2.6.2 vault-1.21.4; do
+    if installed "$n" >/dev/null; then echo "$n"; exit 0; fi
+  done
+  echo vault-1.14.2
+  exit 0
+fi
+
+name="${1:-${VAULT_SERVER:-vault-1.14.2}}"
 
 case "$name" in
   vault-1.14.2)  out="$root/.tools/vault-v1.14.2/vault" ;;
@@ -28,7 +55,12 @@ case "$name" in
 esac
 
 cached() { [ -x "$out" ] && "$out" version >/dev/null 2>&1; }
-if cached; then echo "$out"; exit 0; fi
+if cached; then log "using $name built earlier: ${out#"$root"/}"; echo "$out"; exit 0; fi
+if found=$(installed "$name"); then
+  log "using $name found on PATH: $found"
+  echo "$found"
+  exit 0
+fi
 
 # One build per server at a time: the lock is held until this script exits. perl locks the
 # shell's fd 9, so the lock outlives perl (flock(1) is not on every system).

@@ -2,8 +2,8 @@
 # `make dev`: a local dev Vault on loopback with the plugin registered (sha256 + version),
 # the vendor's setup steps done, the plugin configured with the apono-plugin AppRole and a
 # demo role. Leaves Vault running in the background; `scripts/dev.sh stop` stops it.
-# VAULT_SERVER picks the server (scripts/build-vault.sh): vault-1.14.2 (default),
-# openbao-2.6.2 (its CLI is `bao`) or vault-1.21.4.
+# VAULT_SERVER picks the server (scripts/build-vault.sh): vault-1.14.2, openbao-2.6.2 (its
+# CLI is `bao`) or vault-1.21.4; unset, a supported one on PATH, else vault-1.14.2 (built).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -23,7 +23,7 @@ stop() {
 }
 if [ "${1:-}" = "stop" ]; then stop; exit 0; fi
 
-server="${VAULT_SERVER:-vault-1.14.2}"
+server="${VAULT_SERVER:-$(bash scripts/build-vault.sh --which)}"
 vault_bin="$(bash scripts/build-vault.sh "$server")"
 cli="$(basename "$vault_bin")" # the server's own CLI: vault, or bao for OpenBao
 env_prefix=VAULT # the variables its users set: VAULT_ADDR, VAULT_TOKEN or BAO_ADDR, BAO_TOKEN
