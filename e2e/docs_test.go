@@ -121,6 +121,7 @@ func (e *env) openAPIPatterns(t *testing.T) []*regexp.Regexp {
 		if !ok {
 			continue
 		}
+		rel = strings.TrimSuffix(rel, "/") // a LIST path: grants/
 		out = append(out, regexp.MustCompile("^"+param.ReplaceAllString(regexp.QuoteMeta(rel), `[^/]+`)+"/?$"))
 	}
 	if len(out) < 20 {
@@ -150,6 +151,9 @@ func TestDocsCommandsNamePathsThePluginServes(t *testing.T) {
 	}
 	sort.Strings(keys)
 	for _, p := range keys {
+		if placeholder.ReplaceAllString(p, "") == "" {
+			continue // apono/<path>: any path
+		}
 		concrete := placeholder.ReplaceAllString(p, "x")
 		served := false
 		for _, re := range patterns {
