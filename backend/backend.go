@@ -213,6 +213,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		},
 		RunningVersion: Version,
 	}
+	guardQueryFields(b.Backend.Paths)
 	return b
 }
 

@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// Attacks on the plugin's input: empty filters, text that reads other than it is, and one
+// person holding unbounded work (waiting reads, dry runs). They run on the attack mount
+// (attacks_env_test.go) with people who hold the README's policies.
+
+// apiCall sends one HTTP request to Vault as token and returns the status and body: what
+// a script or the portal sees, without the CLI in between (the CLI retries a 429).
+func apiCall(t *testing.T, e *env, token, method, path string, query url.Values, body interface{}) (int, string) {
+	t.Helper()
+	u := e.s.URL() + "/v1/" + path
+	if query != nil {
+		u += "?" + query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequest(method, u, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Vault-Token", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
+
+// An empty role is not "no filter": a person whose policy lets them read resources only
+// with role (the README's access-requester.hcl, required_parameters = ["role"]) sends
+// role= to list every resource, with owners, of every mount. Every way of sending it is a
+// 400 naming role, and nothing is listed; with a real role they see only its resources.
+// The other filters of the people's paths are refused the same way.
+func TestAttackEmptyFilterIsRefused(t *testing.T) {
+	a := attacksEnv(t)
+	e := a.e
+	u := uniqueName(t)
+	e.root(t, "kv", "put", "kv/"+u+"/db", "v=1")
+	e.root(t, "kv", "metadata", "put", "-custom-metadata=owner=kv-owners", "kv/"+u+"/db")
+	// A secret no role grants: the inventory role= would have shown.
+	e.root(t, "kv", "put", "kv/"+u+"-hidden/payroll", "v=1")
+	e.root(t, "kv", "metadata", "put", "-custom-metadata=owner=pay-owners", "kv/"+u+"-hidden/payroll")
+	a.attackRole(t, attacksMount, u, "resources=kv/"+u+"/db", "approval=required", "approvers=owner")
+	e.root(t, "write", "-f", attacksMount+"/sync")
+	// Only the README's requester policy, nothing else.
+	p := e.person(t, "empty-filter-person", "attacks-requester")
+
+	noLeak := func(what, out string) {
+		t.Helper()
+		if strings.Contains(out, u+"-hidden") || strings.Contains(out, "pay-owners") {
+			t.Fatalf("%s listed a resource no role grants:\n%s", what, out)
+		}
+	}
+	// The CLI: vault read <mount>/resources role= (and role with spaces only).
+	for _, arg := range []string{"role=", "role=  "} {
+		out, stderr, err := e.s.CLI(p.token, "read", "-format=json", attacksMount+"/resources", arg)
+		if err == nil || !strings.Contains(stderr, "Code: 400") || !strings.Contains(stderr, "role must not be empty") {
+			t.Fatalf("vault read resources %s: want a 400 naming role, got err=%v\n%s\n%s", arg, err, out, stderr)
+		}
+		noLeak("vault read resources "+arg, out+stderr)
+	}
+	// The API: GET ?role= (and with the other filters empty too).
+	for _, q := range []url.Values{{"role": {""}}, {"role": {""}, "prefix": {""}}, {"role": {""}, "limit": {"5"}}} {
+		code, body := apiCall(t, e, p.token, http.MethodGet, attacksMount+"/resources", q, nil)
+		if code != http.StatusBadRequest || !strings.Contains(body, "must not be empty") {
+			t.Fatalf("GET resources?%s: want a 400 naming the empty field, got %d %s", q.Encode(), code, body)
+		}
+		noLeak("GET resources?"+q.Encode(), body)
+	}
+	// Vault's own check still refuses leaving role out.
+	a.refusedToken(t, p.name, p.token, 403, "permission denied", "read", attacksMount+"/resources")
+
+	// With the role's name: only what the role grants.
+	v := e.jsonOut(t, p.token, "read", attacksMount+"/resources", "role="+u)
+	var names []string
+	for _, en := range v["data"].(map[string]interface{})["resources"].([]interface{}) {
+		names = append(names, en.(map[string]interface{})["name"].(string))
+	}
+	if strings.Join(names, ",") != "kv/"+u+"/db" {
+		t.Fatalf("resources of role %s: %v", u, names)
+	}
+	noLeak("resources role="+u, jsonString(t, v))
+
+	// The other filters people send: an empty one is a 400 naming it, never everything.
+	for _, c := range []struct {
+		path, field string
+	}{
+		{attacksMount + "/requests", "role"},
+		{attacksMount + "/requests", "status"},
+		{attacksMount + "/requests", "mine"},
+		{attacksMount + "/requests", "can_approve"},
+		{attacksMount + "/requests", "after"},
+		{attacksMount + "/my/grants", "limit"},
+	} {
+		code, body := apiCall(t, e, p.token, http.MethodGet, c.path, url.Values{c.field: {""}}, nil)
+		if code != http.StatusBadRequest || !strings.Contains(body, c.field+" must not be empty") {
+			t.Fatalf("GET %s?%s=: want a 400 naming %s, got %d %s", c.path, c.field, c.field, code, body)
+		}
+	}
+	// And the operator's paths, with the root token.
+	for _, c := range []struct{ path, field string }{
+		{attacksMount + "/audit/requests", "role"},
+		{attacksMount + "/grants", "requester"},
+		{attacksMount + "/history", "resource"},
+		{attacksMount + "/history", "role"},
+	} {
+		method := http.MethodGet
+		q := url.Values{c.field: {""}}
+		if c.path == attacksMount+"/grants" {
+			q.Set("list", "true")
+		}
+		code, body := apiCall(t, e, e.s.RootToken, method, c.path, q, nil)
+		if code != http.StatusBadRequest || !strings.Contains(body, c.field+" must not be empty") {
+			t.Fatalf("GET %s?%s=: want a 400 naming %s, got %d %s", c.path, c.field, c.field, code, body)
+		}
+	}
+}
