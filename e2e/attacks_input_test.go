@@ -132,3 +132,74 @@ func TestAttackEmptyFilterIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// auditRequestIDs lists, as the operator, the IDs of every request for role.
+func auditRequestIDs(t *testing.T, e *env, role string) []string {
+	t.Helper()
+	v := e.jsonOut(t, "", "read", attacksMount+"/audit/requests", "role="+role)
+	var ids []string
+	for _, r := range v["data"].(map[string]interface{})["requests"].([]interface{}) {
+		ids = append(ids, r.(map[string]interface{})["request_id"].(string))
+	}
+	return ids
+}
+
+// Text that reads other than it is: a justification or a reason with a right-to-left
+// override (U+202E) or a zero-width space (U+200B) would show approvers and the portal
+// something else than what was written. Both are a 400 naming the field, through the CLI
+// and the API, and nothing is stored: no request is made, a pending one stays pending.
+func TestAttackBidiTextIsRefused(t *testing.T) {
+	a := attacksEnv(t)
+	e := a.e
+	u := uniqueName(t)
+	e.root(t, "kv", "put", "kv/"+u+"/db", "v=1")
+	e.root(t, "kv", "metadata", "put", "-custom-metadata=owner=kv-owners", "kv/"+u+"/db")
+	a.attackRole(t, attacksMount, u, "resources=kv/"+u+"/db", "approval=required", "approvers=owner", "break_glass=true")
+	alice, bob := a.people["alice"], a.people["bob"]
+	tricks := map[string]string{
+		"U+202E": "INC-4711 fix \u202Egnp.exe",     // shows as "INC-4711 fix exe.png"
+		"U+200B": "INC-47\u200B11 approved by sec", // "INC-4711" that no search finds
+	}
+	for name, text := range tricks {
+		a.refused(t, "alice", 400, "justification must not contain invisible or direction-changing characters",
+			"write", attacksMount+"/requests/"+u, "justification="+text)
+		code, body := apiCall(t, e, alice.token, http.MethodPost, attacksMount+"/requests/"+u, nil, map[string]interface{}{"justification": text})
+		if code != http.StatusBadRequest || !strings.Contains(body, "justification must not contain") {
+			t.Fatalf("request with %s in the justification over the API: %d %s", name, code, body)
+		}
+		code, body = apiCall(t, e, alice.token, http.MethodPost, attacksMount+"/break-glass/"+u, nil, map[string]interface{}{"justification": text})
+		if code != http.StatusBadRequest || !strings.Contains(body, "justification must not contain") {
+			t.Fatalf("break-glass with %s in the justification: %d %s", name, code, body)
+		}
+	}
+	if ids := auditRequestIDs(t, e, u); len(ids) != 0 {
+		t.Fatalf("refused requests were stored: %v", ids)
+	}
+
+	id := a.ask(t, attacksMount, u, "justification=INC-4711 über café")["request_id"].(string)
+	for name, text := range tricks {
+		a.refused(t, "bob", 400, "reason must not contain invisible or direction-changing characters",
+			"write", attacksMount+"/requests/"+id+"/approve", "reason="+text)
+		for _, action := range []string{"approve", "deny"} {
+			code, body := apiCall(t, e, bob.token, http.MethodPost, attacksMount+"/requests/"+id+"/"+action, nil, map[string]interface{}{"reason": text})
+			if code != http.StatusBadRequest || !strings.Contains(body, "reason must not contain") {
+				t.Fatalf("%s with %s in the reason: %d %s", action, name, code, body)
+			}
+		}
+		code, body := apiCall(t, e, alice.token, http.MethodPost, attacksMount+"/requests/"+id+"/cancel", nil, map[string]interface{}{"reason": text})
+		if code != http.StatusBadRequest || !strings.Contains(body, "reason must not contain") {
+			t.Fatalf("cancel with %s in the reason: %d %s", name, code, body)
+		}
+	}
+	if s := a.as(t, "alice", "read", attacksMount+"/requests/"+id)["data"].(map[string]interface{}); s["status"] != "pending" || jsonString(t, s["approvals"]) != "[]" && s["approvals"] != nil {
+		t.Fatalf("after refused decisions the request is %v with approvals %v", s["status"], s["approvals"])
+	}
+	if ids := auditRequestIDs(t, e, u); len(ids) != 1 || ids[0] != id {
+		t.Fatalf("requests of the role: %v, want only %s", ids, id)
+	}
+	// Plain text in any script still goes through.
+	if s := a.as(t, "bob", "write", attacksMount+"/requests/"+id+"/approve", "reason=ok für café, 好的")["data"].(map[string]interface{})["status"]; s != "approved" {
+		t.Fatalf("a plain reason: %v", s)
+	}
+	a.as(t, "alice", "write", "-f", attacksMount+"/requests/"+id+"/cancel")
+}
