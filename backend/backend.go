@@ -229,7 +229,7 @@ func mountTag(backendUUID string) string {
 }
 
 func (b *aponoBackend) invalidate(_ context.Context, key string) {
-	if b.invalidateRole(key) {
+	if b.invalidateRole(key) || b.invalidateRequest(key) {
 		return
 	}
 	if strings.HasPrefix(key, notifyTargetPrefix) {
