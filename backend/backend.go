@@ -80,6 +80,8 @@ type aponoBackend struct {
 
 	// sweep is the orphan sweeper's in-memory state (sweeper.go).
 	sweep sweeperState
+	// folderOwnersCache keeps recent folder owner scans for previews (owners_folder.go).
+	folderOwnersCache folderOwnersCache
 	// grantMounts caches sys/mounts for grant issue (mounts_cache.go).
 	grantMounts mountsCache
 	// caps caches optional capabilities of the management token (path_health.go).

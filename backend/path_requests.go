@@ -99,7 +99,7 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 				"wait": {Type: framework.TypeDurationSecond, Query: true,
 					Description: fmt.Sprintf("On read: answer as soon as the request's status changes, or at the end of this wait (at most 60s) with it unchanged. At most %d such reads wait at a time per person and %d in all; past that, a 429.", maxWaitersPerPerson, maxWaiters)},
 				"dry_run": {Type: framework.TypeBool, Default: false,
-					Description: "Check the request and answer with what it would be (status preview: its approver sets, who will be asked to approve) without making it."},
+					Description: fmt.Sprintf("Check the request and answer with what it would be (status preview: its approver sets, who will be asked to approve) without making it. A folder's owners may come from a read of them made in the last %s (the request itself reads them fresh).", folderOwnersCacheTTL)},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
@@ -233,7 +233,8 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if msg := b.refuseNewFlows(ctx, req.Storage); msg != "" {
 		return nil, logical.CodedError(http.StatusServiceUnavailable, msg)
 	}
-	sets, notes, msg, err := b.resolveApproverSets(ctx, cfg, role, gr.resources, client)
+	dryRun := d.Get("dry_run").(bool)
+	sets, notes, msg, err := b.resolveApproverSets(ctx, cfg, role, gr.resources, client, dryRun)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}
@@ -242,7 +243,6 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if err != nil {
 		return nil, err
 	}
-	dryRun := d.Get("dry_run").(bool)
 	if dryRun {
 		id = "00000000-0000-0000-0000-000000000000"
 	}
