@@ -2,11 +2,16 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/apono-io/vault-plugin-apono/internal/testvault"
 )
 
 // Attacks on the plugin's input: empty filters, text that reads other than it is, and one
@@ -202,4 +207,184 @@ func TestAttackBidiTextIsRefused(t *testing.T) {
 		t.Fatalf("a plain reason: %v", s)
 	}
 	a.as(t, "alice", "write", "-f", attacksMount+"/requests/"+id+"/cancel")
+}
+
+// One person holds at most 8 reads waiting with wait= (each used to read storage every
+// second): the 9th is a 429 at once, over the API and through the CLI; a waiting read is
+// woken by the approval itself, well before its wait ends; once the reads have answered,
+// a new one is accepted.
+func TestAttackWaitersAreCapped(t *testing.T) {
+	const perPerson = 8 // maxWaitersPerPerson
+	a := attacksEnv(t)
+	e := a.e
+	u := uniqueName(t)
+	e.root(t, "kv", "put", "kv/"+u+"/db", "v=1")
+	e.root(t, "kv", "metadata", "put", "-custom-metadata=owner=kv-owners", "kv/"+u+"/db")
+	a.attackRole(t, attacksMount, u, "resources=kv/"+u+"/db", "approval=required", "approvers=owner")
+	p := e.person(t, "waiter-person", "attacks-requester")
+	v := e.jsonOut(t, p.token, "write", "-f", attacksMount+"/requests/"+u)
+	id, _ := v["data"].(map[string]interface{})["request_id"].(string)
+	if id == "" {
+		t.Fatalf("request: %v", v)
+	}
+	path := attacksMount + "/requests/" + id
+	type answer struct {
+		code int
+		body string
+		at   time.Time
+	}
+	answers := make(chan answer, perPerson)
+	for i := 0; i < perPerson; i++ {
+		go func() {
+			for start := time.Now(); ; {
+				code, body := apiCallNoFatal(e, p.token, path, url.Values{"wait": {"60"}})
+				// A probe below may hold a place for its second: come back for it.
+				if code == http.StatusTooManyRequests && time.Since(start) < 50*time.Second {
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+				answers <- answer{code, body, time.Now()}
+				return
+			}
+		}()
+	}
+	// Once all of them wait, one more is refused at once. Probe with a short wait: while
+	// fewer wait, the probe is accepted and answers after 1s.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, body := apiCall(t, e, p.token, http.MethodGet, path, url.Values{"wait": {"1"}}, nil)
+		if code == http.StatusTooManyRequests {
+			break
+		}
+		if code != http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("probe while the reads start: %d %s", code, body)
+		}
+		time.Sleep(500 * time.Millisecond) // room for a waiter the probe held back to come in
+	}
+	start := time.Now()
+	code, body := apiCall(t, e, p.token, http.MethodGet, path, url.Values{"wait": {"60"}}, nil)
+	if took := time.Since(start); code != http.StatusTooManyRequests || !strings.Contains(body, "at most 8 at a time") || took > 10*time.Second {
+		t.Fatalf("read %d waiting: want a 429 at once, got %d after %s: %s", perPerson+1, code, took, body)
+	}
+	// The CLI sees the 429 too (after the retries Vault's client makes on a 429).
+	if out, stderr, err := e.s.CLI(p.token, "read", path, "wait=60"); err == nil || !strings.Contains(stderr, "Code: 429") {
+		t.Fatalf("vault read wait=60 as the 9th: want a 429, got err=%v\n%s\n%s", err, out, stderr)
+	}
+
+	approveStart := time.Now()
+	a.as(t, "bob", "write", "-f", path+"/approve")
+	approved := time.Now()
+	for i := 0; i < perPerson; i++ {
+		select {
+		case ans := <-answers:
+			if ans.code != http.StatusOK || !strings.Contains(ans.body, `"status":"approved"`) || !strings.Contains(ans.body, `"status_changed":true`) {
+				t.Fatalf("a waiting read answered %d %s", ans.code, ans.body)
+			}
+			// Woken by the approval: well before the 60s wait and the 10s fallback read.
+			if lag := ans.at.Sub(approveStart); lag > 5*time.Second {
+				t.Fatalf("a waiting read answered %s after the approval began (%s after it returned)", lag, ans.at.Sub(approved))
+			} else if i == perPerson-1 {
+				t.Logf("the last of %d waiting reads answered %s after the approval began (%s after the CLI returned)", perPerson, ans.at.Sub(approveStart), ans.at.Sub(approved))
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("the waiting reads did not answer the approval")
+		}
+	}
+	// Room again: a new waiting read is accepted (and answers unchanged after its wait).
+	code, body = apiCall(t, e, p.token, http.MethodGet, path, url.Values{"wait": {"1"}}, nil)
+	if code != http.StatusOK || !strings.Contains(body, `"status_changed":false`) {
+		t.Fatalf("a waiting read after the others answered: %d %s", code, body)
+	}
+	e.jsonOut(t, p.token, "write", "-f", path+"/cancel") // the request ends here
+}
+
+// apiCallNoFatal is a GET for a goroutine: no t.Fatal off the test's goroutine.
+func apiCallNoFatal(e *env, token, path string, query url.Values) (int, string) {
+	req, err := http.NewRequest(http.MethodGet, e.s.URL()+"/v1/"+path+"?"+query.Encode(), nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	req.Header.Set("X-Vault-Token", token)
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
+
+// metadataReads counts the reads of kv/metadata/<prefix>... in Vault's audit log.
+func metadataReads(t *testing.T, e *env, prefix string) int {
+	t.Helper()
+	raw, err := os.ReadFile(e.s.AuditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var entry struct {
+			Type    string `json:"type"`
+			Request struct {
+				Operation string `json:"operation"`
+				Path      string `json:"path"`
+			} `json:"request"`
+		}
+		if json.Unmarshal([]byte(line), &entry) == nil && entry.Type == "request" &&
+			entry.Request.Operation == "read" && strings.HasPrefix(entry.Request.Path, "kv/metadata/"+prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// dry_run=true on a folder role read every secret's metadata below the folder on each
+// call, and counts against no bound: one requester could keep the plugin reading. Vault's
+// audit log shows the plugin's reads: the first preview reads the folder, the next ones
+// (many, quickly) read none of it, and a real request still reads every owner fresh.
+func TestAttackDryRunsAreBounded(t *testing.T) {
+	const secrets = 12
+	e := ownVault(t, testvault.Options{FileAudit: true})
+	e.root(t, "write", "apono/config", "owner_metadata_key=owner", "integration_owner=security")
+	e.root(t, "write", "identity/group", "name=kv-owners")
+	e.root(t, "write", "identity/group", "name=security")
+	for i := 0; i < secrets; i++ {
+		path := fmt.Sprintf("kv/big/s%02d", i)
+		e.root(t, "kv", "put", path, "v=1")
+		e.root(t, "kv", "metadata", "put", "-custom-metadata=owner=kv-owners", path)
+	}
+	e.root(t, "write", "apono/roles/big", "resources=kv/big/*", "approval=required", "approvers=owner")
+	e.writePolicy(t, "requester", testdataFile(t, "access-requester.hcl"))
+	p := e.person(t, "dana", "requester")
+	preview := func() map[string]interface{} {
+		t.Helper()
+		v := e.jsonOut(t, p.token, "write", "apono/requests/big", "dry_run=true")
+		data, _ := v["data"].(map[string]interface{})
+		if data["status"] != "preview" || !strings.Contains(jsonString(t, data["approvers"]), "group:kv-owners") {
+			t.Fatalf("preview: %v", v)
+		}
+		return data
+	}
+
+	before := metadataReads(t, e, "big/")
+	preview()
+	first := metadataReads(t, e, "big/") - before
+	if first < secrets {
+		t.Fatalf("the first preview read %d metadata of kv/big/, want at least the %d secrets'", first, secrets)
+	}
+	for i := 0; i < 15; i++ {
+		preview()
+	}
+	if again := metadataReads(t, e, "big/") - before - first; again != 0 {
+		t.Fatalf("15 more previews read %d metadata of kv/big/, want none", again)
+	}
+	// A request reads the owners fresh.
+	mid := metadataReads(t, e, "big/")
+	v := e.jsonOut(t, p.token, "write", "-f", "apono/requests/big")
+	if data, _ := v["data"].(map[string]interface{}); data["status"] != "pending" {
+		t.Fatalf("request: %v", v)
+	}
+	if fresh := metadataReads(t, e, "big/") - mid; fresh < secrets {
+		t.Fatalf("a request read %d metadata of kv/big/, want every secret's (%d)", fresh, secrets)
+	}
 }
