@@ -80,6 +80,8 @@ type aponoBackend struct {
 
 	// sweep is the orphan sweeper's in-memory state (sweeper.go).
 	sweep sweeperState
+	// folderOwnersCache keeps recent folder owner scans for previews (owners_folder.go).
+	folderOwnersCache folderOwnersCache
 	// grantMounts caches sys/mounts for grant issue (mounts_cache.go).
 	grantMounts mountsCache
 	// caps caches optional capabilities of the management token (path_health.go).
@@ -213,6 +215,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		},
 		RunningVersion: Version,
 	}
+	guardQueryFields(b.Backend.Paths)
 	return b
 }
 
@@ -228,7 +231,7 @@ func mountTag(backendUUID string) string {
 }
 
 func (b *aponoBackend) invalidate(_ context.Context, key string) {
-	if b.invalidateRole(key) {
+	if b.invalidateRole(key) || b.invalidateRequest(key) {
 		return
 	}
 	if strings.HasPrefix(key, notifyTargetPrefix) {

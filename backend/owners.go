@@ -26,7 +26,8 @@ const (
 
 // resolveApproverSets returns the request's approver sets; notes say where an owner could
 // not be read and integration_owner stood in; msg is a 400.
-func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *pluginConfig, role *roleEntry, resources []resourceRef, client vaultClient,
+// A preview (dry_run) may use a folder's owners read in the last folderOwnersCacheTTL.
+func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *pluginConfig, role *roleEntry, resources []resourceRef, client vaultClient, preview bool,
 ) (sets []approverSet, notes []string, msg string, err error) {
 	for _, a := range role.Approvers {
 		if a == approverOwner {
@@ -39,7 +40,7 @@ func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *pluginConfi
 		sets = append(sets, approverSet{Label: p.String(), Principals: []principal{p}, Source: setSourceRole})
 	}
 	if contains(role.Approvers, approverOwner) {
-		owners, ownerNotes, msg, err := b.resourceOwnerSets(ctx, cfg, resources, client)
+		owners, ownerNotes, msg, err := b.resourceOwnerSets(ctx, cfg, resources, client, preview)
 		if err != nil || msg != "" {
 			return nil, nil, msg, err
 		}
@@ -54,7 +55,7 @@ func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *pluginConfi
 
 // resourceOwnerSets reads the owners of every resource (see the top of this file) and
 // returns one set per distinct list of owners.
-func (b *aponoBackend) resourceOwnerSets(ctx context.Context, cfg *pluginConfig, resources []resourceRef, client vaultClient,
+func (b *aponoBackend) resourceOwnerSets(ctx context.Context, cfg *pluginConfig, resources []resourceRef, client vaultClient, preview bool,
 ) (sets []approverSet, notes []string, msg string, err error) {
 	col := newOwnerCollector(cfg.OwnerMetadataKey, cfg.IntegrationOwner)
 	for _, ref := range resources {
@@ -68,7 +69,7 @@ func (b *aponoBackend) resourceOwnerSets(ctx context.Context, cfg *pluginConfig,
 			}
 			col.claim(ref.Name, tag, note)
 		default:
-			msg, err := b.folderOwners(ctx, client, cfg, col, ref)
+			msg, err := b.folderOwners(ctx, client, cfg, col, ref, preview)
 			if err != nil || msg != "" {
 				return nil, nil, msg, err
 			}
@@ -233,7 +234,7 @@ func (b *aponoBackend) checkOwnersUnchanged(ctx context.Context, cfg *pluginConf
 	if !hasOwners {
 		return nil
 	}
-	now, _, msg, err := b.resourceOwnerSets(ctx, cfg, resources, client)
+	now, _, msg, err := b.resourceOwnerSets(ctx, cfg, resources, client, false)
 	if err != nil {
 		return err
 	}

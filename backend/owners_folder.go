@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // The owners of a KV v2 folder, read when a request for it is made (and again at pickup):
@@ -37,18 +39,67 @@ type folderSecret struct {
 	err       error
 }
 
-// folderOwners adds the owners of folder ref to col; msg is a 400.
-func (b *aponoBackend) folderOwners(ctx context.Context, client vaultClient, cfg *pluginConfig, col *ownerCollector, ref resourceRef) (msg string, err error) {
+// folderClaim is one finding of a folder's scan: resource is owned by what tag names, or
+// (unowned) by integration_owner; note says why, when it is not plain.
+type folderClaim struct {
+	resource, tag, note string
+	unowned             bool
+}
+
+// folderScan is what a folder's scan found: its claims in order, or msg, a 400.
+type folderScan struct {
+	claims []folderClaim
+	msg    string
+	at     time.Time
+}
+
+// folderOwners adds the owners of folder ref to col; msg is a 400. A request reads them
+// fresh; a preview (dry_run, which any requester may send as often as they like and which
+// counts against no bound) uses a scan of the same folder made in the last
+// folderOwnersCacheTTL, so repeated previews do not each read up to max_folder_secrets
+// metadata. Concurrent previews of one folder wait for one scan.
+func (b *aponoBackend) folderOwners(ctx context.Context, client vaultClient, cfg *pluginConfig, col *ownerCollector, ref resourceRef, preview bool) (msg string, err error) {
+	key := folderOwnersKey(cfg, ref)
+	var scan *folderScan
+	if preview {
+		defer b.grantLocks.lock("folder-owners:" + key)()
+		scan = b.folderOwnersCache.get(key, time.Now())
+	}
+	if scan == nil {
+		if scan, err = b.scanFolder(ctx, client, cfg, ref); err != nil {
+			return "", err
+		}
+		b.folderOwnersCache.put(key, scan)
+	}
+	if scan.msg != "" {
+		return scan.msg, nil
+	}
+	for _, c := range scan.claims {
+		if c.unowned {
+			col.unowned(c.resource, c.note)
+		} else {
+			col.claim(c.resource, c.tag, c.note)
+		}
+	}
+	return "", nil
+}
+
+// scanFolder reads the owners of folder ref (see the top of this file).
+func (b *aponoBackend) scanFolder(ctx context.Context, client vaultClient, cfg *pluginConfig, ref resourceRef) (*folderScan, error) {
+	scan := &folderScan{at: time.Now()}
+	unowned := func(resource, note string) {
+		scan.claims = append(scan.claims, folderClaim{resource: resource, note: note, unowned: true})
+	}
 	limit := cfg.maxFolderSecrets()
 	if ref.Path != "" {
 		// The folder's own tag, where the secret named like it has one. That secret is not
 		// inside the folder's grant, so without a tag it adds no owner.
 		tag, note, err := readOwnerTag(ctx, client, cfg.OwnerMetadataKey, ref.Mount, ref.Path, ref.Mount+"/"+ref.Path)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		if tag != "" || note != "" {
-			col.claim(ref.Name+" (its own tag, on "+ref.Mount+"/"+ref.Path+")", tag, note)
+			scan.claims = append(scan.claims, folderClaim{resource: ref.Name + " (its own tag, on " + ref.Mount + "/" + ref.Path + ")", tag: tag, note: note})
 		}
 	}
 
@@ -82,10 +133,10 @@ func (b *aponoBackend) folderOwners(ctx context.Context, client vaultClient, cfg
 		for _, l := range out {
 			switch {
 			case isStatus(l.err, http.StatusForbidden):
-				col.unowned(ref.Name, fmt.Sprintf("%s: the management policy may not list %s/metadata/%s, so the owners below it are unknown; integration_owner approves as well", ref.Name, ref.Mount, l.dir))
+				unowned(ref.Name, fmt.Sprintf("%s: the management policy may not list %s/metadata/%s, so the owners below it are unknown; integration_owner approves as well", ref.Name, ref.Mount, l.dir))
 				continue
 			case l.err != nil:
-				return "", fmt.Errorf("listing %s/metadata/%s for the owners of %s: %w", ref.Mount, l.dir, ref.Name, redact(l.err))
+				return nil, fmt.Errorf("listing %s/metadata/%s for the owners of %s: %w", ref.Mount, l.dir, ref.Name, redact(l.err))
 			}
 			for _, key := range l.keys {
 				if key == "" || key == "/" {
@@ -98,7 +149,7 @@ func (b *aponoBackend) folderOwners(ctx context.Context, client vaultClient, cfg
 				}
 				if validateResourceName(name) != nil {
 					// Never read: only names the plugin would accept go into a Vault path.
-					col.unowned(ref.Name, fmt.Sprintf("%s: %q below it is not a name the plugin reads; integration_owner approves as well", ref.Name, truncateForError(name)))
+					unowned(ref.Name, fmt.Sprintf("%s: %q below it is not a name the plugin reads; integration_owner approves as well", ref.Name, truncateForError(name)))
 					continue
 				}
 				if strings.HasSuffix(key, "/") {
@@ -107,14 +158,14 @@ func (b *aponoBackend) folderOwners(ctx context.Context, client vaultClient, cfg
 				}
 				secrets = append(secrets, folderSecret{path: p})
 				if len(secrets) > limit {
-					return fmt.Sprintf("resources: folder %s holds more than %d secrets (max_folder_secrets), whose owners would all have to be read for this request; ask for a narrower folder or for the secrets themselves", ref.Name, limit), nil
+					return &folderScan{at: scan.at, msg: fmt.Sprintf("resources: folder %s holds more than %d secrets (max_folder_secrets), whose owners would all have to be read for this request; ask for a narrower folder or for the secrets themselves", ref.Name, limit)}, nil
 				}
 			}
 		}
 	}
 	if len(secrets) == 0 {
-		col.unowned(ref.Name, "")
-		return "", nil
+		unowned(ref.Name, "")
+		return scan, nil
 	}
 
 	var wg sync.WaitGroup
@@ -133,9 +184,75 @@ func (b *aponoBackend) folderOwners(ctx context.Context, client vaultClient, cfg
 	sort.Slice(secrets, func(i, j int) bool { return secrets[i].path < secrets[j].path })
 	for _, s := range secrets {
 		if s.err != nil {
-			return "", s.err
+			return nil, s.err
 		}
-		col.claim(ref.Mount+"/"+s.path, s.tag, s.note)
+		scan.claims = append(scan.claims, folderClaim{resource: ref.Mount + "/" + s.path, tag: s.tag, note: s.note})
 	}
-	return "", nil
+	return scan, nil
+}
+
+// Folder scans kept for previews: for folderOwnersCacheTTL, and at most
+// maxFolderOwnersCached claims in all (a folder's scan holds up to max_folder_secrets).
+const (
+	folderOwnersCacheTTL  = 30 * time.Second
+	maxFolderOwnersCached = 50000
+)
+
+// folderOwnersKey names a folder's scan: the folder, and the config it was read with.
+func folderOwnersKey(cfg *pluginConfig, ref resourceRef) string {
+	return ref.Mount + "/" + ref.Path + "\x00" + cfg.OwnerMetadataKey + "\x00" + strconv.Itoa(cfg.maxFolderSecrets())
+}
+
+// folderOwnersCache holds recent folder scans, for previews only.
+type folderOwnersCache struct {
+	mu     sync.Mutex
+	m      map[string]*folderScan
+	claims int
+}
+
+// get returns the scan of key made less than folderOwnersCacheTTL before now, or nil.
+func (c *folderOwnersCache) get(key string, now time.Time) *folderScan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.m[key]
+	if s == nil || now.Sub(s.at) >= folderOwnersCacheTTL {
+		return nil
+	}
+	return s
+}
+
+// put keeps s as the scan of key, dropping expired scans, and the oldest while the cache
+// would hold too many claims.
+func (c *folderOwnersCache) put(key string, s *folderScan) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*folderScan{}
+	}
+	if old := c.m[key]; old != nil {
+		c.claims -= len(old.claims)
+		delete(c.m, key)
+	}
+	now := time.Now()
+	for k, v := range c.m {
+		if now.Sub(v.at) >= folderOwnersCacheTTL {
+			c.claims -= len(v.claims)
+			delete(c.m, k)
+		}
+	}
+	if len(s.claims) > maxFolderOwnersCached {
+		return
+	}
+	for c.claims+len(s.claims) > maxFolderOwnersCached {
+		oldest := ""
+		for k, v := range c.m {
+			if oldest == "" || v.at.Before(c.m[oldest].at) {
+				oldest = k
+			}
+		}
+		c.claims -= len(c.m[oldest].claims)
+		delete(c.m, oldest)
+	}
+	c.m[key] = s
+	c.claims += len(s.claims)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -638,7 +639,9 @@ func coveredBy(ref resourceRef, role []resourceRef) bool {
 }
 
 // checkFreeText bounds a free-text field and keeps control characters (newlines that
-// would forge audit-log lines, escapes) out of it.
+// would forge audit-log lines, escapes) out of it, and the characters that make text read
+// other than it is (bidirectional controls such as U+202E, zero-width ones such as
+// U+200B: textsafe's list, the one the chat formats drop).
 func checkFreeText(field, v string, max int) string {
 	if n := len([]rune(v)); n > max {
 		return fmt.Sprintf("%s is %d characters; at most %d are allowed", field, n, max)
@@ -646,6 +649,9 @@ func checkFreeText(field, v string, max int) string {
 	for _, r := range v {
 		if unicode.IsControl(r) || r == unicode.ReplacementChar {
 			return fmt.Sprintf("%s must not contain control characters such as newlines (found %q)", field, r)
+		}
+		if textsafe.Hidden(r) {
+			return fmt.Sprintf("%s must not contain invisible or direction-changing characters (found %U): they make text read other than it is; write it plainly", field, r)
 		}
 	}
 	return ""

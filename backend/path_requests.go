@@ -97,9 +97,9 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 				"start_at": {Type: framework.TypeString,
 					Description: "When the access should start (RFC 3339, within the role's max_schedule_ahead): the grant can be picked up from then until then + pickup_ttl, and ends at most ttl after it. Default: now."},
 				"wait": {Type: framework.TypeDurationSecond, Query: true,
-					Description: "On read: answer as soon as the request's status changes, or at the end of this wait (at most 60s) with it unchanged."},
+					Description: fmt.Sprintf("On read: answer as soon as the request's status changes, or at the end of this wait (at most 60s) with it unchanged. At most %d such reads wait at a time per person and %d in all; past that, a 429.", maxWaitersPerPerson, maxWaiters)},
 				"dry_run": {Type: framework.TypeBool, Default: false,
-					Description: "Check the request and answer with what it would be (status preview: its approver sets, who will be asked to approve) without making it."},
+					Description: fmt.Sprintf("Check the request and answer with what it would be (status preview: its approver sets, who will be asked to approve) without making it. A folder's owners may come from a read of them made in the last %s (the request itself reads them fresh).", folderOwnersCacheTTL)},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
@@ -125,7 +125,7 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 	}
 }
 
-const pathRequestHelp = `
+var pathRequestHelp = fmt.Sprintf(`
 Writing requests/<role> asks for access from a role with approval=required. The requester
 is the caller's identity entity (log in through an auth method; the root token has none).
 The response gives request_id, status=pending, who can approve (approvers, resolved from
@@ -137,8 +137,11 @@ up at requests/<id>/grant within the role's pickup_ttl.
 
 Reading requests/<request_id> shows the request, its approvals with reasons, and its
 status: pending, approved, granted, denied, cancelled or expired. Ended requests stay
-readable for request_retention (config).
-`
+readable for request_retention (config). With wait=<duration> (at most 60s) the read
+answers as soon as the status changes (it is woken by the change, not by polling), or at
+the end of the wait with status_changed=false. At most %d reads wait at a time per person
+and %d in all on a node; past that a read with wait is refused at once with HTTP 429.
+`, maxWaitersPerPerson, maxWaiters)
 
 const pathRequestListHelp = `
 LIST requests (vault list -detailed) returns request IDs as keys and, in key_info, the role,
@@ -230,7 +233,8 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if msg := b.refuseNewFlows(ctx, req.Storage); msg != "" {
 		return nil, logical.CodedError(http.StatusServiceUnavailable, msg)
 	}
-	sets, notes, msg, err := b.resolveApproverSets(ctx, cfg, role, gr.resources, client)
+	dryRun := d.Get("dry_run").(bool)
+	sets, notes, msg, err := b.resolveApproverSets(ctx, cfg, role, gr.resources, client, dryRun)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}
@@ -239,7 +243,6 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if err != nil {
 		return nil, err
 	}
-	dryRun := d.Get("dry_run").(bool)
 	if dryRun {
 		id = "00000000-0000-0000-0000-000000000000"
 	}
@@ -309,7 +312,7 @@ func (b *aponoBackend) pathRequestRead(ctx context.Context, req *logical.Request
 	}
 	changed := false
 	if wait > 0 {
-		if rec, changed, err = b.waitForChange(ctx, req.Storage, rec, wait); err != nil {
+		if rec, changed, err = b.waitForChange(ctx, req.Storage, rec, caller.EntityID, wait); err != nil {
 			return nil, err
 		}
 	}

@@ -81,7 +81,9 @@ the entries as key_info. Each name can be pasted into a role's or a grant's reso
 Filter with type (kv, transit), mount and prefix (the start of the name); page with limit
 and after: when more entries match, next_after is set, and passing it as after returns the
 next page, so every entry is returned exactly once. synced_at says when the snapshot was
-taken. When no snapshot exists yet, the request runs a sync first.
+taken. When no snapshot exists yet, the request runs a sync first. A filter sent empty
+(role=) is a 400, not "no filter": a policy may require role (required_parameters) and
+rely on it.
 `
 
 // resourceQuery is a validated filter and page over the snapshot.

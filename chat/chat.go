@@ -9,6 +9,8 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
 
 // Event types. Types not listed here (request.auto_approved may be sent before this list
@@ -330,16 +332,11 @@ func capText(s string, max int) string {
 	return clipRunes(b.String(), max)
 }
 
-// hiddenRune is a character that shows nothing or reorders what follows; the formats add
-// their own invisible separators, so none may come from input.
+// hiddenRune is a character that shows nothing or reorders what follows (textsafe's one
+// list); the formats add their own invisible separators, so none may come from input.
+// The zero-width joiner stays: it makes one emoji of several and reorders nothing.
 func hiddenRune(r rune) bool {
-	switch {
-	case r == '\u061C', r == '\u200B', r == '\u200C', r == '\u200E', r == '\u200F', r == '\u2060', r == '\uFEFF':
-		return true
-	case r >= '\u202A' && r <= '\u202E', r >= '\u2066' && r <= '\u2069':
-		return true
-	}
-	return false
+	return textsafe.Hidden(r) && r != textsafe.ZeroWidthJoiner
 }
 
 const ellipsis = "…"
