@@ -37,6 +37,7 @@ var Floors = map[string]int{
 
 	// Small helpers of no concern of their own.
 	"internal/sortedset": 5,
+	"internal/textsafe":  5,
 	"internal/testvault": 5,
 	"internal/procstat":  3,
 	"internal/layers":    1,
