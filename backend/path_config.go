@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -78,7 +77,8 @@ func pathConfig(b *aponoBackend) *framework.Path {
 		Fields: map[string]*framework.FieldSchema{
 			"vault_addr": {
 				Type:        framework.TypeString,
-				Description: "Address of the Vault API the plugin calls back into, e.g. https://vault.example.com:8200. Required.",
+				Description: "Address of the Vault API the plugin calls back into, e.g. https://vault.example.com:8200: https://, or http:// to a loopback address only. " +
+					"Required. A write that changes it (or approle_mount, ca_cert, tls_server_name, tls_skip_verify) must send the credentials again.",
 				DisplayAttrs: &framework.DisplayAttributes{
 					Name: "Vault address",
 				},
@@ -251,7 +251,10 @@ const pathConfigHelp = `
 The plugin calls back into Vault (vault_addr) to create userpass users and apono-* ACL
 policies. It logs in with an AppRole (role_id, secret_id, approle_mount) whose policy is
 apono-management, or uses a token. A write logs in before it saves: bad credentials are
-rejected and the previous config stays. A read never returns secret_id or token; it says
+rejected and the previous config stays. vault_addr is https://, or http:// to a loopback
+address only. A write that changes vault_addr, approle_mount, ca_cert, tls_server_name or
+tls_skip_verify must send the credentials again (role_id and secret_id, or token): the
+stored ones are never sent to a new destination. A read never returns secret_id or token; it says
 whether each is set. Fields left out of a write keep their current values.
 
 resource_types, owner_metadata_key, integration_owner, sync_interval, sync_concurrency
@@ -396,6 +399,15 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 	if msg := validateConfig(cfg); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
+	// The stored credentials go only where, and over the TLS, they were written for: a
+	// write that changes that must bring them again (whoever may only update this path
+	// must not learn them by pointing the plugin at a server of theirs). Checked before
+	// anything connects.
+	if changed := connectionChanges(old, cfg); len(changed) > 0 && !tokenSent && !(roleSent && secretSent) {
+		return logical.ErrorResponse(fmt.Sprintf("%s changes where or how the plugin connects to Vault, and the plugin never sends its stored "+
+			"credentials to a new destination: send them again in the same write (role_id and secret_id, or token); nothing was saved",
+			strings.Join(changed, ", "))), nil
+	}
 
 	// Log in before saving, so bad credentials never replace a working config.
 	client, err := b.newClient(ctx, cfg, b.Logger())
@@ -417,16 +429,37 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 	return nil, nil
 }
 
+// connectionChanges names the fields that say where or how the plugin logs in to Vault
+// and differ between the stored config old (nil: none yet) and cfg.
+func connectionChanges(old, cfg *pluginConfig) []string {
+	if old == nil {
+		return nil
+	}
+	var out []string
+	if strings.TrimSuffix(old.VaultAddr, "/") != strings.TrimSuffix(cfg.VaultAddr, "/") {
+		out = append(out, "vault_addr")
+	}
+	if old.AppRoleMount != cfg.AppRoleMount {
+		out = append(out, "approle_mount")
+	}
+	if old.CACert != cfg.CACert {
+		out = append(out, "ca_cert")
+	}
+	if old.TLSServerName != cfg.TLSServerName {
+		out = append(out, "tls_server_name")
+	}
+	if old.TLSSkipVerify != cfg.TLSSkipVerify {
+		out = append(out, "tls_skip_verify")
+	}
+	return out
+}
+
 var mountPathRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$`)
 
 // validateConfig returns a message naming the first bad field, or "".
 func validateConfig(cfg *pluginConfig) string {
-	if cfg.VaultAddr == "" {
-		return "vault_addr is required, e.g. https://vault.example.com:8200"
-	}
-	u, err := url.Parse(cfg.VaultAddr)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return fmt.Sprintf("vault_addr %q must be an http:// or https:// URL with a host", cfg.VaultAddr)
+	if msg := checkVaultAddr(cfg.VaultAddr); msg != "" {
+		return msg
 	}
 	if cfg.Token == "" && (cfg.RoleID == "" || cfg.SecretID == "") {
 		return "credentials are required: role_id and secret_id (AppRole), or token"
