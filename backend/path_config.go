@@ -43,10 +43,13 @@ type pluginConfig struct {
 	MaxResources     int           `json:"max_resources,omitempty"`
 
 	// Access flows: events (notify.go) and how long ended requests stay readable.
-	NotifyURL        string        `json:"notify_url,omitempty"`
-	NotifySecret     string        `json:"notify_secret,omitempty"`
-	NotifyCACert     string        `json:"notify_ca_cert,omitempty"`
-	RequestRetention time.Duration `json:"request_retention,omitempty"` // 0 = default
+	NotifyURL    string `json:"notify_url,omitempty"`
+	NotifySecret string `json:"notify_secret,omitempty"`
+	NotifyCACert string `json:"notify_ca_cert,omitempty"`
+	// NotifyAllowedHosts is notify_allowed_hosts, normalised, comma-separated ("": the
+	// default rules; notify_dest.go).
+	NotifyAllowedHosts string        `json:"notify_allowed_hosts,omitempty"`
+	RequestRetention   time.Duration `json:"request_retention,omitempty"` // 0 = default
 	// PasswordHashCost is the bcrypt cost of grant passwords sent as password_hash
 	// (0: the default, -1: off).
 	PasswordHashCost int `json:"password_hash_cost,omitempty"`
@@ -76,7 +79,7 @@ func pathConfig(b *aponoBackend) *framework.Path {
 		},
 		Fields: map[string]*framework.FieldSchema{
 			"vault_addr": {
-				Type:        framework.TypeString,
+				Type: framework.TypeString,
 				Description: "Address of the Vault API the plugin calls back into, e.g. https://vault.example.com:8200: https://, or http:// to a loopback address only. " +
 					"Required. A write that changes it (or approle_mount, ca_cert, tls_server_name, tls_skip_verify) must send the credentials again.",
 				DisplayAttrs: &framework.DisplayAttributes{
@@ -166,6 +169,14 @@ func pathConfig(b *aponoBackend) *framework.Path {
 				Type:         framework.TypeString,
 				Description:  "Key for the HMAC-SHA256 signature of each event body, sent as X-Apono-Signature-256: sha256=<hex>. Write-only.",
 				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
+			},
+			"notify_allowed_hosts": {
+				Type: framework.TypeCommaStringSlice,
+				Description: "Where notifications (notify_url and the notify/<name> targets) may go. Empty (the default): any public host, " +
+					"and loopback; private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) are refused. Set: only the hosts listed, loopback " +
+					"included. " + strings.ToUpper(notifyAllowedHostsRule[:1]) + notifyAllowedHostsRule[1:] + ". A host name entry allows whatever the name resolves to. " +
+					"Never allowed, listed or not: link-local (169.254.0.0/16, fe80::/10), unspecified, multicast and broadcast addresses, and Vault's " +
+					"own listener (vault_addr's host and port, that port on loopback). Checked when a URL is written and on every address a delivery dials.",
 			},
 			"notify_ca_cert": {
 				Type:        framework.TypeString,
@@ -263,6 +274,8 @@ integration_owner also name the approvers of access flows (roles with approvers=
 
 notify_url, notify_secret and notify_ca_cert send a signed JSON event for every step of
 an access flow; request_retention says how long ended requests stay readable.
+notify_allowed_hosts limits where notify_url and the notify/<name> targets may point
+(default: public hosts and loopback; never link-local addresses or Vault's own listener).
 max_resources_per_request, max_open_requests and max_folder_secrets bound what one
 request may ask for and how many one person may have open.
 `
@@ -322,12 +335,13 @@ func configResponseData(cfg *pluginConfig) map[string]interface{} {
 		"sync_concurrency":   cfg.syncConcurrency(),
 		"max_resources":      cfg.maxResources(),
 		// Access flows.
-		"notify_url":        redactURL(cfg.NotifyURL),
-		"notify_secret_set": cfg.NotifySecret != "",
-		"notify_ca_cert":    cfg.NotifyCACert,
-		"request_retention": int64(cfg.requestRetention().Seconds()),
-		"portal_url":        cfg.PortalURL,
-		"history_retention": int64(cfg.historyRetention().Seconds()),
+		"notify_url":           redactURL(cfg.NotifyURL),
+		"notify_secret_set":    cfg.NotifySecret != "",
+		"notify_ca_cert":       cfg.NotifyCACert,
+		"notify_allowed_hosts": nonNil(splitAllowedHosts(cfg.NotifyAllowedHosts)),
+		"request_retention":    int64(cfg.requestRetention().Seconds()),
+		"portal_url":           cfg.PortalURL,
+		"history_retention":    int64(cfg.historyRetention().Seconds()),
 		// Bounds of access flows, with defaults applied.
 		"max_resources_per_request": cfg.maxResourcesPerRequest(),
 		"max_open_requests":         cfg.maxOpenRequests(),
@@ -397,6 +411,12 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 	}
 
 	if msg := validateConfig(cfg); msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	if msg, err := b.checkTargetsUnder(ctx, req.Storage, d, cfg); err != nil || msg != "" {
+		if err != nil {
+			return nil, err
+		}
 		return logical.ErrorResponse(msg), nil
 	}
 	// The stored credentials go only where, and over the TLS, they were written for: a
