@@ -115,6 +115,11 @@ type apiClient struct {
 var _ vaultClient = (*apiClient)(nil)
 
 func newAPIClient(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (*apiClient, error) {
+	// The credentials go only to an address that passes the config's rule, whichever way
+	// the config got into storage.
+	if msg := checkVaultAddr(cfg.VaultAddr); msg != "" {
+		return nil, errors.New(msg)
+	}
 	c, err := newRawAPIClient(cfg)
 	if err != nil {
 		return nil, err
@@ -128,13 +133,13 @@ func newAPIClient(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (
 		if err != nil {
 			return nil, err
 		}
+		// Logins use a client of their own, never given a token, so the shared client is
+		// never seen without one. Not a Clone: a clone's config forgets DisableRedirects.
+		lc, err := newRawAPIClient(cfg)
+		if err != nil {
+			return nil, err
+		}
 		ac.login = func(ctx context.Context) (*api.Secret, error) {
-			// Login on a clone so the shared client is never seen without a token.
-			lc, err := c.Clone()
-			if err != nil {
-				return nil, err
-			}
-			lc.ClearToken()
 			return auth.Login(ctx, lc)
 		}
 	}
@@ -164,6 +169,10 @@ func newRawAPIClient(cfg *pluginConfig) (*api.Client, error) {
 	}
 	apiCfg.Address = cfg.VaultAddr
 	apiCfg.Timeout = vaultCallTimeout
+	// Never follow a redirect: the api package would send the same request, the login's
+	// secret_id or the X-Vault-Token header included, to wherever the answer points, an
+	// address no config write has checked.
+	apiCfg.DisableRedirects = true
 	// Grants come in bursts; keep enough idle connections so a burst reuses them.
 	if t, ok := apiCfg.HttpClient.Transport.(*http.Transport); ok {
 		t.MaxIdleConnsPerHost = 64

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -122,14 +121,25 @@ type event struct {
 
 // setNotifyConfig applies and checks the notify_* and request_retention fields sent.
 func setNotifyConfig(cfg *pluginConfig, d *framework.FieldData) string {
+	_, urlSent := d.GetOk("notify_url")
+	_, allowSent := d.GetOk("notify_allowed_hosts")
+	_, vaultSent := d.GetOk("vault_addr")
 	if v, ok := d.GetOk("notify_url"); ok {
-		u := strings.TrimSpace(v.(string))
-		if u != "" {
-			if msg := checkNotifyURL(u); msg != "" {
-				return msg
-			}
+		cfg.NotifyURL = strings.TrimSpace(v.(string))
+	}
+	if v, ok := d.GetOk("notify_allowed_hosts"); ok {
+		norm, _, msg := parseAllowedHosts(v.([]string))
+		if msg != "" {
+			return msg
 		}
-		cfg.NotifyURL = u
+		cfg.NotifyAllowedHosts = strings.Join(norm, ",")
+	}
+	// notify_url is checked against the rules this write leaves in force (notify_dest.go);
+	// a write that changes none of the three leaves it be.
+	if cfg.NotifyURL != "" && (urlSent || allowSent || vaultSent) {
+		if msg := checkNotifyURL(cfg.NotifyURL, "notify_url", notifyPolicyOf(cfg)); msg != "" {
+			return msg
+		}
 	}
 	if v, ok := d.GetOk("notify_secret"); ok {
 		cfg.NotifySecret = v.(string)
@@ -172,31 +182,28 @@ func setNotifyConfig(cfg *pluginConfig, d *framework.FieldData) string {
 	return ""
 }
 
-// checkNotifyURL allows https anywhere and http only to a loopback address, where no
-// network sees the body.
-func checkNotifyURL(raw string) string {
-	const rule = "notify_url must be an https:// URL, or http:// to a loopback address (127.0.0.1, [::1], localhost)"
+// checkNotifyURL allows https and http only to a loopback address, where no network sees
+// the body, and only to a destination p allows (notify_dest.go). The message starts with
+// field (notify_url, or a target's url).
+func checkNotifyURL(raw, field string, p *notifyPolicy) string {
+	rule := field + " must be an https:// URL, or http:// to a loopback address (127.0.0.1, [::1], localhost)"
 	if len(raw) > 2048 {
 		return rule + "; it is longer than 2048 characters"
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
+	if err != nil || u.Host == "" || u.Hostname() == "" || u.User != nil || u.Fragment != "" {
 		return rule + " with a host and no user:password@ or #fragment"
 	}
 	switch u.Scheme {
 	case "https":
-		return ""
 	case "http":
-		host := u.Hostname()
-		if host == "localhost" {
-			return ""
+		if !isLoopbackHost(u.Hostname()) {
+			return rule + fmt.Sprintf("; %q is not a loopback address", u.Hostname())
 		}
-		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-			return ""
-		}
-		return rule + fmt.Sprintf("; %q is not a loopback address", host)
+	default:
+		return rule
 	}
-	return rule
+	return p.checkURL(field, u)
 }
 
 // redactURL keeps a URL's scheme and host: a webhook URL's path often is its secret.
@@ -220,6 +227,8 @@ func redactURL(raw string) string {
 type notifyTarget struct {
 	url, secret, caCert string
 	format              string // notifyFormatJSON, notifyFormatSlack, notifyFormatTeams
+	// policy says where events may go (notify_dest.go), from the config at delivery time.
+	policy *notifyPolicy
 }
 
 // storedEvent is an event kept in storage (eventStoragePrefix) until the receiver takes
@@ -289,7 +298,8 @@ func newNotifier(lifetime context.Context, logger func() hclog.Logger, storage l
 		if err != nil || cfg == nil || cfg.NotifyURL == "" {
 			return nil, err
 		}
-		return &notifyTarget{url: cfg.NotifyURL, secret: cfg.NotifySecret, caCert: cfg.NotifyCACert, format: notifyFormatJSON}, nil
+		return &notifyTarget{url: cfg.NotifyURL, secret: cfg.NotifySecret, caCert: cfg.NotifyCACert, format: notifyFormatJSON,
+			policy: notifyPolicyOf(cfg)}, nil
 	})
 }
 
@@ -616,7 +626,16 @@ func signBody(secret string, body []byte) string {
 }
 
 func (n *notifier) post(target notifyTarget, pe *storedEvent) (retry bool, err error) {
-	client, err := n.httpClient(target.caCert)
+	if target.policy == nil {
+		target.policy = &notifyPolicy{}
+	}
+	// The rules may have changed since the URL was written (notify_allowed_hosts,
+	// vault_addr): a refused event stays stored and is tried again, so that fixing the
+	// config delivers it.
+	if msg := checkNotifyURL(target.url, n.label(), target.policy); msg != "" {
+		return true, errors.New(msg)
+	}
+	client, err := n.httpClient(target.caCert, target.policy)
 	if err != nil {
 		return false, err
 	}
@@ -658,15 +677,18 @@ func (n *notifier) post(target notifyTarget, pe *storedEvent) (retry bool, err e
 	}
 }
 
-// httpClient is one client per CA bundle; redirects are not followed (an event goes only
-// where the config says).
-func (n *notifier) httpClient(caCert string) (*http.Client, error) {
+// httpClient is one client per CA bundle and destination policy; redirects are not
+// followed (an event goes only where the config says), and every address dialed is
+// checked against the policy once resolved (notify_dest.go).
+func (n *notifier) httpClient(caCert string, policy *notifyPolicy) (*http.Client, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if c, ok := n.clients[caCert]; ok {
+	key := caCert + "\x00" + policy.key
+	if c, ok := n.clients[key]; ok {
 		return c, nil
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = policy.dialContext
 	if caCert != "" {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM([]byte(caCert)) {
@@ -682,6 +704,6 @@ func (n *notifier) httpClient(caCert string) (*http.Client, error) {
 	if len(n.clients) > 8 {
 		n.clients = map[string]*http.Client{}
 	}
-	n.clients[caCert] = c
+	n.clients[key] = c
 	return c, nil
 }

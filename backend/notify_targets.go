@@ -120,7 +120,11 @@ func (b *aponoBackend) queue(name string) *notifier {
 				if err != nil || t == nil {
 					return nil, err
 				}
-				return &notifyTarget{url: t.URL, secret: t.Secret, caCert: t.CACert, format: t.Format}, nil
+				cfg, err := b.config(ctx, s)
+				if err != nil {
+					return nil, err
+				}
+				return &notifyTarget{url: t.URL, secret: t.Secret, caCert: t.CACert, format: t.Format, policy: notifyPolicyOf(cfg)}, nil
 			})
 		n.maxPending = b.events.maxPending
 		n.retryDelays, n.retryLater = b.events.retryDelays, b.events.retryLater
@@ -171,8 +175,9 @@ func pathNotify(b *aponoBackend) []*framework.Path {
 			Fields: map[string]*framework.FieldSchema{
 				"name": {Type: framework.TypeLowerCaseString, Required: true, Description: "Name of the target: " + roleNameRule + "."},
 				"url": {Type: framework.TypeString,
-					Description: "Where to POST: https://..., or http:// to a loopback address only. A read shows only its scheme and host " +
-						"(a webhook URL's path is often its secret). Required.",
+					Description: "Where to POST: https://..., or http:// to a loopback address only; never a link-local address or Vault's own " +
+						"listener, and a private address or, once notify_allowed_hosts (config) is set, any host only when that lists it. " +
+						"A read shows only its scheme and host (a webhook URL's path is often its secret). Required.",
 					DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 				"format": {Type: framework.TypeString, Default: notifyFormatJSON, AllowedValues: []interface{}{notifyFormatJSON, notifyFormatSlack, notifyFormatTeams},
 					Description: "json: the signed event (as notify_url gets it); slack: a Slack incoming-webhook message (Block Kit); " +
@@ -282,8 +287,12 @@ func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request
 	if t.URL == "" {
 		return logical.ErrorResponse("url is required: the webhook to POST to, e.g. https://hooks.slack.com/services/..."), nil
 	}
-	if msg := checkNotifyURL(t.URL); msg != "" {
-		return logical.ErrorResponse(strings.Replace(msg, "notify_url", "url", 1)), nil
+	cfg, err := b.config(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if msg := checkNotifyURL(t.URL, "url", notifyPolicyOf(cfg)); msg != "" {
+		return logical.ErrorResponse(msg), nil
 	}
 	if v, ok := d.GetOk("format"); ok {
 		t.Format = strings.ToLower(strings.TrimSpace(v.(string)))
@@ -359,4 +368,26 @@ func (b *aponoBackend) emitTo(ctx context.Context, targets []*notifyTargetEntry,
 			b.queue(t.Name).store(ctx, &cp)
 		}
 	}
+}
+
+// checkTargetsUnder checks every named target's url against the destination rules that a
+// config write changing notify_allowed_hosts or vault_addr would put in force, so that no
+// target is left pointing where the new rules refuse; the message names the target.
+func (b *aponoBackend) checkTargetsUnder(ctx context.Context, s logical.Storage, d *framework.FieldData, cfg *pluginConfig) (string, error) {
+	_, allowSent := d.GetOk("notify_allowed_hosts")
+	_, vaultSent := d.GetOk("vault_addr")
+	if !allowSent && !vaultSent {
+		return "", nil
+	}
+	targets, err := b.loadTargets(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	p := notifyPolicyOf(cfg)
+	for _, t := range targets {
+		if msg := checkNotifyURL(t.URL, "notify/"+t.Name+" url", p); msg != "" {
+			return "this write would leave a notification target where the rules refuse it (change or delete the target first): " + msg, nil
+		}
+	}
+	return "", nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -44,10 +43,13 @@ type pluginConfig struct {
 	MaxResources     int           `json:"max_resources,omitempty"`
 
 	// Access flows: events (notify.go) and how long ended requests stay readable.
-	NotifyURL        string        `json:"notify_url,omitempty"`
-	NotifySecret     string        `json:"notify_secret,omitempty"`
-	NotifyCACert     string        `json:"notify_ca_cert,omitempty"`
-	RequestRetention time.Duration `json:"request_retention,omitempty"` // 0 = default
+	NotifyURL    string `json:"notify_url,omitempty"`
+	NotifySecret string `json:"notify_secret,omitempty"`
+	NotifyCACert string `json:"notify_ca_cert,omitempty"`
+	// NotifyAllowedHosts is notify_allowed_hosts, normalised, comma-separated ("": the
+	// default rules; notify_dest.go).
+	NotifyAllowedHosts string        `json:"notify_allowed_hosts,omitempty"`
+	RequestRetention   time.Duration `json:"request_retention,omitempty"` // 0 = default
 	// PasswordHashCost is the bcrypt cost of grant passwords sent as password_hash
 	// (0: the default, -1: off).
 	PasswordHashCost int `json:"password_hash_cost,omitempty"`
@@ -77,8 +79,9 @@ func pathConfig(b *aponoBackend) *framework.Path {
 		},
 		Fields: map[string]*framework.FieldSchema{
 			"vault_addr": {
-				Type:        framework.TypeString,
-				Description: "Address of the Vault API the plugin calls back into, e.g. https://vault.example.com:8200. Required.",
+				Type: framework.TypeString,
+				Description: "Address of the Vault API the plugin calls back into, e.g. https://vault.example.com:8200: https://, or http:// to a loopback address only. " +
+					"Required. A write that changes it (or approle_mount, ca_cert, tls_server_name, tls_skip_verify) must send the credentials again.",
 				DisplayAttrs: &framework.DisplayAttributes{
 					Name: "Vault address",
 				},
@@ -167,6 +170,14 @@ func pathConfig(b *aponoBackend) *framework.Path {
 				Description:  "Key for the HMAC-SHA256 signature of each event body, sent as X-Apono-Signature-256: sha256=<hex>. Write-only.",
 				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
 			},
+			"notify_allowed_hosts": {
+				Type: framework.TypeCommaStringSlice,
+				Description: "Where notifications (notify_url and the notify/<name> targets) may go. Empty (the default): any public host, " +
+					"and loopback; private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) are refused. Set: only the hosts listed, loopback " +
+					"included. " + strings.ToUpper(notifyAllowedHostsRule[:1]) + notifyAllowedHostsRule[1:] + ". A host name entry allows whatever the name resolves to. " +
+					"Never allowed, listed or not: link-local (169.254.0.0/16, fe80::/10), unspecified, multicast and broadcast addresses, and Vault's " +
+					"own listener (vault_addr's host and port, that port on loopback). Checked when a URL is written and on every address a delivery dials.",
+			},
 			"notify_ca_cert": {
 				Type:        framework.TypeString,
 				Description: "PEM-encoded CA certificate(s) to verify notify_url's TLS certificate (a private CA). Default: the system's.",
@@ -251,7 +262,10 @@ const pathConfigHelp = `
 The plugin calls back into Vault (vault_addr) to create userpass users and apono-* ACL
 policies. It logs in with an AppRole (role_id, secret_id, approle_mount) whose policy is
 apono-management, or uses a token. A write logs in before it saves: bad credentials are
-rejected and the previous config stays. A read never returns secret_id or token; it says
+rejected and the previous config stays. vault_addr is https://, or http:// to a loopback
+address only. A write that changes vault_addr, approle_mount, ca_cert, tls_server_name or
+tls_skip_verify must send the credentials again (role_id and secret_id, or token): the
+stored ones are never sent to a new destination. A read never returns secret_id or token; it says
 whether each is set. Fields left out of a write keep their current values.
 
 resource_types, owner_metadata_key, integration_owner, sync_interval, sync_concurrency
@@ -260,6 +274,8 @@ integration_owner also name the approvers of access flows (roles with approvers=
 
 notify_url, notify_secret and notify_ca_cert send a signed JSON event for every step of
 an access flow; request_retention says how long ended requests stay readable.
+notify_allowed_hosts limits where notify_url and the notify/<name> targets may point
+(default: public hosts and loopback; never link-local addresses or Vault's own listener).
 max_resources_per_request, max_open_requests and max_folder_secrets bound what one
 request may ask for and how many one person may have open.
 `
@@ -319,12 +335,13 @@ func configResponseData(cfg *pluginConfig) map[string]interface{} {
 		"sync_concurrency":   cfg.syncConcurrency(),
 		"max_resources":      cfg.maxResources(),
 		// Access flows.
-		"notify_url":        redactURL(cfg.NotifyURL),
-		"notify_secret_set": cfg.NotifySecret != "",
-		"notify_ca_cert":    cfg.NotifyCACert,
-		"request_retention": int64(cfg.requestRetention().Seconds()),
-		"portal_url":        cfg.PortalURL,
-		"history_retention": int64(cfg.historyRetention().Seconds()),
+		"notify_url":           redactURL(cfg.NotifyURL),
+		"notify_secret_set":    cfg.NotifySecret != "",
+		"notify_ca_cert":       cfg.NotifyCACert,
+		"notify_allowed_hosts": nonNil(splitAllowedHosts(cfg.NotifyAllowedHosts)),
+		"request_retention":    int64(cfg.requestRetention().Seconds()),
+		"portal_url":           cfg.PortalURL,
+		"history_retention":    int64(cfg.historyRetention().Seconds()),
 		// Bounds of access flows, with defaults applied.
 		"max_resources_per_request": cfg.maxResourcesPerRequest(),
 		"max_open_requests":         cfg.maxOpenRequests(),
@@ -396,6 +413,21 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 	if msg := validateConfig(cfg); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
+	if msg, err := b.checkTargetsUnder(ctx, req.Storage, d, cfg); err != nil || msg != "" {
+		if err != nil {
+			return nil, err
+		}
+		return logical.ErrorResponse(msg), nil
+	}
+	// The stored credentials go only where, and over the TLS, they were written for: a
+	// write that changes that must bring them again (whoever may only update this path
+	// must not learn them by pointing the plugin at a server of theirs). Checked before
+	// anything connects.
+	if changed := connectionChanges(old, cfg); len(changed) > 0 && !tokenSent && !(roleSent && secretSent) {
+		return logical.ErrorResponse(fmt.Sprintf("%s changes where or how the plugin connects to Vault, and the plugin never sends its stored "+
+			"credentials to a new destination: send them again in the same write (role_id and secret_id, or token); nothing was saved",
+			strings.Join(changed, ", "))), nil
+	}
 
 	// Log in before saving, so bad credentials never replace a working config.
 	client, err := b.newClient(ctx, cfg, b.Logger())
@@ -417,16 +449,37 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 	return nil, nil
 }
 
+// connectionChanges names the fields that say where or how the plugin logs in to Vault
+// and differ between the stored config old (nil: none yet) and cfg.
+func connectionChanges(old, cfg *pluginConfig) []string {
+	if old == nil {
+		return nil
+	}
+	var out []string
+	if strings.TrimSuffix(old.VaultAddr, "/") != strings.TrimSuffix(cfg.VaultAddr, "/") {
+		out = append(out, "vault_addr")
+	}
+	if old.AppRoleMount != cfg.AppRoleMount {
+		out = append(out, "approle_mount")
+	}
+	if old.CACert != cfg.CACert {
+		out = append(out, "ca_cert")
+	}
+	if old.TLSServerName != cfg.TLSServerName {
+		out = append(out, "tls_server_name")
+	}
+	if old.TLSSkipVerify != cfg.TLSSkipVerify {
+		out = append(out, "tls_skip_verify")
+	}
+	return out
+}
+
 var mountPathRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$`)
 
 // validateConfig returns a message naming the first bad field, or "".
 func validateConfig(cfg *pluginConfig) string {
-	if cfg.VaultAddr == "" {
-		return "vault_addr is required, e.g. https://vault.example.com:8200"
-	}
-	u, err := url.Parse(cfg.VaultAddr)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return fmt.Sprintf("vault_addr %q must be an http:// or https:// URL with a host", cfg.VaultAddr)
+	if msg := checkVaultAddr(cfg.VaultAddr); msg != "" {
+		return msg
 	}
 	if cfg.Token == "" && (cfg.RoleID == "" || cfg.SecretID == "") {
 		return "credentials are required: role_id and secret_id (AppRole), or token"

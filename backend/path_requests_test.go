@@ -473,7 +473,7 @@ func TestNotifyURLRules(t *testing.T) {
 		"https://user:pw@example.com/x":            false,
 		"https:///nohost":                          false,
 	} {
-		if got := checkNotifyURL(raw) == ""; got != ok {
+		if got := checkNotifyURL(raw, "notify_url", &notifyPolicy{}) == ""; got != ok {
 			t.Errorf("checkNotifyURL(%q) ok=%v, want %v", raw, got, ok)
 		}
 	}

@@ -108,6 +108,7 @@ func TestRevokeRetriesUntilThePluginReachesVault(t *testing.T) {
 	// Long enough for the fault to be in place before expiry on a loaded machine.
 	e.root(t, "write", "apono/roles/short", "resources=kv/app/db", "ttl=12s", "max_ttl=12s")
 	secrets := map[string]string{"first secret_id": e.setup.SecretID}
+	secretID := e.setup.SecretID // the one the config holds
 
 	// failAndRecover issues a grant, breaks the plugin's path to Vault with breakIt,
 	// waits for a failed revocation at expiry, checks that the grant is not reported
@@ -159,6 +160,7 @@ func TestRevokeRetriesUntilThePluginReachesVault(t *testing.T) {
 		}, func(t *testing.T) {
 			id := e.newSecretID(t)
 			secrets["second secret_id"] = id
+			secretID = id
 			e.root(t, "write", "apono/config", "secret_id="+id)
 		})
 	})
@@ -169,7 +171,8 @@ func TestRevokeRetriesUntilThePluginReachesVault(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer proxy.Close()
-		e.root(t, "write", "apono/config", "vault_addr="+proxy.URL())
+		// A new vault_addr needs the credentials sent along: the stored ones never go to a new address.
+		e.root(t, "write", "apono/config", "vault_addr="+proxy.URL(), "role_id="+e.setup.RoleID, "secret_id="+secretID)
 		failAndRecover(t, func(t *testing.T) {
 			proxy.Down()
 		}, func(t *testing.T) {

@@ -1,0 +1,163 @@
+package backend
+
+import (
+	"context"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// A write that changes where or how the plugin logs in must bring the credentials: the
+// stored ones never go to a new destination, and nothing connects (no client is built)
+// before the write is refused.
+func TestConfigConnectionChangeNeedsCredentialsAgain(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	before, _ := getConfig(e.ctx, e.storage)
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	tlsSrv.Close()
+	caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}))
+	cases := []struct {
+		name string
+		data map[string]interface{}
+		want string
+	}{
+		{"vault_addr", map[string]interface{}{"vault_addr": "http://127.0.0.1:9"}, "vault_addr"},
+		{"vault_addr with role_id only", map[string]interface{}{"vault_addr": "http://127.0.0.1:9", "role_id": "role-id-1"}, "vault_addr"},
+		{"vault_addr with secret_id only", map[string]interface{}{"vault_addr": "http://127.0.0.1:9", "secret_id": "guess"}, "vault_addr"},
+		{"approle_mount", map[string]interface{}{"approle_mount": "evil"}, "approle_mount"},
+		{"tls_skip_verify", map[string]interface{}{"tls_skip_verify": true}, "tls_skip_verify"},
+		{"ca_cert", map[string]interface{}{"ca_cert": caPEM}, "ca_cert"},
+		{"tls_server_name", map[string]interface{}{"tls_server_name": "evil.example.com"}, "tls_server_name"},
+		{"two at once", map[string]interface{}{"vault_addr": "https://evil.example.com", "tls_skip_verify": true}, "vault_addr, tls_skip_verify"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			logins := e.vault.logins
+			e.mustBadRequest(t, logical.UpdateOperation, "config", tc.data, tc.want)
+			e.mustBadRequest(t, logical.UpdateOperation, "config", tc.data, "send them again in the same write")
+			if e.vault.logins != logins {
+				t.Fatal("a refused write built a client (logged in) with the stored credentials")
+			}
+			if after, _ := getConfig(e.ctx, e.storage); *after != *before {
+				t.Fatalf("config changed: %+v -> %+v", before, after)
+			}
+		})
+	}
+	// A bad address is refused for what it is, before the credentials rule.
+	e.mustBadRequest(t, logical.UpdateOperation, "config", map[string]interface{}{"vault_addr": "http://vault.example.com"}, "not a loopback address")
+
+	// Unchanged values (a trailing slash on vault_addr included) need nothing.
+	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"vault_addr": "http://127.0.0.1:8200/", "approle_mount": "approle", "tls_skip_verify": false})
+	// With the credentials, the change goes through.
+	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"vault_addr": "http://localhost:8200", "role_id": "role-id-1", "secret_id": "s3cret-id-value"})
+	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"tls_skip_verify": true, "token": "hvs.tok"})
+	cfg, _ := getConfig(e.ctx, e.storage)
+	if cfg.VaultAddr != "http://localhost:8200" || !cfg.TLSSkipVerify || cfg.Token != "hvs.tok" {
+		t.Fatalf("changes with credentials not saved: %+v", cfg)
+	}
+}
+
+func TestVaultAddrRules(t *testing.T) {
+	for raw, ok := range map[string]bool{
+		"https://vault.example.com:8200": true,
+		"https://10.0.0.5:8200":          true,
+		"http://127.0.0.1:8200":          true,
+		"http://127.8.9.10:8200":         true,
+		"http://[::1]:8200":              true,
+		"http://localhost:8200":          true,
+		"http://LOCALHOST":               true,
+		"http://vault.example.com:8200":  false,
+		"http://10.0.0.5:8200":           false,
+		"http://0.0.0.0:8200":            false,
+		"http://localhost.evil.com":      false,
+		"ftp://vault":                    false,
+		"http://":                        false,
+		"https://u:p@vault.example.com":  false,
+		"":                               false,
+	} {
+		msg := checkVaultAddr(raw)
+		if got := msg == ""; got != ok {
+			t.Errorf("checkVaultAddr(%q) ok=%v, want %v (%s)", raw, got, ok, msg)
+		}
+		if !ok && !strings.Contains(msg, "vault_addr") {
+			t.Errorf("checkVaultAddr(%q): message does not name vault_addr: %s", raw, msg)
+		}
+	}
+}
+
+// A non-loopback http:// vault_addr is refused by the write and by the client itself
+// (a config stored by an older version), before anything is sent.
+func TestPlainHTTPVaultAddrRefusedBeforeConnecting(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustBadRequest(t, logical.UpdateOperation, "config", map[string]interface{}{
+		"vault_addr": "http://vault.example.com:8200", "role_id": "r", "secret_id": "s",
+	}, "not a loopback address")
+	if e.vault.logins != 0 {
+		t.Fatal("the refused write built a client")
+	}
+	_, err := newAPIClient(context.Background(), &pluginConfig{
+		VaultAddr: "http://vault.example.com:8200", RoleID: "r", SecretID: "s", AppRoleMount: "approle",
+	}, hclog.NewNullLogger())
+	if err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("newAPIClient with http:// to a non-loopback host: want a refusal, got %v", err)
+	}
+}
+
+// recorder is a loopback HTTP server that keeps what arrives.
+type recorder struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	bodies []string
+}
+
+func newRecorder(t *testing.T, h func(w http.ResponseWriter, r *http.Request)) *recorder {
+	rec := &recorder{}
+	rec.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rec.mu.Lock()
+		rec.bodies = append(rec.bodies, r.Method+" "+r.URL.Path+" token="+r.Header.Get("X-Vault-Token")+" "+string(body))
+		rec.mu.Unlock()
+		if h != nil {
+			h(w, r)
+		}
+	}))
+	t.Cleanup(rec.srv.Close)
+	return rec
+}
+
+func (r *recorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.bodies...)
+}
+
+// A Vault address that answers a login (or a token lookup) with a redirect does not get
+// the credentials sent on to where the redirect points.
+func TestClientNeverFollowsRedirectsWithCredentials(t *testing.T) {
+	elsewhere := newRecorder(t, nil)
+	redirector := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.srv.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	})
+	for name, cfg := range map[string]*pluginConfig{
+		"approle": {VaultAddr: redirector.srv.URL, RoleID: "role-1", SecretID: "secret-xyz", AppRoleMount: "approle"},
+		"token":   {VaultAddr: redirector.srv.URL, Token: "hvs.secret-token"},
+	} {
+		if _, err := newAPIClient(context.Background(), cfg, hclog.NewNullLogger()); err == nil {
+			t.Fatalf("%s: login through a redirect succeeded", name)
+		}
+	}
+	if got := redirector.got(); len(got) == 0 {
+		t.Fatal("the redirecting server got no request; the test proves nothing")
+	}
+	if got := elsewhere.got(); len(got) != 0 {
+		t.Fatalf("the redirect target got the credentials: %q", got)
+	}
+}
