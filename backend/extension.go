@@ -159,6 +159,19 @@ func (g *grantRecord) maxEnd() time.Time {
 	return g.MaxExpiresAt
 }
 
+// endReason names what sets end, the most the grant may last now, for a requester.
+func (g *grantRecord) endReason(end time.Time) string {
+	switch {
+	case !g.WindowEnd.IsZero() && !g.WindowEnd.After(end):
+		return "the end of its access window"
+	case g.ExtendedUntil.After(g.MaxExpiresAt):
+		return "an approved extension"
+	case g.LifetimeApproved:
+		return "the lifetime approved for request " + g.RequestID
+	}
+	return "the role's max_ttl"
+}
+
 // applyExtension records an approved extension on its grant and ends the request
 // (granted): the next renewal may take the grant to rec.ExtendTo.
 func (b *aponoBackend) applyExtension(ctx context.Context, s logical.Storage, rec *requestRecord, now time.Time) error {
