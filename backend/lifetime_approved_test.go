@@ -68,6 +68,8 @@ func TestRenewStopsAtTheApprovedLifetime(t *testing.T) {
 	direct := f.mustOK(t, logical.UpdateOperation, "grants/direct", map[string]interface{}{"requester": "svc@example.com"})
 	if r := f.renewGrant(t, direct, 8*time.Hour); r.Secret.TTL < 7*time.Hour+59*time.Minute {
 		t.Fatalf("a direct grant renewed to %s; want the role's max_ttl of 8h", r.Secret.TTL)
+	} else if w := strings.Join(r.Warnings, " "); !strings.Contains(w, "(the role's max_ttl)") || strings.Contains(w, "extend") {
+		t.Fatalf("a direct grant's capped renewal warns %q", w)
 	}
 	if rec := f.mustOK(t, logical.ReadOperation, "grants/direct/"+direct.Data["grant_id"].(string), nil).Data; rec["lifetime_approved"] != false {
 		t.Fatalf("a direct grant says its lifetime was approved: %v", rec)

@@ -96,8 +96,7 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 	}
 	if remaining := end.Sub(now); ttl > remaining {
 		ttl = remaining
-		warning = fmt.Sprintf("grant reached the most it may last (%s); it ends at %s: more time needs an extension (grants/%s/%s/extend), approved as such",
-			rec.endReason(end), end.Format(time.RFC3339), rec.Role, rec.ID)
+		warning = rec.renewLimitWarning(end)
 	}
 	if ttl <= 0 {
 		return logical.ErrorResponse(fmt.Sprintf("grant %s is past the most it may last (%s) and cannot be renewed", objs.GrantID, rec.endReason(end))), nil
