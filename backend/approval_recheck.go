@@ -4,13 +4,17 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/apono-io/vault-plugin-apono/accesswindow"
 )
 
 // checkApprovalsStillHold is the 403 for a pickup whose approvals no longer carry it:
 // each approver's membership is read again from Vault's identity store (someone who left
 // an approver group since approving no longer counts for it), and an automatically
-// approved request must still match its rule. It matters most for scheduled requests,
-// approved days before their start.
+// approved request must still match its rule at now, the moment the access starts (for
+// a scheduled request too: the rule approved access starting at start_at, and a pickup
+// after its windows closed is not what it approved). It matters most for scheduled
+// requests, approved days before their start.
 func (b *aponoBackend) checkApprovalsStillHold(rec *requestRecord, role *roleEntry, caller *identity, now time.Time) error {
 	if rec.AutoApprovedBy != "" {
 		for i := range role.AutoApprove {
@@ -18,9 +22,17 @@ func (b *aponoBackend) checkApprovalsStillHold(rec *requestRecord, role *roleEnt
 			if r.Name != rec.AutoApprovedBy {
 				continue
 			}
-			if matchAutoApprove([]autoApproveRule{*r}, autoApproval{requester: caller, resources: rec.Resources, permission: rec.Permission,
-				ttl: rec.TTL, at: firstNonZero(rec.StartAt, now), sets: rec.Sets}) != nil {
+			a := autoApproval{requester: caller, resources: rec.Resources, permission: rec.Permission, ttl: rec.TTL, at: now, sets: rec.Sets}
+			if matchAutoApprove([]autoApproveRule{*r}, a) != nil {
 				return nil
+			}
+			if anyTime := *r; r.windows.Len() > 0 {
+				anyTime.windows = accesswindow.Set{}
+				if matchAutoApprove([]autoApproveRule{anyTime}, a) != nil {
+					return forbidden("request %s was approved by rule %q, which approves access only inside its windows (%s), and none is open now (%s): "+
+						"a pickup is the start of the access, so pick it up while one is open, or ask again",
+						rec.ID, r.Name, r.windows, now.UTC().Format(time.RFC3339))
+				}
 			}
 		}
 		return forbidden("request %s was approved by rule %q, which no longer approves it (the rule changed, or %s's groups did): ask again",

@@ -159,6 +159,32 @@ func (g *grantRecord) maxEnd() time.Time {
 	return g.MaxExpiresAt
 }
 
+const endReasonWindow = "the end of its access window"
+
+// endReason names what sets end, the most the grant may last now, for a requester.
+func (g *grantRecord) endReason(end time.Time) string {
+	switch {
+	case !g.WindowEnd.IsZero() && !g.WindowEnd.After(end):
+		return endReasonWindow
+	case g.ExtendedUntil.After(g.MaxExpiresAt):
+		return "an approved extension"
+	case g.LifetimeApproved:
+		return "the lifetime approved for request " + g.RequestID
+	}
+	return "the role's max_ttl"
+}
+
+// renewLimitWarning is the warning of a renewal cut short at end. A grant picked up from a
+// request is told how to get more time: an extension, approved as such.
+func (g *grantRecord) renewLimitWarning(end time.Time) string {
+	reason := g.endReason(end)
+	w := fmt.Sprintf("grant reached the most it may last (%s); it ends at %s", reason, end.Format(time.RFC3339))
+	if g.RequestID != "" && reason != endReasonWindow {
+		w += fmt.Sprintf(": more time needs an extension (grants/%s/%s/extend), approved as such", g.Role, g.ID)
+	}
+	return w
+}
+
 // applyExtension records an approved extension on its grant and ends the request
 // (granted): the next renewal may take the grant to rec.ExtendTo.
 func (b *aponoBackend) applyExtension(ctx context.Context, s logical.Storage, rec *requestRecord, now time.Time) error {

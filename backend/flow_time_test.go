@@ -82,7 +82,8 @@ func TestScheduledRequest(t *testing.T) {
 	}
 }
 
-// An extension approved by the approvers lets a renewal pass max_ttl, up to its end.
+// An extension approved by the approvers lets a renewal pass the approved end (the
+// request's ttl, not the role's max_ttl), up to the extension's end.
 func TestGrantExtension(t *testing.T) {
 	f := newFlowEnv(t)
 	f.mustOK(t, logical.CreateOperation, "roles/app", map[string]interface{}{
@@ -104,20 +105,20 @@ func TestGrantExtension(t *testing.T) {
 		}
 		return resp
 	}
-	if r := renew(3 * time.Hour); r.Secret.TTL > time.Hour {
-		t.Fatalf("renewed past max_ttl before any extension: %s", r.Secret.TTL)
+	if r := renew(3 * time.Hour); r.Secret.TTL > 30*time.Minute {
+		t.Fatalf("renewed past the approved 30m before any extension: %s", r.Secret.TTL)
 	}
 	f.mustForbiddenAsWith(t, f.carol, "grants/app/"+grantID+"/extend", map[string]interface{}{"ttl": "2h"}, "only the requester")
 	ext := f.mustAs(t, f.alice, logical.UpdateOperation, "grants/app/"+grantID+"/extend", map[string]interface{}{"ttl": "2h", "justification": "longer migration"}).Data
 	if ext["kind"] != requestKindExtension || ext["status"] != statusPending {
 		t.Fatalf("extension request: %v", ext)
 	}
-	if r := renew(3 * time.Hour); r.Secret.TTL > time.Hour {
+	if r := renew(3 * time.Hour); r.Secret.TTL > 30*time.Minute {
 		t.Fatalf("a pending extension changed the grant: %s", r.Secret.TTL)
 	}
 	f.mustAs(t, f.bob, logical.UpdateOperation, "requests/"+ext["request_id"].(string)+"/approve", map[string]interface{}{"reason": "fine"})
-	if r := renew(3 * time.Hour); r.Secret.TTL < 2*time.Hour+59*time.Minute || r.Secret.TTL > 3*time.Hour {
-		t.Fatalf("renewal after the extension: %s, want 3h (max_ttl 1h + 2h)", r.Secret.TTL)
+	if r := renew(3 * time.Hour); r.Secret.TTL < 2*time.Hour+29*time.Minute || r.Secret.TTL > 2*time.Hour+30*time.Minute {
+		t.Fatalf("renewal after the extension: %s, want 2h30m (the approved 30m + 2h)", r.Secret.TTL)
 	}
 	rec := f.mustOK(t, logical.ReadOperation, "grants/app/"+grantID, nil).Data
 	exts := rec["extensions"].([]map[string]interface{})

@@ -43,6 +43,11 @@ type grantRequest struct {
 	windowEnd      time.Time
 	windows        []string
 	windowsIgnored bool
+	// lifetimeApproved marks a maxTTL that is the lifetime approved for the request the
+	// grant is picked up from. approvedEnd, when set, is the latest a grant picked up from
+	// a scheduled request may last to (start_at plus the approved ttl).
+	lifetimeApproved bool
+	approvedEnd      time.Time
 }
 
 // newGrantID returns a random 64-bit ID. It is not checked against stored grants: the
@@ -93,6 +98,10 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	name := b.grantObjectName(id)
 	now := time.Now().UTC()
 	var warnings []string
+	if !gr.approvedEnd.IsZero() {
+		left := max(gr.approvedEnd.Sub(now).Truncate(time.Second), time.Second)
+		gr.ttl, gr.maxTTL = min(gr.ttl, left), min(gr.maxTTL, left)
+	}
 	if ttl, maxTTL, warning := capAtWindow(gr.windowEnd, now, gr.ttl, gr.maxTTL); warning != "" || maxTTL != gr.maxTTL {
 		gr.ttl, gr.maxTTL = ttl, maxTTL
 		if warning != "" {
@@ -126,6 +135,8 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		Windows:         gr.windows,
 		WindowEnd:       gr.windowEnd,
 		WindowsIgnored:  gr.windowsIgnored,
+
+		LifetimeApproved: gr.lifetimeApproved,
 	}
 	for _, r := range gr.resources {
 		rec.Resources = append(rec.Resources, r.Name)

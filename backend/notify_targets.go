@@ -36,7 +36,7 @@ type notifyTargetEntry struct {
 }
 
 // eventTypes are the types a target may ask for; "request.*" and "grant.*" take a family.
-var eventTypes = []string{eventRequestCreated, eventRequestApproval, eventRequestApproved, eventRequestDenied,
+var eventTypes = []string{eventRequestCreated, eventRequestApproval, eventRequestApproved, eventRequestAutoApproved, eventRequestDenied,
 	eventRequestCancelled, eventRequestExpired, eventGrantIssued, eventGrantRevoked, eventBreakGlass}
 
 func (t *notifyTargetEntry) wants(typ string) bool {

@@ -32,8 +32,15 @@ type grantRecord struct {
 	UserpassMount string    `json:"userpass_mount"`
 	IssuedAt      time.Time `json:"issued_at"`
 	ExpiresAt     time.Time `json:"expires_at"`
-	// MaxExpiresAt is when renewals stop: issue time plus the role's max_ttl.
+	// MaxExpiresAt is when renewals stop: issue time plus the role's max_ttl for a grant
+	// written directly; for one picked up from a request, the end that was approved (issue
+	// time plus the request's ttl, or start_at plus ttl for a scheduled one). Records
+	// stored before approvals capped it hold the role's max_ttl. Approved extensions go
+	// past it (ExtendedUntil).
 	MaxExpiresAt time.Time `json:"max_expires_at"`
+	// LifetimeApproved marks a MaxExpiresAt that is the end approved for the grant's
+	// request (false: the role's max_ttl, as in every record stored before).
+	LifetimeApproved bool `json:"lifetime_approved,omitempty"`
 
 	// Access flows: the caller's identity entity where it is known, the request the grant
 	// was picked up from and its approvals, or break-glass.
@@ -78,6 +85,7 @@ func (g *grantRecord) summary() map[string]interface{} {
 		"issued_at":           g.IssuedAt.UTC().Format(time.RFC3339),
 		"expires_at":          g.ExpiresAt.UTC().Format(time.RFC3339),
 		"max_expires_at":      g.MaxExpiresAt.UTC().Format(time.RFC3339),
+		"lifetime_approved":   g.LifetimeApproved,
 		"request_id":          g.RequestID,
 		"entity_name":         g.EntityName,
 		"entity_id":           g.EntityID,

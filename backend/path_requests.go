@@ -91,7 +91,7 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 				"permission": {Type: framework.TypeString,
 					Description: "Permission level, one of the role's permissions. Default: the role's first."},
 				"ttl": {Type: framework.TypeDurationSecond,
-					Description: "How long the access should last once granted. Default: the role's ttl; capped at its max_ttl."},
+					Description: "How long the access should last once granted: what is approved, and the most the grant can be renewed to (more time is an extension). Default: the role's ttl; capped at its max_ttl."},
 				"justification": {Type: framework.TypeString,
 					Description: fmt.Sprintf("Why the access is needed (at most %d characters). Required when the role says so.", maxJustificationLen)},
 				"start_at": {Type: framework.TypeString,
@@ -672,11 +672,17 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	if err := b.checkApprovalsStillHold(rec, role, caller, now); err != nil {
 		return nil, err
 	}
+	// What was approved is what is held: the grant lasts the request's ttl from pickup
+	// and renewals stop there (its max_expires_at), not at the role's max_ttl; more time
+	// is an extension, approved as such. A scheduled grant ends ttl after start_at,
+	// however late it is picked up (issueGrant caps it with its own clock).
+	if rec.TTL > 0 {
+		gr.maxTTL = min(gr.maxTTL, rec.TTL)
+		gr.ttl = min(gr.ttl, gr.maxTTL)
+		gr.lifetimeApproved = true
+	}
 	if !rec.StartAt.IsZero() {
-		// The access ends ttl after start_at, however late it is picked up.
-		if left := rec.StartAt.Add(rec.TTL).Sub(now).Truncate(time.Second); left < gr.ttl {
-			gr.ttl = max(left, time.Second)
-		}
+		gr.approvedEnd = rec.StartAt.Add(rec.TTL)
 	}
 	gr.windowEnd, gr.windows = windowEnd, role.AccessWindows
 	requester := rec.Requester

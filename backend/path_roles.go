@@ -191,7 +191,7 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 				},
 				"max_ttl": {
 					Type:        framework.TypeDurationSecond,
-					Description: "Longest a grant may last, renewals included. Default: the mount's max lease TTL.",
+					Description: "Longest a grant may last, renewals included; a grant picked up from a request lasts at most the ttl that was approved (more needs an extension). Default: the mount's max lease TTL.",
 				},
 				"token_bound_cidrs": {
 					Type:        framework.TypeCommaStringSlice,

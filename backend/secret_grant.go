@@ -96,10 +96,10 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 	}
 	if remaining := end.Sub(now); ttl > remaining {
 		ttl = remaining
-		warning = fmt.Sprintf("grant reached the most it may last (max_ttl, an approved extension, or the end of its access window); it ends at %s", end.Format(time.RFC3339))
+		warning = rec.renewLimitWarning(end)
 	}
 	if ttl <= 0 {
-		return logical.ErrorResponse(fmt.Sprintf("grant %s is past its max_ttl and cannot be renewed", objs.GrantID)), nil
+		return logical.ErrorResponse(fmt.Sprintf("grant %s is past the most it may last (%s) and cannot be renewed", objs.GrantID, rec.endReason(end))), nil
 	}
 	// Raise the user's token limits first: a lease longer than the user's tokens is harmless,
 	// the other way round is not.

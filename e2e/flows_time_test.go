@@ -107,15 +107,15 @@ func TestAccessWindowsRefuseAndCap(t *testing.T) {
 	tv.root(t, "lease", "revoke", "-sync", bg.LeaseID)
 }
 
-// An extension approved by the owner lets a renewal pass max_ttl once, up to its end; an
-// unapproved one does not.
+// An extension approved by the owner lets a renewal pass the approved end (the request's
+// ttl, here the role's max_ttl) once, up to its end; an unapproved one does not.
 func TestExtensionLetsARenewalPassMaxTTL(t *testing.T) {
 	t.Parallel()
 	tv := newTimeVault(t)
 	tv.writePolicy(t, "time-extend", `path "apono/grants/+/+/extend" { capabilities = ["update"] }`)
 	tv.root(t, "write", "identity/entity/id/"+tv.alice.entityID, "policies=time-extend")
 	tv.root(t, "write", "apono/roles/ext", "resources=kv/app/db", "approval=required", "approvers=owner", "ttl=1m", "max_ttl=2m")
-	id := tv.ask(t, "ext")["request_id"].(string)
+	id := tv.ask(t, "ext", "ttl=2m")["request_id"].(string)
 	tv.jsonOut(t, tv.bob.token, "write", "-f", "apono/requests/"+id+"/approve")
 	g := tv.grantAs(t, tv.alice.token, "apono/grants/ext", "request_id="+id)
 	renew := func() float64 {

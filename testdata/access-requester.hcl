@@ -18,7 +18,8 @@ path "apono/grants/+" {
 # Break-glass, on the roles that allow it (and, with break_glass_allowed, to the people
 # they name).
 path "apono/break-glass/+" { capabilities = ["update"] }
-# Extend your grant (vault lease renew), up to the role's max_ttl.
+# Renew your grant (vault lease renew), up to the end approved for it (a grant written
+# directly: the role's max_ttl); more time needs an approved extension.
 path "sys/leases/renew" { capabilities = ["update"] }
 # What may be asked for (the roles) and, for one role at a time, which resources it can
 # grant; the caller's own live grants.

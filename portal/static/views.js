@@ -328,7 +328,7 @@ function credentials(res) {
       ['Resources', codeList(d.resources)],
       ['Permission', String(d.permission || '')],
     ]),
-    res.lease_id ? el('p', { class: 'muted' }, 'To extend it, up to the role\'s limit: ', el('code', {}, `vault lease renew ${res.lease_id}`)) : null);
+    res.lease_id ? el('p', { class: 'muted' }, 'It lasts what was approved: renewing it (', el('code', {}, `vault lease renew ${res.lease_id}`), ') never takes it past that end; more time needs an approved extension.') : null);
 }
 
 async function pickUp(btn, id, into, after) {
