@@ -70,8 +70,8 @@ func Names() []string {
 
 // Response answers a GET of <mount>/ui/<name> ("" or Index for the page) with the file as
 // a raw response: body, content type, status, Cache-Control: no-store and the headers that
-// forbid framing. Any other name,
-// including anything with a slash, dot segment or folder, is a plain-text 404.
+// forbid framing. Any other name, including anything with a slash, dot segment or folder,
+// is a plain-text 404.
 func Response(name string) *logical.Response {
 	if name == "" {
 		name = Index
