@@ -56,9 +56,23 @@ own Vault token, kept in the browser tab's sessionStorage, and every action is a
 the Vault API with it, so Vault's ACLs and the plugin's rules decide as for the CLI.
 Serve it from a listener whose custom_response_headers set a Content-Security-Policy
 (see the README).
+
+A request for the page or a file with X-Vault-Wrap-TTL is refused (400): wrapping an
+unauthenticated answer would make a new token and a stored copy of the file for anyone
+who asks, with no token at all.
 `
 
+// uiWrapRefused is the answer to a wrapped request for the portal.
+const uiWrapRefused = "the portal's page and files are never response-wrapped: send the request without " +
+	"the X-Vault-Wrap-TTL header (wrapping an unauthenticated answer would mint a token for anyone who asks)"
+
 func (b *aponoBackend) pathUIRead(_ context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	// The paths are unauthenticated: Vault would wrap whatever non-error answer the plugin
+	// gives, making a token and a cubbyhole copy per anonymous request. Only an error
+	// response is never wrapped, so this comes before the redirect and the 404 too.
+	if req.WrapInfo != nil {
+		return logical.ErrorResponse(uiWrapRefused), nil
+	}
 	file, _ := d.GetOk("file")
 	name, _ := file.(string)
 	if req.Path == "ui/" || name == portal.Index {

@@ -69,8 +69,9 @@ func Names() []string {
 }
 
 // Response answers a GET of <mount>/ui/<name> ("" or Index for the page) with the file as
-// a raw response: body, content type, status and Cache-Control: no-store. Any other name,
-// including anything with a slash, dot segment or folder, is a plain-text 404.
+// a raw response: body, content type, status, Cache-Control: no-store and the headers that
+// forbid framing. Any other name, including anything with a slash, dot segment or folder,
+// is a plain-text 404.
 func Response(name string) *logical.Response {
 	if name == "" {
 		name = Index
@@ -82,8 +83,19 @@ func Response(name string) *logical.Response {
 	return raw(http.StatusOK, f.contentType, f.body)
 }
 
+// frameHeaders refuse to let another site frame the portal (clickjacking). Vault drops a
+// plugin's response headers unless the mount's allowed_response_headers names them, so
+// they take effect once the operator tunes the mount (see the README); the page itself
+// also refuses to run inside a frame (app.js).
+func frameHeaders() map[string][]string {
+	return map[string][]string{
+		"X-Frame-Options":         {"DENY"},
+		"Content-Security-Policy": {"frame-ancestors 'none'"},
+	}
+}
+
 func raw(status int, contentType string, body []byte) *logical.Response {
-	return &logical.Response{Data: map[string]interface{}{
+	return &logical.Response{Headers: frameHeaders(), Data: map[string]interface{}{
 		logical.HTTPStatusCode:  status,
 		logical.HTTPContentType: contentType,
 		// A []byte, not a string: Vault base64-decodes a string body when it can, which

@@ -103,7 +103,34 @@ setInterval(() => {
   for (const node of document.querySelectorAll('[data-until]')) node.textContent = left(node.getAttribute('data-until'));
 }, 30000);
 
+// framed is true when another page holds this one in a frame (an iframe, say). A site that
+// frames the portal could lay its own content over it and trick a person into clicking
+// (clickjacking), so the page then neither signs in nor shows anything but a notice: this
+// works even where the frame-forbidding headers do not reach the browser.
+function framed() {
+  try {
+    return window.top !== window.self;
+  } catch {
+    return true;
+  }
+}
+
+function showFramed() {
+  document.title = 'Access portal';
+  nav.hidden = true;
+  replace(user);
+  replace(main, el('div', { class: 'view' },
+    el('section', { class: 'card', 'data-framed': '' },
+      el('h1', { tabindex: '-1' }, 'Open the access portal in its own tab'),
+      el('p', {}, 'This page is shown inside another page, so it does not sign in or show anything here.'),
+      el('p', {}, 'Open the address your Vault operator gave you in a browser tab of its own.'))));
+}
+
 async function start() {
+  if (framed()) {
+    showFramed();
+    return;
+  }
   document.getElementById('mount').textContent = mount;
   window.addEventListener('hashchange', render);
   try {

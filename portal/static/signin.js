@@ -54,6 +54,21 @@ function nonce() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+// NOT_STARTED is all the page says about a return to it (with ?state= or ?error=) that no
+// sign-in in this tab is waiting for.
+const NOT_STARTED = 'This sign-in was not started from this tab; start it again.';
+
+// OAUTH_ERRORS are the error codes OAuth 2.0 (RFC 6749 4.1.2.1) and OpenID Connect (Core
+// 3.1.2.6) define for a refused authorization: the one part of a refusal the page shows,
+// and only for a sign-in this tab started. error_description, error_uri and any other
+// code are never shown.
+const OAUTH_ERRORS = new Set([
+  'invalid_request', 'unauthorized_client', 'access_denied', 'unsupported_response_type', 'invalid_scope',
+  'server_error', 'temporarily_unavailable', 'interaction_required', 'login_required',
+  'account_selection_required', 'consent_required', 'invalid_request_uri', 'invalid_request_object',
+  'request_not_supported', 'request_uri_not_supported', 'registration_not_supported',
+]);
+
 // oidcReturn finishes an OIDC sign-in when the provider has just sent the person back
 // here. It returns the route to open, or null when this load is not such a return; it
 // throws a VaultError when the sign-in failed.
@@ -64,10 +79,15 @@ export async function oidcReturn() {
   sessionStorage.removeItem(OIDC_KEY);
   // Take the code out of the address bar (and history) whatever happens next.
   history.replaceState(null, '', portalURL + (pending && pending.route ? '#' + pending.route : location.hash));
+  // Anyone can send a link to <mount>/ui?error=...&error_description=<any text>: what the
+  // page says about a return is fixed text, never the link's words.
+  if (!pending) throw new VaultError(0, [NOT_STARTED]);
   if (params.has('error')) {
-    throw new VaultError(0, [`The identity provider refused the sign-in: ${params.get('error_description') || params.get('error')}`]);
+    const code = params.get('error');
+    throw new VaultError(0, [OAUTH_ERRORS.has(code)
+      ? `The identity provider refused the sign-in (${code}). Start it again, or ask your Vault operator.`
+      : 'The identity provider refused the sign-in. Start it again, or ask your Vault operator.']);
   }
-  if (!pending) throw new VaultError(0, ['This sign-in was not started from this tab; start it again.']);
   const res = await call('GET', `auth/${pending.mount}/oidc/callback`, {
     auth: false,
     query: { state: params.get('state'), code: params.get('code'), client_nonce: pending.nonce },
