@@ -18,9 +18,11 @@ const csvFormulaStarts = "=+-@\t\r"
 
 // csvCell neutralises one cell: a value starting with a formula character gets a leading
 // single quote, so that the spreadsheet shows it as text ("'=HYPERLINK(...)") instead of
-// evaluating it. Only the CSV is changed; JSON answers keep the true value.
+// evaluating it. A value that starts with a quote gets one more, so that the rule undoes
+// without doubt: a cell that starts with ' is the true value after its first character.
+// Only the CSV is changed; JSON answers keep the true value.
 func csvCell(v string) string {
-	if v != "" && strings.IndexByte(csvFormulaStarts, v[0]) >= 0 {
+	if v != "" && (strings.IndexByte(csvFormulaStarts, v[0]) >= 0 || v[0] == '\'') {
 		return "'" + v
 	}
 	return v

@@ -163,7 +163,7 @@ func pathHistory(b *aponoBackend) []*framework.Path {
 			"resource": {Type: framework.TypeString, Query: true, Description: "Only grants that covered this resource (the resource itself, or a folder above it): who had access to kv/app/db."},
 			"role":     {Type: framework.TypeLowerCaseString, Query: true, Description: "Only grants of this role."},
 			"format": {Type: framework.TypeString, Query: true, Default: "json", AllowedValues: []interface{}{"json", "csv"},
-				Description: fmt.Sprintf("json (a page at a time: limit, after, next_after), or csv: every matching row in one text/csv answer, for an auditor (at most %d; limit and after are for json). A CSV cell starting with = + - @, tab or CR gets a leading ' so that a spreadsheet shows it as text.", maxCSVRows)},
+				Description: fmt.Sprintf("json (a page at a time: limit, after, next_after), or csv: every matching row in one text/csv answer, for an auditor (at most %d; limit and after are for json). A CSV cell starting with = + - @, tab, CR or ' gets a leading ' so that a spreadsheet shows it as text (drop it for the true value).", maxCSVRows)},
 		}
 		if withRequester {
 			f["requester"] = &framework.FieldSchema{Type: framework.TypeString, Query: true,
@@ -202,9 +202,9 @@ how it ended (expired, revoked, swept), the request and its approvers, break-gla
 Filter with since and until (grants live in that time), requester, resource (the
 resource or a folder above it) and role. format=csv answers every matching row in one
 text/csv answer (no paging: limit and after are for json); more than 10000 rows is a 400,
-export them in parts with since and until. A CSV cell that starts with = + - @, tab or CR
-is prefixed with ' so that a spreadsheet shows it as text, not a formula; json keeps the
-true value. auto_approved_by names the rule that approved a grant's request.
+export them in parts with since and until. A CSV cell that starts with = + - @, tab, CR
+or ' is prefixed with ' so that a spreadsheet shows it as text, not a formula (drop that
+first ' for the true value); json keeps the true value. auto_approved_by names the rule that approved a grant's request.
 my/history is a person's own. Records stay for history_retention (config, default 90
 days).
 `

