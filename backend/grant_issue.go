@@ -34,7 +34,9 @@ type grantRequest struct {
 	requesterKind, statedBy string
 	requestID               string
 	approvals               []approvalRecord
-	breakGlass              bool
+	// autoApprovedBy names the auto_approve rule that approved the request.
+	autoApprovedBy string
+	breakGlass     bool
 	// breakGlassKey counts the grant among its requester's live break-glass grants.
 	breakGlassKey string
 	// windowEnd, when set, is the end of the access window the grant starts in: it ends
@@ -128,6 +130,7 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		RequesterEntity: gr.requesterEntity,
 		RequestID:       gr.requestID,
 		Approvals:       gr.approvals,
+		AutoApprovedBy:  gr.autoApprovedBy,
 		BreakGlass:      gr.breakGlass,
 		RequesterKind:   gr.requesterKind,
 		StatedBy:        gr.statedBy,
@@ -204,6 +207,9 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	}
 	if gr.requestID != "" {
 		data["request_id"] = gr.requestID
+	}
+	if gr.autoApprovedBy != "" {
+		data["auto_approved_by"] = gr.autoApprovedBy
 	}
 	if gr.breakGlass {
 		data["break_glass"] = true

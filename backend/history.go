@@ -1,11 +1,8 @@
 package backend
 
 import (
-	"bytes"
 	"context"
-	"encoding/csv"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -23,7 +20,14 @@ import (
 const (
 	historyStoragePrefix    = "history/"
 	defaultHistoryRetention = 90 * 24 * time.Hour
+	// maxCSVScanPages bounds the pages (each at most maxScanPerPage index entries) one
+	// format=csv answer reads: a filter that skips most entries ends there with a 400.
+	maxCSVScanPages = 20
 )
+
+// maxCSVRows bounds a format=csv answer: it holds every matching row, or, past this many,
+// is a 400 that says how to export in parts. A variable for tests.
+var maxCSVRows = 10000
 
 // How a grant ended.
 const (
@@ -52,6 +56,9 @@ type historyRecord struct {
 	Approvers       []string  `json:"approvers,omitempty"`
 	BreakGlass      bool      `json:"break_glass,omitempty"`
 	Justification   string    `json:"justification,omitempty"`
+	// AutoApprovedBy names the auto_approve rule that approved the grant's request (in
+	// place of approvers): the request itself is tidied away long before its history.
+	AutoApprovedBy string `json:"auto_approved_by,omitempty"`
 }
 
 func historyEntries(h *historyRecord) []indexEntry {
@@ -78,7 +85,7 @@ func (b *aponoBackend) recordHistory(ctx context.Context, s logical.Storage, g *
 	h := &historyRecord{
 		GrantID: g.ID, Role: g.Role, Requester: g.requesterName(), RequesterKind: g.requesterKind(), Resources: g.Resources,
 		Permission: g.Permission, IssuedAt: g.IssuedAt, EndedAt: now, Ended: ending, RequestID: g.RequestID,
-		BreakGlass: g.BreakGlass, Justification: g.Justification,
+		BreakGlass: g.BreakGlass, Justification: g.Justification, AutoApprovedBy: g.AutoApprovedBy,
 	}
 	if g.RequesterEntity != nil {
 		h.RequesterEntity = g.RequesterEntity.EntityID
@@ -155,7 +162,8 @@ func pathHistory(b *aponoBackend) []*framework.Path {
 			"until":    {Type: framework.TypeString, Query: true, Description: "Only grants live before this time (RFC 3339)."},
 			"resource": {Type: framework.TypeString, Query: true, Description: "Only grants that covered this resource (the resource itself, or a folder above it): who had access to kv/app/db."},
 			"role":     {Type: framework.TypeLowerCaseString, Query: true, Description: "Only grants of this role."},
-			"format":   {Type: framework.TypeString, Query: true, Default: "json", AllowedValues: []interface{}{"json", "csv"}, Description: "json, or csv: the same rows as text/csv for an auditor."},
+			"format": {Type: framework.TypeString, Query: true, Default: "json", AllowedValues: []interface{}{"json", "csv"},
+				Description: fmt.Sprintf("json (a page at a time: limit, after, next_after), or csv: every matching row in one text/csv answer, for an auditor (at most %d; limit and after are for json). A CSV cell starting with = + - @, tab, CR or ' gets a leading ' so that a spreadsheet shows it as text (drop it for the true value).", maxCSVRows)},
 		}
 		if withRequester {
 			f["requester"] = &framework.FieldSchema{Type: framework.TypeString, Query: true,
@@ -192,17 +200,21 @@ history lists ended grants, the newest end first, a page at a time (limit, after
 next_after): who (requester), what (resources, permission), when (issued_at, ended_at),
 how it ended (expired, revoked, swept), the request and its approvers, break-glass.
 Filter with since and until (grants live in that time), requester, resource (the
-resource or a folder above it) and role; format=csv answers the same rows as CSV.
+resource or a folder above it) and role. format=csv answers every matching row in one
+text/csv answer (no paging: limit and after are for json); more than 10000 rows is a 400,
+export them in parts with since and until. A CSV cell that starts with = + - @, tab, CR
+or ' is prefixed with ' so that a spreadsheet shows it as text, not a formula (drop that
+first ' for the true value); json keeps the true value. auto_approved_by names the rule that approved a grant's request.
 my/history is a person's own. Records stay for history_retention (config, default 90
 days).
 `
 
 var historyColumns = []string{"grant_id", "role", "requester", "requester_entity_id", "requester_kind", "resources", "permission",
-	"issued_at", "ended_at", "ended", "request_id", "approvers", "break_glass", "justification"}
+	"issued_at", "ended_at", "ended", "request_id", "approvers", "break_glass", "justification", "auto_approved_by"}
 
 func (h *historyRecord) row() []string {
 	return []string{h.GrantID, h.Role, h.Requester, h.RequesterEntity, h.RequesterKind, strings.Join(h.Resources, " "), h.Permission,
-		formatTime(h.IssuedAt), formatTime(h.EndedAt), h.Ended, h.RequestID, strings.Join(h.Approvers, " "), fmt.Sprint(h.BreakGlass), h.Justification}
+		formatTime(h.IssuedAt), formatTime(h.EndedAt), h.Ended, h.RequestID, strings.Join(h.Approvers, " "), fmt.Sprint(h.BreakGlass), h.Justification, h.AutoApprovedBy}
 }
 
 func (h *historyRecord) data() map[string]interface{} {
@@ -275,6 +287,13 @@ func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, 
 	default:
 		sets = []string{"hist/all"}
 	}
+	if format == "csv" {
+		for _, field := range []string{"limit", "after"} {
+			if _, ok := d.Raw[field]; ok {
+				return logical.ErrorResponse(fmt.Sprintf("%s: format=csv is not paged: it answers every matching row at once (at most %d); limit and after page format=json", field, maxCSVRows)), nil
+			}
+		}
+	}
 	limit, msg := checkLimit(d.Get("limit").(int))
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
@@ -286,35 +305,30 @@ func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, 
 	if err := b.indexesReady(ctx, req.Storage); err != nil {
 		return nil, err
 	}
-	m := b.newMergedStream(ctx, req.Storage, sets, after)
-	if !since.IsZero() {
-		m.stopAfter = newestFirstKey(since, "")
-	}
-	recs, next, _, err := pageOf(b, req.Storage, m, limit,
-		func(ctx context.Context, id string) (*historyRecord, error) { return getHistory(ctx, req.Storage, id) },
-		historyEntries,
-		func(h *historyRecord) bool {
-			return (until.IsZero() || h.IssuedAt.Before(until)) && (since.IsZero() || !h.EndedAt.Before(since)) &&
-				(role == "" || h.Role == role) && (resource == "" || nameCoveredBy(resource, h.Resources) || contains(h.Resources, resource)) &&
-				(requester == "" || h.RequesterEntity == requester || (h.RequesterKind != requesterEntity && h.Requester == requester))
-		})
-	if err != nil {
-		return nil, fmt.Errorf("reading history: %w", err)
+	page := func(after string, limit int) ([]*historyRecord, string, error) {
+		m := b.newMergedStream(ctx, req.Storage, sets, after)
+		if !since.IsZero() {
+			m.stopAfter = newestFirstKey(since, "")
+		}
+		recs, next, _, err := pageOf(b, req.Storage, m, limit,
+			func(ctx context.Context, id string) (*historyRecord, error) { return getHistory(ctx, req.Storage, id) },
+			historyEntries,
+			func(h *historyRecord) bool {
+				return (until.IsZero() || h.IssuedAt.Before(until)) && (since.IsZero() || !h.EndedAt.Before(since)) &&
+					(role == "" || h.Role == role) && (resource == "" || nameCoveredBy(resource, h.Resources) || contains(h.Resources, resource)) &&
+					(requester == "" || h.RequesterEntity == requester || (h.RequesterKind != requesterEntity && h.Requester == requester))
+			})
+		if err != nil {
+			return nil, "", fmt.Errorf("reading history: %w", err)
+		}
+		return recs, next, nil
 	}
 	if format == "csv" {
-		var buf bytes.Buffer
-		w := csv.NewWriter(&buf)
-		_ = w.Write(historyColumns)
-		for _, h := range recs {
-			_ = w.Write(h.row())
-		}
-		w.Flush()
-		headers := map[string]interface{}{
-			logical.HTTPContentType: "text/csv; charset=utf-8",
-			logical.HTTPRawBody:     buf.Bytes(),
-			logical.HTTPStatusCode:  http.StatusOK,
-		}
-		return &logical.Response{Data: headers}, nil
+		return historyCSV(page)
+	}
+	recs, next, err := page(after, limit)
+	if err != nil {
+		return nil, err
 	}
 	rows := make([]map[string]interface{}, 0, len(recs))
 	for _, h := range recs {
@@ -323,4 +337,34 @@ func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, 
 	resp := &logical.Response{Data: map[string]interface{}{"history": rows}}
 	addNextPage(resp, "history", next)
 	return resp, nil
+}
+
+// historyCSV answers every row page finds, page after page, as CSV: an auditor's
+// "curl ... > access.csv" gets everything or a 400, never a silent first page. More than
+// maxCSVRows rows, or more than maxCSVScanPages pages read, is the 400.
+func historyCSV(page func(after string, limit int) ([]*historyRecord, string, error)) (*logical.Response, error) {
+	tooMany := logical.ErrorResponse(fmt.Sprintf("format=csv: more than %d ended grants match, or too many records had to be read to find them; "+
+		"export them in parts with since and until (a month at a time, say: a grant live across a boundary is in both parts, under one grant_id), "+
+		"narrow with requester, resource or role, or read format=json a page at a time with limit and after", maxCSVRows))
+	var rows [][]string
+	after := ""
+	for pages := 0; ; pages++ {
+		if pages == maxCSVScanPages {
+			return tooMany, nil
+		}
+		recs, next, err := page(after, maxCSVRows+1-len(rows))
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range recs {
+			rows = append(rows, h.row())
+		}
+		if len(rows) > maxCSVRows {
+			return tooMany, nil
+		}
+		if next == "" {
+			return csvResponse(historyColumns, rows)
+		}
+		after = next
+	}
 }

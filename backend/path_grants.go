@@ -48,6 +48,9 @@ type grantRecord struct {
 	RequestID       string           `json:"request_id,omitempty"`
 	Approvals       []approvalRecord `json:"approvals,omitempty"`
 	BreakGlass      bool             `json:"break_glass,omitempty"`
+	// AutoApprovedBy names the auto_approve rule that approved the request (it has no
+	// Approvals then).
+	AutoApprovedBy string `json:"auto_approved_by,omitempty"`
 	// RequesterKind is requesterEntity (the requester is the caller's entity) or
 	// requesterStated (a token without an entity, a service, named the requester:
 	// StatedBy is that token's display name). Empty in records stored before: stated.
@@ -90,6 +93,7 @@ func (g *grantRecord) summary() map[string]interface{} {
 		"entity_name":         g.EntityName,
 		"entity_id":           g.EntityID,
 		"approvals":           approvalsData(g.Approvals),
+		"auto_approved_by":    g.AutoApprovedBy,
 		"break_glass":         g.BreakGlass,
 		"requester_kind":      g.requesterKind(),
 		"access_windows":      nonNil(g.Windows),

@@ -690,6 +690,7 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	gr.requesterEntity, gr.requesterKind = &requester, requesterEntity
 	gr.requestID = rec.ID
 	gr.approvals = rec.Approvals
+	gr.autoApprovedBy = rec.AutoApprovedBy
 	gr.callerAccessor = req.ClientTokenAccessor
 	if gr.grantID, err = newGrantID(); err != nil {
 		return nil, err

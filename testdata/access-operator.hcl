@@ -5,3 +5,5 @@ path "apono/audit/requests" { capabilities = ["read", "list"] }
 path "apono/audit/requests/+" { capabilities = ["read"] }
 path "apono/grants" { capabilities = ["list"] }
 path "apono/grants/+/+" { capabilities = ["read"] }
+# Ended grants (history), as JSON or format=csv: who had access to what, and when.
+path "apono/history" { capabilities = ["read"] }
