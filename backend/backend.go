@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/internal/keylock"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -64,7 +65,7 @@ type aponoBackend struct {
 	crashPoint string
 
 	roleLocks    []*locksutil.LockEntry
-	grantLocks   grantLocks
+	grantLocks   keylock.Set
 	requestLocks []*locksutil.LockEntry
 
 	// events delivers access-flow events to notify_url (notify.go), targets to the named

@@ -188,7 +188,7 @@ func (g *grantRecord) renewLimitWarning(end time.Time) string {
 // applyExtension records an approved extension on its grant and ends the request
 // (granted): the next renewal may take the grant to rec.ExtendTo.
 func (b *aponoBackend) applyExtension(ctx context.Context, s logical.Storage, rec *requestRecord, now time.Time) error {
-	defer b.grantLocks.lock(rec.ExtendsGrant)()
+	defer b.grantLocks.Lock(rec.ExtendsGrant)()
 	g, err := getGrant(ctx, s, rec.ExtendsGrant)
 	if err != nil {
 		return err

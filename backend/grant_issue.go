@@ -150,7 +150,7 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		rec.EntityName = name
 	}
 
-	defer b.grantLocks.lock(id)()
+	defer b.grantLocks.Lock(id)()
 
 	user := userSpec{
 		Password:   password,

@@ -62,7 +62,7 @@ func (b *aponoBackend) folderOwners(ctx context.Context, client vaultClient, cfg
 	key := folderOwnersKey(cfg, ref)
 	var scan *folderScan
 	if preview {
-		defer b.grantLocks.lock("folder-owners:" + key)()
+		defer b.grantLocks.Lock("folder-owners:" + key)()
 		scan = b.folderOwnersCache.get(key, time.Now())
 	}
 	if scan == nil {

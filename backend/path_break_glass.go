@@ -128,7 +128,7 @@ func (b *aponoBackend) pathBreakGlassIssue(ctx context.Context, req *logical.Req
 
 	// One person's break-glass grants of a role are counted and issued one at a time.
 	prefix := breakGlassLivePrefix + roleName + "/" + strings.TrimPrefix(openKeyPrefix(caller.EntityID), openRequestPrefix)
-	defer b.grantLocks.lock("breakglass:" + prefix)()
+	defer b.grantLocks.Lock("breakglass:" + prefix)()
 	if limit := role.breakGlassMaxLive(); limit > 0 {
 		live, err := b.liveBreakGlass(ctx, req.Storage, prefix)
 		if err != nil {

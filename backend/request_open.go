@@ -50,7 +50,7 @@ func (b *aponoBackend) requestClosed(ctx context.Context, s logical.Storage, rec
 // storeNewRequest stores a new request unless its requester is at max_open_requests (msg
 // is that 400). One requester's requests are counted and made one at a time.
 func (b *aponoBackend) storeNewRequest(ctx context.Context, s logical.Storage, cfg *pluginConfig, rec *requestRecord, now time.Time) (string, error) {
-	defer b.grantLocks.lock("open:" + rec.Requester.EntityID)()
+	defer b.grantLocks.Lock("open:" + rec.Requester.EntityID)()
 	if msg, err := b.checkOpenRequests(ctx, s, cfg, rec.Requester.EntityID, now); err != nil || msg != "" {
 		return msg, err
 	}

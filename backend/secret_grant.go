@@ -63,7 +63,7 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 	if err != nil {
 		return nil, err
 	}
-	defer b.grantLocks.lock(objs.GrantID)()
+	defer b.grantLocks.Lock(objs.GrantID)()
 
 	rec, err := getGrant(ctx, req.Storage, objs.GrantID)
 	if err != nil {
@@ -137,7 +137,7 @@ func (b *aponoBackend) grantRevoke(ctx context.Context, req *logical.Request, _ 
 	if err != nil {
 		return nil, err
 	}
-	defer b.grantLocks.lock(objs.GrantID)()
+	defer b.grantLocks.Lock(objs.GrantID)()
 
 	client, err := b.getClient(ctx, req.Storage)
 	if err != nil {

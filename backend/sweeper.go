@@ -277,7 +277,7 @@ func (b *aponoBackend) expiredGrantIDs(ctx context.Context, s logical.Storage, u
 
 // sweepExpiredGrant removes grant id if, read again under its lock, it has still ended.
 func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage, client vaultClient, id string, now time.Time) (bool, error) {
-	defer b.grantLocks.lock(id)()
+	defer b.grantLocks.Lock(id)()
 	rec, err := getGrant(ctx, s, id)
 	if err != nil || rec == nil || now.Before(rec.ExpiresAt.Add(sweepExpiryGrace)) {
 		return false, err
@@ -302,7 +302,7 @@ func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage,
 
 // sweepRecordless deletes the user and policy called name if grant id still has no record.
 func (b *aponoBackend) sweepRecordless(ctx context.Context, s logical.Storage, client vaultClient, id, name, userpassMount string) (bool, error) {
-	defer b.grantLocks.lock(id)()
+	defer b.grantLocks.Lock(id)()
 	rec, err := getGrant(ctx, s, id)
 	if err != nil || rec != nil {
 		return false, err

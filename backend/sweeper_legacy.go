@@ -77,7 +77,7 @@ func (b *aponoBackend) findLegacyAliases(ctx context.Context, client vaultClient
 // version's leftover.
 func (b *aponoBackend) sweepLegacyEntity(ctx context.Context, s logical.Storage, client vaultClient, a legacyAlias) (bool, error) {
 	id, _ := b.grantIDFromName(a.aliasName)
-	defer b.grantLocks.lock(id)()
+	defer b.grantLocks.Lock(id)()
 	if rec, err := getGrant(ctx, s, id); err != nil || rec != nil {
 		return false, err
 	}

@@ -36,6 +36,7 @@ var Floors = map[string]int{
 	"accesswindow":  20,
 
 	// Small helpers of no concern of their own.
+	"internal/keylock":   5,
 	"internal/sortedset": 5,
 	"internal/textsafe":  5,
 	"internal/testvault": 5,

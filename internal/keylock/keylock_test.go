@@ -1,4 +1,4 @@
-package backend
+package keylock
 
 import (
 	"fmt"
@@ -10,8 +10,8 @@ import (
 )
 
 func TestGrantLocksExcludeOnlyTheSameGrant(t *testing.T) {
-	var g grantLocks
-	unlockA := g.lock("a")
+	var g Set
+	unlockA := g.Lock("a")
 
 	// Another grant's lock is free while "a" is held, even one whose ID shares "a"'s
 	// lock among locksutil's 256.
@@ -23,7 +23,7 @@ func TestGrantLocksExcludeOnlyTheSameGrant(t *testing.T) {
 	}
 	for _, id := range []string{"b", sharing} {
 		done := make(chan struct{})
-		go func() { g.lock(id)(); close(done) }()
+		go func() { g.Lock(id)(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
@@ -33,7 +33,7 @@ func TestGrantLocksExcludeOnlyTheSameGrant(t *testing.T) {
 
 	// The same grant waits until "a" is unlocked.
 	got := make(chan struct{})
-	go func() { unlock := g.lock("a"); close(got); unlock() }()
+	go func() { unlock := g.Lock("a"); close(got); unlock() }()
 	select {
 	case <-got:
 		t.Fatal("a second holder of the same grant got the lock")
@@ -48,14 +48,14 @@ func TestGrantLocksExcludeOnlyTheSameGrant(t *testing.T) {
 }
 
 func TestGrantLocksAreDroppedWhenUnused(t *testing.T) {
-	var g grantLocks
+	var g Set
 	var wg sync.WaitGroup
 	counter := 0
 	for i := 0; i < 100; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			unlock := g.lock("same")
+			unlock := g.Lock("same")
 			counter++ // the lock is what makes this safe (go test -race)
 			unlock()
 		}()
@@ -70,7 +70,7 @@ func TestGrantLocksAreDroppedWhenUnused(t *testing.T) {
 }
 
 // held is how many grant IDs have a holder or a waiter (for tests).
-func (g *grantLocks) held() int {
+func (g *Set) held() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return len(g.locks)
