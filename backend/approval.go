@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
 
 // The approval rules of access flows. Everything here is pure: who may approve is decided
@@ -51,14 +53,14 @@ func parsePrincipal(s string) (principal, error) {
 		p = principal{Kind: principalEntity, Name: strings.TrimSpace(rest)}
 	}
 	if p.Name == "" {
-		return p, fmt.Errorf("%q names no group or entity (use group:<name> or entity:<name>)", truncateForError(s))
+		return p, fmt.Errorf("%q names no group or entity (use group:<name> or entity:<name>)", textsafe.Truncate(s))
 	}
 	if n := len([]rune(p.Name)); n > maxPrincipalNameLen {
-		return p, fmt.Errorf("%q is longer than %d characters", truncateForError(s), maxPrincipalNameLen)
+		return p, fmt.Errorf("%q is longer than %d characters", textsafe.Truncate(s), maxPrincipalNameLen)
 	}
 	for _, r := range p.Name {
 		if unicode.IsControl(r) || r == unicode.ReplacementChar || r == ',' {
-			return p, fmt.Errorf("%q: character %q is not allowed in a group or entity name", truncateForError(s), r)
+			return p, fmt.Errorf("%q: character %q is not allowed in a group or entity name", textsafe.Truncate(s), r)
 		}
 	}
 	return p, nil
@@ -83,7 +85,7 @@ func parsePrincipalList(s string) ([]principal, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%q names no group or entity", truncateForError(s))
+		return nil, fmt.Errorf("%q names no group or entity", textsafe.Truncate(s))
 	}
 	return out, nil
 }
@@ -98,7 +100,7 @@ func validateApprovers(approvers []string) string {
 			continue
 		}
 		if !strings.HasPrefix(a, principalGroup+":") && !strings.HasPrefix(a, principalEntity+":") {
-			return fmt.Sprintf("approvers: %q is not an approver (allowed: group:<identity group name>, entity:<entity name>, owner)", truncateForError(a))
+			return fmt.Sprintf("approvers: %q is not an approver (allowed: group:<identity group name>, entity:<entity name>, owner)", textsafe.Truncate(a))
 		}
 		if _, err := parsePrincipal(a); err != nil {
 			return "approvers: " + err.Error()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/accesswindow"
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/go-secure-stdlib/parseutil"
 )
 
@@ -68,7 +69,7 @@ func parseAutoApprove(raw string) ([]autoApproveRule, string) {
 	var out []autoApproveRule
 	for _, r := range in {
 		if !roleNameRe.MatchString(r.Name) || seen[r.Name] {
-			return nil, fmt.Sprintf("rule name %q must be unique and %s", truncateForError(r.Name), roleNameRule)
+			return nil, fmt.Sprintf("rule name %q must be unique and %s", textsafe.Truncate(r.Name), roleNameRule)
 		}
 		seen[r.Name] = true
 		rule := autoApproveRule{Name: r.Name, Groups: dedupe(r.Groups), Entities: dedupe(r.Entities), Resources: dedupe(r.Resources),
@@ -78,7 +79,7 @@ func parseAutoApprove(raw string) ([]autoApproveRule, string) {
 		}
 		for _, n := range append(append([]string{}, rule.Groups...), rule.Entities...) {
 			if _, err := parsePrincipal(n); err != nil || strings.Contains(n, ":") {
-				return nil, fmt.Sprintf("rule %q: %q is not a group or entity name", r.Name, truncateForError(n))
+				return nil, fmt.Sprintf("rule %q: %q is not a group or entity name", r.Name, textsafe.Truncate(n))
 			}
 		}
 		if len(rule.Resources) == 0 {
@@ -91,7 +92,7 @@ func parseAutoApprove(raw string) ([]autoApproveRule, string) {
 		}
 		for _, p := range rule.Permissions {
 			if _, ok := permissionTypes[p]; !ok {
-				return nil, fmt.Sprintf("rule %q: %q is not a permission level (allowed: %s)", r.Name, truncateForError(p), knownPermissions())
+				return nil, fmt.Sprintf("rule %q: %q is not a permission level (allowed: %s)", r.Name, textsafe.Truncate(p), knownPermissions())
 			}
 		}
 		if r.MaxTTL != nil {

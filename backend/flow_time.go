@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/accesswindow"
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 )
 
@@ -102,7 +103,7 @@ func parseStartAt(roleName string, role *roleEntry, raw string, now time.Time) (
 	}
 	t, err := time.Parse(time.RFC3339, raw)
 	if err != nil {
-		return time.Time{}, fmt.Sprintf("start_at %q is not an RFC 3339 time such as 2026-12-02T08:00:00+01:00", truncateForError(raw))
+		return time.Time{}, fmt.Sprintf("start_at %q is not an RFC 3339 time such as 2026-12-02T08:00:00+01:00", textsafe.Truncate(raw))
 	}
 	if !t.After(now) {
 		return time.Time{}, fmt.Sprintf("start_at %s is not in the future; leave it out for access now", t.UTC().Format(time.RFC3339))

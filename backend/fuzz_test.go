@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
 
 // fuzzOwnMount is the plugin's own mount in the fuzz tests.
@@ -63,7 +65,7 @@ func checkAcceptedName(t *testing.T, name string) {
 	}
 	for _, seg := range strings.Split(body, "/") {
 		if seg == "." || len(seg) > maxSegmentLen {
-			t.Fatalf("accepted %q with segment %q", name, truncateForError(seg))
+			t.Fatalf("accepted %q with segment %q", name, textsafe.Truncate(seg))
 		}
 	}
 	for _, p := range []string{"sys", "auth", "identity", "cubbyhole"} {

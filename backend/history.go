@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -256,7 +257,7 @@ func parseOptionalTime(field, raw string) (time.Time, string) {
 	}
 	t, err := time.Parse(time.RFC3339, strings.TrimSpace(raw))
 	if err != nil {
-		return time.Time{}, fmt.Sprintf("%s %q is not an RFC 3339 time such as 2026-11-01T00:00:00Z", field, truncateForError(raw))
+		return time.Time{}, fmt.Sprintf("%s %q is not an RFC 3339 time such as 2026-11-01T00:00:00Z", field, textsafe.Truncate(raw))
 	}
 	return t, ""
 }
@@ -267,7 +268,7 @@ func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, 
 	resource := strings.TrimSpace(d.Get("resource").(string))
 	format := d.Get("format").(string)
 	if format != "json" && format != "csv" {
-		return logical.ErrorResponse(fmt.Sprintf("format %q is not allowed (allowed: json, csv)", truncateForError(format))), nil
+		return logical.ErrorResponse(fmt.Sprintf("format %q is not allowed (allowed: json, csv)", textsafe.Truncate(format))), nil
 	}
 	switch {
 	case requester != "":

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/internal/sortedset"
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -189,7 +190,7 @@ func decodeCursor(kind, after string) (key, msg string) {
 	raw, err := base64.RawURLEncoding.DecodeString(after)
 	k, ok := strings.CutPrefix(string(raw), kind+":")
 	if err != nil || !ok || !cursorKeyRe.MatchString(k) {
-		return "", fmt.Sprintf("after: %q is not a cursor of this list: pass the next_after of the previous page, or leave after out for the first page", truncateForError(after))
+		return "", fmt.Sprintf("after: %q is not a cursor of this list: pass the next_after of the previous page, or leave after out for the first page", textsafe.Truncate(after))
 	}
 	return k, ""
 }

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
 
 // Where the plugin may send what it holds. vault_addr gets the AppRole secret_id or the
@@ -31,7 +33,7 @@ func checkVaultAddr(raw string) string {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.Hostname() == "" || u.User != nil {
-		return fmt.Sprintf("%s; got %q", rule, truncateForError(raw))
+		return fmt.Sprintf("%s; got %q", rule, textsafe.Truncate(raw))
 	}
 	switch u.Scheme {
 	case "https":
@@ -40,9 +42,9 @@ func checkVaultAddr(raw string) string {
 		if isLoopbackHost(u.Hostname()) {
 			return ""
 		}
-		return fmt.Sprintf("%s; %q is not a loopback address, and http:// would send the plugin's credentials unencrypted", rule, truncateForError(u.Hostname()))
+		return fmt.Sprintf("%s; %q is not a loopback address, and http:// would send the plugin's credentials unencrypted", rule, textsafe.Truncate(u.Hostname()))
 	}
-	return fmt.Sprintf("%s; got %q", rule, truncateForError(raw))
+	return fmt.Sprintf("%s; got %q", rule, textsafe.Truncate(raw))
 }
 
 // urlHostPort is a URL's host (lower case, no brackets) and port, the scheme's default

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	hclog "github.com/hashicorp/go-hclog"
 	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -165,7 +166,7 @@ func setNotifyConfig(cfg *pluginConfig, d *framework.FieldData) string {
 		if u != "" {
 			p, err := url.Parse(u)
 			if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || p.User != nil || len(u) > 2048 {
-				return fmt.Sprintf("portal_url %q must be an http:// or https:// URL with a host and no user:password@ (at most 2048 characters)", truncateForError(u))
+				return fmt.Sprintf("portal_url %q must be an http:// or https:// URL with a host and no user:password@ (at most 2048 characters)", textsafe.Truncate(u))
 			}
 			p.Fragment = ""
 			u = p.String()

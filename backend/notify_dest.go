@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
 
 // Where notifications may go. Events are POSTed wherever notify_url or a target's url
@@ -68,12 +70,12 @@ func parseAllowedHosts(raw []string) (norm []string, entries []allowEntry, msg s
 		}
 		e, ok := parseAllowEntry(s)
 		if !ok {
-			return nil, nil, fmt.Sprintf("notify_allowed_hosts: %q is not an entry: %s", truncateForError(s), notifyAllowedHostsRule)
+			return nil, nil, fmt.Sprintf("notify_allowed_hosts: %q is not an entry: %s", textsafe.Truncate(s), notifyAllowedHostsRule)
 		}
 		if e.nets != nil && neverNotify(e.nets.IP) {
 			if ones, bits := e.nets.Mask.Size(); ones == bits {
 				return nil, nil, fmt.Sprintf("notify_allowed_hosts: %s is a link-local, unspecified, multicast or broadcast address, "+
-					"where notifications never go, listed or not", truncateForError(s))
+					"where notifications never go, listed or not", textsafe.Truncate(s))
 			}
 		}
 		seen[s] = true
@@ -203,7 +205,7 @@ func (p *notifyPolicy) checkURL(field string, u *url.URL) string {
 	host, port := urlHostPort(u)
 	host = strings.TrimSuffix(host, ".")
 	ip := net.ParseIP(host)
-	shown := truncateForError(u.Host)
+	shown := textsafe.Truncate(u.Host)
 	switch {
 	case p.isVault(host, ip, port):
 		return fmt.Sprintf("%s: %s is Vault's own listener (vault_addr's port %s); notifications never go to Vault itself", field, shown, p.vaultPort)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -262,7 +263,7 @@ func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request
 	}
 	name := d.Get("name").(string)
 	if !roleNameRe.MatchString(name) {
-		return logical.ErrorResponse(fmt.Sprintf("name %q is not a valid target name: %s", truncateForError(name), roleNameRule)), nil
+		return logical.ErrorResponse(fmt.Sprintf("name %q is not a valid target name: %s", textsafe.Truncate(name), roleNameRule)), nil
 	}
 	t, err := getTarget(ctx, req.Storage, name)
 	if err != nil {
@@ -298,7 +299,7 @@ func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request
 		t.Format = strings.ToLower(strings.TrimSpace(v.(string)))
 	}
 	if !contains(notifyFormats, t.Format) {
-		return logical.ErrorResponse(fmt.Sprintf("format %q is not allowed (allowed: %s)", truncateForError(t.Format), strings.Join(notifyFormats, ", "))), nil
+		return logical.ErrorResponse(fmt.Sprintf("format %q is not allowed (allowed: %s)", textsafe.Truncate(t.Format), strings.Join(notifyFormats, ", "))), nil
 	}
 	if v, ok := d.GetOk("secret"); ok {
 		t.Secret = v.(string)
@@ -316,7 +317,7 @@ func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request
 		t.Events = dedupe(v.([]string))
 		for _, e := range t.Events {
 			if !contains(eventTypes, e) && e != "request.*" && e != "grant.*" {
-				return logical.ErrorResponse(fmt.Sprintf("events: %q is not an event type (allowed: %s, request.*, grant.*)", truncateForError(e), strings.Join(eventTypes, ", "))), nil
+				return logical.ErrorResponse(fmt.Sprintf("events: %q is not an event type (allowed: %s, request.*, grant.*)", textsafe.Truncate(e), strings.Join(eventTypes, ", "))), nil
 			}
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
 
 // The owners of a KV v2 folder, read when a request for it is made (and again at pickup):
@@ -149,7 +151,7 @@ func (b *aponoBackend) scanFolder(ctx context.Context, client vaultClient, cfg *
 				}
 				if validateResourceName(name) != nil {
 					// Never read: only names the plugin would accept go into a Vault path.
-					unowned(ref.Name, fmt.Sprintf("%s: %q below it is not a name the plugin reads; integration_owner approves as well", ref.Name, truncateForError(name)))
+					unowned(ref.Name, fmt.Sprintf("%s: %q below it is not a name the plugin reads; integration_owner approves as well", ref.Name, textsafe.Truncate(name)))
 					continue
 				}
 				if strings.HasSuffix(key, "/") {

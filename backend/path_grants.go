@@ -569,7 +569,7 @@ func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *pluginConfig, role
 	if in.permission != "" {
 		gr.permission = in.permission
 		if !contains(role.Permissions, gr.permission) {
-			return nil, nil, fmt.Sprintf("permission %q is not allowed by role %q (allowed: %s)", truncateForError(gr.permission), roleName, strings.Join(role.Permissions, ", ")), nil
+			return nil, nil, fmt.Sprintf("permission %q is not allowed by role %q (allowed: %s)", textsafe.Truncate(gr.permission), roleName, strings.Join(role.Permissions, ", ")), nil
 		}
 	}
 	if role.RequireJustification && strings.TrimSpace(gr.justification) == "" {

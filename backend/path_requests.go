@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -181,7 +182,7 @@ func (b *aponoBackend) requestLock(id string) *locksutil.LockEntry {
 // or 404.
 func loadRequestForAction(ctx context.Context, s logical.Storage, field, id string) (*requestRecord, *logical.Response, error) {
 	if !requestIDRe.MatchString(id) {
-		return nil, logical.ErrorResponse(fmt.Sprintf("%s %q is not a request ID (a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e)", field, truncateForError(id))), nil
+		return nil, logical.ErrorResponse(fmt.Sprintf("%s %q is not a request ID (a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e)", field, textsafe.Truncate(id))), nil
 	}
 	rec, err := getRequest(ctx, s, id)
 	if err != nil {
@@ -372,7 +373,7 @@ func (b *aponoBackend) pathRequestList(ctx context.Context, req *logical.Request
 // through, newest first.
 func (b *aponoBackend) listRequests(ctx context.Context, req *logical.Request, d *framework.FieldData, f *requestFilter) (*logical.Response, error) {
 	if f.status != "" && !contains(requestStatuses, f.status) {
-		return logical.ErrorResponse(fmt.Sprintf("status %q is not a request status (allowed: %s)", truncateForError(f.status), strings.Join(requestStatuses, ", "))), nil
+		return logical.ErrorResponse(fmt.Sprintf("status %q is not a request status (allowed: %s)", textsafe.Truncate(f.status), strings.Join(requestStatuses, ", "))), nil
 	}
 	limit, msg := checkLimit(d.Get("limit").(int))
 	if msg != "" {

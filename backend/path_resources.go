@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -103,7 +104,7 @@ func parseResourceQuery(d *framework.FieldData) (resourceQuery, string) {
 		limit:  defaultResourcesLimit,
 	}
 	if q.typ != "" && !contains(discoverableTypes, q.typ) {
-		return q, fmt.Sprintf("type %q is not a resource type (allowed: %s)", truncateForError(q.typ), strings.Join(discoverableTypes, ", "))
+		return q, fmt.Sprintf("type %q is not a resource type (allowed: %s)", textsafe.Truncate(q.typ), strings.Join(discoverableTypes, ", "))
 	}
 	if v, ok := d.GetOk("limit"); ok {
 		q.limit = v.(int)

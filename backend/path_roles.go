@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/accesswindow"
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -615,7 +616,7 @@ func setRoleApprovalFields(role *roleEntry, d *framework.FieldData) string {
 		}
 		for _, a := range role.BreakGlassAllowed {
 			if !strings.HasPrefix(a, principalGroup+":") && !strings.HasPrefix(a, principalEntity+":") {
-				return fmt.Sprintf("break_glass_allowed: %q is not a principal (allowed: group:<identity group name>, entity:<entity name>)", truncateForError(a))
+				return fmt.Sprintf("break_glass_allowed: %q is not a principal (allowed: group:<identity group name>, entity:<entity name>)", textsafe.Truncate(a))
 			}
 			if _, err := parsePrincipal(a); err != nil {
 				return "break_glass_allowed: " + err.Error()
@@ -643,12 +644,12 @@ func setRoleApprovalFields(role *roleEntry, d *framework.FieldData) string {
 	switch role.approval() {
 	case approvalNone, approvalRequired:
 	default:
-		return fmt.Sprintf("approval %q is not allowed (allowed: %s, %s)", truncateForError(role.Approval), approvalNone, approvalRequired)
+		return fmt.Sprintf("approval %q is not allowed (allowed: %s, %s)", textsafe.Truncate(role.Approval), approvalNone, approvalRequired)
 	}
 	switch role.approvalMode() {
 	case approvalModeAnyOf, approvalModeAllOf:
 	default:
-		return fmt.Sprintf("approval_mode %q is not allowed (allowed: %s, %s)", truncateForError(role.ApprovalMode), approvalModeAnyOf, approvalModeAllOf)
+		return fmt.Sprintf("approval_mode %q is not allowed (allowed: %s, %s)", textsafe.Truncate(role.ApprovalMode), approvalModeAnyOf, approvalModeAllOf)
 	}
 	if msg := validateApprovers(role.Approvers); msg != "" {
 		return msg

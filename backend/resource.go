@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
 
 // Resource types this plugin can grant.
@@ -38,7 +40,7 @@ func validateResourceName(name string) error {
 		return fmt.Errorf("resource name is empty")
 	}
 	if len(name) > maxResourceLen {
-		return fmt.Errorf("resource %q is longer than %d characters", truncateForError(name), maxResourceLen)
+		return fmt.Errorf("resource %q is longer than %d characters", textsafe.Truncate(name), maxResourceLen)
 	}
 	for _, p := range forbiddenPrefixes {
 		if strings.HasPrefix(name, p) || name+"/" == p {
@@ -59,7 +61,7 @@ func validateResourceName(name string) error {
 			return fmt.Errorf("resource %q: \"..\" is not allowed anywhere in a name", name)
 		}
 		if len(seg) > maxSegmentLen {
-			return fmt.Errorf("resource %q has a segment longer than %d characters", truncateForError(name), maxSegmentLen)
+			return fmt.Errorf("resource %q has a segment longer than %d characters", textsafe.Truncate(name), maxSegmentLen)
 		}
 		for _, r := range seg {
 			if !isResourceChar(r) {
@@ -79,13 +81,6 @@ func isResourceChar(r rune) bool {
 		return true
 	}
 	return strings.ContainsRune("._-@=:~", r)
-}
-
-func truncateForError(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
 }
 
 // resolveResource validates name and finds the mount it belongs to (the longest mount

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 )
 
@@ -75,7 +76,7 @@ func setDiscoveryConfig(cfg *pluginConfig, d *framework.FieldData) string {
 				continue
 			}
 			if !contains(discoverableTypes, t) {
-				return fmt.Sprintf("resource_types: %q is not a resource type (allowed: %s)", truncateForError(t), strings.Join(discoverableTypes, ", "))
+				return fmt.Sprintf("resource_types: %q is not a resource type (allowed: %s)", textsafe.Truncate(t), strings.Join(discoverableTypes, ", "))
 			}
 			seen[t] = true
 		}

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -31,7 +32,7 @@ func rejectUnknownFields(req *logical.Request, fields map[string]*framework.Fiel
 	}
 	sort.Strings(allowed)
 	return logical.ErrorResponse(fmt.Sprintf("unknown field(s) %s (allowed: %s)",
-		truncateForError(strings.Join(unknown, ", ")), strings.Join(allowed, ", ")))
+		textsafe.Truncate(strings.Join(unknown, ", ")), strings.Join(allowed, ", ")))
 }
 
 // checkRequester keeps the requester an identity-like string: an email, a user or

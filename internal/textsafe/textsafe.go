@@ -1,7 +1,7 @@
-// Package textsafe says which characters make text read other than it is: the ones that
-// show nothing or reorder what follows. The plugin refuses them in free text people
-// write (backend) and the chat formats drop them from what they render (chat), from this
-// one list.
+// Package textsafe says which characters make text read other than it is (the ones that
+// show nothing or reorder what follows), and shortens input quoted in an error. The plugin
+// refuses those characters in free text people write (backend) and the chat formats drop
+// them from what they render, from this one list. It imports nothing of the project.
 package textsafe
 
 // ZeroWidthJoiner joins emoji into one (👨‍👩‍👧). It is hidden, but the chat formats keep
@@ -19,4 +19,13 @@ func Hidden(r rune) bool {
 		return true
 	}
 	return false
+}
+
+// Truncate shortens text a caller sent to at most 64 bytes and "...", for an error
+// message that names it without echoing a page of input.
+func Truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
