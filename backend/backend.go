@@ -167,9 +167,11 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		idx:          newIndexes(),
 		namePrefix:   "apono-" + mountTag(conf.BackendUUID) + "-",
 		newClient: func(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (vaultClient, error) {
-			return newAPIClient(ctx, cfg, logger)
+			return newAPIClient(ctx, cfg.vaultSettings(), logger)
 		},
-		healthProbe: unauthenticatedHealth,
+		healthProbe: func(ctx context.Context, cfg *pluginConfig) (*api.HealthResponse, error) {
+			return unauthenticatedHealth(ctx, cfg.vaultSettings())
+		},
 	}
 	b.lifetime, b.stopLifetime = context.WithCancel(context.Background())
 	b.events = newNotifier(b.lifetime, func() hclog.Logger { return b.Logger() }, conf.StorageView,

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/internal/netaddr"
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/api/auth/approle"
@@ -65,6 +67,19 @@ type vaultClient interface {
 	Close()
 }
 
+// settings is where and how the client reaches Vault and logs in: AppRole (roleID,
+// secretID, appRoleMount) or a token.
+type settings struct {
+	Addr          string
+	RoleID        string
+	SecretID      string
+	AppRoleMount  string
+	Token         string
+	CACert        string
+	TLSServerName string
+	TLSSkipVerify bool
+}
+
 type mountInfo struct {
 	Type    string
 	Version string // options.version for kv
@@ -114,10 +129,10 @@ type apiClient struct {
 
 var _ vaultClient = (*apiClient)(nil)
 
-func newAPIClient(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (*apiClient, error) {
+func newAPIClient(ctx context.Context, cfg settings, logger hclog.Logger) (*apiClient, error) {
 	// The credentials go only to an address that passes the config's rule, whichever way
 	// the config got into storage.
-	if msg := checkVaultAddr(cfg.VaultAddr); msg != "" {
+	if msg := checkVaultAddr(cfg.Addr); msg != "" {
 		return nil, errors.New(msg)
 	}
 	c, err := newRawAPIClient(cfg)
@@ -162,12 +177,12 @@ func newAPIClient(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (
 const vaultCallTimeout = 5 * time.Second
 
 // newRawAPIClient is an api.Client for cfg's address and TLS settings, with no token.
-func newRawAPIClient(cfg *pluginConfig) (*api.Client, error) {
+func newRawAPIClient(cfg settings) (*api.Client, error) {
 	apiCfg := api.DefaultConfig()
 	if apiCfg.Error != nil {
 		return nil, apiCfg.Error
 	}
-	apiCfg.Address = cfg.VaultAddr
+	apiCfg.Address = cfg.Addr
 	apiCfg.Timeout = vaultCallTimeout
 	// Never follow a redirect: the api package would send the same request, the login's
 	// secret_id or the X-Vault-Token header included, to wherever the answer points, an
@@ -199,7 +214,7 @@ func newRawAPIClient(cfg *pluginConfig) (*api.Client, error) {
 
 // unauthenticatedHealth reads sys/health, which needs no token, so that apono/health can
 // tell "Vault is down or sealed" from "login fails" when no client can be built.
-func unauthenticatedHealth(ctx context.Context, cfg *pluginConfig) (*api.HealthResponse, error) {
+func unauthenticatedHealth(ctx context.Context, cfg settings) (*api.HealthResponse, error) {
 	c, err := newRawAPIClient(cfg)
 	if err != nil {
 		return nil, err
@@ -609,4 +624,28 @@ func redact(err error) error {
 		return fmt.Errorf("%s %s: %d: %s", re.HTTPMethod, re.URL, re.StatusCode, strings.Join(re.Errors, "; "))
 	}
 	return err
+}
+
+// checkVaultAddr checks vault_addr before anything connects to it: an https:// URL, or
+// http:// to a loopback address, with a host and no user:password@. It returns a message
+// naming the field, or "".
+func checkVaultAddr(raw string) string {
+	const rule = "vault_addr must be an https:// URL, or http:// to a loopback address (127.0.0.1, [::1], localhost), with a host and no user:password@"
+	if raw == "" {
+		return "vault_addr is required, e.g. https://vault.example.com:8200"
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Hostname() == "" || u.User != nil {
+		return fmt.Sprintf("%s; got %q", rule, textsafe.Truncate(raw))
+	}
+	switch u.Scheme {
+	case "https":
+		return ""
+	case "http":
+		if netaddr.IsLoopbackHost(u.Hostname()) {
+			return ""
+		}
+		return fmt.Sprintf("%s; %q is not a loopback address, and http:// would send the plugin's credentials unencrypted", rule, textsafe.Truncate(u.Hostname()))
+	}
+	return fmt.Sprintf("%s; got %q", rule, textsafe.Truncate(raw))
 }

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/internal/netaddr"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	hclog "github.com/hashicorp/go-hclog"
 	uuid "github.com/hashicorp/go-uuid"
@@ -198,7 +199,7 @@ func checkNotifyURL(raw, field string, p *notifyPolicy) string {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !isLoopbackHost(u.Hostname()) {
+		if !netaddr.IsLoopbackHost(u.Hostname()) {
 			return rule + fmt.Sprintf("; %q is not a loopback address", u.Hostname())
 		}
 	default:

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/internal/netaddr"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
 
@@ -163,7 +164,7 @@ func notifyPolicyOf(cfg *pluginConfig) *notifyPolicy {
 	}
 	_, p.allowed, _ = parseAllowedHosts(splitAllowedHosts(cfg.NotifyAllowedHosts))
 	if u, err := url.Parse(cfg.VaultAddr); err == nil && u.Host != "" {
-		p.vaultHost, p.vaultPort = urlHostPort(u)
+		p.vaultHost, p.vaultPort = netaddr.HostPort(u)
 	}
 	p.key = p.vaultHost + "|" + p.vaultPort + "|" + cfg.NotifyAllowedHosts
 	return p
@@ -174,7 +175,7 @@ func (p *notifyPolicy) isVault(host string, ip net.IP, port string) bool {
 	if p.vaultPort == "" || port != p.vaultPort {
 		return false
 	}
-	if host == p.vaultHost || isLoopbackHost(host) || (ip != nil && ip.IsLoopback()) {
+	if host == p.vaultHost || netaddr.IsLoopbackHost(host) || (ip != nil && ip.IsLoopback()) {
 		return true
 	}
 	vip := net.ParseIP(p.vaultHost)
@@ -202,7 +203,7 @@ func (p *notifyPolicy) addrListed(ip net.IP, port string) bool {
 // checkURL applies the rules to a URL's host and port (no name is resolved); the message
 // starts with field.
 func (p *notifyPolicy) checkURL(field string, u *url.URL) string {
-	host, port := urlHostPort(u)
+	host, port := netaddr.HostPort(u)
 	host = strings.TrimSuffix(host, ".")
 	ip := net.ParseIP(host)
 	shown := textsafe.Truncate(u.Host)

@@ -71,6 +71,14 @@ func (c *pluginConfig) requestRetention() time.Duration {
 	return orDefault(c.RequestRetention, defaultRequestRetention)
 }
 
+// vaultSettings is where and how the plugin reaches Vault and logs in.
+func (c *pluginConfig) vaultSettings() settings {
+	return settings{
+		Addr: c.VaultAddr, RoleID: c.RoleID, SecretID: c.SecretID, AppRoleMount: c.AppRoleMount,
+		Token: c.Token, CACert: c.CACert, TLSServerName: c.TLSServerName, TLSSkipVerify: c.TLSSkipVerify,
+	}
+}
+
 func pathConfig(b *aponoBackend) *framework.Path {
 	return &framework.Path{
 		Pattern: "config",

@@ -103,9 +103,9 @@ func TestPlainHTTPVaultAddrRefusedBeforeConnecting(t *testing.T) {
 	if e.vault.logins != 0 {
 		t.Fatal("the refused write built a client")
 	}
-	_, err := newAPIClient(context.Background(), &pluginConfig{
+	_, err := newAPIClient(context.Background(), (&pluginConfig{
 		VaultAddr: "http://vault.example.com:8200", RoleID: "r", SecretID: "s", AppRoleMount: "approle",
-	}, hclog.NewNullLogger())
+	}).vaultSettings(), hclog.NewNullLogger())
 	if err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("newAPIClient with http:// to a non-loopback host: want a refusal, got %v", err)
 	}
@@ -150,7 +150,7 @@ func TestClientNeverFollowsRedirectsWithCredentials(t *testing.T) {
 		"approle": {VaultAddr: redirector.srv.URL, RoleID: "role-1", SecretID: "secret-xyz", AppRoleMount: "approle"},
 		"token":   {VaultAddr: redirector.srv.URL, Token: "hvs.secret-token"},
 	} {
-		if _, err := newAPIClient(context.Background(), cfg, hclog.NewNullLogger()); err == nil {
+		if _, err := newAPIClient(context.Background(), cfg.vaultSettings(), hclog.NewNullLogger()); err == nil {
 			t.Fatalf("%s: login through a redirect succeeded", name)
 		}
 	}
