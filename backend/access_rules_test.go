@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -180,7 +181,7 @@ func TestApproverMaxTokenAge(t *testing.T) {
 		"resources": "kv/app/db", "approval": "required", "approvers": "group:kv-owners", "approver_max_token_age": "1h",
 	})
 	now := time.Now()
-	f.vault.tokens = map[string]*tokenLifetime{
+	f.vault.tokens = map[string]*vaultapi.TokenLifetime{
 		"old":   {CreationTime: now.Add(-2 * time.Hour), Path: "auth/userpass/login/bob"},
 		"child": {CreationTime: now, Path: "auth/token/create"},
 		"fresh": {CreationTime: now.Add(-time.Minute), Path: "auth/userpass/login/bob"},

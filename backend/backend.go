@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/keylock"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
@@ -42,9 +43,9 @@ type aponoBackend struct {
 
 	// clientMu guards client: read lock to use it, write lock to build or drop it.
 	clientMu sync.RWMutex
-	client   vaultClient
+	client   vaultapi.Client
 	// newClient builds the Vault client from config; unit tests swap in a fake.
-	newClient func(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (vaultClient, error)
+	newClient func(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (vaultapi.Client, error)
 
 	// cfgMu guards cfg, the stored config as last read or written on this node; nil
 	// means "read storage". Invalidate and config writes drop it.
@@ -166,11 +167,11 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		requestLocks: locksutil.CreateLocks(),
 		idx:          newIndexes(),
 		namePrefix:   "apono-" + mountTag(conf.BackendUUID) + "-",
-		newClient: func(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (vaultClient, error) {
-			return newAPIClient(ctx, cfg.vaultSettings(), logger)
+		newClient: func(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (vaultapi.Client, error) {
+			return vaultapi.New(ctx, cfg.vaultSettings(), logger)
 		},
 		healthProbe: func(ctx context.Context, cfg *pluginConfig) (*api.HealthResponse, error) {
-			return unauthenticatedHealth(ctx, cfg.vaultSettings())
+			return vaultapi.UnauthenticatedHealth(ctx, cfg.vaultSettings())
 		},
 	}
 	b.lifetime, b.stopLifetime = context.WithCancel(context.Background())
@@ -297,7 +298,7 @@ func (b *aponoBackend) resetClient() {
 
 // getClient returns the cached Vault client, building it from the stored config when
 // there is none (read lock, write lock, look again).
-func (b *aponoBackend) getClient(ctx context.Context, s logical.Storage) (vaultClient, error) {
+func (b *aponoBackend) getClient(ctx context.Context, s logical.Storage) (vaultapi.Client, error) {
 	b.clientMu.RLock()
 	c := b.client
 	b.clientMu.RUnlock()
@@ -326,7 +327,7 @@ func (b *aponoBackend) getClient(ctx context.Context, s logical.Storage) (vaultC
 }
 
 // setClient installs a client built and checked by a config write.
-func (b *aponoBackend) setClient(c vaultClient) {
+func (b *aponoBackend) setClient(c vaultapi.Client) {
 	b.clientMu.Lock()
 	defer b.clientMu.Unlock()
 	if b.client != nil {

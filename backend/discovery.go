@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
 
 // Kinds of discovered resources.
@@ -181,7 +183,7 @@ type walkTask struct {
 // the pool bounds how many calls are in flight, and the stack (depth first) keeps the
 // pending work small. Memory is the result plus the pending tasks.
 type walker struct {
-	client vaultClient
+	client vaultapi.Client
 	opts   walkOptions
 	now    time.Time
 
@@ -218,7 +220,7 @@ type readGate struct {
 }
 
 // walk discovers every KV v2 and Transit resource in mounts that opts selects.
-func walk(ctx context.Context, client vaultClient, mounts map[string]mountInfo, opts walkOptions) (*walkResult, error) {
+func walk(ctx context.Context, client vaultapi.Client, mounts map[string]vaultapi.MountInfo, opts walkOptions) (*walkResult, error) {
 	if opts.concurrency < 1 {
 		opts.concurrency = 1
 	}
@@ -420,7 +422,7 @@ func (w *walker) gatedRead(ctx context.Context, mount, path string) (data map[st
 	}
 	w.readCalls.Add(1)
 	data, err = w.client.Read(ctx, path)
-	denied = isStatus(err, http.StatusForbidden)
+	denied = vaultapi.IsStatus(err, http.StatusForbidden)
 	if probe {
 		g.resolve(!denied)
 	}
@@ -450,7 +452,7 @@ func callError(ctx context.Context, what string, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return fmt.Errorf("%s: %w", what, redact(err))
+	return fmt.Errorf("%s: %w", what, vaultapi.Redact(err))
 }
 
 func deniedReason(what string) string {

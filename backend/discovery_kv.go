@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
 
 // listKV lists one KV v2 folder: dir is "" for the mount root or ends with "/".
@@ -18,7 +20,7 @@ func (w *walker) listKV(ctx context.Context, mount, dir string) error {
 	listPath := mount + "/metadata/" + dir
 	w.listCalls.Add(1)
 	keys, _, err := w.client.List(ctx, listPath)
-	if isStatus(err, http.StatusForbidden) {
+	if vaultapi.IsStatus(err, http.StatusForbidden) {
 		w.skip(mount, strings.TrimSuffix(dir, "/"), deniedReason("LIST "+listPath))
 		w.markIncomplete(mount, dir)
 		return nil

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
 
 // keyTypeUnknown is reported for a Transit key whose type Vault did not give: the LIST has
@@ -18,7 +20,7 @@ func (w *walker) listTransit(ctx context.Context, mount string) error {
 	listPath := mount + "/keys"
 	w.listCalls.Add(1)
 	keys, info, err := w.client.List(ctx, listPath)
-	if isStatus(err, http.StatusForbidden) {
+	if vaultapi.IsStatus(err, http.StatusForbidden) {
 		w.skip(mount, "", deniedReason("LIST "+listPath))
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
 )
@@ -17,9 +18,9 @@ import (
 // can be told to fail a named operation, so unit tests can inject faults.
 type fakeVault struct {
 	mu       sync.Mutex
-	mounts   map[string]mountInfo
+	mounts   map[string]vaultapi.MountInfo
 	policies map[string]string
-	users    map[string]userSpec // key: mount + "/" + name
+	users    map[string]vaultapi.UserSpec // key: mount + "/" + name
 	// failures maps an operation name ("WritePolicy", "WriteUser", "DeletePolicy", ...)
 	// to the error it returns until cleared.
 	failures map[string]error
@@ -43,7 +44,7 @@ type fakeVault struct {
 	entities map[string]fakeEntity
 	aliases  map[string]string
 	// tokens answers LookupTokenAccessor.
-	tokens map[string]*tokenLifetime
+	tokens map[string]*vaultapi.TokenLifetime
 	// aliasInfo answers LIST identity/entity-alias/id: alias ID -> key_info entry.
 	aliasInfo map[string]interface{}
 	// deleted records DeleteByPath calls.
@@ -62,7 +63,7 @@ const fakeUserpassAccessor = "auth_userpass_fake"
 
 func newFakeVault() *fakeVault {
 	return &fakeVault{
-		mounts: map[string]mountInfo{
+		mounts: map[string]vaultapi.MountInfo{
 			"kv/":        {Type: "kv", Version: "2"},
 			"kv1/":       {Type: "kv", Version: "1"},
 			"transit/":   {Type: "transit"},
@@ -73,10 +74,10 @@ func newFakeVault() *fakeVault {
 			"cubbyhole/": {Type: "cubbyhole"},
 		},
 		policies: map[string]string{},
-		users:    map[string]userSpec{},
+		users:    map[string]vaultapi.UserSpec{},
 		entities: map[string]fakeEntity{},
 		aliases:  map[string]string{},
-		tokens:   map[string]*tokenLifetime{},
+		tokens:   map[string]*vaultapi.TokenLifetime{},
 		failures: map[string]error{},
 		calls:    map[string]int{},
 	}
@@ -85,9 +86,9 @@ func newFakeVault() *fakeVault {
 // fakeClient is what the backend holds; Close is per client, state is shared.
 type fakeClient struct{ v *fakeVault }
 
-var _ vaultClient = (*fakeClient)(nil)
+var _ vaultapi.Client = (*fakeClient)(nil)
 
-func (f *fakeVault) factory(_ context.Context, _ *pluginConfig, _ hclog.Logger) (vaultClient, error) {
+func (f *fakeVault) factory(_ context.Context, _ *pluginConfig, _ hclog.Logger) (vaultapi.Client, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.logins++
@@ -135,7 +136,7 @@ func (f *fakeVault) userNames() []string {
 	return out
 }
 
-func (f *fakeVault) user(mount, name string) (userSpec, bool) {
+func (f *fakeVault) user(mount, name string) (vaultapi.UserSpec, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	u, ok := f.users[mount+"/"+name]
@@ -179,13 +180,13 @@ func (f *fakeVault) allowedLocked(path string, caps ...string) bool {
 
 var errFakeDown = &api.ResponseError{StatusCode: http.StatusServiceUnavailable, Errors: []string{"Vault is sealed"}}
 
-func (c *fakeClient) Mounts(context.Context) (map[string]mountInfo, error) {
+func (c *fakeClient) Mounts(context.Context) (map[string]vaultapi.MountInfo, error) {
 	c.v.mu.Lock()
 	defer c.v.mu.Unlock()
 	if err := c.v.enter("Mounts"); err != nil {
 		return nil, err
 	}
-	out := make(map[string]mountInfo, len(c.v.mounts))
+	out := make(map[string]vaultapi.MountInfo, len(c.v.mounts))
 	for k, v := range c.v.mounts {
 		out[k] = v
 	}
@@ -212,7 +213,7 @@ func (c *fakeClient) DeletePolicy(_ context.Context, name string) error {
 	return nil
 }
 
-func (c *fakeClient) WriteUser(_ context.Context, mount, name string, u userSpec) error {
+func (c *fakeClient) WriteUser(_ context.Context, mount, name string, u vaultapi.UserSpec) error {
 	c.v.mu.Lock()
 	defer c.v.mu.Unlock()
 	if err := c.v.enter("WriteUser"); err != nil {
@@ -220,7 +221,7 @@ func (c *fakeClient) WriteUser(_ context.Context, mount, name string, u userSpec
 	}
 	if u.PasswordHash != "" && !c.v.passwordHash {
 		// As userpass before Vault 1.17: password_hash is unknown, and a user needs a password.
-		return &api.ResponseError{HTTPMethod: "PUT", URL: userPath(mount, name), StatusCode: http.StatusBadRequest, Errors: []string{"missing password"}}
+		return &api.ResponseError{HTTPMethod: "PUT", URL: vaultapi.UserPath(mount, name), StatusCode: http.StatusBadRequest, Errors: []string{"missing password"}}
 	}
 	c.v.users[mount+"/"+name] = u
 	return nil
@@ -421,7 +422,7 @@ func (c *fakeClient) AuthMountAccessor(_ context.Context, _ string) (string, err
 	return fakeUserpassAccessor, nil
 }
 
-func (c *fakeClient) LookupTokenAccessor(_ context.Context, accessor string) (*tokenLifetime, error) {
+func (c *fakeClient) LookupTokenAccessor(_ context.Context, accessor string) (*vaultapi.TokenLifetime, error) {
 	c.v.mu.Lock()
 	defer c.v.mu.Unlock()
 	if err := c.v.enter("LookupTokenAccessor"); err != nil {

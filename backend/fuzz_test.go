@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
 
@@ -21,18 +22,18 @@ const fuzzOwnMount = "apono/"
 // fuzzMounts is the fake Vault's mounts plus multi-segment mount paths. The plugin's own
 // mount is declared as KV v2 on purpose: it must be refused for being the plugin's mount,
 // not merely for its type.
-func fuzzMounts() map[string]mountInfo {
+func fuzzMounts() map[string]vaultapi.MountInfo {
 	m := newFakeVault().mounts
-	m["team/kv/"] = mountInfo{Type: "kv", Version: "2"}
-	m["team/transit/"] = mountInfo{Type: "transit"}
-	m["kv-old/"] = mountInfo{Type: "kv", Version: "1"}
-	m["pki/"] = mountInfo{Type: "pki"}
-	m[fuzzOwnMount] = mountInfo{Type: "kv", Version: "2"}
+	m["team/kv/"] = vaultapi.MountInfo{Type: "kv", Version: "2"}
+	m["team/transit/"] = vaultapi.MountInfo{Type: "transit"}
+	m["kv-old/"] = vaultapi.MountInfo{Type: "kv", Version: "1"}
+	m["pki/"] = vaultapi.MountInfo{Type: "pki"}
+	m[fuzzOwnMount] = vaultapi.MountInfo{Type: "kv", Version: "2"}
 	return m
 }
 
 // longestMount is the mount Vault's router would send path to.
-func longestMount(path string, mounts map[string]mountInfo) string {
+func longestMount(path string, mounts map[string]vaultapi.MountInfo) string {
 	var best string
 	for p := range mounts {
 		if strings.HasPrefix(path, p) && len(p) > len(best) {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
 
 // Two facts of Vault that a grant has to live with:
@@ -36,24 +38,24 @@ const (
 
 // entityCheckPath is the path whose capabilities say whether grant entities can be managed.
 func (b *aponoBackend) entityCheckPath() string {
-	return entityNamePath(b.grantObjectName(probeGrantID))
+	return vaultapi.EntityNamePath(b.grantObjectName(probeGrantID))
 }
 
 // grantEntitiesEnabled reports whether the management token may create, alias and delete
 // grant entities.
-func (b *aponoBackend) grantEntitiesEnabled(ctx context.Context, client vaultClient) bool {
+func (b *aponoBackend) grantEntitiesEnabled(ctx context.Context, client vaultapi.Client) bool {
 	return b.caps.allowed(ctx, client, b.entityCheckPath(), "create", "update", "delete") &&
 		b.caps.allowed(ctx, client, entityAliasPath, "create", "update")
 }
 
 // grantEntitiesRemovable reports whether grant entities can be deleted (revoke, sweep).
-func (b *aponoBackend) grantEntitiesRemovable(ctx context.Context, client vaultClient) bool {
+func (b *aponoBackend) grantEntitiesRemovable(ctx context.Context, client vaultapi.Client) bool {
 	return b.caps.allowed(ctx, client, b.entityCheckPath(), "delete")
 }
 
 // createGrantEntity makes the entity of a grant's user, with metadata saying whom and what
 // it is for, and the alias that makes the user's logins use it.
-func (b *aponoBackend) createGrantEntity(ctx context.Context, client vaultClient, rec *grantRecord) (string, error) {
+func (b *aponoBackend) createGrantEntity(ctx context.Context, client vaultapi.Client, rec *grantRecord) (string, error) {
 	accessor, err := b.authAccessors.get(ctx, client, rec.UserpassMount)
 	if err != nil {
 		return "", fmt.Errorf("finding the accessor of auth/%s: %w", rec.UserpassMount, err)
@@ -87,9 +89,9 @@ func (b *aponoBackend) createGrantEntity(ctx context.Context, client vaultClient
 // deleteGrantEntity removes a grant's entity (and so its alias). A 403 is not retried:
 // the capability was taken away, the access is already cut, and the sweeper or an
 // operator removes the entity later.
-func (b *aponoBackend) deleteGrantEntity(ctx context.Context, client vaultClient, name string) error {
+func (b *aponoBackend) deleteGrantEntity(ctx context.Context, client vaultapi.Client, name string) error {
 	err := client.DeleteEntity(ctx, name)
-	if err != nil && isStatus(err, http.StatusForbidden) {
+	if err != nil && vaultapi.IsStatus(err, http.StatusForbidden) {
 		b.caps.remember(client, b.entityCheckPath(), false, capabilityCacheTTL)
 		b.Logger().Warn("may not delete a grant's identity entity; it stays until the permission is back", "entity", name)
 		return nil
@@ -101,11 +103,11 @@ func (b *aponoBackend) deleteGrantEntity(ctx context.Context, client vaultClient
 // disabled and enabled again, and a new client starts over).
 type authAccessorCache struct {
 	mu        sync.Mutex
-	client    vaultClient
+	client    vaultapi.Client
 	accessors map[string]string
 }
 
-func (c *authAccessorCache) get(ctx context.Context, client vaultClient, mount string) (string, error) {
+func (c *authAccessorCache) get(ctx context.Context, client vaultapi.Client, mount string) (string, error) {
 	c.mu.Lock()
 	if c.client == client {
 		if a, ok := c.accessors[mount]; ok {
@@ -127,30 +129,18 @@ func (c *authAccessorCache) get(ctx context.Context, client vaultClient, mount s
 	return a, nil
 }
 
-// end is when a token ends for sure, or zero when nothing ends it while it is renewed
-// (a root token, a periodic token without an explicit max TTL).
-func (l *tokenLifetime) end() time.Time {
-	if l.Period > 0 {
-		if l.ExplicitMaxTTL > 0 && !l.CreationTime.IsZero() {
-			return l.CreationTime.Add(l.ExplicitMaxTTL)
-		}
-		return time.Time{}
-	}
-	return l.ExpireTime
-}
-
 type tokenLifetimeCache struct {
 	mu      sync.Mutex
-	client  vaultClient
+	client  vaultapi.Client
 	entries map[string]cachedLifetime
 }
 
 type cachedLifetime struct {
-	life    *tokenLifetime
+	life    *vaultapi.TokenLifetime
 	fetched time.Time
 }
 
-func (c *tokenLifetimeCache) lookup(ctx context.Context, client vaultClient, accessor string) (*tokenLifetime, error) {
+func (c *tokenLifetimeCache) lookup(ctx context.Context, client vaultapi.Client, accessor string) (*vaultapi.TokenLifetime, error) {
 	now := time.Now()
 	c.mu.Lock()
 	if c.client == client {
@@ -175,7 +165,7 @@ func (c *tokenLifetimeCache) lookup(ctx context.Context, client vaultClient, acc
 
 // capAtCallerToken returns ttl, shortened to when the token with accessor ends if that is
 // sooner, and a warning for the caller when it was shortened or could not be checked.
-func (b *aponoBackend) capAtCallerToken(ctx context.Context, client vaultClient, accessor string, ttl time.Duration, now time.Time) (time.Duration, string) {
+func (b *aponoBackend) capAtCallerToken(ctx context.Context, client vaultapi.Client, accessor string, ttl time.Duration, now time.Time) (time.Duration, string) {
 	if accessor == "" {
 		return ttl, ""
 	}
@@ -185,11 +175,11 @@ func (b *aponoBackend) capAtCallerToken(ctx context.Context, client vaultClient,
 	}
 	life, err := b.tokenLifetimes.lookup(ctx, client, accessor)
 	if err != nil {
-		b.Logger().Warn("could not look up the lifetime of the caller's token", "error", redact(err))
+		b.Logger().Warn("could not look up the lifetime of the caller's token", "error", vaultapi.Redact(err))
 		return ttl, "this grant's end could not be checked against the lifetime of the token that asked for it: " +
 			"Vault revokes a token's leases when the token ends, so the grant ends then at the latest"
 	}
-	end := life.end()
+	end := life.End()
 	if end.IsZero() || !end.Before(now.Add(ttl)) {
 		return ttl, ""
 	}

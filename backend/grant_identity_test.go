@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -115,11 +116,11 @@ func TestGrantEndsNoLaterThanTheCallersToken(t *testing.T) {
 	e.grantEnv(t)
 	e.vault.capRules = identityPolicyRules(t)
 	now := time.Now()
-	e.vault.tokens["short"] = &tokenLifetime{TTL: 20 * time.Second, ExpireTime: now.Add(20 * time.Second), Renewable: true}
-	e.vault.tokens["periodic"] = &tokenLifetime{TTL: 15 * time.Second, ExpireTime: now.Add(15 * time.Second), Period: 15 * time.Second, Renewable: true}
-	e.vault.tokens["periodic-capped"] = &tokenLifetime{TTL: 15 * time.Second, ExpireTime: now.Add(15 * time.Second), Period: 15 * time.Second,
+	e.vault.tokens["short"] = &vaultapi.TokenLifetime{TTL: 20 * time.Second, ExpireTime: now.Add(20 * time.Second), Renewable: true}
+	e.vault.tokens["periodic"] = &vaultapi.TokenLifetime{TTL: 15 * time.Second, ExpireTime: now.Add(15 * time.Second), Period: 15 * time.Second, Renewable: true}
+	e.vault.tokens["periodic-capped"] = &vaultapi.TokenLifetime{TTL: 15 * time.Second, ExpireTime: now.Add(15 * time.Second), Period: 15 * time.Second,
 		ExplicitMaxTTL: 5 * time.Minute, CreationTime: now}
-	e.vault.tokens["root"] = &tokenLifetime{}
+	e.vault.tokens["root"] = &vaultapi.TokenLifetime{}
 
 	resp := e.grantAs(t, "short", map[string]interface{}{"ttl": "10m"})
 	if resp.Secret.TTL > 20*time.Second || resp.Secret.TTL < 18*time.Second {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/base62"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -77,7 +78,7 @@ func (b *aponoBackend) generatePassword(ctx context.Context, cfg *pluginConfig) 
 
 // issueGrant creates the grant's user, entity and policy (createGrantObjects), then its
 // record, and undoes what it did if any step fails.
-func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client vaultClient, cfg *pluginConfig, gr *grantRequest) (*logical.Response, error) {
+func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *pluginConfig, gr *grantRequest) (*logical.Response, error) {
 	policy, err := buildGrantPolicy(gr.resources, gr.permission)
 	if err != nil {
 		return nil, err // validated already: a failure here is a bug
@@ -152,7 +153,7 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 
 	defer b.grantLocks.Lock(id)()
 
-	user := userSpec{
+	user := vaultapi.UserSpec{
 		Password:   password,
 		Policies:   []string{name},
 		TTL:        gr.ttl,
@@ -260,8 +261,8 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 //     management policy, so it is only ever made under a WAL entry.
 //
 // On any failure it removes what it made (record included) and returns the error.
-func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, client vaultClient, cfg *pluginConfig, objs grantObjects,
-	rec *grantRecord, rules string, user userSpec,
+func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *pluginConfig, objs grantObjects,
+	rec *grantRecord, rules string, user vaultapi.UserSpec,
 ) (walID string, err error) {
 	type step struct {
 		what string
@@ -328,21 +329,21 @@ func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, clien
 // walRollbackMinAge, removes every object. No credentials were returned, so nobody can
 // use what is left until then.
 func (b *aponoBackend) leaveIssueToWAL(s logical.Storage, objs grantObjects, step string, cause error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), vaultCallTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), vaultapi.CallTimeout)
 	defer cancel()
 	if err := b.deleteGrantRecord(ctx, s, objs.GrantID, ""); err != nil {
 		b.Logger().Error("deleting the record of a grant whose issue timed out; the sweeper removes it after its expiry",
 			"grant_id", objs.GrantID, "error", err)
 	}
 	b.Logger().Warn("Vault did not answer in time; the unfinished grant is left to the rollback of its WAL entry",
-		"grant_id", objs.GrantID, "step", step, "timeout", vaultCallTimeout)
-	return fmt.Errorf("%s: %w (Vault did not answer within %s; rollback pending)", step, cause, vaultCallTimeout)
+		"grant_id", objs.GrantID, "step", step, "timeout", vaultapi.CallTimeout)
+	return fmt.Errorf("%s: %w (Vault did not answer within %s; rollback pending)", step, cause, vaultapi.CallTimeout)
 }
 
 // rollBackIssue removes what a failed issue made and deletes its WAL entry; if the removal
 // fails too, the WAL entry stays for Vault's rollback (or, without one, the sweeper finds
 // the user and the entity).
-func (b *aponoBackend) rollBackIssue(client vaultClient, s logical.Storage, objs grantObjects, walID, step string, cause error) error {
+func (b *aponoBackend) rollBackIssue(client vaultapi.Client, s logical.Storage, objs grantObjects, walID, step string, cause error) error {
 	// A fresh context: the request's may be what failed.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

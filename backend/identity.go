@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -124,7 +125,7 @@ func (b *aponoBackend) checkApproverToken(ctx context.Context, req *logical.Requ
 	}
 	life, err := b.tokenLifetimes.lookup(ctx, client, req.ClientTokenAccessor)
 	if err != nil {
-		return fmt.Errorf("looking up the approver's token: %w", redact(err))
+		return fmt.Errorf("looking up the approver's token: %w", vaultapi.Redact(err))
 	}
 	if strings.HasPrefix(life.Path, "auth/token/") {
 		return forbidden("role %q needs approvers to have logged in within %s (approver_max_token_age), and this token was made by %s, not by a login: log in again through your auth method",

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/sortedset"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -158,7 +159,7 @@ func (b *aponoBackend) repairEntry(s logical.Storage, e indexEntry) {
 	b.background.Add(1)
 	go func() {
 		defer b.background.Done()
-		ctx, cancel := context.WithTimeout(b.lifetime, vaultCallTimeout)
+		ctx, cancel := context.WithTimeout(b.lifetime, vaultapi.CallTimeout)
 		defer cancel()
 		if err := b.idx.set(e.set).Remove(ctx, s, e.key); err == nil {
 			b.idx.repaired.Add(1)

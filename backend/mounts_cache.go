@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
 
 // grantMountsTTL is how long issuing grants reuses one read of sys/mounts. Reading it per
@@ -16,14 +18,14 @@ const grantMountsTTL = 5 * time.Second
 // Vault call: concurrent misses each read it, and the last answer wins.
 type mountsCache struct {
 	mu      sync.Mutex
-	client  vaultClient // the answer is about this client's Vault; a new client starts over
-	mounts  map[string]mountInfo
+	client  vaultapi.Client // the answer is about this client's Vault; a new client starts over
+	mounts  map[string]vaultapi.MountInfo
 	fetched time.Time
 }
 
 // get returns the cached mounts when client fetched them less than grantMountsTTL ago,
 // otherwise reads them. The map is shared: callers must not modify it.
-func (c *mountsCache) get(ctx context.Context, client vaultClient) (map[string]mountInfo, error) {
+func (c *mountsCache) get(ctx context.Context, client vaultapi.Client) (map[string]vaultapi.MountInfo, error) {
 	c.mu.Lock()
 	if c.client == client && c.mounts != nil && time.Since(c.fetched) < grantMountsTTL {
 		m := c.mounts

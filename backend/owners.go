@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
 
 // Approver sets of a request, resolved when it is made. Each role approver that names a
@@ -27,7 +29,7 @@ const (
 // resolveApproverSets returns the request's approver sets; notes say where an owner could
 // not be read and integration_owner stood in; msg is a 400.
 // A preview (dry_run) may use a folder's owners read in the last folderOwnersCacheTTL.
-func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *pluginConfig, role *roleEntry, resources []resourceRef, client vaultClient, preview bool,
+func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *pluginConfig, role *roleEntry, resources []resourceRef, client vaultapi.Client, preview bool,
 ) (sets []approverSet, notes []string, msg string, err error) {
 	for _, a := range role.Approvers {
 		if a == approverOwner {
@@ -55,7 +57,7 @@ func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *pluginConfi
 
 // resourceOwnerSets reads the owners of every resource (see the top of this file) and
 // returns one set per distinct list of owners.
-func (b *aponoBackend) resourceOwnerSets(ctx context.Context, cfg *pluginConfig, resources []resourceRef, client vaultClient, preview bool,
+func (b *aponoBackend) resourceOwnerSets(ctx context.Context, cfg *pluginConfig, resources []resourceRef, client vaultapi.Client, preview bool,
 ) (sets []approverSet, notes []string, msg string, err error) {
 	col := newOwnerCollector(cfg.OwnerMetadataKey, cfg.IntegrationOwner)
 	for _, ref := range resources {
@@ -81,16 +83,16 @@ func (b *aponoBackend) resourceOwnerSets(ctx context.Context, cfg *pluginConfig,
 // readOwnerTag reads the owner tag of the KV v2 secret mount/path (name is how the
 // request names it, for notes). A secret that does not exist, or whose metadata the
 // management policy may not read, has no tag; the note says the latter.
-func readOwnerTag(ctx context.Context, client vaultClient, key, mount, path, name string) (tag, note string, err error) {
+func readOwnerTag(ctx context.Context, client vaultapi.Client, key, mount, path, name string) (tag, note string, err error) {
 	// Only validated names, or keys Vault itself listed below a validated folder, reach here.
 	data, rerr := client.Read(ctx, mount+"/metadata/"+path)
 	switch {
 	case rerr == nil:
 		return ownerTag(data, key), "", nil
-	case isStatus(rerr, http.StatusForbidden):
+	case vaultapi.IsStatus(rerr, http.StatusForbidden):
 		return "", fmt.Sprintf("%s: the management policy may not read %s/metadata/..., so its owner tag is unknown; integration_owner approves instead", name, mount), nil
 	default:
-		return "", "", fmt.Errorf("reading the owner of %s: %w", name, redact(rerr))
+		return "", "", fmt.Errorf("reading the owner of %s: %w", name, vaultapi.Redact(rerr))
 	}
 }
 
@@ -212,7 +214,7 @@ func canonicalPrincipals(ps []principal) string {
 // checkOwnersUnchanged is the 403 for a pickup whose resources have owners now that did
 // not approve: a secret added below a requested folder since, or a tag an operator
 // changed. The grant's policy would cover what they own, so they are asked again.
-func (b *aponoBackend) checkOwnersUnchanged(ctx context.Context, cfg *pluginConfig, rec *requestRecord, resources []resourceRef, client vaultClient) error {
+func (b *aponoBackend) checkOwnersUnchanged(ctx context.Context, cfg *pluginConfig, rec *requestRecord, resources []resourceRef, client vaultapi.Client) error {
 	approvedOwners := map[string]bool{}
 	hasOwners := false
 	covered := map[int]bool{}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
 
@@ -60,7 +61,7 @@ type folderScan struct {
 // counts against no bound) uses a scan of the same folder made in the last
 // folderOwnersCacheTTL, so repeated previews do not each read up to max_folder_secrets
 // metadata. Concurrent previews of one folder wait for one scan.
-func (b *aponoBackend) folderOwners(ctx context.Context, client vaultClient, cfg *pluginConfig, col *ownerCollector, ref resourceRef, preview bool) (msg string, err error) {
+func (b *aponoBackend) folderOwners(ctx context.Context, client vaultapi.Client, cfg *pluginConfig, col *ownerCollector, ref resourceRef, preview bool) (msg string, err error) {
 	key := folderOwnersKey(cfg, ref)
 	var scan *folderScan
 	if preview {
@@ -87,7 +88,7 @@ func (b *aponoBackend) folderOwners(ctx context.Context, client vaultClient, cfg
 }
 
 // scanFolder reads the owners of folder ref (see the top of this file).
-func (b *aponoBackend) scanFolder(ctx context.Context, client vaultClient, cfg *pluginConfig, ref resourceRef) (*folderScan, error) {
+func (b *aponoBackend) scanFolder(ctx context.Context, client vaultapi.Client, cfg *pluginConfig, ref resourceRef) (*folderScan, error) {
 	scan := &folderScan{at: time.Now()}
 	unowned := func(resource, note string) {
 		scan.claims = append(scan.claims, folderClaim{resource: resource, note: note, unowned: true})
@@ -134,11 +135,11 @@ func (b *aponoBackend) scanFolder(ctx context.Context, client vaultClient, cfg *
 		dirs = nil
 		for _, l := range out {
 			switch {
-			case isStatus(l.err, http.StatusForbidden):
+			case vaultapi.IsStatus(l.err, http.StatusForbidden):
 				unowned(ref.Name, fmt.Sprintf("%s: the management policy may not list %s/metadata/%s, so the owners below it are unknown; integration_owner approves as well", ref.Name, ref.Mount, l.dir))
 				continue
 			case l.err != nil:
-				return nil, fmt.Errorf("listing %s/metadata/%s for the owners of %s: %w", ref.Mount, l.dir, ref.Name, redact(l.err))
+				return nil, fmt.Errorf("listing %s/metadata/%s for the owners of %s: %w", ref.Mount, l.dir, ref.Name, vaultapi.Redact(l.err))
 			}
 			for _, key := range l.keys {
 				if key == "" || key == "/" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/base62"
 	"golang.org/x/crypto/bcrypt"
@@ -56,7 +57,7 @@ func setPasswordHashCost(cfg *pluginConfig, d *framework.FieldData) string {
 // passwordHashSupport remembers, per Vault client, whether userpass takes password_hash.
 type passwordHashSupport struct {
 	mu        sync.Mutex
-	client    vaultClient
+	client    vaultapi.Client
 	known     bool
 	supported bool
 }
@@ -64,7 +65,7 @@ type passwordHashSupport struct {
 // supportsPasswordHash reports whether the server's userpass takes password_hash, by
 // writing and deleting a probe user once per client. An error leaves it unknown (asked
 // again next time) and the grant sends its password.
-func (b *aponoBackend) supportsPasswordHash(ctx context.Context, client vaultClient, mount string) bool {
+func (b *aponoBackend) supportsPasswordHash(ctx context.Context, client vaultapi.Client, mount string) bool {
 	p := &b.pwHash
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -81,7 +82,7 @@ func (b *aponoBackend) supportsPasswordHash(ctx context.Context, client vaultCli
 	}
 	// Named like a grant, so that the sweeper removes it should this process die here.
 	name := b.grantObjectName(probeGrantID)
-	werr := client.WriteUser(ctx, mount, name, userSpec{PasswordHash: string(hash), Policies: []string{}})
+	werr := client.WriteUser(ctx, mount, name, vaultapi.UserSpec{PasswordHash: string(hash), Policies: []string{}})
 	if werr == nil {
 		if err := client.DeleteUser(ctx, mount, name); err != nil {
 			b.Logger().Warn("deleting the password_hash probe user; the sweeper removes it", "username", name, "error", err)
@@ -90,10 +91,10 @@ func (b *aponoBackend) supportsPasswordHash(ctx context.Context, client vaultCli
 	switch {
 	case werr == nil:
 		p.supported = true
-	case isStatus(werr, 400):
+	case vaultapi.IsStatus(werr, 400):
 		p.supported = false // "missing password": this userpass predates password_hash
 	default:
-		b.Logger().Debug("probing userpass for password_hash failed; sending the password", "error", redact(werr))
+		b.Logger().Debug("probing userpass for password_hash failed; sending the password", "error", vaultapi.Redact(werr))
 		return false
 	}
 	p.client, p.known = client, true
@@ -103,7 +104,7 @@ func (b *aponoBackend) supportsPasswordHash(ctx context.Context, client vaultCli
 
 // hashedUser puts the grant's password into u as a bcrypt hash when the server and the
 // config allow it.
-func (b *aponoBackend) hashedUser(ctx context.Context, client vaultClient, cfg *pluginConfig, u *userSpec) error {
+func (b *aponoBackend) hashedUser(ctx context.Context, client vaultapi.Client, cfg *pluginConfig, u *vaultapi.UserSpec) error {
 	cost := cfg.passwordHashCost()
 	if cost == 0 || !b.supportsPasswordHash(ctx, client, cfg.UserpassMount) {
 		return nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -72,8 +73,8 @@ func (c *pluginConfig) requestRetention() time.Duration {
 }
 
 // vaultSettings is where and how the plugin reaches Vault and logs in.
-func (c *pluginConfig) vaultSettings() settings {
-	return settings{
+func (c *pluginConfig) vaultSettings() vaultapi.Settings {
+	return vaultapi.Settings{
 		Addr: c.VaultAddr, RoleID: c.RoleID, SecretID: c.SecretID, AppRoleMount: c.AppRoleMount,
 		Token: c.Token, CACert: c.CACert, TLSServerName: c.TLSServerName, TLSSkipVerify: c.TLSSkipVerify,
 	}
@@ -486,7 +487,7 @@ var mountPathRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A
 
 // validateConfig returns a message naming the first bad field, or "".
 func validateConfig(cfg *pluginConfig) string {
-	if msg := checkVaultAddr(cfg.VaultAddr); msg != "" {
+	if msg := vaultapi.CheckAddr(cfg.VaultAddr); msg != "" {
 		return msg
 	}
 	if cfg.Token == "" && (cfg.RoleID == "" || cfg.SecretID == "") {

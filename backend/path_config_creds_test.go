@@ -3,13 +3,12 @@ package backend
 import (
 	"context"
 	"encoding/pem"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -65,34 +64,6 @@ func TestConfigConnectionChangeNeedsCredentialsAgain(t *testing.T) {
 	}
 }
 
-func TestVaultAddrRules(t *testing.T) {
-	for raw, ok := range map[string]bool{
-		"https://vault.example.com:8200": true,
-		"https://10.0.0.5:8200":          true,
-		"http://127.0.0.1:8200":          true,
-		"http://127.8.9.10:8200":         true,
-		"http://[::1]:8200":              true,
-		"http://localhost:8200":          true,
-		"http://LOCALHOST":               true,
-		"http://vault.example.com:8200":  false,
-		"http://10.0.0.5:8200":           false,
-		"http://0.0.0.0:8200":            false,
-		"http://localhost.evil.com":      false,
-		"ftp://vault":                    false,
-		"http://":                        false,
-		"https://u:p@vault.example.com":  false,
-		"":                               false,
-	} {
-		msg := checkVaultAddr(raw)
-		if got := msg == ""; got != ok {
-			t.Errorf("checkVaultAddr(%q) ok=%v, want %v (%s)", raw, got, ok, msg)
-		}
-		if !ok && !strings.Contains(msg, "vault_addr") {
-			t.Errorf("checkVaultAddr(%q): message does not name vault_addr: %s", raw, msg)
-		}
-	}
-}
-
 // A non-loopback http:// vault_addr is refused by the write and by the client itself
 // (a config stored by an older version), before anything is sent.
 func TestPlainHTTPVaultAddrRefusedBeforeConnecting(t *testing.T) {
@@ -103,61 +74,10 @@ func TestPlainHTTPVaultAddrRefusedBeforeConnecting(t *testing.T) {
 	if e.vault.logins != 0 {
 		t.Fatal("the refused write built a client")
 	}
-	_, err := newAPIClient(context.Background(), (&pluginConfig{
+	_, err := vaultapi.New(context.Background(), (&pluginConfig{
 		VaultAddr: "http://vault.example.com:8200", RoleID: "r", SecretID: "s", AppRoleMount: "approle",
 	}).vaultSettings(), hclog.NewNullLogger())
 	if err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("newAPIClient with http:// to a non-loopback host: want a refusal, got %v", err)
-	}
-}
-
-// recorder is a loopback HTTP server that keeps what arrives.
-type recorder struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	bodies []string
-}
-
-func newRecorder(t *testing.T, h func(w http.ResponseWriter, r *http.Request)) *recorder {
-	rec := &recorder{}
-	rec.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		rec.mu.Lock()
-		rec.bodies = append(rec.bodies, r.Method+" "+r.URL.Path+" token="+r.Header.Get("X-Vault-Token")+" "+string(body))
-		rec.mu.Unlock()
-		if h != nil {
-			h(w, r)
-		}
-	}))
-	t.Cleanup(rec.srv.Close)
-	return rec
-}
-
-func (r *recorder) got() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.bodies...)
-}
-
-// A Vault address that answers a login (or a token lookup) with a redirect does not get
-// the credentials sent on to where the redirect points.
-func TestClientNeverFollowsRedirectsWithCredentials(t *testing.T) {
-	elsewhere := newRecorder(t, nil)
-	redirector := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, elsewhere.srv.URL+r.URL.Path, http.StatusTemporaryRedirect)
-	})
-	for name, cfg := range map[string]*pluginConfig{
-		"approle": {VaultAddr: redirector.srv.URL, RoleID: "role-1", SecretID: "secret-xyz", AppRoleMount: "approle"},
-		"token":   {VaultAddr: redirector.srv.URL, Token: "hvs.secret-token"},
-	} {
-		if _, err := newAPIClient(context.Background(), cfg.vaultSettings(), hclog.NewNullLogger()); err == nil {
-			t.Fatalf("%s: login through a redirect succeeded", name)
-		}
-	}
-	if got := redirector.got(); len(got) == 0 {
-		t.Fatal("the redirecting server got no request; the test proves nothing")
-	}
-	if got := elsewhere.got(); len(got) != 0 {
-		t.Fatalf("the redirect target got the credentials: %q", got)
 	}
 }

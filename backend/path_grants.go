@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -467,7 +468,7 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 }
 
 // issueWithWarnings issues gr and adds warnings to its response.
-func (b *aponoBackend) issueWithWarnings(ctx context.Context, s logical.Storage, client vaultClient, cfg *pluginConfig, gr *grantRequest, warnings []string) (*logical.Response, error) {
+func (b *aponoBackend) issueWithWarnings(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *pluginConfig, gr *grantRequest, warnings []string) (*logical.Response, error) {
 	resp, err := b.issueGrant(ctx, s, client, cfg, gr)
 	if err != nil {
 		return nil, err
@@ -545,7 +546,7 @@ func grantInputFromFields(d *framework.FieldData) (in grantInput, msg string) {
 
 // resolveGrant checks in against the role and Vault's mounts; msg is a 400 for the
 // caller, err an internal failure.
-func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *pluginConfig, roleName string, role *roleEntry, in grantInput, client vaultClient,
+func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *pluginConfig, roleName string, role *roleEntry, in grantInput, client vaultapi.Client,
 ) (gr *grantRequest, warnings []string, msg string, err error) {
 	gr = &grantRequest{role: roleName, boundCIDRs: role.TokenBoundCIDRs, justification: in.justification}
 

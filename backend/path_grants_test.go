@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -367,7 +368,7 @@ func TestGrantTimeoutLeavesTheRemovalToTheWAL(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.vault.fail("WriteUser", nil)
-	if err := (&fakeClient{v: e.vault}).WriteUser(e.ctx, objs.UserpassMount, objs.Username, userSpec{}); err != nil {
+	if err := (&fakeClient{v: e.vault}).WriteUser(e.ctx, objs.UserpassMount, objs.Username, vaultapi.UserSpec{}); err != nil {
 		t.Fatal(err)
 	}
 	e.rollback(t)

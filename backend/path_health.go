@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -76,7 +77,7 @@ func (b *aponoBackend) capabilityChecks(userpassMount string) []capabilityCheck 
 }
 
 // discoveryChecks are the optional reads discovery makes on each KV v2 and Transit mount.
-func (b *aponoBackend) discoveryChecks(mounts map[string]mountInfo) []capabilityCheck {
+func (b *aponoBackend) discoveryChecks(mounts map[string]vaultapi.MountInfo) []capabilityCheck {
 	var out []capabilityCheck
 	own := b.ownMountPath()
 	for _, path := range sortedKeys(mounts) {
@@ -273,7 +274,7 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 	switch {
 	case err == nil:
 		out["login"] = map[string]interface{}{"ok": true}
-	case isStatus(err, http.StatusForbidden):
+	case vaultapi.IsStatus(err, http.StatusForbidden):
 		// Logged in (the client re-logs in on 403 first), but may not ask for capabilities.
 		out["login"] = map[string]interface{}{"ok": true}
 		problems = append(problems, "sys/capabilities-self: the management token may not call it (needs update), so no capability could be checked")
@@ -354,7 +355,7 @@ func vaultHealthData(hr *api.HealthResponse, err error) map[string]interface{} {
 	if err != nil || hr == nil {
 		msg := "no answer"
 		if err != nil {
-			msg = redact(err).Error()
+			msg = vaultapi.Redact(err).Error()
 		}
 		return map[string]interface{}{"reachable": false, "error": msg}
 	}
@@ -395,7 +396,7 @@ const capabilityErrorTTL = 30 * time.Second
 type capabilityCache struct {
 	mu sync.Mutex
 	// client is the client the answers are about; a new client (config change) starts over.
-	client  vaultClient
+	client  vaultapi.Client
 	answers map[string]capabilityAnswer
 }
 
@@ -405,7 +406,7 @@ type capabilityAnswer struct {
 }
 
 // allowed reports whether client's token holds needs on path.
-func (c *capabilityCache) allowed(ctx context.Context, client vaultClient, path string, needs ...string) bool {
+func (c *capabilityCache) allowed(ctx context.Context, client vaultapi.Client, path string, needs ...string) bool {
 	c.mu.Lock()
 	// Held across the call, so a burst of revokes on a cold cache asks once.
 	defer c.mu.Unlock()
@@ -424,13 +425,13 @@ func (c *capabilityCache) allowed(ctx context.Context, client vaultClient, path 
 	return ok
 }
 
-func (c *capabilityCache) remember(client vaultClient, path string, ok bool, ttl time.Duration) {
+func (c *capabilityCache) remember(client vaultapi.Client, path string, ok bool, ttl time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rememberLocked(client, path, ok, ttl)
 }
 
-func (c *capabilityCache) rememberLocked(client vaultClient, path string, ok bool, ttl time.Duration) {
+func (c *capabilityCache) rememberLocked(client vaultapi.Client, path string, ok bool, ttl time.Duration) {
 	if c.client != client || c.answers == nil {
 		c.client = client
 		c.answers = map[string]capabilityAnswer{}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -222,7 +223,7 @@ func (b *aponoBackend) walkAndStore(ctx context.Context, s logical.Storage, cfg 
 	}
 	mounts, err := client.Mounts(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("reading sys/mounts: %w", redact(err))
+		return nil, fmt.Errorf("reading sys/mounts: %w", vaultapi.Redact(err))
 	}
 	types := map[string]bool{}
 	for _, t := range cfg.resourceTypes() {

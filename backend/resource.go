@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
 
@@ -85,7 +86,7 @@ func isResourceChar(r rune) bool {
 
 // resolveResource validates name and finds the mount it belongs to (the longest mount
 // path that prefixes it). ownMount is this plugin's mount path ("apono/"), never grantable.
-func resolveResource(name string, mounts map[string]mountInfo, ownMount string) (resourceRef, error) {
+func resolveResource(name string, mounts map[string]vaultapi.MountInfo, ownMount string) (resourceRef, error) {
 	if err := validateResourceName(name); err != nil {
 		return resourceRef{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/accesswindow"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/mitchellh/mapstructure"
@@ -158,7 +159,7 @@ func (b *aponoBackend) grantRevoke(ctx context.Context, req *logical.Request, _ 
 // removeGrantObjects deletes a grant's policy, user, entity and record. It is the one way a
 // grant ends (revoke, rollback, sweep) and is idempotent: what is already gone is success.
 // The policy goes first: that cuts every token the user already has.
-func (b *aponoBackend) removeGrantObjects(ctx context.Context, client vaultClient, s logical.Storage, objs grantObjects, ending string) error {
+func (b *aponoBackend) removeGrantObjects(ctx context.Context, client vaultapi.Client, s logical.Storage, objs grantObjects, ending string) error {
 	if err := client.DeletePolicy(ctx, objs.Policy); err != nil {
 		return fmt.Errorf("deleting policy %s: %w", objs.Policy, err)
 	}
@@ -189,13 +190,13 @@ func (b *aponoBackend) removeGrantObjects(ctx context.Context, client vaultClien
 // management token may (sudo on sys/leases/revoke-prefix/auth/<userpass>/login/...). The
 // policy is already deleted, which cuts those tokens; this is defence in depth, so nothing
 // here (a 403 included) ever fails the removal.
-func (b *aponoBackend) revokeLoginTokens(ctx context.Context, client vaultClient, objs grantObjects) {
+func (b *aponoBackend) revokeLoginTokens(ctx context.Context, client vaultapi.Client, objs grantObjects) {
 	checkPath := revokeLoginsCheckPath(objs.UserpassMount, b.grantObjectName(probeGrantID))
 	if !b.caps.allowed(ctx, client, checkPath, "sudo", "update") {
 		return
 	}
 	if err := client.RevokeLoginTokens(ctx, objs.UserpassMount, objs.Username); err != nil {
-		if isStatus(err, http.StatusForbidden) {
+		if vaultapi.IsStatus(err, http.StatusForbidden) {
 			b.caps.remember(client, checkPath, false, capabilityCacheTTL)
 		}
 		b.Logger().Warn("could not revoke the login tokens of a removed grant user; its policy is already deleted",

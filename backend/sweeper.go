@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -136,7 +137,7 @@ func (b *aponoBackend) sweepIfDue(ctx context.Context, s logical.Storage) error 
 }
 
 // sweepOrphans applies the rule above once. The caller holds b.sweep.mu.
-func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, client vaultClient, userpassMount string, now time.Time) (sweepResult, error) {
+func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, client vaultapi.Client, userpassMount string, now time.Time) (sweepResult, error) {
 	var res sweepResult
 	var errs []error
 
@@ -276,7 +277,7 @@ func (b *aponoBackend) expiredGrantIDs(ctx context.Context, s logical.Storage, u
 }
 
 // sweepExpiredGrant removes grant id if, read again under its lock, it has still ended.
-func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage, client vaultClient, id string, now time.Time) (bool, error) {
+func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage, client vaultapi.Client, id string, now time.Time) (bool, error) {
 	defer b.grantLocks.Lock(id)()
 	rec, err := getGrant(ctx, s, id)
 	if err != nil || rec == nil || now.Before(rec.ExpiresAt.Add(sweepExpiryGrace)) {
@@ -301,7 +302,7 @@ func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage,
 }
 
 // sweepRecordless deletes the user and policy called name if grant id still has no record.
-func (b *aponoBackend) sweepRecordless(ctx context.Context, s logical.Storage, client vaultClient, id, name, userpassMount string) (bool, error) {
+func (b *aponoBackend) sweepRecordless(ctx context.Context, s logical.Storage, client vaultapi.Client, id, name, userpassMount string) (bool, error) {
 	defer b.grantLocks.Lock(id)()
 	rec, err := getGrant(ctx, s, id)
 	if err != nil || rec != nil {

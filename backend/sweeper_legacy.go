@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -35,7 +36,7 @@ func entityByIDCheckPath() string {
 }
 
 // legacyCleanupEnabled reports whether the management token holds the legacy additions.
-func (b *aponoBackend) legacyCleanupEnabled(ctx context.Context, client vaultClient) bool {
+func (b *aponoBackend) legacyCleanupEnabled(ctx context.Context, client vaultapi.Client) bool {
 	return b.caps.allowed(ctx, client, aliasListPath, "list") &&
 		b.caps.allowed(ctx, client, entityByIDCheckPath(), "read", "delete")
 }
@@ -47,7 +48,7 @@ type legacyAlias struct {
 
 // findLegacyAliases lists the aliases on the userpass mount named like this mount's grants
 // whose user is gone and that no record or pending issue explains.
-func (b *aponoBackend) findLegacyAliases(ctx context.Context, client vaultClient, userpassMount string, users map[string]bool,
+func (b *aponoBackend) findLegacyAliases(ctx context.Context, client vaultapi.Client, userpassMount string, users map[string]bool,
 	records map[string]bool, pending map[string]bool,
 ) ([]legacyAlias, error) {
 	accessor, err := b.authAccessors.get(ctx, client, userpassMount)
@@ -75,7 +76,7 @@ func (b *aponoBackend) findLegacyAliases(ctx context.Context, client vaultClient
 
 // sweepLegacyEntity deletes the entity of alias if, read again now, it is still an earlier
 // version's leftover.
-func (b *aponoBackend) sweepLegacyEntity(ctx context.Context, s logical.Storage, client vaultClient, a legacyAlias) (bool, error) {
+func (b *aponoBackend) sweepLegacyEntity(ctx context.Context, s logical.Storage, client vaultapi.Client, a legacyAlias) (bool, error) {
 	id, _ := b.grantIDFromName(a.aliasName)
 	defer b.grantLocks.Lock(id)()
 	if rec, err := getGrant(ctx, s, id); err != nil || rec != nil {
@@ -106,7 +107,7 @@ func (b *aponoBackend) sweepLegacyEntity(ctx context.Context, s logical.Storage,
 
 // sweepLegacyEntities applies the rule above, with the same two-sightings memory as
 // record-less objects. The caller holds b.sweep.mu.
-func (b *aponoBackend) sweepLegacyEntities(ctx context.Context, s logical.Storage, client vaultClient, userpassMount string,
+func (b *aponoBackend) sweepLegacyEntities(ctx context.Context, s logical.Storage, client vaultapi.Client, userpassMount string,
 	users map[string]bool, records map[string]bool, pending map[string]bool, now time.Time,
 ) ([]string, error) {
 	if !b.legacyCleanupEnabled(ctx, client) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -25,7 +26,7 @@ var (
 func (f *fakeVault) addUser(mount, name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.users[mount+"/"+name] = userSpec{Policies: []string{name}}
+	f.users[mount+"/"+name] = vaultapi.UserSpec{Policies: []string{name}}
 }
 
 func (f *fakeVault) addPolicy(name string) {

@@ -30,6 +30,9 @@ var Floors = map[string]int{
 
 	// The portal's static files and their handler.
 	"portal": 20,
+	// Below the path layer, by concern.
+	"backend/vaultapi": 10,
+
 	// Rules and formats the backend uses.
 	"chat":          20,
 	"chat/chattest": 21,
@@ -37,6 +40,7 @@ var Floors = map[string]int{
 
 	// Small helpers of no concern of their own.
 	"internal/keylock":   5,
+	"internal/netaddr":   5,
 	"internal/sortedset": 5,
 	"internal/textsafe":  5,
 	"internal/testvault": 5,

@@ -1,4 +1,10 @@
-package backend
+// Package vaultapi is the plugin's one way back into Vault: the small Client interface the
+// backend calls (policies, userpass users, identity entities, discovery's LIST and read,
+// capabilities, health) and APIClient, its implementation over the api module, which logs
+// in with AppRole or a token, keeps the token renewed and bounds every call. It knows
+// nothing of grants, requests or the plugin's storage, and imports no package of the
+// plugin above internal/.
+package vaultapi
 
 import (
 	"context"
@@ -18,17 +24,17 @@ import (
 	"github.com/hashicorp/vault/api/auth/approle"
 )
 
-// vaultClient is the small part of Vault's API the backend calls back into. The real
-// implementation is apiClient; unit tests use a fake (see fake_client_test.go).
-type vaultClient interface {
+// Client is the small part of Vault's API the backend calls back into. The real
+// implementation is APIClient; the backend's unit tests use a fake (fake_client_test.go).
+type Client interface {
 	// Mounts returns the secrets engines keyed by their path with a trailing slash.
-	Mounts(ctx context.Context) (map[string]mountInfo, error)
+	Mounts(ctx context.Context) (map[string]MountInfo, error)
 
 	WritePolicy(ctx context.Context, name, rules string) error
 	// DeletePolicy succeeds when the policy is already gone.
 	DeletePolicy(ctx context.Context, name string) error
 
-	WriteUser(ctx context.Context, mount, name string, u userSpec) error
+	WriteUser(ctx context.Context, mount, name string, u UserSpec) error
 	UpdateUserTTL(ctx context.Context, mount, name string, ttl, maxTTL time.Duration) error
 	// DeleteUser succeeds when the user is already gone.
 	DeleteUser(ctx context.Context, mount, name string) error
@@ -57,7 +63,7 @@ type vaultClient interface {
 
 	// LookupTokenAccessor tells how long the token with this accessor lives (optional:
 	// needs update on auth/token/lookup-accessor).
-	LookupTokenAccessor(ctx context.Context, accessor string) (*tokenLifetime, error)
+	LookupTokenAccessor(ctx context.Context, accessor string) (*TokenLifetime, error)
 
 	// CapabilitiesSelf returns the caller's capabilities on each path.
 	CapabilitiesSelf(ctx context.Context, paths []string) (map[string][]string, error)
@@ -67,9 +73,9 @@ type vaultClient interface {
 	Close()
 }
 
-// settings is where and how the client reaches Vault and logs in: AppRole (roleID,
+// Settings is where and how the client reaches Vault and logs in: AppRole (roleID,
 // secretID, appRoleMount) or a token.
-type settings struct {
+type Settings struct {
 	Addr          string
 	RoleID        string
 	SecretID      string
@@ -80,13 +86,14 @@ type settings struct {
 	TLSSkipVerify bool
 }
 
-type mountInfo struct {
+// MountInfo is a secrets engine mount: its type and, for KV, its version.
+type MountInfo struct {
 	Type    string
 	Version string // options.version for kv
 }
 
-// tokenLifetime is what auth/token/lookup-accessor says of a token's life.
-type tokenLifetime struct {
+// TokenLifetime is what auth/token/lookup-accessor says of a token's life.
+type TokenLifetime struct {
 	// TTL is what is left of the token now; 0 means it never expires (root).
 	TTL time.Duration
 	// ExpireTime is when it ends unless renewed; zero when it never expires.
@@ -102,7 +109,20 @@ type tokenLifetime struct {
 	Path string
 }
 
-type userSpec struct {
+// End is when a token ends for sure, or zero when nothing ends it while it is renewed
+// (a root token, a periodic token without an explicit max TTL).
+func (l *TokenLifetime) End() time.Time {
+	if l.Period > 0 {
+		if l.ExplicitMaxTTL > 0 && !l.CreationTime.IsZero() {
+			return l.CreationTime.Add(l.ExplicitMaxTTL)
+		}
+		return time.Time{}
+	}
+	return l.ExpireTime
+}
+
+// UserSpec is a userpass user a grant writes.
+type UserSpec struct {
 	// Password, or PasswordHash (bcrypt) where userpass takes it (password_hash.go).
 	Password     string
 	PasswordHash string
@@ -112,10 +132,10 @@ type userSpec struct {
 	BoundCIDRs   []string
 }
 
-// apiClient implements vaultClient with github.com/hashicorp/vault/api. It logs in with
+// APIClient implements Client with github.com/hashicorp/vault/api. It logs in with
 // AppRole (or uses a static token), keeps the token renewed with a LifetimeWatcher, and
 // logs in again when the token expires or a call is denied with 403.
-type apiClient struct {
+type APIClient struct {
 	client *api.Client
 	login  func(ctx context.Context) (*api.Secret, error) // nil with a static token
 	logger hclog.Logger
@@ -127,12 +147,12 @@ type apiClient struct {
 	stop     chan struct{}
 }
 
-var _ vaultClient = (*apiClient)(nil)
+var _ Client = (*APIClient)(nil)
 
-func newAPIClient(ctx context.Context, cfg settings, logger hclog.Logger) (*apiClient, error) {
+func New(ctx context.Context, cfg Settings, logger hclog.Logger) (*APIClient, error) {
 	// The credentials go only to an address that passes the config's rule, whichever way
 	// the config got into storage.
-	if msg := checkVaultAddr(cfg.Addr); msg != "" {
+	if msg := CheckAddr(cfg.Addr); msg != "" {
 		return nil, errors.New(msg)
 	}
 	c, err := newRawAPIClient(cfg)
@@ -141,7 +161,7 @@ func newAPIClient(ctx context.Context, cfg settings, logger hclog.Logger) (*apiC
 	}
 	c.SetToken(cfg.Token)
 
-	ac := &apiClient{client: c, logger: logger, stop: make(chan struct{})}
+	ac := &APIClient{client: c, logger: logger, stop: make(chan struct{})}
 	if cfg.Token == "" {
 		auth, err := approle.NewAppRoleAuth(cfg.RoleID, &approle.SecretID{FromString: cfg.SecretID},
 			approle.WithMountPath(cfg.AppRoleMount))
@@ -164,7 +184,7 @@ func newAPIClient(ctx context.Context, cfg settings, logger hclog.Logger) (*apiC
 	return ac, nil
 }
 
-// vaultCallTimeout bounds each call the plugin makes into Vault's API (retries included).
+// CallTimeout bounds each call the plugin makes into Vault's API (retries included).
 // Calls take milliseconds (p99 80 ms while 1000 grants are revoked at once). The bound
 // matters when Vault seals, steps down or shuts down: Vault calls the plugin (a request,
 // a lease revocation) while holding its state lock for reading, the seal queues for that
@@ -174,16 +194,16 @@ func newAPIClient(ctx context.Context, cfg settings, logger hclog.Logger) (*apiC
 // Vault retries the revocation (after the restart or on the new active node); a grant's
 // client sees a 500 and can write again, and Vault's rollback of the issue's WAL entry
 // removes what it made (leaveIssueToWAL).
-const vaultCallTimeout = 5 * time.Second
+const CallTimeout = 5 * time.Second
 
 // newRawAPIClient is an api.Client for cfg's address and TLS settings, with no token.
-func newRawAPIClient(cfg settings) (*api.Client, error) {
+func newRawAPIClient(cfg Settings) (*api.Client, error) {
 	apiCfg := api.DefaultConfig()
 	if apiCfg.Error != nil {
 		return nil, apiCfg.Error
 	}
 	apiCfg.Address = cfg.Addr
-	apiCfg.Timeout = vaultCallTimeout
+	apiCfg.Timeout = CallTimeout
 	// Never follow a redirect: the api package would send the same request, the login's
 	// secret_id or the X-Vault-Token header included, to wherever the answer points, an
 	// address no config write has checked.
@@ -212,9 +232,9 @@ func newRawAPIClient(cfg settings) (*api.Client, error) {
 	return c, nil
 }
 
-// unauthenticatedHealth reads sys/health, which needs no token, so that apono/health can
+// UnauthenticatedHealth reads sys/health, which needs no token, so that apono/health can
 // tell "Vault is down or sealed" from "login fails" when no client can be built.
-func unauthenticatedHealth(ctx context.Context, cfg settings) (*api.HealthResponse, error) {
+func UnauthenticatedHealth(ctx context.Context, cfg Settings) (*api.HealthResponse, error) {
 	c, err := newRawAPIClient(cfg)
 	if err != nil {
 		return nil, err
@@ -224,14 +244,14 @@ func unauthenticatedHealth(ctx context.Context, cfg settings) (*api.HealthRespon
 
 // ensureLogin logs in when there is no valid token yet, or when the token used by a call
 // of generation failedGen was refused and nobody has logged in since.
-func (c *apiClient) ensureLogin(ctx context.Context, failedGen uint64) error {
+func (c *APIClient) ensureLogin(ctx context.Context, failedGen uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.login == nil {
 		if !c.loggedIn {
 			// A static token: check it once so a bad token is a config error, not a grant error.
 			if _, err := c.client.Auth().Token().LookupSelfWithContext(ctx); err != nil {
-				return fmt.Errorf("token lookup failed: %w", redact(err))
+				return fmt.Errorf("token lookup failed: %w", Redact(err))
 			}
 			c.loggedIn = true
 			c.gen++
@@ -243,7 +263,7 @@ func (c *apiClient) ensureLogin(ctx context.Context, failedGen uint64) error {
 	}
 	secret, err := c.login(ctx)
 	if err != nil {
-		return fmt.Errorf("approle login failed: %w", redact(err))
+		return fmt.Errorf("approle login failed: %w", Redact(err))
 	}
 	if secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "" {
 		return errors.New("approle login returned no token")
@@ -257,7 +277,7 @@ func (c *apiClient) ensureLogin(ctx context.Context, failedGen uint64) error {
 
 // watch renews the login token in the background; when it can no longer be renewed the
 // next call logs in again.
-func (c *apiClient) watch(secret *api.Secret, gen uint64) {
+func (c *APIClient) watch(secret *api.Secret, gen uint64) {
 	if !secret.Auth.Renewable {
 		go c.expireAfter(time.Duration(secret.Auth.LeaseDuration)*time.Second*9/10, gen)
 		return
@@ -277,7 +297,7 @@ func (c *apiClient) watch(secret *api.Secret, gen uint64) {
 				return
 			case err := <-w.DoneCh():
 				if err != nil {
-					c.logger.Debug("management token renewal ended", "error", redact(err))
+					c.logger.Debug("management token renewal ended", "error", Redact(err))
 				}
 				c.markExpired(gen)
 				return
@@ -287,7 +307,7 @@ func (c *apiClient) watch(secret *api.Secret, gen uint64) {
 	}()
 }
 
-func (c *apiClient) expireAfter(d time.Duration, gen uint64) {
+func (c *APIClient) expireAfter(d time.Duration, gen uint64) {
 	if d <= 0 {
 		return
 	}
@@ -300,7 +320,7 @@ func (c *apiClient) expireAfter(d time.Duration, gen uint64) {
 	}
 }
 
-func (c *apiClient) markExpired(gen uint64) {
+func (c *APIClient) markExpired(gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen == gen {
@@ -308,13 +328,13 @@ func (c *apiClient) markExpired(gen uint64) {
 	}
 }
 
-func (c *apiClient) Close() {
+func (c *APIClient) Close() {
 	c.stopOnce.Do(func() { close(c.stop) })
 }
 
 // do runs fn with a logged-in client; a 403 (which is what Vault answers for an expired
 // or revoked token too) makes it log in again and retry once.
-func (c *apiClient) do(ctx context.Context, fn func(*api.Client) error) error {
+func (c *APIClient) do(ctx context.Context, fn func(*api.Client) error) error {
 	if err := c.ensureLogin(ctx, 0); err != nil {
 		return err
 	}
@@ -322,7 +342,7 @@ func (c *apiClient) do(ctx context.Context, fn func(*api.Client) error) error {
 	gen := c.gen
 	c.mu.Unlock()
 	err := fn(c.client)
-	if err == nil || c.login == nil || !isStatus(err, http.StatusForbidden) {
+	if err == nil || c.login == nil || !IsStatus(err, http.StatusForbidden) {
 		return err
 	}
 	if lerr := c.ensureLogin(ctx, gen); lerr != nil {
@@ -331,43 +351,44 @@ func (c *apiClient) do(ctx context.Context, fn func(*api.Client) error) error {
 	return fn(c.client)
 }
 
-func (c *apiClient) Mounts(ctx context.Context) (map[string]mountInfo, error) {
-	var out map[string]mountInfo
+func (c *APIClient) Mounts(ctx context.Context) (map[string]MountInfo, error) {
+	var out map[string]MountInfo
 	err := c.do(ctx, func(cl *api.Client) error {
 		mounts, err := cl.Sys().ListMountsWithContext(ctx)
 		if err != nil {
 			return err
 		}
-		out = make(map[string]mountInfo, len(mounts))
+		out = make(map[string]MountInfo, len(mounts))
 		for path, m := range mounts {
-			out[path] = mountInfo{Type: m.Type, Version: m.Options["version"]}
+			out[path] = MountInfo{Type: m.Type, Version: m.Options["version"]}
 		}
 		return nil
 	})
 	return out, err
 }
 
-func (c *apiClient) WritePolicy(ctx context.Context, name, rules string) error {
+func (c *APIClient) WritePolicy(ctx context.Context, name, rules string) error {
 	return c.do(ctx, func(cl *api.Client) error {
 		return cl.Sys().PutPolicyWithContext(ctx, name, rules)
 	})
 }
 
-func (c *apiClient) DeletePolicy(ctx context.Context, name string) error {
+func (c *APIClient) DeletePolicy(ctx context.Context, name string) error {
 	err := c.do(ctx, func(cl *api.Client) error {
 		return cl.Sys().DeletePolicyWithContext(ctx, name)
 	})
-	if isStatus(err, http.StatusNotFound) {
+	if IsStatus(err, http.StatusNotFound) {
 		return nil
 	}
 	return err
 }
 
-func userPath(mount, name string) string {
+// UserPath is the userpass user name on mount.
+func UserPath(mount, name string) string {
 	return "auth/" + mount + "/users/" + url.PathEscape(name)
 }
 
-func (c *apiClient) WriteUser(ctx context.Context, mount, name string, u userSpec) error {
+func (c *APIClient) WriteUser(ctx context.Context, mount, name string, u UserSpec) error {
 	data := map[string]interface{}{
 		"token_policies":          u.Policies,
 		"token_no_default_policy": true,
@@ -384,52 +405,53 @@ func (c *apiClient) WriteUser(ctx context.Context, mount, name string, u userSpe
 		data["token_bound_cidrs"] = u.BoundCIDRs
 	}
 	return c.do(ctx, func(cl *api.Client) error {
-		_, err := cl.Logical().WriteWithContext(ctx, userPath(mount, name), data)
+		_, err := cl.Logical().WriteWithContext(ctx, UserPath(mount, name), data)
 		return err
 	})
 }
 
-func (c *apiClient) UpdateUserTTL(ctx context.Context, mount, name string, ttl, maxTTL time.Duration) error {
+func (c *APIClient) UpdateUserTTL(ctx context.Context, mount, name string, ttl, maxTTL time.Duration) error {
 	data := map[string]interface{}{
 		"token_ttl":     int64(ttl.Seconds()),
 		"token_max_ttl": int64(maxTTL.Seconds()),
 	}
 	return c.do(ctx, func(cl *api.Client) error {
-		_, err := cl.Logical().WriteWithContext(ctx, userPath(mount, name), data)
+		_, err := cl.Logical().WriteWithContext(ctx, UserPath(mount, name), data)
 		return err
 	})
 }
 
-func (c *apiClient) DeleteUser(ctx context.Context, mount, name string) error {
+func (c *APIClient) DeleteUser(ctx context.Context, mount, name string) error {
 	err := c.do(ctx, func(cl *api.Client) error {
-		_, err := cl.Logical().DeleteWithContext(ctx, userPath(mount, name))
+		_, err := cl.Logical().DeleteWithContext(ctx, UserPath(mount, name))
 		return err
 	})
-	if isStatus(err, http.StatusNotFound) {
+	if IsStatus(err, http.StatusNotFound) {
 		return nil
 	}
 	return err
 }
 
-func (c *apiClient) ListUsers(ctx context.Context, mount string) ([]string, error) {
+func (c *APIClient) ListUsers(ctx context.Context, mount string) ([]string, error) {
 	keys, _, err := c.List(ctx, "auth/"+mount+"/users")
 	return keys, err
 }
 
-func (c *apiClient) RevokeLoginTokens(ctx context.Context, mount, name string) error {
+func (c *APIClient) RevokeLoginTokens(ctx context.Context, mount, name string) error {
 	return c.do(ctx, func(cl *api.Client) error {
 		return cl.Sys().RevokePrefixWithContext(ctx, "auth/"+mount+"/login/"+url.PathEscape(name))
 	})
 }
 
-func entityNamePath(name string) string {
+// EntityNamePath is the identity entity called name.
+func EntityNamePath(name string) string {
 	return "identity/entity/name/" + url.PathEscape(name)
 }
 
-func (c *apiClient) WriteEntity(ctx context.Context, name string, metadata map[string]string) (string, error) {
+func (c *APIClient) WriteEntity(ctx context.Context, name string, metadata map[string]string) (string, error) {
 	var id string
 	err := c.do(ctx, func(cl *api.Client) error {
-		s, err := cl.Logical().WriteWithContext(ctx, entityNamePath(name), map[string]interface{}{"metadata": metadata})
+		s, err := cl.Logical().WriteWithContext(ctx, EntityNamePath(name), map[string]interface{}{"metadata": metadata})
 		if err != nil {
 			return err
 		}
@@ -438,7 +460,7 @@ func (c *apiClient) WriteEntity(ctx context.Context, name string, metadata map[s
 		}
 		if id == "" {
 			// An update of an existing entity answers 204: read its ID.
-			s, err = cl.Logical().ReadWithContext(ctx, entityNamePath(name))
+			s, err = cl.Logical().ReadWithContext(ctx, EntityNamePath(name))
 			if err != nil {
 				return err
 			}
@@ -454,7 +476,7 @@ func (c *apiClient) WriteEntity(ctx context.Context, name string, metadata map[s
 	return id, err
 }
 
-func (c *apiClient) WriteEntityAlias(ctx context.Context, name, canonicalID, mountAccessor string) error {
+func (c *APIClient) WriteEntityAlias(ctx context.Context, name, canonicalID, mountAccessor string) error {
 	return c.do(ctx, func(cl *api.Client) error {
 		_, err := cl.Logical().WriteWithContext(ctx, "identity/entity-alias", map[string]interface{}{
 			"name": name, "canonical_id": canonicalID, "mount_accessor": mountAccessor,
@@ -463,29 +485,29 @@ func (c *apiClient) WriteEntityAlias(ctx context.Context, name, canonicalID, mou
 	})
 }
 
-func (c *apiClient) DeleteEntity(ctx context.Context, name string) error {
+func (c *APIClient) DeleteEntity(ctx context.Context, name string) error {
 	err := c.do(ctx, func(cl *api.Client) error {
-		_, err := cl.Logical().DeleteWithContext(ctx, entityNamePath(name))
+		_, err := cl.Logical().DeleteWithContext(ctx, EntityNamePath(name))
 		return err
 	})
-	if isStatus(err, http.StatusNotFound) {
+	if IsStatus(err, http.StatusNotFound) {
 		return nil
 	}
 	return err
 }
 
-func (c *apiClient) DeleteByPath(ctx context.Context, path string) error {
+func (c *APIClient) DeleteByPath(ctx context.Context, path string) error {
 	err := c.do(ctx, func(cl *api.Client) error {
 		_, err := cl.Logical().DeleteWithContext(ctx, path)
 		return err
 	})
-	if isStatus(err, http.StatusNotFound) {
+	if IsStatus(err, http.StatusNotFound) {
 		return nil
 	}
 	return err
 }
 
-func (c *apiClient) AuthMountAccessor(ctx context.Context, path string) (string, error) {
+func (c *APIClient) AuthMountAccessor(ctx context.Context, path string) (string, error) {
 	// sys/internal/ui/mounts answers for a mount the token may use any path of; the
 	// management policy's auth/<userpass>/users/* is enough, where sys/auth needs more.
 	data, err := c.Read(ctx, "sys/internal/ui/mounts/auth/"+path)
@@ -499,8 +521,8 @@ func (c *apiClient) AuthMountAccessor(ctx context.Context, path string) (string,
 	return acc, nil
 }
 
-func (c *apiClient) LookupTokenAccessor(ctx context.Context, accessor string) (*tokenLifetime, error) {
-	var out *tokenLifetime
+func (c *APIClient) LookupTokenAccessor(ctx context.Context, accessor string) (*TokenLifetime, error) {
+	var out *TokenLifetime
 	err := c.do(ctx, func(cl *api.Client) error {
 		s, err := cl.Auth().Token().LookupAccessorWithContext(ctx, accessor)
 		if err != nil {
@@ -509,7 +531,7 @@ func (c *apiClient) LookupTokenAccessor(ctx context.Context, accessor string) (*
 		if s == nil || s.Data == nil {
 			return errors.New("token lookup returned nothing")
 		}
-		out = &tokenLifetime{}
+		out = &TokenLifetime{}
 		out.TTL, _ = s.TokenTTL()
 		if v, _ := s.Data["expire_time"].(string); v != "" {
 			if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
@@ -544,7 +566,7 @@ func jsonSeconds(v interface{}) time.Duration {
 	return 0
 }
 
-func (c *apiClient) List(ctx context.Context, path string) ([]string, map[string]interface{}, error) {
+func (c *APIClient) List(ctx context.Context, path string) ([]string, map[string]interface{}, error) {
 	var keys []string
 	var info map[string]interface{}
 	err := c.do(ctx, func(cl *api.Client) error {
@@ -570,7 +592,7 @@ func (c *apiClient) List(ctx context.Context, path string) ([]string, map[string
 	return keys, info, err
 }
 
-func (c *apiClient) Read(ctx context.Context, path string) (map[string]interface{}, error) {
+func (c *APIClient) Read(ctx context.Context, path string) (map[string]interface{}, error) {
 	var data map[string]interface{}
 	err := c.do(ctx, func(cl *api.Client) error {
 		s, err := cl.Logical().ReadWithContext(ctx, path)
@@ -586,7 +608,7 @@ func (c *apiClient) Read(ctx context.Context, path string) (map[string]interface
 	return data, err
 }
 
-func (c *apiClient) CapabilitiesSelf(ctx context.Context, paths []string) (map[string][]string, error) {
+func (c *APIClient) CapabilitiesSelf(ctx context.Context, paths []string) (map[string][]string, error) {
 	out := make(map[string][]string, len(paths))
 	err := c.do(ctx, func(cl *api.Client) error {
 		for _, p := range paths {
@@ -601,21 +623,21 @@ func (c *apiClient) CapabilitiesSelf(ctx context.Context, paths []string) (map[s
 	return out, err
 }
 
-func (c *apiClient) Health(ctx context.Context) (*api.HealthResponse, error) {
+func (c *APIClient) Health(ctx context.Context) (*api.HealthResponse, error) {
 	// sys/health needs no token; it answers even when login is broken.
 	return c.client.Sys().HealthWithContext(ctx)
 }
 
-// isStatus reports whether err is a Vault API error with the given HTTP status.
-func isStatus(err error, status int) bool {
+// IsStatus reports whether err is a Vault API error with the given HTTP status.
+func IsStatus(err error, status int) bool {
 	var re *api.ResponseError
 	return errors.As(err, &re) && re.StatusCode == status
 }
 
-// redact reduces an API error to method, URL, status and Vault's messages, so nothing else
+// Redact reduces an API error to method, URL, status and Vault's messages, so nothing else
 // the api package might attach ever reaches a log line or a 400 (request bodies hold
 // secret_ids and passwords).
-func redact(err error) error {
+func Redact(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -626,10 +648,10 @@ func redact(err error) error {
 	return err
 }
 
-// checkVaultAddr checks vault_addr before anything connects to it: an https:// URL, or
+// CheckAddr checks vault_addr before anything connects to it: an https:// URL, or
 // http:// to a loopback address, with a host and no user:password@. It returns a message
 // naming the field, or "".
-func checkVaultAddr(raw string) string {
+func CheckAddr(raw string) string {
 	const rule = "vault_addr must be an https:// URL, or http:// to a loopback address (127.0.0.1, [::1], localhost), with a host and no user:password@"
 	if raw == "" {
 		return "vault_addr is required, e.g. https://vault.example.com:8200"
