@@ -76,12 +76,12 @@ test-e2e: vault
 test-cluster: vault
 	VAULT_BIN=$$(bash scripts/build-vault.sh) $(GO) test -count=1 -timeout 20m -v ./e2e/cluster/
 
-## fuzz: explore each fuzz target beyond its committed seed corpus (backend/testdata/fuzz/),
+## fuzz: explore each fuzz target beyond its committed seed corpus (testdata/fuzz/ beside each package),
 ## which every `go test` already runs; a failing input is saved there to be committed
 FUZZTIME ?= 20s
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzResourceName$$' -fuzztime=$(FUZZTIME) ./backend/
-	$(GO) test -run='^$$' -fuzz='^FuzzPolicyRendering$$' -fuzztime=$(FUZZTIME) ./backend/
+	$(GO) test -run='^$$' -fuzz='^FuzzResourceName$$' -fuzztime=$(FUZZTIME) ./backend/resource/
+	$(GO) test -run='^$$' -fuzz='^FuzzPolicyRendering$$' -fuzztime=$(FUZZTIME) ./backend/resource/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./accesswindow/
 	$(GO) test -run='^$$' -fuzz='^FuzzModel$$' -fuzztime=$(FUZZTIME) ./internal/sortedset/
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/accesswindow"
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/go-secure-stdlib/parseutil"
 )
@@ -86,13 +87,13 @@ func parseAutoApprove(raw string) ([]autoApproveRule, string) {
 			return nil, fmt.Sprintf("rule %q names no resources", r.Name)
 		}
 		for _, res := range rule.Resources {
-			if err := validateResourceName(res); err != nil {
+			if err := resource.ValidateName(res); err != nil {
 				return nil, fmt.Sprintf("rule %q: %s", r.Name, err)
 			}
 		}
 		for _, p := range rule.Permissions {
-			if _, ok := permissionTypes[p]; !ok {
-				return nil, fmt.Sprintf("rule %q: %q is not a permission level (allowed: %s)", r.Name, textsafe.Truncate(p), knownPermissions())
+			if _, ok := resource.PermissionTypes[p]; !ok {
+				return nil, fmt.Sprintf("rule %q: %q is not a permission level (allowed: %s)", r.Name, textsafe.Truncate(p), resource.KnownPermissions())
 			}
 		}
 		if r.MaxTTL != nil {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
 
@@ -61,8 +62,8 @@ type resourceEntry struct {
 
 // permissions are the permission levels a role may use for this entry.
 func (e resourceEntry) permissions() []string {
-	all := permissionsFor(e.Type)
-	if e.Type != resourceTypeTransit || e.SupportsEncryption == nil {
+	all := resource.PermissionsFor(e.Type)
+	if e.Type != resource.TypeTransit || e.SupportsEncryption == nil {
 		return all
 	}
 	var out []string
@@ -242,15 +243,15 @@ func walk(ctx context.Context, client vaultapi.Client, mounts map[string]vaultap
 		}
 		var t walkTask
 		switch {
-		case m.Type == "kv" && m.Version == "2" && opts.types[resourceTypeKV]:
+		case m.Type == "kv" && m.Version == "2" && opts.types[resource.TypeKV]:
 			t = walkTask{kind: taskListKV, mount: mount}
-		case m.Type == "transit" && opts.types[resourceTypeTransit]:
+		case m.Type == "transit" && opts.types[resource.TypeTransit]:
 			t = walkTask{kind: taskListTransit, mount: mount}
 		default:
 			continue // KV v1 and every other engine: nothing this plugin can grant
 		}
 		// The mount itself must make valid names (kv/* is the shortest).
-		if err := validateResourceName(mount + "/*"); err != nil {
+		if err := resource.ValidateName(mount + "/*"); err != nil {
 			w.skip(mount, "", "mount path cannot be part of a resource name: "+err.Error())
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
 
@@ -43,7 +44,7 @@ func (w *walker) listKV(ctx context.Context, mount, dir string) error {
 		if strings.HasSuffix(key, "/") {
 			sub := dir + key
 			name := mount + "/" + sub + "*"
-			if err := validateResourceName(name); err != nil {
+			if err := resource.ValidateName(name); err != nil {
 				// Every name below would fail too; do not spend calls listing them.
 				w.rejectName(name, fmt.Errorf("%w (nothing below it was listed)", err))
 				w.markIncomplete(mount, dir)
@@ -54,7 +55,7 @@ func (w *walker) listKV(ctx context.Context, mount, dir string) error {
 			continue
 		}
 		p := dir + key
-		if err := validateResourceName(mount + "/" + p); err != nil {
+		if err := resource.ValidateName(mount + "/" + p); err != nil {
 			w.rejectName(mount+"/"+p, err)
 			w.markIncomplete(mount, dir)
 			continue
@@ -75,7 +76,7 @@ func (w *walker) listKV(ctx context.Context, mount, dir string) error {
 }
 
 func kvEntry(mount, path, kind string) resourceEntry {
-	e := resourceEntry{Type: resourceTypeKV, Kind: kind, Mount: mount, Path: path}
+	e := resourceEntry{Type: resource.TypeKV, Kind: kind, Mount: mount, Path: path}
 	switch {
 	case kind == kindSecret:
 		e.Name = mount + "/" + path

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 )
 
 // fakeTree models the KV v2 metadata and Transit keys of the fake Vault: what the
@@ -245,7 +247,7 @@ func kvMetadata(s fakeSecret) map[string]interface{} {
 func walkFake(t *testing.T, ctx context.Context, fv *fakeVault, opts walkOptions) (*walkResult, error) {
 	t.Helper()
 	if opts.types == nil {
-		opts.types = map[string]bool{resourceTypeKV: true, resourceTypeTransit: true}
+		opts.types = map[string]bool{resource.TypeKV: true, resource.TypeTransit: true}
 	}
 	if opts.concurrency == 0 {
 		opts.concurrency = 4
@@ -323,7 +325,7 @@ func TestWalkListsEverySecretFolderAndKey(t *testing.T) {
 		}
 	}
 	db := entryByName(t, res.Entries, "kv/app/db")
-	if db.Type != resourceTypeKV || db.Kind != kindSecret || db.Mount != "kv" || db.Path != "app/db" || db.CustomMetadata["team"] != "payments" {
+	if db.Type != resource.TypeKV || db.Kind != kindSecret || db.Mount != "kv" || db.Path != "app/db" || db.CustomMetadata["team"] != "payments" {
 		t.Errorf("kv/app/db = %+v", db)
 	}
 	folder := entryByName(t, res.Entries, "kv/app/api/*")
@@ -333,7 +335,7 @@ func TestWalkListsEverySecretFolderAndKey(t *testing.T) {
 	// Every name is one a role accepts, on the mount it says.
 	mounts := fv.mounts
 	for _, e := range res.Entries {
-		ref, err := resolveResource(e.Name, mounts, "apono/")
+		ref, err := resource.Resolve(e.Name, mounts, "apono/")
 		if err != nil {
 			t.Errorf("%s: %v", e.Name, err)
 			continue
@@ -355,7 +357,7 @@ func TestWalkListsEverySecretFolderAndKey(t *testing.T) {
 func TestWalkResourceTypesSelectsEngines(t *testing.T) {
 	fv := newFakeVault()
 	fv.tree = sampleTree()
-	res, err := walkFake(t, context.Background(), fv, walkOptions{types: map[string]bool{resourceTypeTransit: true}})
+	res, err := walkFake(t, context.Background(), fv, walkOptions{types: map[string]bool{resource.TypeTransit: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
 
@@ -31,14 +32,14 @@ func (w *walker) listTransit(ctx context.Context, mount string) error {
 	var unknown []string
 	for _, key := range keys {
 		name := mount + "/" + key
-		if err := validateResourceName(name); err != nil || strings.Contains(key, "/") {
+		if err := resource.ValidateName(name); err != nil || strings.Contains(key, "/") {
 			if err == nil {
 				err = fmt.Errorf("resource %q: a Transit key name cannot contain '/'", name)
 			}
 			w.rejectName(name, err)
 			continue
 		}
-		e := resourceEntry{Name: name, Type: resourceTypeTransit, Kind: kindKey, Mount: mount, Path: key}
+		e := resourceEntry{Name: name, Type: resource.TypeTransit, Kind: kindKey, Mount: mount, Path: key}
 		if ki, ok := info[key].(map[string]interface{}); ok && setKeyType(&e, ki) {
 
 			known = append(known, e)
@@ -59,7 +60,7 @@ func (w *walker) listTransit(ctx context.Context, mount string) error {
 }
 
 func (w *walker) readTransitKey(ctx context.Context, mount, key string) error {
-	e := resourceEntry{Name: mount + "/" + key, Type: resourceTypeTransit, Kind: kindKey, Mount: mount, Path: key, KeyType: keyTypeUnknown}
+	e := resourceEntry{Name: mount + "/" + key, Type: resource.TypeTransit, Kind: kindKey, Mount: mount, Path: key, KeyType: keyTypeUnknown}
 	readPath := mount + "/keys/" + key
 	data, denied, err := w.gatedRead(ctx, mount, readPath)
 	switch {

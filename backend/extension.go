@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -112,9 +113,9 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 	if err != nil {
 		return nil, fmt.Errorf("reading sys/mounts: %w", err)
 	}
-	var refs []resourceRef
+	var refs []resource.Ref
 	for _, r := range g.Resources {
-		ref, err := resolveResource(r, mounts, b.ownMountPath())
+		ref, err := resource.Resolve(r, mounts, b.ownMountPath())
 		if err != nil {
 			return logical.ErrorResponse(fmt.Sprintf("grant %s can no longer be extended: %s", grantID, err)), nil
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/base62"
@@ -17,7 +18,7 @@ import (
 // grantRequest is a validated request to issue a grant.
 type grantRequest struct {
 	role          string
-	resources     []resourceRef
+	resources     []resource.Ref
 	permission    string
 	ttl           time.Duration
 	maxTTL        time.Duration
@@ -79,11 +80,11 @@ func (b *aponoBackend) generatePassword(ctx context.Context, cfg *pluginConfig) 
 // issueGrant creates the grant's user, entity and policy (createGrantObjects), then its
 // record, and undoes what it did if any step fails.
 func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *pluginConfig, gr *grantRequest) (*logical.Response, error) {
-	policy, err := buildGrantPolicy(gr.resources, gr.permission)
+	policy, err := resource.GrantPolicy(gr.resources, gr.permission)
 	if err != nil {
 		return nil, err // validated already: a failure here is a bug
 	}
-	rules, err := policy.render()
+	rules, err := policy.Render()
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -265,7 +266,7 @@ func parseOptionalTime(field, raw string) (time.Time, string) {
 func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, d *framework.FieldData, requester string, since, until time.Time) (*logical.Response, error) {
 	var sets []string
 	role := d.Get("role").(string)
-	resource := strings.TrimSpace(d.Get("resource").(string))
+	resName := strings.TrimSpace(d.Get("resource").(string))
 	format := d.Get("format").(string)
 	if format != "json" && format != "csv" {
 		return logical.ErrorResponse(fmt.Sprintf("format %q is not allowed (allowed: json, csv)", textsafe.Truncate(format))), nil
@@ -273,13 +274,13 @@ func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, 
 	switch {
 	case requester != "":
 		sets = []string{"hist/requester/e" + entityKey(requester), "hist/requester/s" + hashedName(requester)}
-	case resource != "":
-		if err := validateResourceName(resource); err != nil {
+	case resName != "":
+		if err := resource.ValidateName(resName); err != nil {
 			return logical.ErrorResponse("resource: " + err.Error()), nil
 		}
 		// The resource and every folder above it.
-		sets = []string{"hist/resource/" + hashedName(resource)}
-		parts := strings.Split(strings.TrimSuffix(resource, "/*"), "/")
+		sets = []string{"hist/resource/" + hashedName(resName)}
+		parts := strings.Split(strings.TrimSuffix(resName, "/*"), "/")
 		for i := len(parts) - 1; i >= 1; i-- {
 			sets = append(sets, "hist/resource/"+hashedName(strings.Join(parts[:i], "/")+"/*"))
 		}
@@ -316,7 +317,7 @@ func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, 
 			historyEntries,
 			func(h *historyRecord) bool {
 				return (until.IsZero() || h.IssuedAt.Before(until)) && (since.IsZero() || !h.EndedAt.Before(since)) &&
-					(role == "" || h.Role == role) && (resource == "" || nameCoveredBy(resource, h.Resources) || contains(h.Resources, resource)) &&
+					(role == "" || h.Role == role) && (resName == "" || nameCoveredBy(resName, h.Resources) || contains(h.Resources, resName)) &&
 					(requester == "" || h.RequesterEntity == requester || (h.RequesterKind != requesterEntity && h.Requester == requester))
 			})
 		if err != nil {

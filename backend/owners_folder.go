@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
@@ -61,7 +62,7 @@ type folderScan struct {
 // counts against no bound) uses a scan of the same folder made in the last
 // folderOwnersCacheTTL, so repeated previews do not each read up to max_folder_secrets
 // metadata. Concurrent previews of one folder wait for one scan.
-func (b *aponoBackend) folderOwners(ctx context.Context, client vaultapi.Client, cfg *pluginConfig, col *ownerCollector, ref resourceRef, preview bool) (msg string, err error) {
+func (b *aponoBackend) folderOwners(ctx context.Context, client vaultapi.Client, cfg *pluginConfig, col *ownerCollector, ref resource.Ref, preview bool) (msg string, err error) {
 	key := folderOwnersKey(cfg, ref)
 	var scan *folderScan
 	if preview {
@@ -88,7 +89,7 @@ func (b *aponoBackend) folderOwners(ctx context.Context, client vaultapi.Client,
 }
 
 // scanFolder reads the owners of folder ref (see the top of this file).
-func (b *aponoBackend) scanFolder(ctx context.Context, client vaultapi.Client, cfg *pluginConfig, ref resourceRef) (*folderScan, error) {
+func (b *aponoBackend) scanFolder(ctx context.Context, client vaultapi.Client, cfg *pluginConfig, ref resource.Ref) (*folderScan, error) {
 	scan := &folderScan{at: time.Now()}
 	unowned := func(resource, note string) {
 		scan.claims = append(scan.claims, folderClaim{resource: resource, note: note, unowned: true})
@@ -150,7 +151,7 @@ func (b *aponoBackend) scanFolder(ctx context.Context, client vaultapi.Client, c
 				if strings.HasSuffix(key, "/") {
 					name += "*"
 				}
-				if validateResourceName(name) != nil {
+				if resource.ValidateName(name) != nil {
 					// Never read: only names the plugin would accept go into a Vault path.
 					unowned(ref.Name, fmt.Sprintf("%s: %q below it is not a name the plugin reads; integration_owner approves as well", ref.Name, textsafe.Truncate(name)))
 					continue
@@ -202,7 +203,7 @@ const (
 )
 
 // folderOwnersKey names a folder's scan: the folder, and the config it was read with.
-func folderOwnersKey(cfg *pluginConfig, ref resourceRef) string {
+func folderOwnersKey(cfg *pluginConfig, ref resource.Ref) string {
 	return ref.Mount + "/" + ref.Path + "\x00" + cfg.OwnerMetadataKey + "\x00" + strconv.Itoa(cfg.maxFolderSecrets())
 }
 

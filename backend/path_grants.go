@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -561,7 +562,7 @@ func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *pluginConfig, role
 		return nil, nil, msg, nil
 	}
 	for _, r := range requested {
-		if err := validateResourceName(r); err != nil {
+		if err := resource.ValidateName(r); err != nil {
 			return nil, nil, "resources: " + err.Error(), nil
 		}
 	}
@@ -585,16 +586,16 @@ func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *pluginConfig, role
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("reading sys/mounts: %w", err)
 	}
-	roleRefs := make([]resourceRef, 0, len(role.Resources))
+	roleRefs := make([]resource.Ref, 0, len(role.Resources))
 	for _, r := range role.Resources {
-		ref, err := resolveResource(r, mounts, b.ownMountPath())
+		ref, err := resource.Resolve(r, mounts, b.ownMountPath())
 		if err != nil {
 			return nil, nil, fmt.Sprintf("role %q can no longer be granted: %s", roleName, err), nil
 		}
 		roleRefs = append(roleRefs, ref)
 	}
 	for _, r := range requested {
-		ref, err := resolveResource(r, mounts, b.ownMountPath())
+		ref, err := resource.Resolve(r, mounts, b.ownMountPath())
 		if err != nil {
 			return nil, nil, "resources: " + err.Error(), nil
 		}
@@ -604,9 +605,9 @@ func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *pluginConfig, role
 		gr.resources = append(gr.resources, ref)
 	}
 	for _, ref := range gr.resources {
-		if permissionTypes[gr.permission] != ref.Type {
+		if resource.PermissionTypes[gr.permission] != ref.Type {
 			return nil, nil, fmt.Sprintf("permission %q does not apply to %s resource %q (allowed for it: %s); ask for the resources separately",
-				gr.permission, ref.Type, ref.Name, strings.Join(permissionsFor(ref.Type), ", ")), nil
+				gr.permission, ref.Type, ref.Name, strings.Join(resource.PermissionsFor(ref.Type), ", ")), nil
 		}
 	}
 	return gr, warnings, "", nil
@@ -635,7 +636,7 @@ func (b *aponoBackend) grantTTLs(role *roleEntry, requested time.Duration) (ttl,
 }
 
 // coveredBy reports whether ref is one of the role's resources or inside one of its folders.
-func coveredBy(ref resourceRef, role []resourceRef) bool {
+func coveredBy(ref resource.Ref, role []resource.Ref) bool {
 	for _, r := range role {
 		if r.Type != ref.Type || r.Mount != ref.Mount {
 			continue

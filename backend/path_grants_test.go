@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -63,7 +64,7 @@ func TestGrantIssueCreatesScopedUserAndPolicy(t *testing.T) {
 	if !ok {
 		t.Fatal("policy not created")
 	}
-	var got aclPolicy
+	var got resource.ACLPolicy
 	if err := json.Unmarshal([]byte(rules), &got); err != nil {
 		t.Fatalf("policy is not JSON: %v", err)
 	}

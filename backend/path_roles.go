@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/accesswindow"
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -505,7 +506,7 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 
 	// Check the resource names before asking Vault anything about them.
 	for _, r := range role.Resources {
-		if err := validateResourceName(r); err != nil {
+		if err := resource.ValidateName(r); err != nil {
 			return logical.ErrorResponse("resources: " + err.Error()), nil
 		}
 	}
@@ -533,7 +534,7 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 	}
 	types := map[string]bool{}
 	for _, r := range role.Resources {
-		ref, err := resolveResource(r, mounts, b.ownMountPath())
+		ref, err := resource.Resolve(r, mounts, b.ownMountPath())
 		if err != nil {
 			return logical.ErrorResponse("resources: " + err.Error()), nil
 		}
@@ -545,13 +546,13 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 			return logical.ErrorResponse("permissions is required when a role mixes KV and Transit resources"), nil
 		}
 		for t := range types {
-			role.Permissions = []string{defaultPermission[t]}
+			role.Permissions = []string{resource.DefaultPermission[t]}
 		}
 	}
 	for _, p := range role.Permissions {
-		t, ok := permissionTypes[p]
+		t, ok := resource.PermissionTypes[p]
 		if !ok {
-			return logical.ErrorResponse(fmt.Sprintf("permissions: %q is not a permission level (allowed: %s)", p, knownPermissions())), nil
+			return logical.ErrorResponse(fmt.Sprintf("permissions: %q is not a permission level (allowed: %s)", p, resource.KnownPermissions())), nil
 		}
 		if !types[t] {
 			return logical.ErrorResponse(fmt.Sprintf("permissions: %q applies to %s resources, and this role has none", p, t)), nil

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -55,7 +56,7 @@ func TestSyncReturnsCountsAndStoresChunkedSnapshot(t *testing.T) {
 	if d["total"] != 68 {
 		t.Fatalf("total = %v, want 68 (%v)", d["total"], d)
 	}
-	if got := d["counts"].(map[string]int); got[resourceTypeKV] != 67 || got[resourceTypeTransit] != 1 {
+	if got := d["counts"].(map[string]int); got[resource.TypeKV] != 67 || got[resource.TypeTransit] != 1 {
 		t.Errorf("counts = %v", got)
 	}
 	if got := d["kinds"].(map[string]int); got[kindSecret] != 41 || got[kindFolder] != 26 || got[kindKey] != 1 {

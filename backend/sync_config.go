@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 )
@@ -31,7 +32,7 @@ const (
 )
 
 // discoverableTypes are the values resource_types accepts.
-var discoverableTypes = []string{resourceTypeKV, resourceTypeTransit}
+var discoverableTypes = []string{resource.TypeKV, resource.TypeTransit}
 
 func (c *pluginConfig) resourceTypes() []string {
 	if c.ResourceTypes == "" {

@@ -1,4 +1,4 @@
-package backend
+package resource
 
 // Fuzz tests on the two parsers of user input that end up in a Vault ACL policy. The seed
 // corpus (hostile names: quotes, braces, newlines, globs, `..`, templates, look-alikes,
@@ -7,7 +7,9 @@ package backend
 
 import (
 	"encoding/json"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -19,11 +21,20 @@ import (
 // fuzzOwnMount is the plugin's own mount in the fuzz tests.
 const fuzzOwnMount = "apono/"
 
-// fuzzMounts is the fake Vault's mounts plus multi-segment mount paths. The plugin's own
+// fuzzMounts is the mounts of the backend's fake Vault plus multi-segment mount paths. The plugin's own
 // mount is declared as KV v2 on purpose: it must be refused for being the plugin's mount,
 // not merely for its type.
 func fuzzMounts() map[string]vaultapi.MountInfo {
-	m := newFakeVault().mounts
+	m := map[string]vaultapi.MountInfo{
+		"kv/":        {Type: "kv", Version: "2"},
+		"kv1/":       {Type: "kv", Version: "1"},
+		"transit/":   {Type: "transit"},
+		"secret/":    {Type: "kv", Version: "2"},
+		"apono/":     {Type: "vault-plugin-apono"},
+		"sys/":       {Type: "system"},
+		"identity/":  {Type: "identity"},
+		"cubbyhole/": {Type: "cubbyhole"},
+	}
 	m["team/kv/"] = vaultapi.MountInfo{Type: "kv", Version: "2"}
 	m["team/transit/"] = vaultapi.MountInfo{Type: "transit"}
 	m["kv-old/"] = vaultapi.MountInfo{Type: "kv", Version: "1"}
@@ -44,10 +55,10 @@ func longestMount(path string, mounts map[string]vaultapi.MountInfo) string {
 }
 
 // checkAcceptedName asserts what any name the plugin accepts must look like, independently
-// of how validateResourceName is written.
+// of how ValidateName is written.
 func checkAcceptedName(t *testing.T, name string) {
 	t.Helper()
-	if name == "" || len(name) > maxResourceLen {
+	if name == "" || len(name) > MaxLen {
 		t.Fatalf("accepted a name of length %d", len(name))
 	}
 	body := strings.TrimSuffix(name, "/*")
@@ -65,7 +76,7 @@ func checkAcceptedName(t *testing.T, name string) {
 		t.Fatalf("accepted %q with a leading or trailing slash", name)
 	}
 	for _, seg := range strings.Split(body, "/") {
-		if seg == "." || len(seg) > maxSegmentLen {
+		if seg == "." || len(seg) > MaxSegmentLen {
 			t.Fatalf("accepted %q with segment %q", name, textsafe.Truncate(seg))
 		}
 	}
@@ -76,7 +87,7 @@ func checkAcceptedName(t *testing.T, name string) {
 	}
 }
 
-// FuzzResourceName: validateResourceName and resolveResource never panic; every accepted
+// FuzzResourceName: ValidateName and Resolve never panic; every accepted
 // name is plain ASCII path segments with at most a final "/*", never under sys/, auth/,
 // identity/, cubbyhole/ or the plugin's own mount; a resolved name is exactly
 // mount + "/" + path (+ "/*"), on a KV v2 or Transit mount that Vault would route it to.
@@ -86,16 +97,16 @@ func FuzzResourceName(f *testing.F) {
 	f.Add("transit/payments")
 	mounts := fuzzMounts()
 	f.Fuzz(func(t *testing.T, name string) {
-		verr := validateResourceName(name)
+		verr := ValidateName(name)
 		if verr == nil {
 			checkAcceptedName(t, name)
 		}
-		ref, err := resolveResource(name, mounts, fuzzOwnMount)
+		ref, err := Resolve(name, mounts, fuzzOwnMount)
 		if err != nil {
 			return
 		}
 		if verr != nil {
-			t.Fatalf("resolveResource accepted %q that validateResourceName refuses: %v", name, verr)
+			t.Fatalf("Resolve accepted %q that ValidateName refuses: %v", name, verr)
 		}
 		if strings.HasPrefix(name+"/", fuzzOwnMount) || ref.Mount+"/" == fuzzOwnMount {
 			t.Fatalf("accepted %q inside the plugin's own mount", name)
@@ -105,11 +116,11 @@ func FuzzResourceName(f *testing.F) {
 		}
 		m := mounts[ref.Mount+"/"]
 		switch ref.Type {
-		case resourceTypeKV:
+		case TypeKV:
 			if m.Type != "kv" || m.Version != "2" {
 				t.Fatalf("%q resolved as KV v2 on a %s v%s mount", name, m.Type, m.Version)
 			}
-		case resourceTypeTransit:
+		case TypeTransit:
 			if m.Type != "transit" || ref.Folder || strings.Contains(ref.Path, "/") {
 				t.Fatalf("%q resolved as Transit key %+v on a %s mount", name, ref, m.Type)
 			}
@@ -125,7 +136,7 @@ func FuzzResourceName(f *testing.F) {
 	})
 }
 
-func rebuildName(r resourceRef) string {
+func rebuildName(r Ref) string {
 	switch {
 	case r.Folder && r.Path == "":
 		return r.Mount + "/*"
@@ -192,8 +203,8 @@ var fuzzPermissionMinimum = map[string]map[string][]string{
 // expectedPolicy is the policy table gives for refs and permission: each path with its caps.
 // capsForResource is a table row for one resource: a single KV secret gets no list on its
 // metadata, which would name the keys of a folder of the same name.
-func capsForResource(r resourceRef, kind string, caps []string) []string {
-	if r.Type != resourceTypeKV || r.Folder || kind != "metadata" {
+func capsForResource(r Ref, kind string, caps []string) []string {
+	if r.Type != TypeKV || r.Folder || kind != "metadata" {
 		return caps
 	}
 	out := make([]string, 0, len(caps))
@@ -205,7 +216,7 @@ func capsForResource(r resourceRef, kind string, caps []string) []string {
 	return out
 }
 
-func expectedPolicy(refs []resourceRef, permission string, table map[string]map[string][]string) map[string][]string {
+func expectedPolicy(refs []Ref, permission string, table map[string]map[string][]string) map[string][]string {
 	want := map[string]map[string]bool{}
 	add := func(path string, caps []string) {
 		if want[path] == nil {
@@ -219,13 +230,13 @@ func expectedPolicy(refs []resourceRef, permission string, table map[string]map[
 		for kind, caps := range table[permission] {
 			caps = capsForResource(r, kind, caps)
 			switch {
-			case r.Type == resourceTypeKV && r.Folder && r.Path == "":
+			case r.Type == TypeKV && r.Folder && r.Path == "":
 				add(r.Mount+"/"+kind+"/*", caps)
-			case r.Type == resourceTypeKV && r.Folder:
+			case r.Type == TypeKV && r.Folder:
 				add(r.Mount+"/"+kind+"/"+r.Path+"/*", caps)
-			case r.Type == resourceTypeKV:
+			case r.Type == TypeKV:
 				add(r.Mount+"/"+kind+"/"+r.Path, caps)
-			case r.Type == resourceTypeTransit:
+			case r.Type == TypeTransit:
 				add(r.Mount+"/"+kind+"/"+r.Path, caps)
 				if kind == "sign" || kind == "verify" {
 					// sign/K/<hash algorithm> and verify/K/<hash algorithm>
@@ -247,7 +258,7 @@ func expectedPolicy(refs []resourceRef, permission string, table map[string]map[
 // pathWithinResource reports whether a policy path lies exactly within resource r: under
 // its mount, one of the operation kinds the permission allows, then the secret itself, the
 // folder glob, or a Transit key (plus the hash-algorithm glob for sign/verify).
-func pathWithinResource(path string, r resourceRef, permission string) bool {
+func pathWithinResource(path string, r Ref, permission string) bool {
 	rest, ok := strings.CutPrefix(path, r.Mount+"/")
 	if !ok {
 		return false
@@ -257,20 +268,20 @@ func pathWithinResource(path string, r resourceRef, permission string) bool {
 		return false
 	}
 	switch {
-	case r.Type == resourceTypeKV && r.Folder && r.Path == "":
+	case r.Type == TypeKV && r.Folder && r.Path == "":
 		return tail == "*"
-	case r.Type == resourceTypeKV && r.Folder:
+	case r.Type == TypeKV && r.Folder:
 		return tail == r.Path+"/*"
-	case r.Type == resourceTypeKV:
+	case r.Type == TypeKV:
 		return tail == r.Path
-	case r.Type == resourceTypeTransit:
+	case r.Type == TypeTransit:
 		return tail == r.Path || (kind == "sign" || kind == "verify") && tail == r.Path+"/*"
 	}
 	return false
 }
 
 // FuzzPolicyRendering: for any resources and permission that resolveResource and
-// buildGrantPolicy accept, the rendered JSON parses back to exactly {"path": {P:
+// GrantPolicy accept, the rendered JSON parses back to exactly {"path": {P:
 // {"capabilities": [...]}}}, every path lies within one requested resource on the mount
 // Vault routes it to, capabilities are only those of the permission table, no path holds a
 // glob other than a folder's or a sign/verify key's final "/*", and nothing is missing:
@@ -285,22 +296,22 @@ func FuzzPolicyRendering(f *testing.F) {
 		if len(names) > 8 {
 			names = names[:8]
 		}
-		refs := make([]resourceRef, 0, len(names))
+		refs := make([]Ref, 0, len(names))
 		for _, n := range names {
-			ref, err := resolveResource(n, mounts, fuzzOwnMount)
+			ref, err := Resolve(n, mounts, fuzzOwnMount)
 			if err != nil {
 				return
 			}
 			refs = append(refs, ref)
 		}
-		policy, err := buildGrantPolicy(refs, permission)
+		policy, err := GrantPolicy(refs, permission)
 		if err != nil {
 			return
 		}
 		if _, ok := fuzzPermissionTable[permission]; !ok {
-			t.Fatalf("buildGrantPolicy accepted unknown permission %q", permission)
+			t.Fatalf("GrantPolicy accepted unknown permission %q", permission)
 		}
-		rendered, err := policy.render()
+		rendered, err := policy.Render()
 		if err != nil {
 			t.Fatalf("render: %v", err)
 		}
@@ -349,7 +360,7 @@ func FuzzPolicyRendering(f *testing.F) {
 			if strings.ContainsAny(body, "*+\"'{}\\ \n\r\t") || strings.Contains(path, "..") {
 				t.Fatalf("policy path %q holds a glob, template or quote", path)
 			}
-			if body != path && !(r.Folder || r.Type == resourceTypeTransit) {
+			if body != path && !(r.Folder || r.Type == TypeTransit) {
 				t.Fatalf("policy path %q ends in a glob for non-folder %q", path, r.Name)
 			}
 			kind := strings.SplitN(strings.TrimPrefix(path, r.Mount+"/"), "/", 2)[0]
@@ -377,13 +388,24 @@ func FuzzPolicyRendering(f *testing.F) {
 		}
 		// Nothing missing: every path of the table, each with at least the issue's minimum.
 		most, least := expectedPolicy(refs, permission, fuzzPermissionTable), expectedPolicy(refs, permission, fuzzPermissionMinimum)
-		if !reflect.DeepEqual(sortedKeys(got), sortedKeys(most)) {
-			t.Fatalf("policy for %v %s has paths\n %v\nwant %v", names, permission, sortedKeys(got), sortedKeys(most))
+		if !reflect.DeepEqual(slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(most))) {
+			t.Fatalf("policy for %v %s has paths\n %v\nwant %v", names, permission, slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(most)))
 		}
 		for path, caps := range least {
-			if missing := missingCapabilities(got[path], caps); len(missing) > 0 {
+			if missing := missingFrom(got[path], caps); len(missing) > 0 {
 				t.Fatalf("policy for %v %s: %s lacks %v", names, permission, path, missing)
 			}
 		}
 	})
+}
+
+// missingFrom is what of needs has lacks.
+func missingFrom(has, needs []string) []string {
+	var missing []string
+	for _, c := range needs {
+		if !slices.Contains(has, c) {
+			missing = append(missing, c)
+		}
+	}
+	return missing
 }

@@ -1,4 +1,9 @@
-package backend
+// Package resource owns what a grant can name: a resource's name as a Vault user types it
+// (kv/app/db, kv/app/*, transit/payments), its checks, the mount it resolves to, the
+// permissions of its type, and the ACL policy that grants exactly that, built as a Go value
+// and rendered as JSON. It calls nothing outside the process: the mounts come from the
+// caller.
+package resource
 
 import (
 	"fmt"
@@ -11,17 +16,17 @@ import (
 
 // Resource types this plugin can grant.
 const (
-	resourceTypeKV      = "kv"
-	resourceTypeTransit = "transit"
+	TypeKV      = "kv"
+	TypeTransit = "transit"
 )
 
 const (
-	maxResourceLen = 512
-	maxSegmentLen  = 255
+	MaxLen        = 512
+	MaxSegmentLen = 255
 )
 
-// resourceRef is a validated resource name resolved against Vault's mounts.
-type resourceRef struct {
+// Ref is a validated resource name resolved against Vault's mounts.
+type Ref struct {
 	Name   string // as the user typed it: "kv/app/db", "kv/app/*", "transit/payments"
 	Type   string // resourceTypeKV or resourceTypeTransit
 	Mount  string // mount path without the trailing slash: "kv"
@@ -32,16 +37,16 @@ type resourceRef struct {
 // forbiddenPrefixes can never be granted, whatever is mounted there.
 var forbiddenPrefixes = []string{"sys/", "auth/", "identity/", "cubbyhole/"}
 
-// validateResourceName checks the shape of a resource name before anything else looks at
+// ValidateName checks the shape of a resource name before anything else looks at
 // it: only plain ASCII path segments, so nothing a user types can become a policy glob
 // (`*` in the middle, `+`), a template (`{{`), a traversal (`..`) or break out of a string.
 // A trailing "/*" is the one wildcard allowed; it names a folder.
-func validateResourceName(name string) error {
+func ValidateName(name string) error {
 	if name == "" {
 		return fmt.Errorf("resource name is empty")
 	}
-	if len(name) > maxResourceLen {
-		return fmt.Errorf("resource %q is longer than %d characters", textsafe.Truncate(name), maxResourceLen)
+	if len(name) > MaxLen {
+		return fmt.Errorf("resource %q is longer than %d characters", textsafe.Truncate(name), MaxLen)
 	}
 	for _, p := range forbiddenPrefixes {
 		if strings.HasPrefix(name, p) || name+"/" == p {
@@ -61,8 +66,8 @@ func validateResourceName(name string) error {
 		if strings.Contains(seg, "..") {
 			return fmt.Errorf("resource %q: \"..\" is not allowed anywhere in a name", name)
 		}
-		if len(seg) > maxSegmentLen {
-			return fmt.Errorf("resource %q has a segment longer than %d characters", textsafe.Truncate(name), maxSegmentLen)
+		if len(seg) > MaxSegmentLen {
+			return fmt.Errorf("resource %q has a segment longer than %d characters", textsafe.Truncate(name), MaxSegmentLen)
 		}
 		for _, r := range seg {
 			if !isResourceChar(r) {
@@ -84,14 +89,14 @@ func isResourceChar(r rune) bool {
 	return strings.ContainsRune("._-@=:~", r)
 }
 
-// resolveResource validates name and finds the mount it belongs to (the longest mount
+// Resolve validates name and finds the mount it belongs to (the longest mount
 // path that prefixes it). ownMount is this plugin's mount path ("apono/"), never grantable.
-func resolveResource(name string, mounts map[string]vaultapi.MountInfo, ownMount string) (resourceRef, error) {
-	if err := validateResourceName(name); err != nil {
-		return resourceRef{}, err
+func Resolve(name string, mounts map[string]vaultapi.MountInfo, ownMount string) (Ref, error) {
+	if err := ValidateName(name); err != nil {
+		return Ref{}, err
 	}
 	if ownMount != "" && strings.HasPrefix(name+"/", ownMount) {
-		return resourceRef{}, fmt.Errorf("resource %q is inside this plugin's own mount %q", name, ownMount)
+		return Ref{}, fmt.Errorf("resource %q is inside this plugin's own mount %q", name, ownMount)
 	}
 	var mountPath string
 	for p := range mounts {
@@ -100,25 +105,25 @@ func resolveResource(name string, mounts map[string]vaultapi.MountInfo, ownMount
 		}
 	}
 	if mountPath == "" {
-		return resourceRef{}, fmt.Errorf("resource %q is not under any mounted KV v2 or Transit engine", name)
+		return Ref{}, fmt.Errorf("resource %q is not under any mounted KV v2 or Transit engine", name)
 	}
 	if ownMount != "" && mountPath == ownMount {
-		return resourceRef{}, fmt.Errorf("resource %q is inside this plugin's own mount %q", name, ownMount)
+		return Ref{}, fmt.Errorf("resource %q is inside this plugin's own mount %q", name, ownMount)
 	}
 	m := mounts[mountPath]
 	rest := strings.TrimPrefix(name, mountPath)
-	ref := resourceRef{Name: name, Mount: strings.TrimSuffix(mountPath, "/")}
+	ref := Ref{Name: name, Mount: strings.TrimSuffix(mountPath, "/")}
 	switch {
 	case m.Type == "kv" && m.Version == "2":
-		ref.Type = resourceTypeKV
+		ref.Type = TypeKV
 	case m.Type == "transit":
-		ref.Type = resourceTypeTransit
+		ref.Type = TypeTransit
 	default:
 		kind := m.Type
 		if m.Type == "kv" {
 			kind = "kv version 1"
 		}
-		return resourceRef{}, fmt.Errorf("resource %q is on mount %q of type %s; only KV v2 and Transit can be granted", name, mountPath, kind)
+		return Ref{}, fmt.Errorf("resource %q is on mount %q of type %s; only KV v2 and Transit can be granted", name, mountPath, kind)
 	}
 	if rest == "*" {
 		ref.Folder = true
@@ -128,44 +133,44 @@ func resolveResource(name string, mounts map[string]vaultapi.MountInfo, ownMount
 	} else {
 		ref.Path = rest
 	}
-	if ref.Type == resourceTypeTransit && (ref.Folder || strings.Contains(ref.Path, "/")) {
-		return resourceRef{}, fmt.Errorf("resource %q: a Transit resource is one key, e.g. %s/payments", name, ref.Mount)
+	if ref.Type == TypeTransit && (ref.Folder || strings.Contains(ref.Path, "/")) {
+		return Ref{}, fmt.Errorf("resource %q: a Transit resource is one key, e.g. %s/payments", name, ref.Mount)
 	}
 	if ref.Path == "" && !ref.Folder {
-		return resourceRef{}, fmt.Errorf("resource %q names a mount, not a secret; use %s/* for the whole mount", name, ref.Mount)
+		return Ref{}, fmt.Errorf("resource %q names a mount, not a secret; use %s/* for the whole mount", name, ref.Mount)
 	}
 	return ref, nil
 }
 
 // Permission levels and the resource types they apply to.
-var permissionTypes = map[string]string{
-	"read":            resourceTypeKV,
-	"read-write":      resourceTypeKV,
-	"admin":           resourceTypeKV,
-	"encrypt":         resourceTypeTransit,
-	"decrypt":         resourceTypeTransit,
-	"encrypt-decrypt": resourceTypeTransit,
-	"sign-verify":     resourceTypeTransit,
+var PermissionTypes = map[string]string{
+	"read":            TypeKV,
+	"read-write":      TypeKV,
+	"admin":           TypeKV,
+	"encrypt":         TypeTransit,
+	"decrypt":         TypeTransit,
+	"encrypt-decrypt": TypeTransit,
+	"sign-verify":     TypeTransit,
 }
 
 // defaultPermission is used by a role that lists no permissions.
-var defaultPermission = map[string]string{
-	resourceTypeKV:      "read",
-	resourceTypeTransit: "encrypt-decrypt",
+var DefaultPermission = map[string]string{
+	TypeKV:      "read",
+	TypeTransit: "encrypt-decrypt",
 }
 
-func knownPermissions() string {
-	names := make([]string, 0, len(permissionTypes))
-	for p := range permissionTypes {
+func KnownPermissions() string {
+	names := make([]string, 0, len(PermissionTypes))
+	for p := range PermissionTypes {
 		names = append(names, p)
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
 }
 
-func permissionsFor(resourceType string) []string {
+func PermissionsFor(resourceType string) []string {
 	var out []string
-	for p, t := range permissionTypes {
+	for p, t := range PermissionTypes {
 		if t == resourceType {
 			out = append(out, p)
 		}

@@ -1,4 +1,4 @@
-package backend
+package resource
 
 import (
 	"encoding/json"
@@ -6,9 +6,9 @@ import (
 	"sort"
 )
 
-// aclPolicy is a Vault ACL policy as a Go value. Vault accepts policies in JSON, so the
+// ACLPolicy is a Vault ACL policy as a Go value. Vault accepts policies in JSON, so the
 // policy is rendered with encoding/json and no user input is ever pasted into HCL.
-type aclPolicy struct {
+type ACLPolicy struct {
 	Path map[string]*pathRule `json:"path"`
 }
 
@@ -19,7 +19,7 @@ type pathRule struct {
 }
 
 // deny forbids the fields on path's rule (which must exist).
-func (p *aclPolicy) deny(path string, fields ...string) {
+func (p *ACLPolicy) deny(path string, fields ...string) {
 	rule := p.Path[path]
 	if rule.DeniedParameters == nil {
 		rule.DeniedParameters = map[string][]interface{}{}
@@ -29,7 +29,7 @@ func (p *aclPolicy) deny(path string, fields ...string) {
 	}
 }
 
-func (p *aclPolicy) allow(path string, caps ...string) {
+func (p *ACLPolicy) allow(path string, caps ...string) {
 	rule, ok := p.Path[path]
 	if !ok {
 		rule = &pathRule{}
@@ -48,18 +48,18 @@ func (p *aclPolicy) allow(path string, caps ...string) {
 	sort.Strings(rule.Capabilities)
 }
 
-// buildGrantPolicy turns validated resources and one permission into a policy. Every
+// GrantPolicy turns validated resources and one permission into a policy. Every
 // resource must be of a type the permission applies to.
-func buildGrantPolicy(resources []resourceRef, permission string) (*aclPolicy, error) {
-	p := &aclPolicy{Path: map[string]*pathRule{}}
+func GrantPolicy(resources []Ref, permission string) (*ACLPolicy, error) {
+	p := &ACLPolicy{Path: map[string]*pathRule{}}
 	for _, r := range resources {
-		if permissionTypes[permission] != r.Type {
-			return nil, fmt.Errorf("permission %q does not apply to %s resource %q (allowed: %v)", permission, r.Type, r.Name, permissionsFor(r.Type))
+		if PermissionTypes[permission] != r.Type {
+			return nil, fmt.Errorf("permission %q does not apply to %s resource %q (allowed: %v)", permission, r.Type, r.Name, PermissionsFor(r.Type))
 		}
 		switch r.Type {
-		case resourceTypeKV:
+		case TypeKV:
 			addKVRules(p, r, permission)
-		case resourceTypeTransit:
+		case TypeTransit:
 			addTransitRules(p, r, permission)
 		}
 	}
@@ -67,7 +67,7 @@ func buildGrantPolicy(resources []resourceRef, permission string) (*aclPolicy, e
 }
 
 // kvPath is M/<prefix>/P for a secret and M/<prefix>/P/* for a folder.
-func kvPath(r resourceRef, prefix string) string {
+func kvPath(r Ref, prefix string) string {
 	p := r.Mount + "/" + prefix + "/" + r.Path
 	if r.Folder {
 		if r.Path == "" {
@@ -78,7 +78,7 @@ func kvPath(r resourceRef, prefix string) string {
 	return p
 }
 
-func addKVRules(p *aclPolicy, r resourceRef, permission string) {
+func addKVRules(p *ACLPolicy, r Ref, permission string) {
 	p.allow(kvPath(r, "data"), "read")
 	if r.Folder {
 		p.allow(kvPath(r, "metadata"), "read", "list")
@@ -104,7 +104,7 @@ func addKVRules(p *aclPolicy, r resourceRef, permission string) {
 	p.deny(kvPath(r, "metadata"), "custom_metadata")
 }
 
-func addTransitRules(p *aclPolicy, r resourceRef, permission string) {
+func addTransitRules(p *ACLPolicy, r Ref, permission string) {
 	key := func(op string) string { return r.Mount + "/" + op + "/" + r.Path }
 	switch permission {
 	case "encrypt":
@@ -123,7 +123,7 @@ func addTransitRules(p *aclPolicy, r resourceRef, permission string) {
 	}
 }
 
-func (p *aclPolicy) render() (string, error) {
+func (p *ACLPolicy) Render() (string, error) {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return "", err

@@ -1,4 +1,4 @@
-package backend
+package resource
 
 import (
 	"reflect"
@@ -6,7 +6,7 @@ import (
 )
 
 func TestPolicyRenderingPerPermission(t *testing.T) {
-	mounts := newFakeVault().mounts
+	mounts := fuzzMounts()
 	cases := []struct {
 		resource, permission string
 		want                 map[string][]string
@@ -45,11 +45,11 @@ func TestPolicyRenderingPerPermission(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.resource+"/"+tc.permission, func(t *testing.T) {
-			ref, err := resolveResource(tc.resource, mounts, "apono/")
+			ref, err := Resolve(tc.resource, mounts, "apono/")
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := buildGrantPolicy([]resourceRef{ref}, tc.permission)
+			p, err := GrantPolicy([]Ref{ref}, tc.permission)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,11 +65,11 @@ func TestPolicyRenderingPerPermission(t *testing.T) {
 }
 
 func TestPolicyRejectsPermissionOfOtherType(t *testing.T) {
-	ref, err := resolveResource("transit/payments", newFakeVault().mounts, "apono/")
+	ref, err := Resolve("transit/payments", fuzzMounts(), "apono/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := buildGrantPolicy([]resourceRef{ref}, "read"); err == nil {
+	if _, err := GrantPolicy([]Ref{ref}, "read"); err == nil {
 		t.Fatal("read on a transit key was accepted")
 	}
 }
