@@ -82,7 +82,7 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzResourceName$$' -fuzztime=$(FUZZTIME) ./backend/resource/
 	$(GO) test -run='^$$' -fuzz='^FuzzPolicyRendering$$' -fuzztime=$(FUZZTIME) ./backend/resource/
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./accesswindow/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./backend/access/window/
 	$(GO) test -run='^$$' -fuzz='^FuzzModel$$' -fuzztime=$(FUZZTIME) ./internal/sortedset/
 
 ## bench-sync: time apono/sync on a dev Vault filled with 1k, 10k and 100k secrets beside a

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apono-io/vault-plugin-apono/accesswindow"
+	"github.com/apono-io/vault-plugin-apono/backend/access/window"
 )
 
 // checkApprovalsStillHold is the 403 for a pickup whose approvals no longer carry it:
@@ -27,7 +27,7 @@ func (b *aponoBackend) checkApprovalsStillHold(rec *requestRecord, role *roleEnt
 				return nil
 			}
 			if anyTime := *r; r.windows.Len() > 0 {
-				anyTime.windows = accesswindow.Set{}
+				anyTime.windows = window.Set{}
 				if matchAutoApprove([]autoApproveRule{anyTime}, a) != nil {
 					return forbidden("request %s was approved by rule %q, which approves access only inside its windows (%s), and none is open now (%s): "+
 						"a pickup is the start of the access, so pick it up while one is open, or ask again",

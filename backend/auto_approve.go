@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apono-io/vault-plugin-apono/accesswindow"
+	"github.com/apono-io/vault-plugin-apono/backend/access/window"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/go-secure-stdlib/parseutil"
@@ -31,11 +31,11 @@ type autoApproveRule struct {
 	Permissions []string      `json:"permissions,omitempty"` // empty: any of the role's
 	MaxTTL      time.Duration `json:"max_ttl,omitempty"`     // 0: the role's
 	Windows     []string      `json:"windows,omitempty"`     // empty: any time
-	windows     accesswindow.Set
+	windows     window.Set
 }
 
 func (r *autoApproveRule) parse() error {
-	set, err := accesswindow.ParseList(r.Windows)
+	set, err := window.ParseList(r.Windows)
 	if err != nil {
 		return fmt.Errorf("rule %q: %w", r.Name, err)
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apono-io/vault-plugin-apono/accesswindow"
+	"github.com/apono-io/vault-plugin-apono/backend/access/window"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 )
@@ -31,7 +31,7 @@ func (r *roleEntry) maxScheduleAhead() time.Duration {
 
 // parseTime parses what the stored role holds as text (windows, rule windows).
 func (r *roleEntry) parseTime() error {
-	set, err := accesswindow.ParseList(r.AccessWindows)
+	set, err := window.ParseList(r.AccessWindows)
 	if err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func (r *roleEntry) parseTime() error {
 // auto_approve; msg is a 400.
 func setRoleTimeFields(role *roleEntry, d *framework.FieldData) string {
 	if v, ok := d.GetOk("access_windows"); ok {
-		set, err := accesswindow.ParseList(v.([]string))
+		set, err := window.ParseList(v.([]string))
 		if err != nil {
 			return err.Error()
 		}
@@ -82,7 +82,7 @@ func (r *roleEntry) windowCheck(roleName string, t time.Time) (end time.Time, ms
 		return time.Time{}, ""
 	}
 	end, err := r.windows.Check(t)
-	var closed *accesswindow.ClosedError
+	var closed *window.ClosedError
 	if errors.As(err, &closed) {
 		return time.Time{}, fmt.Sprintf("role %q: %s", roleName, err)
 	}

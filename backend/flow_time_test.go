@@ -11,7 +11,7 @@ import (
 )
 
 // window is a daily UTC window from now+from to now+to, to the minute.
-func window(from, to time.Duration) string {
+func dailyWindow(from, to time.Duration) string {
 	now := time.Now().UTC()
 	f := func(d time.Duration) string { return now.Add(d).Format("15:04") }
 	return fmt.Sprintf("daily %s-%s UTC", f(from), f(to))
@@ -23,7 +23,7 @@ func TestAccessWindows(t *testing.T) {
 	f := newFlowEnv(t)
 	f.mustOK(t, logical.CreateOperation, "roles/closed", map[string]interface{}{
 		"resources": "kv/app/db", "approval": "required", "approvers": "owner", "break_glass": true,
-		"access_windows": []interface{}{window(2*time.Hour, 3*time.Hour)},
+		"access_windows": []interface{}{dailyWindow(2*time.Hour, 3*time.Hour)},
 	})
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/closed", nil, "outside every access window; the next opens at")
 	resp := f.mustAs(t, f.alice, logical.UpdateOperation, "break-glass/closed", map[string]interface{}{"justification": "outage"})
@@ -34,7 +34,7 @@ func TestAccessWindows(t *testing.T) {
 
 	// Open now, closing in about 10 minutes: a 1h grant ends with the window.
 	f.mustOK(t, logical.CreateOperation, "roles/open", map[string]interface{}{
-		"resources": "kv/app/db", "ttl": "1h", "access_windows": []interface{}{window(-time.Hour, 11*time.Minute)},
+		"resources": "kv/app/db", "ttl": "1h", "access_windows": []interface{}{dailyWindow(-time.Hour, 11*time.Minute)},
 	})
 	g := f.mustOK(t, logical.UpdateOperation, "grants/open", nil)
 	if g.Secret.TTL > 11*time.Minute || g.Secret.MaxTTL > 11*time.Minute || !strings.Contains(strings.Join(g.Warnings, " "), "windows_cap_grants") {
@@ -219,8 +219,8 @@ func TestMatchAutoApprove(t *testing.T) {
 	rules, msg := parseAutoApprove(`[
 		{"name":"oncall","groups":["oncall"],"resources":["kv/app/*"],"permissions":["read"],"max_ttl":"1h"},
 		{"name":"olly","entities":["olly"],"resources":["kv/app/db","transit/k"]},
-		{"name":"closed","groups":["night"],"resources":["kv/*"],"windows":["` + window(2*time.Hour, 3*time.Hour) + `"]},
-		{"name":"open","groups":["day"],"resources":["kv/*"],"windows":["` + window(-time.Hour, time.Hour) + `"]}]`)
+		{"name":"closed","groups":["night"],"resources":["kv/*"],"windows":["` + dailyWindow(2*time.Hour, 3*time.Hour) + `"]},
+		{"name":"open","groups":["day"],"resources":["kv/*"],"windows":["` + dailyWindow(-time.Hour, time.Hour) + `"]}]`)
 	if msg != "" {
 		t.Fatal(msg)
 	}

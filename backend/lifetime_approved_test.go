@@ -126,7 +126,7 @@ func TestScheduledAutoApprovalRecheckedAtPickup(t *testing.T) {
 	f := newFlowEnv(t)
 	f.ids.addEntity("olly", "oncall")
 	rule := func(from, to time.Duration) string {
-		return `[{"name":"oncall-window","groups":["oncall"],"resources":["kv/app/db"],"windows":["` + window(from, to) + `"]}]`
+		return `[{"name":"oncall-window","groups":["oncall"],"resources":["kv/app/db"],"windows":["` + dailyWindow(from, to) + `"]}]`
 	}
 	f.mustOK(t, logical.CreateOperation, "roles/app", map[string]interface{}{
 		"resources": "kv/app/db", "approval": "required", "approvers": "group:kv-owners", "ttl": "30m", "max_schedule_ahead": "48h",

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/apono-io/vault-plugin-apono/chat"
+	"github.com/apono-io/vault-plugin-apono/backend/notify/chat"
 )
 
 // The bodies a notification target receives: the event as stored (json, signed when the

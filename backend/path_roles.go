@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apono-io/vault-plugin-apono/accesswindow"
+	"github.com/apono-io/vault-plugin-apono/backend/access/window"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -62,7 +62,7 @@ type roleEntry struct {
 	MaxScheduleAhead time.Duration     `json:"max_schedule_ahead,omitempty"`
 	AutoApprove      []autoApproveRule `json:"auto_approve,omitempty"`
 	// windows is AccessWindows parsed (getRole, setRoleTimeFields).
-	windows accesswindow.Set
+	windows window.Set
 }
 
 // Defaults of the access-flow fields.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apono-io/vault-plugin-apono/accesswindow"
+	"github.com/apono-io/vault-plugin-apono/backend/access/window"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -83,7 +83,7 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 	var warning string
 	if len(rec.Windows) > 0 && !rec.WindowsIgnored && rec.WindowEnd.IsZero() {
 		// Not capped at its window (windows_cap_grants=false): renewals only inside one.
-		set, err := accesswindow.ParseList(rec.Windows)
+		set, err := window.ParseList(rec.Windows)
 		if err != nil {
 			return nil, fmt.Errorf("grant %s's access windows: %w", objs.GrantID, err)
 		}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apono-io/vault-plugin-apono/chat/chattest"
+	"github.com/apono-io/vault-plugin-apono/backend/notify/chat/chattest"
 )
 
 // chatReceiver is a local webhook that keeps every body and checks it as the service of

@@ -35,9 +35,9 @@ var Floors = map[string]int{
 	"backend/vaultapi": 10,
 
 	// Rules and formats the backend uses.
-	"chat":          20,
-	"chat/chattest": 21,
-	"accesswindow":  20,
+	"backend/notify/chat":          20,
+	"backend/notify/chat/chattest": 21,
+	"backend/access/window":        20,
 
 	// Small helpers of no concern of their own.
 	"internal/keylock":   5,

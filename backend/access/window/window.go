@@ -1,5 +1,5 @@
-// Package accesswindow decides when a role's access windows (days, hours, IANA time zone) are open.
-package accesswindow
+// Package window decides when a role's access windows (days, hours, IANA time zone) are open.
+package window
 
 import (
 	"errors"

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apono-io/vault-plugin-apono/chat/chattest"
+	"github.com/apono-io/vault-plugin-apono/backend/notify/chat/chattest"
 )
 
 func TestSlackGolden(t *testing.T) {

@@ -1,4 +1,4 @@
-package accesswindow
+package window
 
 import (
 	"strings"

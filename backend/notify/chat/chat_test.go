@@ -147,10 +147,10 @@ func checkGolden(t *testing.T, file string, render func(Event) ([]byte, error), 
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./chat/ -update to write it)", err)
+		t.Fatalf("%v (run go test ./backend/notify/chat/ -update to write it)", err)
 	}
 	if !bytes.Equal(all.Bytes(), want) {
-		t.Errorf("%s differs from what renders now; if the change is meant, run go test ./chat/ -update and review the diff.\n%s",
+		t.Errorf("%s differs from what renders now; if the change is meant, run go test ./backend/notify/chat/ -update and review the diff.\n%s",
 			path, firstDifference(string(want), all.String()))
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/apono-io/vault-plugin-apono/chat/chattest"
+	"github.com/apono-io/vault-plugin-apono/backend/notify/chat/chattest"
 )
 
 func TestTeamsGolden(t *testing.T) {

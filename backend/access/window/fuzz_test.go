@@ -1,6 +1,6 @@
-package accesswindow
+package window
 
-// FuzzParse runs its seeds with every `go test`; `go test -fuzz=FuzzParse ./accesswindow/`
+// FuzzParse runs its seeds with every `go test`; `go test -fuzz=FuzzParse ./backend/access/window/`
 // explores beyond them, and a failing input it saves under testdata/fuzz/FuzzParse/ is to
 // be committed.
 
