@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/keylock"
 	hclog "github.com/hashicorp/go-hclog"
@@ -45,12 +46,12 @@ type aponoBackend struct {
 	clientMu sync.RWMutex
 	client   vaultapi.Client
 	// newClient builds the Vault client from config; unit tests swap in a fake.
-	newClient func(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (vaultapi.Client, error)
+	newClient func(ctx context.Context, cfg *config.Config, logger hclog.Logger) (vaultapi.Client, error)
 
 	// cfgMu guards cfg, the stored config as last read or written on this node; nil
 	// means "read storage". Invalidate and config writes drop it.
 	cfgMu  sync.RWMutex
-	cfg    *pluginConfig
+	cfg    *config.Config
 	cfgGen uint64 // bumped by every change, so a read that raced a write is not cached
 
 	// roleCache holds roles for grant issue (role_cache.go).
@@ -93,7 +94,7 @@ type aponoBackend struct {
 	authAccessors  authAccessorCache
 	tokenLifetimes tokenLifetimeCache
 	// healthProbe reads sys/health without a token; unit tests swap in a fake.
-	healthProbe func(ctx context.Context, cfg *pluginConfig) (*api.HealthResponse, error)
+	healthProbe func(ctx context.Context, cfg *config.Config) (*api.HealthResponse, error)
 	// syncMu lets one sync run at a time (path_sync.go): they would delete each other's
 	// snapshot chunks.
 	syncMu sync.Mutex
@@ -167,16 +168,16 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		requestLocks: locksutil.CreateLocks(),
 		idx:          newIndexes(),
 		namePrefix:   "apono-" + mountTag(conf.BackendUUID) + "-",
-		newClient: func(ctx context.Context, cfg *pluginConfig, logger hclog.Logger) (vaultapi.Client, error) {
-			return vaultapi.New(ctx, cfg.vaultSettings(), logger)
+		newClient: func(ctx context.Context, cfg *config.Config, logger hclog.Logger) (vaultapi.Client, error) {
+			return vaultapi.New(ctx, cfg.VaultSettings(), logger)
 		},
-		healthProbe: func(ctx context.Context, cfg *pluginConfig) (*api.HealthResponse, error) {
-			return vaultapi.UnauthenticatedHealth(ctx, cfg.vaultSettings())
+		healthProbe: func(ctx context.Context, cfg *config.Config) (*api.HealthResponse, error) {
+			return vaultapi.UnauthenticatedHealth(ctx, cfg.VaultSettings())
 		},
 	}
 	b.lifetime, b.stopLifetime = context.WithCancel(context.Background())
 	b.events = newNotifier(b.lifetime, func() hclog.Logger { return b.Logger() }, conf.StorageView,
-		func(ctx context.Context) (*pluginConfig, error) { return b.config(ctx, conf.StorageView) })
+		func(ctx context.Context) (*config.Config, error) { return b.config(ctx, conf.StorageView) })
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -246,7 +247,7 @@ func (b *aponoBackend) invalidate(_ context.Context, key string) {
 		b.idx.sets.Invalidate(key)
 		return
 	}
-	if key == configStoragePath {
+	if key == config.StoragePath {
 		b.setCachedConfig(nil)
 		b.resetClient()
 	}
@@ -254,14 +255,14 @@ func (b *aponoBackend) invalidate(_ context.Context, key string) {
 
 // config returns the stored config (nil when there is none), from memory when this node
 // has read or written it since the last change. Callers must not modify it.
-func (b *aponoBackend) config(ctx context.Context, s logical.Storage) (*pluginConfig, error) {
+func (b *aponoBackend) config(ctx context.Context, s logical.Storage) (*config.Config, error) {
 	b.cfgMu.RLock()
 	cfg, gen := b.cfg, b.cfgGen
 	b.cfgMu.RUnlock()
 	if cfg != nil {
 		return cfg, nil
 	}
-	cfg, err := getConfig(ctx, s)
+	cfg, err := config.Get(ctx, s)
 	if err != nil || cfg == nil {
 		return cfg, err
 	}
@@ -274,7 +275,7 @@ func (b *aponoBackend) config(ctx context.Context, s logical.Storage) (*pluginCo
 }
 
 // setCachedConfig records a change: the config just written, or nil to read it again.
-func (b *aponoBackend) setCachedConfig(cfg *pluginConfig) {
+func (b *aponoBackend) setCachedConfig(cfg *config.Config) {
 	b.cfgMu.Lock()
 	b.cfg = cfg
 	b.cfgGen++
@@ -311,7 +312,7 @@ func (b *aponoBackend) getClient(ctx context.Context, s logical.Storage) (vaulta
 	if b.client != nil {
 		return b.client, nil
 	}
-	cfg, err := getConfig(ctx, s)
+	cfg, err := config.Get(ctx, s)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 )
 
@@ -253,7 +254,7 @@ func walkFake(t *testing.T, ctx context.Context, fv *fakeVault, opts walkOptions
 		opts.concurrency = 4
 	}
 	if opts.maxResources == 0 {
-		opts.maxResources = defaultMaxResources
+		opts.maxResources = config.DefaultMaxResources
 	}
 	if opts.ownMount == "" {
 		opts.ownMount = "apono/"

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
@@ -88,7 +89,7 @@ type fakeClient struct{ v *fakeVault }
 
 var _ vaultapi.Client = (*fakeClient)(nil)
 
-func (f *fakeVault) factory(_ context.Context, _ *pluginConfig, _ hclog.Logger) (vaultapi.Client, error) {
+func (f *fakeVault) factory(_ context.Context, _ *config.Config, _ hclog.Logger) (vaultapi.Client, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.logins++

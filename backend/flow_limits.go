@@ -3,6 +3,7 @@ package backend
 import (
 	"fmt"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/hashicorp/vault/sdk/framework"
 )
 
@@ -10,37 +11,16 @@ import (
 // many requests one person may keep open. They keep one caller from making the plugin
 // read, store or ask approvers about an unbounded amount.
 
-const (
-	defaultMaxResourcesPerRequest = 64
-	maxMaxResourcesPerRequest     = 1000
-	defaultMaxOpenRequests        = 20
-	maxMaxOpenRequests            = 1000
-)
-
-func (c *pluginConfig) maxResourcesPerRequest() int {
-	if c.MaxResourcesPerRequest <= 0 {
-		return defaultMaxResourcesPerRequest
-	}
-	return c.MaxResourcesPerRequest
-}
-
-func (c *pluginConfig) maxOpenRequests() int {
-	if c.MaxOpenRequests <= 0 {
-		return defaultMaxOpenRequests
-	}
-	return c.MaxOpenRequests
-}
-
 // setFlowLimits applies the bounds sent in a config write; msg names the first bad one.
-func setFlowLimits(cfg *pluginConfig, d *framework.FieldData) string {
+func setFlowLimits(cfg *config.Config, d *framework.FieldData) string {
 	for _, f := range []struct {
 		field string
 		max   int
 		dst   *int
 	}{
-		{"max_resources_per_request", maxMaxResourcesPerRequest, &cfg.MaxResourcesPerRequest},
-		{"max_open_requests", maxMaxOpenRequests, &cfg.MaxOpenRequests},
-		{"max_folder_secrets", maxMaxFolderSecrets, &cfg.MaxFolderSecrets},
+		{"max_resources_per_request", config.MaxMaxResourcesPerRequest, &cfg.MaxResourcesPerRequest},
+		{"max_open_requests", config.MaxMaxOpenRequests, &cfg.MaxOpenRequests},
+		{"max_folder_secrets", config.MaxMaxFolderSecrets, &cfg.MaxFolderSecrets},
 	} {
 		if v, ok := d.GetOk(f.field); ok {
 			n := v.(int)
@@ -54,8 +34,8 @@ func setFlowLimits(cfg *pluginConfig, d *framework.FieldData) string {
 }
 
 // checkResourceCount is the 400 for a request or grant naming more than the config allows.
-func checkResourceCount(cfg *pluginConfig, n int) string {
-	if limit := cfg.maxResourcesPerRequest(); n > limit {
+func checkResourceCount(cfg *config.Config, n int) string {
+	if limit := cfg.ResourcesPerRequestLimit(); n > limit {
 		return fmt.Sprintf("resources: %d resources asked for; at most %d are allowed in one request or grant (max_resources_per_request)", n, limit)
 	}
 	return ""

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -70,7 +71,7 @@ func (b *aponoBackend) grantObjectName(grantID string) string {
 	return b.namePrefix + grantID
 }
 
-func (b *aponoBackend) generatePassword(ctx context.Context, cfg *pluginConfig) (string, error) {
+func (b *aponoBackend) generatePassword(ctx context.Context, cfg *config.Config) (string, error) {
 	if cfg.PasswordPolicy != "" {
 		return b.System().GeneratePasswordFromPolicy(ctx, cfg.PasswordPolicy)
 	}
@@ -79,7 +80,7 @@ func (b *aponoBackend) generatePassword(ctx context.Context, cfg *pluginConfig) 
 
 // issueGrant creates the grant's user, entity and policy (createGrantObjects), then its
 // record, and undoes what it did if any step fails.
-func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *pluginConfig, gr *grantRequest) (*logical.Response, error) {
+func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *config.Config, gr *grantRequest) (*logical.Response, error) {
 	policy, err := resource.GrantPolicy(gr.resources, gr.permission)
 	if err != nil {
 		return nil, err // validated already: a failure here is a bug
@@ -262,7 +263,7 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 //     management policy, so it is only ever made under a WAL entry.
 //
 // On any failure it removes what it made (record included) and returns the error.
-func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *pluginConfig, objs grantObjects,
+func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *config.Config, objs grantObjects,
 	rec *grantRecord, rules string, user vaultapi.UserSpec,
 ) (walID string, err error) {
 	type step struct {

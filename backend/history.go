@@ -20,8 +20,7 @@ import (
 // the index of when they ended: both cost what is due.
 
 const (
-	historyStoragePrefix    = "history/"
-	defaultHistoryRetention = 90 * 24 * time.Hour
+	historyStoragePrefix = "history/"
 	// maxCSVScanPages bounds the pages (each at most maxScanPerPage index entries) one
 	// format=csv answer reads: a filter that skips most entries ends there with a 400.
 	maxCSVScanPages = 20
@@ -37,10 +36,6 @@ const (
 	endedRevoked = "revoked" // revoked before its end (vault lease revoke, revoke-prefix)
 	endedSwept   = "swept"   // removed by the orphan sweeper: Vault had not revoked it
 )
-
-func (c *pluginConfig) historyRetention() time.Duration {
-	return orDefault(c.HistoryRetention, defaultHistoryRetention)
-}
 
 // historyRecord is one ended grant.
 type historyRecord struct {
@@ -129,7 +124,7 @@ func (b *aponoBackend) tidyHistory(ctx context.Context, s logical.Storage) error
 		return err
 	}
 	for {
-		keys, err := b.dueKeys(ctx, s, "hist/ended", time.Now().Add(-cfg.historyRetention()))
+		keys, err := b.dueKeys(ctx, s, "hist/ended", time.Now().Add(-cfg.KeepHistoryFor()))
 		if err != nil || len(keys) == 0 {
 			return err
 		}

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/internal/netaddr"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	hclog "github.com/hashicorp/go-hclog"
@@ -122,7 +123,7 @@ type event struct {
 }
 
 // setNotifyConfig applies and checks the notify_* and request_retention fields sent.
-func setNotifyConfig(cfg *pluginConfig, d *framework.FieldData) string {
+func setNotifyConfig(cfg *config.Config, d *framework.FieldData) string {
 	_, urlSent := d.GetOk("notify_url")
 	_, allowSent := d.GetOk("notify_allowed_hosts")
 	_, vaultSent := d.GetOk("vault_addr")
@@ -293,7 +294,7 @@ type notifier struct {
 
 // newNotifier is the queue of the config's notify_url, in events/.
 func newNotifier(lifetime context.Context, logger func() hclog.Logger, storage logical.Storage,
-	config func(ctx context.Context) (*pluginConfig, error),
+	config func(ctx context.Context) (*config.Config, error),
 ) *notifier {
 	return newQueue(lifetime, logger, storage, "", eventStoragePrefix, eventOtherPrefix, func(ctx context.Context) (*notifyTarget, error) {
 		cfg, err := config(ctx)
@@ -342,7 +343,7 @@ func (n *notifier) log() hclog.Logger {
 // emit stores ev for cfg's notify_url and for each named target that wants it, and wakes
 // their delivery goroutines. It never fails the caller: an event that cannot be stored is
 // logged as lost.
-func (b *aponoBackend) emit(ctx context.Context, cfg *pluginConfig, ev event) {
+func (b *aponoBackend) emit(ctx context.Context, cfg *config.Config, ev event) {
 	if cfg == nil {
 		return
 	}

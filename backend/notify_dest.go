@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/internal/netaddr"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
@@ -157,7 +158,7 @@ type notifyPolicy struct {
 	key                  string // identifies the policy (HTTP clients are cached by it)
 }
 
-func notifyPolicyOf(cfg *pluginConfig) *notifyPolicy {
+func notifyPolicyOf(cfg *config.Config) *notifyPolicy {
 	p := &notifyPolicy{}
 	if cfg == nil {
 		return p

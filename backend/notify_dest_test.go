@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -20,7 +21,7 @@ func policyFor(t *testing.T, vaultAddr string, allowed ...string) *notifyPolicy 
 	if msg != "" {
 		t.Fatal(msg)
 	}
-	return notifyPolicyOf(&pluginConfig{VaultAddr: vaultAddr, NotifyAllowedHosts: strings.Join(norm, ",")})
+	return notifyPolicyOf(&config.Config{VaultAddr: vaultAddr, NotifyAllowedHosts: strings.Join(norm, ",")})
 }
 
 // Nothing here connects anywhere: the rules are applied to literal URLs and addresses.
@@ -214,7 +215,7 @@ func TestNotifyDestinationWrites(t *testing.T) {
 	// Narrowing the list under t1 (or notify_url) is refused and changes nothing.
 	e.mustBadRequest(t, logical.UpdateOperation, "config", map[string]interface{}{"notify_allowed_hosts": "hooks.example.com"}, "notify/t1 url")
 	e.mustBadRequest(t, logical.UpdateOperation, "config", map[string]interface{}{"notify_allowed_hosts": "10.0.0.1"}, "notify_url")
-	if cfg, _ := getConfig(e.ctx, e.storage); cfg.NotifyAllowedHosts != "10.0.0.1,hooks.example.com" {
+	if cfg, _ := config.Get(e.ctx, e.storage); cfg.NotifyAllowedHosts != "10.0.0.1,hooks.example.com" {
 		t.Fatalf("a refused write changed the list: %q", cfg.NotifyAllowedHosts)
 	}
 	// An unrelated write does not trip over what is stored.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -346,7 +347,7 @@ func (b *aponoBackend) pathNotifyDelete(ctx context.Context, req *logical.Reques
 
 // portalLink opens ev in the access portal: portal_url (default: vault_addr's
 // <mount>ui) with the request, or the requester's access for a grant of none.
-func (b *aponoBackend) portalLink(cfg *pluginConfig, ev *event) string {
+func (b *aponoBackend) portalLink(cfg *config.Config, ev *event) string {
 	base := cfg.PortalURL
 	if base == "" {
 		mount := b.ownMountPath()
@@ -374,7 +375,7 @@ func (b *aponoBackend) emitTo(ctx context.Context, targets []*notifyTargetEntry,
 // checkTargetsUnder checks every named target's url against the destination rules that a
 // config write changing notify_allowed_hosts or vault_addr would put in force, so that no
 // target is left pointing where the new rules refuse; the message names the target.
-func (b *aponoBackend) checkTargetsUnder(ctx context.Context, s logical.Storage, d *framework.FieldData, cfg *pluginConfig) (string, error) {
+func (b *aponoBackend) checkTargetsUnder(ctx context.Context, s logical.Storage, d *framework.FieldData, cfg *config.Config) (string, error) {
 	_, allowSent := d.GetOk("notify_allowed_hosts")
 	_, vaultSent := d.GetOk("vault_addr")
 	if !allowSent && !vaultSent {

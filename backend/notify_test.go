@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -83,11 +84,11 @@ func (h *hookReceiver) waitFor(t *testing.T, what string, cond func([]hookAttemp
 func testNotifier(t *testing.T, s logical.Storage, url string) (*notifier, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	n := newNotifier(ctx, nil, s, func(context.Context) (*pluginConfig, error) {
+	n := newNotifier(ctx, nil, s, func(context.Context) (*config.Config, error) {
 		if url == "" {
-			return &pluginConfig{}, nil
+			return &config.Config{}, nil
 		}
-		return &pluginConfig{NotifyURL: url, NotifySecret: "hook-key"}, nil
+		return &config.Config{NotifyURL: url, NotifySecret: "hook-key"}, nil
 	})
 	n.retryDelays = []time.Duration{time.Millisecond, time.Millisecond}
 	n.retryLater = 2 * time.Millisecond

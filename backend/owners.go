@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
@@ -30,7 +31,7 @@ const (
 // resolveApproverSets returns the request's approver sets; notes say where an owner could
 // not be read and integration_owner stood in; msg is a 400.
 // A preview (dry_run) may use a folder's owners read in the last folderOwnersCacheTTL.
-func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *pluginConfig, role *roleEntry, resources []resource.Ref, client vaultapi.Client, preview bool,
+func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *config.Config, role *roleEntry, resources []resource.Ref, client vaultapi.Client, preview bool,
 ) (sets []approverSet, notes []string, msg string, err error) {
 	for _, a := range role.Approvers {
 		if a == approverOwner {
@@ -58,7 +59,7 @@ func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *pluginConfi
 
 // resourceOwnerSets reads the owners of every resource (see the top of this file) and
 // returns one set per distinct list of owners.
-func (b *aponoBackend) resourceOwnerSets(ctx context.Context, cfg *pluginConfig, resources []resource.Ref, client vaultapi.Client, preview bool,
+func (b *aponoBackend) resourceOwnerSets(ctx context.Context, cfg *config.Config, resources []resource.Ref, client vaultapi.Client, preview bool,
 ) (sets []approverSet, notes []string, msg string, err error) {
 	col := newOwnerCollector(cfg.OwnerMetadataKey, cfg.IntegrationOwner)
 	for _, ref := range resources {
@@ -215,7 +216,7 @@ func canonicalPrincipals(ps []principal) string {
 // checkOwnersUnchanged is the 403 for a pickup whose resources have owners now that did
 // not approve: a secret added below a requested folder since, or a tag an operator
 // changed. The grant's policy would cover what they own, so they are asked again.
-func (b *aponoBackend) checkOwnersUnchanged(ctx context.Context, cfg *pluginConfig, rec *requestRecord, resources []resource.Ref, client vaultapi.Client) error {
+func (b *aponoBackend) checkOwnersUnchanged(ctx context.Context, cfg *config.Config, rec *requestRecord, resources []resource.Ref, client vaultapi.Client) error {
 	approvedOwners := map[string]bool{}
 	hasOwners := false
 	covered := map[int]bool{}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
@@ -23,18 +24,6 @@ import (
 // below the folder that no role could name (validateResourceName refuses them), folders
 // the management policy may not list and metadata it may not read are owned by
 // integration_owner, which then has to approve as well.
-
-const (
-	defaultMaxFolderSecrets = 1000
-	maxMaxFolderSecrets     = 100000
-)
-
-func (c *pluginConfig) maxFolderSecrets() int {
-	if c.MaxFolderSecrets <= 0 {
-		return defaultMaxFolderSecrets
-	}
-	return c.MaxFolderSecrets
-}
 
 // folderSecret is one secret found below a folder, and what its metadata said.
 type folderSecret struct {
@@ -62,7 +51,7 @@ type folderScan struct {
 // counts against no bound) uses a scan of the same folder made in the last
 // folderOwnersCacheTTL, so repeated previews do not each read up to max_folder_secrets
 // metadata. Concurrent previews of one folder wait for one scan.
-func (b *aponoBackend) folderOwners(ctx context.Context, client vaultapi.Client, cfg *pluginConfig, col *ownerCollector, ref resource.Ref, preview bool) (msg string, err error) {
+func (b *aponoBackend) folderOwners(ctx context.Context, client vaultapi.Client, cfg *config.Config, col *ownerCollector, ref resource.Ref, preview bool) (msg string, err error) {
 	key := folderOwnersKey(cfg, ref)
 	var scan *folderScan
 	if preview {
@@ -89,12 +78,12 @@ func (b *aponoBackend) folderOwners(ctx context.Context, client vaultapi.Client,
 }
 
 // scanFolder reads the owners of folder ref (see the top of this file).
-func (b *aponoBackend) scanFolder(ctx context.Context, client vaultapi.Client, cfg *pluginConfig, ref resource.Ref) (*folderScan, error) {
+func (b *aponoBackend) scanFolder(ctx context.Context, client vaultapi.Client, cfg *config.Config, ref resource.Ref) (*folderScan, error) {
 	scan := &folderScan{at: time.Now()}
 	unowned := func(resource, note string) {
 		scan.claims = append(scan.claims, folderClaim{resource: resource, note: note, unowned: true})
 	}
-	limit := cfg.maxFolderSecrets()
+	limit := cfg.FolderSecretsLimit()
 	if ref.Path != "" {
 		// The folder's own tag, where the secret named like it has one. That secret is not
 		// inside the folder's grant, so without a tag it adds no owner.
@@ -112,7 +101,7 @@ func (b *aponoBackend) scanFolder(ctx context.Context, client vaultapi.Client, c
 	if ref.Path != "" {
 		dirs = []string{ref.Path + "/"}
 	}
-	sem := make(chan struct{}, cfg.syncConcurrency())
+	sem := make(chan struct{}, cfg.SyncWorkers())
 	for len(dirs) > 0 {
 		// One level: list every folder of it at once.
 		type listing struct {
@@ -203,8 +192,8 @@ const (
 )
 
 // folderOwnersKey names a folder's scan: the folder, and the config it was read with.
-func folderOwnersKey(cfg *pluginConfig, ref resource.Ref) string {
-	return ref.Mount + "/" + ref.Path + "\x00" + cfg.OwnerMetadataKey + "\x00" + strconv.Itoa(cfg.maxFolderSecrets())
+func folderOwnersKey(cfg *config.Config, ref resource.Ref) string {
+	return ref.Mount + "/" + ref.Path + "\x00" + cfg.OwnerMetadataKey + "\x00" + strconv.Itoa(cfg.FolderSecretsLimit())
 }
 
 // folderOwnersCache holds recent folder scans, for previews only.

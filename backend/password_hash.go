@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/base62"
@@ -20,24 +21,8 @@ import (
 // with it). Support is found once per Vault client (a probe user written and deleted) and
 // shown by apono/health; where it is missing the plugin sends the password as before.
 
-const (
-	defaultPasswordHashCost = 5
-	minPasswordHashCost     = 5  // OpenBao's lower bound
-	maxPasswordHashCost     = 12 // OpenBao's upper bound (DoS guard)
-)
-
-func (c *pluginConfig) passwordHashCost() int {
-	switch {
-	case c.PasswordHashCost < 0:
-		return 0 // off: Vault hashes the password
-	case c.PasswordHashCost == 0:
-		return defaultPasswordHashCost
-	}
-	return c.PasswordHashCost
-}
-
 // setPasswordHashCost applies password_hash_cost; msg is a 400.
-func setPasswordHashCost(cfg *pluginConfig, d *framework.FieldData) string {
+func setPasswordHashCost(cfg *config.Config, d *framework.FieldData) string {
 	v, ok := d.GetOk("password_hash_cost")
 	if !ok {
 		return ""
@@ -46,8 +31,8 @@ func setPasswordHashCost(cfg *pluginConfig, d *framework.FieldData) string {
 	switch {
 	case n == 0:
 		cfg.PasswordHashCost = -1
-	case n < minPasswordHashCost || n > maxPasswordHashCost:
-		return fmt.Sprintf("password_hash_cost must be 0 (let Vault hash the password) or between %d and %d, got %d", minPasswordHashCost, maxPasswordHashCost, n)
+	case n < config.MinPasswordHashCost || n > config.MaxPasswordHashCost:
+		return fmt.Sprintf("password_hash_cost must be 0 (let Vault hash the password) or between %d and %d, got %d", config.MinPasswordHashCost, config.MaxPasswordHashCost, n)
 	default:
 		cfg.PasswordHashCost = n
 	}
@@ -76,7 +61,7 @@ func (b *aponoBackend) supportsPasswordHash(ctx context.Context, client vaultapi
 	if err != nil {
 		return false
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(secret), minPasswordHashCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(secret), config.MinPasswordHashCost)
 	if err != nil {
 		return false
 	}
@@ -104,8 +89,8 @@ func (b *aponoBackend) supportsPasswordHash(ctx context.Context, client vaultapi
 
 // hashedUser puts the grant's password into u as a bcrypt hash when the server and the
 // config allow it.
-func (b *aponoBackend) hashedUser(ctx context.Context, client vaultapi.Client, cfg *pluginConfig, u *vaultapi.UserSpec) error {
-	cost := cfg.passwordHashCost()
+func (b *aponoBackend) hashedUser(ctx context.Context, client vaultapi.Client, cfg *config.Config, u *vaultapi.UserSpec) error {
+	cost := cfg.HashCost()
 	if cost == 0 || !b.supportsPasswordHash(ctx, client, cfg.UserpassMount) {
 		return nil
 	}

@@ -2,83 +2,13 @@ package backend
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
-	"regexp"
 	"strings"
-	"time"
 
-	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
-
-const (
-	configStoragePath    = "config"
-	defaultAppRoleMount  = "approle"
-	defaultUserpassMount = "userpass"
-	maxAccessDetailsLen  = 400
-)
-
-// pluginConfig is stored (seal-wrapped) at "config".
-type pluginConfig struct {
-	VaultAddr      string `json:"vault_addr"`
-	RoleID         string `json:"role_id,omitempty"`
-	SecretID       string `json:"secret_id,omitempty"`
-	AppRoleMount   string `json:"approle_mount"`
-	Token          string `json:"token,omitempty"`
-	CACert         string `json:"ca_cert,omitempty"`
-	TLSServerName  string `json:"tls_server_name,omitempty"`
-	TLSSkipVerify  bool   `json:"tls_skip_verify"`
-	UserpassMount  string `json:"userpass_mount"`
-	AccessDetails  string `json:"access_details,omitempty"`
-	PasswordPolicy string `json:"password_policy,omitempty"`
-
-	// Discovery (apono/sync). Zero values mean "the default", so a config stored before
-	// these fields existed gets the defaults; see the accessors in path_sync.go.
-	ResourceTypes    string        `json:"resource_types,omitempty"` // "kv,transit" sorted; "" = both
-	OwnerMetadataKey string        `json:"owner_metadata_key,omitempty"`
-	IntegrationOwner string        `json:"integration_owner,omitempty"`
-	SyncInterval     time.Duration `json:"sync_interval,omitempty"` // <0 = off (the API's 0)
-	SyncConcurrency  int           `json:"sync_concurrency,omitempty"`
-	MaxResources     int           `json:"max_resources,omitempty"`
-
-	// Access flows: events (notify.go) and how long ended requests stay readable.
-	NotifyURL    string `json:"notify_url,omitempty"`
-	NotifySecret string `json:"notify_secret,omitempty"`
-	NotifyCACert string `json:"notify_ca_cert,omitempty"`
-	// NotifyAllowedHosts is notify_allowed_hosts, normalised, comma-separated ("": the
-	// default rules; notify_dest.go).
-	NotifyAllowedHosts string        `json:"notify_allowed_hosts,omitempty"`
-	RequestRetention   time.Duration `json:"request_retention,omitempty"` // 0 = default
-	// PasswordHashCost is the bcrypt cost of grant passwords sent as password_hash
-	// (0: the default, -1: off).
-	PasswordHashCost int `json:"password_hash_cost,omitempty"`
-	// HistoryRetention is how long ended grants' history stays (0: the default).
-	HistoryRetention time.Duration `json:"history_retention,omitempty"`
-	// PortalURL is the access portal's address in chat messages (default: vault_addr's
-	// <mount>ui).
-	PortalURL string `json:"portal_url,omitempty"`
-
-	// Bounds of access flows (flow_limits.go); 0 = the default.
-	MaxResourcesPerRequest int `json:"max_resources_per_request,omitempty"`
-	MaxOpenRequests        int `json:"max_open_requests,omitempty"`
-	MaxFolderSecrets       int `json:"max_folder_secrets,omitempty"`
-}
-
-const defaultRequestRetention = 7 * 24 * time.Hour
-
-func (c *pluginConfig) requestRetention() time.Duration {
-	return orDefault(c.RequestRetention, defaultRequestRetention)
-}
-
-// vaultSettings is where and how the plugin reaches Vault and logs in.
-func (c *pluginConfig) vaultSettings() vaultapi.Settings {
-	return vaultapi.Settings{
-		Addr: c.VaultAddr, RoleID: c.RoleID, SecretID: c.SecretID, AppRoleMount: c.AppRoleMount,
-		Token: c.Token, CACert: c.CACert, TLSServerName: c.TLSServerName, TLSSkipVerify: c.TLSSkipVerify,
-	}
-}
 
 func pathConfig(b *aponoBackend) *framework.Path {
 	return &framework.Path{
@@ -113,7 +43,7 @@ func pathConfig(b *aponoBackend) *framework.Path {
 			"approle_mount": {
 				Type:        framework.TypeString,
 				Description: "Mount path of the AppRole auth method.",
-				Default:     defaultAppRoleMount,
+				Default:     config.DefaultAppRoleMount,
 			},
 			"token": {
 				Type:        framework.TypeString,
@@ -138,11 +68,11 @@ func pathConfig(b *aponoBackend) *framework.Path {
 			"userpass_mount": {
 				Type:        framework.TypeString,
 				Description: "Mount path of the userpass auth method grants create users in.",
-				Default:     defaultUserpassMount,
+				Default:     config.DefaultUserpassMount,
 			},
 			"access_details": {
 				Type:        framework.TypeString,
-				Description: fmt.Sprintf("Instructions returned with every grant on how to use the access (at most %d characters).", maxAccessDetailsLen),
+				Description: fmt.Sprintf("Instructions returned with every grant on how to use the access (at most %d characters).", config.MaxAccessDetailsLen),
 			},
 			"password_policy": {
 				Type:        framework.TypeString,
@@ -152,7 +82,7 @@ func pathConfig(b *aponoBackend) *framework.Path {
 				Type: framework.TypeInt,
 				Description: fmt.Sprintf("Where userpass takes password_hash (Vault 1.17+, OpenBao 2.6+), the plugin hashes each grant's random password itself "+
 					"with bcrypt at this cost (%d to %d), so Vault spends no bcrypt time on a grant; 0 lets Vault hash it. Default: %d.",
-					minPasswordHashCost, maxPasswordHashCost, defaultPasswordHashCost),
+					config.MinPasswordHashCost, config.MaxPasswordHashCost, config.DefaultPasswordHashCost),
 			},
 			"resource_types": {
 				Type:        framework.TypeCommaStringSlice,
@@ -160,12 +90,12 @@ func pathConfig(b *aponoBackend) *framework.Path {
 			},
 			"owner_metadata_key": {
 				Type:        framework.TypeString,
-				Description: fmt.Sprintf("A KV v2 custom_metadata key (e.g. owner) whose value apono/sync reports as each secret's owner. Needs integration_owner, the fallback. At most %d characters.", maxOwnerMetadataKeyLen),
+				Description: fmt.Sprintf("A KV v2 custom_metadata key (e.g. owner) whose value apono/sync reports as each secret's owner. Needs integration_owner, the fallback. At most %d characters.", config.MaxOwnerMetadataKeyLen),
 			},
 			"integration_owner": {
 				Type: framework.TypeString,
 				Description: fmt.Sprintf("Fallback approver: the owner of every resource that names none of its own (Transit keys, folders, secrets without an owner tag). "+
-					"An identity group name, or a comma-separated list of group:<name> and entity:<name> (at most %d characters).", maxIntegrationOwnerLen),
+					"An identity group name, or a comma-separated list of group:<name> and entity:<name> (at most %d characters).", config.MaxIntegrationOwnerLen),
 			},
 			"notify_url": {
 				Type: framework.TypeString,
@@ -193,7 +123,7 @@ func pathConfig(b *aponoBackend) *framework.Path {
 			},
 			"history_retention": {
 				Type:        framework.TypeDurationSecond,
-				Description: fmt.Sprintf("How long the history of ended grants (apono/history) stays. Default: %s.", defaultHistoryRetention),
+				Description: fmt.Sprintf("How long the history of ended grants (apono/history) stays. Default: %s.", config.DefaultHistoryRetention),
 			},
 			"portal_url": {
 				Type:        framework.TypeString,
@@ -201,32 +131,32 @@ func pathConfig(b *aponoBackend) *framework.Path {
 			},
 			"request_retention": {
 				Type:        framework.TypeDurationSecond,
-				Description: fmt.Sprintf("How long ended requests (granted, denied, cancelled, expired) stay readable before a periodic job removes them. Default: %s.", defaultRequestRetention),
+				Description: fmt.Sprintf("How long ended requests (granted, denied, cancelled, expired) stay readable before a periodic job removes them. Default: %s.", config.DefaultRequestRetention),
 			},
 			"max_resources_per_request": {
 				Type:        framework.TypeInt,
-				Description: fmt.Sprintf("Most resources one request or grant may name (1 to %d). Default: %d.", maxMaxResourcesPerRequest, defaultMaxResourcesPerRequest),
+				Description: fmt.Sprintf("Most resources one request or grant may name (1 to %d). Default: %d.", config.MaxMaxResourcesPerRequest, config.DefaultMaxResourcesPerRequest),
 			},
 			"max_open_requests": {
 				Type:        framework.TypeInt,
-				Description: fmt.Sprintf("Most open requests (pending, or approved and not picked up) one person may have at a time (1 to %d). Default: %d.", maxMaxOpenRequests, defaultMaxOpenRequests),
+				Description: fmt.Sprintf("Most open requests (pending, or approved and not picked up) one person may have at a time (1 to %d). Default: %d.", config.MaxMaxOpenRequests, config.DefaultMaxOpenRequests),
 			},
 			"max_folder_secrets": {
 				Type: framework.TypeInt,
 				Description: fmt.Sprintf("A request for a KV folder reads the owner tag of every secret below it; a folder holding more secrets than this is refused (1 to %d). Default: %d.",
-					maxMaxFolderSecrets, defaultMaxFolderSecrets),
+					config.MaxMaxFolderSecrets, config.DefaultMaxFolderSecrets),
 			},
 			"sync_interval": {
 				Type:        framework.TypeDurationSecond,
-				Description: fmt.Sprintf("How often the active node refreshes the resource snapshot in the background; 0 turns it off, otherwise at least %s. Default: %s.", minSyncInterval, defaultSyncInterval),
+				Description: fmt.Sprintf("How often the active node refreshes the resource snapshot in the background; 0 turns it off, otherwise at least %s. Default: %s.", config.MinSyncInterval, config.DefaultSyncInterval),
 			},
 			"sync_concurrency": {
 				Type:        framework.TypeInt,
-				Description: fmt.Sprintf("How many LIST and read calls apono/sync makes to Vault at once (1 to %d). Default: %d.", maxSyncConcurrency, defaultSyncConcurrency),
+				Description: fmt.Sprintf("How many LIST and read calls apono/sync makes to Vault at once (1 to %d). Default: %d.", config.MaxSyncConcurrency, config.DefaultSyncConcurrency),
 			},
 			"max_resources": {
 				Type:        framework.TypeInt,
-				Description: fmt.Sprintf("apono/sync stops with an error once it has found more resources than this (1 to %d). Default: %d.", maxMaxResources, defaultMaxResources),
+				Description: fmt.Sprintf("apono/sync stops with an error once it has found more resources than this (1 to %d). Default: %d.", config.MaxMaxResources, config.DefaultMaxResources),
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
@@ -289,29 +219,14 @@ max_resources_per_request, max_open_requests and max_folder_secrets bound what o
 request may ask for and how many one person may have open.
 `
 
-func getConfig(ctx context.Context, s logical.Storage) (*pluginConfig, error) {
-	entry, err := s.Get(ctx, configStoragePath)
-	if err != nil {
-		return nil, err
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	cfg := &pluginConfig{}
-	if err := entry.DecodeJSON(cfg); err != nil {
-		return nil, fmt.Errorf("decoding config: %w", err)
-	}
-	return cfg, nil
-}
-
 func (b *aponoBackend) pathConfigExists(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
-	cfg, err := getConfig(ctx, req.Storage)
+	cfg, err := config.Get(ctx, req.Storage)
 	return cfg != nil, err
 }
 
 func (b *aponoBackend) pathConfigRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
-	cfg, err := getConfig(ctx, req.Storage)
+	cfg, err := config.Get(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +237,7 @@ func (b *aponoBackend) pathConfigRead(ctx context.Context, req *logical.Request,
 }
 
 // configResponseData is everything in cfg except the secrets, and whether each is set.
-func configResponseData(cfg *pluginConfig) map[string]interface{} {
+func configResponseData(cfg *config.Config) map[string]interface{} {
 	return map[string]interface{}{
 		"vault_addr":         cfg.VaultAddr,
 		"role_id":            cfg.RoleID,
@@ -335,26 +250,26 @@ func configResponseData(cfg *pluginConfig) map[string]interface{} {
 		"userpass_mount":     cfg.UserpassMount,
 		"access_details":     cfg.AccessDetails,
 		"password_policy":    cfg.PasswordPolicy,
-		"password_hash_cost": cfg.passwordHashCost(),
+		"password_hash_cost": cfg.HashCost(),
 		// Discovery settings, with defaults applied.
-		"resource_types":     cfg.resourceTypes(),
+		"resource_types":     cfg.TypesToDiscover(),
 		"owner_metadata_key": cfg.OwnerMetadataKey,
 		"integration_owner":  cfg.IntegrationOwner,
-		"sync_interval":      int64(cfg.syncInterval().Seconds()),
-		"sync_concurrency":   cfg.syncConcurrency(),
-		"max_resources":      cfg.maxResources(),
+		"sync_interval":      int64(cfg.SyncEvery().Seconds()),
+		"sync_concurrency":   cfg.SyncWorkers(),
+		"max_resources":      cfg.ResourceLimit(),
 		// Access flows.
 		"notify_url":           redactURL(cfg.NotifyURL),
 		"notify_secret_set":    cfg.NotifySecret != "",
 		"notify_ca_cert":       cfg.NotifyCACert,
 		"notify_allowed_hosts": nonNil(splitAllowedHosts(cfg.NotifyAllowedHosts)),
-		"request_retention":    int64(cfg.requestRetention().Seconds()),
+		"request_retention":    int64(cfg.KeepRequestsFor().Seconds()),
 		"portal_url":           cfg.PortalURL,
-		"history_retention":    int64(cfg.historyRetention().Seconds()),
+		"history_retention":    int64(cfg.KeepHistoryFor().Seconds()),
 		// Bounds of access flows, with defaults applied.
-		"max_resources_per_request": cfg.maxResourcesPerRequest(),
-		"max_open_requests":         cfg.maxOpenRequests(),
-		"max_folder_secrets":        cfg.maxFolderSecrets(),
+		"max_resources_per_request": cfg.ResourcesPerRequestLimit(),
+		"max_open_requests":         cfg.OpenRequestsLimit(),
+		"max_folder_secrets":        cfg.FolderSecretsLimit(),
 	}
 }
 
@@ -363,11 +278,11 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
 		return resp, nil
 	}
-	old, err := getConfig(ctx, req.Storage)
+	old, err := config.Get(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	cfg := &pluginConfig{AppRoleMount: defaultAppRoleMount, UserpassMount: defaultUserpassMount}
+	cfg := &config.Config{AppRoleMount: config.DefaultAppRoleMount, UserpassMount: config.DefaultUserpassMount}
 	if old != nil {
 		*cfg = *old
 	}
@@ -419,7 +334,7 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 		cfg.RoleID, cfg.SecretID = "", ""
 	}
 
-	if msg := validateConfig(cfg); msg != "" {
+	if msg := config.Validate(cfg); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
 	if msg, err := b.checkTargetsUnder(ctx, req.Storage, d, cfg); err != nil || msg != "" {
@@ -444,7 +359,7 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 		return logical.ErrorResponse(fmt.Sprintf("cannot log in to Vault at %s with the given credentials; nothing was saved: %s", cfg.VaultAddr, err)), nil
 	}
 
-	entry, err := logical.StorageEntryJSON(configStoragePath, cfg)
+	entry, err := logical.StorageEntryJSON(config.StoragePath, cfg)
 	if err != nil {
 		client.Close()
 		return nil, err
@@ -460,7 +375,7 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 
 // connectionChanges names the fields that say where or how the plugin logs in to Vault
 // and differ between the stored config old (nil: none yet) and cfg.
-func connectionChanges(old, cfg *pluginConfig) []string {
+func connectionChanges(old, cfg *config.Config) []string {
 	if old == nil {
 		return nil
 	}
@@ -483,36 +398,6 @@ func connectionChanges(old, cfg *pluginConfig) []string {
 	return out
 }
 
-var mountPathRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$`)
-
-// validateConfig returns a message naming the first bad field, or "".
-func validateConfig(cfg *pluginConfig) string {
-	if msg := vaultapi.CheckAddr(cfg.VaultAddr); msg != "" {
-		return msg
-	}
-	if cfg.Token == "" && (cfg.RoleID == "" || cfg.SecretID == "") {
-		return "credentials are required: role_id and secret_id (AppRole), or token"
-	}
-	for field, v := range map[string]string{"approle_mount": cfg.AppRoleMount, "userpass_mount": cfg.UserpassMount} {
-		if !mountPathRe.MatchString(v) || strings.Contains(v, "..") {
-			return fmt.Sprintf("%s %q must be a mount path of letters, digits, '_', '-', '.' and '/' (no leading or trailing slash)", field, v)
-		}
-	}
-	if len([]rune(cfg.AccessDetails)) > maxAccessDetailsLen {
-		return fmt.Sprintf("access_details is %d characters; at most %d are allowed", len([]rune(cfg.AccessDetails)), maxAccessDetailsLen)
-	}
-	if cfg.CACert != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(cfg.CACert)) {
-		return "ca_cert must hold at least one PEM-encoded certificate"
-	}
-	if cfg.PasswordPolicy != "" && !mountPathRe.MatchString(cfg.PasswordPolicy) {
-		return fmt.Sprintf("password_policy %q is not a valid policy name", cfg.PasswordPolicy)
-	}
-	if cfg.OwnerMetadataKey != "" && cfg.IntegrationOwner == "" {
-		return "integration_owner is required when owner_metadata_key is set: it is the approver for resources without an owner"
-	}
-	return ""
-}
-
 func (b *aponoBackend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
 	// Revoking a grant needs the Vault client; deleting config under live grants would
@@ -524,7 +409,7 @@ func (b *aponoBackend) pathConfigDelete(ctx context.Context, req *logical.Reques
 	if len(active) > 0 {
 		return logical.ErrorResponse(fmt.Sprintf("%d grants are still active and need this config to be revoked; revoke them first (vault lease revoke -prefix %sgrants)", len(active), req.MountPoint)), nil
 	}
-	if err := req.Storage.Delete(ctx, configStoragePath); err != nil {
+	if err := req.Storage.Delete(ctx, config.StoragePath); err != nil {
 		return nil, err
 	}
 	b.setCachedConfig(nil)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -19,7 +20,7 @@ import (
 func TestConfigConnectionChangeNeedsCredentialsAgain(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure(t)
-	before, _ := getConfig(e.ctx, e.storage)
+	before, _ := config.Get(e.ctx, e.storage)
 	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
 	tlsSrv.Close()
 	caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}))
@@ -45,7 +46,7 @@ func TestConfigConnectionChangeNeedsCredentialsAgain(t *testing.T) {
 			if e.vault.logins != logins {
 				t.Fatal("a refused write built a client (logged in) with the stored credentials")
 			}
-			if after, _ := getConfig(e.ctx, e.storage); *after != *before {
+			if after, _ := config.Get(e.ctx, e.storage); *after != *before {
 				t.Fatalf("config changed: %+v -> %+v", before, after)
 			}
 		})
@@ -58,7 +59,7 @@ func TestConfigConnectionChangeNeedsCredentialsAgain(t *testing.T) {
 	// With the credentials, the change goes through.
 	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"vault_addr": "http://localhost:8200", "role_id": "role-id-1", "secret_id": "s3cret-id-value"})
 	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"tls_skip_verify": true, "token": "hvs.tok"})
-	cfg, _ := getConfig(e.ctx, e.storage)
+	cfg, _ := config.Get(e.ctx, e.storage)
 	if cfg.VaultAddr != "http://localhost:8200" || !cfg.TLSSkipVerify || cfg.Token != "hvs.tok" {
 		t.Fatalf("changes with credentials not saved: %+v", cfg)
 	}
@@ -74,9 +75,9 @@ func TestPlainHTTPVaultAddrRefusedBeforeConnecting(t *testing.T) {
 	if e.vault.logins != 0 {
 		t.Fatal("the refused write built a client")
 	}
-	_, err := vaultapi.New(context.Background(), (&pluginConfig{
+	_, err := vaultapi.New(context.Background(), (&config.Config{
 		VaultAddr: "http://vault.example.com:8200", RoleID: "r", SecretID: "s", AppRoleMount: "approle",
-	}).vaultSettings(), hclog.NewNullLogger())
+	}).VaultSettings(), hclog.NewNullLogger())
 	if err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("newAPIClient with http:// to a non-loopback host: want a refusal, got %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -43,7 +44,7 @@ func TestConfigPartialUpdateKeepsOtherFields(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure(t)
 	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"access_details": "log in with vault login -method=userpass"})
-	cfg, err := getConfig(e.ctx, e.storage)
+	cfg, err := config.Get(e.ctx, e.storage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func TestConfigPartialUpdateKeepsOtherFields(t *testing.T) {
 	}
 	// Switching to a token drops the AppRole credentials.
 	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"token": "hvs.tok"})
-	cfg, _ = getConfig(e.ctx, e.storage)
+	cfg, _ = config.Get(e.ctx, e.storage)
 	if cfg.Token != "hvs.tok" || cfg.RoleID != "" || cfg.SecretID != "" {
 		t.Fatalf("token did not replace approle: %+v", cfg)
 	}
@@ -61,7 +62,7 @@ func TestConfigPartialUpdateKeepsOtherFields(t *testing.T) {
 func TestConfigBadInputIsRejectedAndChangesNothing(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure(t)
-	before, _ := getConfig(e.ctx, e.storage)
+	before, _ := config.Get(e.ctx, e.storage)
 
 	cases := []struct {
 		name string
@@ -80,7 +81,7 @@ func TestConfigBadInputIsRejectedAndChangesNothing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e.mustBadRequest(t, logical.UpdateOperation, "config", tc.data, tc.want)
-			after, _ := getConfig(e.ctx, e.storage)
+			after, _ := config.Get(e.ctx, e.storage)
 			if *after != *before {
 				t.Fatalf("config changed: %+v -> %+v", before, after)
 			}
@@ -92,7 +93,7 @@ func TestConfigFirstWriteNeedsAddressAndCredentials(t *testing.T) {
 	e := newTestEnv(t)
 	e.mustBadRequest(t, logical.UpdateOperation, "config", map[string]interface{}{"role_id": "r", "secret_id": "s"}, "vault_addr is required")
 	e.mustBadRequest(t, logical.UpdateOperation, "config", map[string]interface{}{"vault_addr": "http://127.0.0.1:8200", "role_id": "r"}, "credentials are required")
-	if cfg, _ := getConfig(e.ctx, e.storage); cfg != nil {
+	if cfg, _ := config.Get(e.ctx, e.storage); cfg != nil {
 		t.Fatalf("a rejected write stored config: %+v", cfg)
 	}
 }
@@ -106,7 +107,7 @@ func TestConfigBadLoginKeepsOldConfig(t *testing.T) {
 	if strings.Contains(resp.Error().Error(), "wrong-secret") {
 		t.Fatal("login error echoes the secret_id")
 	}
-	cfg, _ := getConfig(e.ctx, e.storage)
+	cfg, _ := config.Get(e.ctx, e.storage)
 	if cfg.SecretID != "s3cret-id-value" {
 		t.Fatal("a failed login replaced the stored secret_id")
 	}
@@ -118,7 +119,7 @@ func TestConfigDeleteRefusedWhileGrantsLive(t *testing.T) {
 	e.mustOK(t, logical.CreateOperation, "roles/app", map[string]interface{}{"resources": "kv/app/db"})
 	e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
 	e.mustBadRequest(t, logical.DeleteOperation, "config", nil, "still active")
-	if cfg, _ := getConfig(e.ctx, e.storage); cfg == nil {
+	if cfg, _ := config.Get(e.ctx, e.storage); cfg == nil {
 		t.Fatal("config deleted under a live grant")
 	}
 }
@@ -127,7 +128,7 @@ func TestConfigDelete(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure(t)
 	e.mustOK(t, logical.DeleteOperation, "config", nil)
-	if cfg, _ := getConfig(e.ctx, e.storage); cfg != nil {
+	if cfg, _ := config.Get(e.ctx, e.storage); cfg != nil {
 		t.Fatal("config not deleted")
 	}
 	if e.b.client != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
@@ -469,7 +470,7 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 }
 
 // issueWithWarnings issues gr and adds warnings to its response.
-func (b *aponoBackend) issueWithWarnings(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *pluginConfig, gr *grantRequest, warnings []string) (*logical.Response, error) {
+func (b *aponoBackend) issueWithWarnings(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *config.Config, gr *grantRequest, warnings []string) (*logical.Response, error) {
 	resp, err := b.issueGrant(ctx, s, client, cfg, gr)
 	if err != nil {
 		return nil, err
@@ -482,7 +483,7 @@ func (b *aponoBackend) issueWithWarnings(ctx context.Context, s logical.Storage,
 
 // roleAndConfig reads what every grant and request needs first: the role and the config;
 // msg is a 400 when either is missing.
-func (b *aponoBackend) roleAndConfig(ctx context.Context, s logical.Storage, roleName string) (*roleEntry, *pluginConfig, string, error) {
+func (b *aponoBackend) roleAndConfig(ctx context.Context, s logical.Storage, roleName string) (*roleEntry, *config.Config, string, error) {
 	role, err := b.role(ctx, s, roleName)
 	if err != nil {
 		return nil, nil, "", err
@@ -547,7 +548,7 @@ func grantInputFromFields(d *framework.FieldData) (in grantInput, msg string) {
 
 // resolveGrant checks in against the role and Vault's mounts; msg is a 400 for the
 // caller, err an internal failure.
-func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *pluginConfig, roleName string, role *roleEntry, in grantInput, client vaultapi.Client,
+func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *config.Config, roleName string, role *roleEntry, in grantInput, client vaultapi.Client,
 ) (gr *grantRequest, warnings []string, msg string, err error) {
 	gr = &grantRequest{role: roleName, boundCIDRs: role.TokenBoundCIDRs, justification: in.justification}
 

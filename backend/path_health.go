@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -178,7 +179,7 @@ var healthResponseFields = map[string]*framework.FieldSchema{
 
 func (b *aponoBackend) pathHealthRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
-	cfg, err := getConfig(ctx, req.Storage)
+	cfg, err := config.Get(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +196,7 @@ func (b *aponoBackend) pathHealthRead(ctx context.Context, req *logical.Request,
 }
 
 // checkHealth builds the report; nothing that fails in Vault makes it an error.
-func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *pluginConfig) map[string]interface{} {
+func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *config.Config) map[string]interface{} {
 	problems, warnings := []string{}, []string{}
 	out := map[string]interface{}{
 		"vault_addr":           cfg.VaultAddr,
@@ -327,8 +328,8 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 	}
 	out["capabilities"] = entries
 	// Cheaper grants: whether userpass takes password_hash, so Vault hashes nothing.
-	out["password_hash_cost"] = cfg.passwordHashCost()
-	out["password_hash"] = cfg.passwordHashCost() > 0 && b.supportsPasswordHash(ctx, client, cfg.UserpassMount)
+	out["password_hash_cost"] = cfg.HashCost()
+	out["password_hash"] = cfg.HashCost() > 0 && b.supportsPasswordHash(ctx, client, cfg.UserpassMount)
 	if has != nil {
 		entitiesOK := len(missingCapabilities(has[b.entityCheckPath()], []string{"create", "delete", "update"})) == 0 &&
 			len(missingCapabilities(has[entityAliasPath], []string{"create", "update"})) == 0

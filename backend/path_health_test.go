@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -196,7 +197,7 @@ func TestHealthWhenVaultIsDownOrLoginFails(t *testing.T) {
 		e.configure(t)
 		e.b.resetClient()
 		e.vault.loginErr = errors.New("approle login failed: 503: Vault is sealed")
-		e.b.healthProbe = func(context.Context, *pluginConfig) (*api.HealthResponse, error) {
+		e.b.healthProbe = func(context.Context, *config.Config) (*api.HealthResponse, error) {
 			return &api.HealthResponse{Initialized: true, Sealed: true, Version: "1.14.2"}, nil
 		}
 		d := e.health(t)
@@ -214,7 +215,7 @@ func TestHealthWhenVaultIsDownOrLoginFails(t *testing.T) {
 		e.configure(t)
 		e.b.resetClient()
 		e.vault.loginErr = errors.New("approle login failed: 400: invalid role or secret ID")
-		e.b.healthProbe = func(context.Context, *pluginConfig) (*api.HealthResponse, error) {
+		e.b.healthProbe = func(context.Context, *config.Config) (*api.HealthResponse, error) {
 			return &api.HealthResponse{Initialized: true}, nil
 		}
 		d := e.health(t)

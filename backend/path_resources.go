@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -103,8 +104,8 @@ func parseResourceQuery(d *framework.FieldData) (resourceQuery, string) {
 		after:  d.Get("after").(string),
 		limit:  defaultResourcesLimit,
 	}
-	if q.typ != "" && !contains(discoverableTypes, q.typ) {
-		return q, fmt.Sprintf("type %q is not a resource type (allowed: %s)", textsafe.Truncate(q.typ), strings.Join(discoverableTypes, ", "))
+	if q.typ != "" && !contains(config.DiscoverableTypes, q.typ) {
+		return q, fmt.Sprintf("type %q is not a resource type (allowed: %s)", textsafe.Truncate(q.typ), strings.Join(config.DiscoverableTypes, ", "))
 	}
 	if v, ok := d.GetOk("limit"); ok {
 		q.limit = v.(int)

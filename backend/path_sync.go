@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -144,7 +145,7 @@ const requestDeadlineMargin = 3 * time.Second
 // requestSyncContext bounded by timeout, and answers with its summary, or with a 400 for
 // what the operator must change.
 func (b *aponoBackend) syncResponse(ctx context.Context, s logical.Storage, timeout time.Duration) (*logical.Response, error) {
-	cfg, err := getConfig(ctx, s)
+	cfg, err := config.Get(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +174,7 @@ func (b *aponoBackend) syncResponse(ctx context.Context, s logical.Storage, time
 
 // runSync walks Vault, stores the result as the current snapshot and records the
 // attempt. The caller holds syncMu. background says the periodic job started it.
-func (b *aponoBackend) runSync(ctx context.Context, s logical.Storage, cfg *pluginConfig, background bool) (*snapshotHeader, error) {
+func (b *aponoBackend) runSync(ctx context.Context, s logical.Storage, cfg *config.Config, background bool) (*snapshotHeader, error) {
 	started := time.Now()
 	h, err := b.walkAndStore(ctx, s, cfg, started)
 	if err != nil {
@@ -216,7 +217,7 @@ func recordSyncAttempt(ctx context.Context, s logical.Storage, at time.Time, syn
 	return s.Put(ctx, entry)
 }
 
-func (b *aponoBackend) walkAndStore(ctx context.Context, s logical.Storage, cfg *pluginConfig, started time.Time) (*snapshotHeader, error) {
+func (b *aponoBackend) walkAndStore(ctx context.Context, s logical.Storage, cfg *config.Config, started time.Time) (*snapshotHeader, error) {
 	client, err := b.getClient(ctx, s)
 	if err != nil {
 		return nil, err
@@ -226,15 +227,15 @@ func (b *aponoBackend) walkAndStore(ctx context.Context, s logical.Storage, cfg 
 		return nil, fmt.Errorf("reading sys/mounts: %w", vaultapi.Redact(err))
 	}
 	types := map[string]bool{}
-	for _, t := range cfg.resourceTypes() {
+	for _, t := range cfg.TypesToDiscover() {
 		types[t] = true
 	}
 	res, err := walk(ctx, client, mounts, walkOptions{
 		types:            types,
 		ownerKey:         cfg.OwnerMetadataKey,
 		integrationOwner: cfg.IntegrationOwner,
-		concurrency:      cfg.syncConcurrency(),
-		maxResources:     cfg.maxResources(),
+		concurrency:      cfg.SyncWorkers(),
+		maxResources:     cfg.ResourceLimit(),
 		ownMount:         b.ownMountPath(),
 	})
 	if err != nil {
@@ -254,7 +255,7 @@ func (b *aponoBackend) walkAndStore(ctx context.Context, s logical.Storage, cfg 
 		Kinds:            map[string]int{},
 		Mounts:           map[string]int{},
 	}
-	for _, t := range cfg.resourceTypes() {
+	for _, t := range cfg.TypesToDiscover() {
 		h.Counts[t] = 0
 	}
 	for i := range res.Entries {
@@ -280,11 +281,11 @@ func (b *aponoBackend) syncJob() periodicJob {
 // sync: the rollback manager calls periodic functions holding Vault's state lock, and a
 // walk of a large Vault must not hold up a seal or a step-down.
 func (b *aponoBackend) periodicSync(ctx context.Context, s logical.Storage) error {
-	cfg, err := getConfig(ctx, s)
+	cfg, err := config.Get(ctx, s)
 	if err != nil || cfg == nil {
 		return err
 	}
-	interval := cfg.syncInterval()
+	interval := cfg.SyncEvery()
 	if interval == 0 {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -451,8 +452,8 @@ func TestConfigDiscoveryFields(t *testing.T) {
 		"owner_metadata_key": "",
 		"integration_owner":  "",
 		"sync_interval":      int64(900),
-		"sync_concurrency":   defaultSyncConcurrency,
-		"max_resources":      defaultMaxResources,
+		"sync_concurrency":   config.DefaultSyncConcurrency,
+		"max_resources":      config.DefaultMaxResources,
 	}
 	for k, want := range defaults {
 		if !reflect.DeepEqual(d[k], want) {
@@ -488,7 +489,7 @@ func TestConfigDiscoveryFields(t *testing.T) {
 		t.Errorf("sync_interval %v resource_types %v, want 0 and [kv]", d["sync_interval"], d["resource_types"])
 	}
 
-	before, _ := getConfig(e.ctx, e.storage)
+	before, _ := config.Get(e.ctx, e.storage)
 	bad := []struct {
 		name string
 		data map[string]interface{}
@@ -508,7 +509,7 @@ func TestConfigDiscoveryFields(t *testing.T) {
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
 			e.mustBadRequest(t, logical.UpdateOperation, "config", c.data, c.want)
-			if after, _ := getConfig(e.ctx, e.storage); *after != *before {
+			if after, _ := config.Get(e.ctx, e.storage); *after != *before {
 				t.Errorf("a rejected write changed config: %+v", after)
 			}
 		})

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -49,7 +50,7 @@ func (b *aponoBackend) requestClosed(ctx context.Context, s logical.Storage, rec
 
 // storeNewRequest stores a new request unless its requester is at max_open_requests (msg
 // is that 400). One requester's requests are counted and made one at a time.
-func (b *aponoBackend) storeNewRequest(ctx context.Context, s logical.Storage, cfg *pluginConfig, rec *requestRecord, now time.Time) (string, error) {
+func (b *aponoBackend) storeNewRequest(ctx context.Context, s logical.Storage, cfg *config.Config, rec *requestRecord, now time.Time) (string, error) {
 	defer b.grantLocks.Lock("open:" + rec.Requester.EntityID)()
 	if msg, err := b.checkOpenRequests(ctx, s, cfg, rec.Requester.EntityID, now); err != nil || msg != "" {
 		return msg, err
@@ -63,8 +64,8 @@ func (b *aponoBackend) storeNewRequest(ctx context.Context, s logical.Storage, c
 // checkOpenRequests is the 400 for a requester at max_open_requests. The caller holds the
 // requester's open-requests lock, so an entry without its request is left over from a
 // crash, not a request being made.
-func (b *aponoBackend) checkOpenRequests(ctx context.Context, s logical.Storage, cfg *pluginConfig, entityID string, now time.Time) (string, error) {
-	limit := cfg.maxOpenRequests()
+func (b *aponoBackend) checkOpenRequests(ctx context.Context, s logical.Storage, cfg *config.Config, entityID string, now time.Time) (string, error) {
+	limit := cfg.OpenRequestsLimit()
 	prefix := openKeyPrefix(entityID)
 	ids, err := s.List(ctx, prefix)
 	if err != nil || len(ids) < limit {

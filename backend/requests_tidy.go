@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -26,9 +27,9 @@ func (b *aponoBackend) tidyRequests(ctx context.Context, s logical.Storage) erro
 	if err != nil {
 		return err
 	}
-	retention := defaultRequestRetention
+	retention := config.DefaultRequestRetention
 	if cfg != nil {
-		retention = cfg.requestRetention()
+		retention = cfg.KeepRequestsFor()
 	}
 	now := time.Now().UTC()
 	var errs []error
@@ -77,7 +78,7 @@ func (b *aponoBackend) dueKeys(ctx context.Context, s logical.Storage, set strin
 // tidyRequest acts on the request behind a due entry: records its expiry, or removes it
 // past its retention. An entry its request no longer has is removed; changed says the
 // entry is gone either way.
-func (b *aponoBackend) tidyRequest(ctx context.Context, s logical.Storage, cfg *pluginConfig, id string, retention time.Duration, now time.Time, due indexEntry,
+func (b *aponoBackend) tidyRequest(ctx context.Context, s logical.Storage, cfg *config.Config, id string, retention time.Duration, now time.Time, due indexEntry,
 ) (changed bool, err error) {
 	lock := b.requestLock(id)
 	lock.Lock()

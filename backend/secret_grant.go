@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access/window"
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -206,7 +207,7 @@ func (b *aponoBackend) revokeLoginTokens(ctx context.Context, client vaultapi.Cl
 
 // pendingEvent is an event prepared before the record it describes is removed.
 type pendingEvent struct {
-	cfg   *pluginConfig
+	cfg   *config.Config
 	event event
 }
 

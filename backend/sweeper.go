@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -116,7 +117,7 @@ func (b *aponoBackend) sweepIfDue(ctx context.Context, s logical.Storage) error 
 	if !st.lastRun.IsZero() && now.Sub(st.lastRun) < interval {
 		return nil
 	}
-	cfg, err := getConfig(ctx, s)
+	cfg, err := config.Get(ctx, s)
 	if err != nil {
 		return err
 	}

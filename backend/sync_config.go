@@ -7,22 +7,12 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/apono-io/vault-plugin-apono/backend/resource"
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 )
 
-// Discovery settings in config, and their bounds.
 const (
-	defaultSyncInterval    = 15 * time.Minute
-	minSyncInterval        = time.Minute // the rollback manager ticks once a minute anyway
-	defaultSyncConcurrency = 8
-	maxSyncConcurrency     = 64
-	defaultMaxResources    = 100000
-	maxMaxResources        = 1000000
-	maxOwnerMetadataKeyLen = 128 // Vault's limit on a custom_metadata key
-	maxIntegrationOwnerLen = 256
-
 	// periodicSyncTimeout bounds a background sync, which no request's deadline covers.
 	periodicSyncTimeout = 30 * time.Minute
 	// defaultRequestSyncTimeout bounds a sync run by a request. Vault cancels a request
@@ -31,44 +21,9 @@ const (
 	defaultRequestSyncTimeout = 80 * time.Second
 )
 
-// discoverableTypes are the values resource_types accepts.
-var discoverableTypes = []string{resource.TypeKV, resource.TypeTransit}
-
-func (c *pluginConfig) resourceTypes() []string {
-	if c.ResourceTypes == "" {
-		return append([]string(nil), discoverableTypes...)
-	}
-	return strings.Split(c.ResourceTypes, ",")
-}
-
-// syncInterval is 0 when periodic sync is off.
-func (c *pluginConfig) syncInterval() time.Duration {
-	switch {
-	case c.SyncInterval < 0:
-		return 0
-	case c.SyncInterval == 0:
-		return defaultSyncInterval
-	}
-	return c.SyncInterval
-}
-
-func (c *pluginConfig) syncConcurrency() int {
-	if c.SyncConcurrency == 0 {
-		return defaultSyncConcurrency
-	}
-	return c.SyncConcurrency
-}
-
-func (c *pluginConfig) maxResources() int {
-	if c.MaxResources == 0 {
-		return defaultMaxResources
-	}
-	return c.MaxResources
-}
-
 // setDiscoveryConfig applies the discovery fields sent in a config write and returns a
 // message naming the first bad one, or "".
-func setDiscoveryConfig(cfg *pluginConfig, d *framework.FieldData) string {
+func setDiscoveryConfig(cfg *config.Config, d *framework.FieldData) string {
 	if v, ok := d.GetOk("resource_types"); ok {
 		seen := map[string]bool{}
 		for _, t := range v.([]string) {
@@ -76,13 +31,13 @@ func setDiscoveryConfig(cfg *pluginConfig, d *framework.FieldData) string {
 			if t == "" {
 				continue
 			}
-			if !contains(discoverableTypes, t) {
-				return fmt.Sprintf("resource_types: %q is not a resource type (allowed: %s)", textsafe.Truncate(t), strings.Join(discoverableTypes, ", "))
+			if !contains(config.DiscoverableTypes, t) {
+				return fmt.Sprintf("resource_types: %q is not a resource type (allowed: %s)", textsafe.Truncate(t), strings.Join(config.DiscoverableTypes, ", "))
 			}
 			seen[t] = true
 		}
 		if len(seen) == 0 {
-			return fmt.Sprintf("resource_types must name at least one of: %s", strings.Join(discoverableTypes, ", "))
+			return fmt.Sprintf("resource_types must name at least one of: %s", strings.Join(config.DiscoverableTypes, ", "))
 		}
 		types := make([]string, 0, len(seen))
 		for t := range seen {
@@ -93,15 +48,15 @@ func setDiscoveryConfig(cfg *pluginConfig, d *framework.FieldData) string {
 	}
 	if v, ok := d.GetOk("owner_metadata_key"); ok {
 		key := strings.TrimSpace(v.(string))
-		if len(key) > maxOwnerMetadataKeyLen || !printable(key) {
-			return fmt.Sprintf("owner_metadata_key must be a custom_metadata key of at most %d printable characters", maxOwnerMetadataKeyLen)
+		if len(key) > config.MaxOwnerMetadataKeyLen || !printable(key) {
+			return fmt.Sprintf("owner_metadata_key must be a custom_metadata key of at most %d printable characters", config.MaxOwnerMetadataKeyLen)
 		}
 		cfg.OwnerMetadataKey = key
 	}
 	if v, ok := d.GetOk("integration_owner"); ok {
 		owner := strings.TrimSpace(v.(string))
-		if len(owner) > maxIntegrationOwnerLen || !printable(owner) {
-			return fmt.Sprintf("integration_owner must be at most %d printable characters, e.g. an identity group name", maxIntegrationOwnerLen)
+		if len(owner) > config.MaxIntegrationOwnerLen || !printable(owner) {
+			return fmt.Sprintf("integration_owner must be at most %d printable characters, e.g. an identity group name", config.MaxIntegrationOwnerLen)
 		}
 		if owner != "" {
 			if _, err := parsePrincipalList(owner); err != nil {
@@ -115,23 +70,23 @@ func setDiscoveryConfig(cfg *pluginConfig, d *framework.FieldData) string {
 		switch {
 		case interval == 0:
 			cfg.SyncInterval = -1 // stored as negative: zero means "not set, use the default"
-		case interval < minSyncInterval:
-			return fmt.Sprintf("sync_interval must be 0 (off) or at least %d seconds, got %d", int(minSyncInterval.Seconds()), v.(int))
+		case interval < config.MinSyncInterval:
+			return fmt.Sprintf("sync_interval must be 0 (off) or at least %d seconds, got %d", int(config.MinSyncInterval.Seconds()), v.(int))
 		default:
 			cfg.SyncInterval = interval
 		}
 	}
 	if v, ok := d.GetOk("sync_concurrency"); ok {
 		n := v.(int)
-		if n < 1 || n > maxSyncConcurrency {
-			return fmt.Sprintf("sync_concurrency must be between 1 and %d, got %d", maxSyncConcurrency, n)
+		if n < 1 || n > config.MaxSyncConcurrency {
+			return fmt.Sprintf("sync_concurrency must be between 1 and %d, got %d", config.MaxSyncConcurrency, n)
 		}
 		cfg.SyncConcurrency = n
 	}
 	if v, ok := d.GetOk("max_resources"); ok {
 		n := v.(int)
-		if n < 1 || n > maxMaxResources {
-			return fmt.Sprintf("max_resources must be between 1 and %d, got %d", maxMaxResources, n)
+		if n < 1 || n > config.MaxMaxResources {
+			return fmt.Sprintf("max_resources must be between 1 and %d, got %d", config.MaxMaxResources, n)
 		}
 		cfg.MaxResources = n
 	}
