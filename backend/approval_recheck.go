@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/access/window"
 )
 
@@ -15,7 +16,7 @@ import (
 // a scheduled request too: the rule approved access starting at start_at, and a pickup
 // after its windows closed is not what it approved). It matters most for scheduled
 // requests, approved days before their start.
-func (b *aponoBackend) checkApprovalsStillHold(rec *requestRecord, role *roleEntry, caller *identity, now time.Time) error {
+func (b *aponoBackend) checkApprovalsStillHold(rec *requestRecord, role *roleEntry, caller *access.Identity, now time.Time) error {
 	if rec.AutoApprovedBy != "" {
 		for i := range role.AutoApprove {
 			r := &role.AutoApprove[i]
@@ -36,16 +37,16 @@ func (b *aponoBackend) checkApprovalsStillHold(rec *requestRecord, role *roleEnt
 			}
 		}
 		return forbidden("request %s was approved by rule %q, which no longer approves it (the rule changed, or %s's groups did): ask again",
-			rec.ID, rec.AutoApprovedBy, caller.label())
+			rec.ID, rec.AutoApprovedBy, caller.Label())
 	}
-	var still []approvalRecord
+	var still []access.ApprovalRecord
 	var lapsed []string
 	for _, a := range rec.Approvals {
 		who, err := b.identityOf(a.Approver)
 		if err != nil {
 			return err
 		}
-		sets := qualifyingSets(who, rec.Sets)
+		sets := access.QualifyingSets(who, rec.Sets)
 		var kept []int
 		for _, i := range a.Sets {
 			for _, j := range sets {
@@ -55,12 +56,12 @@ func (b *aponoBackend) checkApprovalsStillHold(rec *requestRecord, role *roleEnt
 			}
 		}
 		if len(kept) < len(a.Sets) {
-			lapsed = append(lapsed, a.Approver.label())
+			lapsed = append(lapsed, a.Approver.Label())
 		}
 		a.Sets = kept
 		still = append(still, a)
 	}
-	if p := rec.rule().evaluate(still); !p.Satisfied {
+	if p := rec.rule().Evaluate(still); !p.Satisfied {
 		return forbidden("request %s cannot be picked up: the approval of %s no longer counts (no longer in the approver group as Vault's identity store knows it now), so it is %s; ask again",
 			rec.ID, strings.Join(lapsed, ", "), p)
 	}
@@ -68,9 +69,9 @@ func (b *aponoBackend) checkApprovalsStillHold(rec *requestRecord, role *roleEnt
 }
 
 // identityOf is who ref is now: its entity's name and groups as Vault knows them.
-func (b *aponoBackend) identityOf(ref identityRef) (*identity, error) {
+func (b *aponoBackend) identityOf(ref access.IdentityRef) (*access.Identity, error) {
 	sys := b.System()
-	id := &identity{EntityID: ref.EntityID, EntityName: ref.EntityName}
+	id := &access.Identity{EntityID: ref.EntityID, EntityName: ref.EntityName}
 	entity, err := sys.EntityInfo(ref.EntityID)
 	if err != nil {
 		return nil, fmt.Errorf("looking up approver %s: %w", ref.EntityName, err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/access/window"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
@@ -79,7 +80,7 @@ func parseAutoApprove(raw string) ([]autoApproveRule, string) {
 			return nil, fmt.Sprintf("rule %q names no groups or entities: who may it approve for?", r.Name)
 		}
 		for _, n := range append(append([]string{}, rule.Groups...), rule.Entities...) {
-			if _, err := parsePrincipal(n); err != nil || strings.Contains(n, ":") {
+			if _, err := access.ParsePrincipal(n); err != nil || strings.Contains(n, ":") {
 				return nil, fmt.Sprintf("rule %q: %q is not a group or entity name", r.Name, textsafe.Truncate(n))
 			}
 		}
@@ -151,29 +152,29 @@ func autoApproveData(rules []autoApproveRule) []map[string]interface{} {
 
 // autoApproval is what a rule is asked to approve.
 type autoApproval struct {
-	requester  *identity
+	requester  *access.Identity
 	resources  []string // the request's resource names
 	permission string
 	ttl        time.Duration
 	at         time.Time // when the access would start
-	sets       []approverSet
+	sets       []access.ApproverSet
 }
 
 // matchAutoApprove is the first rule that approves a, or nil. A requester who may
 // approve the request themselves (a member of one of its approver sets) is never
 // approved by a rule: that would be self-approval by another name.
 func matchAutoApprove(rules []autoApproveRule, a autoApproval) *autoApproveRule {
-	if len(qualifyingSets(a.requester, a.sets)) > 0 {
+	if len(access.QualifyingSets(a.requester, a.sets)) > 0 {
 		return nil
 	}
 	for i := range rules {
 		r := &rules[i]
 		who := false
 		for _, g := range r.Groups {
-			who = who || a.requester.memberOf(principal{Kind: principalGroup, Name: g})
+			who = who || a.requester.MemberOf(access.Principal{Kind: access.PrincipalGroup, Name: g})
 		}
 		for _, e := range r.Entities {
-			who = who || a.requester.memberOf(principal{Kind: principalEntity, Name: e})
+			who = who || a.requester.MemberOf(access.Principal{Kind: access.PrincipalEntity, Name: e})
 		}
 		if !who {
 			continue

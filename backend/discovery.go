@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
@@ -24,10 +25,10 @@ const (
 
 // Where an entry's owner came from.
 const (
-	ownerFromMetadata    = "custom_metadata"   // the secret's own owner_metadata_key value
+	ownerFromMetadata    = access.SetSourceMetadata
 	ownerFromFolder      = "secrets_in_folder" // every secret below the folder names the same owner
-	ownerFromIntegration = "integration_owner" // config's fallback approver
-	ownerFromSeveral     = "several_owners"    // a folder whose secrets have several owner sets: see owners
+	ownerFromIntegration = access.SetSourceIntegration
+	ownerFromSeveral     = "several_owners" // a folder whose secrets have several owner sets: see owners
 )
 
 // maxReportedProblems bounds the skipped and ungrantable lists kept in a snapshot (their

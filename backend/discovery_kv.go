@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
@@ -258,13 +259,13 @@ type ownerView struct {
 func (e *resourceEntry) setOwners(c *ownerCollector) {
 	e.Owners = nil
 	for _, s := range c.sets {
-		e.Owners = append(e.Owners, ownerView{Approvers: approverNames([]approverSet{s}), Source: s.Source})
+		e.Owners = append(e.Owners, ownerView{Approvers: access.ApproverNames([]access.ApproverSet{s}), Source: s.Source})
 	}
 	e.Owner, e.OwnerSource = "", ""
 	switch len(c.sets) {
 	case 0:
 	case 1:
-		e.Owner, e.OwnerSource = c.sets[0].raw, c.sets[0].Source
+		e.Owner, e.OwnerSource = c.sets[0].Raw, c.sets[0].Source
 	default:
 		e.OwnerSource = ownerFromSeveral
 	}

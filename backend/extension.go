@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -24,10 +25,10 @@ const requestKindExtension = "extension"
 
 // extensionRecord is one approved extension, in the grant's record.
 type extensionRecord struct {
-	RequestID string           `json:"request_id"`
-	Until     time.Time        `json:"until"`
-	Approvals []approvalRecord `json:"approvals,omitempty"`
-	At        time.Time        `json:"at"`
+	RequestID string                  `json:"request_id"`
+	Until     time.Time               `json:"until"`
+	Approvals []access.ApprovalRecord `json:"approvals,omitempty"`
+	At        time.Time               `json:"at"`
 }
 
 func pathExtend(b *aponoBackend) *framework.Path {
@@ -131,7 +132,7 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 	}
 	now := time.Now().UTC()
 	rec := &requestRecord{
-		ID: id, Role: roleName, Status: statusPending, Requester: caller.ref(), Kind: requestKindExtension,
+		ID: id, Role: roleName, Status: statusPending, Requester: caller.Ref(), Kind: requestKindExtension,
 		ExtendsGrant: grantID, ExtendTo: g.maxEnd().Add(ttl),
 		Resources: g.Resources, Permission: g.Permission, TTL: ttl, Justification: justification,
 		Mode: role.approvalMode(), Required: role.requiredApprovals(), Sets: sets,

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -224,13 +225,13 @@ func TestMatchAutoApprove(t *testing.T) {
 	if msg != "" {
 		t.Fatal(msg)
 	}
-	owners := []approverSet{{Label: "owners of kv/app/db", Principals: []principal{{principalGroup, "kv-owners"}}, Owner: true}}
-	id := func(name string, groups ...string) *identity {
-		return &identity{EntityID: "id-" + name, EntityName: name, Groups: groups}
+	owners := []access.ApproverSet{{Label: "owners of kv/app/db", Principals: []access.Principal{{Kind: access.PrincipalGroup, Name: "kv-owners"}}, Owner: true}}
+	id := func(name string, groups ...string) *access.Identity {
+		return &access.Identity{EntityID: "id-" + name, EntityName: name, Groups: groups}
 	}
 	for _, tc := range []struct {
 		name      string
-		who       *identity
+		who       *access.Identity
 		resources []string
 		perm      string
 		ttl       time.Duration

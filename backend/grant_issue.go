@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
@@ -31,12 +32,12 @@ type grantRequest struct {
 	grantID string
 	// callerAccessor is the accessor of the token asking: the lease dies with that token.
 	callerAccessor  string
-	requesterEntity *identityRef
+	requesterEntity *access.IdentityRef
 	// requesterKind is requesterEntity or requesterStated; statedBy names the token
 	// (without an entity) that stated the requester.
 	requesterKind, statedBy string
 	requestID               string
-	approvals               []approvalRecord
+	approvals               []access.ApprovalRecord
 	// autoApprovedBy names the auto_approve rule that approved the request.
 	autoApprovedBy string
 	breakGlass     bool

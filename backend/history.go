@@ -88,7 +88,7 @@ func (b *aponoBackend) recordHistory(ctx context.Context, s logical.Storage, g *
 		h.RequesterEntity = g.RequesterEntity.EntityID
 	}
 	for _, a := range g.Approvals {
-		h.Approvers = append(h.Approvers, a.Approver.person())
+		h.Approvers = append(h.Approvers, a.Approver.Person())
 	}
 	if err := b.idx.apply(ctx, s, historyEntries(h), true); err != nil {
 		return err

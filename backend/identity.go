@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -20,7 +21,7 @@ const errNoEntity = "this token has no identity entity (the root token, or a tok
 // callerIdentity asks Vault's identity store who made req: the entity's name and every
 // group it belongs to (direct, inherited, and external groups that OIDC or LDAP logins
 // keep up to date). msg is a 400 for a caller without an entity.
-func (b *aponoBackend) callerIdentity(req *logical.Request) (id *identity, msg string, err error) {
+func (b *aponoBackend) callerIdentity(req *logical.Request) (id *access.Identity, msg string, err error) {
 	if req.EntityID == "" {
 		return nil, errNoEntity, nil
 	}
@@ -39,7 +40,7 @@ func (b *aponoBackend) callerIdentity(req *logical.Request) (id *identity, msg s
 	if err != nil {
 		return nil, "", fmt.Errorf("looking up the caller's groups: %w", err)
 	}
-	id = &identity{EntityID: entity.ID, EntityName: entity.Name, DisplayName: req.DisplayName, Name: personName(entity, req.DisplayName)}
+	id = &access.Identity{EntityID: entity.ID, EntityName: entity.Name, DisplayName: req.DisplayName, Name: personName(entity, req.DisplayName)}
 	if id.EntityID == "" {
 		id.EntityID = req.EntityID
 	}
@@ -80,7 +81,7 @@ func forbidden(format string, args ...interface{}) error {
 
 // callerEntity is the caller's entity as stored with what it does, without its groups;
 // nil for a token without an entity.
-func (b *aponoBackend) callerEntity(req *logical.Request) (*identityRef, error) {
+func (b *aponoBackend) callerEntity(req *logical.Request) (*access.IdentityRef, error) {
 	if req.EntityID == "" {
 		return nil, nil
 	}
@@ -90,12 +91,12 @@ func (b *aponoBackend) callerEntity(req *logical.Request) (*identityRef, error) 
 	}
 	if entity == nil {
 		// The token names an entity Vault no longer knows: still nobody else.
-		return &identityRef{EntityID: req.EntityID, EntityName: req.EntityID, DisplayName: req.DisplayName}, nil
+		return &access.IdentityRef{EntityID: req.EntityID, EntityName: req.EntityID, DisplayName: req.DisplayName}, nil
 	}
 	if entity.Disabled {
 		return nil, logical.CodedError(http.StatusForbidden, "the caller's identity entity is disabled")
 	}
-	ref := identityRef{EntityID: entity.ID, EntityName: entity.Name, DisplayName: req.DisplayName, Name: personName(entity, req.DisplayName)}
+	ref := access.IdentityRef{EntityID: entity.ID, EntityName: entity.Name, DisplayName: req.DisplayName, Name: personName(entity, req.DisplayName)}
 	if ref.EntityID == "" {
 		ref.EntityID = req.EntityID
 	}

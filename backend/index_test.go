@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -149,7 +150,7 @@ func TestIndexEntryWithoutRecordIsSkippedAndRepaired(t *testing.T) {
 	f := flowEnvOn(t, &logical.InmemStorage{})
 	id := f.request(t, "app", map[string]interface{}{"resources": "kv/app/db"})
 	ghost := &requestRecord{ID: "00000000-0000-0000-0000-00000000dead", Role: "app", Status: statusPending,
-		Requester: identityRef{EntityID: f.alice, EntityName: "alice"}, CreatedAt: time.Now().UTC(), ExpiresAt: time.Now().Add(time.Hour)}
+		Requester: access.IdentityRef{EntityID: f.alice, EntityName: "alice"}, CreatedAt: time.Now().UTC(), ExpiresAt: time.Now().Add(time.Hour)}
 	if err := f.b.idx.apply(f.ctx, f.storage, requestEntries(ghost), true); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/internal/netaddr"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
@@ -90,29 +91,29 @@ var notifyRetryDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.S
 
 // event is what is POSTed. Fields are omitted when they do not apply.
 type event struct {
-	ID              string       `json:"id"`
-	Type            string       `json:"type"`
-	Time            string       `json:"time"`
-	Mount           string       `json:"mount,omitempty"`
-	RequestID       string       `json:"request_id,omitempty"`
-	GrantID         string       `json:"grant_id,omitempty"`
-	Role            string       `json:"role,omitempty"`
-	Status          string       `json:"status,omitempty"`
-	Requester       string       `json:"requester,omitempty"`
-	RequesterEntity *identityRef `json:"requester_entity,omitempty"`
+	ID              string              `json:"id"`
+	Type            string              `json:"type"`
+	Time            string              `json:"time"`
+	Mount           string              `json:"mount,omitempty"`
+	RequestID       string              `json:"request_id,omitempty"`
+	GrantID         string              `json:"grant_id,omitempty"`
+	Role            string              `json:"role,omitempty"`
+	Status          string              `json:"status,omitempty"`
+	Requester       string              `json:"requester,omitempty"`
+	RequesterEntity *access.IdentityRef `json:"requester_entity,omitempty"`
 	// RequesterKind is "entity" or, for a grant a service wrote, "stated" (StatedBy says
 	// by which token).
-	RequesterKind string       `json:"requester_kind,omitempty"`
-	StatedBy      string       `json:"requester_stated_by,omitempty"`
-	Actor         *identityRef `json:"actor,omitempty"` // who approved, denied or cancelled
-	Reason        string       `json:"reason,omitempty"`
-	Justification string       `json:"justification,omitempty"`
-	Resources     []string     `json:"resources,omitempty"`
-	Permission    string       `json:"permission,omitempty"`
-	Approvers     []string     `json:"approvers,omitempty"`
-	Approvals     string       `json:"approvals,omitempty"`
-	ExpiresAt     string       `json:"expires_at,omitempty"`
-	BreakGlass    bool         `json:"break_glass,omitempty"`
+	RequesterKind string              `json:"requester_kind,omitempty"`
+	StatedBy      string              `json:"requester_stated_by,omitempty"`
+	Actor         *access.IdentityRef `json:"actor,omitempty"` // who approved, denied or cancelled
+	Reason        string              `json:"reason,omitempty"`
+	Justification string              `json:"justification,omitempty"`
+	Resources     []string            `json:"resources,omitempty"`
+	Permission    string              `json:"permission,omitempty"`
+	Approvers     []string            `json:"approvers,omitempty"`
+	Approvals     string              `json:"approvals,omitempty"`
+	ExpiresAt     string              `json:"expires_at,omitempty"`
+	BreakGlass    bool                `json:"break_glass,omitempty"`
 	// For people and chat messages: the requester's name as people know it, how long
 	// the access lasts (seconds), an approved request's pickup deadline, and a link that
 	// opens the request (or the requester's access) in the portal.

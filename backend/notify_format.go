@@ -57,7 +57,7 @@ func chatEvent(ev *event) chat.Event {
 		m.Requester = ev.RequesterName
 	}
 	if ev.Actor != nil {
-		m.Actor = ev.Actor.person()
+		m.Actor = ev.Actor.Person()
 	}
 	return m
 }

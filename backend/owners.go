@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
@@ -21,29 +22,22 @@ import (
 // is owned by integration_owner. Every owner set must approve (approval.go), so no owner
 // approves for another's resource and the integration owner approves only what has none.
 
-// Where a set's principals came from.
-const (
-	setSourceRole        = "role"
-	setSourceMetadata    = ownerFromMetadata
-	setSourceIntegration = ownerFromIntegration
-)
-
 // resolveApproverSets returns the request's approver sets; notes say where an owner could
 // not be read and integration_owner stood in; msg is a 400.
 // A preview (dry_run) may use a folder's owners read in the last folderOwnersCacheTTL.
 func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *config.Config, role *roleEntry, resources []resource.Ref, client vaultapi.Client, preview bool,
-) (sets []approverSet, notes []string, msg string, err error) {
+) (sets []access.ApproverSet, notes []string, msg string, err error) {
 	for _, a := range role.Approvers {
-		if a == approverOwner {
+		if a == access.ApproverOwner {
 			continue
 		}
-		p, perr := parsePrincipal(a)
+		p, perr := access.ParsePrincipal(a)
 		if perr != nil {
 			return nil, nil, "role approvers: " + perr.Error(), nil
 		}
-		sets = append(sets, approverSet{Label: p.String(), Principals: []principal{p}, Source: setSourceRole})
+		sets = append(sets, access.ApproverSet{Label: p.String(), Principals: []access.Principal{p}, Source: access.SetSourceRole})
 	}
-	if contains(role.Approvers, approverOwner) {
+	if contains(role.Approvers, access.ApproverOwner) {
 		owners, ownerNotes, msg, err := b.resourceOwnerSets(ctx, cfg, resources, client, preview)
 		if err != nil || msg != "" {
 			return nil, nil, msg, err
@@ -60,7 +54,7 @@ func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *config.Conf
 // resourceOwnerSets reads the owners of every resource (see the top of this file) and
 // returns one set per distinct list of owners.
 func (b *aponoBackend) resourceOwnerSets(ctx context.Context, cfg *config.Config, resources []resource.Ref, client vaultapi.Client, preview bool,
-) (sets []approverSet, notes []string, msg string, err error) {
+) (sets []access.ApproverSet, notes []string, msg string, err error) {
 	col := newOwnerCollector(cfg.OwnerMetadataKey, cfg.IntegrationOwner)
 	for _, ref := range resources {
 		switch {
@@ -110,7 +104,7 @@ func ownerTag(metadata map[string]interface{}, key string) string {
 // of owners, integration_owner for whatever names none or whose tag is not usable.
 type ownerCollector struct {
 	key, integration string
-	sets             []approverSet
+	sets             []access.ApproverSet
 	index            map[string]int // by source and canonical principals
 	notes            []string
 	// unownedNames are the resources integration_owner must approve because nobody
@@ -132,12 +126,12 @@ func (c *ownerCollector) claim(resource, tag, note string) {
 		c.unowned(resource, "")
 		return
 	}
-	owners, err := parsePrincipalList(tag)
+	owners, err := access.ParsePrincipalList(tag)
 	if err != nil {
 		c.unowned(resource, fmt.Sprintf("%s: its %s tag is not usable (%s); integration_owner approves instead", resource, c.key, err))
 		return
 	}
-	c.add(setSourceMetadata, owners, resource, tag)
+	c.add(access.SetSourceMetadata, owners, resource, tag)
 }
 
 // unowned records that integration_owner owns resource (note says why, when it is not
@@ -146,37 +140,37 @@ func (c *ownerCollector) unowned(resource, note string) {
 	if note != "" {
 		c.notes = append(c.notes, note)
 	}
-	owners, err := parsePrincipalList(c.integration)
+	owners, err := access.ParsePrincipalList(c.integration)
 	if c.integration == "" || err != nil {
 		c.unownedNames = append(c.unownedNames, resource)
 		return
 	}
-	c.add(setSourceIntegration, owners, resource, c.integration)
+	c.add(access.SetSourceIntegration, owners, resource, c.integration)
 }
 
-func (c *ownerCollector) add(source string, owners []principal, resource, raw string) {
+func (c *ownerCollector) add(source string, owners []access.Principal, resource, raw string) {
 	key := source + "|" + canonicalPrincipals(owners)
 	i, ok := c.index[key]
 	if !ok {
 		i = len(c.sets)
 		c.index[key] = i
-		c.sets = append(c.sets, approverSet{Principals: owners, Source: source, Owner: true, raw: raw})
+		c.sets = append(c.sets, access.ApproverSet{Principals: owners, Source: source, Owner: true, Raw: raw})
 	}
 	s := &c.sets[i]
 	s.ResourceCount++
-	if resource != "" && len(s.Resources) < maxSetResources {
+	if resource != "" && len(s.Resources) < access.MaxSetResources {
 		s.Resources = append(s.Resources, resource)
 	}
 }
 
 // result is the owner sets with their labels; msg is a 400 when integration_owner had to
 // approve something and is not set (or not usable).
-func (c *ownerCollector) result() (sets []approverSet, notes []string, msg string, err error) {
+func (c *ownerCollector) result() (sets []access.ApproverSet, notes []string, msg string, err error) {
 	if len(c.unownedNames) > 0 {
 		if c.integration == "" {
 			return nil, nil, fmt.Sprintf("resource %q names no owner and integration_owner is not set in config, so nobody could approve it", c.unownedNames[0]), nil
 		}
-		_, perr := parsePrincipalList(c.integration)
+		_, perr := access.ParsePrincipalList(c.integration)
 		return nil, nil, "", fmt.Errorf("integration_owner in config: %w", perr)
 	}
 	for i := range c.sets {
@@ -187,9 +181,9 @@ func (c *ownerCollector) result() (sets []approverSet, notes []string, msg strin
 
 // ownerSetLabel names an owner set for people: "owners of kv/app/db",
 // "integration owner of kv/app/scratch and 3 more".
-func ownerSetLabel(s approverSet) string {
+func ownerSetLabel(s access.ApproverSet) string {
 	what := "owners of "
-	if s.Source == setSourceIntegration {
+	if s.Source == access.SetSourceIntegration {
 		what = "integration owner of "
 	}
 	names := strings.Join(s.Resources, ", ")
@@ -204,7 +198,7 @@ func ownerSetLabel(s approverSet) string {
 
 // canonicalPrincipals is principals sorted and joined: two sets with the same owners
 // have the same one, whatever order their tags list them in.
-func canonicalPrincipals(ps []principal) string {
+func canonicalPrincipals(ps []access.Principal) string {
 	names := make([]string, 0, len(ps))
 	for _, p := range ps {
 		names = append(names, p.String())
@@ -226,7 +220,7 @@ func (b *aponoBackend) checkOwnersUnchanged(ctx context.Context, cfg *config.Con
 		}
 	}
 	for i, s := range rec.Sets {
-		if s.Source == setSourceRole {
+		if s.Source == access.SetSourceRole {
 			continue
 		}
 		hasOwners = true
@@ -248,7 +242,7 @@ func (b *aponoBackend) checkOwnersUnchanged(ctx context.Context, cfg *config.Con
 	for _, s := range now {
 		if !approvedOwners[s.Source+"|"+canonicalPrincipals(s.Principals)] {
 			return forbidden("request %s cannot be picked up: the owners of what it grants changed since it was approved, and %s (%s) did not approve it; ask for the access again",
-				rec.ID, s.Label, strings.Join(approverNames([]approverSet{s}), ", "))
+				rec.ID, s.Label, strings.Join(access.ApproverNames([]access.ApproverSet{s}), ", "))
 		}
 	}
 	return nil

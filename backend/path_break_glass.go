@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -95,7 +96,7 @@ func (b *aponoBackend) pathBreakGlassIssue(ctx context.Context, req *logical.Req
 	}
 	if len(role.BreakGlassAllowed) > 0 && !memberOfAny(caller, role.BreakGlassAllowed) {
 		return nil, forbidden("break-glass on role %q is only for %s, and %s is none of them (membership as Vault's identity store knows it now)",
-			roleName, strings.Join(role.BreakGlassAllowed, ", "), caller.label())
+			roleName, strings.Join(role.BreakGlassAllowed, ", "), caller.Label())
 	}
 
 	client, err := b.getClient(ctx, req.Storage)
@@ -106,7 +107,7 @@ func (b *aponoBackend) pathBreakGlassIssue(ctx context.Context, req *logical.Req
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}
-	ref := caller.ref()
+	ref := caller.Ref()
 	gr.requester, gr.requesterEntity, gr.requesterKind = caller.EntityName, &ref, requesterEntity
 	gr.breakGlass = true
 	gr.callerAccessor = req.ClientTokenAccessor
@@ -136,7 +137,7 @@ func (b *aponoBackend) pathBreakGlassIssue(ctx context.Context, req *logical.Req
 		}
 		if len(live) >= limit {
 			return logical.ErrorResponse(fmt.Sprintf("%s already holds %d live break-glass grant(s) of role %q (%s); at most %d at a time (break_glass_max_live_grants): "+
-				"use it, or revoke it first", caller.label(), len(live), roleName, strings.Join(live, ", "), limit)), nil
+				"use it, or revoke it first", caller.Label(), len(live), roleName, strings.Join(live, ", "), limit)), nil
 		}
 	}
 	gr.breakGlassKey = prefix + gr.grantID
@@ -193,9 +194,9 @@ func (b *aponoBackend) liveBreakGlass(ctx context.Context, s logical.Storage, pr
 }
 
 // memberOfAny reports whether id belongs to one of the principals ("group:x", "entity:y").
-func memberOfAny(id *identity, principals []string) bool {
+func memberOfAny(id *access.Identity, principals []string) bool {
 	for _, a := range principals {
-		if p, err := parsePrincipal(a); err == nil && id.memberOf(p) {
+		if p, err := access.ParsePrincipal(a); err == nil && id.MemberOf(p) {
 			return true
 		}
 	}

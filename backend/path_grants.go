@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
@@ -47,10 +48,10 @@ type grantRecord struct {
 
 	// Access flows: the caller's identity entity where it is known, the request the grant
 	// was picked up from and its approvals, or break-glass.
-	RequesterEntity *identityRef     `json:"requester_entity,omitempty"`
-	RequestID       string           `json:"request_id,omitempty"`
-	Approvals       []approvalRecord `json:"approvals,omitempty"`
-	BreakGlass      bool             `json:"break_glass,omitempty"`
+	RequesterEntity *access.IdentityRef     `json:"requester_entity,omitempty"`
+	RequestID       string                  `json:"request_id,omitempty"`
+	Approvals       []access.ApprovalRecord `json:"approvals,omitempty"`
+	BreakGlass      bool                    `json:"break_glass,omitempty"`
 	// AutoApprovedBy names the auto_approve rule that approved the request (it has no
 	// Approvals then).
 	AutoApprovedBy string `json:"auto_approved_by,omitempty"`
@@ -109,7 +110,7 @@ func (g *grantRecord) summary() map[string]interface{} {
 			if g.RequesterEntity == nil {
 				return nil
 			}
-			return g.RequesterEntity.data()
+			return g.RequesterEntity.Data()
 		}(),
 	}
 }
@@ -123,7 +124,7 @@ const (
 // requesterName is the requester as people know them.
 func (g *grantRecord) requesterName() string {
 	if g.RequesterEntity != nil && g.requesterKind() == requesterEntity {
-		return g.RequesterEntity.person()
+		return g.RequesterEntity.Person()
 	}
 	return g.Requester
 }
@@ -145,12 +146,12 @@ func extensionsData(exts []extensionRecord) []map[string]interface{} {
 }
 
 // approvalsData is each approver and their reason, for reads of grants and requests.
-func approvalsData(approvals []approvalRecord) []map[string]interface{} {
+func approvalsData(approvals []access.ApprovalRecord) []map[string]interface{} {
 	out := make([]map[string]interface{}, 0, len(approvals))
 	for _, a := range approvals {
 		out = append(out, map[string]interface{}{
 			"approver":    a.Approver.EntityName,
-			"name":        a.Approver.person(),
+			"name":        a.Approver.Person(),
 			"entity_id":   a.Approver.EntityID,
 			"reason":      a.Reason,
 			"approved_at": formatTime(a.At),
@@ -435,7 +436,7 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 	stated, statedSent := d.GetOk("requester")
 	if entity != nil && statedSent {
 		return logical.ErrorResponse(fmt.Sprintf("requester: not allowed from a caller with an identity entity: you, %s, are the requester of what you ask for. "+
-			"Only a token without an entity (a service such as an access broker) may name a requester", entity.label())), nil
+			"Only a token without an entity (a service such as an access broker) may name a requester", entity.Label())), nil
 	}
 
 	client, err := b.getClient(ctx, req.Storage)

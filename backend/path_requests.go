@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -248,7 +249,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 		id = "00000000-0000-0000-0000-000000000000"
 	}
 	rec := &requestRecord{
-		ID: id, Role: roleName, Status: statusPending, Requester: caller.ref(),
+		ID: id, Role: roleName, Status: statusPending, Requester: caller.Ref(),
 		Permission: gr.permission, TTL: gr.ttl, Justification: gr.justification,
 		Mode: role.approvalMode(), Required: role.requiredApprovals(), Sets: sets,
 		RequireReason: role.RequireApproverReason, ApproverMaxTokenAge: role.ApproverMaxTokenAge,
@@ -277,7 +278,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	}
 	b.Logger().Info("access requested", "request_id", id, "role", roleName, "requester", caller.EntityName,
 		"requester_entity_id", caller.EntityID, "resources", rec.Resources, "permission", rec.Permission,
-		"approvers", approverNames(sets), "start_at", formatTime(startAt), "auto_approved_by", rec.AutoApprovedBy)
+		"approvers", access.ApproverNames(sets), "start_at", formatTime(startAt), "auto_approved_by", rec.AutoApprovedBy)
 	b.emit(ctx, cfg, rec.event(eventRequestCreated, now, nil, ""))
 	if rec.AutoApprovedBy != "" {
 		b.emit(ctx, cfg, rec.event(eventRequestAutoApproved, now, nil, "approved by rule "+rec.AutoApprovedBy))
@@ -325,9 +326,9 @@ func (b *aponoBackend) pathRequestRead(ctx context.Context, req *logical.Request
 }
 
 // notVisible is the 403 for a person reading a request that is not theirs to see.
-func notVisible(caller *identity, id, mount string) error {
+func notVisible(caller *access.Identity, id, mount string) error {
 	return forbidden("request %s is not yours to see: only its requester and its approvers may read it, and %s is neither "+
-		"(every request can be read at %saudit/requests/%s, which an operator's policy grants)", id, caller.label(), mount, id)
+		"(every request can be read at %saudit/requests/%s, which an operator's policy grants)", id, caller.Label(), mount, id)
 }
 
 // requestFilter is a validated list filter.
@@ -335,7 +336,7 @@ type requestFilter struct {
 	status, role     string
 	mine, canApprove bool
 	// caller is the person listing; nil for the operator's audit/requests, which sees all.
-	caller *identity
+	caller *access.Identity
 }
 
 func (f *requestFilter) matches(r *requestRecord, now time.Time) bool {
@@ -348,7 +349,7 @@ func (f *requestFilter) matches(r *requestRecord, now time.Time) bool {
 		return false
 	case f.canApprove:
 		return status == statusPending && r.Requester.EntityID != f.caller.EntityID &&
-			!r.approvedBy(f.caller.EntityID) && len(qualifyingSets(f.caller, r.Sets)) > 0
+			!r.approvedBy(f.caller.EntityID) && len(access.QualifyingSets(f.caller, r.Sets)) > 0
 	}
 	return true
 }
@@ -433,7 +434,7 @@ func withPageFields(fields map[string]*framework.FieldSchema) map[string]*framew
 // withRequest checks the fields, finds the caller's identity and runs fn on the request
 // named by the path's id, under that request's lock.
 func (b *aponoBackend) withRequest(ctx context.Context, req *logical.Request, d *framework.FieldData,
-	fn func(rec *requestRecord, caller *identity) (*logical.Response, error),
+	fn func(rec *requestRecord, caller *access.Identity) (*logical.Response, error),
 ) (*logical.Response, error) {
 	b.rememberMount(req)
 	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
@@ -445,7 +446,7 @@ func (b *aponoBackend) withRequest(ctx context.Context, req *logical.Request, d 
 // withRequestID finds the caller's identity and runs fn on request id (sent as field),
 // under its lock.
 func (b *aponoBackend) withRequestID(ctx context.Context, req *logical.Request, field, id string,
-	fn func(rec *requestRecord, caller *identity) (*logical.Response, error),
+	fn func(rec *requestRecord, caller *access.Identity) (*logical.Response, error),
 ) (*logical.Response, error) {
 	caller, msg, err := b.callerIdentity(req)
 	if err != nil || msg != "" {
@@ -464,9 +465,9 @@ func (b *aponoBackend) withRequestID(ctx context.Context, req *logical.Request, 
 // actOnRequest runs fn on the request (withRequest); fn changes rec and returns the
 // event to send, or a 400/403 to stop without saving.
 func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d *framework.FieldData,
-	fn func(rec *requestRecord, caller *identity, now time.Time) (ev *event, warning string, resp *logical.Response, err error),
+	fn func(rec *requestRecord, caller *access.Identity, now time.Time) (ev *event, warning string, resp *logical.Response, err error),
 ) (*logical.Response, error) {
-	return b.withRequest(ctx, req, d, func(rec *requestRecord, caller *identity) (*logical.Response, error) {
+	return b.withRequest(ctx, req, d, func(rec *requestRecord, caller *access.Identity) (*logical.Response, error) {
 		now := time.Now().UTC()
 		before := requestEntries(rec)
 		ev, warning, resp, err := fn(rec, caller, now)
@@ -506,7 +507,7 @@ func checkReason(rec *requestRecord, d *framework.FieldData) (string, string) {
 }
 
 func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.actOnRequest(ctx, req, d, func(rec *requestRecord, caller *identity, now time.Time) (*event, string, *logical.Response, error) {
+	return b.actOnRequest(ctx, req, d, func(rec *requestRecord, caller *access.Identity, now time.Time) (*event, string, *logical.Response, error) {
 		status := rec.status(now)
 		if status == statusApproved {
 			return nil, "", logical.ErrorResponse(fmt.Sprintf("request %s is already approved; it waits for its requester to pick it up", rec.ID)), nil
@@ -516,9 +517,9 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 		}
 		if caller.EntityID == rec.Requester.EntityID {
 			return nil, "", nil, forbidden("%s requested this access and cannot approve it: self-approval never counts; one of %s must approve",
-				caller.label(), strings.Join(approverNames(rec.Sets), ", "))
+				caller.Label(), strings.Join(access.ApproverNames(rec.Sets), ", "))
 		}
-		sets := qualifyingSets(caller, rec.Sets)
+		sets := access.QualifyingSets(caller, rec.Sets)
 		if len(sets) == 0 {
 			return nil, "", nil, notApprover(caller, rec)
 		}
@@ -530,10 +531,10 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 			return nil, "", logical.ErrorResponse(msg), nil
 		}
 		if rec.approvedBy(caller.EntityID) {
-			return nil, fmt.Sprintf("%s already approved request %s; an approval counts once (%s)", caller.label(), rec.ID, rec.rule().evaluate(rec.Approvals)), nil, nil
+			return nil, fmt.Sprintf("%s already approved request %s; an approval counts once (%s)", caller.Label(), rec.ID, rec.rule().Evaluate(rec.Approvals)), nil, nil
 		}
-		rec.Approvals = append(rec.Approvals, approvalRecord{Approver: caller.ref(), Reason: reason, At: now, Sets: sets})
-		progress := rec.rule().evaluate(rec.Approvals)
+		rec.Approvals = append(rec.Approvals, access.ApprovalRecord{Approver: caller.Ref(), Reason: reason, At: now, Sets: sets})
+		progress := rec.rule().Evaluate(rec.Approvals)
 		typ := eventRequestApproval
 		if progress.Satisfied {
 			rec.Status = statusApproved
@@ -548,22 +549,22 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 		}
 		b.Logger().Info("access request approved", "request_id", rec.ID, "approver", caller.EntityName,
 			"approver_entity_id", caller.EntityID, "reason", reason, "progress", progress.String(), "status", rec.Status)
-		ref := caller.ref()
+		ref := caller.Ref()
 		ev := rec.event(typ, now, &ref, reason)
 		return &ev, "", nil, nil
 	})
 }
 
 func (b *aponoBackend) pathRequestDeny(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.actOnRequest(ctx, req, d, func(rec *requestRecord, caller *identity, now time.Time) (*event, string, *logical.Response, error) {
+	return b.actOnRequest(ctx, req, d, func(rec *requestRecord, caller *access.Identity, now time.Time) (*event, string, *logical.Response, error) {
 		status := rec.status(now)
 		if status != statusPending && status != statusApproved {
 			return nil, "", logical.ErrorResponse(endedMessage(rec, status) + "; it can no longer be denied"), nil
 		}
 		if caller.EntityID == rec.Requester.EntityID {
-			return nil, "", nil, forbidden("%s is the requester: cancel the request at requests/%s/cancel instead of denying it", caller.label(), rec.ID)
+			return nil, "", nil, forbidden("%s is the requester: cancel the request at requests/%s/cancel instead of denying it", caller.Label(), rec.ID)
 		}
-		if len(qualifyingSets(caller, rec.Sets)) == 0 {
+		if len(access.QualifyingSets(caller, rec.Sets)) == 0 {
 			return nil, "", nil, notApprover(caller, rec)
 		}
 		if err := b.checkApproverToken(ctx, req, rec, now); err != nil {
@@ -578,9 +579,9 @@ func (b *aponoBackend) pathRequestDeny(ctx context.Context, req *logical.Request
 }
 
 func (b *aponoBackend) pathRequestCancel(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.actOnRequest(ctx, req, d, func(rec *requestRecord, caller *identity, now time.Time) (*event, string, *logical.Response, error) {
+	return b.actOnRequest(ctx, req, d, func(rec *requestRecord, caller *access.Identity, now time.Time) (*event, string, *logical.Response, error) {
 		if caller.EntityID != rec.Requester.EntityID {
-			return nil, "", nil, forbidden("only the requester, %s, may cancel request %s", rec.Requester.label(), rec.ID)
+			return nil, "", nil, forbidden("only the requester, %s, may cancel request %s", rec.Requester.Label(), rec.ID)
 		}
 		status := rec.status(now)
 		if status != statusPending && status != statusApproved {
@@ -598,7 +599,7 @@ func (b *aponoBackend) pathRequestCancel(ctx context.Context, req *logical.Reque
 // (with the grant ID) before the grant is issued and put back if issuing fails, so one
 // approval can never become two grants, even across a crash.
 func (b *aponoBackend) pathRequestGrant(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.withRequest(ctx, req, d, func(rec *requestRecord, caller *identity) (*logical.Response, error) {
+	return b.withRequest(ctx, req, d, func(rec *requestRecord, caller *access.Identity) (*logical.Response, error) {
 		return b.pickUpGrant(ctx, req, rec, caller)
 	})
 }
@@ -617,7 +618,7 @@ func (b *aponoBackend) pickUpAtRole(ctx context.Context, req *logical.Request, d
 		sort.Strings(sent)
 		return logical.ErrorResponse(fmt.Sprintf("%s: not allowed with request_id; the approved request fixes what is granted", strings.Join(sent, ", "))), nil
 	}
-	return b.withRequestID(ctx, req, "request_id", id, func(rec *requestRecord, caller *identity) (*logical.Response, error) {
+	return b.withRequestID(ctx, req, "request_id", id, func(rec *requestRecord, caller *access.Identity) (*logical.Response, error) {
 		if rec.Role != roleName {
 			return logical.ErrorResponse(fmt.Sprintf("request_id: request %s is for role %q, not %q; pick it up at %sgrants/%s",
 				rec.ID, rec.Role, roleName, req.MountPoint, rec.Role)), nil
@@ -626,15 +627,15 @@ func (b *aponoBackend) pickUpAtRole(ctx context.Context, req *logical.Request, d
 	})
 }
 
-func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, rec *requestRecord, caller *identity) (*logical.Response, error) {
+func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, rec *requestRecord, caller *access.Identity) (*logical.Response, error) {
 	if caller.EntityID != rec.Requester.EntityID {
-		return nil, forbidden("only the requester, %s, may pick up the grant of request %s", rec.Requester.label(), rec.ID)
+		return nil, forbidden("only the requester, %s, may pick up the grant of request %s", rec.Requester.Label(), rec.ID)
 	}
 	now := time.Now().UTC()
 	switch status := rec.status(now); status {
 	case statusApproved:
 	case statusPending:
-		return logical.ErrorResponse(fmt.Sprintf("request %s is not approved yet (%s)", rec.ID, rec.rule().evaluate(rec.Approvals))), nil
+		return logical.ErrorResponse(fmt.Sprintf("request %s is not approved yet (%s)", rec.ID, rec.rule().Evaluate(rec.Approvals))), nil
 	default:
 		return logical.ErrorResponse(endedMessage(rec, status) + "; no grant can be picked up"), nil
 	}
@@ -717,19 +718,19 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 }
 
 // notApprover is the 403 for a caller in none of the request's approver sets.
-func notApprover(caller *identity, rec *requestRecord) error {
+func notApprover(caller *access.Identity, rec *requestRecord) error {
 	return forbidden("%s is not an approver of request %s: it needs one of %s (membership as Vault's identity store knows it now)",
-		caller.label(), rec.ID, strings.Join(approverNames(rec.Sets), ", "))
+		caller.Label(), rec.ID, strings.Join(access.ApproverNames(rec.Sets), ", "))
 }
 
 // endRequest records a denial or cancellation by caller and returns its event.
-func (b *aponoBackend) endRequest(rec *requestRecord, caller *identity, now time.Time, status, reason string) *event {
+func (b *aponoBackend) endRequest(rec *requestRecord, caller *access.Identity, now time.Time, status, reason string) *event {
 	rec.Status = status
-	rec.Decision = &decisionRecord{By: caller.ref(), Reason: reason, At: now}
+	rec.Decision = &decisionRecord{By: caller.Ref(), Reason: reason, At: now}
 	rec.EndedAt = now
 	b.Logger().Info("access request "+status, "request_id", rec.ID, "by", caller.EntityName, "by_entity_id", caller.EntityID, "reason", reason)
 	typ := map[string]string{statusDenied: eventRequestDenied, statusCancelled: eventRequestCancelled}[status]
-	ref := caller.ref()
+	ref := caller.Ref()
 	ev := rec.event(typ, now, &ref, reason)
 	return &ev
 }

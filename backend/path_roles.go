@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/access/window"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
@@ -78,16 +79,16 @@ const (
 
 func (r *roleEntry) approval() string {
 	if r.Approval == "" {
-		return approvalNone
+		return access.ApprovalNone
 	}
 	return r.Approval
 }
 
-func (r *roleEntry) approvalRequired() bool { return r.approval() == approvalRequired }
+func (r *roleEntry) approvalRequired() bool { return r.approval() == access.ApprovalRequired }
 
 func (r *roleEntry) approvalMode() string {
 	if r.ApprovalMode == "" {
-		return approvalModeAnyOf
+		return access.ApprovalModeAnyOf
 	}
 	return r.ApprovalMode
 }
@@ -207,8 +208,8 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 				"approval": {
 					Type:          framework.TypeString,
 					Description:   "none: grants/<role> grants at once. required: access is asked for at requests/<role> and granted once approvers approve.",
-					Default:       approvalNone,
-					AllowedValues: []interface{}{approvalNone, approvalRequired},
+					Default:       access.ApprovalNone,
+					AllowedValues: []interface{}{access.ApprovalNone, access.ApprovalRequired},
 				},
 				"approvers": {
 					Type: framework.TypeCommaStringSlice,
@@ -220,12 +221,12 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 					Type: framework.TypeString,
 					Description: "any_of: required_approvals distinct approvers from any approver set. all_of: also at least one " +
 						"approval from every set (each listed group or entity and, with owner, each resource's owners).",
-					Default:       approvalModeAnyOf,
-					AllowedValues: []interface{}{approvalModeAnyOf, approvalModeAllOf},
+					Default:       access.ApprovalModeAnyOf,
+					AllowedValues: []interface{}{access.ApprovalModeAnyOf, access.ApprovalModeAllOf},
 				},
 				"required_approvals": {
 					Type:        framework.TypeInt,
-					Description: fmt.Sprintf("How many distinct approvers a request needs (1 to %d). The requester never counts.", maxRequiredApproval),
+					Description: fmt.Sprintf("How many distinct approvers a request needs (1 to %d). The requester never counts.", access.MaxRequiredApproval),
 					Default:     1,
 				},
 				"request_ttl": {
@@ -514,7 +515,7 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 		return logical.ErrorResponse(msg), nil
 	}
 
-	if contains(role.Approvers, approverOwner) {
+	if contains(role.Approvers, access.ApproverOwner) {
 		cfg, err := b.config(ctx, req.Storage)
 		if err != nil {
 			return nil, err
@@ -583,8 +584,8 @@ func setRoleApprovalFields(role *roleEntry, d *framework.FieldData) string {
 	}
 	if v, ok := d.GetOk("required_approvals"); ok {
 		role.RequiredApprovals = v.(int)
-		if role.RequiredApprovals < 1 || role.RequiredApprovals > maxRequiredApproval {
-			return fmt.Sprintf("required_approvals must be between 1 and %d, got %d", maxRequiredApproval, role.RequiredApprovals)
+		if role.RequiredApprovals < 1 || role.RequiredApprovals > access.MaxRequiredApproval {
+			return fmt.Sprintf("required_approvals must be between 1 and %d, got %d", access.MaxRequiredApproval, role.RequiredApprovals)
 		}
 	}
 	durations := []struct {
@@ -612,14 +613,14 @@ func setRoleApprovalFields(role *roleEntry, d *framework.FieldData) string {
 	}
 	if v, ok := d.GetOk("break_glass_allowed"); ok {
 		role.BreakGlassAllowed = dedupe(v.([]string))
-		if len(role.BreakGlassAllowed) > maxApprovers {
-			return fmt.Sprintf("break_glass_allowed: at most %d entries are allowed, got %d", maxApprovers, len(role.BreakGlassAllowed))
+		if len(role.BreakGlassAllowed) > access.MaxApprovers {
+			return fmt.Sprintf("break_glass_allowed: at most %d entries are allowed, got %d", access.MaxApprovers, len(role.BreakGlassAllowed))
 		}
 		for _, a := range role.BreakGlassAllowed {
-			if !strings.HasPrefix(a, principalGroup+":") && !strings.HasPrefix(a, principalEntity+":") {
+			if !strings.HasPrefix(a, access.PrincipalGroup+":") && !strings.HasPrefix(a, access.PrincipalEntity+":") {
 				return fmt.Sprintf("break_glass_allowed: %q is not a principal (allowed: group:<identity group name>, entity:<entity name>)", textsafe.Truncate(a))
 			}
-			if _, err := parsePrincipal(a); err != nil {
+			if _, err := access.ParsePrincipal(a); err != nil {
 				return "break_glass_allowed: " + err.Error()
 			}
 		}
@@ -643,16 +644,16 @@ func setRoleApprovalFields(role *roleEntry, d *framework.FieldData) string {
 	}
 
 	switch role.approval() {
-	case approvalNone, approvalRequired:
+	case access.ApprovalNone, access.ApprovalRequired:
 	default:
-		return fmt.Sprintf("approval %q is not allowed (allowed: %s, %s)", textsafe.Truncate(role.Approval), approvalNone, approvalRequired)
+		return fmt.Sprintf("approval %q is not allowed (allowed: %s, %s)", textsafe.Truncate(role.Approval), access.ApprovalNone, access.ApprovalRequired)
 	}
 	switch role.approvalMode() {
-	case approvalModeAnyOf, approvalModeAllOf:
+	case access.ApprovalModeAnyOf, access.ApprovalModeAllOf:
 	default:
-		return fmt.Sprintf("approval_mode %q is not allowed (allowed: %s, %s)", textsafe.Truncate(role.ApprovalMode), approvalModeAnyOf, approvalModeAllOf)
+		return fmt.Sprintf("approval_mode %q is not allowed (allowed: %s, %s)", textsafe.Truncate(role.ApprovalMode), access.ApprovalModeAnyOf, access.ApprovalModeAllOf)
 	}
-	if msg := validateApprovers(role.Approvers); msg != "" {
+	if msg := access.ValidateApprovers(role.Approvers); msg != "" {
 		return msg
 	}
 	if role.approvalRequired() && len(role.Approvers) == 0 {

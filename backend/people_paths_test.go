@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -17,7 +18,7 @@ func TestPeoplePaths(t *testing.T) {
 	})
 	f.mustOK(t, logical.CreateOperation, "roles/direct", map[string]interface{}{"resources": "kv/app/other"})
 	roles := f.mustAs(t, f.alice, logical.ReadOperation, "my/roles", nil).Data["roles"].([]map[string]interface{})
-	if len(roles) != 2 || roles[0]["name"] != "app" || roles[0]["approval"] != approvalRequired || roles[0]["require_justification"] != true || roles[1]["approval"] != approvalNone {
+	if len(roles) != 2 || roles[0]["name"] != "app" || roles[0]["approval"] != access.ApprovalRequired || roles[0]["require_justification"] != true || roles[1]["approval"] != access.ApprovalNone {
 		t.Fatalf("my/roles: %v", roles)
 	}
 

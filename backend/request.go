@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -35,22 +36,22 @@ var requestStatuses = []string{statusPending, statusApproved, statusGranted, sta
 // requestRecord is a request as stored. The approval rule (mode, count, approver sets) is
 // frozen when the request is made; membership is checked when each approval is given.
 type requestRecord struct {
-	ID            string        `json:"id"`
-	Role          string        `json:"role"`
-	Status        string        `json:"status"`
-	Requester     identityRef   `json:"requester"`
-	Resources     []string      `json:"resources"`
-	Permission    string        `json:"permission"`
-	TTL           time.Duration `json:"ttl"`
-	Justification string        `json:"justification,omitempty"`
-	Mode          string        `json:"approval_mode"`
-	Required      int           `json:"required_approvals"`
-	Sets          []approverSet `json:"approver_sets"`
-	RequireReason bool          `json:"require_approver_reason,omitempty"`
+	ID            string               `json:"id"`
+	Role          string               `json:"role"`
+	Status        string               `json:"status"`
+	Requester     access.IdentityRef   `json:"requester"`
+	Resources     []string             `json:"resources"`
+	Permission    string               `json:"permission"`
+	TTL           time.Duration        `json:"ttl"`
+	Justification string               `json:"justification,omitempty"`
+	Mode          string               `json:"approval_mode"`
+	Required      int                  `json:"required_approvals"`
+	Sets          []access.ApproverSet `json:"approver_sets"`
+	RequireReason bool                 `json:"require_approver_reason,omitempty"`
 	// ApproverMaxTokenAge is the role's approver_max_token_age, frozen with the rule.
-	ApproverMaxTokenAge time.Duration    `json:"approver_max_token_age,omitempty"`
-	PickupTTL           time.Duration    `json:"pickup_ttl"`
-	Approvals           []approvalRecord `json:"approvals,omitempty"`
+	ApproverMaxTokenAge time.Duration           `json:"approver_max_token_age,omitempty"`
+	PickupTTL           time.Duration           `json:"pickup_ttl"`
+	Approvals           []access.ApprovalRecord `json:"approvals,omitempty"`
 	// Decision is the denial or cancellation that ended the request.
 	Decision *decisionRecord `json:"decision,omitempty"`
 	// Notes say where an owner could not be read and integration_owner stood in.
@@ -101,17 +102,17 @@ func (r *requestRecord) progress() string {
 	if r.AutoApprovedBy != "" {
 		return "approved by rule " + r.AutoApprovedBy
 	}
-	return r.rule().evaluate(r.Approvals).String()
+	return r.rule().Evaluate(r.Approvals).String()
 }
 
 type decisionRecord struct {
-	By     identityRef `json:"by"`
-	Reason string      `json:"reason,omitempty"`
-	At     time.Time   `json:"at"`
+	By     access.IdentityRef `json:"by"`
+	Reason string             `json:"reason,omitempty"`
+	At     time.Time          `json:"at"`
 }
 
-func (r *requestRecord) rule() approvalRule {
-	return approvalRule{Mode: r.Mode, Required: r.Required, Sets: r.Sets}
+func (r *requestRecord) rule() access.ApprovalRule {
+	return access.ApprovalRule{Mode: r.Mode, Required: r.Required, Sets: r.Sets}
 }
 
 // status is the request's status at now: an open request past its deadline has expired,
@@ -151,14 +152,14 @@ func (r *requestRecord) endedAt(now time.Time) time.Time {
 // visibleTo reports whether a person may see the request: its requester, a member of one
 // of its approver sets now, or someone who approved or decided it. Everyone else needs
 // the operator's audit/requests paths.
-func (r *requestRecord) visibleTo(id *identity) bool {
+func (r *requestRecord) visibleTo(id *access.Identity) bool {
 	switch {
 	case id == nil:
 		return false
 	case r.Requester.EntityID == id.EntityID, r.approvedBy(id.EntityID), r.Decision != nil && r.Decision.By.EntityID == id.EntityID:
 		return true
 	}
-	return len(qualifyingSets(id, r.Sets)) > 0
+	return len(access.QualifyingSets(id, r.Sets)) > 0
 }
 
 func (r *requestRecord) approvedBy(entityID string) bool {
@@ -186,17 +187,17 @@ func (r *requestRecord) summary(now time.Time) map[string]interface{} {
 	}
 	var approvedBy []string
 	for _, a := range r.Approvals {
-		approvedBy = append(approvedBy, a.Approver.person())
+		approvedBy = append(approvedBy, a.Approver.Person())
 	}
 	return map[string]interface{}{
 		"request_id":             r.ID,
 		"role":                   r.Role,
 		"requester":              r.Requester.EntityName,
-		"requester_name":         r.Requester.person(),
+		"requester_name":         r.Requester.Person(),
 		"requester_display_name": r.Requester.DisplayName,
 		"ttl":                    int64(r.TTL.Seconds()),
 		"justification":          r.Justification,
-		"approvers":              approverNames(r.Sets),
+		"approvers":              access.ApproverNames(r.Sets),
 		"approved_by":            nonNil(approvedBy),
 		"status":                 status,
 		"resources":              r.Resources,
@@ -213,7 +214,7 @@ func (r *requestRecord) summary(now time.Time) map[string]interface{} {
 
 // data is everything a read shows.
 func (r *requestRecord) data(now time.Time) map[string]interface{} {
-	progress := r.rule().evaluate(r.Approvals)
+	progress := r.rule().Evaluate(r.Approvals)
 	covered := map[int]bool{}
 	for _, a := range r.Approvals {
 		for _, i := range a.Sets {
@@ -228,7 +229,7 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 		}
 		sets = append(sets, map[string]interface{}{
 			"label": s.Label, "approvers": names, "source": s.Source, "approved": covered[i],
-			"must_approve": s.mustApprove(r.Mode), "resources": nonNil(s.Resources), "resource_count": s.ResourceCount,
+			"must_approve": s.MustApprove(r.Mode), "resources": nonNil(s.Resources), "resource_count": s.ResourceCount,
 		})
 	}
 	out := map[string]interface{}{
@@ -237,7 +238,7 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 		"role":                     r.Role,
 		"status":                   r.status(now),
 		"requester":                r.Requester.EntityName,
-		"requester_name":           r.Requester.person(),
+		"requester_name":           r.Requester.Person(),
 		"requester_entity_id":      r.Requester.EntityID,
 		"requester_display_name":   r.Requester.DisplayName,
 		"resources":                r.Resources,
@@ -246,7 +247,7 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 		"justification":            r.Justification,
 		"approval_mode":            r.Mode,
 		"required_approvals":       progress.Needed,
-		"approvers":                approverNames(r.Sets),
+		"approvers":                access.ApproverNames(r.Sets),
 		"approver_sets":            sets,
 		"approvals":                approvalsData(r.Approvals),
 		"approvals_count":          progress.Distinct,
@@ -274,20 +275,20 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 	}
 	if r.Decision != nil {
 		out["decided_by"] = r.Decision.By.EntityName
-		out["decided_by_name"] = r.Decision.By.person()
+		out["decided_by_name"] = r.Decision.By.Person()
 		out["decision_reason"] = r.Decision.Reason
 	}
 	return out
 }
 
 // event describes the request for notify_url.
-func (r *requestRecord) event(typ string, now time.Time, actor *identityRef, reason string) event {
+func (r *requestRecord) event(typ string, now time.Time, actor *access.IdentityRef, reason string) event {
 	return event{
 		Type: typ, RequestID: r.ID, Role: r.Role, Status: r.status(now), GrantID: r.GrantID,
 		Requester: r.Requester.EntityName, RequesterEntity: &r.Requester, RequesterKind: requesterEntity, Actor: actor, Reason: reason,
 		Justification: r.Justification, Resources: r.Resources, Permission: r.Permission,
-		Approvers: approverNames(r.Sets), Approvals: r.progress(),
-		ExpiresAt: formatTime(r.deadline()), RequesterName: r.Requester.person(), TTL: int64(r.TTL.Seconds()),
+		Approvers: access.ApproverNames(r.Sets), Approvals: r.progress(),
+		ExpiresAt: formatTime(r.deadline()), RequesterName: r.Requester.Person(), TTL: int64(r.TTL.Seconds()),
 		PickupBy: formatTime(r.PickupBy),
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -40,7 +41,7 @@ func requestEntries(r *requestRecord) []indexEntry {
 		out = append(out, indexEntry{"req/" + v, k}, indexEntry{"req/" + v + "/status/" + r.Status, k})
 	}
 	if r.Status == statusPending {
-		for _, p := range approverNames(r.Sets) {
+		for _, p := range access.ApproverNames(r.Sets) {
 			out = append(out, indexEntry{"req/open-principal/" + hashedName(p), k})
 		}
 	}
@@ -60,7 +61,7 @@ func requestEntries(r *requestRecord) []indexEntry {
 // approver sets, each entity that approved or decided it.
 func visibilityKeys(r *requestRecord) []string {
 	out := []string{"requester/" + entityKey(r.Requester.EntityID)}
-	for _, p := range approverNames(r.Sets) {
+	for _, p := range access.ApproverNames(r.Sets) {
 		out = append(out, "principal/"+hashedName(p))
 	}
 	deciders := map[string]bool{}
@@ -121,10 +122,10 @@ func statusSets(status string) []string {
 }
 
 // callerPrincipals are the principal strings id belongs to: its entity and each group.
-func callerPrincipals(id *identity) []string {
-	out := []string{principal{Kind: principalEntity, Name: id.EntityName}.String()}
+func callerPrincipals(id *access.Identity) []string {
+	out := []string{access.Principal{Kind: access.PrincipalEntity, Name: id.EntityName}.String()}
 	for _, g := range id.Groups {
-		out = append(out, principal{Kind: principalGroup, Name: g}.String())
+		out = append(out, access.Principal{Kind: access.PrincipalGroup, Name: g}.String())
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -59,7 +60,7 @@ func setDiscoveryConfig(cfg *config.Config, d *framework.FieldData) string {
 			return fmt.Sprintf("integration_owner must be at most %d printable characters, e.g. an identity group name", config.MaxIntegrationOwnerLen)
 		}
 		if owner != "" {
-			if _, err := parsePrincipalList(owner); err != nil {
+			if _, err := access.ParsePrincipalList(owner); err != nil {
 				return "integration_owner: " + err.Error() + "; name identity groups or entities, e.g. security or group:security,entity:erin"
 			}
 		}

@@ -153,7 +153,7 @@ var PermissionTypes = map[string]string{
 	"sign-verify":     TypeTransit,
 }
 
-// defaultPermission is used by a role that lists no permissions.
+// DefaultPermission is used by a role that lists no permissions.
 var DefaultPermission = map[string]string{
 	TypeKV:      "read",
 	TypeTransit: "encrypt-decrypt",

@@ -1,4 +1,8 @@
-package backend
+// Package access holds the pure rules of access flows: principals (group:, entity:), the
+// approver sets frozen into a request, the caller's identity as Vault knows it at the
+// moment of a call, and when a request's approvals add up. Nothing here calls Vault, reads
+// storage or sends events: callers pass values in and get decisions back.
+package access
 
 import (
 	"fmt"
@@ -10,53 +14,49 @@ import (
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
 
-// The approval rules of access flows. Everything here is pure: who may approve is decided
-// from the approver sets frozen into a request when it was made and from the caller's
-// identity as Vault knows it at the moment of the call (identity.go).
-
 // Role approval settings.
 const (
-	approvalNone     = "none"
-	approvalRequired = "required"
+	ApprovalNone     = "none"
+	ApprovalRequired = "required"
 
-	approvalModeAnyOf = "any_of"
-	approvalModeAllOf = "all_of"
+	ApprovalModeAnyOf = "any_of"
+	ApprovalModeAllOf = "all_of"
 
-	approverOwner = "owner"
+	ApproverOwner = "owner"
 
-	principalGroup  = "group"
-	principalEntity = "entity"
+	PrincipalGroup  = "group"
+	PrincipalEntity = "entity"
 
-	maxPrincipalNameLen = 128
-	maxApprovers        = 32
-	maxRequiredApproval = 10
+	MaxPrincipalNameLen = 128
+	MaxApprovers        = 32
+	MaxRequiredApproval = 10
 )
 
-// principal is one identity-store name that may approve: a group (internal, or external
+// Principal is one identity-store name that may approve: a group (internal, or external
 // from OIDC/LDAP) or an entity.
-type principal struct {
+type Principal struct {
 	Kind string `json:"kind"` // principalGroup or principalEntity
 	Name string `json:"name"`
 }
 
-func (p principal) String() string { return p.Kind + ":" + p.Name }
+func (p Principal) String() string { return p.Kind + ":" + p.Name }
 
-// parsePrincipal reads "group:<name>", "entity:<name>", or a bare name, which is a group
+// ParsePrincipal reads "group:<name>", "entity:<name>", or a bare name, which is a group
 // (what a KV owner tag or integration_owner usually holds). Names are never put into a
 // Vault path or a policy; they are compared with what Vault's identity store reports.
-func parsePrincipal(s string) (principal, error) {
+func ParsePrincipal(s string) (Principal, error) {
 	s = strings.TrimSpace(s)
-	p := principal{Kind: principalGroup, Name: s}
-	if rest, ok := strings.CutPrefix(s, principalGroup+":"); ok {
+	p := Principal{Kind: PrincipalGroup, Name: s}
+	if rest, ok := strings.CutPrefix(s, PrincipalGroup+":"); ok {
 		p.Name = strings.TrimSpace(rest)
-	} else if rest, ok := strings.CutPrefix(s, principalEntity+":"); ok {
-		p = principal{Kind: principalEntity, Name: strings.TrimSpace(rest)}
+	} else if rest, ok := strings.CutPrefix(s, PrincipalEntity+":"); ok {
+		p = Principal{Kind: PrincipalEntity, Name: strings.TrimSpace(rest)}
 	}
 	if p.Name == "" {
 		return p, fmt.Errorf("%q names no group or entity (use group:<name> or entity:<name>)", textsafe.Truncate(s))
 	}
-	if n := len([]rune(p.Name)); n > maxPrincipalNameLen {
-		return p, fmt.Errorf("%q is longer than %d characters", textsafe.Truncate(s), maxPrincipalNameLen)
+	if n := len([]rune(p.Name)); n > MaxPrincipalNameLen {
+		return p, fmt.Errorf("%q is longer than %d characters", textsafe.Truncate(s), MaxPrincipalNameLen)
 	}
 	for _, r := range p.Name {
 		if unicode.IsControl(r) || r == unicode.ReplacementChar || r == ',' {
@@ -66,16 +66,16 @@ func parsePrincipal(s string) (principal, error) {
 	return p, nil
 }
 
-// parsePrincipalList reads a comma-separated list of principals (an owner tag or
+// ParsePrincipalList reads a comma-separated list of principals (an owner tag or
 // integration_owner may name several).
-func parsePrincipalList(s string) ([]principal, error) {
-	var out []principal
-	seen := map[principal]bool{}
+func ParsePrincipalList(s string) ([]Principal, error) {
+	var out []Principal
+	seen := map[Principal]bool{}
 	for _, part := range strings.Split(s, ",") {
 		if strings.TrimSpace(part) == "" {
 			continue
 		}
-		p, err := parsePrincipal(part)
+		p, err := ParsePrincipal(part)
 		if err != nil {
 			return nil, err
 		}
@@ -90,31 +90,31 @@ func parsePrincipalList(s string) ([]principal, error) {
 	return out, nil
 }
 
-// validateApprovers checks a role's approvers field: group:<name>, entity:<name> or owner.
-func validateApprovers(approvers []string) string {
-	if len(approvers) > maxApprovers {
-		return fmt.Sprintf("approvers: at most %d entries are allowed, got %d", maxApprovers, len(approvers))
+// ValidateApprovers checks a role's approvers field: group:<name>, entity:<name> or owner.
+func ValidateApprovers(approvers []string) string {
+	if len(approvers) > MaxApprovers {
+		return fmt.Sprintf("approvers: at most %d entries are allowed, got %d", MaxApprovers, len(approvers))
 	}
 	for _, a := range approvers {
-		if a == approverOwner {
+		if a == ApproverOwner {
 			continue
 		}
-		if !strings.HasPrefix(a, principalGroup+":") && !strings.HasPrefix(a, principalEntity+":") {
+		if !strings.HasPrefix(a, PrincipalGroup+":") && !strings.HasPrefix(a, PrincipalEntity+":") {
 			return fmt.Sprintf("approvers: %q is not an approver (allowed: group:<identity group name>, entity:<entity name>, owner)", textsafe.Truncate(a))
 		}
-		if _, err := parsePrincipal(a); err != nil {
+		if _, err := ParsePrincipal(a); err != nil {
 			return "approvers: " + err.Error()
 		}
 	}
 	return ""
 }
 
-// approverSet is one group of principals whose approval the rules count together: a role
+// ApproverSet is one group of principals whose approval the rules count together: a role
 // approver (one group or entity), or the owners of some of the requested resources.
-type approverSet struct {
+type ApproverSet struct {
 	// Label says where the set came from: "group:kv-owners", "owners of kv/app/db".
 	Label      string      `json:"label"`
-	Principals []principal `json:"principals"`
+	Principals []Principal `json:"principals"`
 	// Source is "role", "custom_metadata" or "integration_owner".
 	Source string `json:"source"`
 	// Owner marks the owners of resources (approvers=owner): such a set must approve
@@ -124,23 +124,23 @@ type approverSet struct {
 	// set owns: at most maxSetResources names, ResourceCount in all.
 	Resources     []string `json:"resources,omitempty"`
 	ResourceCount int      `json:"resource_count,omitempty"`
-	// raw is the owner tag or integration_owner as written, for apono/sync's owner.
-	raw string
+	// Raw is the owner tag or integration_owner as written, for apono/sync's owner.
+	Raw string
 }
 
-// maxSetResources bounds the resource names kept in one approver set: a folder may hold
+// MaxSetResources bounds the resource names kept in one approver set: a folder may hold
 // a thousand secrets of one owner.
-const maxSetResources = 20
+const MaxSetResources = 20
 
-// mustApprove reports whether the set needs an approval of its own under mode: every set
+// MustApprove reports whether the set needs an approval of its own under mode: every set
 // under all_of, and owner sets always. Requests stored before owner sets were marked have
 // only their source to say so.
-func (s approverSet) mustApprove(mode string) bool {
-	return mode == approvalModeAllOf || s.Owner || s.Source == setSourceMetadata || s.Source == setSourceIntegration
+func (s ApproverSet) MustApprove(mode string) bool {
+	return mode == ApprovalModeAllOf || s.Owner || s.Source == SetSourceMetadata || s.Source == SetSourceIntegration
 }
 
-// identity is a caller as Vault's identity store knows it at the moment of a call.
-type identity struct {
+// Identity is a caller as Vault's identity store knows it at the moment of a call.
+type Identity struct {
 	EntityID    string   `json:"entity_id"`
 	EntityName  string   `json:"entity_name"`
 	DisplayName string   `json:"display_name,omitempty"`
@@ -148,13 +148,13 @@ type identity struct {
 	Groups      []string `json:"-"`              // names of the entity's groups, inherited and external included
 }
 
-// ref is the part of an identity that is stored with a request or grant.
-func (id *identity) ref() identityRef {
-	return identityRef{EntityID: id.EntityID, EntityName: id.EntityName, DisplayName: id.DisplayName, Name: id.Name}
+// Ref is the part of an identity that is stored with a request or grant.
+func (id *Identity) Ref() IdentityRef {
+	return IdentityRef{EntityID: id.EntityID, EntityName: id.EntityName, DisplayName: id.DisplayName, Name: id.Name}
 }
 
-// identityRef is who did something, as stored.
-type identityRef struct {
+// IdentityRef is who did something, as stored.
+type IdentityRef struct {
 	EntityID    string `json:"entity_id"`
 	EntityName  string `json:"entity_name"`
 	DisplayName string `json:"display_name,omitempty"`
@@ -162,35 +162,35 @@ type identityRef struct {
 	Name string `json:"name,omitempty"`
 }
 
-// person is the name to show people: Name, or the entity name in older records.
-func (r identityRef) person() string {
+// Person is the name to show people: Name, or the entity name in older records.
+func (r IdentityRef) Person() string {
 	if r.Name != "" {
 		return r.Name
 	}
 	return r.EntityName
 }
 
-// label names the identity for people: its name and, where it says more, the display
+// Label names the identity for people: its name and, where it says more, the display
 // name of the login ("carol (userpass-carol)").
-func (r identityRef) label() string {
-	if r.DisplayName == "" || r.DisplayName == r.person() {
-		return r.person()
+func (r IdentityRef) Label() string {
+	if r.DisplayName == "" || r.DisplayName == r.Person() {
+		return r.Person()
 	}
-	return r.person() + " (" + r.DisplayName + ")"
+	return r.Person() + " (" + r.DisplayName + ")"
 }
 
-func (id *identity) label() string { return id.ref().label() }
+func (id *Identity) Label() string { return id.Ref().Label() }
 
-func (r identityRef) data() map[string]interface{} {
-	return map[string]interface{}{"entity_id": r.EntityID, "entity_name": r.EntityName, "display_name": r.DisplayName, "name": r.person()}
+func (r IdentityRef) Data() map[string]interface{} {
+	return map[string]interface{}{"entity_id": r.EntityID, "entity_name": r.EntityName, "display_name": r.DisplayName, "name": r.Person()}
 }
 
-// memberOf reports whether id belongs to p.
-func (id *identity) memberOf(p principal) bool {
+// MemberOf reports whether id belongs to p.
+func (id *Identity) MemberOf(p Principal) bool {
 	switch p.Kind {
-	case principalEntity:
+	case PrincipalEntity:
 		return id.EntityName == p.Name
-	case principalGroup:
+	case PrincipalGroup:
 		for _, g := range id.Groups {
 			if g == p.Name {
 				return true
@@ -200,12 +200,12 @@ func (id *identity) memberOf(p principal) bool {
 	return false
 }
 
-// qualifyingSets returns the indexes of the sets id may approve for.
-func qualifyingSets(id *identity, sets []approverSet) []int {
+// QualifyingSets returns the indexes of the sets id may approve for.
+func QualifyingSets(id *Identity, sets []ApproverSet) []int {
 	var out []int
 	for i, s := range sets {
 		for _, p := range s.Principals {
-			if id.memberOf(p) {
+			if id.MemberOf(p) {
 				out = append(out, i)
 				break
 			}
@@ -214,24 +214,24 @@ func qualifyingSets(id *identity, sets []approverSet) []int {
 	return out
 }
 
-// approvalRecord is one approval: who, why, when, and which approver sets it counted for
+// ApprovalRecord is one approval: who, why, when, and which approver sets it counted for
 // (decided when it was given, from Vault's identity store at that moment).
-type approvalRecord struct {
-	Approver identityRef `json:"approver"`
+type ApprovalRecord struct {
+	Approver IdentityRef `json:"approver"`
 	Reason   string      `json:"reason,omitempty"`
 	At       time.Time   `json:"at"`
 	Sets     []int       `json:"sets"`
 }
 
-// approvalRule is what a request needs: mode, count and the approver sets.
-type approvalRule struct {
+// ApprovalRule is what a request needs: mode, count and the approver sets.
+type ApprovalRule struct {
 	Mode     string
 	Required int
-	Sets     []approverSet
+	Sets     []ApproverSet
 }
 
-// approvalProgress says how far a request is from approved.
-type approvalProgress struct {
+// ApprovalProgress says how far a request is from approved.
+type ApprovalProgress struct {
 	Satisfied bool
 	// Distinct is the number of distinct approving entities; Needed is what the rule
 	// needs of them (required_approvals).
@@ -246,7 +246,7 @@ type approvalProgress struct {
 }
 
 // String is the "approvals so far out of those needed" of a list entry.
-func (p approvalProgress) String() string {
+func (p ApprovalProgress) String() string {
 	if p.SetsTotal == 0 {
 		return fmt.Sprintf("%d/%d approvals", p.Distinct, p.Needed)
 	}
@@ -257,11 +257,11 @@ func (p approvalProgress) String() string {
 	return fmt.Sprintf("%d/%d approvals, %d/%d %s", p.Distinct, p.Needed, p.SetsCovered, p.SetsTotal, kind)
 }
 
-// evaluate applies rule to approvals. Each entity counts once however often it approved.
+// Evaluate applies rule to approvals. Each entity counts once however often it approved.
 // A request needs rule.Required distinct approvers from any set and, besides, an approval
 // from every set that must approve on its own: every set under all_of, and each owner set
 // whatever the mode, so that no owner's resource is granted on another owner's word.
-func (rule approvalRule) evaluate(approvals []approvalRecord) approvalProgress {
+func (rule ApprovalRule) Evaluate(approvals []ApprovalRecord) ApprovalProgress {
 	needed := rule.Required
 	if needed < 1 {
 		needed = 1
@@ -279,9 +279,9 @@ func (rule approvalRule) evaluate(approvals []approvalRecord) approvalProgress {
 			}
 		}
 	}
-	p := approvalProgress{Distinct: len(entities), Needed: needed, Owners: rule.Mode != approvalModeAllOf}
+	p := ApprovalProgress{Distinct: len(entities), Needed: needed, Owners: rule.Mode != ApprovalModeAllOf}
 	for i, s := range rule.Sets {
-		if !s.mustApprove(rule.Mode) {
+		if !s.MustApprove(rule.Mode) {
 			continue
 		}
 		p.SetsTotal++
@@ -295,8 +295,8 @@ func (rule approvalRule) evaluate(approvals []approvalRecord) approvalProgress {
 	return p
 }
 
-// approverNames is every principal of sets, deduplicated and sorted: "who can approve".
-func approverNames(sets []approverSet) []string {
+// ApproverNames is every principal of sets, deduplicated and sorted: "who can approve".
+func ApproverNames(sets []ApproverSet) []string {
 	seen := map[string]bool{}
 	for _, s := range sets {
 		for _, p := range s.Principals {

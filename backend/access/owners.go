@@ -1,0 +1,8 @@
+package access
+
+// Where a set's principals came from.
+const (
+	SetSourceRole        = "role"
+	SetSourceMetadata    = "custom_metadata"   // the secret's own owner_metadata_key value
+	SetSourceIntegration = "integration_owner" // config's fallback approver
+)
