@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -183,7 +184,7 @@ func matchAutoApprove(rules []autoApproveRule, a autoApproval) *autoApproveRule 
 		for _, res := range a.resources {
 			what = what && nameCoveredBy(res, r.Resources)
 		}
-		if !what || (len(r.Permissions) > 0 && !contains(r.Permissions, a.permission)) || (r.MaxTTL > 0 && a.ttl > r.MaxTTL) {
+		if !what || (len(r.Permissions) > 0 && !slices.Contains(r.Permissions, a.permission)) || (r.MaxTTL > 0 && a.ttl > r.MaxTTL) {
 			continue
 		}
 		if r.windows.Len() > 0 {

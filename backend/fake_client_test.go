@@ -3,7 +3,9 @@ package backend
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -295,19 +297,19 @@ func (c *fakeClient) List(ctx context.Context, path string) ([]string, map[strin
 		if !c.v.allowedLocked(path, "list") {
 			return nil, nil, errFakeForbidden
 		}
-		return sortedKeys(c.v.policies), nil, nil
+		return slices.Sorted(maps.Keys(c.v.policies)), nil, nil
 	}
 	if path == aliasListPath {
 		if !c.v.allowedLocked(path, "list") {
 			return nil, nil, errFakeForbidden
 		}
-		return sortedKeys(c.v.aliasInfo), c.v.aliasInfo, nil
+		return slices.Sorted(maps.Keys(c.v.aliasInfo)), c.v.aliasInfo, nil
 	}
 	if path == entityListPath {
 		if !c.v.allowedLocked(path, "list") {
 			return nil, nil, errFakeForbidden
 		}
-		return sortedKeys(c.v.entities), nil, nil
+		return slices.Sorted(maps.Keys(c.v.entities)), nil, nil
 	}
 	return nil, nil, fmt.Errorf("fake: List %s not modelled", path)
 }
@@ -440,7 +442,7 @@ func (c *fakeClient) LookupTokenAccessor(_ context.Context, accessor string) (*v
 func (f *fakeVault) entityNames() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return sortedKeys(f.entities)
+	return slices.Sorted(maps.Keys(f.entities))
 }
 
 func (c *fakeClient) DeleteByPath(_ context.Context, path string) error {

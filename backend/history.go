@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -312,7 +313,7 @@ func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, 
 			historyEntries,
 			func(h *historyRecord) bool {
 				return (until.IsZero() || h.IssuedAt.Before(until)) && (since.IsZero() || !h.EndedAt.Before(since)) &&
-					(role == "" || h.Role == role) && (resName == "" || nameCoveredBy(resName, h.Resources) || contains(h.Resources, resName)) &&
+					(role == "" || h.Role == role) && (resName == "" || nameCoveredBy(resName, h.Resources) || slices.Contains(h.Resources, resName)) &&
 					(requester == "" || h.RequesterEntity == requester || (h.RequesterKind != requesterEntity && h.Requester == requester))
 			})
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -299,7 +300,7 @@ func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request
 	if v, ok := d.GetOk("format"); ok {
 		t.Format = strings.ToLower(strings.TrimSpace(v.(string)))
 	}
-	if !contains(notifyFormats, t.Format) {
+	if !slices.Contains(notifyFormats, t.Format) {
 		return logical.ErrorResponse(fmt.Sprintf("format %q is not allowed (allowed: %s)", textsafe.Truncate(t.Format), strings.Join(notifyFormats, ", "))), nil
 	}
 	if v, ok := d.GetOk("secret"); ok {
@@ -317,7 +318,7 @@ func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request
 	if v, ok := d.GetOk("events"); ok {
 		t.Events = dedupe(v.([]string))
 		for _, e := range t.Events {
-			if !contains(eventTypes, e) && e != "request.*" && e != "grant.*" {
+			if !slices.Contains(eventTypes, e) && e != "request.*" && e != "grant.*" {
 				return logical.ErrorResponse(fmt.Sprintf("events: %q is not an event type (allowed: %s, request.*, grant.*)", textsafe.Truncate(e), strings.Join(eventTypes, ", "))), nil
 			}
 		}

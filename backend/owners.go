@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -37,7 +38,7 @@ func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *config.Conf
 		}
 		sets = append(sets, access.ApproverSet{Label: p.String(), Principals: []access.Principal{p}, Source: access.SetSourceRole})
 	}
-	if contains(role.Approvers, access.ApproverOwner) {
+	if slices.Contains(role.Approvers, access.ApproverOwner) {
 		owners, ownerNotes, msg, err := b.resourceOwnerSets(ctx, cfg, resources, client, preview)
 		if err != nil || msg != "" {
 			return nil, nil, msg, err

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -572,7 +573,7 @@ func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *config.Config, rol
 	gr.permission = role.Permissions[0]
 	if in.permission != "" {
 		gr.permission = in.permission
-		if !contains(role.Permissions, gr.permission) {
+		if !slices.Contains(role.Permissions, gr.permission) {
 			return nil, nil, fmt.Sprintf("permission %q is not allowed by role %q (allowed: %s)", textsafe.Truncate(gr.permission), roleName, strings.Join(role.Permissions, ", ")), nil
 		}
 	}
@@ -671,13 +672,4 @@ func checkFreeText(field, v string, max int) string {
 		}
 	}
 	return ""
-}
-
-func contains(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }

@@ -3,7 +3,9 @@ package backend
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -81,7 +83,7 @@ func (b *aponoBackend) capabilityChecks(userpassMount string) []capabilityCheck 
 func (b *aponoBackend) discoveryChecks(mounts map[string]vaultapi.MountInfo) []capabilityCheck {
 	var out []capabilityCheck
 	own := b.ownMountPath()
-	for _, path := range sortedKeys(mounts) {
+	for _, path := range slices.Sorted(maps.Keys(mounts)) {
 		m := mounts[path]
 		if path == own {
 			continue

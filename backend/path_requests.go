@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -373,7 +374,7 @@ func (b *aponoBackend) pathRequestList(ctx context.Context, req *logical.Request
 // listRequests answers a list or read of requests with one page of the entries f lets
 // through, newest first.
 func (b *aponoBackend) listRequests(ctx context.Context, req *logical.Request, d *framework.FieldData, f *requestFilter) (*logical.Response, error) {
-	if f.status != "" && !contains(requestStatuses, f.status) {
+	if f.status != "" && !slices.Contains(requestStatuses, f.status) {
 		return logical.ErrorResponse(fmt.Sprintf("status %q is not a request status (allowed: %s)", textsafe.Truncate(f.status), strings.Join(requestStatuses, ", "))), nil
 	}
 	limit, msg := checkLimit(d.Get("limit").(int))

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -104,7 +105,7 @@ func parseResourceQuery(d *framework.FieldData) (resourceQuery, string) {
 		after:  d.Get("after").(string),
 		limit:  defaultResourcesLimit,
 	}
-	if q.typ != "" && !contains(config.DiscoverableTypes, q.typ) {
+	if q.typ != "" && !slices.Contains(config.DiscoverableTypes, q.typ) {
 		return q, fmt.Sprintf("type %q is not a resource type (allowed: %s)", textsafe.Truncate(q.typ), strings.Join(config.DiscoverableTypes, ", "))
 	}
 	if v, ok := d.GetOk("limit"); ok {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -515,7 +516,7 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 		return logical.ErrorResponse(msg), nil
 	}
 
-	if contains(role.Approvers, access.ApproverOwner) {
+	if slices.Contains(role.Approvers, access.ApproverOwner) {
 		cfg, err := b.config(ctx, req.Storage)
 		if err != nil {
 			return nil, err

@@ -3,6 +3,8 @@ package backend
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,7 +73,7 @@ func visibilityKeys(r *requestRecord) []string {
 	if r.Decision != nil {
 		deciders[r.Decision.By.EntityID] = true
 	}
-	for _, id := range sortedKeys(deciders) {
+	for _, id := range slices.Sorted(maps.Keys(deciders)) {
 		if id != "" {
 			out = append(out, "decider/"+entityKey(id))
 		}

@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -216,7 +217,7 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 		st.suspects = sightings{}
 	}
 	seen := map[string]bool{}
-	for _, name := range sortedKeys(names) {
+	for _, name := range slices.Sorted(maps.Keys(names)) {
 		id, ok := b.grantIDFromName(name)
 		if !ok || records[id] || pending[id] {
 			continue
@@ -364,13 +365,4 @@ func (b *aponoBackend) grantIDFromName(name string) (string, bool) {
 func (b *aponoBackend) ownsName(name string) bool {
 	_, ok := b.grantIDFromName(name)
 	return ok
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -32,7 +33,7 @@ func setDiscoveryConfig(cfg *config.Config, d *framework.FieldData) string {
 			if t == "" {
 				continue
 			}
-			if !contains(config.DiscoverableTypes, t) {
+			if !slices.Contains(config.DiscoverableTypes, t) {
 				return fmt.Sprintf("resource_types: %q is not a resource type (allowed: %s)", textsafe.Truncate(t), strings.Join(config.DiscoverableTypes, ", "))
 			}
 			seen[t] = true
