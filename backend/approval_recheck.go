@@ -16,23 +16,23 @@ import (
 // a scheduled request too: the rule approved access starting at start_at, and a pickup
 // after its windows closed is not what it approved). It matters most for scheduled
 // requests, approved days before their start.
-func (b *aponoBackend) checkApprovalsStillHold(rec *requestRecord, role *roleEntry, caller *access.Identity, now time.Time) error {
+func (b *aponoBackend) checkApprovalsStillHold(rec *requestRecord, role *access.Role, caller *access.Identity, now time.Time) error {
 	if rec.AutoApprovedBy != "" {
 		for i := range role.AutoApprove {
 			r := &role.AutoApprove[i]
 			if r.Name != rec.AutoApprovedBy {
 				continue
 			}
-			a := autoApproval{requester: caller, resources: rec.Resources, permission: rec.Permission, ttl: rec.TTL, at: now, sets: rec.Sets}
-			if matchAutoApprove([]autoApproveRule{*r}, a) != nil {
+			a := access.AutoApproval{Requester: caller, Resources: rec.Resources, Permission: rec.Permission, Ttl: rec.TTL, At: now, Sets: rec.Sets}
+			if access.MatchAutoApprove([]access.AutoApproveRule{*r}, a) != nil {
 				return nil
 			}
-			if anyTime := *r; r.windows.Len() > 0 {
-				anyTime.windows = window.Set{}
-				if matchAutoApprove([]autoApproveRule{anyTime}, a) != nil {
+			if anyTime := *r; r.ParsedWindows.Len() > 0 {
+				anyTime.ParsedWindows = window.Set{}
+				if access.MatchAutoApprove([]access.AutoApproveRule{anyTime}, a) != nil {
 					return forbidden("request %s was approved by rule %q, which approves access only inside its windows (%s), and none is open now (%s): "+
 						"a pickup is the start of the access, so pick it up while one is open, or ask again",
-						rec.ID, r.Name, r.windows, now.UTC().Format(time.RFC3339))
+						rec.ID, r.Name, r.ParsedWindows, now.UTC().Format(time.RFC3339))
 				}
 			}
 		}

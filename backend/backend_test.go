@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -164,7 +165,7 @@ func TestRoleCacheFollowsWritesDeletesAndInvalidate(t *testing.T) {
 		t.Fatalf("grant after a role write: ttl %s", resp.Secret.TTL)
 	}
 	// Another node writes the role: storage changes under this node, then Invalidate.
-	changed := &roleEntry{Resources: []string{"kv/app/db"}, Permissions: []string{"read"}, TTL: 10 * time.Minute, MaxTTL: time.Hour}
+	changed := &access.Role{Resources: []string{"kv/app/db"}, Permissions: []string{"read"}, TTL: 10 * time.Minute, MaxTTL: time.Hour}
 	entry, _ := logical.StorageEntryJSON(roleStoragePrefix+"app", changed)
 	if err := e.storage.Put(e.ctx, entry); err != nil {
 		t.Fatal(err)

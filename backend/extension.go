@@ -96,8 +96,8 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 		return logical.ErrorResponse(fmt.Sprintf("role %q names no approvers, so nobody could approve an extension", roleName)), nil
 	}
 	ttl := time.Duration(d.Get("ttl").(int)) * time.Second
-	if ttl <= 0 || ttl > maxFlowTTL {
-		return logical.ErrorResponse(fmt.Sprintf("ttl must be more than 0 and at most %s: how much longer the grant should be able to last", maxFlowTTL)), nil
+	if ttl <= 0 || ttl > access.MaxFlowTTL {
+		return logical.ErrorResponse(fmt.Sprintf("ttl must be more than 0 and at most %s: how much longer the grant should be able to last", access.MaxFlowTTL)), nil
 	}
 	justification := strings.TrimSpace(d.Get("justification").(string))
 	if m := checkFreeText("justification", justification, maxJustificationLen); m != "" {
@@ -135,9 +135,9 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 		ID: id, Role: roleName, Status: statusPending, Requester: caller.Ref(), Kind: requestKindExtension,
 		ExtendsGrant: grantID, ExtendTo: g.maxEnd().Add(ttl),
 		Resources: g.Resources, Permission: g.Permission, TTL: ttl, Justification: justification,
-		Mode: role.approvalMode(), Required: role.requiredApprovals(), Sets: sets,
+		Mode: role.ApprovalModeSetting(), Required: role.RequiredApprovalCount(), Sets: sets,
 		RequireReason: role.RequireApproverReason, ApproverMaxTokenAge: role.ApproverMaxTokenAge,
-		PickupTTL: role.pickupTTL(), Notes: notes, CreatedAt: now, ExpiresAt: now.Add(role.requestTTL()),
+		PickupTTL: role.PickupTTLOrDefault(), Notes: notes, CreatedAt: now, ExpiresAt: now.Add(role.RequestTTLOrDefault()),
 	}
 	if msg, err := b.storeNewRequest(ctx, req.Storage, cfg, rec, now); err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)

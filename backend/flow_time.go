@@ -1,11 +1,11 @@
 package backend
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/access/window"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -23,49 +23,28 @@ import (
 // approved as any other; it can be picked up from start_at until start_at + pickup_ttl,
 // and the grant ends at most ttl after start_at.
 
-const defaultMaxScheduleAhead = 7 * 24 * time.Hour
-
-func (r *roleEntry) maxScheduleAhead() time.Duration {
-	return orDefault(r.MaxScheduleAhead, defaultMaxScheduleAhead)
-}
-
-// parseTime parses what the stored role holds as text (windows, rule windows).
-func (r *roleEntry) parseTime() error {
-	set, err := window.ParseList(r.AccessWindows)
-	if err != nil {
-		return err
-	}
-	r.windows = set
-	for i := range r.AutoApprove {
-		if err := r.AutoApprove[i].parse(); err != nil {
-			return fmt.Errorf("auto_approve: %w", err)
-		}
-	}
-	return nil
-}
-
 // setRoleTimeFields applies access_windows, windows_cap_grants, max_schedule_ahead and
 // auto_approve; msg is a 400.
-func setRoleTimeFields(role *roleEntry, d *framework.FieldData) string {
+func setRoleTimeFields(role *access.Role, d *framework.FieldData) string {
 	if v, ok := d.GetOk("access_windows"); ok {
 		set, err := window.ParseList(v.([]string))
 		if err != nil {
 			return err.Error()
 		}
-		role.AccessWindows, role.windows = set.Strings(), set
+		role.AccessWindows, role.ParsedWindows = set.Strings(), set
 	}
 	if v, ok := d.GetOk("windows_cap_grants"); ok {
 		role.WindowsNoCap = !v.(bool)
 	}
 	if v, ok := d.GetOk("max_schedule_ahead"); ok {
 		ahead := time.Duration(v.(int)) * time.Second
-		if ahead <= 0 || ahead > maxFlowTTL {
-			return fmt.Sprintf("max_schedule_ahead must be more than 0 and at most %s, got %s", maxFlowTTL, ahead)
+		if ahead <= 0 || ahead > access.MaxFlowTTL {
+			return fmt.Sprintf("max_schedule_ahead must be more than 0 and at most %s, got %s", access.MaxFlowTTL, ahead)
 		}
 		role.MaxScheduleAhead = ahead
 	}
 	if v, ok := d.GetOk("auto_approve"); ok {
-		rules, msg := parseAutoApprove(v.(string))
+		rules, msg := access.ParseAutoApprove(v.(string))
 		if msg != "" {
 			return "auto_approve: " + msg
 		}
@@ -74,29 +53,8 @@ func setRoleTimeFields(role *roleEntry, d *framework.FieldData) string {
 	return ""
 }
 
-// windowCheck says whether the role's windows let access be had at t: the end of the
-// window t is in (zero when the role has none, or its grants are not capped), or a 400
-// naming the next window's start.
-func (r *roleEntry) windowCheck(roleName string, t time.Time) (end time.Time, msg string) {
-	if r.windows.Len() == 0 {
-		return time.Time{}, ""
-	}
-	end, err := r.windows.Check(t)
-	var closed *window.ClosedError
-	if errors.As(err, &closed) {
-		return time.Time{}, fmt.Sprintf("role %q: %s", roleName, err)
-	}
-	if err != nil {
-		return time.Time{}, fmt.Sprintf("role %q: %s", roleName, err)
-	}
-	if r.WindowsNoCap {
-		return time.Time{}, ""
-	}
-	return end, ""
-}
-
 // parseStartAt reads start_at; msg is a 400.
-func parseStartAt(roleName string, role *roleEntry, raw string, now time.Time) (time.Time, string) {
+func parseStartAt(roleName string, role *access.Role, raw string, now time.Time) (time.Time, string) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return time.Time{}, ""
@@ -108,7 +66,7 @@ func parseStartAt(roleName string, role *roleEntry, raw string, now time.Time) (
 	if !t.After(now) {
 		return time.Time{}, fmt.Sprintf("start_at %s is not in the future; leave it out for access now", t.UTC().Format(time.RFC3339))
 	}
-	if ahead := role.maxScheduleAhead(); t.Sub(now) > ahead {
+	if ahead := role.MaxScheduleAheadOrDefault(); t.Sub(now) > ahead {
 		return time.Time{}, fmt.Sprintf("start_at %s is more than %s ahead (role %q's max_schedule_ahead)", t.UTC().Format(time.RFC3339), ahead, roleName)
 	}
 	return t.UTC(), ""

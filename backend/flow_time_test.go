@@ -168,7 +168,7 @@ func TestAutoApprove(t *testing.T) {
 	}
 	h.waitFor(t, "auto-approved event", func(a []hookAttempt) bool {
 		for _, x := range a {
-			if x.typ == eventRequestAutoApproved && strings.Contains(x.body, "oncall-read") {
+			if x.typ == access.EventRequestAutoApproved && strings.Contains(x.body, "oncall-read") {
 				return true
 			}
 		}
@@ -217,7 +217,7 @@ func TestHistory(t *testing.T) {
 // The auto-approval rule as a table: who, what, how long, when, and never for a
 // requester who is one of the request's approvers.
 func TestMatchAutoApprove(t *testing.T) {
-	rules, msg := parseAutoApprove(`[
+	rules, msg := access.ParseAutoApprove(`[
 		{"name":"oncall","groups":["oncall"],"resources":["kv/app/*"],"permissions":["read"],"max_ttl":"1h"},
 		{"name":"olly","entities":["olly"],"resources":["kv/app/db","transit/k"]},
 		{"name":"closed","groups":["night"],"resources":["kv/*"],"windows":["` + dailyWindow(2*time.Hour, 3*time.Hour) + `"]},
@@ -250,7 +250,7 @@ func TestMatchAutoApprove(t *testing.T) {
 		{"no resources", id("a", "oncall"), nil, "read", time.Minute, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := matchAutoApprove(rules, autoApproval{requester: tc.who, resources: tc.resources, permission: tc.perm, ttl: tc.ttl, at: time.Now(), sets: owners})
+			got := access.MatchAutoApprove(rules, access.AutoApproval{Requester: tc.who, Resources: tc.resources, Permission: tc.perm, Ttl: tc.ttl, At: time.Now(), Sets: owners})
 			name := ""
 			if got != nil {
 				name = got.Name

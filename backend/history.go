@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -69,7 +70,7 @@ func historyEntries(h *historyRecord) []indexEntry {
 		{"hist/all", k}, {"hist/role/" + h.Role, k}, {"hist/requester/" + requester, k},
 		{"hist/ended", timeKey(h.EndedAt, h.GrantID)},
 	}
-	for _, r := range dedupe(h.Resources) {
+	for _, r := range access.Dedupe(h.Resources) {
 		out = append(out, indexEntry{"hist/resource/" + hashedName(r), k})
 	}
 	return out
@@ -220,7 +221,7 @@ func (h *historyRecord) data() map[string]interface{} {
 	for i, v := range h.row() {
 		out[historyColumns[i]] = v
 	}
-	out["resources"], out["approvers"], out["break_glass"] = h.Resources, nonNil(h.Approvers), h.BreakGlass
+	out["resources"], out["approvers"], out["break_glass"] = h.Resources, access.NonNil(h.Approvers), h.BreakGlass
 	return out
 }
 
@@ -313,7 +314,7 @@ func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, 
 			historyEntries,
 			func(h *historyRecord) bool {
 				return (until.IsZero() || h.IssuedAt.Before(until)) && (since.IsZero() || !h.EndedAt.Before(since)) &&
-					(role == "" || h.Role == role) && (resName == "" || nameCoveredBy(resName, h.Resources) || slices.Contains(h.Resources, resName)) &&
+					(role == "" || h.Role == role) && (resName == "" || access.NameCoveredBy(resName, h.Resources) || slices.Contains(h.Resources, resName)) &&
 					(requester == "" || h.RequesterEntity == requester || (h.RequesterKind != requesterEntity && h.Requester == requester))
 			})
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -168,7 +169,7 @@ func TestTargetSubscribesToAutoApproved(t *testing.T) {
 	})
 	id := f.mustAs(t, "id-olly", logical.UpdateOperation, "requests/app", nil).Data["request_id"].(string)
 	got := h.waitFor(t, "request.auto_approved", func(a []hookAttempt) bool { return len(a) >= 1 })
-	if got[0].typ != eventRequestAutoApproved || !strings.Contains(got[0].body, id) || !strings.Contains(got[0].body, "oncall-read") {
+	if got[0].typ != access.EventRequestAutoApproved || !strings.Contains(got[0].body, id) || !strings.Contains(got[0].body, "oncall-read") {
 		t.Fatalf("the target subscribed to request.auto_approved got %s: %s", got[0].typ, got[0].body)
 	}
 	time.Sleep(200 * time.Millisecond)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	hclog "github.com/hashicorp/go-hclog"
@@ -39,7 +40,7 @@ type notifyTargetEntry struct {
 }
 
 // eventTypes are the types a target may ask for; "request.*" and "grant.*" take a family.
-var eventTypes = []string{eventRequestCreated, eventRequestApproval, eventRequestApproved, eventRequestAutoApproved, eventRequestDenied,
+var eventTypes = []string{eventRequestCreated, eventRequestApproval, eventRequestApproved, access.EventRequestAutoApproved, eventRequestDenied,
 	eventRequestCancelled, eventRequestExpired, eventGrantIssued, eventGrantRevoked, eventBreakGlass}
 
 func (t *notifyTargetEntry) wants(typ string) bool {
@@ -176,7 +177,7 @@ func pathNotify(b *aponoBackend) []*framework.Path {
 				OperationSuffix: "notification-target",
 			},
 			Fields: map[string]*framework.FieldSchema{
-				"name": {Type: framework.TypeLowerCaseString, Required: true, Description: "Name of the target: " + roleNameRule + "."},
+				"name": {Type: framework.TypeLowerCaseString, Required: true, Description: "Name of the target: " + access.RoleNameRule + "."},
 				"url": {Type: framework.TypeString,
 					Description: "Where to POST: https://..., or http:// to a loopback address only; never a link-local address or Vault's own " +
 						"listener, and a private address or, once notify_allowed_hosts (config) is set, any host only when that lists it. " +
@@ -245,7 +246,7 @@ func (b *aponoBackend) pathNotifyRead(ctx context.Context, req *logical.Request,
 	}
 	return &logical.Response{Data: map[string]interface{}{
 		"url": redactURL(t.URL), "format": t.Format, "secret_set": t.Secret != "", "ca_cert": t.CACert,
-		"events": nonNil(t.Events), "events_pending": count, "oldest_pending_seconds": int64(oldest.Seconds()),
+		"events": access.NonNil(t.Events), "events_pending": count, "oldest_pending_seconds": int64(oldest.Seconds()),
 	}}, nil
 }
 
@@ -264,8 +265,8 @@ func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request
 		return resp, nil
 	}
 	name := d.Get("name").(string)
-	if !roleNameRe.MatchString(name) {
-		return logical.ErrorResponse(fmt.Sprintf("name %q is not a valid target name: %s", textsafe.Truncate(name), roleNameRule)), nil
+	if !access.RoleNameRe.MatchString(name) {
+		return logical.ErrorResponse(fmt.Sprintf("name %q is not a valid target name: %s", textsafe.Truncate(name), access.RoleNameRule)), nil
 	}
 	t, err := getTarget(ctx, req.Storage, name)
 	if err != nil {
@@ -316,7 +317,7 @@ func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request
 		}
 	}
 	if v, ok := d.GetOk("events"); ok {
-		t.Events = dedupe(v.([]string))
+		t.Events = access.Dedupe(v.([]string))
 		for _, e := range t.Events {
 			if !slices.Contains(eventTypes, e) && e != "request.*" && e != "grant.*" {
 				return logical.ErrorResponse(fmt.Sprintf("events: %q is not an event type (allowed: %s, request.*, grant.*)", textsafe.Truncate(e), strings.Join(eventTypes, ", "))), nil

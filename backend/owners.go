@@ -26,7 +26,7 @@ import (
 // resolveApproverSets returns the request's approver sets; notes say where an owner could
 // not be read and integration_owner stood in; msg is a 400.
 // A preview (dry_run) may use a folder's owners read in the last folderOwnersCacheTTL.
-func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *config.Config, role *roleEntry, resources []resource.Ref, client vaultapi.Client, preview bool,
+func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *config.Config, role *access.Role, resources []resource.Ref, client vaultapi.Client, preview bool,
 ) (sets []access.ApproverSet, notes []string, msg string, err error) {
 	for _, a := range role.Approvers {
 		if a == access.ApproverOwner {
@@ -177,7 +177,7 @@ func (c *ownerCollector) result() (sets []access.ApproverSet, notes []string, ms
 	for i := range c.sets {
 		c.sets[i].Label = ownerSetLabel(c.sets[i])
 	}
-	return c.sets, dedupe(c.notes), "", nil
+	return c.sets, access.Dedupe(c.notes), "", nil
 }
 
 // ownerSetLabel names an owner set for people: "owners of kv/app/db",

@@ -78,7 +78,7 @@ func (b *aponoBackend) pathBreakGlassIssue(ctx context.Context, req *logical.Req
 		return errorOrBadRequest(err, msg)
 	}
 	switch {
-	case !role.approvalRequired():
+	case !role.ApprovalRequired():
 		return logical.ErrorResponse(fmt.Sprintf("role %q does not require approval, so there is nothing to skip: write %sgrants/%s", roleName, req.MountPoint, roleName)), nil
 	case !role.BreakGlass:
 		return logical.ErrorResponse(fmt.Sprintf("role %q does not allow break-glass; ask at %srequests/%s", roleName, req.MountPoint, roleName)), nil
@@ -111,12 +111,12 @@ func (b *aponoBackend) pathBreakGlassIssue(ctx context.Context, req *logical.Req
 	gr.requester, gr.requesterEntity, gr.requesterKind = caller.EntityName, &ref, requesterEntity
 	gr.breakGlass = true
 	gr.callerAccessor = req.ClientTokenAccessor
-	if _, closed := role.windowCheck(roleName, time.Now()); closed != "" {
+	if _, closed := role.WindowCheck(roleName, time.Now()); closed != "" {
 		// Break-glass ignores the windows, and says so.
 		gr.windowsIgnored = true
 		warnings = append(warnings, "break-glass outside the role's access windows ("+closed+"): granted anyway, and marked")
 	}
-	if limit := role.breakGlassMaxTTL(); gr.ttl > limit || gr.maxTTL > limit {
+	if limit := role.BreakGlassMaxTTLOrDefault(); gr.ttl > limit || gr.maxTTL > limit {
 		if gr.ttl > limit {
 			warnings = append(warnings, fmt.Sprintf("break-glass grants last at most %s (the role's break_glass_max_ttl); ttl capped", limit))
 			gr.ttl = limit
@@ -130,7 +130,7 @@ func (b *aponoBackend) pathBreakGlassIssue(ctx context.Context, req *logical.Req
 	// One person's break-glass grants of a role are counted and issued one at a time.
 	prefix := breakGlassLivePrefix + roleName + "/" + strings.TrimPrefix(openKeyPrefix(caller.EntityID), openRequestPrefix)
 	defer b.grantLocks.Lock("breakglass:" + prefix)()
-	if limit := role.breakGlassMaxLive(); limit > 0 {
+	if limit := role.BreakGlassMaxLiveOrDefault(); limit > 0 {
 		live, err := b.liveBreakGlass(ctx, req.Storage, prefix)
 		if err != nil {
 			return nil, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -262,7 +263,7 @@ func configResponseData(cfg *config.Config) map[string]interface{} {
 		"notify_url":           redactURL(cfg.NotifyURL),
 		"notify_secret_set":    cfg.NotifySecret != "",
 		"notify_ca_cert":       cfg.NotifyCACert,
-		"notify_allowed_hosts": nonNil(splitAllowedHosts(cfg.NotifyAllowedHosts)),
+		"notify_allowed_hosts": access.NonNil(splitAllowedHosts(cfg.NotifyAllowedHosts)),
 		"request_retention":    int64(cfg.KeepRequestsFor().Seconds()),
 		"portal_url":           cfg.PortalURL,
 		"history_retention":    int64(cfg.KeepHistoryFor().Seconds()),

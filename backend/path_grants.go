@@ -101,7 +101,7 @@ func (g *grantRecord) summary() map[string]interface{} {
 		"auto_approved_by":    g.AutoApprovedBy,
 		"break_glass":         g.BreakGlass,
 		"requester_kind":      g.requesterKind(),
-		"access_windows":      nonNil(g.Windows),
+		"access_windows":      access.NonNil(g.Windows),
 		"window_end":          formatTime(g.WindowEnd),
 		"windows_ignored":     g.WindowsIgnored,
 		"extended_until":      formatTime(g.ExtendedUntil),
@@ -420,7 +420,7 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-	if role.approvalRequired() {
+	if role.ApprovalRequired() {
 		hint := ""
 		if role.BreakGlass {
 			hint = fmt.Sprintf(", or in an emergency write %sbreak-glass/%s with a justification", req.MountPoint, roleName)
@@ -463,7 +463,7 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 		}
 	}
 	gr.callerAccessor = req.ClientTokenAccessor
-	windowEnd, msg := role.windowCheck(roleName, time.Now())
+	windowEnd, msg := role.WindowCheck(roleName, time.Now())
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
@@ -485,7 +485,7 @@ func (b *aponoBackend) issueWithWarnings(ctx context.Context, s logical.Storage,
 
 // roleAndConfig reads what every grant and request needs first: the role and the config;
 // msg is a 400 when either is missing.
-func (b *aponoBackend) roleAndConfig(ctx context.Context, s logical.Storage, roleName string) (*roleEntry, *config.Config, string, error) {
+func (b *aponoBackend) roleAndConfig(ctx context.Context, s logical.Storage, roleName string) (*access.Role, *config.Config, string, error) {
 	role, err := b.role(ctx, s, roleName)
 	if err != nil {
 		return nil, nil, "", err
@@ -522,7 +522,7 @@ type grantInput struct {
 // grantInputFromFields reads resources, permission, ttl and justification; msg is a 400.
 func grantInputFromFields(d *framework.FieldData) (in grantInput, msg string) {
 	if v, ok := d.GetOk("resources"); ok {
-		in.resources = dedupe(v.([]string))
+		in.resources = access.Dedupe(v.([]string))
 		if len(in.resources) == 0 {
 			return in, "resources: give at least one resource, or leave the field out for all of the role's"
 		}
@@ -550,7 +550,7 @@ func grantInputFromFields(d *framework.FieldData) (in grantInput, msg string) {
 
 // resolveGrant checks in against the role and Vault's mounts; msg is a 400 for the
 // caller, err an internal failure.
-func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *config.Config, roleName string, role *roleEntry, in grantInput, client vaultapi.Client,
+func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *config.Config, roleName string, role *access.Role, in grantInput, client vaultapi.Client,
 ) (gr *grantRequest, warnings []string, msg string, err error) {
 	gr = &grantRequest{role: roleName, boundCIDRs: role.TokenBoundCIDRs, justification: in.justification}
 
@@ -618,7 +618,7 @@ func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *config.Config, rol
 
 // grantTTLs picks the grant's TTL and max TTL from the request (0: the role's), the role
 // and the mount.
-func (b *aponoBackend) grantTTLs(role *roleEntry, requested time.Duration) (ttl, maxTTL time.Duration, warnings []string) {
+func (b *aponoBackend) grantTTLs(role *access.Role, requested time.Duration) (ttl, maxTTL time.Duration, warnings []string) {
 	sys := b.System()
 	maxTTL = role.MaxTTL
 	if maxTTL <= 0 || maxTTL > sys.MaxLeaseTTL() {

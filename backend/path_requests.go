@@ -206,7 +206,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}
-	if !role.approvalRequired() {
+	if !role.ApprovalRequired() {
 		return logical.ErrorResponse(fmt.Sprintf("role %q does not require approval: write %sgrants/%s to get access at once", roleName, req.MountPoint, roleName)), nil
 	}
 	caller, msg, err := b.callerIdentity(req)
@@ -230,7 +230,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-	if _, msg := role.windowCheck(roleName, firstNonZero(startAt, now)); msg != "" {
+	if _, msg := role.WindowCheck(roleName, firstNonZero(startAt, now)); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
 	if msg := b.refuseNewFlows(ctx, req.Storage); msg != "" {
@@ -252,16 +252,16 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	rec := &requestRecord{
 		ID: id, Role: roleName, Status: statusPending, Requester: caller.Ref(),
 		Permission: gr.permission, TTL: gr.ttl, Justification: gr.justification,
-		Mode: role.approvalMode(), Required: role.requiredApprovals(), Sets: sets,
+		Mode: role.ApprovalModeSetting(), Required: role.RequiredApprovalCount(), Sets: sets,
 		RequireReason: role.RequireApproverReason, ApproverMaxTokenAge: role.ApproverMaxTokenAge,
-		PickupTTL: role.pickupTTL(), Notes: notes,
-		CreatedAt: now, ExpiresAt: now.Add(role.requestTTL()), StartAt: startAt,
+		PickupTTL: role.PickupTTLOrDefault(), Notes: notes,
+		CreatedAt: now, ExpiresAt: now.Add(role.RequestTTLOrDefault()), StartAt: startAt,
 	}
 	for _, r := range gr.resources {
 		rec.Resources = append(rec.Resources, r.Name)
 	}
-	if rule := matchAutoApprove(role.AutoApprove, autoApproval{requester: caller, resources: rec.Resources,
-		permission: rec.Permission, ttl: rec.TTL, at: firstNonZero(startAt, now), sets: sets}); rule != nil {
+	if rule := access.MatchAutoApprove(role.AutoApprove, access.AutoApproval{Requester: caller, Resources: rec.Resources,
+		Permission: rec.Permission, Ttl: rec.TTL, At: firstNonZero(startAt, now), Sets: sets}); rule != nil {
 		rec.Status, rec.AutoApprovedBy, rec.ApprovedAt = statusApproved, rule.Name, now
 		rec.PickupBy = rec.pickupFrom().Add(rec.PickupTTL)
 	}
@@ -282,7 +282,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 		"approvers", access.ApproverNames(sets), "start_at", formatTime(startAt), "auto_approved_by", rec.AutoApprovedBy)
 	b.emit(ctx, cfg, rec.event(eventRequestCreated, now, nil, ""))
 	if rec.AutoApprovedBy != "" {
-		b.emit(ctx, cfg, rec.event(eventRequestAutoApproved, now, nil, "approved by rule "+rec.AutoApprovedBy))
+		b.emit(ctx, cfg, rec.event(access.EventRequestAutoApproved, now, nil, "approved by rule "+rec.AutoApprovedBy))
 	}
 
 	resp := &logical.Response{Data: rec.data(now)}
@@ -652,7 +652,7 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg+"; request "+rec.ID+" cannot be granted")
 	}
-	windowEnd, msg := role.windowCheck(rec.Role, now)
+	windowEnd, msg := role.WindowCheck(rec.Role, now)
 	if msg != "" {
 		return logical.ErrorResponse(msg + "; pick the grant up then"), nil
 	}

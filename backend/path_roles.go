@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
-	"github.com/apono-io/vault-plugin-apono/backend/access/window"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -20,150 +18,6 @@ import (
 )
 
 const roleStoragePrefix = "role/"
-
-// roleNameRe is stricter than framework.GenericNameRegex (which the path pattern uses so
-// that a bad name gets a 400 naming the rule instead of "unsupported path").
-var roleNameRe = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62}[A-Za-z0-9])?$`)
-
-const roleNameRule = "1 to 64 letters, digits, '_' or '-', starting and ending with a letter or digit"
-
-// roleEntry says what a role may grant and for how long.
-type roleEntry struct {
-	Resources            []string      `json:"resources"`
-	Permissions          []string      `json:"permissions"`
-	TTL                  time.Duration `json:"ttl"`
-	MaxTTL               time.Duration `json:"max_ttl"`
-	TokenBoundCIDRs      []string      `json:"token_bound_cidrs,omitempty"`
-	RequireJustification bool          `json:"require_justification"`
-
-	// Access flows (approval.go, path_requests.go). Zero values are the defaults, so roles
-	// stored before these fields existed keep granting directly.
-	Approval              string        `json:"approval,omitempty"` // "" = none
-	Approvers             []string      `json:"approvers,omitempty"`
-	ApprovalMode          string        `json:"approval_mode,omitempty"` // "" = any_of
-	RequiredApprovals     int           `json:"required_approvals,omitempty"`
-	RequestTTL            time.Duration `json:"request_ttl,omitempty"`
-	PickupTTL             time.Duration `json:"pickup_ttl,omitempty"`
-	RequireApproverReason bool          `json:"require_approver_reason,omitempty"`
-	BreakGlass            bool          `json:"break_glass,omitempty"`
-	BreakGlassMaxTTL      time.Duration `json:"break_glass_max_ttl,omitempty"`
-	// BreakGlassAllowed, when set, names who may use break-glass (group:/entity:).
-	BreakGlassAllowed []string `json:"break_glass_allowed,omitempty"`
-	// BreakGlassMaxLive is how many live break-glass grants of this role one person may
-	// hold: 0 = the default (1), -1 = no limit.
-	BreakGlassMaxLive int `json:"break_glass_max_live_grants,omitempty"`
-	// ApproverMaxTokenAge, when set, refuses approvals and denials made with a token
-	// older than this (or not made by a login).
-	ApproverMaxTokenAge time.Duration `json:"approver_max_token_age,omitempty"`
-
-	// Time and rules (flow_time.go, auto_approve.go): the access windows (specs as
-	// accesswindow writes them), whether a grant ends with the window it started in,
-	// how far ahead a request may be scheduled, and the automatic approval rules.
-	AccessWindows    []string          `json:"access_windows,omitempty"`
-	WindowsNoCap     bool              `json:"windows_no_cap,omitempty"`
-	MaxScheduleAhead time.Duration     `json:"max_schedule_ahead,omitempty"`
-	AutoApprove      []autoApproveRule `json:"auto_approve,omitempty"`
-	// windows is AccessWindows parsed (getRole, setRoleTimeFields).
-	windows window.Set
-}
-
-// Defaults of the access-flow fields.
-const (
-	defaultRequestTTL       = 24 * time.Hour
-	defaultPickupTTL        = time.Hour
-	defaultBreakGlassMaxTTL = time.Hour
-	maxFlowTTL              = 30 * 24 * time.Hour
-	// defaultBreakGlassMaxLive: one emergency grant per person and role at a time.
-	defaultBreakGlassMaxLive = 1
-	maxBreakGlassMaxLive     = 100
-)
-
-func (r *roleEntry) approval() string {
-	if r.Approval == "" {
-		return access.ApprovalNone
-	}
-	return r.Approval
-}
-
-func (r *roleEntry) approvalRequired() bool { return r.approval() == access.ApprovalRequired }
-
-func (r *roleEntry) approvalMode() string {
-	if r.ApprovalMode == "" {
-		return access.ApprovalModeAnyOf
-	}
-	return r.ApprovalMode
-}
-
-func (r *roleEntry) requiredApprovals() int {
-	if r.RequiredApprovals <= 0 {
-		return 1
-	}
-	return r.RequiredApprovals
-}
-
-func (r *roleEntry) requestTTL() time.Duration { return orDefault(r.RequestTTL, defaultRequestTTL) }
-func (r *roleEntry) pickupTTL() time.Duration  { return orDefault(r.PickupTTL, defaultPickupTTL) }
-func (r *roleEntry) breakGlassMaxTTL() time.Duration {
-	return orDefault(r.BreakGlassMaxTTL, defaultBreakGlassMaxTTL)
-}
-
-// breakGlassMaxLive is how many live break-glass grants of the role one person may hold;
-// 0 means no limit.
-func (r *roleEntry) breakGlassMaxLive() int {
-	switch {
-	case r.BreakGlassMaxLive < 0:
-		return 0
-	case r.BreakGlassMaxLive == 0:
-		return defaultBreakGlassMaxLive
-	}
-	return r.BreakGlassMaxLive
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
-}
-
-func (r *roleEntry) responseData() map[string]interface{} {
-	cidrs := r.TokenBoundCIDRs
-	if cidrs == nil {
-		cidrs = []string{}
-	}
-	return map[string]interface{}{
-		"resources":             r.Resources,
-		"permissions":           r.Permissions,
-		"ttl":                   int64(r.TTL.Seconds()),
-		"max_ttl":               int64(r.MaxTTL.Seconds()),
-		"token_bound_cidrs":     cidrs,
-		"require_justification": r.RequireJustification,
-
-		"approval":                    r.approval(),
-		"approvers":                   nonNil(r.Approvers),
-		"approval_mode":               r.approvalMode(),
-		"required_approvals":          r.requiredApprovals(),
-		"request_ttl":                 int64(r.requestTTL().Seconds()),
-		"pickup_ttl":                  int64(r.pickupTTL().Seconds()),
-		"require_approver_reason":     r.RequireApproverReason,
-		"break_glass":                 r.BreakGlass,
-		"break_glass_max_ttl":         int64(r.breakGlassMaxTTL().Seconds()),
-		"break_glass_allowed":         nonNil(r.BreakGlassAllowed),
-		"break_glass_max_live_grants": r.breakGlassMaxLive(),
-		"approver_max_token_age":      int64(r.ApproverMaxTokenAge.Seconds()),
-		"access_windows":              nonNil(r.AccessWindows),
-		"windows_cap_grants":          !r.WindowsNoCap,
-		"max_schedule_ahead":          int64(r.maxScheduleAhead().Seconds()),
-		"auto_approve":                autoApproveData(r.AutoApprove),
-	}
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
 
 func pathRoles(b *aponoBackend) []*framework.Path {
 	return []*framework.Path{
@@ -176,7 +30,7 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 			Fields: map[string]*framework.FieldSchema{
 				"name": {
 					Type:        framework.TypeLowerCaseString,
-					Description: "Name of the role: " + roleNameRule + ".",
+					Description: "Name of the role: " + access.RoleNameRule + ".",
 					Required:    true,
 				},
 				"resources": {
@@ -233,12 +87,12 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 				"request_ttl": {
 					Type:        framework.TypeDurationSecond,
 					Description: "How long a request may wait for approval before it expires.",
-					Default:     int(defaultRequestTTL.Seconds()),
+					Default:     int(access.DefaultRequestTTL.Seconds()),
 				},
 				"pickup_ttl": {
 					Type:        framework.TypeDurationSecond,
 					Description: "How long after approval the requester may turn the request into a grant (requests/<id>/grant).",
-					Default:     int(defaultPickupTTL.Seconds()),
+					Default:     int(access.DefaultPickupTTL.Seconds()),
 				},
 				"require_approver_reason": {
 					Type:        framework.TypeBool,
@@ -258,8 +112,8 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 				"break_glass_max_live_grants": {
 					Type: framework.TypeInt,
 					Description: fmt.Sprintf("How many live break-glass grants of this role one person may hold at once (1 to %d, or 0 for no limit). Default: %d.",
-						maxBreakGlassMaxLive, defaultBreakGlassMaxLive),
-					Default: defaultBreakGlassMaxLive,
+						access.MaxBreakGlassMaxLive, access.DefaultBreakGlassMaxLive),
+					Default: access.DefaultBreakGlassMaxLive,
 				},
 				"access_windows": {
 					Type: framework.TypeStringSlice,
@@ -274,7 +128,7 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 				},
 				"max_schedule_ahead": {
 					Type:        framework.TypeDurationSecond,
-					Default:     int(defaultMaxScheduleAhead.Seconds()),
+					Default:     int(access.DefaultMaxScheduleAhead.Seconds()),
 					Description: "How far ahead a request may ask for its access to start (start_at).",
 				},
 				"auto_approve": {
@@ -295,7 +149,7 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 				"break_glass_max_ttl": {
 					Type:        framework.TypeDurationSecond,
 					Description: "Longest a break-glass grant may last, renewals included.",
-					Default:     int(defaultBreakGlassMaxTTL.Seconds()),
+					Default:     int(access.DefaultBreakGlassMaxTTL.Seconds()),
 				},
 			},
 			ExistenceCheck: b.pathRoleExists,
@@ -363,7 +217,7 @@ v2 secrets and folders and Transit keys can be granted. Deleting a role does not
 grants already issued from it; they end with their leases.
 `
 
-func getRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+func getRole(ctx context.Context, s logical.Storage, name string) (*access.Role, error) {
 	entry, err := s.Get(ctx, roleStoragePrefix+name)
 	if err != nil {
 		return nil, err
@@ -371,11 +225,11 @@ func getRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, e
 	if entry == nil {
 		return nil, nil
 	}
-	role := &roleEntry{}
+	role := &access.Role{}
 	if err := entry.DecodeJSON(role); err != nil {
 		return nil, fmt.Errorf("decoding role %q: %w", name, err)
 	}
-	if err := role.parseTime(); err != nil {
+	if err := role.ParseTime(); err != nil {
 		return nil, fmt.Errorf("role %q: %w", name, err)
 	}
 	return role, nil
@@ -392,7 +246,7 @@ func (b *aponoBackend) pathRoleRead(ctx context.Context, req *logical.Request, d
 	if err != nil || role == nil {
 		return nil, err
 	}
-	return &logical.Response{Data: role.responseData()}, nil
+	return &logical.Response{Data: role.ResponseData()}, nil
 }
 
 func (b *aponoBackend) pathRoleList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
@@ -422,17 +276,17 @@ func (b *aponoBackend) pathMyRoles(ctx context.Context, req *logical.Request, _ 
 		}
 		roles = append(roles, map[string]interface{}{
 			"name":                  name,
-			"approval":              role.approval(),
+			"approval":              role.ApprovalSetting(),
 			"resources":             role.Resources,
 			"permissions":           role.Permissions,
 			"ttl":                   int64(role.TTL.Seconds()),
 			"max_ttl":               int64(role.MaxTTL.Seconds()),
 			"require_justification": role.RequireJustification,
-			"approvers":             nonNil(role.Approvers),
-			"approval_mode":         role.approvalMode(),
-			"required_approvals":    role.requiredApprovals(),
+			"approvers":             access.NonNil(role.Approvers),
+			"approval_mode":         role.ApprovalModeSetting(),
+			"required_approvals":    role.RequiredApprovalCount(),
 			"break_glass":           role.BreakGlass,
-			"break_glass_max_ttl":   int64(role.breakGlassMaxTTL().Seconds()),
+			"break_glass_max_ttl":   int64(role.BreakGlassMaxTTLOrDefault().Seconds()),
 		})
 	}
 	return &logical.Response{Data: map[string]interface{}{"roles": roles}}, nil
@@ -457,8 +311,8 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 		return resp, nil
 	}
 	name := d.Get("name").(string)
-	if !roleNameRe.MatchString(name) {
-		return logical.ErrorResponse(fmt.Sprintf("name %q is not a valid role name: %s", name, roleNameRule)), nil
+	if !access.RoleNameRe.MatchString(name) {
+		return logical.ErrorResponse(fmt.Sprintf("name %q is not a valid role name: %s", name, access.RoleNameRule)), nil
 	}
 	lock := locksutil.LockForKey(b.roleLocks, name)
 	lock.Lock()
@@ -472,17 +326,17 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 		if req.Operation == logical.UpdateOperation {
 			return logical.ErrorResponse(fmt.Sprintf("role %q does not exist", name)), nil
 		}
-		role = &roleEntry{}
+		role = &access.Role{}
 	}
 
 	if v, ok := d.GetOk("resources"); ok {
-		role.Resources = dedupe(v.([]string))
+		role.Resources = access.Dedupe(v.([]string))
 	}
 	if len(role.Resources) == 0 {
 		return logical.ErrorResponse("resources is required: a list such as kv/app/db,kv/app/*,transit/payments"), nil
 	}
 	if v, ok := d.GetOk("permissions"); ok {
-		role.Permissions = dedupe(v.([]string))
+		role.Permissions = access.Dedupe(v.([]string))
 	}
 	if v, ok := d.GetOk("ttl"); ok {
 		role.TTL = time.Duration(v.(int)) * time.Second
@@ -491,7 +345,7 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 		role.MaxTTL = time.Duration(v.(int)) * time.Second
 	}
 	if v, ok := d.GetOk("token_bound_cidrs"); ok {
-		role.TokenBoundCIDRs = dedupe(v.([]string))
+		role.TokenBoundCIDRs = access.Dedupe(v.([]string))
 	}
 	if v, ok := d.GetOk("require_justification"); ok {
 		role.RequireJustification = v.(bool)
@@ -502,7 +356,7 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 	if msg := setRoleTimeFields(role, d); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-	if msg := checkRulesWithinRole(role); msg != "" {
+	if msg := access.CheckRulesWithinRole(role); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
 
@@ -573,12 +427,12 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 }
 
 // setRoleApprovalFields applies and checks the access-flow fields that were sent.
-func setRoleApprovalFields(role *roleEntry, d *framework.FieldData) string {
+func setRoleApprovalFields(role *access.Role, d *framework.FieldData) string {
 	if v, ok := d.GetOk("approval"); ok {
 		role.Approval = strings.ToLower(strings.TrimSpace(v.(string)))
 	}
 	if v, ok := d.GetOk("approvers"); ok {
-		role.Approvers = dedupe(v.([]string))
+		role.Approvers = access.Dedupe(v.([]string))
 	}
 	if v, ok := d.GetOk("approval_mode"); ok {
 		role.ApprovalMode = strings.ToLower(strings.TrimSpace(v.(string)))
@@ -600,8 +454,8 @@ func setRoleApprovalFields(role *roleEntry, d *framework.FieldData) string {
 	for _, f := range durations {
 		if v, ok := d.GetOk(f.field); ok {
 			ttl := time.Duration(v.(int)) * time.Second
-			if ttl <= 0 || ttl > maxFlowTTL {
-				return fmt.Sprintf("%s must be more than 0 and at most %s, got %s", f.field, maxFlowTTL, ttl)
+			if ttl <= 0 || ttl > access.MaxFlowTTL {
+				return fmt.Sprintf("%s must be more than 0 and at most %s, got %s", f.field, access.MaxFlowTTL, ttl)
 			}
 			*f.dst = ttl
 		}
@@ -613,7 +467,7 @@ func setRoleApprovalFields(role *roleEntry, d *framework.FieldData) string {
 		role.BreakGlass = v.(bool)
 	}
 	if v, ok := d.GetOk("break_glass_allowed"); ok {
-		role.BreakGlassAllowed = dedupe(v.([]string))
+		role.BreakGlassAllowed = access.Dedupe(v.([]string))
 		if len(role.BreakGlassAllowed) > access.MaxApprovers {
 			return fmt.Sprintf("break_glass_allowed: at most %d entries are allowed, got %d", access.MaxApprovers, len(role.BreakGlassAllowed))
 		}
@@ -628,8 +482,8 @@ func setRoleApprovalFields(role *roleEntry, d *framework.FieldData) string {
 	}
 	if v, ok := d.GetOk("break_glass_max_live_grants"); ok {
 		n := v.(int)
-		if n < 0 || n > maxBreakGlassMaxLive {
-			return fmt.Sprintf("break_glass_max_live_grants must be between 0 (no limit) and %d, got %d", maxBreakGlassMaxLive, n)
+		if n < 0 || n > access.MaxBreakGlassMaxLive {
+			return fmt.Sprintf("break_glass_max_live_grants must be between 0 (no limit) and %d, got %d", access.MaxBreakGlassMaxLive, n)
 		}
 		role.BreakGlassMaxLive = n
 		if n == 0 {
@@ -638,18 +492,18 @@ func setRoleApprovalFields(role *roleEntry, d *framework.FieldData) string {
 	}
 	if v, ok := d.GetOk("approver_max_token_age"); ok {
 		age := time.Duration(v.(int)) * time.Second
-		if age < 0 || age > maxFlowTTL {
-			return fmt.Sprintf("approver_max_token_age must be between 0 (off) and %s, got %s", maxFlowTTL, age)
+		if age < 0 || age > access.MaxFlowTTL {
+			return fmt.Sprintf("approver_max_token_age must be between 0 (off) and %s, got %s", access.MaxFlowTTL, age)
 		}
 		role.ApproverMaxTokenAge = age
 	}
 
-	switch role.approval() {
+	switch role.ApprovalSetting() {
 	case access.ApprovalNone, access.ApprovalRequired:
 	default:
 		return fmt.Sprintf("approval %q is not allowed (allowed: %s, %s)", textsafe.Truncate(role.Approval), access.ApprovalNone, access.ApprovalRequired)
 	}
-	switch role.approvalMode() {
+	switch role.ApprovalModeSetting() {
 	case access.ApprovalModeAnyOf, access.ApprovalModeAllOf:
 	default:
 		return fmt.Sprintf("approval_mode %q is not allowed (allowed: %s, %s)", textsafe.Truncate(role.ApprovalMode), access.ApprovalModeAnyOf, access.ApprovalModeAllOf)
@@ -657,7 +511,7 @@ func setRoleApprovalFields(role *roleEntry, d *framework.FieldData) string {
 	if msg := access.ValidateApprovers(role.Approvers); msg != "" {
 		return msg
 	}
-	if role.approvalRequired() && len(role.Approvers) == 0 {
+	if role.ApprovalRequired() && len(role.Approvers) == 0 {
 		return "approvers is required when approval is required: e.g. approvers=owner or approvers=group:kv-owners,entity:alice"
 	}
 	if role.MaxTTL > 0 && role.BreakGlassMaxTTL > role.MaxTTL {
@@ -667,7 +521,7 @@ func setRoleApprovalFields(role *roleEntry, d *framework.FieldData) string {
 }
 
 // validateRoleLimits checks the fields that need no call to Vault.
-func validateRoleLimits(role *roleEntry) string {
+func validateRoleLimits(role *access.Role) string {
 	if role.TTL < 0 || role.MaxTTL < 0 {
 		return "ttl and max_ttl must not be negative"
 	}
@@ -680,18 +534,4 @@ func validateRoleLimits(role *roleEntry) string {
 		}
 	}
 	return ""
-}
-
-func dedupe(in []string) []string {
-	seen := make(map[string]bool, len(in))
-	out := make([]string, 0, len(in))
-	for _, s := range in {
-		s = strings.TrimSpace(s)
-		if s == "" || seen[s] {
-			continue
-		}
-		seen[s] = true
-		out = append(out, s)
-	}
-	return out
 }

@@ -198,7 +198,7 @@ func (r *requestRecord) summary(now time.Time) map[string]interface{} {
 		"ttl":                    int64(r.TTL.Seconds()),
 		"justification":          r.Justification,
 		"approvers":              access.ApproverNames(r.Sets),
-		"approved_by":            nonNil(approvedBy),
+		"approved_by":            access.NonNil(approvedBy),
 		"status":                 status,
 		"resources":              r.Resources,
 		"permission":             r.Permission,
@@ -229,7 +229,7 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 		}
 		sets = append(sets, map[string]interface{}{
 			"label": s.Label, "approvers": names, "source": s.Source, "approved": covered[i],
-			"must_approve": s.MustApprove(r.Mode), "resources": nonNil(s.Resources), "resource_count": s.ResourceCount,
+			"must_approve": s.MustApprove(r.Mode), "resources": access.NonNil(s.Resources), "resource_count": s.ResourceCount,
 		})
 	}
 	out := map[string]interface{}{
@@ -265,12 +265,12 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 		"pickup_by":                formatTime(r.PickupBy),
 		"ended_at":                 formatTime(r.endedAt(now)),
 		"grant_id":                 r.GrantID,
-		"notes":                    nonNil(r.Notes),
+		"notes":                    access.NonNil(r.Notes),
 		"decided_by":               "",
 		"decided_by_name":          "",
 		"decision_reason":          "",
 		"pickup_ttl":               int64(r.PickupTTL.Seconds()),
-		"approver_sets_still_open": nonNil(progress.Missing),
+		"approver_sets_still_open": access.NonNil(progress.Missing),
 		"approvals_still_needed":   max(0, progress.Needed-progress.Distinct),
 	}
 	if r.Decision != nil {

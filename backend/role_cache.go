@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -14,12 +15,12 @@ import (
 // drops the entry.
 type roleCache struct {
 	mu    sync.RWMutex
-	roles map[string]*roleEntry
+	roles map[string]*access.Role
 	gen   uint64 // bumped by every change, so a read that raced a write is not cached
 }
 
 // role returns the stored role (nil when there is none). Callers must not modify it.
-func (b *aponoBackend) role(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+func (b *aponoBackend) role(ctx context.Context, s logical.Storage, name string) (*access.Role, error) {
 	c := &b.roleCache
 	c.mu.RLock()
 	role, ok := c.roles[name]
@@ -35,7 +36,7 @@ func (b *aponoBackend) role(ctx context.Context, s logical.Storage, name string)
 	c.mu.Lock()
 	if c.gen == gen {
 		if c.roles == nil {
-			c.roles = map[string]*roleEntry{}
+			c.roles = map[string]*access.Role{}
 		}
 		c.roles[name] = role
 	}
@@ -44,7 +45,7 @@ func (b *aponoBackend) role(ctx context.Context, s logical.Storage, name string)
 }
 
 // roleChanged records a write (role) or delete (nil) of role name.
-func (b *aponoBackend) roleChanged(name string, role *roleEntry) {
+func (b *aponoBackend) roleChanged(name string, role *access.Role) {
 	c := &b.roleCache
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -54,7 +55,7 @@ func (b *aponoBackend) roleChanged(name string, role *roleEntry) {
 		return
 	}
 	if c.roles == nil {
-		c.roles = map[string]*roleEntry{}
+		c.roles = map[string]*access.Role{}
 	}
 	c.roles[name] = role
 }

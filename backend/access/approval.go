@@ -125,7 +125,7 @@ type ApproverSet struct {
 	Resources     []string `json:"resources,omitempty"`
 	ResourceCount int      `json:"resource_count,omitempty"`
 	// Raw is the owner tag or integration_owner as written, for apono/sync's owner.
-	Raw string
+	Raw string `json:"-"`
 }
 
 // MaxSetResources bounds the resource names kept in one approver set: a folder may hold

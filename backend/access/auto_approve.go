@@ -1,4 +1,4 @@
-package backend
+package access
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/access/window"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
@@ -20,12 +19,12 @@ import (
 // (request.auto_approved); one that matches none goes to people as always. The rules are
 // pure: they take the request and the requester as Vault knows them now.
 
-const maxAutoApproveRules = 16
+const MaxAutoApproveRules = 16
 
-const eventRequestAutoApproved = "request.auto_approved"
+const EventRequestAutoApproved = "request.auto_approved"
 
-// autoApproveRule is one rule as stored.
-type autoApproveRule struct {
+// AutoApproveRule is one rule as stored.
+type AutoApproveRule struct {
 	Name        string        `json:"name"`
 	Groups      []string      `json:"groups,omitempty"`
 	Entities    []string      `json:"entities,omitempty"`
@@ -33,20 +32,21 @@ type autoApproveRule struct {
 	Permissions []string      `json:"permissions,omitempty"` // empty: any of the role's
 	MaxTTL      time.Duration `json:"max_ttl,omitempty"`     // 0: the role's
 	Windows     []string      `json:"windows,omitempty"`     // empty: any time
-	windows     window.Set
+	// ParsedWindows is Windows parsed (ParseAutoApprove).
+	ParsedWindows window.Set `json:"-"`
 }
 
-func (r *autoApproveRule) parse() error {
+func (r *AutoApproveRule) parse() error {
 	set, err := window.ParseList(r.Windows)
 	if err != nil {
 		return fmt.Errorf("rule %q: %w", r.Name, err)
 	}
-	r.windows = set
+	r.ParsedWindows = set
 	return nil
 }
 
-// parseAutoApprove reads the auto_approve field (JSON); msg is a 400.
-func parseAutoApprove(raw string) ([]autoApproveRule, string) {
+// ParseAutoApprove reads the auto_approve field (JSON); msg is a 400.
+func ParseAutoApprove(raw string) ([]AutoApproveRule, string) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" || raw == "[]" {
 		return nil, ""
@@ -65,23 +65,23 @@ func parseAutoApprove(raw string) ([]autoApproveRule, string) {
 	if err := dec.Decode(&in); err != nil {
 		return nil, fmt.Sprintf("not a JSON list of rules with name, groups, entities, resources, permissions, max_ttl and windows: %s", err)
 	}
-	if len(in) > maxAutoApproveRules {
-		return nil, fmt.Sprintf("at most %d rules are allowed, got %d", maxAutoApproveRules, len(in))
+	if len(in) > MaxAutoApproveRules {
+		return nil, fmt.Sprintf("at most %d rules are allowed, got %d", MaxAutoApproveRules, len(in))
 	}
 	seen := map[string]bool{}
-	var out []autoApproveRule
+	var out []AutoApproveRule
 	for _, r := range in {
-		if !roleNameRe.MatchString(r.Name) || seen[r.Name] {
-			return nil, fmt.Sprintf("rule name %q must be unique and %s", textsafe.Truncate(r.Name), roleNameRule)
+		if !RoleNameRe.MatchString(r.Name) || seen[r.Name] {
+			return nil, fmt.Sprintf("rule name %q must be unique and %s", textsafe.Truncate(r.Name), RoleNameRule)
 		}
 		seen[r.Name] = true
-		rule := autoApproveRule{Name: r.Name, Groups: dedupe(r.Groups), Entities: dedupe(r.Entities), Resources: dedupe(r.Resources),
-			Permissions: dedupe(r.Permissions), Windows: r.Windows}
+		rule := AutoApproveRule{Name: r.Name, Groups: Dedupe(r.Groups), Entities: Dedupe(r.Entities), Resources: Dedupe(r.Resources),
+			Permissions: Dedupe(r.Permissions), Windows: r.Windows}
 		if len(rule.Groups)+len(rule.Entities) == 0 {
 			return nil, fmt.Sprintf("rule %q names no groups or entities: who may it approve for?", r.Name)
 		}
 		for _, n := range append(append([]string{}, rule.Groups...), rule.Entities...) {
-			if _, err := access.ParsePrincipal(n); err != nil || strings.Contains(n, ":") {
+			if _, err := ParsePrincipal(n); err != nil || strings.Contains(n, ":") {
 				return nil, fmt.Sprintf("rule %q: %q is not a group or entity name", r.Name, textsafe.Truncate(n))
 			}
 		}
@@ -108,17 +108,17 @@ func parseAutoApprove(raw string) ([]autoApproveRule, string) {
 		if err := rule.parse(); err != nil {
 			return nil, err.Error()
 		}
-		rule.Windows = rule.windows.Strings()
+		rule.Windows = rule.ParsedWindows.Strings()
 		out = append(out, rule)
 	}
 	return out, ""
 }
 
-// checkRulesWithinRole is a 400 when a rule names a resource the role cannot grant.
-func checkRulesWithinRole(role *roleEntry) string {
+// CheckRulesWithinRole is a 400 when a rule names a resource the role cannot grant.
+func CheckRulesWithinRole(role *Role) string {
 	for _, r := range role.AutoApprove {
 		for _, res := range r.Resources {
-			if !nameCoveredBy(res, role.Resources) {
+			if !NameCoveredBy(res, role.Resources) {
 				return fmt.Sprintf("auto_approve: rule %q names %q, which is not among the role's resources (%s)", r.Name, res, strings.Join(role.Resources, ", "))
 			}
 		}
@@ -126,9 +126,9 @@ func checkRulesWithinRole(role *roleEntry) string {
 	return ""
 }
 
-// nameCoveredBy reports whether resource name is one of names or lies below one of their
+// NameCoveredBy reports whether resource name is one of names or lies below one of their
 // folders (kv/app/* covers kv/app/db and kv/app/sub/*).
-func nameCoveredBy(name string, names []string) bool {
+func NameCoveredBy(name string, names []string) bool {
 	for _, n := range names {
 		if n == name {
 			return true
@@ -140,55 +140,55 @@ func nameCoveredBy(name string, names []string) bool {
 	return false
 }
 
-func autoApproveData(rules []autoApproveRule) []map[string]interface{} {
+func AutoApproveData(rules []AutoApproveRule) []map[string]interface{} {
 	out := make([]map[string]interface{}, 0, len(rules))
 	for _, r := range rules {
 		out = append(out, map[string]interface{}{
-			"name": r.Name, "groups": nonNil(r.Groups), "entities": nonNil(r.Entities), "resources": r.Resources,
-			"permissions": nonNil(r.Permissions), "max_ttl": int64(r.MaxTTL.Seconds()), "windows": nonNil(r.Windows),
+			"name": r.Name, "groups": NonNil(r.Groups), "entities": NonNil(r.Entities), "resources": r.Resources,
+			"permissions": NonNil(r.Permissions), "max_ttl": int64(r.MaxTTL.Seconds()), "windows": NonNil(r.Windows),
 		})
 	}
 	return out
 }
 
-// autoApproval is what a rule is asked to approve.
-type autoApproval struct {
-	requester  *access.Identity
-	resources  []string // the request's resource names
-	permission string
-	ttl        time.Duration
-	at         time.Time // when the access would start
-	sets       []access.ApproverSet
+// AutoApproval is what a rule is asked to approve.
+type AutoApproval struct {
+	Requester  *Identity
+	Resources  []string // the request's resource names
+	Permission string
+	Ttl        time.Duration
+	At         time.Time // when the access would start
+	Sets       []ApproverSet
 }
 
-// matchAutoApprove is the first rule that approves a, or nil. A requester who may
+// MatchAutoApprove is the first rule that approves a, or nil. A requester who may
 // approve the request themselves (a member of one of its approver sets) is never
 // approved by a rule: that would be self-approval by another name.
-func matchAutoApprove(rules []autoApproveRule, a autoApproval) *autoApproveRule {
-	if len(access.QualifyingSets(a.requester, a.sets)) > 0 {
+func MatchAutoApprove(rules []AutoApproveRule, a AutoApproval) *AutoApproveRule {
+	if len(QualifyingSets(a.Requester, a.Sets)) > 0 {
 		return nil
 	}
 	for i := range rules {
 		r := &rules[i]
 		who := false
 		for _, g := range r.Groups {
-			who = who || a.requester.MemberOf(access.Principal{Kind: access.PrincipalGroup, Name: g})
+			who = who || a.Requester.MemberOf(Principal{Kind: PrincipalGroup, Name: g})
 		}
 		for _, e := range r.Entities {
-			who = who || a.requester.MemberOf(access.Principal{Kind: access.PrincipalEntity, Name: e})
+			who = who || a.Requester.MemberOf(Principal{Kind: PrincipalEntity, Name: e})
 		}
 		if !who {
 			continue
 		}
-		what := len(a.resources) > 0
-		for _, res := range a.resources {
-			what = what && nameCoveredBy(res, r.Resources)
+		what := len(a.Resources) > 0
+		for _, res := range a.Resources {
+			what = what && NameCoveredBy(res, r.Resources)
 		}
-		if !what || (len(r.Permissions) > 0 && !slices.Contains(r.Permissions, a.permission)) || (r.MaxTTL > 0 && a.ttl > r.MaxTTL) {
+		if !what || (len(r.Permissions) > 0 && !slices.Contains(r.Permissions, a.Permission)) || (r.MaxTTL > 0 && a.Ttl > r.MaxTTL) {
 			continue
 		}
-		if r.windows.Len() > 0 {
-			if open, _ := r.windows.At(a.at); !open {
+		if r.ParsedWindows.Len() > 0 {
+			if open, _ := r.ParsedWindows.At(a.At); !open {
 				continue
 			}
 		}
