@@ -144,7 +144,7 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 	}
 	b.Logger().Info("grant extension requested", "request_id", id, "grant_id", grantID, "role", roleName, "requester", caller.EntityName,
 		"extend_to", formatTime(rec.ExtendTo))
-	b.emit(ctx, cfg, rec.event(eventRequestCreated, now, nil, ""))
+	b.emit(ctx, cfg, requestEvent(rec, eventRequestCreated, now, nil, ""))
 	resp := &logical.Response{Data: rec.data(now)}
 	for _, n := range notes {
 		resp.AddWarning(n)

@@ -189,11 +189,11 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	}
 	if gr.breakGlass {
 		b.Logger().Warn("BREAK-GLASS grant issued without approval", append(logArgs, "justification", gr.justification)...)
-		b.emit(ctx, cfg, rec.event(eventBreakGlass))
+		b.emit(ctx, cfg, grantEvent(rec, eventBreakGlass))
 	} else {
 		b.Logger().Info("grant issued", logArgs...)
 	}
-	b.emit(ctx, cfg, rec.event(eventGrantIssued))
+	b.emit(ctx, cfg, grantEvent(rec, eventGrantIssued))
 
 	data := map[string]interface{}{
 		"grant_id":       id,

@@ -287,8 +287,8 @@ vault lease revoke -prefix ends them all). If the role allows break-glass, write
 break-glass/<role> with a justification.
 `
 
-// event describes the grant for notify_url.
-func (g *grantRecord) event(typ string) event {
+// grantEvent describes the grant for notify_url.
+func grantEvent(g *grantRecord, typ string) event {
 	return event{
 		Type: typ, GrantID: g.ID, Role: g.Role, RequestID: g.RequestID,
 		Requester: g.Requester, RequesterEntity: g.RequesterEntity, RequesterKind: g.requesterKind(), StatedBy: g.StatedBy,

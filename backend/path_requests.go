@@ -280,9 +280,9 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	b.Logger().Info("access requested", "request_id", id, "role", roleName, "requester", caller.EntityName,
 		"requester_entity_id", caller.EntityID, "resources", rec.Resources, "permission", rec.Permission,
 		"approvers", access.ApproverNames(sets), "start_at", formatTime(startAt), "auto_approved_by", rec.AutoApprovedBy)
-	b.emit(ctx, cfg, rec.event(eventRequestCreated, now, nil, ""))
+	b.emit(ctx, cfg, requestEvent(rec, eventRequestCreated, now, nil, ""))
 	if rec.AutoApprovedBy != "" {
-		b.emit(ctx, cfg, rec.event(access.EventRequestAutoApproved, now, nil, "approved by rule "+rec.AutoApprovedBy))
+		b.emit(ctx, cfg, requestEvent(rec, access.EventRequestAutoApproved, now, nil, "approved by rule "+rec.AutoApprovedBy))
 	}
 
 	resp := &logical.Response{Data: rec.data(now)}
@@ -551,7 +551,7 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 		b.Logger().Info("access request approved", "request_id", rec.ID, "approver", caller.EntityName,
 			"approver_entity_id", caller.EntityID, "reason", reason, "progress", progress.String(), "status", rec.Status)
 		ref := caller.Ref()
-		ev := rec.event(typ, now, &ref, reason)
+		ev := requestEvent(rec, typ, now, &ref, reason)
 		return &ev, "", nil, nil
 	})
 }
@@ -732,6 +732,6 @@ func (b *aponoBackend) endRequest(rec *requestRecord, caller *access.Identity, n
 	b.Logger().Info("access request "+status, "request_id", rec.ID, "by", caller.EntityName, "by_entity_id", caller.EntityID, "reason", reason)
 	typ := map[string]string{statusDenied: eventRequestDenied, statusCancelled: eventRequestCancelled}[status]
 	ref := caller.Ref()
-	ev := rec.event(typ, now, &ref, reason)
+	ev := requestEvent(rec, typ, now, &ref, reason)
 	return &ev
 }

@@ -281,8 +281,8 @@ func (r *requestRecord) data(now time.Time) map[string]interface{} {
 	return out
 }
 
-// event describes the request for notify_url.
-func (r *requestRecord) event(typ string, now time.Time, actor *access.IdentityRef, reason string) event {
+// requestEvent describes the request for notify_url.
+func requestEvent(r *requestRecord, typ string, now time.Time, actor *access.IdentityRef, reason string) event {
 	return event{
 		Type: typ, RequestID: r.ID, Role: r.Role, Status: r.status(now), GrantID: r.GrantID,
 		Requester: r.Requester.EntityName, RequesterEntity: &r.Requester, RequesterKind: requesterEntity, Actor: actor, Reason: reason,

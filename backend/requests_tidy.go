@@ -96,7 +96,7 @@ func (b *aponoBackend) tidyRequest(ctx context.Context, s logical.Storage, cfg *
 	}
 	if status := rec.status(now); status == statusExpired && rec.Status != statusExpired {
 		before := requestEntries(rec)
-		ev := rec.event(eventRequestExpired, now, nil, endedMessage(rec, status))
+		ev := requestEvent(rec, eventRequestExpired, now, nil, endedMessage(rec, status))
 		rec.EndedAt = rec.deadline()
 		rec.Status = statusExpired
 		if err := b.saveRequest(ctx, s, before, rec); err != nil {

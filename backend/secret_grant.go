@@ -222,7 +222,7 @@ func (b *aponoBackend) revokedEvent(ctx context.Context, s logical.Storage, gran
 	}
 	ev := event{Type: eventGrantRevoked, GrantID: grantID}
 	if rec, err := getGrant(ctx, s, grantID); err == nil && rec != nil {
-		ev = rec.event(eventGrantRevoked)
+		ev = grantEvent(rec, eventGrantRevoked)
 	}
 	return &pendingEvent{cfg: cfg, event: ev}
 }
