@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -27,7 +28,7 @@ func TestOwnerOfOneResourceNeverApprovesAnother(t *testing.T) {
 	id := f.request(t, "app", map[string]interface{}{"resources": "kv/app/db,kv/app/plain"})
 	f.mustAs(t, f.erin, logical.UpdateOperation, "requests/"+id+"/approve", nil)
 	data := f.requestData(t, id)
-	if data["status"] != statusPending || data["approval_progress"] != "1/1 approvals, 1/2 owner sets" {
+	if data["status"] != access.StatusPending || data["approval_progress"] != "1/1 approvals, 1/2 owner sets" {
 		t.Fatalf("after the integration owner alone: %v (%v)", data["status"], data["approval_progress"])
 	}
 	if open := data["approver_sets_still_open"].([]string); len(open) != 1 || open[0] != "owners of kv/app/db" {
@@ -38,7 +39,7 @@ func TestOwnerOfOneResourceNeverApprovesAnother(t *testing.T) {
 		t.Fatalf("a refused pickup made users: %v", users)
 	}
 	f.mustAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", nil)
-	if s := f.status(t, id); s != statusApproved {
+	if s := f.status(t, id); s != access.StatusApproved {
 		t.Fatalf("after both owners: %s", s)
 	}
 	f.mustAs(t, f.alice, logical.UpdateOperation, "requests/"+id+"/grant", nil)
@@ -69,12 +70,12 @@ func TestFolderOwnersAndOwnersAddedBeforePickup(t *testing.T) {
 	f.ids.addEntity("pat", "pay-owners")
 	for _, who := range []string{f.erin, f.bob, "id-pat"} {
 		f.mustAs(t, who, logical.UpdateOperation, "requests/"+id+"/approve", nil)
-		if s := f.status(t, id); s != statusPending {
+		if s := f.status(t, id); s != access.StatusPending {
 			t.Fatalf("approved before carol, who owns the folder itself: %s", s)
 		}
 	}
 	f.mustAs(t, f.carol, logical.UpdateOperation, "requests/"+id+"/approve", nil)
-	if s := f.status(t, id); s != statusApproved {
+	if s := f.status(t, id); s != access.StatusApproved {
 		t.Fatalf("after every owner: %s", s)
 	}
 
@@ -85,7 +86,7 @@ func TestFolderOwnersAndOwnersAddedBeforePickup(t *testing.T) {
 	if users := f.vault.userNames(); len(users) != 0 {
 		t.Fatalf("a refused pickup made users: %v", users)
 	}
-	if s := f.status(t, id); s != statusApproved {
+	if s := f.status(t, id); s != access.StatusApproved {
 		t.Fatalf("a refused pickup changed the request: %s", s)
 	}
 	// A secret added with an owner who did approve changes nothing.
@@ -163,12 +164,12 @@ func TestGrantRequesterIsTheCaller(t *testing.T) {
 	}
 	resp := f.mustAs(t, f.erin, logical.UpdateOperation, "grants/direct", nil)
 	rec := f.mustOK(t, logical.ReadOperation, "grants/direct/"+resp.Data["grant_id"].(string), nil).Data
-	if rec["requester"] != "erin" || rec["requester_kind"] != requesterEntity || rec["requester_entity"].(map[string]interface{})["entity_id"] != f.erin {
+	if rec["requester"] != "erin" || rec["requester_kind"] != access.RequesterEntity || rec["requester_entity"].(map[string]interface{})["entity_id"] != f.erin {
 		t.Fatalf("erin's grant: %v", rec)
 	}
 	resp = f.mustAs(t, "", logical.UpdateOperation, "grants/direct", map[string]interface{}{"requester": "bob@example.com"})
 	rec = f.mustOK(t, logical.ReadOperation, "grants/direct/"+resp.Data["grant_id"].(string), nil).Data
-	if rec["requester"] != "bob@example.com" || rec["requester_kind"] != requesterStated || rec["requester_stated_by"] != "userpass-" || rec["requester_entity"] != nil {
+	if rec["requester"] != "bob@example.com" || rec["requester_kind"] != access.RequesterStated || rec["requester_stated_by"] != "userpass-" || rec["requester_entity"] != nil {
 		t.Fatalf("a service's grant: %v", rec)
 	}
 }
@@ -205,13 +206,13 @@ func TestApproverMaxTokenAge(t *testing.T) {
 			}
 		}
 	}
-	if s := f.status(t, id); s != statusPending {
+	if s := f.status(t, id); s != access.StatusPending {
 		t.Fatalf("refused decisions changed the request: %s", s)
 	}
 	if err := as("fresh", "approve"); err != nil {
 		t.Fatal(err)
 	}
-	if s := f.status(t, id); s != statusApproved {
+	if s := f.status(t, id); s != access.StatusApproved {
 		t.Fatalf("after a fresh token: %s", s)
 	}
 	f.mustBadRequest(t, logical.UpdateOperation, "roles/app", map[string]interface{}{"approver_max_token_age": "-1s"}, "approver_max_token_age")

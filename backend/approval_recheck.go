@@ -16,7 +16,7 @@ import (
 // a scheduled request too: the rule approved access starting at start_at, and a pickup
 // after its windows closed is not what it approved). It matters most for scheduled
 // requests, approved days before their start.
-func (b *aponoBackend) checkApprovalsStillHold(rec *requestRecord, role *access.Role, caller *access.Identity, now time.Time) error {
+func (b *aponoBackend) checkApprovalsStillHold(rec *access.Request, role *access.Role, caller *access.Identity, now time.Time) error {
 	if rec.AutoApprovedBy != "" {
 		for i := range role.AutoApprove {
 			r := &role.AutoApprove[i]
@@ -61,7 +61,7 @@ func (b *aponoBackend) checkApprovalsStillHold(rec *requestRecord, role *access.
 		a.Sets = kept
 		still = append(still, a)
 	}
-	if p := rec.rule().Evaluate(still); !p.Satisfied {
+	if p := rec.Rule().Evaluate(still); !p.Satisfied {
 		return forbidden("request %s cannot be picked up: the approval of %s no longer counts (no longer in the approver group as Vault's identity store knows it now), so it is %s; ask again",
 			rec.ID, strings.Join(lapsed, ", "), p)
 	}

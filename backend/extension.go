@@ -23,14 +23,6 @@ import (
 
 const requestKindExtension = "extension"
 
-// extensionRecord is one approved extension, in the grant's record.
-type extensionRecord struct {
-	RequestID string                  `json:"request_id"`
-	Until     time.Time               `json:"until"`
-	Approvals []access.ApprovalRecord `json:"approvals,omitempty"`
-	At        time.Time               `json:"at"`
-}
-
 func pathExtend(b *aponoBackend) *framework.Path {
 	return &framework.Path{
 		Pattern: "grants/" + framework.GenericNameRegex("role") + "/(?P<grant_id>" + grantIDPattern + ")/extend$",
@@ -85,8 +77,8 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 	if g == nil || g.Role != roleName {
 		return logical.ErrorResponse(fmt.Sprintf("grant %s of role %q is not live", grantID, roleName)), nil
 	}
-	if g.RequesterEntity == nil || g.requesterKind() != requesterEntity || g.RequesterEntity.EntityID != caller.EntityID {
-		return nil, forbidden("only the requester of grant %s (%s) may ask to extend it", grantID, g.requesterName())
+	if g.RequesterEntity == nil || g.RequesterKindOrStated() != access.RequesterEntity || g.RequesterEntity.EntityID != caller.EntityID {
+		return nil, forbidden("only the requester of grant %s (%s) may ask to extend it", grantID, g.RequesterName())
 	}
 	role, cfg, msg, err := b.roleAndConfig(ctx, req.Storage, roleName)
 	if err != nil || msg != "" {
@@ -131,9 +123,9 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 		return nil, err
 	}
 	now := time.Now().UTC()
-	rec := &requestRecord{
-		ID: id, Role: roleName, Status: statusPending, Requester: caller.Ref(), Kind: requestKindExtension,
-		ExtendsGrant: grantID, ExtendTo: g.maxEnd().Add(ttl),
+	rec := &access.Request{
+		ID: id, Role: roleName, Status: access.StatusPending, Requester: caller.Ref(), Kind: requestKindExtension,
+		ExtendsGrant: grantID, ExtendTo: g.MaxEnd().Add(ttl),
 		Resources: g.Resources, Permission: g.Permission, TTL: ttl, Justification: justification,
 		Mode: role.ApprovalModeSetting(), Required: role.RequiredApprovalCount(), Sets: sets,
 		RequireReason: role.RequireApproverReason, ApproverMaxTokenAge: role.ApproverMaxTokenAge,
@@ -143,59 +135,24 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 		return errorOrBadRequest(err, msg)
 	}
 	b.Logger().Info("grant extension requested", "request_id", id, "grant_id", grantID, "role", roleName, "requester", caller.EntityName,
-		"extend_to", formatTime(rec.ExtendTo))
+		"extend_to", access.FormatTime(rec.ExtendTo))
 	b.emit(ctx, cfg, requestEvent(rec, eventRequestCreated, now, nil, ""))
-	resp := &logical.Response{Data: rec.data(now)}
+	resp := &logical.Response{Data: rec.Data(now)}
 	for _, n := range notes {
 		resp.AddWarning(n)
 	}
 	return resp, nil
 }
 
-// maxEnd is the latest the grant may be renewed to now: issue plus max_ttl, or an
-// approved extension's end.
-func (g *grantRecord) maxEnd() time.Time {
-	if g.ExtendedUntil.After(g.MaxExpiresAt) {
-		return g.ExtendedUntil
-	}
-	return g.MaxExpiresAt
-}
-
-const endReasonWindow = "the end of its access window"
-
-// endReason names what sets end, the most the grant may last now, for a requester.
-func (g *grantRecord) endReason(end time.Time) string {
-	switch {
-	case !g.WindowEnd.IsZero() && !g.WindowEnd.After(end):
-		return endReasonWindow
-	case g.ExtendedUntil.After(g.MaxExpiresAt):
-		return "an approved extension"
-	case g.LifetimeApproved:
-		return "the lifetime approved for request " + g.RequestID
-	}
-	return "the role's max_ttl"
-}
-
-// renewLimitWarning is the warning of a renewal cut short at end. A grant picked up from a
-// request is told how to get more time: an extension, approved as such.
-func (g *grantRecord) renewLimitWarning(end time.Time) string {
-	reason := g.endReason(end)
-	w := fmt.Sprintf("grant reached the most it may last (%s); it ends at %s", reason, end.Format(time.RFC3339))
-	if g.RequestID != "" && reason != endReasonWindow {
-		w += fmt.Sprintf(": more time needs an extension (grants/%s/%s/extend), approved as such", g.Role, g.ID)
-	}
-	return w
-}
-
 // applyExtension records an approved extension on its grant and ends the request
 // (granted): the next renewal may take the grant to rec.ExtendTo.
-func (b *aponoBackend) applyExtension(ctx context.Context, s logical.Storage, rec *requestRecord, now time.Time) error {
+func (b *aponoBackend) applyExtension(ctx context.Context, s logical.Storage, rec *access.Request, now time.Time) error {
 	defer b.grantLocks.Lock(rec.ExtendsGrant)()
 	g, err := getGrant(ctx, s, rec.ExtendsGrant)
 	if err != nil {
 		return err
 	}
-	rec.Status, rec.GrantID, rec.EndedAt = statusGranted, rec.ExtendsGrant, now
+	rec.Status, rec.GrantID, rec.EndedAt = access.StatusGranted, rec.ExtendsGrant, now
 	if g == nil {
 		rec.Notes = append(rec.Notes, "the grant ended before the extension was approved")
 		return nil
@@ -204,6 +161,6 @@ func (b *aponoBackend) applyExtension(ctx context.Context, s logical.Storage, re
 	if rec.ExtendTo.After(g.ExtendedUntil) {
 		g.ExtendedUntil = rec.ExtendTo
 	}
-	g.Extensions = append(g.Extensions, extensionRecord{RequestID: rec.ID, Until: rec.ExtendTo, Approvals: rec.Approvals, At: now})
+	g.Extensions = append(g.Extensions, access.Extension{RequestID: rec.ID, Until: rec.ExtendTo, Approvals: rec.Approvals, At: now})
 	return b.storeGrant(ctx, s, before, g)
 }

@@ -62,10 +62,10 @@ func TestScheduledRequest(t *testing.T) {
 	id := f.request(t, "app", map[string]interface{}{"start_at": start.Format(time.RFC3339)})
 	f.mustAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", nil)
 	data := f.requestData(t, id)
-	if data["status"] != statusApproved || data["pickup_by"] != formatTime(start.Add(time.Hour)) {
+	if data["status"] != access.StatusApproved || data["pickup_by"] != access.FormatTime(start.Add(time.Hour)) {
 		t.Fatalf("approved scheduled request: %v pickup_by %v", data["status"], data["pickup_by"])
 	}
-	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/"+id+"/grant", nil, "is for access from "+formatTime(start))
+	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/"+id+"/grant", nil, "is for access from "+access.FormatTime(start))
 	// At 20 minutes past its start, after bob left kv-owners: refused, as his approval lapsed.
 	f.moveDeadlines(t, id, -80*time.Minute)
 	rec, _ := getRequest(f.ctx, f.storage, id)
@@ -111,7 +111,7 @@ func TestGrantExtension(t *testing.T) {
 	}
 	f.mustForbiddenAsWith(t, f.carol, "grants/app/"+grantID+"/extend", map[string]interface{}{"ttl": "2h"}, "only the requester")
 	ext := f.mustAs(t, f.alice, logical.UpdateOperation, "grants/app/"+grantID+"/extend", map[string]interface{}{"ttl": "2h", "justification": "longer migration"}).Data
-	if ext["kind"] != requestKindExtension || ext["status"] != statusPending {
+	if ext["kind"] != requestKindExtension || ext["status"] != access.StatusPending {
 		t.Fatalf("extension request: %v", ext)
 	}
 	if r := renew(3 * time.Hour); r.Secret.TTL > 30*time.Minute {
@@ -144,7 +144,7 @@ func TestAutoApprove(t *testing.T) {
 	ask := func(who string, data map[string]interface{}) map[string]interface{} {
 		return f.mustAs(t, who, logical.UpdateOperation, "requests/app", data).Data
 	}
-	if d := ask("id-olly", map[string]interface{}{"resources": "kv/app/db"}); d["status"] != statusApproved || d["auto_approved_by"] != "oncall-read" {
+	if d := ask("id-olly", map[string]interface{}{"resources": "kv/app/db"}); d["status"] != access.StatusApproved || d["auto_approved_by"] != "oncall-read" {
 		t.Fatalf("a matching request: %v by %v", d["status"], d["auto_approved_by"])
 	}
 	for name, data := range map[string]map[string]interface{}{
@@ -162,7 +162,7 @@ func TestAutoApprove(t *testing.T) {
 		case "approver of its own":
 			who = "id-kim"
 		}
-		if d := ask(who, data); d["status"] != statusPending {
+		if d := ask(who, data); d["status"] != access.StatusPending {
 			t.Fatalf("%s: %v (by %v)", name, d["status"], d["auto_approved_by"])
 		}
 	}

@@ -3,6 +3,7 @@ package backend
 import (
 	"testing"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -22,7 +23,7 @@ func TestHiddenCharactersInFreeTextAreRefused(t *testing.T) {
 		f.mustBadRequestAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/deny", map[string]interface{}{"reason": text}, "reason must not contain invisible")
 		f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/"+id+"/cancel", map[string]interface{}{"reason": text}, "reason must not contain invisible")
 	}
-	if s := f.status(t, id); s != statusPending {
+	if s := f.status(t, id); s != access.StatusPending {
 		t.Fatalf("the request after refused decisions: %s", s)
 	}
 	keys, _ := f.mustAs(t, "", logical.ListOperation, "audit/requests/", nil).Data["keys"].([]string)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
 
@@ -55,7 +56,7 @@ func (b *aponoBackend) grantEntitiesRemovable(ctx context.Context, client vaulta
 
 // createGrantEntity makes the entity of a grant's user, with metadata saying whom and what
 // it is for, and the alias that makes the user's logins use it.
-func (b *aponoBackend) createGrantEntity(ctx context.Context, client vaultapi.Client, rec *grantRecord) (string, error) {
+func (b *aponoBackend) createGrantEntity(ctx context.Context, client vaultapi.Client, rec *access.Grant) (string, error) {
 	accessor, err := b.authAccessors.get(ctx, client, rec.UserpassMount)
 	if err != nil {
 		return "", fmt.Errorf("finding the accessor of auth/%s: %w", rec.UserpassMount, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -19,7 +20,7 @@ import (
 // The entries are added before the record is stored (createGrant) and removed after it
 // is deleted (removeGrantObjects); a renewal moves the expiry entry the same way.
 
-func grantEntries(g *grantRecord) []indexEntry {
+func grantEntries(g *access.Grant) []indexEntry {
 	k := newestFirstKey(g.IssuedAt, g.ID)
 	return []indexEntry{
 		{"grant/all", k},
@@ -30,15 +31,15 @@ func grantEntries(g *grantRecord) []indexEntry {
 }
 
 // grantRequesterKey is the requester's part of a grant's set name.
-func grantRequesterKey(g *grantRecord) string {
-	if g.RequesterEntity != nil && g.RequesterEntity.EntityID != "" && g.requesterKind() == requesterEntity {
+func grantRequesterKey(g *access.Grant) string {
+	if g.RequesterEntity != nil && g.RequesterEntity.EntityID != "" && g.RequesterKindOrStated() == access.RequesterEntity {
 		return "e" + entityKey(g.RequesterEntity.EntityID)
 	}
 	return "s" + hashedName(g.Requester)
 }
 
 // storeGrant stores g with the entries it gains over before (nil for a new grant).
-func (b *aponoBackend) storeGrant(ctx context.Context, s logical.Storage, before []indexEntry, g *grantRecord) error {
+func (b *aponoBackend) storeGrant(ctx context.Context, s logical.Storage, before []indexEntry, g *access.Grant) error {
 	adds, removes := diffEntries(before, grantEntries(g))
 	if err := b.idx.apply(ctx, s, adds, true); err != nil {
 		return err
@@ -76,14 +77,14 @@ func (b *aponoBackend) deleteGrantRecord(ctx context.Context, s logical.Storage,
 }
 
 // grantPage is one page of the live grants in sets that match keeps, newest first.
-func (b *aponoBackend) grantPage(ctx context.Context, s logical.Storage, sets []string, after string, limit int, match func(*grantRecord) bool,
-) ([]*grantRecord, string, error) {
+func (b *aponoBackend) grantPage(ctx context.Context, s logical.Storage, sets []string, after string, limit int, match func(*access.Grant) bool,
+) ([]*access.Grant, string, error) {
 	if err := b.indexesReady(ctx, s); err != nil {
 		return nil, "", err
 	}
 	m := b.newMergedStream(ctx, s, sets, after)
 	recs, next, _, err := pageOf(b, s, m, limit,
-		func(ctx context.Context, id string) (*grantRecord, error) { return getGrant(ctx, s, id) },
+		func(ctx context.Context, id string) (*access.Grant, error) { return getGrant(ctx, s, id) },
 		grantEntries, match)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing grants: %w", err)

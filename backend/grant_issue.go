@@ -118,7 +118,7 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		warnings = append(warnings, warning)
 		gr.ttl = capped
 	}
-	rec := &grantRecord{
+	rec := &access.Grant{
 		ID:            id,
 		Role:          gr.role,
 		Requester:     gr.requester,
@@ -179,7 +179,7 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		}
 	}()
 
-	logArgs := []interface{}{"grant_id", id, "role", gr.role, "requester", gr.requester, "requester_kind", rec.requesterKind(),
+	logArgs := []interface{}{"grant_id", id, "role", gr.role, "requester", gr.requester, "requester_kind", rec.RequesterKindOrStated(),
 		"permission", gr.permission, "resources", rec.Resources, "expires_at", rec.ExpiresAt.Format(time.RFC3339)}
 	if rec.StatedBy != "" {
 		logArgs = append(logArgs, "requester_stated_by", rec.StatedBy)
@@ -205,7 +205,7 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 		"resources":      rec.Resources,
 		"permission":     gr.permission,
 		"requester":      gr.requester,
-		"requester_kind": rec.requesterKind(),
+		"requester_kind": rec.RequesterKindOrStated(),
 		"expires_at":     rec.ExpiresAt.Format(time.RFC3339),
 		"access_details": cfg.AccessDetails,
 	}
@@ -265,7 +265,7 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 //
 // On any failure it removes what it made (record included) and returns the error.
 func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *config.Config, objs grantObjects,
-	rec *grantRecord, rules string, user vaultapi.UserSpec,
+	rec *access.Grant, rules string, user vaultapi.UserSpec,
 ) (walID string, err error) {
 	type step struct {
 		what string

@@ -63,7 +63,7 @@ type historyRecord struct {
 func historyEntries(h *historyRecord) []indexEntry {
 	k := newestFirstKey(h.EndedAt, h.GrantID)
 	requester := "s" + hashedName(h.Requester)
-	if h.RequesterKind == requesterEntity && h.RequesterEntity != "" {
+	if h.RequesterKind == access.RequesterEntity && h.RequesterEntity != "" {
 		requester = "e" + entityKey(h.RequesterEntity)
 	}
 	out := []indexEntry{
@@ -77,12 +77,12 @@ func historyEntries(h *historyRecord) []indexEntry {
 }
 
 // recordHistory keeps g's history as it ends (ending: how).
-func (b *aponoBackend) recordHistory(ctx context.Context, s logical.Storage, g *grantRecord, ending string, now time.Time) error {
+func (b *aponoBackend) recordHistory(ctx context.Context, s logical.Storage, g *access.Grant, ending string, now time.Time) error {
 	if ending == endedRevoked && !now.Before(g.ExpiresAt.Add(-2*time.Second)) {
 		ending = endedExpired // Vault revokes an expired lease the same way
 	}
 	h := &historyRecord{
-		GrantID: g.ID, Role: g.Role, Requester: g.requesterName(), RequesterKind: g.requesterKind(), Resources: g.Resources,
+		GrantID: g.ID, Role: g.Role, Requester: g.RequesterName(), RequesterKind: g.RequesterKindOrStated(), Resources: g.Resources,
 		Permission: g.Permission, IssuedAt: g.IssuedAt, EndedAt: now, Ended: ending, RequestID: g.RequestID,
 		BreakGlass: g.BreakGlass, Justification: g.Justification, AutoApprovedBy: g.AutoApprovedBy,
 	}
@@ -213,7 +213,7 @@ var historyColumns = []string{"grant_id", "role", "requester", "requester_entity
 
 func (h *historyRecord) row() []string {
 	return []string{h.GrantID, h.Role, h.Requester, h.RequesterEntity, h.RequesterKind, strings.Join(h.Resources, " "), h.Permission,
-		formatTime(h.IssuedAt), formatTime(h.EndedAt), h.Ended, h.RequestID, strings.Join(h.Approvers, " "), fmt.Sprint(h.BreakGlass), h.Justification, h.AutoApprovedBy}
+		access.FormatTime(h.IssuedAt), access.FormatTime(h.EndedAt), h.Ended, h.RequestID, strings.Join(h.Approvers, " "), fmt.Sprint(h.BreakGlass), h.Justification, h.AutoApprovedBy}
 }
 
 func (h *historyRecord) data() map[string]interface{} {
@@ -315,7 +315,7 @@ func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, 
 			func(h *historyRecord) bool {
 				return (until.IsZero() || h.IssuedAt.Before(until)) && (since.IsZero() || !h.EndedAt.Before(since)) &&
 					(role == "" || h.Role == role) && (resName == "" || access.NameCoveredBy(resName, h.Resources) || slices.Contains(h.Resources, resName)) &&
-					(requester == "" || h.RequesterEntity == requester || (h.RequesterKind != requesterEntity && h.Requester == requester))
+					(requester == "" || h.RequesterEntity == requester || (h.RequesterKind != access.RequesterEntity && h.Requester == requester))
 			})
 		if err != nil {
 			return nil, "", fmt.Errorf("reading history: %w", err)

@@ -108,7 +108,7 @@ func (b *aponoBackend) callerEntity(req *logical.Request) (*access.IdentityRef, 
 // was not made by a login: group membership (external groups above all) is refreshed
 // at login, so an old token may carry a membership the IdP has since taken away, and a
 // token made with auth/token/create from it would look new.
-func (b *aponoBackend) checkApproverToken(ctx context.Context, req *logical.Request, rec *requestRecord, now time.Time) error {
+func (b *aponoBackend) checkApproverToken(ctx context.Context, req *logical.Request, rec *access.Request, now time.Time) error {
 	maxAge := rec.ApproverMaxTokenAge
 	if maxAge <= 0 {
 		return nil
@@ -137,7 +137,7 @@ func (b *aponoBackend) checkApproverToken(ctx context.Context, req *logical.Requ
 	}
 	if age := now.Sub(life.CreationTime); age > maxAge {
 		return forbidden("role %q needs approvers to have logged in within %s (approver_max_token_age); this token was made %s ago, at %s: log in again",
-			rec.Role, maxAge, age.Truncate(time.Second), formatTime(life.CreationTime))
+			rec.Role, maxAge, age.Truncate(time.Second), access.FormatTime(life.CreationTime))
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -291,7 +292,7 @@ func (b *aponoBackend) pathIndexesRead(ctx context.Context, req *logical.Request
 		"building":         building,
 		"records_read":     x.progress.Load(),
 		"records_total":    x.total.Load(),
-		"built_at":         formatTime(builtAt),
+		"built_at":         access.FormatTime(builtAt),
 		"entries_repaired": x.repaired.Load(),
 		"error":            "",
 	}

@@ -149,7 +149,7 @@ func TestRequestListsArePagedAndServedFromIndexes(t *testing.T) {
 func TestIndexEntryWithoutRecordIsSkippedAndRepaired(t *testing.T) {
 	f := flowEnvOn(t, &logical.InmemStorage{})
 	id := f.request(t, "app", map[string]interface{}{"resources": "kv/app/db"})
-	ghost := &requestRecord{ID: "00000000-0000-0000-0000-00000000dead", Role: "app", Status: statusPending,
+	ghost := &access.Request{ID: "00000000-0000-0000-0000-00000000dead", Role: "app", Status: access.StatusPending,
 		Requester: access.IdentityRef{EntityID: f.alice, EntityName: "alice"}, CreatedAt: time.Now().UTC(), ExpiresAt: time.Now().Add(time.Hour)}
 	if err := f.b.idx.apply(f.ctx, f.storage, requestEntries(ghost), true); err != nil {
 		t.Fatal(err)
@@ -241,7 +241,7 @@ func TestTidyReadsOnlyWhatIsDue(t *testing.T) {
 	if reads := st.reset()["request/"]; reads != 1 {
 		t.Fatalf("a tidy with one request due read %d records", reads)
 	}
-	if s := f.status(t, due); s != statusExpired {
+	if s := f.status(t, due); s != access.StatusExpired {
 		t.Fatalf("due request: %s", s)
 	}
 }

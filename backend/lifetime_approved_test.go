@@ -149,7 +149,7 @@ func TestScheduledAutoApprovalRecheckedAtPickup(t *testing.T) {
 	}
 	f.mustOK(t, logical.UpdateOperation, "roles/app", map[string]interface{}{"auto_approve": rule(-30*time.Minute, -10*time.Minute)})
 	f.mustForbiddenAs(t, "id-olly", "requests/"+id+"/grant", `approved by rule "oncall-window", which approves access only inside its windows`)
-	if s := f.status(t, id); s != statusApproved {
+	if s := f.status(t, id); s != access.StatusApproved {
 		t.Fatalf("a refused pickup changed the request: %s", s)
 	}
 	// Open again now: picked up.

@@ -211,7 +211,7 @@ func canonicalPrincipals(ps []access.Principal) string {
 // checkOwnersUnchanged is the 403 for a pickup whose resources have owners now that did
 // not approve: a secret added below a requested folder since, or a tag an operator
 // changed. The grant's policy would cover what they own, so they are asked again.
-func (b *aponoBackend) checkOwnersUnchanged(ctx context.Context, cfg *config.Config, rec *requestRecord, resources []resource.Ref, client vaultapi.Client) error {
+func (b *aponoBackend) checkOwnersUnchanged(ctx context.Context, cfg *config.Config, rec *access.Request, resources []resource.Ref, client vaultapi.Client) error {
 	approvedOwners := map[string]bool{}
 	hasOwners := false
 	covered := map[int]bool{}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -24,7 +25,7 @@ func pathAudit(b *aponoBackend) []*framework.Path {
 			},
 			Fields: withPageFields(map[string]*framework.FieldSchema{
 				"status": {Type: framework.TypeString, Query: true,
-					Description: "Only requests with this status: " + strings.Join(requestStatuses, ", ") + "."},
+					Description: "Only requests with this status: " + strings.Join(access.RequestStatuses, ", ") + "."},
 				"role": {Type: framework.TypeLowerCaseString, Query: true,
 					Description: "Only requests for this role."},
 			}),
@@ -83,5 +84,5 @@ func (b *aponoBackend) pathAuditRequestRead(ctx context.Context, req *logical.Re
 	if err != nil || resp != nil {
 		return resp, err
 	}
-	return &logical.Response{Data: rec.data(time.Now())}, nil
+	return &logical.Response{Data: rec.Data(time.Now())}, nil
 }

@@ -108,7 +108,7 @@ func (b *aponoBackend) pathBreakGlassIssue(ctx context.Context, req *logical.Req
 		return errorOrBadRequest(err, msg)
 	}
 	ref := caller.Ref()
-	gr.requester, gr.requesterEntity, gr.requesterKind = caller.EntityName, &ref, requesterEntity
+	gr.requester, gr.requesterEntity, gr.requesterKind = caller.EntityName, &ref, access.RequesterEntity
 	gr.breakGlass = true
 	gr.callerAccessor = req.ClientTokenAccessor
 	if _, closed := role.WindowCheck(roleName, time.Now()); closed != "" {

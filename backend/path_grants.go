@@ -24,143 +24,6 @@ const (
 	grantIDPattern      = `[0-9a-f]{16}`
 )
 
-// grantRecord is what the plugin keeps about a live grant. It never holds the password.
-type grantRecord struct {
-	ID            string    `json:"id"`
-	Role          string    `json:"role"`
-	Requester     string    `json:"requester"`
-	Justification string    `json:"justification,omitempty"`
-	Resources     []string  `json:"resources"`
-	Permission    string    `json:"permission"`
-	Username      string    `json:"username"`
-	Policy        string    `json:"policy"`
-	UserpassMount string    `json:"userpass_mount"`
-	IssuedAt      time.Time `json:"issued_at"`
-	ExpiresAt     time.Time `json:"expires_at"`
-	// MaxExpiresAt is when renewals stop: issue time plus the role's max_ttl for a grant
-	// written directly; for one picked up from a request, the end that was approved (issue
-	// time plus the request's ttl, or start_at plus ttl for a scheduled one). Records
-	// stored before approvals capped it hold the role's max_ttl. Approved extensions go
-	// past it (ExtendedUntil).
-	MaxExpiresAt time.Time `json:"max_expires_at"`
-	// LifetimeApproved marks a MaxExpiresAt that is the end approved for the grant's
-	// request (false: the role's max_ttl, as in every record stored before).
-	LifetimeApproved bool `json:"lifetime_approved,omitempty"`
-
-	// Access flows: the caller's identity entity where it is known, the request the grant
-	// was picked up from and its approvals, or break-glass.
-	RequesterEntity *access.IdentityRef     `json:"requester_entity,omitempty"`
-	RequestID       string                  `json:"request_id,omitempty"`
-	Approvals       []access.ApprovalRecord `json:"approvals,omitempty"`
-	BreakGlass      bool                    `json:"break_glass,omitempty"`
-	// AutoApprovedBy names the auto_approve rule that approved the request (it has no
-	// Approvals then).
-	AutoApprovedBy string `json:"auto_approved_by,omitempty"`
-	// RequesterKind is requesterEntity (the requester is the caller's entity) or
-	// requesterStated (a token without an entity, a service, named the requester:
-	// StatedBy is that token's display name). Empty in records stored before: stated.
-	RequesterKind string `json:"requester_kind,omitempty"`
-	StatedBy      string `json:"requester_stated_by,omitempty"`
-	// BreakGlassKey is the storage key counting this grant among its requester's live
-	// break-glass grants of the role (path_break_glass.go).
-	BreakGlassKey string `json:"break_glass_key,omitempty"`
-	// Windows are the role's access windows when it was issued: renewals outside them are
-	// refused. WindowEnd caps it (windows_cap_grants); WindowsIgnored marks break-glass.
-	Windows        []string  `json:"windows,omitempty"`
-	WindowEnd      time.Time `json:"window_end,omitempty"`
-	WindowsIgnored bool      `json:"windows_ignored,omitempty"`
-	// ExtendedUntil is the end approved extensions allow (extension.go), past MaxExpiresAt.
-	ExtendedUntil time.Time         `json:"extended_until,omitempty"`
-	Extensions    []extensionRecord `json:"extensions,omitempty"`
-
-	// EntityName and EntityID name the grant user's identity entity, when the plugin made
-	// one (grant_identity.go).
-	EntityName string `json:"entity_name,omitempty"`
-	EntityID   string `json:"entity_id,omitempty"`
-}
-
-func (g *grantRecord) summary() map[string]interface{} {
-	return map[string]interface{}{
-		"grant_id":            g.ID,
-		"role":                g.Role,
-		"requester":           g.Requester,
-		"justification":       g.Justification,
-		"resources":           g.Resources,
-		"permission":          g.Permission,
-		"username":            g.Username,
-		"policy":              g.Policy,
-		"userpass_mount":      g.UserpassMount,
-		"issued_at":           g.IssuedAt.UTC().Format(time.RFC3339),
-		"expires_at":          g.ExpiresAt.UTC().Format(time.RFC3339),
-		"max_expires_at":      g.MaxExpiresAt.UTC().Format(time.RFC3339),
-		"lifetime_approved":   g.LifetimeApproved,
-		"request_id":          g.RequestID,
-		"entity_name":         g.EntityName,
-		"entity_id":           g.EntityID,
-		"approvals":           approvalsData(g.Approvals),
-		"auto_approved_by":    g.AutoApprovedBy,
-		"break_glass":         g.BreakGlass,
-		"requester_kind":      g.requesterKind(),
-		"access_windows":      access.NonNil(g.Windows),
-		"window_end":          formatTime(g.WindowEnd),
-		"windows_ignored":     g.WindowsIgnored,
-		"extended_until":      formatTime(g.ExtendedUntil),
-		"extensions":          extensionsData(g.Extensions),
-		"requester_stated_by": g.StatedBy,
-		"requester_entity": func() interface{} {
-			if g.RequesterEntity == nil {
-				return nil
-			}
-			return g.RequesterEntity.Data()
-		}(),
-	}
-}
-
-// Who a grant's requester is.
-const (
-	requesterEntity = "entity" // the caller's identity entity
-	requesterStated = "stated" // named by a token without an entity (a service)
-)
-
-// requesterName is the requester as people know them.
-func (g *grantRecord) requesterName() string {
-	if g.RequesterEntity != nil && g.requesterKind() == requesterEntity {
-		return g.RequesterEntity.Person()
-	}
-	return g.Requester
-}
-
-func (g *grantRecord) requesterKind() string {
-	if g.RequesterKind == "" {
-		return requesterStated
-	}
-	return g.RequesterKind
-}
-
-func extensionsData(exts []extensionRecord) []map[string]interface{} {
-	out := make([]map[string]interface{}, 0, len(exts))
-	for _, x := range exts {
-		out = append(out, map[string]interface{}{"request_id": x.RequestID, "until": formatTime(x.Until),
-			"approvals": approvalsData(x.Approvals), "approved_at": formatTime(x.At)})
-	}
-	return out
-}
-
-// approvalsData is each approver and their reason, for reads of grants and requests.
-func approvalsData(approvals []access.ApprovalRecord) []map[string]interface{} {
-	out := make([]map[string]interface{}, 0, len(approvals))
-	for _, a := range approvals {
-		out = append(out, map[string]interface{}{
-			"approver":    a.Approver.EntityName,
-			"name":        a.Approver.Person(),
-			"entity_id":   a.Approver.EntityID,
-			"reason":      a.Reason,
-			"approved_at": formatTime(a.At),
-		})
-	}
-	return out
-}
-
 func pathGrants(b *aponoBackend) []*framework.Path {
 	return []*framework.Path{
 		{
@@ -288,17 +151,17 @@ break-glass/<role> with a justification.
 `
 
 // grantEvent describes the grant for notify_url.
-func grantEvent(g *grantRecord, typ string) event {
+func grantEvent(g *access.Grant, typ string) event {
 	return event{
 		Type: typ, GrantID: g.ID, Role: g.Role, RequestID: g.RequestID,
-		Requester: g.Requester, RequesterEntity: g.RequesterEntity, RequesterKind: g.requesterKind(), StatedBy: g.StatedBy,
+		Requester: g.Requester, RequesterEntity: g.RequesterEntity, RequesterKind: g.RequesterKindOrStated(), StatedBy: g.StatedBy,
 		Justification: g.Justification, Resources: g.Resources, Permission: g.Permission,
 		ExpiresAt: g.ExpiresAt.UTC().Format(time.RFC3339), BreakGlass: g.BreakGlass,
-		TTL: int64(g.ExpiresAt.Sub(g.IssuedAt).Seconds()), RequesterName: g.requesterName(),
+		TTL: int64(g.ExpiresAt.Sub(g.IssuedAt).Seconds()), RequesterName: g.RequesterName(),
 	}
 }
 
-func getGrant(ctx context.Context, s logical.Storage, id string) (*grantRecord, error) {
+func getGrant(ctx context.Context, s logical.Storage, id string) (*access.Grant, error) {
 	entry, err := s.Get(ctx, grantStoragePrefix+id)
 	if err != nil {
 		return nil, err
@@ -306,14 +169,14 @@ func getGrant(ctx context.Context, s logical.Storage, id string) (*grantRecord, 
 	if entry == nil {
 		return nil, nil
 	}
-	g := &grantRecord{}
+	g := &access.Grant{}
 	if err := entry.DecodeJSON(g); err != nil {
 		return nil, fmt.Errorf("decoding grant %q: %w", id, err)
 	}
 	return g, nil
 }
 
-func putGrant(ctx context.Context, s logical.Storage, g *grantRecord) error {
+func putGrant(ctx context.Context, s logical.Storage, g *access.Grant) error {
 	entry, err := logical.StorageEntryJSON(grantStoragePrefix+g.ID, g)
 	if err != nil {
 		return err
@@ -334,7 +197,7 @@ func (b *aponoBackend) pathGrantRead(ctx context.Context, req *logical.Request, 
 	if g == nil || g.Role != d.Get("role").(string) {
 		return nil, nil
 	}
-	return &logical.Response{Data: g.summary()}, nil
+	return &logical.Response{Data: g.Summary()}, nil
 }
 
 func (b *aponoBackend) pathGrantList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -348,7 +211,7 @@ func (b *aponoBackend) pathGrantList(ctx context.Context, req *logical.Request, 
 	case role != "":
 		sets = []string{"grant/role/" + role}
 	}
-	return b.listGrants(ctx, req, d, sets, func(g *grantRecord) bool {
+	return b.listGrants(ctx, req, d, sets, func(g *access.Grant) bool {
 		return (role == "" || g.Role == role) &&
 			(requester == "" || g.Requester == requester || (g.RequesterEntity != nil && g.RequesterEntity.EntityID == requester))
 	})
@@ -363,14 +226,14 @@ func (b *aponoBackend) pathMyGrants(ctx context.Context, req *logical.Request, d
 	if me == nil {
 		return logical.ErrorResponse(errNoEntity + "; an operator lists every grant at " + req.MountPoint + "grants"), nil
 	}
-	return b.listGrants(ctx, req, d, []string{"grant/requester/e" + entityKey(me.EntityID)}, func(g *grantRecord) bool {
-		return g.RequesterEntity != nil && g.RequesterEntity.EntityID == me.EntityID && g.requesterKind() == requesterEntity
+	return b.listGrants(ctx, req, d, []string{"grant/requester/e" + entityKey(me.EntityID)}, func(g *access.Grant) bool {
+		return g.RequesterEntity != nil && g.RequesterEntity.EntityID == me.EntityID && g.RequesterKindOrStated() == access.RequesterEntity
 	})
 }
 
 // listGrants answers with one page of the grants in sets that match keeps: keys
 // <role>/<grant_id> and key_info for LIST, grants for a read.
-func (b *aponoBackend) listGrants(ctx context.Context, req *logical.Request, d *framework.FieldData, sets []string, match func(*grantRecord) bool) (*logical.Response, error) {
+func (b *aponoBackend) listGrants(ctx context.Context, req *logical.Request, d *framework.FieldData, sets []string, match func(*access.Grant) bool) (*logical.Response, error) {
 	limit, msg := checkLimit(d.Get("limit").(int))
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
@@ -389,8 +252,8 @@ func (b *aponoBackend) listGrants(ctx context.Context, req *logical.Request, d *
 	for _, g := range recs {
 		key := g.Role + "/" + g.ID
 		keys = append(keys, key)
-		info[key] = g.summary()
-		entries = append(entries, g.summary())
+		info[key] = g.Summary()
+		entries = append(entries, g.Summary())
 	}
 	resp := logical.ListResponseWithInfo(keys, info)
 	if req.Operation == logical.ReadOperation {
@@ -452,9 +315,9 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 		return logical.ErrorResponse(msg), nil
 	}
 	if entity != nil {
-		gr.requester, gr.requesterEntity, gr.requesterKind = entity.EntityName, entity, requesterEntity
+		gr.requester, gr.requesterEntity, gr.requesterKind = entity.EntityName, entity, access.RequesterEntity
 	} else {
-		gr.requester, gr.requesterKind, gr.statedBy = req.DisplayName, requesterStated, req.DisplayName
+		gr.requester, gr.requesterKind, gr.statedBy = req.DisplayName, access.RequesterStated, req.DisplayName
 		if statedSent {
 			gr.requester = stated.(string)
 			if m := checkRequester(gr.requester); m != "" {

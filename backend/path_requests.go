@@ -59,7 +59,7 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 			},
 			Fields: withPageFields(map[string]*framework.FieldSchema{
 				"status": {Type: framework.TypeString, Query: true,
-					Description: "Only requests with this status: " + strings.Join(requestStatuses, ", ") + "."},
+					Description: "Only requests with this status: " + strings.Join(access.RequestStatuses, ", ") + "."},
 				"mine": {Type: framework.TypeBool, Query: true,
 					Description: "Only the caller's own requests."},
 				"can_approve": {Type: framework.TypeBool, Query: true,
@@ -182,7 +182,7 @@ func (b *aponoBackend) requestLock(id string) *locksutil.LockEntry {
 
 // loadRequestForAction validates id, sent as field, and reads the request; resp is a 400
 // or 404.
-func loadRequestForAction(ctx context.Context, s logical.Storage, field, id string) (*requestRecord, *logical.Response, error) {
+func loadRequestForAction(ctx context.Context, s logical.Storage, field, id string) (*access.Request, *logical.Response, error) {
 	if !requestIDRe.MatchString(id) {
 		return nil, logical.ErrorResponse(fmt.Sprintf("%s %q is not a request ID (a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e)", field, textsafe.Truncate(id))), nil
 	}
@@ -230,7 +230,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-	if _, msg := role.WindowCheck(roleName, firstNonZero(startAt, now)); msg != "" {
+	if _, msg := role.WindowCheck(roleName, access.FirstNonZero(startAt, now)); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
 	if msg := b.refuseNewFlows(ctx, req.Storage); msg != "" {
@@ -249,8 +249,8 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if dryRun {
 		id = "00000000-0000-0000-0000-000000000000"
 	}
-	rec := &requestRecord{
-		ID: id, Role: roleName, Status: statusPending, Requester: caller.Ref(),
+	rec := &access.Request{
+		ID: id, Role: roleName, Status: access.StatusPending, Requester: caller.Ref(),
 		Permission: gr.permission, TTL: gr.ttl, Justification: gr.justification,
 		Mode: role.ApprovalModeSetting(), Required: role.RequiredApprovalCount(), Sets: sets,
 		RequireReason: role.RequireApproverReason, ApproverMaxTokenAge: role.ApproverMaxTokenAge,
@@ -261,12 +261,12 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 		rec.Resources = append(rec.Resources, r.Name)
 	}
 	if rule := access.MatchAutoApprove(role.AutoApprove, access.AutoApproval{Requester: caller, Resources: rec.Resources,
-		Permission: rec.Permission, Ttl: rec.TTL, At: firstNonZero(startAt, now), Sets: sets}); rule != nil {
-		rec.Status, rec.AutoApprovedBy, rec.ApprovedAt = statusApproved, rule.Name, now
-		rec.PickupBy = rec.pickupFrom().Add(rec.PickupTTL)
+		Permission: rec.Permission, Ttl: rec.TTL, At: access.FirstNonZero(startAt, now), Sets: sets}); rule != nil {
+		rec.Status, rec.AutoApprovedBy, rec.ApprovedAt = access.StatusApproved, rule.Name, now
+		rec.PickupBy = rec.PickupFrom().Add(rec.PickupTTL)
 	}
 	if dryRun {
-		data := rec.data(now)
+		data := rec.Data(now)
 		data["status"], data["request_id"], data["id"] = "preview", "", ""
 		resp := &logical.Response{Data: data}
 		for _, w := range append(warnings, notes...) {
@@ -279,13 +279,13 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	}
 	b.Logger().Info("access requested", "request_id", id, "role", roleName, "requester", caller.EntityName,
 		"requester_entity_id", caller.EntityID, "resources", rec.Resources, "permission", rec.Permission,
-		"approvers", access.ApproverNames(sets), "start_at", formatTime(startAt), "auto_approved_by", rec.AutoApprovedBy)
+		"approvers", access.ApproverNames(sets), "start_at", access.FormatTime(startAt), "auto_approved_by", rec.AutoApprovedBy)
 	b.emit(ctx, cfg, requestEvent(rec, eventRequestCreated, now, nil, ""))
 	if rec.AutoApprovedBy != "" {
 		b.emit(ctx, cfg, requestEvent(rec, access.EventRequestAutoApproved, now, nil, "approved by rule "+rec.AutoApprovedBy))
 	}
 
-	resp := &logical.Response{Data: rec.data(now)}
+	resp := &logical.Response{Data: rec.Data(now)}
 	for _, w := range append(warnings, notes...) {
 		resp.AddWarning(w)
 	}
@@ -306,7 +306,7 @@ func (b *aponoBackend) pathRequestRead(ctx context.Context, req *logical.Request
 	if err != nil || rec == nil {
 		return nil, err
 	}
-	if !rec.visibleTo(caller) {
+	if !rec.VisibleTo(caller) {
 		return nil, notVisible(caller, rec.ID, req.MountPoint)
 	}
 	wait := time.Duration(d.Get("wait").(int)) * time.Second
@@ -319,7 +319,7 @@ func (b *aponoBackend) pathRequestRead(ctx context.Context, req *logical.Request
 			return nil, err
 		}
 	}
-	data := rec.data(time.Now())
+	data := rec.Data(time.Now())
 	if wait > 0 {
 		data["status_changed"] = changed
 	}
@@ -340,17 +340,17 @@ type requestFilter struct {
 	caller *access.Identity
 }
 
-func (f *requestFilter) matches(r *requestRecord, now time.Time) bool {
-	status := r.status(now)
+func (f *requestFilter) matches(r *access.Request, now time.Time) bool {
+	status := r.StatusAt(now)
 	switch {
-	case f.caller != nil && !r.visibleTo(f.caller),
+	case f.caller != nil && !r.VisibleTo(f.caller),
 		f.status != "" && status != f.status,
 		f.role != "" && r.Role != f.role,
 		f.mine && r.Requester.EntityID != f.caller.EntityID:
 		return false
 	case f.canApprove:
-		return status == statusPending && r.Requester.EntityID != f.caller.EntityID &&
-			!r.approvedBy(f.caller.EntityID) && len(access.QualifyingSets(f.caller, r.Sets)) > 0
+		return status == access.StatusPending && r.Requester.EntityID != f.caller.EntityID &&
+			!r.ApprovedBy(f.caller.EntityID) && len(access.QualifyingSets(f.caller, r.Sets)) > 0
 	}
 	return true
 }
@@ -374,8 +374,8 @@ func (b *aponoBackend) pathRequestList(ctx context.Context, req *logical.Request
 // listRequests answers a list or read of requests with one page of the entries f lets
 // through, newest first.
 func (b *aponoBackend) listRequests(ctx context.Context, req *logical.Request, d *framework.FieldData, f *requestFilter) (*logical.Response, error) {
-	if f.status != "" && !slices.Contains(requestStatuses, f.status) {
-		return logical.ErrorResponse(fmt.Sprintf("status %q is not a request status (allowed: %s)", textsafe.Truncate(f.status), strings.Join(requestStatuses, ", "))), nil
+	if f.status != "" && !slices.Contains(access.RequestStatuses, f.status) {
+		return logical.ErrorResponse(fmt.Sprintf("status %q is not a request status (allowed: %s)", textsafe.Truncate(f.status), strings.Join(access.RequestStatuses, ", "))), nil
 	}
 	limit, msg := checkLimit(d.Get("limit").(int))
 	if msg != "" {
@@ -394,7 +394,7 @@ func (b *aponoBackend) listRequests(ctx context.Context, req *logical.Request, d
 	info := make(map[string]interface{}, len(recs))
 	entries := make([]map[string]interface{}, 0, len(recs))
 	for _, r := range recs {
-		s := r.summary(now)
+		s := r.Summary(now)
 		keys = append(keys, r.ID)
 		info[r.ID] = s
 		entries = append(entries, s)
@@ -435,7 +435,7 @@ func withPageFields(fields map[string]*framework.FieldSchema) map[string]*framew
 // withRequest checks the fields, finds the caller's identity and runs fn on the request
 // named by the path's id, under that request's lock.
 func (b *aponoBackend) withRequest(ctx context.Context, req *logical.Request, d *framework.FieldData,
-	fn func(rec *requestRecord, caller *access.Identity) (*logical.Response, error),
+	fn func(rec *access.Request, caller *access.Identity) (*logical.Response, error),
 ) (*logical.Response, error) {
 	b.rememberMount(req)
 	if resp := rejectUnknownFields(req, d.Schema); resp != nil {
@@ -447,7 +447,7 @@ func (b *aponoBackend) withRequest(ctx context.Context, req *logical.Request, d 
 // withRequestID finds the caller's identity and runs fn on request id (sent as field),
 // under its lock.
 func (b *aponoBackend) withRequestID(ctx context.Context, req *logical.Request, field, id string,
-	fn func(rec *requestRecord, caller *access.Identity) (*logical.Response, error),
+	fn func(rec *access.Request, caller *access.Identity) (*logical.Response, error),
 ) (*logical.Response, error) {
 	caller, msg, err := b.callerIdentity(req)
 	if err != nil || msg != "" {
@@ -466,16 +466,16 @@ func (b *aponoBackend) withRequestID(ctx context.Context, req *logical.Request, 
 // actOnRequest runs fn on the request (withRequest); fn changes rec and returns the
 // event to send, or a 400/403 to stop without saving.
 func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d *framework.FieldData,
-	fn func(rec *requestRecord, caller *access.Identity, now time.Time) (ev *event, warning string, resp *logical.Response, err error),
+	fn func(rec *access.Request, caller *access.Identity, now time.Time) (ev *event, warning string, resp *logical.Response, err error),
 ) (*logical.Response, error) {
-	return b.withRequest(ctx, req, d, func(rec *requestRecord, caller *access.Identity) (*logical.Response, error) {
+	return b.withRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity) (*logical.Response, error) {
 		now := time.Now().UTC()
 		before := requestEntries(rec)
 		ev, warning, resp, err := fn(rec, caller, now)
 		if err != nil || resp != nil {
 			return resp, err
 		}
-		out := &logical.Response{Data: rec.data(now)}
+		out := &logical.Response{Data: rec.Data(now)}
 		if warning != "" {
 			out.AddWarning(warning)
 		}
@@ -496,7 +496,7 @@ func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d
 }
 
 // checkReason validates an approver's reason against the request's rule.
-func checkReason(rec *requestRecord, d *framework.FieldData) (string, string) {
+func checkReason(rec *access.Request, d *framework.FieldData) (string, string) {
 	reason := strings.TrimSpace(d.Get("reason").(string))
 	if m := checkFreeText("reason", reason, maxReasonLen); m != "" {
 		return "", m
@@ -508,12 +508,12 @@ func checkReason(rec *requestRecord, d *framework.FieldData) (string, string) {
 }
 
 func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.actOnRequest(ctx, req, d, func(rec *requestRecord, caller *access.Identity, now time.Time) (*event, string, *logical.Response, error) {
-		status := rec.status(now)
-		if status == statusApproved {
+	return b.actOnRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity, now time.Time) (*event, string, *logical.Response, error) {
+		status := rec.StatusAt(now)
+		if status == access.StatusApproved {
 			return nil, "", logical.ErrorResponse(fmt.Sprintf("request %s is already approved; it waits for its requester to pick it up", rec.ID)), nil
 		}
-		if status != statusPending {
+		if status != access.StatusPending {
 			return nil, "", logical.ErrorResponse(endedMessage(rec, status) + "; it can no longer be approved"), nil
 		}
 		if caller.EntityID == rec.Requester.EntityID {
@@ -531,16 +531,16 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 		if msg != "" {
 			return nil, "", logical.ErrorResponse(msg), nil
 		}
-		if rec.approvedBy(caller.EntityID) {
-			return nil, fmt.Sprintf("%s already approved request %s; an approval counts once (%s)", caller.Label(), rec.ID, rec.rule().Evaluate(rec.Approvals)), nil, nil
+		if rec.ApprovedBy(caller.EntityID) {
+			return nil, fmt.Sprintf("%s already approved request %s; an approval counts once (%s)", caller.Label(), rec.ID, rec.Rule().Evaluate(rec.Approvals)), nil, nil
 		}
 		rec.Approvals = append(rec.Approvals, access.ApprovalRecord{Approver: caller.Ref(), Reason: reason, At: now, Sets: sets})
-		progress := rec.rule().Evaluate(rec.Approvals)
+		progress := rec.Rule().Evaluate(rec.Approvals)
 		typ := eventRequestApproval
 		if progress.Satisfied {
-			rec.Status = statusApproved
+			rec.Status = access.StatusApproved
 			rec.ApprovedAt = now
-			rec.PickupBy = rec.pickupFrom().Add(rec.PickupTTL)
+			rec.PickupBy = rec.PickupFrom().Add(rec.PickupTTL)
 			typ = eventRequestApproved
 			if rec.Kind == requestKindExtension {
 				if err := b.applyExtension(ctx, req.Storage, rec, now); err != nil {
@@ -557,9 +557,9 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 }
 
 func (b *aponoBackend) pathRequestDeny(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.actOnRequest(ctx, req, d, func(rec *requestRecord, caller *access.Identity, now time.Time) (*event, string, *logical.Response, error) {
-		status := rec.status(now)
-		if status != statusPending && status != statusApproved {
+	return b.actOnRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity, now time.Time) (*event, string, *logical.Response, error) {
+		status := rec.StatusAt(now)
+		if status != access.StatusPending && status != access.StatusApproved {
 			return nil, "", logical.ErrorResponse(endedMessage(rec, status) + "; it can no longer be denied"), nil
 		}
 		if caller.EntityID == rec.Requester.EntityID {
@@ -575,24 +575,24 @@ func (b *aponoBackend) pathRequestDeny(ctx context.Context, req *logical.Request
 		if msg != "" {
 			return nil, "", logical.ErrorResponse(msg), nil
 		}
-		return b.endRequest(rec, caller, now, statusDenied, reason), "", nil, nil
+		return b.endRequest(rec, caller, now, access.StatusDenied, reason), "", nil, nil
 	})
 }
 
 func (b *aponoBackend) pathRequestCancel(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.actOnRequest(ctx, req, d, func(rec *requestRecord, caller *access.Identity, now time.Time) (*event, string, *logical.Response, error) {
+	return b.actOnRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity, now time.Time) (*event, string, *logical.Response, error) {
 		if caller.EntityID != rec.Requester.EntityID {
 			return nil, "", nil, forbidden("only the requester, %s, may cancel request %s", rec.Requester.Label(), rec.ID)
 		}
-		status := rec.status(now)
-		if status != statusPending && status != statusApproved {
+		status := rec.StatusAt(now)
+		if status != access.StatusPending && status != access.StatusApproved {
 			return nil, "", logical.ErrorResponse(endedMessage(rec, status) + "; it can no longer be cancelled"), nil
 		}
-		reason, msg := checkReason(&requestRecord{Role: rec.Role}, d) // the requester's reason is optional
+		reason, msg := checkReason(&access.Request{Role: rec.Role}, d) // the requester's reason is optional
 		if msg != "" {
 			return nil, "", logical.ErrorResponse(msg), nil
 		}
-		return b.endRequest(rec, caller, now, statusCancelled, reason), "", nil, nil
+		return b.endRequest(rec, caller, now, access.StatusCancelled, reason), "", nil, nil
 	})
 }
 
@@ -600,7 +600,7 @@ func (b *aponoBackend) pathRequestCancel(ctx context.Context, req *logical.Reque
 // (with the grant ID) before the grant is issued and put back if issuing fails, so one
 // approval can never become two grants, even across a crash.
 func (b *aponoBackend) pathRequestGrant(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.withRequest(ctx, req, d, func(rec *requestRecord, caller *access.Identity) (*logical.Response, error) {
+	return b.withRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity) (*logical.Response, error) {
 		return b.pickUpGrant(ctx, req, rec, caller)
 	})
 }
@@ -619,7 +619,7 @@ func (b *aponoBackend) pickUpAtRole(ctx context.Context, req *logical.Request, d
 		sort.Strings(sent)
 		return logical.ErrorResponse(fmt.Sprintf("%s: not allowed with request_id; the approved request fixes what is granted", strings.Join(sent, ", "))), nil
 	}
-	return b.withRequestID(ctx, req, "request_id", id, func(rec *requestRecord, caller *access.Identity) (*logical.Response, error) {
+	return b.withRequestID(ctx, req, "request_id", id, func(rec *access.Request, caller *access.Identity) (*logical.Response, error) {
 		if rec.Role != roleName {
 			return logical.ErrorResponse(fmt.Sprintf("request_id: request %s is for role %q, not %q; pick it up at %sgrants/%s",
 				rec.ID, rec.Role, roleName, req.MountPoint, rec.Role)), nil
@@ -628,15 +628,15 @@ func (b *aponoBackend) pickUpAtRole(ctx context.Context, req *logical.Request, d
 	})
 }
 
-func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, rec *requestRecord, caller *access.Identity) (*logical.Response, error) {
+func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, rec *access.Request, caller *access.Identity) (*logical.Response, error) {
 	if caller.EntityID != rec.Requester.EntityID {
 		return nil, forbidden("only the requester, %s, may pick up the grant of request %s", rec.Requester.Label(), rec.ID)
 	}
 	now := time.Now().UTC()
-	switch status := rec.status(now); status {
-	case statusApproved:
-	case statusPending:
-		return logical.ErrorResponse(fmt.Sprintf("request %s is not approved yet (%s)", rec.ID, rec.rule().Evaluate(rec.Approvals))), nil
+	switch status := rec.StatusAt(now); status {
+	case access.StatusApproved:
+	case access.StatusPending:
+		return logical.ErrorResponse(fmt.Sprintf("request %s is not approved yet (%s)", rec.ID, rec.Rule().Evaluate(rec.Approvals))), nil
 	default:
 		return logical.ErrorResponse(endedMessage(rec, status) + "; no grant can be picked up"), nil
 	}
@@ -645,7 +645,7 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	}
 	if now.Before(rec.StartAt) {
 		return logical.ErrorResponse(fmt.Sprintf("request %s is for access from %s (start_at): it can be picked up from then until %s",
-			rec.ID, formatTime(rec.StartAt), formatTime(rec.PickupBy))), nil
+			rec.ID, access.FormatTime(rec.StartAt), access.FormatTime(rec.PickupBy))), nil
 	}
 
 	role, cfg, msg, err := b.roleAndConfig(ctx, req.Storage, rec.Role)
@@ -690,7 +690,7 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	gr.windowEnd, gr.windows = windowEnd, role.AccessWindows
 	requester := rec.Requester
 	gr.requester = requester.EntityName
-	gr.requesterEntity, gr.requesterKind = &requester, requesterEntity
+	gr.requesterEntity, gr.requesterKind = &requester, access.RequesterEntity
 	gr.requestID = rec.ID
 	gr.approvals = rec.Approvals
 	gr.autoApprovedBy = rec.AutoApprovedBy
@@ -700,7 +700,7 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	}
 
 	prev := *rec
-	rec.Status, rec.GrantID, rec.EndedAt = statusGranted, gr.grantID, now
+	rec.Status, rec.GrantID, rec.EndedAt = access.StatusGranted, gr.grantID, now
 	if err := b.saveRequest(ctx, req.Storage, requestEntries(&prev), rec); err != nil {
 		return nil, err
 	}
@@ -719,18 +719,18 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 }
 
 // notApprover is the 403 for a caller in none of the request's approver sets.
-func notApprover(caller *access.Identity, rec *requestRecord) error {
+func notApprover(caller *access.Identity, rec *access.Request) error {
 	return forbidden("%s is not an approver of request %s: it needs one of %s (membership as Vault's identity store knows it now)",
 		caller.Label(), rec.ID, strings.Join(access.ApproverNames(rec.Sets), ", "))
 }
 
 // endRequest records a denial or cancellation by caller and returns its event.
-func (b *aponoBackend) endRequest(rec *requestRecord, caller *access.Identity, now time.Time, status, reason string) *event {
+func (b *aponoBackend) endRequest(rec *access.Request, caller *access.Identity, now time.Time, status, reason string) *event {
 	rec.Status = status
-	rec.Decision = &decisionRecord{By: caller.Ref(), Reason: reason, At: now}
+	rec.Decision = &access.Decision{By: caller.Ref(), Reason: reason, At: now}
 	rec.EndedAt = now
 	b.Logger().Info("access request "+status, "request_id", rec.ID, "by", caller.EntityName, "by_entity_id", caller.EntityID, "reason", reason)
-	typ := map[string]string{statusDenied: eventRequestDenied, statusCancelled: eventRequestCancelled}[status]
+	typ := map[string]string{access.StatusDenied: eventRequestDenied, access.StatusCancelled: eventRequestCancelled}[status]
 	ref := caller.Ref()
 	ev := requestEvent(rec, typ, now, &ref, reason)
 	return &ev

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -94,7 +95,7 @@ func newFlowEnvOn(t *testing.T, st logical.Storage) *flowEnv {
 func (f *flowEnv) request(t *testing.T, role string, data map[string]interface{}) string {
 	t.Helper()
 	resp := f.mustAs(t, f.alice, logical.UpdateOperation, "requests/"+role, data)
-	if resp.Data["status"] != statusPending {
+	if resp.Data["status"] != access.StatusPending {
 		t.Fatalf("new request: %#v", resp.Data)
 	}
 	return resp.Data["request_id"].(string)
@@ -132,7 +133,7 @@ func TestRequestLifecycleAnyOfOwner(t *testing.T) {
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/"+id+"/grant", nil, "not approved yet")
 
 	f.mustAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", map[string]interface{}{"reason": "ok for INC-7"})
-	if s := f.status(t, id); s != statusApproved {
+	if s := f.status(t, id); s != access.StatusApproved {
 		t.Fatalf("status after bob's approval: %s", s)
 	}
 	f.mustForbiddenAs(t, f.carol, "requests/"+id+"/grant", "only the requester")
@@ -149,7 +150,7 @@ func TestRequestLifecycleAnyOfOwner(t *testing.T) {
 		approvals[0]["approver"] != "bob" || approvals[0]["reason"] != "ok for INC-7" {
 		t.Fatalf("grant record: %#v", rec)
 	}
-	if s := f.status(t, id); s != statusGranted {
+	if s := f.status(t, id); s != access.StatusGranted {
 		t.Fatalf("status after pickup: %s", s)
 	}
 }
@@ -163,7 +164,7 @@ func TestRequestOwnerFallbackAndAllOf(t *testing.T) {
 	id := f.request(t, "app", map[string]interface{}{"resources": "kv/app/plain"})
 	f.mustForbiddenAs(t, f.bob, "requests/"+id+"/approve", "group:security")
 	f.mustAs(t, f.erin, logical.UpdateOperation, "requests/"+id+"/approve", nil)
-	if s := f.status(t, id); s != statusApproved {
+	if s := f.status(t, id); s != access.StatusApproved {
 		t.Fatalf("status: %s", s)
 	}
 	// A folder's owners are those of every secret below it, and integration_owner for
@@ -179,11 +180,11 @@ func TestRequestOwnerFallbackAndAllOf(t *testing.T) {
 	id = f.request(t, "app", map[string]interface{}{"resources": "kv/app/db,kv/app/other"})
 	f.mustAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", nil)
 	data := f.mustAs(t, f.alice, logical.ReadOperation, "requests/"+id, nil).Data
-	if data["status"] != statusPending || !strings.Contains(data["approval_progress"].(string), "1/2 approver sets") {
+	if data["status"] != access.StatusPending || !strings.Contains(data["approval_progress"].(string), "1/2 approver sets") {
 		t.Fatalf("after one owner: %v %v", data["status"], data["approval_progress"])
 	}
 	f.mustAs(t, "id-pat", logical.UpdateOperation, "requests/"+id+"/approve", nil)
-	if s := f.status(t, id); s != statusApproved {
+	if s := f.status(t, id); s != access.StatusApproved {
 		t.Fatalf("after both owners: %s", s)
 	}
 }
@@ -198,11 +199,11 @@ func TestRequestRequiredApprovalsDenyCancelAndExpiry(t *testing.T) {
 	f.mustBadRequestAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", nil, "reason is required")
 	f.mustAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", map[string]interface{}{"reason": "r1"})
 	resp := f.mustAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", map[string]interface{}{"reason": "again"})
-	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "counts once") || f.status(t, id) != statusPending {
+	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "counts once") || f.status(t, id) != access.StatusPending {
 		t.Fatalf("bob twice: %v, status %s", resp.Warnings, f.status(t, id))
 	}
 	f.mustAs(t, f.dave, logical.UpdateOperation, "requests/"+id+"/approve", map[string]interface{}{"reason": "r2"})
-	if s := f.status(t, id); s != statusApproved {
+	if s := f.status(t, id); s != access.StatusApproved {
 		t.Fatalf("bob and dave: %s", s)
 	}
 
@@ -222,14 +223,14 @@ func TestRequestRequiredApprovalsDenyCancelAndExpiry(t *testing.T) {
 	// Past request_ttl a request is expired on read, and the periodic job records it.
 	id = f.request(t, "two", nil)
 	f.moveDeadlines(t, id, -2*time.Hour)
-	if s := f.status(t, id); s != statusExpired {
+	if s := f.status(t, id); s != access.StatusExpired {
 		t.Fatalf("past request_ttl: %s", s)
 	}
 	f.mustBadRequestAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", map[string]interface{}{"reason": "x"}, "expired unapproved")
 	if err := f.b.tidyRequests(f.ctx, f.storage); err != nil {
 		t.Fatal(err)
 	}
-	if rec, _ := getRequest(f.ctx, f.storage, id); rec.Status != statusExpired || rec.EndedAt.IsZero() {
+	if rec, _ := getRequest(f.ctx, f.storage, id); rec.Status != access.StatusExpired || rec.EndedAt.IsZero() {
 		t.Fatalf("periodic job did not record the expiry: %+v", rec)
 	}
 }
@@ -324,7 +325,7 @@ func TestRequestListFilters(t *testing.T) {
 	}
 	resp := f.mustAs(t, f.alice, logical.ListOperation, "requests/", nil)
 	info := resp.Data["key_info"].(map[string]interface{})[owned].(map[string]interface{})
-	if info["approvals"] != "0/1 approvals, 0/1 owner sets" || info["requester"] != "alice" || info["status"] != statusPending {
+	if info["approvals"] != "0/1 approvals, 0/1 owner sets" || info["requester"] != "alice" || info["status"] != access.StatusPending {
 		t.Fatalf("key_info: %v", info)
 	}
 	f.mustBadRequestAs(t, f.alice, logical.ListOperation, "requests/", map[string]interface{}{"status": "bogus"}, "allowed: pending")
@@ -347,7 +348,7 @@ func TestBreakGlass(t *testing.T) {
 		t.Fatalf("break-glass lease: ttl %s max %s data %v", resp.Secret.TTL, resp.Secret.MaxTTL, resp.Data)
 	}
 	rec := f.mustOK(t, logical.ReadOperation, "grants/app/"+resp.Data["grant_id"].(string), nil).Data
-	if rec["break_glass"] != true || rec["requester"] != "alice" || rec["requester_kind"] != requesterEntity {
+	if rec["break_glass"] != true || rec["requester"] != "alice" || rec["requester_kind"] != access.RequesterEntity {
 		t.Fatalf("record: %v", rec)
 	}
 	// One live break-glass grant per person and role: a second is refused until the first ends.
@@ -517,7 +518,7 @@ func TestRequestPickupAtTheRolePath(t *testing.T) {
 	grantID := resp.Data["grant_id"].(string)
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "grants/app", pickup, "already picked up as grant "+grantID)
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/"+id+"/grant", nil, "already picked up as grant "+grantID)
-	if s := f.status(t, id); s != statusGranted {
+	if s := f.status(t, id); s != access.StatusGranted {
 		t.Fatalf("status after pickup: %s", s)
 	}
 }

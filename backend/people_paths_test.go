@@ -77,7 +77,7 @@ func TestRequestReadWaitsForAChange(t *testing.T) {
 	f.mustOK(t, logical.CreateOperation, "roles/app", map[string]interface{}{"resources": "kv/app/db", "approval": "required", "approvers": "owner"})
 	id := f.request(t, "app", nil)
 	unchanged := f.mustAs(t, f.alice, logical.ReadOperation, "requests/"+id, map[string]interface{}{"wait": 1})
-	if unchanged.Data["status_changed"] != false || unchanged.Data["status"] != statusPending {
+	if unchanged.Data["status_changed"] != false || unchanged.Data["status"] != access.StatusPending {
 		t.Fatalf("a wait with no change: %v / %v", unchanged.Data["status_changed"], unchanged.Data["status"])
 	}
 	done := make(chan *logical.Response, 1)
@@ -89,7 +89,7 @@ func TestRequestReadWaitsForAChange(t *testing.T) {
 	f.mustAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", nil)
 	select {
 	case resp := <-done:
-		if resp == nil || resp.Data["status"] != statusApproved || resp.Data["status_changed"] != true {
+		if resp == nil || resp.Data["status"] != access.StatusApproved || resp.Data["status_changed"] != true {
 			t.Fatalf("the waiting read answered %#v", resp)
 		}
 	case <-time.After(10 * time.Second):

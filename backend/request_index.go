@@ -30,7 +30,7 @@ import (
 //
 // All but the last two hold newestFirstKey(created_at, id); those timeKey(when, id).
 
-func requestEntries(r *requestRecord) []indexEntry {
+func requestEntries(r *access.Request) []indexEntry {
 	k := newestFirstKey(r.CreatedAt, r.ID)
 	out := []indexEntry{
 		{"req/all", k},
@@ -42,12 +42,12 @@ func requestEntries(r *requestRecord) []indexEntry {
 	for _, v := range visibilityKeys(r) {
 		out = append(out, indexEntry{"req/" + v, k}, indexEntry{"req/" + v + "/status/" + r.Status, k})
 	}
-	if r.Status == statusPending {
+	if r.Status == access.StatusPending {
 		for _, p := range access.ApproverNames(r.Sets) {
 			out = append(out, indexEntry{"req/open-principal/" + hashedName(p), k})
 		}
 	}
-	if d := r.deadline(); !d.IsZero() {
+	if d := r.Deadline(); !d.IsZero() {
 		out = append(out, indexEntry{"req/deadline", timeKey(d, r.ID)})
 	} else {
 		ended := r.EndedAt
@@ -61,7 +61,7 @@ func requestEntries(r *requestRecord) []indexEntry {
 
 // visibilityKeys name who may see r (visibleTo): its requester, each principal of its
 // approver sets, each entity that approved or decided it.
-func visibilityKeys(r *requestRecord) []string {
+func visibilityKeys(r *access.Request) []string {
 	out := []string{"requester/" + entityKey(r.Requester.EntityID)}
 	for _, p := range access.ApproverNames(r.Sets) {
 		out = append(out, "principal/"+hashedName(p))
@@ -83,7 +83,7 @@ func visibilityKeys(r *requestRecord) []string {
 
 // saveRequest stores rec, whose entries were before (nil for a new request): the entries
 // it gains first, the record, then the removal of the ones it lost.
-func (b *aponoBackend) saveRequest(ctx context.Context, s logical.Storage, before []indexEntry, rec *requestRecord) error {
+func (b *aponoBackend) saveRequest(ctx context.Context, s logical.Storage, before []indexEntry, rec *access.Request) error {
 	adds, removes := diffEntries(before, requestEntries(rec))
 	if err := b.idx.apply(ctx, s, adds, true); err != nil {
 		return err
@@ -104,7 +104,7 @@ func (b *aponoBackend) saveRequest(ctx context.Context, s logical.Storage, befor
 }
 
 // deleteRequest removes rec and then its entries.
-func (b *aponoBackend) deleteRequest(ctx context.Context, s logical.Storage, rec *requestRecord) error {
+func (b *aponoBackend) deleteRequest(ctx context.Context, s logical.Storage, rec *access.Request) error {
 	if err := s.Delete(ctx, requestStoragePrefix+rec.ID); err != nil {
 		return err
 	}
@@ -117,8 +117,8 @@ func (b *aponoBackend) deleteRequest(ctx context.Context, s logical.Storage, rec
 // statusSets are the sets holding the requests whose status at a moment is status: an
 // open request past its deadline counts as expired before the periodic job records it.
 func statusSets(status string) []string {
-	if status == statusExpired {
-		return []string{"req/status/" + statusExpired, "req/status/" + statusPending, "req/status/" + statusApproved}
+	if status == access.StatusExpired {
+		return []string{"req/status/" + access.StatusExpired, "req/status/" + access.StatusPending, "req/status/" + access.StatusApproved}
 	}
 	return []string{"req/status/" + status}
 }
@@ -177,15 +177,15 @@ func (f *requestFilter) sets() []string {
 
 // requestPage is one page of the requests f lets through, newest first.
 func (b *aponoBackend) requestPage(ctx context.Context, s logical.Storage, f *requestFilter, after string, limit int, now time.Time,
-) (recs []*requestRecord, next string, err error) {
+) (recs []*access.Request, next string, err error) {
 	if err := b.indexesReady(ctx, s); err != nil {
 		return nil, "", err
 	}
 	m := b.newMergedStream(ctx, s, f.sets(), after)
 	recs, next, _, err = pageOf(b, s, m, limit,
-		func(ctx context.Context, id string) (*requestRecord, error) { return getRequest(ctx, s, id) },
+		func(ctx context.Context, id string) (*access.Request, error) { return getRequest(ctx, s, id) },
 		requestEntries,
-		func(r *requestRecord) bool { return f.matches(r, now) })
+		func(r *access.Request) bool { return f.matches(r, now) })
 	if err != nil {
 		return nil, "", fmt.Errorf("listing requests: %w", err)
 	}

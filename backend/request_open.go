@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -33,14 +34,14 @@ func openKeyPrefix(entityID string) string {
 	return openRequestPrefix + entityID + "/"
 }
 
-func putOpenRequest(ctx context.Context, s logical.Storage, rec *requestRecord) error {
+func putOpenRequest(ctx context.Context, s logical.Storage, rec *access.Request) error {
 	return s.Put(ctx, &logical.StorageEntry{Key: openKeyPrefix(rec.Requester.EntityID) + rec.ID, Value: []byte("{}")})
 }
 
 // requestClosed drops rec from its requester's open requests once its stored status has
 // ended; a failure leaves an entry too many, which the limit check removes.
-func (b *aponoBackend) requestClosed(ctx context.Context, s logical.Storage, rec *requestRecord) {
-	if rec.Status == statusPending || rec.Status == statusApproved {
+func (b *aponoBackend) requestClosed(ctx context.Context, s logical.Storage, rec *access.Request) {
+	if rec.Status == access.StatusPending || rec.Status == access.StatusApproved {
 		return
 	}
 	if err := s.Delete(ctx, openKeyPrefix(rec.Requester.EntityID)+rec.ID); err != nil {
@@ -50,7 +51,7 @@ func (b *aponoBackend) requestClosed(ctx context.Context, s logical.Storage, rec
 
 // storeNewRequest stores a new request unless its requester is at max_open_requests (msg
 // is that 400). One requester's requests are counted and made one at a time.
-func (b *aponoBackend) storeNewRequest(ctx context.Context, s logical.Storage, cfg *config.Config, rec *requestRecord, now time.Time) (string, error) {
+func (b *aponoBackend) storeNewRequest(ctx context.Context, s logical.Storage, cfg *config.Config, rec *access.Request, now time.Time) (string, error) {
 	defer b.grantLocks.Lock("open:" + rec.Requester.EntityID)()
 	if msg, err := b.checkOpenRequests(ctx, s, cfg, rec.Requester.EntityID, now); err != nil || msg != "" {
 		return msg, err
@@ -78,7 +79,7 @@ func (b *aponoBackend) checkOpenRequests(ctx context.Context, s logical.Storage,
 			return "", err
 		}
 		if rec != nil && rec.Requester.EntityID == entityID {
-			if st := rec.status(now); st == statusPending || st == statusApproved {
+			if st := rec.StatusAt(now); st == access.StatusPending || st == access.StatusApproved {
 				open++
 				continue
 			}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -111,14 +112,14 @@ func (b *aponoBackend) invalidateRequest(key string) bool {
 
 // waitForChange returns the request once its status differs from rec's, or at the end
 // of wait; changed says which. person is who waits, for the bounds.
-func (b *aponoBackend) waitForChange(ctx context.Context, s logical.Storage, rec *requestRecord, person string, wait time.Duration) (*requestRecord, bool, error) {
+func (b *aponoBackend) waitForChange(ctx context.Context, s logical.Storage, rec *access.Request, person string, wait time.Duration) (*access.Request, bool, error) {
 	ch, cancel, err := b.watchers.subscribe(rec.ID, person)
 	if err != nil {
 		return nil, false, err
 	}
 	defer cancel()
 	start := time.Now()
-	from := rec.status(start)
+	from := rec.StatusAt(start)
 	for {
 		now := time.Now()
 		left := wait - now.Sub(start)
@@ -126,7 +127,7 @@ func (b *aponoBackend) waitForChange(ctx context.Context, s logical.Storage, rec
 			return rec, false, nil
 		}
 		next := min(left, requestWaitFallback)
-		if d := rec.deadline(); !d.IsZero() && d.After(now) && d.Sub(now) < next {
+		if d := rec.Deadline(); !d.IsZero() && d.After(now) && d.Sub(now) < next {
 			next = d.Sub(now) + time.Millisecond // an open request expires at its deadline
 		}
 		timer := time.NewTimer(next)
@@ -146,7 +147,7 @@ func (b *aponoBackend) waitForChange(ctx context.Context, s logical.Storage, rec
 			return rec, true, nil // removed past its retention
 		}
 		rec = cur
-		if rec.status(time.Now()) != from {
+		if rec.StatusAt(time.Now()) != from {
 			return rec, true, nil
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -65,7 +66,7 @@ func TestWaitingReadsAreBoundedPerPerson(t *testing.T) {
 	for i := 0; i < maxWaitersPerPerson+1; i++ {
 		select {
 		case a := <-done:
-			if a.err != nil || a.resp.Data["status"] != statusApproved || a.resp.Data["status_changed"] != true {
+			if a.err != nil || a.resp.Data["status"] != access.StatusApproved || a.resp.Data["status_changed"] != true {
 				t.Fatalf("a waiting read answered %v %#v", a.err, a.resp)
 			}
 		case <-time.After(20 * time.Second):
@@ -124,7 +125,7 @@ func TestWaitingReadIsWokenNotPolling(t *testing.T) {
 	if err != nil || rec == nil {
 		t.Fatal(rec, err)
 	}
-	rec.Status = statusDenied
+	rec.Status = access.StatusDenied
 	if err := putRequest(f.ctx, f.storage, rec); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestWaitingReadIsWokenNotPolling(t *testing.T) {
 	f.b.invalidate(f.ctx, requestStoragePrefix+id)
 	select {
 	case resp := <-done:
-		if resp == nil || resp.Data["status"] != statusDenied || time.Since(start) > requestWaitFallback/2 {
+		if resp == nil || resp.Data["status"] != access.StatusDenied || time.Since(start) > requestWaitFallback/2 {
 			t.Fatalf("after %s the waiting read answered %#v", time.Since(start), resp)
 		}
 	case <-time.After(requestWaitFallback / 2):

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -94,25 +95,25 @@ func (b *aponoBackend) tidyRequest(ctx context.Context, s logical.Storage, cfg *
 		b.idx.repaired.Add(1)
 		return true, nil
 	}
-	if status := rec.status(now); status == statusExpired && rec.Status != statusExpired {
+	if status := rec.StatusAt(now); status == access.StatusExpired && rec.Status != access.StatusExpired {
 		before := requestEntries(rec)
 		ev := requestEvent(rec, eventRequestExpired, now, nil, endedMessage(rec, status))
-		rec.EndedAt = rec.deadline()
-		rec.Status = statusExpired
+		rec.EndedAt = rec.Deadline()
+		rec.Status = access.StatusExpired
 		if err := b.saveRequest(ctx, s, before, rec); err != nil {
 			return false, fmt.Errorf("recording the expiry of request %s: %w", id, err)
 		}
 		b.requestClosed(ctx, s, rec)
 		b.Logger().Info("access request expired", "request_id", id, "role", rec.Role, "requester", rec.Requester.EntityName)
-		ev.Status = statusExpired
+		ev.Status = access.StatusExpired
 		b.emit(ctx, cfg, ev)
 		changed = true
 	}
-	if ended := rec.endedAt(now); !ended.IsZero() && now.Sub(ended) > retention {
+	if ended := rec.EndedAtOrNow(now); !ended.IsZero() && now.Sub(ended) > retention {
 		if err := b.deleteRequest(ctx, s, rec); err != nil {
 			return false, fmt.Errorf("removing request %s past its retention: %w", id, err)
 		}
-		b.Logger().Debug("removed an ended request past its retention", "request_id", id, "ended_at", formatTime(ended))
+		b.Logger().Debug("removed an ended request past its retention", "request_id", id, "ended_at", access.FormatTime(ended))
 		changed = true
 	}
 	return changed, nil

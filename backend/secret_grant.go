@@ -92,16 +92,16 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 			return logical.ErrorResponse(fmt.Sprintf("grant %s cannot be renewed now: %s", objs.GrantID, err)), nil
 		}
 	}
-	end := rec.maxEnd()
+	end := rec.MaxEnd()
 	if !rec.WindowEnd.IsZero() && rec.WindowEnd.Before(end) {
 		end = rec.WindowEnd
 	}
 	if remaining := end.Sub(now); ttl > remaining {
 		ttl = remaining
-		warning = rec.renewLimitWarning(end)
+		warning = rec.RenewLimitWarning(end)
 	}
 	if ttl <= 0 {
-		return logical.ErrorResponse(fmt.Sprintf("grant %s is past the most it may last (%s) and cannot be renewed", objs.GrantID, rec.endReason(end))), nil
+		return logical.ErrorResponse(fmt.Sprintf("grant %s is past the most it may last (%s) and cannot be renewed", objs.GrantID, rec.EndReason(end))), nil
 	}
 	// Raise the user's token limits first: a lease longer than the user's tokens is harmless,
 	// the other way round is not.

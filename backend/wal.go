@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -45,7 +46,7 @@ func (b *aponoBackend) walRollback(ctx context.Context, req *logical.Request, ki
 // issueFinished returns the grant's record if the issue a WAL entry covers got through:
 // its record is stored (the last step of one chain) and the user, the policy and the
 // entity all exist; nil if not.
-func (b *aponoBackend) issueFinished(ctx context.Context, s logical.Storage, client vaultapi.Client, objs grantObjects) (*grantRecord, error) {
+func (b *aponoBackend) issueFinished(ctx context.Context, s logical.Storage, client vaultapi.Client, objs grantObjects) (*access.Grant, error) {
 	rec, err := getGrant(ctx, s, objs.GrantID)
 	if err != nil || rec == nil {
 		return nil, err
