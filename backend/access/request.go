@@ -96,7 +96,7 @@ func (r *Request) Rule() ApprovalRule {
 	return ApprovalRule{Mode: r.Mode, Required: r.Required, Sets: r.Sets}
 }
 
-// status is the request's status at now: an open request past its deadline has expired,
+// StatusAt is the request's status at now: an open request past its deadline has expired,
 // whether or not the periodic job has recorded it yet.
 func (r *Request) StatusAt(now time.Time) string {
 	switch {
@@ -119,7 +119,7 @@ func (r *Request) Deadline() time.Time {
 	return time.Time{}
 }
 
-// endedAt is when the request ended, or zero while it is open.
+// EndedAtOrNow is when the request ended, or zero while it is open.
 func (r *Request) EndedAtOrNow(now time.Time) time.Time {
 	if s := r.StatusAt(now); s == StatusPending || s == StatusApproved {
 		return time.Time{}
