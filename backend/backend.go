@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/keylock"
 	hclog "github.com/hashicorp/go-hclog"
@@ -72,7 +73,7 @@ type aponoBackend struct {
 
 	// events delivers access-flow events to notify_url (notify.go), targets to the named
 	// notification targets (notify_targets.go).
-	events  *notifier
+	events  *notify.Notifier
 	targets targetQueues
 
 	// namePrefix is "apono-<mount tag>-": every user and policy this mount creates starts
@@ -118,7 +119,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 		b.Logger().Warn("the plugin will exit at a test crash point ("+crashPointEnv+"); never set it outside tests", "point", b.crashPoint)
 	}
 	if n := eventStoreMaxFromEnv(os.Getenv(eventStoreMaxEnv), b.Logger()); n > 0 {
-		b.events.maxPending = n
+		b.events.MaxPending = n
 	}
 	return b, nil
 }
@@ -163,6 +164,7 @@ func sweepIntervalFromEnv(v string, logger hclog.Logger) time.Duration {
 }
 
 func newBackend(conf *logical.BackendConfig) *aponoBackend {
+	notify.UserAgent = "vault-plugin-apono/" + Version
 	b := &aponoBackend{
 		roleLocks:    locksutil.CreateLocks(),
 		requestLocks: locksutil.CreateLocks(),
@@ -176,7 +178,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		},
 	}
 	b.lifetime, b.stopLifetime = context.WithCancel(context.Background())
-	b.events = newNotifier(b.lifetime, func() hclog.Logger { return b.Logger() }, conf.StorageView,
+	b.events = notify.NewNotifier(b.lifetime, func() hclog.Logger { return b.Logger() }, conf.StorageView,
 		func(ctx context.Context) (*config.Config, error) { return b.config(ctx, conf.StorageView) })
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
@@ -239,7 +241,7 @@ func (b *aponoBackend) invalidate(_ context.Context, key string) {
 	if b.invalidateRole(key) || b.invalidateRequest(key) {
 		return
 	}
-	if strings.HasPrefix(key, notifyTargetPrefix) {
+	if strings.HasPrefix(key, notify.NotifyTargetPrefix) {
 		b.dropTargetCache()
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -136,7 +137,7 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 	}
 	b.Logger().Info("grant extension requested", "request_id", id, "grant_id", grantID, "role", roleName, "requester", caller.EntityName,
 		"extend_to", access.FormatTime(rec.ExtendTo))
-	b.emit(ctx, cfg, requestEvent(rec, eventRequestCreated, now, nil, ""))
+	b.emit(ctx, cfg, notify.RequestEvent(rec, notify.EventRequestCreated, now, nil, ""))
 	resp := &logical.Response{Data: rec.Data(now)}
 	for _, n := range notes {
 		resp.AddWarning(n)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -189,11 +190,11 @@ func (b *aponoBackend) issueGrant(ctx context.Context, s logical.Storage, client
 	}
 	if gr.breakGlass {
 		b.Logger().Warn("BREAK-GLASS grant issued without approval", append(logArgs, "justification", gr.justification)...)
-		b.emit(ctx, cfg, grantEvent(rec, eventBreakGlass))
+		b.emit(ctx, cfg, notify.GrantEvent(rec, notify.EventBreakGlass))
 	} else {
 		b.Logger().Info("grant issued", logArgs...)
 	}
-	b.emit(ctx, cfg, grantEvent(rec, eventGrantIssued))
+	b.emit(ctx, cfg, notify.GrantEvent(rec, notify.EventGrantIssued))
 
 	data := map[string]interface{}{
 		"grant_id":       id,

@@ -1,34 +1,19 @@
 package backend
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
-	"sort"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
-	"github.com/apono-io/vault-plugin-apono/internal/netaddr"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
-	hclog "github.com/hashicorp/go-hclog"
 	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // Access-flow events: a JSON body POSTed to notify_url for every step, so a chat channel
@@ -39,90 +24,6 @@ import (
 // that caused it. An event never holds a password, secret_id or token; only names, IDs,
 // reasons and times.
 
-// Event types.
-const (
-	eventRequestCreated   = "request.created"
-	eventRequestApproval  = "request.approval" // one approval, more needed
-	eventRequestApproved  = "request.approved" // the approval rule is met
-	eventRequestDenied    = "request.denied"
-	eventRequestCancelled = "request.cancelled"
-	eventRequestExpired   = "request.expired"
-	eventGrantIssued      = "grant.issued"
-	eventGrantRevoked     = "grant.revoked"
-	eventBreakGlass       = "grant.break_glass"
-)
-
-const (
-	// eventStoragePrefix holds the events not delivered yet (storedEvent).
-	eventStoragePrefix = "events/"
-	// eventOtherPrefix marks, under the same key, each stored event that may be dropped
-	// to make room (droppableEvent), so the oldest of them is found with one LIST.
-	eventOtherPrefix = "events-other/"
-	// maxPendingEvents bounds the stored events. Past it the oldest droppable event goes
-	// to make room; events of the audit trail (grants, approvals, denials, break-glass)
-	// are never dropped for room, and once nothing but them is stored, new access requests
-	// are refused until the receiver takes them.
-	maxPendingEvents = 10000
-	// notifyRetryLater is the wait between attempts after the first five; notifyMaxAge is
-	// how long an event is tried before it is dropped with a warning.
-	notifyRetryLater = time.Minute
-	notifyMaxAge     = 24 * time.Hour
-	// eventsLateAfter: health warns when the oldest stored event is older than this.
-	eventsLateAfter = time.Minute
-	// notifyTimeout bounds one delivery attempt.
-	notifyTimeout = 10 * time.Second
-	// SignatureHeader carries "sha256=<hex HMAC-SHA256 of the body with notify_secret>".
-	signatureHeader = "X-Apono-Signature-256"
-)
-
-// droppableEvent reports whether an event of type typ may be dropped to make room in a
-// full store: the steps of a request that grant nothing (asked, one approval of several,
-// cancelled, expired). What grants access or decides on it is the audit trail and stays.
-func droppableEvent(typ string) bool {
-	switch typ {
-	case eventRequestCreated, eventRequestApproval, eventRequestCancelled, eventRequestExpired:
-		return true
-	}
-	return false
-}
-
-// notifyRetryDelays are the waits before the 2nd to 5th attempts: 5 attempts in ~15 s.
-var notifyRetryDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
-
-// event is what is POSTed. Fields are omitted when they do not apply.
-type event struct {
-	ID              string              `json:"id"`
-	Type            string              `json:"type"`
-	Time            string              `json:"time"`
-	Mount           string              `json:"mount,omitempty"`
-	RequestID       string              `json:"request_id,omitempty"`
-	GrantID         string              `json:"grant_id,omitempty"`
-	Role            string              `json:"role,omitempty"`
-	Status          string              `json:"status,omitempty"`
-	Requester       string              `json:"requester,omitempty"`
-	RequesterEntity *access.IdentityRef `json:"requester_entity,omitempty"`
-	// RequesterKind is "entity" or, for a grant a service wrote, "stated" (StatedBy says
-	// by which token).
-	RequesterKind string              `json:"requester_kind,omitempty"`
-	StatedBy      string              `json:"requester_stated_by,omitempty"`
-	Actor         *access.IdentityRef `json:"actor,omitempty"` // who approved, denied or cancelled
-	Reason        string              `json:"reason,omitempty"`
-	Justification string              `json:"justification,omitempty"`
-	Resources     []string            `json:"resources,omitempty"`
-	Permission    string              `json:"permission,omitempty"`
-	Approvers     []string            `json:"approvers,omitempty"`
-	Approvals     string              `json:"approvals,omitempty"`
-	ExpiresAt     string              `json:"expires_at,omitempty"`
-	BreakGlass    bool                `json:"break_glass,omitempty"`
-	// For people and chat messages: the requester's name as people know it, how long
-	// the access lasts (seconds), an approved request's pickup deadline, and a link that
-	// opens the request (or the requester's access) in the portal.
-	RequesterName string `json:"requester_name,omitempty"`
-	TTL           int64  `json:"ttl,omitempty"`
-	PickupBy      string `json:"pickup_by,omitempty"`
-	PortalLink    string `json:"portal_link,omitempty"`
-}
-
 // setNotifyConfig applies and checks the notify_* and request_retention fields sent.
 func setNotifyConfig(cfg *config.Config, d *framework.FieldData) string {
 	_, urlSent := d.GetOk("notify_url")
@@ -132,7 +33,7 @@ func setNotifyConfig(cfg *config.Config, d *framework.FieldData) string {
 		cfg.NotifyURL = strings.TrimSpace(v.(string))
 	}
 	if v, ok := d.GetOk("notify_allowed_hosts"); ok {
-		norm, _, msg := parseAllowedHosts(v.([]string))
+		norm, _, msg := notify.ParseAllowedHosts(v.([]string))
 		if msg != "" {
 			return msg
 		}
@@ -141,7 +42,7 @@ func setNotifyConfig(cfg *config.Config, d *framework.FieldData) string {
 	// notify_url is checked against the rules this write leaves in force (notify_dest.go);
 	// a write that changes none of the three leaves it be.
 	if cfg.NotifyURL != "" && (urlSent || allowSent || vaultSent) {
-		if msg := checkNotifyURL(cfg.NotifyURL, "notify_url", notifyPolicyOf(cfg)); msg != "" {
+		if msg := notify.CheckURL(cfg.NotifyURL, "notify_url", notify.PolicyOf(cfg)); msg != "" {
 			return msg
 		}
 	}
@@ -186,169 +87,14 @@ func setNotifyConfig(cfg *config.Config, d *framework.FieldData) string {
 	return ""
 }
 
-// checkNotifyURL allows https and http only to a loopback address, where no network sees
-// the body, and only to a destination p allows (notify_dest.go). The message starts with
-// field (notify_url, or a target's url).
-func checkNotifyURL(raw, field string, p *notifyPolicy) string {
-	rule := field + " must be an https:// URL, or http:// to a loopback address (127.0.0.1, [::1], localhost)"
-	if len(raw) > 2048 {
-		return rule + "; it is longer than 2048 characters"
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.Hostname() == "" || u.User != nil || u.Fragment != "" {
-		return rule + " with a host and no user:password@ or #fragment"
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !netaddr.IsLoopbackHost(u.Hostname()) {
-			return rule + fmt.Sprintf("; %q is not a loopback address", u.Hostname())
-		}
-	default:
-		return rule
-	}
-	return p.checkURL(field, u)
-}
-
-// redactURL keeps a URL's scheme and host: a webhook URL's path often is its secret.
-func redactURL(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "(set)"
-	}
-	out := u.Scheme + "://" + u.Host
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		out += "/..."
-	}
-	return out
-}
-
-// notifyTarget is where an event goes, as it is when the event is delivered: the
-// config's notify_* fields (format json), or a named target (notify_targets.go).
-type notifyTarget struct {
-	url, secret, caCert string
-	format              string // notifyFormatJSON, notifyFormatSlack, notifyFormatTeams
-	// policy says where events may go (notify_dest.go), from the config at delivery time.
-	policy *notifyPolicy
-}
-
-// storedEvent is an event kept in storage (eventStoragePrefix) until the receiver takes
-// it, so that a plugin reload, a crash or a leadership change loses none: the next
-// instance on the active node delivers what is stored. Body is the exact bytes signed.
-type storedEvent struct {
-	ID       string    `json:"id"`
-	Type     string    `json:"type"`
-	Body     []byte    `json:"body"`
-	Created  time.Time `json:"created"`
-	Attempts int       `json:"attempts"`
-	NextAt   time.Time `json:"next_at,omitempty"`
-}
-
-// eventKey sorts stored events by creation time: delivery goes in that order.
-func (n *notifier) eventKey(pe *storedEvent) string {
-	return fmt.Sprintf("%s%020d-%s", n.prefix, pe.Created.UnixNano(), pe.ID)
-}
-
-// eventCreated reads the creation time back from a key under the queue's prefix.
-func (n *notifier) eventCreated(key string) (time.Time, bool) {
-	nanos, _, ok := strings.Cut(strings.TrimPrefix(key, n.prefix), "-")
-	ns, err := strconv.ParseInt(nanos, 10, 64)
-	if !ok || err != nil {
-		return time.Time{}, false
-	}
-	return time.Unix(0, ns), true
-}
-
-// notifier is one target's queue: it stores events and runs the one goroutine that
-// delivers them, in order.
-type notifier struct {
-	lifetime context.Context
-	logger   func() hclog.Logger
-	storage  logical.Storage
-	// name is the target's ("" for the config's notify_url); prefix holds its events and
-	// otherPrefix the marks of the droppable ones.
-	name, prefix, otherPrefix string
-	// target is where to deliver, read at delivery time; nil when it is gone.
-	target func(ctx context.Context) (*notifyTarget, error)
-	kick   chan struct{}
-	start  sync.Once
-	// pending is how many events this instance knows to be stored, other how many of
-	// them are droppable (both refreshed from storage at each pass); dropped counts events
-	// dropped because too many were stored.
-	pending atomic.Int64
-	other   atomic.Int64
-	dropped atomic.Uint64
-	// storeMu makes the check for room and the store one step.
-	storeMu sync.Mutex
-	// Tests override these: the waits before the 2nd to 5th attempts, the wait between
-	// later ones, and the cap on stored events.
-	retryDelays []time.Duration
-	retryLater  time.Duration
-	maxPending  int64
-
-	mu      sync.Mutex
-	clients map[string]*http.Client // by notify_ca_cert
-}
-
-// newNotifier is the queue of the config's notify_url, in events/.
-func newNotifier(lifetime context.Context, logger func() hclog.Logger, storage logical.Storage,
-	config func(ctx context.Context) (*config.Config, error),
-) *notifier {
-	return newQueue(lifetime, logger, storage, "", eventStoragePrefix, eventOtherPrefix, func(ctx context.Context) (*notifyTarget, error) {
-		cfg, err := config(ctx)
-		if err != nil || cfg == nil || cfg.NotifyURL == "" {
-			return nil, err
-		}
-		return &notifyTarget{url: cfg.NotifyURL, secret: cfg.NotifySecret, caCert: cfg.NotifyCACert, format: notifyFormatJSON,
-			policy: notifyPolicyOf(cfg)}, nil
-	})
-}
-
-func newQueue(lifetime context.Context, logger func() hclog.Logger, storage logical.Storage, name, prefix, otherPrefix string,
-	target func(ctx context.Context) (*notifyTarget, error),
-) *notifier {
-	return &notifier{
-		lifetime:    lifetime,
-		logger:      logger,
-		storage:     storage,
-		name:        name,
-		prefix:      prefix,
-		otherPrefix: otherPrefix,
-		target:      target,
-		kick:        make(chan struct{}, 1),
-		retryDelays: notifyRetryDelays,
-		retryLater:  notifyRetryLater,
-		maxPending:  maxPendingEvents,
-		clients:     map[string]*http.Client{},
-	}
-}
-
-// label names the queue's target in log lines and messages.
-func (n *notifier) label() string {
-	if n.name == "" {
-		return "notify_url"
-	}
-	return "notify/" + n.name
-}
-
-func (n *notifier) log() hclog.Logger {
-	if n.logger == nil {
-		return hclog.NewNullLogger()
-	}
-	return n.logger()
-}
-
 // emit stores ev for cfg's notify_url and for each named target that wants it, and wakes
 // their delivery goroutines. It never fails the caller: an event that cannot be stored is
 // logged as lost.
-func (b *aponoBackend) emit(ctx context.Context, cfg *config.Config, ev event) {
+func (b *aponoBackend) emit(ctx context.Context, cfg *config.Config, ev notify.Event) {
 	if cfg == nil {
 		return
 	}
-	targets, err := b.loadTargets(ctx, b.events.storage)
+	targets, err := b.loadTargets(ctx, b.events.Storage)
 	if err != nil {
 		b.Logger().Error("reading the notification targets; the event goes to notify_url only", "type", ev.Type, "error", err)
 	}
@@ -367,347 +113,10 @@ func (b *aponoBackend) emit(ctx context.Context, cfg *config.Config, ev event) {
 		b.Logger().Error("encoding an event", "type", ev.Type, "error", err)
 		return
 	}
-	pe := &storedEvent{ID: ev.ID, Type: ev.Type, Body: body, Created: now}
+	pe := &notify.StoredEvent{ID: ev.ID, Type: ev.Type, Body: body, Created: now}
 	if cfg.NotifyURL != "" {
 		cp := *pe
-		b.events.store(ctx, &cp)
+		b.events.Store(ctx, &cp)
 	}
 	b.emitTo(ctx, targets, pe)
-}
-
-func (n *notifier) store(ctx context.Context, pe *storedEvent) {
-	n.begin()
-	n.storeMu.Lock()
-	defer n.storeMu.Unlock()
-	if n.pending.Load() >= n.maxPending {
-		// Full: make room by dropping the oldest droppable event; with none stored, a
-		// droppable newcomer is the one that goes, and an audit event is kept past the cap.
-		switch {
-		case n.other.Load() > 0:
-			if err := n.dropOldestOther(ctx); err != nil {
-				n.log().Error("making room in the event store failed; the new event is lost", "type", pe.Type, "id", pe.ID, "error", err)
-				return
-			}
-		case droppableEvent(pe.Type):
-			n.countDrop(pe.Type, "the store is full of audit events")
-			return
-		}
-	}
-	entry, err := logical.StorageEntryJSON(n.eventKey(pe), pe)
-	if err == nil && droppableEvent(pe.Type) {
-		// The mark goes first: a crash between the two leaves a mark without an event,
-		// which dropOldestOther skips, never a droppable event that looks like an audit one.
-		err = n.storage.Put(ctx, &logical.StorageEntry{Key: n.otherKey(n.eventKey(pe)), Value: []byte{1}})
-	}
-	if err == nil {
-		err = n.storage.Put(ctx, entry)
-	}
-	if err != nil {
-		n.log().Error("storing an event for delivery failed; the event is lost", "type", pe.Type, "id", pe.ID, "error", err)
-		return
-	}
-	n.pending.Add(1)
-	if droppableEvent(pe.Type) {
-		n.other.Add(1)
-	}
-	n.wake()
-}
-
-// otherKey is the droppable mark of the event stored at key.
-func (n *notifier) otherKey(key string) string {
-	return n.otherPrefix + strings.TrimPrefix(key, n.prefix)
-}
-
-// dropOldestOther removes the oldest droppable event. The caller holds storeMu.
-func (n *notifier) dropOldestOther(ctx context.Context) error {
-	keys, err := n.storage.List(ctx, n.otherPrefix)
-	if err != nil {
-		return err
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		entry, err := n.storage.Get(ctx, n.prefix+k)
-		if err != nil {
-			return err
-		}
-		if err := n.storage.Delete(ctx, n.otherPrefix+k); err != nil {
-			return err
-		}
-		if entry == nil {
-			continue // delivered meanwhile, or a mark left by a crash
-		}
-		var pe storedEvent
-		_ = entry.DecodeJSON(&pe)
-		if err := n.storage.Delete(ctx, n.prefix+k); err != nil {
-			return err
-		}
-		n.pending.Add(-1)
-		n.other.Add(-1)
-		n.countDrop(pe.Type, "the store is full; the oldest droppable event made room")
-		return nil
-	}
-	n.other.Store(0)
-	return nil
-}
-
-func (n *notifier) countDrop(typ, why string) {
-	if c := n.dropped.Add(1); c == 1 || c%100 == 0 {
-		n.log().Warn("too many events waiting for notify_url; dropping one: "+why, "type", typ, "waiting", n.pending.Load(), "dropped_so_far", c)
-	}
-}
-
-// refuseNewFlows is the reason new access requests are refused, or "": the store is full
-// and holds nothing but audit events, so a new flow's events could not be kept.
-func (n *notifier) refuseNewFlows() string {
-	if pending := n.pending.Load(); pending >= n.maxPending && n.other.Load() == 0 {
-		return fmt.Sprintf("new access requests are refused for now: %d events wait for "+n.label()+", every one of them part of the audit trail "+
-			"(grants, approvals, denials, break-glass), which is never dropped to make room; once the receiver takes them, requests are accepted again (apono/health)", pending)
-	}
-	return ""
-}
-
-// begin starts the delivery goroutine once, with a pass over what is stored already.
-func (n *notifier) begin() {
-	n.start.Do(func() {
-		n.wake()
-		go n.run()
-	})
-}
-
-func (n *notifier) wake() {
-	select {
-	case n.kick <- struct{}{}:
-	default:
-	}
-}
-
-func (n *notifier) run() {
-	var wait time.Duration
-	for {
-		var retry <-chan time.Time
-		var timer *time.Timer
-		if wait > 0 {
-			timer = time.NewTimer(wait)
-			retry = timer.C
-		}
-		select {
-		case <-n.lifetime.Done():
-			return
-		case <-n.kick:
-		case <-retry:
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-		wait = n.drain()
-	}
-}
-
-// drain delivers the stored events in order until none is left (0) or the oldest must
-// wait for its next attempt (how long).
-func (n *notifier) drain() time.Duration {
-	ctx := n.lifetime
-	keys, err := n.storage.List(ctx, n.prefix)
-	if err != nil {
-		if ctx.Err() == nil {
-			n.log().Warn("listing stored events failed; trying again later", "error", err)
-		}
-		return n.retryLater
-	}
-	sort.Strings(keys)
-	n.pending.Store(int64(len(keys)))
-	if others, err := n.storage.List(ctx, n.otherPrefix); err == nil {
-		n.other.Store(int64(len(others)))
-	}
-	for _, k := range keys {
-		if ctx.Err() != nil {
-			return 0
-		}
-		wait, err := n.deliverStored(ctx, n.prefix+k)
-		if err != nil {
-			if ctx.Err() == nil {
-				n.log().Warn("event delivery: storage failed; trying again later", "error", err)
-			}
-			return n.retryLater
-		}
-		if wait > 0 {
-			return wait
-		}
-	}
-	return 0
-}
-
-// deliverStored makes one attempt at the stored event key, unless it is not due yet
-// (wait). It removes the event once the receiver took it, refused it for good (4xx other
-// than 408/429), or has not taken it for notifyMaxAge; or when notify_url is unset.
-func (n *notifier) deliverStored(ctx context.Context, key string) (wait time.Duration, err error) {
-	entry, err := n.storage.Get(ctx, key)
-	if err != nil || entry == nil {
-		return 0, err
-	}
-	var pe storedEvent
-	if err := entry.DecodeJSON(&pe); err != nil {
-		n.log().Error("dropping a stored event that cannot be decoded", "key", key, "error", err)
-		return 0, n.remove(ctx, key, "")
-	}
-	now := time.Now()
-	if now.Before(pe.NextAt) {
-		return pe.NextAt.Sub(now), nil
-	}
-	target, err := n.target(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if target == nil {
-		n.log().Info("the notification target is no longer set; dropping an event not delivered", "target", n.label(), "type", pe.Type, "id", pe.ID)
-		return 0, n.remove(ctx, key, pe.Type)
-	}
-	retry, perr := n.post(*target, &pe)
-	if perr == nil {
-		n.log().Debug("event delivered", "type", pe.Type, "id", pe.ID)
-		return 0, n.remove(ctx, key, pe.Type)
-	}
-	if ctx.Err() != nil {
-		return 0, nil // stopping: the next instance tries again
-	}
-	pe.Attempts++
-	if !retry || now.Sub(pe.Created) >= notifyMaxAge {
-		why := "refused"
-		if retry {
-			why = "not taken for " + notifyMaxAge.String()
-		}
-		n.log().Warn("event not delivered, dropped: "+why, "type", pe.Type, "id", pe.ID, "attempts", pe.Attempts,
-			"notify_url", redactURL(target.url), "error", perr)
-		return 0, n.remove(ctx, key, pe.Type)
-	}
-	delay := n.retryLater
-	if pe.Attempts <= len(n.retryDelays) {
-		delay = n.retryDelays[pe.Attempts-1]
-	}
-	if pe.Attempts == len(n.retryDelays)+1 {
-		n.log().Warn("event not delivered yet; it stays stored and is tried again every "+n.retryLater.String()+
-			" for up to "+notifyMaxAge.String(), "type", pe.Type, "id", pe.ID, "attempts", pe.Attempts,
-			"notify_url", redactURL(target.url), "error", perr)
-	}
-	pe.NextAt = now.Add(delay)
-	if entry, err = logical.StorageEntryJSON(key, &pe); err != nil {
-		return 0, err
-	}
-	return delay, n.storage.Put(ctx, entry)
-}
-
-func (n *notifier) remove(ctx context.Context, key, typ string) error {
-	if err := n.storage.Delete(ctx, key); err != nil {
-		return err
-	}
-	n.pending.Add(-1)
-	if droppableEvent(typ) {
-		n.other.Add(-1)
-		// A mark left behind costs only a skipped entry in dropOldestOther.
-		_ = n.storage.Delete(ctx, n.otherKey(key))
-	}
-	return nil
-}
-
-// pendingSummary is what health reports: how many events are stored and the oldest's age.
-func (n *notifier) pendingSummary(ctx context.Context) (count int, oldest time.Duration, err error) {
-	keys, err := n.storage.List(ctx, n.prefix)
-	if err != nil || len(keys) == 0 {
-		return 0, 0, err
-	}
-	sort.Strings(keys)
-	if created, ok := n.eventCreated(n.prefix + keys[0]); ok {
-		oldest = time.Since(created)
-	}
-	return len(keys), oldest, nil
-}
-
-// signBody is the value of the signature header.
-func signBody(secret string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
-}
-
-func (n *notifier) post(target notifyTarget, pe *storedEvent) (retry bool, err error) {
-	if target.policy == nil {
-		target.policy = &notifyPolicy{}
-	}
-	// The rules may have changed since the URL was written (notify_allowed_hosts,
-	// vault_addr): a refused event stays stored and is tried again, so that fixing the
-	// config delivers it.
-	if msg := checkNotifyURL(target.url, n.label(), target.policy); msg != "" {
-		return true, errors.New(msg)
-	}
-	client, err := n.httpClient(target.caCert, target.policy)
-	if err != nil {
-		return false, err
-	}
-	body, err := formatBody(target.format, pe.Body)
-	if err != nil {
-		return false, fmt.Errorf("formatting the event as %s: %w", target.format, err)
-	}
-	ctx, cancel := context.WithTimeout(n.lifetime, notifyTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.url, bytes.NewReader(body))
-	if err != nil {
-		return false, errors.New("building the request failed")
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "vault-plugin-apono/"+Version)
-	req.Header.Set("X-Apono-Event", pe.Type)
-	req.Header.Set("X-Apono-Delivery", pe.ID)
-	if target.secret != "" {
-		req.Header.Set(signatureHeader, signBody(target.secret, body))
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		// A url.Error repeats the URL, which may hold a secret: keep only the cause.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return true, err
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	_ = resp.Body.Close()
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return false, nil
-	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return true, fmt.Errorf("receiver answered %d", resp.StatusCode)
-	default:
-		return false, fmt.Errorf("receiver refused the event with %d", resp.StatusCode)
-	}
-}
-
-// httpClient is one client per CA bundle and destination policy; redirects are not
-// followed (an event goes only where the config says), and every address dialed is
-// checked against the policy once resolved (notify_dest.go).
-func (n *notifier) httpClient(caCert string, policy *notifyPolicy) (*http.Client, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	key := caCert + "\x00" + policy.key
-	if c, ok := n.clients[key]; ok {
-		return c, nil
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.DialContext = policy.dialContext
-	if caCert != "" {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM([]byte(caCert)) {
-			return nil, errors.New("notify_ca_cert holds no certificate")
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	c := &http.Client{
-		Transport:     tr,
-		Timeout:       notifyTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	if len(n.clients) > 8 {
-		n.clients = map[string]*http.Client{}
-	}
-	n.clients[key] = c
-	return c, nil
 }

@@ -11,17 +11,18 @@ import (
 	"testing"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-func policyFor(t *testing.T, vaultAddr string, allowed ...string) *notifyPolicy {
+func policyFor(t *testing.T, vaultAddr string, allowed ...string) *notify.Policy {
 	t.Helper()
-	norm, _, msg := parseAllowedHosts(allowed)
+	norm, _, msg := notify.ParseAllowedHosts(allowed)
 	if msg != "" {
 		t.Fatal(msg)
 	}
-	return notifyPolicyOf(&config.Config{VaultAddr: vaultAddr, NotifyAllowedHosts: strings.Join(norm, ",")})
+	return notify.PolicyOf(&config.Config{VaultAddr: vaultAddr, NotifyAllowedHosts: strings.Join(norm, ",")})
 }
 
 // Nothing here connects anywhere: the rules are applied to literal URLs and addresses.
@@ -29,7 +30,7 @@ func TestNotifyDestinationRules(t *testing.T) {
 	def := policyFor(t, "http://127.0.0.1:8200")
 	listed := policyFor(t, "https://vault.example.com:8200", "10.0.0.1", "hooks.internal.example.com:8443", "192.168.5.0/24", "[fd00::5]:443", "127.0.0.1")
 	cases := []struct {
-		p    *notifyPolicy
+		p    *notify.Policy
 		url  string
 		want string // "" = allowed, else part of the message
 	}{
@@ -74,7 +75,7 @@ func TestNotifyDestinationRules(t *testing.T) {
 		{listed, "https://169.254.169.254/x", "link-local"},
 	}
 	for _, tc := range cases {
-		msg := checkNotifyURL(tc.url, "url", tc.p)
+		msg := notify.CheckURL(tc.url, "url", tc.p)
 		switch {
 		case tc.want == "" && msg != "":
 			t.Errorf("%s: refused: %s", tc.url, msg)
@@ -94,7 +95,7 @@ func TestNotifyAllowedHostsParsing(t *testing.T) {
 		"host:0": false, "host:99999": false, "host:x": false, "10.0.0.0/33": false, "169.254.169.254": false,
 		"[fe80::1]:80": false, "0.0.0.0": false, "224.0.0.1": false, "-bad..name": false,
 	} {
-		_, _, msg := parseAllowedHosts([]string{raw})
+		_, _, msg := notify.ParseAllowedHosts([]string{raw})
 		if got := msg == ""; got != ok {
 			t.Errorf("parseAllowedHosts(%q) ok=%v, want %v (%s)", raw, got, ok, msg)
 		}
@@ -102,7 +103,7 @@ func TestNotifyAllowedHostsParsing(t *testing.T) {
 			t.Errorf("parseAllowedHosts(%q): message does not name the field: %s", raw, msg)
 		}
 	}
-	norm, _, _ := parseAllowedHosts([]string{" B.example.com ", "a.example.com", "b.example.com", ""})
+	norm, _, _ := notify.ParseAllowedHosts([]string{" B.example.com ", "a.example.com", "b.example.com", ""})
 	if strings.Join(norm, ",") != "a.example.com,b.example.com" {
 		t.Fatalf("normalised: %v", norm)
 	}
@@ -115,7 +116,7 @@ func TestNotifyDialControlRefusesResolvedAddresses(t *testing.T) {
 	def := policyFor(t, "http://127.0.0.1:8200")
 	listed := policyFor(t, "https://vault.example.com:8200", "hooks.internal.example.com", "10.9.0.0/16")
 	cases := []struct {
-		p       *notifyPolicy
+		p       *notify.Policy
 		host    string
 		address string
 		ok      bool
@@ -136,7 +137,7 @@ func TestNotifyDialControlRefusesResolvedAddresses(t *testing.T) {
 		{listed, "vault.example.com", "93.184.216.34:8200", false},
 	}
 	for _, tc := range cases {
-		err := tc.p.dialControl(tc.host)("tcp", tc.address, nil)
+		err := tc.p.DialControl(tc.host)("tcp", tc.address, nil)
 		if (err == nil) != tc.ok {
 			t.Errorf("dial %s as %s: err=%v, want ok=%v", tc.address, tc.host, err, tc.ok)
 		}
@@ -156,11 +157,11 @@ func TestNotifyDeliveryClientChecksEveryDial(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)
-	n := newQueue(context.Background(), func() hclog.Logger { return hclog.NewNullLogger() }, &logical.InmemStorage{}, "", "events/", "events-other/", nil)
+	n := notify.NewQueue(context.Background(), func() hclog.Logger { return hclog.NewNullLogger() }, &logical.InmemStorage{}, "", "events/", "events-other/", nil)
 
 	// Vault "listens" on the receiver's port: the dial to localhost:<port> is refused.
 	asVault := policyFor(t, "https://vault.example.com:"+u.Port())
-	c, err := n.httpClient("", asVault)
+	c, err := n.HttpClient("", asVault)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestNotifyDeliveryClientChecksEveryDial(t *testing.T) {
 		t.Fatalf("the listener saw %d connections", conns.Load())
 	}
 	// Another port is fine: the check does not stop ordinary deliveries.
-	c, _ = n.httpClient("", policyFor(t, "https://vault.example.com:8200"))
+	c, _ = n.HttpClient("", policyFor(t, "https://vault.example.com:8200"))
 	resp, err := c.Get("http://localhost:" + u.Port() + "/")
 	if err != nil {
 		t.Fatal(err)

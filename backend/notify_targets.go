@@ -11,6 +11,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -22,61 +23,28 @@ import (
 // its own (notify-queue/<name>/), with the same durable, ordered, retried delivery and
 // the same rules for a full store as the config's notify_url, which stays one json target.
 
-const (
-	notifyTargetPrefix = "notify/target/"
-	notifyQueuePrefix  = "notify-queue/"
-	notifyOtherPrefix  = "notify-other/"
-	maxNotifyTargets   = 32
-)
-
-// notifyTargetEntry is a target as stored.
-type notifyTargetEntry struct {
-	Name   string   `json:"name"`
-	URL    string   `json:"url"`
-	Format string   `json:"format"`
-	Secret string   `json:"secret,omitempty"`
-	CACert string   `json:"ca_cert,omitempty"`
-	Events []string `json:"events,omitempty"` // empty: every type
-}
-
-// eventTypes are the types a target may ask for; "request.*" and "grant.*" take a family.
-var eventTypes = []string{eventRequestCreated, eventRequestApproval, eventRequestApproved, access.EventRequestAutoApproved, eventRequestDenied,
-	eventRequestCancelled, eventRequestExpired, eventGrantIssued, eventGrantRevoked, eventBreakGlass}
-
-func (t *notifyTargetEntry) wants(typ string) bool {
-	if len(t.Events) == 0 {
-		return true
-	}
-	for _, e := range t.Events {
-		if e == typ || (strings.HasSuffix(e, ".*") && strings.HasPrefix(typ, strings.TrimSuffix(e, "*"))) {
-			return true
-		}
-	}
-	return false
-}
-
 // targetQueues holds the named targets (cached) and their queues.
 type targetQueues struct {
 	mu      sync.Mutex
-	targets []*notifyTargetEntry // nil: read storage
-	queues  map[string]*notifier
+	targets []*notify.Target // nil: read storage
+	queues  map[string]*notify.Notifier
 }
 
-func (b *aponoBackend) loadTargets(ctx context.Context, s logical.Storage) ([]*notifyTargetEntry, error) {
+func (b *aponoBackend) loadTargets(ctx context.Context, s logical.Storage) ([]*notify.Target, error) {
 	q := &b.targets
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.targets != nil {
 		return q.targets, nil
 	}
-	names, err := s.List(ctx, notifyTargetPrefix)
+	names, err := s.List(ctx, notify.NotifyTargetPrefix)
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(names)
-	out := []*notifyTargetEntry{}
+	out := []*notify.Target{}
 	for _, name := range names {
-		t, err := getTarget(ctx, s, name)
+		t, err := notify.GetTarget(ctx, s, name)
 		if err != nil {
 			return nil, err
 		}
@@ -94,33 +62,21 @@ func (b *aponoBackend) dropTargetCache() {
 	b.targets.mu.Unlock()
 }
 
-func getTarget(ctx context.Context, s logical.Storage, name string) (*notifyTargetEntry, error) {
-	entry, err := s.Get(ctx, notifyTargetPrefix+name)
-	if err != nil || entry == nil {
-		return nil, err
-	}
-	t := &notifyTargetEntry{}
-	if err := entry.DecodeJSON(t); err != nil {
-		return nil, fmt.Errorf("decoding notification target %q: %w", name, err)
-	}
-	return t, nil
-}
-
 // queue is the delivery queue of target name, started on first use.
-func (b *aponoBackend) queue(name string) *notifier {
+func (b *aponoBackend) queue(name string) *notify.Notifier {
 	q := &b.targets
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.queues == nil {
-		q.queues = map[string]*notifier{}
+		q.queues = map[string]*notify.Notifier{}
 	}
 	n := q.queues[name]
 	if n == nil {
-		s := b.events.storage
-		n = newQueue(b.lifetime, func() hclog.Logger { return b.Logger() }, s, name,
-			notifyQueuePrefix+name+"/", notifyOtherPrefix+name+"/",
-			func(ctx context.Context) (*notifyTarget, error) {
-				t, err := getTarget(ctx, s, name)
+		s := b.events.Storage
+		n = notify.NewQueue(b.lifetime, func() hclog.Logger { return b.Logger() }, s, name,
+			notify.NotifyQueuePrefix+name+"/", notify.NotifyOtherPrefix+name+"/",
+			func(ctx context.Context) (*notify.NotifyTarget, error) {
+				t, err := notify.GetTarget(ctx, s, name)
 				if err != nil || t == nil {
 					return nil, err
 				}
@@ -128,18 +84,18 @@ func (b *aponoBackend) queue(name string) *notifier {
 				if err != nil {
 					return nil, err
 				}
-				return &notifyTarget{url: t.URL, secret: t.Secret, caCert: t.CACert, format: t.Format, policy: notifyPolicyOf(cfg)}, nil
+				return &notify.NotifyTarget{Url: t.URL, Secret: t.Secret, CaCert: t.CACert, Format: t.Format, Policy: notify.PolicyOf(cfg)}, nil
 			})
-		n.maxPending = b.events.maxPending
-		n.retryDelays, n.retryLater = b.events.retryDelays, b.events.retryLater
+		n.MaxPending = b.events.MaxPending
+		n.RetryDelays, n.RetryLater = b.events.RetryDelays, b.events.RetryLater
 		q.queues[name] = n
 	}
 	return n
 }
 
 // allQueues is the config's queue and every named target's.
-func (b *aponoBackend) allQueues(ctx context.Context, s logical.Storage) []*notifier {
-	out := []*notifier{b.events}
+func (b *aponoBackend) allQueues(ctx context.Context, s logical.Storage) []*notify.Notifier {
+	out := []*notify.Notifier{b.events}
 	targets, err := b.loadTargets(ctx, s)
 	if err != nil {
 		return out
@@ -154,7 +110,7 @@ func (b *aponoBackend) allQueues(ctx context.Context, s logical.Storage) []*noti
 // and is full), or "".
 func (b *aponoBackend) refuseNewFlows(ctx context.Context, s logical.Storage) string {
 	for _, q := range b.allQueues(ctx, s) {
-		if msg := q.refuseNewFlows(); msg != "" {
+		if msg := q.RefuseNewFlows(); msg != "" {
 			return msg
 		}
 	}
@@ -164,7 +120,7 @@ func (b *aponoBackend) refuseNewFlows(ctx context.Context, s logical.Storage) st
 // beginQueues starts delivering what every queue has stored (a restart, a new leader).
 func (b *aponoBackend) beginQueues(ctx context.Context, s logical.Storage) {
 	for _, q := range b.allQueues(ctx, s) {
-		q.begin()
+		q.Begin()
 	}
 }
 
@@ -183,7 +139,7 @@ func pathNotify(b *aponoBackend) []*framework.Path {
 						"listener, and a private address or, once notify_allowed_hosts (config) is set, any host only when that lists it. " +
 						"A read shows only its scheme and host (a webhook URL's path is often its secret). Required.",
 					DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
-				"format": {Type: framework.TypeString, Default: notifyFormatJSON, AllowedValues: []interface{}{notifyFormatJSON, notifyFormatSlack, notifyFormatTeams},
+				"format": {Type: framework.TypeString, Default: notify.NotifyFormatJSON, AllowedValues: []interface{}{notify.NotifyFormatJSON, notify.NotifyFormatSlack, notify.NotifyFormatTeams},
 					Description: "json: the signed event (as notify_url gets it); slack: a Slack incoming-webhook message (Block Kit); " +
 						"teams: a Microsoft Teams Workflows webhook message with an Adaptive Card."},
 				"secret": {Type: framework.TypeString,
@@ -191,10 +147,10 @@ func pathNotify(b *aponoBackend) []*framework.Path {
 					DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 				"ca_cert": {Type: framework.TypeString, Description: "PEM-encoded CA certificate(s) for the URL's TLS (a private CA)."},
 				"events": {Type: framework.TypeCommaStringSlice,
-					Description: "Event types the target receives (" + strings.Join(eventTypes, ", ") + ", or request.* and grant.*). Default: all."},
+					Description: "Event types the target receives (" + strings.Join(notify.EventTypes, ", ") + ", or request.* and grant.*). Default: all."},
 			},
 			ExistenceCheck: func(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
-				t, err := getTarget(ctx, req.Storage, d.Get("name").(string))
+				t, err := notify.GetTarget(ctx, req.Storage, d.Get("name").(string))
 				return t != nil, err
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -236,23 +192,23 @@ target drops the events it had not taken.
 
 func (b *aponoBackend) pathNotifyRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
-	t, err := getTarget(ctx, req.Storage, d.Get("name").(string))
+	t, err := notify.GetTarget(ctx, req.Storage, d.Get("name").(string))
 	if err != nil || t == nil {
 		return nil, err
 	}
-	count, oldest, err := b.queue(t.Name).pendingSummary(ctx)
+	count, oldest, err := b.queue(t.Name).PendingSummary(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{
-		"url": redactURL(t.URL), "format": t.Format, "secret_set": t.Secret != "", "ca_cert": t.CACert,
+		"url": notify.RedactURL(t.URL), "format": t.Format, "secret_set": t.Secret != "", "ca_cert": t.CACert,
 		"events": access.NonNil(t.Events), "events_pending": count, "oldest_pending_seconds": int64(oldest.Seconds()),
 	}}, nil
 }
 
 func (b *aponoBackend) pathNotifyList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
-	names, err := req.Storage.List(ctx, notifyTargetPrefix)
+	names, err := req.Storage.List(ctx, notify.NotifyTargetPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +224,7 @@ func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request
 	if !access.RoleNameRe.MatchString(name) {
 		return logical.ErrorResponse(fmt.Sprintf("name %q is not a valid target name: %s", textsafe.Truncate(name), access.RoleNameRule)), nil
 	}
-	t, err := getTarget(ctx, req.Storage, name)
+	t, err := notify.GetTarget(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
@@ -276,14 +232,14 @@ func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request
 		if req.Operation == logical.UpdateOperation {
 			return logical.ErrorResponse(fmt.Sprintf("notification target %q does not exist", name)), nil
 		}
-		names, err := req.Storage.List(ctx, notifyTargetPrefix)
+		names, err := req.Storage.List(ctx, notify.NotifyTargetPrefix)
 		if err != nil {
 			return nil, err
 		}
-		if len(names) >= maxNotifyTargets {
-			return logical.ErrorResponse(fmt.Sprintf("at most %d notification targets are allowed", maxNotifyTargets)), nil
+		if len(names) >= notify.MaxNotifyTargets {
+			return logical.ErrorResponse(fmt.Sprintf("at most %d notification targets are allowed", notify.MaxNotifyTargets)), nil
 		}
-		t = &notifyTargetEntry{Name: name, Format: notifyFormatJSON}
+		t = &notify.Target{Name: name, Format: notify.NotifyFormatJSON}
 	}
 	if v, ok := d.GetOk("url"); ok {
 		t.URL = strings.TrimSpace(v.(string))
@@ -295,14 +251,14 @@ func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request
 	if err != nil {
 		return nil, err
 	}
-	if msg := checkNotifyURL(t.URL, "url", notifyPolicyOf(cfg)); msg != "" {
+	if msg := notify.CheckURL(t.URL, "url", notify.PolicyOf(cfg)); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
 	if v, ok := d.GetOk("format"); ok {
 		t.Format = strings.ToLower(strings.TrimSpace(v.(string)))
 	}
-	if !slices.Contains(notifyFormats, t.Format) {
-		return logical.ErrorResponse(fmt.Sprintf("format %q is not allowed (allowed: %s)", textsafe.Truncate(t.Format), strings.Join(notifyFormats, ", "))), nil
+	if !slices.Contains(notify.NotifyFormats, t.Format) {
+		return logical.ErrorResponse(fmt.Sprintf("format %q is not allowed (allowed: %s)", textsafe.Truncate(t.Format), strings.Join(notify.NotifyFormats, ", "))), nil
 	}
 	if v, ok := d.GetOk("secret"); ok {
 		t.Secret = v.(string)
@@ -319,12 +275,12 @@ func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request
 	if v, ok := d.GetOk("events"); ok {
 		t.Events = access.Dedupe(v.([]string))
 		for _, e := range t.Events {
-			if !slices.Contains(eventTypes, e) && e != "request.*" && e != "grant.*" {
-				return logical.ErrorResponse(fmt.Sprintf("events: %q is not an event type (allowed: %s, request.*, grant.*)", textsafe.Truncate(e), strings.Join(eventTypes, ", "))), nil
+			if !slices.Contains(notify.EventTypes, e) && e != "request.*" && e != "grant.*" {
+				return logical.ErrorResponse(fmt.Sprintf("events: %q is not an event type (allowed: %s, request.*, grant.*)", textsafe.Truncate(e), strings.Join(notify.EventTypes, ", "))), nil
 			}
 		}
 	}
-	entry, err := logical.StorageEntryJSON(notifyTargetPrefix+name, t)
+	entry, err := logical.StorageEntryJSON(notify.NotifyTargetPrefix+name, t)
 	if err != nil {
 		return nil, err
 	}
@@ -338,18 +294,18 @@ func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request
 func (b *aponoBackend) pathNotifyDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
 	name := d.Get("name").(string)
-	if err := req.Storage.Delete(ctx, notifyTargetPrefix+name); err != nil {
+	if err := req.Storage.Delete(ctx, notify.NotifyTargetPrefix+name); err != nil {
 		return nil, err
 	}
 	b.dropTargetCache()
 	// Its queue drops what it had not delivered when it next looks (the target is gone).
-	b.queue(name).wake()
+	b.queue(name).Wake()
 	return nil, nil
 }
 
 // portalLink opens ev in the access portal: portal_url (default: vault_addr's
 // <mount>ui) with the request, or the requester's access for a grant of none.
-func (b *aponoBackend) portalLink(cfg *config.Config, ev *event) string {
+func (b *aponoBackend) portalLink(cfg *config.Config, ev *notify.Event) string {
 	base := cfg.PortalURL
 	if base == "" {
 		mount := b.ownMountPath()
@@ -365,11 +321,11 @@ func (b *aponoBackend) portalLink(cfg *config.Config, ev *event) string {
 }
 
 // emitTo stores ev (already complete) for every named target that wants its type.
-func (b *aponoBackend) emitTo(ctx context.Context, targets []*notifyTargetEntry, pe *storedEvent) {
+func (b *aponoBackend) emitTo(ctx context.Context, targets []*notify.Target, pe *notify.StoredEvent) {
 	for _, t := range targets {
-		if t.wants(pe.Type) {
+		if t.Wants(pe.Type) {
 			cp := *pe
-			b.queue(t.Name).store(ctx, &cp)
+			b.queue(t.Name).Store(ctx, &cp)
 		}
 	}
 }
@@ -387,9 +343,9 @@ func (b *aponoBackend) checkTargetsUnder(ctx context.Context, s logical.Storage,
 	if err != nil {
 		return "", err
 	}
-	p := notifyPolicyOf(cfg)
+	p := notify.PolicyOf(cfg)
 	for _, t := range targets {
-		if msg := checkNotifyURL(t.URL, "notify/"+t.Name+" url", p); msg != "" {
+		if msg := notify.CheckURL(t.URL, "notify/"+t.Name+" url", p); msg != "" {
 			return "this write would leave a notification target where the rules refuse it (change or delete the target first): " + msg, nil
 		}
 	}

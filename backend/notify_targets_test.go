@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/notify/chat/chattest"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -52,7 +53,7 @@ func TestNotifyTargetsGetTheirFormats(t *testing.T) {
 		}
 		return out
 	}
-	want := []string{eventRequestCreated, eventRequestApproved, eventGrantIssued}
+	want := []string{notify.EventRequestCreated, notify.EventRequestApproved, notify.EventGrantIssued}
 	for name, h := range map[string]*hookReceiver{"legacy": legacy, "slack": slack, "teams": teams} {
 		got := h.waitFor(t, name, func(a []hookAttempt) bool { return len(a) >= 3 })
 		if strings.Join(types(got), ",") != strings.Join(want, ",") {
@@ -65,7 +66,7 @@ func TestNotifyTargetsGetTheirFormats(t *testing.T) {
 		}
 	}
 	got := grantsOnly.waitFor(t, "grant.* target", func(a []hookAttempt) bool { return len(a) >= 1 })
-	if strings.Join(types(got), ",") != eventGrantIssued || got[0].signature != signBody("audit-key", []byte(got[0].body)) {
+	if strings.Join(types(got), ",") != notify.EventGrantIssued || got[0].signature != notify.SignBody("audit-key", []byte(got[0].body)) {
 		t.Fatalf("the grant.* target got %v (signature %q)", types(got), got[0].signature)
 	}
 	for _, a := range slack.got() {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -44,7 +45,7 @@ func newHookReceiver(t *testing.T, script ...int) *hookReceiver {
 			status = h.fail
 		}
 		h.attempts = append(h.attempts, hookAttempt{id: r.Header.Get("X-Apono-Delivery"), typ: r.Header.Get("X-Apono-Event"),
-			body: string(body), signature: r.Header.Get(signatureHeader), status: status})
+			body: string(body), signature: r.Header.Get(notify.SignatureHeader), status: status})
 		h.mu.Unlock()
 		w.WriteHeader(status)
 	}))
@@ -81,31 +82,31 @@ func (h *hookReceiver) waitFor(t *testing.T, what string, cond func([]hookAttemp
 }
 
 // testNotifier is a notifier on s whose config points at url, with millisecond retries.
-func testNotifier(t *testing.T, s logical.Storage, url string) (*notifier, context.CancelFunc) {
+func testNotifier(t *testing.T, s logical.Storage, url string) (*notify.Notifier, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	n := newNotifier(ctx, nil, s, func(context.Context) (*config.Config, error) {
+	n := notify.NewNotifier(ctx, nil, s, func(context.Context) (*config.Config, error) {
 		if url == "" {
 			return &config.Config{}, nil
 		}
 		return &config.Config{NotifyURL: url, NotifySecret: "hook-key"}, nil
 	})
-	n.retryDelays = []time.Duration{time.Millisecond, time.Millisecond}
-	n.retryLater = 2 * time.Millisecond
+	n.RetryDelays = []time.Duration{time.Millisecond, time.Millisecond}
+	n.RetryLater = 2 * time.Millisecond
 	return n, cancel
 }
 
 func storedEvents(t *testing.T, s logical.Storage) []string {
 	t.Helper()
-	keys, err := s.List(context.Background(), eventStoragePrefix)
+	keys, err := s.List(context.Background(), notify.EventStoragePrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return keys
 }
 
-func newEvent(id string, created time.Time) *storedEvent {
-	return &storedEvent{ID: id, Type: "t", Body: []byte(`{"id":"` + id + `"}`), Created: created}
+func newEvent(id string, created time.Time) *notify.StoredEvent {
+	return &notify.StoredEvent{ID: id, Type: "t", Body: []byte(`{"id":"` + id + `"}`), Created: created}
 }
 
 // Events go in the order they happened; a busy receiver gets the same event again (same
@@ -117,13 +118,13 @@ func TestNotifierDeliversInOrderAtLeastOnce(t *testing.T) {
 	n, _ := testNotifier(t, s, h.srv.URL)
 	now := time.Now()
 	for i, id := range []string{"e1", "e2", "e3"} {
-		n.store(context.Background(), newEvent(id, now.Add(time.Duration(i)*time.Microsecond)))
+		n.Store(context.Background(), newEvent(id, now.Add(time.Duration(i)*time.Microsecond)))
 	}
 	got := h.waitFor(t, "three events", func(a []hookAttempt) bool { return len(a) >= 5 })
 	var seq []string
 	for _, a := range got {
 		seq = append(seq, a.id)
-		if a.signature != signBody("hook-key", []byte(a.body)) || a.body != `{"id":"`+a.id+`"}` {
+		if a.signature != notify.SignBody("hook-key", []byte(a.body)) || a.body != `{"id":"`+a.id+`"}` {
 			t.Fatalf("attempt %+v: body or signature changed", a)
 		}
 	}
@@ -140,16 +141,16 @@ func TestNotifierEventsSurviveARestart(t *testing.T) {
 	h.setFail(http.StatusServiceUnavailable)
 	s := &logical.InmemStorage{}
 	first, stop := testNotifier(t, s, h.srv.URL)
-	first.retryLater = time.Hour // after the two quick retries, it waits
-	first.store(context.Background(), newEvent("e1", time.Now()))
+	first.RetryLater = time.Hour // after the two quick retries, it waits
+	first.Store(context.Background(), newEvent("e1", time.Now()))
 	h.waitFor(t, "three failed attempts", func(a []hookAttempt) bool { return len(a) >= 3 })
-	var pe storedEvent
+	var pe notify.StoredEvent
 	var keys []string
 	for deadline := time.Now().Add(5 * time.Second); pe.Attempts < 3; time.Sleep(5 * time.Millisecond) {
 		if keys = storedEvents(t, s); len(keys) != 1 || time.Now().After(deadline) {
 			t.Fatalf("stored while the receiver is down: %v (%+v)", keys, pe)
 		}
-		entry, _ := s.Get(context.Background(), eventStoragePrefix+keys[0])
+		entry, _ := s.Get(context.Background(), notify.EventStoragePrefix+keys[0])
 		if err := entry.DecodeJSON(&pe); err != nil || pe.ID != "e1" {
 			t.Fatalf("stored event %+v (%v)", pe, err)
 		}
@@ -161,12 +162,12 @@ func TestNotifierEventsSurviveARestart(t *testing.T) {
 
 	h.setFail(0)
 	second, _ := testNotifier(t, s, h.srv.URL)
-	second.begin() // what Initialize does after a reload, restart or leader change
+	second.Begin() // what Initialize does after a reload, restart or leader change
 	// The stored next attempt is an hour away: the new instance honours it. Make it due.
 	pe.NextAt = time.Time{}
-	entry, _ := logical.StorageEntryJSON(eventStoragePrefix+keys[0], &pe)
+	entry, _ := logical.StorageEntryJSON(notify.EventStoragePrefix+keys[0], &pe)
 	_ = s.Put(context.Background(), entry)
-	second.wake()
+	second.Wake()
 	got := h.waitFor(t, "delivery by the second instance", func(a []hookAttempt) bool { return len(a) >= 4 && a[len(a)-1].status == 200 })
 	if last := got[len(got)-1]; last.id != "e1" {
 		t.Fatalf("second instance delivered %+v", last)
@@ -179,14 +180,14 @@ func TestNotifierEventsSurviveARestart(t *testing.T) {
 func TestNotifierDropsWhatCannotBeDelivered(t *testing.T) {
 	s := &logical.InmemStorage{}
 	unset, _ := testNotifier(t, s, "")
-	unset.store(context.Background(), newEvent("e1", time.Now()))
+	unset.Store(context.Background(), newEvent("e1", time.Now()))
 	waitStored(t, s, 0)
 
 	h := newHookReceiver(t)
 	h.setFail(http.StatusBadGateway)
 	s = &logical.InmemStorage{} // the first notifier's goroutine would drop this one too
 	old, _ := testNotifier(t, s, h.srv.URL)
-	old.store(context.Background(), newEvent("e2", time.Now().Add(-notifyMaxAge-time.Minute)))
+	old.Store(context.Background(), newEvent("e2", time.Now().Add(-notify.NotifyMaxAge-time.Minute)))
 	waitStored(t, s, 0)
 	if got := h.got(); len(got) != 1 {
 		t.Fatalf("an event past notifyMaxAge was tried %d times, want 1", len(got))
@@ -200,16 +201,16 @@ func TestNotifierDropsWhatCannotBeDelivered(t *testing.T) {
 func TestNotifierFullStoreKeepsTheAuditTrail(t *testing.T) {
 	h := newHookReceiver(t)
 	full, _ := testNotifier(t, &logical.InmemStorage{}, h.srv.URL)
-	full.start.Do(func() {}) // no delivery goroutine: nothing leaves storage
-	full.maxPending = 3
+	full.Start.Do(func() {}) // no delivery goroutine: nothing leaves storage
+	full.MaxPending = 3
 	stored := func() []string {
 		var types []string
-		for _, k := range storedEvents(t, full.storage) {
-			entry, err := full.storage.Get(context.Background(), eventStoragePrefix+k)
+		for _, k := range storedEvents(t, full.Storage) {
+			entry, err := full.Storage.Get(context.Background(), notify.EventStoragePrefix+k)
 			if err != nil || entry == nil {
 				t.Fatal(k, err)
 			}
-			var pe storedEvent
+			var pe notify.StoredEvent
 			if err := entry.DecodeJSON(&pe); err != nil {
 				t.Fatal(err)
 			}
@@ -220,7 +221,7 @@ func TestNotifierFullStoreKeepsTheAuditTrail(t *testing.T) {
 	at := time.Now()
 	add := func(id, typ string) {
 		at = at.Add(time.Millisecond) // keys sort by creation time
-		full.store(context.Background(), &storedEvent{ID: id, Type: typ, Body: []byte(`{}`), Created: at})
+		full.Store(context.Background(), &notify.StoredEvent{ID: id, Type: typ, Body: []byte(`{}`), Created: at})
 	}
 	begin := time.Now()
 	for _, step := range []struct {
@@ -228,39 +229,39 @@ func TestNotifierFullStoreKeepsTheAuditTrail(t *testing.T) {
 		want    []string
 		refuse  bool
 	}{
-		{"1", eventRequestCreated, []string{"1=request.created"}, false},
-		{"2", eventGrantIssued, []string{"1=request.created", "2=grant.issued"}, false},
-		{"3", eventRequestApproval, []string{"1=request.created", "2=grant.issued", "3=request.approval"}, false},
+		{"1", notify.EventRequestCreated, []string{"1=request.created"}, false},
+		{"2", notify.EventGrantIssued, []string{"1=request.created", "2=grant.issued"}, false},
+		{"3", notify.EventRequestApproval, []string{"1=request.created", "2=grant.issued", "3=request.approval"}, false},
 		// Full: the oldest droppable (1) makes room for an audit event...
-		{"4", eventRequestApproved, []string{"2=grant.issued", "3=request.approval", "4=request.approved"}, false},
+		{"4", notify.EventRequestApproved, []string{"2=grant.issued", "3=request.approval", "4=request.approved"}, false},
 		// ...and for a droppable one.
-		{"5", eventRequestExpired, []string{"2=grant.issued", "4=request.approved", "5=request.expired"}, false},
-		{"6", eventBreakGlass, []string{"2=grant.issued", "4=request.approved", "6=grant.break_glass"}, true},
+		{"5", notify.EventRequestExpired, []string{"2=grant.issued", "4=request.approved", "5=request.expired"}, false},
+		{"6", notify.EventBreakGlass, []string{"2=grant.issued", "4=request.approved", "6=grant.break_glass"}, true},
 		// Only audit events left: requests are refused, and a droppable newcomer is dropped...
-		{"7", eventRequestCreated, []string{"2=grant.issued", "4=request.approved", "6=grant.break_glass"}, true},
+		{"7", notify.EventRequestCreated, []string{"2=grant.issued", "4=request.approved", "6=grant.break_glass"}, true},
 		// ...an audit event is kept past the cap, and new requests are refused.
-		{"8", eventRequestDenied, []string{"2=grant.issued", "4=request.approved", "6=grant.break_glass", "8=request.denied"}, true},
-		{"9", eventGrantRevoked, []string{"2=grant.issued", "4=request.approved", "6=grant.break_glass", "8=request.denied", "9=grant.revoked"}, true},
+		{"8", notify.EventRequestDenied, []string{"2=grant.issued", "4=request.approved", "6=grant.break_glass", "8=request.denied"}, true},
+		{"9", notify.EventGrantRevoked, []string{"2=grant.issued", "4=request.approved", "6=grant.break_glass", "8=request.denied", "9=grant.revoked"}, true},
 	} {
 		add(step.id, step.typ)
 		if got := stored(); !reflect.DeepEqual(got, step.want) {
 			t.Fatalf("after %s (%s): stored %v, want %v", step.id, step.typ, got, step.want)
 		}
-		if msg := full.refuseNewFlows(); (msg != "") != step.refuse || (step.refuse && !strings.Contains(msg, "never dropped")) {
+		if msg := full.RefuseNewFlows(); (msg != "") != step.refuse || (step.refuse && !strings.Contains(msg, "never dropped")) {
 			t.Fatalf("after %s: refuseNewFlows = %q, want refusing=%v", step.id, msg, step.refuse)
 		}
 	}
-	if full.dropped.Load() != 4 || time.Since(begin) > time.Second {
-		t.Fatalf("dropped %d (want 4: 1, 3, 5, 7), in %s", full.dropped.Load(), time.Since(begin))
+	if full.Dropped.Load() != 4 || time.Since(begin) > time.Second {
+		t.Fatalf("dropped %d (want 4: 1, 3, 5, 7), in %s", full.Dropped.Load(), time.Since(begin))
 	}
 	// Delivering the audit events opens the store again.
-	full.start = sync.Once{}
-	full.begin()
-	waitStored(t, full.storage, 0)
-	if msg := full.refuseNewFlows(); msg != "" {
+	full.Start = sync.Once{}
+	full.Begin()
+	waitStored(t, full.Storage, 0)
+	if msg := full.RefuseNewFlows(); msg != "" {
 		t.Fatalf("after delivery: %s", msg)
 	}
-	if others, _ := full.storage.List(context.Background(), eventOtherPrefix); len(others) != 0 {
+	if others, _ := full.Storage.List(context.Background(), notify.EventOtherPrefix); len(others) != 0 {
 		t.Fatalf("droppable marks left after delivery: %v", others)
 	}
 }
@@ -291,12 +292,12 @@ func TestHealthReportsEventsWaiting(t *testing.T) {
 	h := newHookReceiver(t)
 	h.setFail(http.StatusServiceUnavailable)
 	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"notify_url": h.srv.URL})
-	e.b.events.retryLater = time.Hour
-	e.b.events.store(context.Background(), newEvent("recent", time.Now()))
+	e.b.events.RetryLater = time.Hour
+	e.b.events.Store(context.Background(), newEvent("recent", time.Now()))
 	if got := e.health(t); got["events_pending"] != 1 || strings.Contains(jsonOf(t, got["warnings"]), "wait for notify_url") {
 		t.Fatalf("one recent event: %v, warnings %v", got["events_pending"], got["warnings"])
 	}
-	e.b.events.store(context.Background(), newEvent("late", time.Now().Add(-2*eventsLateAfter)))
+	e.b.events.Store(context.Background(), newEvent("late", time.Now().Add(-2*notify.EventsLateAfter)))
 	got := e.health(t)
 	if got["events_pending"] != 2 || !strings.Contains(jsonOf(t, got["warnings"]), "2 events wait for notify_url, the oldest for 2m0s") {
 		t.Fatalf("a late event: %v, warnings %v", got["events_pending"], got["warnings"])

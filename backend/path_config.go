@@ -7,6 +7,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -114,7 +115,7 @@ func pathConfig(b *aponoBackend) *framework.Path {
 				Type: framework.TypeCommaStringSlice,
 				Description: "Where notifications (notify_url and the notify/<name> targets) may go. Empty (the default): any public host, " +
 					"and loopback; private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) are refused. Set: only the hosts listed, loopback " +
-					"included. " + strings.ToUpper(notifyAllowedHostsRule[:1]) + notifyAllowedHostsRule[1:] + ". A host name entry allows whatever the name resolves to. " +
+					"included. " + strings.ToUpper(notify.NotifyAllowedHostsRule[:1]) + notify.NotifyAllowedHostsRule[1:] + ". A host name entry allows whatever the name resolves to. " +
 					"Never allowed, listed or not: link-local (169.254.0.0/16, fe80::/10), unspecified, multicast and broadcast addresses, and Vault's " +
 					"own listener (vault_addr's host and port, that port on loopback). Checked when a URL is written and on every address a delivery dials.",
 			},
@@ -260,10 +261,10 @@ func configResponseData(cfg *config.Config) map[string]interface{} {
 		"sync_concurrency":   cfg.SyncWorkers(),
 		"max_resources":      cfg.ResourceLimit(),
 		// Access flows.
-		"notify_url":           redactURL(cfg.NotifyURL),
+		"notify_url":           notify.RedactURL(cfg.NotifyURL),
 		"notify_secret_set":    cfg.NotifySecret != "",
 		"notify_ca_cert":       cfg.NotifyCACert,
-		"notify_allowed_hosts": access.NonNil(splitAllowedHosts(cfg.NotifyAllowedHosts)),
+		"notify_allowed_hosts": access.NonNil(notify.SplitAllowedHosts(cfg.NotifyAllowedHosts)),
 		"request_retention":    int64(cfg.KeepRequestsFor().Seconds()),
 		"portal_url":           cfg.PortalURL,
 		"history_retention":    int64(cfg.KeepHistoryFor().Seconds()),

@@ -150,17 +150,6 @@ vault lease revoke -prefix ends them all). If the role allows break-glass, write
 break-glass/<role> with a justification.
 `
 
-// grantEvent describes the grant for notify_url.
-func grantEvent(g *access.Grant, typ string) event {
-	return event{
-		Type: typ, GrantID: g.ID, Role: g.Role, RequestID: g.RequestID,
-		Requester: g.Requester, RequesterEntity: g.RequesterEntity, RequesterKind: g.RequesterKindOrStated(), StatedBy: g.StatedBy,
-		Justification: g.Justification, Resources: g.Resources, Permission: g.Permission,
-		ExpiresAt: g.ExpiresAt.UTC().Format(time.RFC3339), BreakGlass: g.BreakGlass,
-		TTL: int64(g.ExpiresAt.Sub(g.IssuedAt).Seconds()), RequesterName: g.RequesterName(),
-	}
-}
-
 func getGrant(ctx context.Context, s logical.Storage, id string) (*access.Grant, error) {
 	entry, err := s.Get(ctx, grantStoragePrefix+id)
 	if err != nil {

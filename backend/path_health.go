@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -218,20 +219,20 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 		total := 0
 		perTarget := map[string]interface{}{}
 		for _, q := range queues {
-			if q.name == "" && cfg.NotifyURL == "" {
+			if q.Name == "" && cfg.NotifyURL == "" {
 				continue
 			}
-			count, oldest, err := q.pendingSummary(ctx)
+			count, oldest, err := q.PendingSummary(ctx)
 			total += count
-			if q.name != "" {
-				perTarget[q.name] = map[string]interface{}{"events_pending": count, "oldest_pending_seconds": int64(oldest.Seconds())}
+			if q.Name != "" {
+				perTarget[q.Name] = map[string]interface{}{"events_pending": count, "oldest_pending_seconds": int64(oldest.Seconds())}
 			}
 			switch {
 			case err != nil:
-				warnings = append(warnings, "cannot count the events waiting for "+q.label()+": "+err.Error())
-			case oldest > eventsLateAfter:
+				warnings = append(warnings, "cannot count the events waiting for "+q.Label()+": "+err.Error())
+			case oldest > notify.EventsLateAfter:
 				warnings = append(warnings, fmt.Sprintf("%d events wait for %s, the oldest for %s: the receiver does not take them "+
-					"(each is tried again every minute for up to %s; Vault's log says why)", count, q.label(), oldest.Round(time.Second), notifyMaxAge))
+					"(each is tried again every minute for up to %s; Vault's log says why)", count, q.Label(), oldest.Round(time.Second), notify.NotifyMaxAge))
 			}
 		}
 		out["events_pending"] = total

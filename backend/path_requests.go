@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -280,9 +281,9 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	b.Logger().Info("access requested", "request_id", id, "role", roleName, "requester", caller.EntityName,
 		"requester_entity_id", caller.EntityID, "resources", rec.Resources, "permission", rec.Permission,
 		"approvers", access.ApproverNames(sets), "start_at", access.FormatTime(startAt), "auto_approved_by", rec.AutoApprovedBy)
-	b.emit(ctx, cfg, requestEvent(rec, eventRequestCreated, now, nil, ""))
+	b.emit(ctx, cfg, notify.RequestEvent(rec, notify.EventRequestCreated, now, nil, ""))
 	if rec.AutoApprovedBy != "" {
-		b.emit(ctx, cfg, requestEvent(rec, access.EventRequestAutoApproved, now, nil, "approved by rule "+rec.AutoApprovedBy))
+		b.emit(ctx, cfg, notify.RequestEvent(rec, access.EventRequestAutoApproved, now, nil, "approved by rule "+rec.AutoApprovedBy))
 	}
 
 	resp := &logical.Response{Data: rec.Data(now)}
@@ -466,7 +467,7 @@ func (b *aponoBackend) withRequestID(ctx context.Context, req *logical.Request, 
 // actOnRequest runs fn on the request (withRequest); fn changes rec and returns the
 // event to send, or a 400/403 to stop without saving.
 func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d *framework.FieldData,
-	fn func(rec *access.Request, caller *access.Identity, now time.Time) (ev *event, warning string, resp *logical.Response, err error),
+	fn func(rec *access.Request, caller *access.Identity, now time.Time) (ev *notify.Event, warning string, resp *logical.Response, err error),
 ) (*logical.Response, error) {
 	return b.withRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity) (*logical.Response, error) {
 		now := time.Now().UTC()
@@ -508,7 +509,7 @@ func checkReason(rec *access.Request, d *framework.FieldData) (string, string) {
 }
 
 func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.actOnRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity, now time.Time) (*event, string, *logical.Response, error) {
+	return b.actOnRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity, now time.Time) (*notify.Event, string, *logical.Response, error) {
 		status := rec.StatusAt(now)
 		if status == access.StatusApproved {
 			return nil, "", logical.ErrorResponse(fmt.Sprintf("request %s is already approved; it waits for its requester to pick it up", rec.ID)), nil
@@ -536,12 +537,12 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 		}
 		rec.Approvals = append(rec.Approvals, access.ApprovalRecord{Approver: caller.Ref(), Reason: reason, At: now, Sets: sets})
 		progress := rec.Rule().Evaluate(rec.Approvals)
-		typ := eventRequestApproval
+		typ := notify.EventRequestApproval
 		if progress.Satisfied {
 			rec.Status = access.StatusApproved
 			rec.ApprovedAt = now
 			rec.PickupBy = rec.PickupFrom().Add(rec.PickupTTL)
-			typ = eventRequestApproved
+			typ = notify.EventRequestApproved
 			if rec.Kind == requestKindExtension {
 				if err := b.applyExtension(ctx, req.Storage, rec, now); err != nil {
 					return nil, "", nil, err
@@ -551,13 +552,13 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 		b.Logger().Info("access request approved", "request_id", rec.ID, "approver", caller.EntityName,
 			"approver_entity_id", caller.EntityID, "reason", reason, "progress", progress.String(), "status", rec.Status)
 		ref := caller.Ref()
-		ev := requestEvent(rec, typ, now, &ref, reason)
+		ev := notify.RequestEvent(rec, typ, now, &ref, reason)
 		return &ev, "", nil, nil
 	})
 }
 
 func (b *aponoBackend) pathRequestDeny(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.actOnRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity, now time.Time) (*event, string, *logical.Response, error) {
+	return b.actOnRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity, now time.Time) (*notify.Event, string, *logical.Response, error) {
 		status := rec.StatusAt(now)
 		if status != access.StatusPending && status != access.StatusApproved {
 			return nil, "", logical.ErrorResponse(endedMessage(rec, status) + "; it can no longer be denied"), nil
@@ -580,7 +581,7 @@ func (b *aponoBackend) pathRequestDeny(ctx context.Context, req *logical.Request
 }
 
 func (b *aponoBackend) pathRequestCancel(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.actOnRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity, now time.Time) (*event, string, *logical.Response, error) {
+	return b.actOnRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity, now time.Time) (*notify.Event, string, *logical.Response, error) {
 		if caller.EntityID != rec.Requester.EntityID {
 			return nil, "", nil, forbidden("only the requester, %s, may cancel request %s", rec.Requester.Label(), rec.ID)
 		}
@@ -725,13 +726,13 @@ func notApprover(caller *access.Identity, rec *access.Request) error {
 }
 
 // endRequest records a denial or cancellation by caller and returns its event.
-func (b *aponoBackend) endRequest(rec *access.Request, caller *access.Identity, now time.Time, status, reason string) *event {
+func (b *aponoBackend) endRequest(rec *access.Request, caller *access.Identity, now time.Time, status, reason string) *notify.Event {
 	rec.Status = status
 	rec.Decision = &access.Decision{By: caller.Ref(), Reason: reason, At: now}
 	rec.EndedAt = now
 	b.Logger().Info("access request "+status, "request_id", rec.ID, "by", caller.EntityName, "by_entity_id", caller.EntityID, "reason", reason)
-	typ := map[string]string{access.StatusDenied: eventRequestDenied, access.StatusCancelled: eventRequestCancelled}[status]
+	typ := map[string]string{access.StatusDenied: notify.EventRequestDenied, access.StatusCancelled: notify.EventRequestCancelled}[status]
 	ref := caller.Ref()
-	ev := requestEvent(rec, typ, now, &ref, reason)
+	ev := notify.RequestEvent(rec, typ, now, &ref, reason)
 	return &ev
 }

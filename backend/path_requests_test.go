@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -434,12 +435,12 @@ func TestEventsAreSignedAndHoldNoSecret(t *testing.T) {
 	}
 	bg := f.mustAs(t, f.alice, logical.UpdateOperation, "break-glass/app", map[string]interface{}{"justification": "outage"})
 
-	want := []string{eventRequestCreated, eventRequestApproved, eventGrantIssued, eventGrantRevoked, eventBreakGlass, eventGrantIssued}
+	want := []string{notify.EventRequestCreated, notify.EventRequestApproved, notify.EventGrantIssued, notify.EventGrantRevoked, notify.EventBreakGlass, notify.EventGrantIssued}
 	attempts := h.waitFor(t, "every event", func(a []hookAttempt) bool { return len(a) >= len(want) })
 	var types []string
 	var got []map[string]interface{}
 	for _, a := range attempts {
-		if a.signature != signBody("hook-key", []byte(a.body)) {
+		if a.signature != notify.SignBody("hook-key", []byte(a.body)) {
 			t.Fatalf("event %s: signature %q does not match its body", a.id, a.signature)
 		}
 		var ev map[string]interface{}
@@ -474,11 +475,11 @@ func TestNotifyURLRules(t *testing.T) {
 		"https://user:pw@example.com/x":            false,
 		"https:///nohost":                          false,
 	} {
-		if got := checkNotifyURL(raw, "notify_url", &notifyPolicy{}) == ""; got != ok {
+		if got := notify.CheckURL(raw, "notify_url", &notify.Policy{}) == ""; got != ok {
 			t.Errorf("checkNotifyURL(%q) ok=%v, want %v", raw, got, ok)
 		}
 	}
-	if got := redactURL("https://hooks.slack.com/services/T0/B0/secretpart"); got != "https://hooks.slack.com/..." {
+	if got := notify.RedactURL("https://hooks.slack.com/services/T0/B0/secretpart"); got != "https://hooks.slack.com/..." {
 		t.Errorf("redactURL: %s", got)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -20,18 +19,6 @@ const (
 )
 
 var requestIDRe = regexp.MustCompile("^" + requestIDPattern + "$")
-
-// requestEvent describes the request for notify_url.
-func requestEvent(r *access.Request, typ string, now time.Time, actor *access.IdentityRef, reason string) event {
-	return event{
-		Type: typ, RequestID: r.ID, Role: r.Role, Status: r.StatusAt(now), GrantID: r.GrantID,
-		Requester: r.Requester.EntityName, RequesterEntity: &r.Requester, RequesterKind: access.RequesterEntity, Actor: actor, Reason: reason,
-		Justification: r.Justification, Resources: r.Resources, Permission: r.Permission,
-		Approvers: access.ApproverNames(r.Sets), Approvals: r.Progress(),
-		ExpiresAt: access.FormatTime(r.Deadline()), RequesterName: r.Requester.Person(), TTL: int64(r.TTL.Seconds()),
-		PickupBy: access.FormatTime(r.PickupBy),
-	}
-}
 
 func getRequest(ctx context.Context, s logical.Storage, id string) (*access.Request, error) {
 	entry, err := s.Get(ctx, requestStoragePrefix+id)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -97,7 +98,7 @@ func (b *aponoBackend) tidyRequest(ctx context.Context, s logical.Storage, cfg *
 	}
 	if status := rec.StatusAt(now); status == access.StatusExpired && rec.Status != access.StatusExpired {
 		before := requestEntries(rec)
-		ev := requestEvent(rec, eventRequestExpired, now, nil, endedMessage(rec, status))
+		ev := notify.RequestEvent(rec, notify.EventRequestExpired, now, nil, endedMessage(rec, status))
 		rec.EndedAt = rec.Deadline()
 		rec.Status = access.StatusExpired
 		if err := b.saveRequest(ctx, s, before, rec); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access/window"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -208,7 +209,7 @@ func (b *aponoBackend) revokeLoginTokens(ctx context.Context, client vaultapi.Cl
 // pendingEvent is an event prepared before the record it describes is removed.
 type pendingEvent struct {
 	cfg   *config.Config
-	event event
+	event notify.Event
 }
 
 // revokedEvent prepares grant.revoked from the grant's record, when anything receives events.
@@ -220,9 +221,9 @@ func (b *aponoBackend) revokedEvent(ctx context.Context, s logical.Storage, gran
 	if targets, _ := b.loadTargets(ctx, s); cfg.NotifyURL == "" && len(targets) == 0 {
 		return nil
 	}
-	ev := event{Type: eventGrantRevoked, GrantID: grantID}
+	ev := notify.Event{Type: notify.EventGrantRevoked, GrantID: grantID}
 	if rec, err := getGrant(ctx, s, grantID); err == nil && rec != nil {
-		ev = grantEvent(rec, eventGrantRevoked)
+		ev = notify.GrantEvent(rec, notify.EventGrantRevoked)
 	}
 	return &pendingEvent{cfg: cfg, event: ev}
 }

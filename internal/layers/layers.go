@@ -31,6 +31,7 @@ var Floors = map[string]int{
 	// The portal's static files and their handler.
 	"portal": 20,
 	// Below the path layer, by concern.
+	"backend/notify":   50,
 	"backend/access":   30,
 	"backend/config":   20,
 	"backend/resource": 15,

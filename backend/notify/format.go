@@ -1,4 +1,4 @@
-package backend
+package notify
 
 import (
 	"encoding/json"
@@ -14,34 +14,34 @@ import (
 // fields only, which never hold a password, token or secret_id.
 
 const (
-	notifyFormatJSON  = "json"
-	notifyFormatSlack = "slack"
-	notifyFormatTeams = "teams"
+	NotifyFormatJSON  = "json"
+	NotifyFormatSlack = "slack"
+	NotifyFormatTeams = "teams"
 )
 
-var notifyFormats = []string{notifyFormatJSON, notifyFormatSlack, notifyFormatTeams}
+var NotifyFormats = []string{NotifyFormatJSON, NotifyFormatSlack, NotifyFormatTeams}
 
-// formatBody is what a target of format receives for the stored event body.
-func formatBody(format string, body []byte) ([]byte, error) {
-	if format == "" || format == notifyFormatJSON {
+// FormatBody is what a target of format receives for the stored event body.
+func FormatBody(format string, body []byte) ([]byte, error) {
+	if format == "" || format == NotifyFormatJSON {
 		return body, nil
 	}
-	var ev event
+	var ev Event
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return nil, err
 	}
-	m := chatEvent(&ev)
+	m := ChatEvent(&ev)
 	switch format {
-	case notifyFormatSlack:
+	case NotifyFormatSlack:
 		return chat.Slack(m)
-	case notifyFormatTeams:
+	case NotifyFormatTeams:
 		return chat.Teams(m)
 	}
 	return nil, fmt.Errorf("unknown format %q", format)
 }
 
-// chatEvent is ev as the chat formats take it.
-func chatEvent(ev *event) chat.Event {
+// ChatEvent is ev as the chat formats take it.
+func ChatEvent(ev *Event) chat.Event {
 	when := func(s string) time.Time {
 		t, _ := time.Parse(time.RFC3339Nano, s)
 		return t

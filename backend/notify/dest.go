@@ -1,4 +1,4 @@
-package backend
+package notify
 
 import (
 	"context"
@@ -37,32 +37,32 @@ import (
 //     in a listed address or range; loopback too.
 
 const (
-	maxNotifyAllowedHosts   = 64
-	maxNotifyAllowedHostLen = 253
-	notifyAllowedHostsRule  = "entries are host names, IP addresses or CIDR ranges, a name or address optionally with :port " +
+	MaxNotifyAllowedHosts   = 64
+	MaxNotifyAllowedHostLen = 253
+	NotifyAllowedHostsRule  = "entries are host names, IP addresses or CIDR ranges, a name or address optionally with :port " +
 		"(e.g. hooks.internal.example.com, 10.0.0.12:8443, 10.20.0.0/16, [fd00::5]:443)"
 )
 
-// sharedAddressSpace (RFC 6598) is private in practice; a cloud's metadata service lives
+// SharedAddressSpace (RFC 6598) is private in practice; a cloud's metadata service lives
 // there (100.100.100.200).
-var sharedAddressSpace = &net.IPNet{IP: net.IPv4(100, 64, 0, 0).To4(), Mask: net.CIDRMask(10, 32)}
+var SharedAddressSpace = &net.IPNet{IP: net.IPv4(100, 64, 0, 0).To4(), Mask: net.CIDRMask(10, 32)}
 
-var hostNameRe = regexp.MustCompile(`^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$`)
+var HostNameRe = regexp.MustCompile(`^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$`)
 
-// allowEntry is one notify_allowed_hosts entry: a host name, or an address range (a single
+// AllowEntry is one notify_allowed_hosts entry: a host name, or an address range (a single
 // address is a /32 or /128), with a port or "" for any.
-type allowEntry struct {
+type AllowEntry struct {
 	name string
 	nets *net.IPNet
 	port string
 }
 
-func (a allowEntry) portOK(port string) bool { return a.port == "" || a.port == port }
+func (a AllowEntry) portOK(port string) bool { return a.port == "" || a.port == port }
 
-// parseAllowedHosts checks and normalises notify_allowed_hosts; msg names what is wrong.
-func parseAllowedHosts(raw []string) (norm []string, entries []allowEntry, msg string) {
-	if len(raw) > maxNotifyAllowedHosts {
-		return nil, nil, fmt.Sprintf("notify_allowed_hosts has %d entries; at most %d are allowed", len(raw), maxNotifyAllowedHosts)
+// ParseAllowedHosts checks and normalises notify_allowed_hosts; msg names what is wrong.
+func ParseAllowedHosts(raw []string) (norm []string, entries []AllowEntry, msg string) {
+	if len(raw) > MaxNotifyAllowedHosts {
+		return nil, nil, fmt.Sprintf("notify_allowed_hosts has %d entries; at most %d are allowed", len(raw), MaxNotifyAllowedHosts)
 	}
 	seen := map[string]bool{}
 	for _, r := range raw {
@@ -70,11 +70,11 @@ func parseAllowedHosts(raw []string) (norm []string, entries []allowEntry, msg s
 		if s == "" || seen[s] {
 			continue
 		}
-		e, ok := parseAllowEntry(s)
+		e, ok := ParseAllowEntry(s)
 		if !ok {
-			return nil, nil, fmt.Sprintf("notify_allowed_hosts: %q is not an entry: %s", textsafe.Truncate(s), notifyAllowedHostsRule)
+			return nil, nil, fmt.Sprintf("notify_allowed_hosts: %q is not an entry: %s", textsafe.Truncate(s), NotifyAllowedHostsRule)
 		}
-		if e.nets != nil && neverNotify(e.nets.IP) {
+		if e.nets != nil && NeverNotify(e.nets.IP) {
 			if ones, bits := e.nets.Mask.Size(); ones == bits {
 				return nil, nil, fmt.Sprintf("notify_allowed_hosts: %s is a link-local, unspecified, multicast or broadcast address, "+
 					"where notifications never go, listed or not", textsafe.Truncate(s))
@@ -88,18 +88,18 @@ func parseAllowedHosts(raw []string) (norm []string, entries []allowEntry, msg s
 	return norm, entries, ""
 }
 
-func parseAllowEntry(s string) (allowEntry, bool) {
-	if len(s) > maxNotifyAllowedHostLen || strings.ContainsAny(s, " \t@?#\\") || strings.Contains(s, "://") {
-		return allowEntry{}, false
+func ParseAllowEntry(s string) (AllowEntry, bool) {
+	if len(s) > MaxNotifyAllowedHostLen || strings.ContainsAny(s, " \t@?#\\") || strings.Contains(s, "://") {
+		return AllowEntry{}, false
 	}
 	if strings.Contains(s, "/") {
 		_, n, err := net.ParseCIDR(s)
-		return allowEntry{nets: n}, err == nil
+		return AllowEntry{nets: n}, err == nil
 	}
 	host, port := s, ""
 	if h, p, err := net.SplitHostPort(s); err == nil {
-		if !validPort(p) {
-			return allowEntry{}, false
+		if !ValidPort(p) {
+			return AllowEntry{}, false
 		}
 		host, port = h, p
 	} else if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
@@ -110,23 +110,23 @@ func parseAllowEntry(s string) (allowEntry, bool) {
 		if ip.To4() != nil {
 			ip, bits = ip.To4(), 32
 		}
-		return allowEntry{nets: &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, port: port}, true
+		return AllowEntry{nets: &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, port: port}, true
 	}
-	if !hostNameRe.MatchString(host) {
-		return allowEntry{}, false
+	if !HostNameRe.MatchString(host) {
+		return AllowEntry{}, false
 	}
-	return allowEntry{name: strings.TrimSuffix(host, "."), port: port}, true
+	return AllowEntry{name: strings.TrimSuffix(host, "."), port: port}, true
 }
 
-// splitAllowedHosts is the stored notify_allowed_hosts as a list.
-func splitAllowedHosts(stored string) []string {
+// SplitAllowedHosts is the stored notify_allowed_hosts as a list.
+func SplitAllowedHosts(stored string) []string {
 	if stored == "" {
 		return nil
 	}
 	return strings.Split(stored, ",")
 }
 
-func validPort(p string) bool {
+func ValidPort(p string) bool {
 	if p == "" || len(p) > 5 {
 		return false
 	}
@@ -140,30 +140,30 @@ func validPort(p string) bool {
 	return n > 0 && n < 65536
 }
 
-// neverNotify: addresses no notification goes to, whatever the allow-list says.
-func neverNotify(ip net.IP) bool {
+// NeverNotify: addresses no notification goes to, whatever the allow-list says.
+func NeverNotify(ip net.IP) bool {
 	return ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() ||
 		ip.IsMulticast() || ip.Equal(net.IPv4bcast)
 }
 
-// privateAddr: refused unless notify_allowed_hosts lists it.
-func privateAddr(ip net.IP) bool {
-	return ip.IsPrivate() || sharedAddressSpace.Contains(ip)
+// PrivateAddr: refused unless notify_allowed_hosts lists it.
+func PrivateAddr(ip net.IP) bool {
+	return ip.IsPrivate() || SharedAddressSpace.Contains(ip)
 }
 
 // notifyPolicy is the rule set in force for a config: its allow-list and Vault's address.
-type notifyPolicy struct {
-	allowed              []allowEntry
+type Policy struct {
+	allowed              []AllowEntry
 	vaultHost, vaultPort string // vault_addr's, lower case, no brackets; "" when unset
 	key                  string // identifies the policy (HTTP clients are cached by it)
 }
 
-func notifyPolicyOf(cfg *config.Config) *notifyPolicy {
-	p := &notifyPolicy{}
+func PolicyOf(cfg *config.Config) *Policy {
+	p := &Policy{}
 	if cfg == nil {
 		return p
 	}
-	_, p.allowed, _ = parseAllowedHosts(splitAllowedHosts(cfg.NotifyAllowedHosts))
+	_, p.allowed, _ = ParseAllowedHosts(SplitAllowedHosts(cfg.NotifyAllowedHosts))
 	if u, err := url.Parse(cfg.VaultAddr); err == nil && u.Host != "" {
 		p.vaultHost, p.vaultPort = netaddr.HostPort(u)
 	}
@@ -172,7 +172,7 @@ func notifyPolicyOf(cfg *config.Config) *notifyPolicy {
 }
 
 // isVault reports whether host (a name or an address) and port are Vault's own listener.
-func (p *notifyPolicy) isVault(host string, ip net.IP, port string) bool {
+func (p *Policy) isVault(host string, ip net.IP, port string) bool {
 	if p.vaultPort == "" || port != p.vaultPort {
 		return false
 	}
@@ -183,7 +183,7 @@ func (p *notifyPolicy) isVault(host string, ip net.IP, port string) bool {
 	return ip != nil && vip != nil && vip.Equal(ip)
 }
 
-func (p *notifyPolicy) nameListed(host, port string) bool {
+func (p *Policy) nameListed(host, port string) bool {
 	for _, a := range p.allowed {
 		if a.name != "" && a.name == host && a.portOK(port) {
 			return true
@@ -192,7 +192,7 @@ func (p *notifyPolicy) nameListed(host, port string) bool {
 	return false
 }
 
-func (p *notifyPolicy) addrListed(ip net.IP, port string) bool {
+func (p *Policy) addrListed(ip net.IP, port string) bool {
 	for _, a := range p.allowed {
 		if a.nets != nil && a.nets.Contains(ip) && a.portOK(port) {
 			return true
@@ -203,7 +203,7 @@ func (p *notifyPolicy) addrListed(ip net.IP, port string) bool {
 
 // checkURL applies the rules to a URL's host and port (no name is resolved); the message
 // starts with field.
-func (p *notifyPolicy) checkURL(field string, u *url.URL) string {
+func (p *Policy) checkURL(field string, u *url.URL) string {
 	host, port := netaddr.HostPort(u)
 	host = strings.TrimSuffix(host, ".")
 	ip := net.ParseIP(host)
@@ -211,7 +211,7 @@ func (p *notifyPolicy) checkURL(field string, u *url.URL) string {
 	switch {
 	case p.isVault(host, ip, port):
 		return fmt.Sprintf("%s: %s is Vault's own listener (vault_addr's port %s); notifications never go to Vault itself", field, shown, p.vaultPort)
-	case ip != nil && neverNotify(ip):
+	case ip != nil && NeverNotify(ip):
 		return fmt.Sprintf("%s: %s is a link-local, unspecified, multicast or broadcast address; notifications never go there", field, shown)
 	case len(p.allowed) > 0:
 		if ip != nil && p.addrListed(ip, port) || ip == nil && p.nameListed(host, port) ||
@@ -220,7 +220,7 @@ func (p *notifyPolicy) checkURL(field string, u *url.URL) string {
 		}
 		return fmt.Sprintf("%s: %s is not in notify_allowed_hosts (apono/config), which lists where notifications may go: "+
 			"a host name there, or an address in a listed address or range", field, shown)
-	case ip != nil && privateAddr(ip):
+	case ip != nil && PrivateAddr(ip):
 		return fmt.Sprintf("%s: %s is a private address (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7); notifications go to one "+
 			"only when notify_allowed_hosts (apono/config) lists it", field, shown)
 	}
@@ -229,12 +229,12 @@ func (p *notifyPolicy) checkURL(field string, u *url.URL) string {
 
 // checkDial applies the rules to one address a delivery dials: ip and port, reached for
 // host (the URL's host name or address, or a proxy's).
-func (p *notifyPolicy) checkDial(host string, ip net.IP, port string) error {
+func (p *Policy) checkDial(host string, ip net.IP, port string) error {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	switch {
 	case ip == nil:
 		return errors.New("notification target: no IP address to check")
-	case neverNotify(ip):
+	case NeverNotify(ip):
 		return fmt.Errorf("notification target %s resolves to %s, a link-local, unspecified, multicast or broadcast address; refused", host, ip)
 	case p.isVault(host, ip, port):
 		return fmt.Errorf("notification target %s:%s is Vault's own listener; refused", host, port)
@@ -243,15 +243,15 @@ func (p *notifyPolicy) checkDial(host string, ip net.IP, port string) error {
 			return nil
 		}
 		return fmt.Errorf("notification target %s (%s) is not in notify_allowed_hosts; refused", host, ip)
-	case privateAddr(ip):
+	case PrivateAddr(ip):
 		return fmt.Errorf("notification target %s resolves to %s, a private address not in notify_allowed_hosts; refused", host, ip)
 	}
 	return nil
 }
 
-// dialControl is the net.Dialer Control hook of a delivery to host: it runs once the name
+// DialControl is the net.Dialer Control hook of a delivery to host: it runs once the name
 // is resolved, before each connection attempt, with the address actually dialed.
-func (p *notifyPolicy) dialControl(host string) func(network, address string, _ syscall.RawConn) error {
+func (p *Policy) DialControl(host string) func(network, address string, _ syscall.RawConn) error {
 	return func(_, address string, _ syscall.RawConn) error {
 		ipStr, port, err := net.SplitHostPort(address)
 		if err != nil {
@@ -262,11 +262,11 @@ func (p *notifyPolicy) dialControl(host string) func(network, address string, _ 
 }
 
 // dialContext dials addr (host:port) with the rules applied to each resolved address.
-func (p *notifyPolicy) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+func (p *Policy) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
-	d := &net.Dialer{Timeout: notifyTimeout, KeepAlive: 30 * time.Second, Control: p.dialControl(host)}
+	d := &net.Dialer{Timeout: NotifyTimeout, KeepAlive: 30 * time.Second, Control: p.DialControl(host)}
 	return d.DialContext(ctx, network, addr)
 }
