@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/owners"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
@@ -187,7 +188,7 @@ func forEachFolder(mount, path string, self bool, fn func(key string)) {
 // could hold) gets integration_owner as well, as a request for it would. Owner and
 // OwnerSource say the same in one string where there is one set.
 func (w *walker) deriveOwners() {
-	newCol := func() *ownerCollector { return newOwnerCollector(w.opts.ownerKey, w.opts.integrationOwner) }
+	newCol := func() *owners.Collector { return owners.NewCollector(w.opts.ownerKey, w.opts.integrationOwner) }
 	// tag is what a request would read as the secret's owner tag; known is false where
 	// its metadata could not be read.
 	tag := func(e *resourceEntry) (string, bool) {
@@ -196,8 +197,8 @@ func (w *walker) deriveOwners() {
 		}
 		return strings.TrimSpace(e.CustomMetadata[w.opts.ownerKey]), true
 	}
-	folders := map[string]*ownerCollector{}
-	folder := func(key string) *ownerCollector {
+	folders := map[string]*owners.Collector{}
+	folder := func(key string) *owners.Collector {
 		c := folders[key]
 		if c == nil {
 			c = newCol()
@@ -213,23 +214,23 @@ func (w *walker) deriveOwners() {
 		t, known := tag(e)
 		own := newCol()
 		if e.Kind == kindSecret {
-			own.claim(e.Name, t, "")
-			forEachFolder(e.Mount, e.Path, false, func(key string) { folder(key).claim(e.Name, t, "") })
+			own.Claim(e.Name, t, "")
+			forEachFolder(e.Mount, e.Path, false, func(key string) { folder(key).Claim(e.Name, t, "") })
 			// The folder named like this secret takes its tag as its own; unread, its own
 			// tag is unknown, and integration_owner stands in, as for a request.
 			switch {
 			case t != "":
-				folder(e.Mount+"/"+e.Path).claim(e.Name, t, "")
+				folder(e.Mount+"/"+e.Path).Claim(e.Name, t, "")
 			case !known:
-				folder(e.Mount+"/"+e.Path).unowned(e.Name, "")
+				folder(e.Mount+"/"+e.Path).Unowned(e.Name, "")
 			}
 		} else {
-			own.unowned(e.Name, "")
+			own.Unowned(e.Name, "")
 		}
 		e.setOwners(own)
 	}
 	for _, inc := range w.incomplete {
-		forEachFolder(inc.mount, inc.path, true, func(key string) { folder(key).unowned("", "") })
+		forEachFolder(inc.mount, inc.path, true, func(key string) { folder(key).Unowned("", "") })
 	}
 	for i := range w.entries {
 		e := &w.entries[i]
@@ -237,9 +238,9 @@ func (w *walker) deriveOwners() {
 			continue
 		}
 		c := folders[e.Mount+"/"+e.Path]
-		if c == nil || len(c.sets)+len(c.unownedNames) == 0 {
+		if c == nil || len(c.Sets)+len(c.UnownedNames) == 0 {
 			c = newCol()
-			c.unowned(e.Name, "") // an empty folder names no owner
+			c.Unowned(e.Name, "") // an empty folder names no owner
 		}
 		e.setOwners(c)
 		if e.OwnerSource == ownerFromMetadata {
@@ -256,16 +257,16 @@ type ownerView struct {
 
 // setOwners records c's owner sets on e: all of them in Owners, and in Owner and
 // OwnerSource the one set's tag as written, or "" and several_owners.
-func (e *resourceEntry) setOwners(c *ownerCollector) {
+func (e *resourceEntry) setOwners(c *owners.Collector) {
 	e.Owners = nil
-	for _, s := range c.sets {
+	for _, s := range c.Sets {
 		e.Owners = append(e.Owners, ownerView{Approvers: access.ApproverNames([]access.ApproverSet{s}), Source: s.Source})
 	}
 	e.Owner, e.OwnerSource = "", ""
-	switch len(c.sets) {
+	switch len(c.Sets) {
 	case 0:
 	case 1:
-		e.Owner, e.OwnerSource = c.sets[0].Raw, c.sets[0].Source
+		e.Owner, e.OwnerSource = c.Sets[0].Raw, c.Sets[0].Source
 	default:
 		e.OwnerSource = ownerFromSeveral
 	}

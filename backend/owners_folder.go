@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/owners"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
@@ -51,7 +52,7 @@ type folderScan struct {
 // counts against no bound) uses a scan of the same folder made in the last
 // folderOwnersCacheTTL, so repeated previews do not each read up to max_folder_secrets
 // metadata. Concurrent previews of one folder wait for one scan.
-func (b *aponoBackend) folderOwners(ctx context.Context, client vaultapi.Client, cfg *config.Config, col *ownerCollector, ref resource.Ref, preview bool) (msg string, err error) {
+func (b *aponoBackend) folderOwners(ctx context.Context, client vaultapi.Client, cfg *config.Config, col *owners.Collector, ref resource.Ref, preview bool) (msg string, err error) {
 	key := folderOwnersKey(cfg, ref)
 	var scan *folderScan
 	if preview {
@@ -69,9 +70,9 @@ func (b *aponoBackend) folderOwners(ctx context.Context, client vaultapi.Client,
 	}
 	for _, c := range scan.claims {
 		if c.unowned {
-			col.unowned(c.resource, c.note)
+			col.Unowned(c.resource, c.note)
 		} else {
-			col.claim(c.resource, c.tag, c.note)
+			col.Claim(c.resource, c.tag, c.note)
 		}
 	}
 	return "", nil
@@ -87,7 +88,7 @@ func (b *aponoBackend) scanFolder(ctx context.Context, client vaultapi.Client, c
 	if ref.Path != "" {
 		// The folder's own tag, where the secret named like it has one. That secret is not
 		// inside the folder's grant, so without a tag it adds no owner.
-		tag, note, err := readOwnerTag(ctx, client, cfg.OwnerMetadataKey, ref.Mount, ref.Path, ref.Mount+"/"+ref.Path)
+		tag, note, err := owners.ReadOwnerTag(ctx, client, cfg.OwnerMetadataKey, ref.Mount, ref.Path, ref.Mount+"/"+ref.Path)
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +170,7 @@ func (b *aponoBackend) scanFolder(ctx context.Context, client vaultapi.Client, c
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			s := &secrets[i]
-			s.tag, s.note, s.err = readOwnerTag(ctx, client, cfg.OwnerMetadataKey, ref.Mount, s.path, ref.Mount+"/"+s.path)
+			s.tag, s.note, s.err = owners.ReadOwnerTag(ctx, client, cfg.OwnerMetadataKey, ref.Mount, s.path, ref.Mount+"/"+s.path)
 		}()
 	}
 	wg.Wait()
