@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/discovery"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 )
 
@@ -204,7 +205,7 @@ func (f *fakeVault) treeRead(ctx context.Context, path string) (map[string]inter
 		}
 		handled = true
 		if typ, ok := t.keys[mount][name]; ok {
-			enc, dec, sign := keyTypeSupports(typ)
+			enc, dec, sign := discovery.KeyTypeSupports(typ)
 			data = map[string]interface{}{"name": name, "type": typ,
 				"supports_encryption": *enc, "supports_decryption": *dec, "supports_signing": *sign}
 		}
@@ -245,19 +246,19 @@ func kvMetadata(s fakeSecret) map[string]interface{} {
 }
 
 // walkFake runs the walker over the fake Vault's mounts and tree.
-func walkFake(t *testing.T, ctx context.Context, fv *fakeVault, opts walkOptions) (*walkResult, error) {
+func walkFake(t *testing.T, ctx context.Context, fv *fakeVault, opts discovery.Options) (*discovery.Result, error) {
 	t.Helper()
-	if opts.types == nil {
-		opts.types = map[string]bool{resource.TypeKV: true, resource.TypeTransit: true}
+	if opts.Types == nil {
+		opts.Types = map[string]bool{resource.TypeKV: true, resource.TypeTransit: true}
 	}
-	if opts.concurrency == 0 {
-		opts.concurrency = 4
+	if opts.Concurrency == 0 {
+		opts.Concurrency = 4
 	}
-	if opts.maxResources == 0 {
-		opts.maxResources = config.DefaultMaxResources
+	if opts.MaxResources == 0 {
+		opts.MaxResources = config.DefaultMaxResources
 	}
-	if opts.ownMount == "" {
-		opts.ownMount = "apono/"
+	if opts.OwnMount == "" {
+		opts.OwnMount = "apono/"
 	}
 	c, err := fv.factory(ctx, nil, nil)
 	if err != nil {
@@ -267,10 +268,10 @@ func walkFake(t *testing.T, ctx context.Context, fv *fakeVault, opts walkOptions
 	if err != nil {
 		t.Fatal(err)
 	}
-	return walk(ctx, c, mounts, opts)
+	return discovery.Walk(ctx, c, mounts, opts)
 }
 
-func names(entries []resourceEntry) []string {
+func names(entries []discovery.Entry) []string {
 	out := make([]string, 0, len(entries))
 	for _, e := range entries {
 		out = append(out, e.Name)
@@ -278,7 +279,7 @@ func names(entries []resourceEntry) []string {
 	return out
 }
 
-func entryByName(t *testing.T, entries []resourceEntry, name string) resourceEntry {
+func entryByName(t *testing.T, entries []discovery.Entry, name string) discovery.Entry {
 	t.Helper()
 	for _, e := range entries {
 		if e.Name == name {
@@ -286,7 +287,7 @@ func entryByName(t *testing.T, entries []resourceEntry, name string) resourceEnt
 		}
 	}
 	t.Fatalf("no entry %q among %v", name, names(entries))
-	return resourceEntry{}
+	return discovery.Entry{}
 }
 
 // sampleTree: nested folders on kv, a second KV v2 mount (secret), a KV v1 mount (kv1)
@@ -307,7 +308,7 @@ func TestWalkListsEverySecretFolderAndKey(t *testing.T) {
 	fv := newFakeVault()
 	fv.tree = sampleTree()
 	fv.tree.keyInfo = true
-	res, err := walkFake(t, context.Background(), fv, walkOptions{})
+	res, err := walkFake(t, context.Background(), fv, discovery.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,11 +327,11 @@ func TestWalkListsEverySecretFolderAndKey(t *testing.T) {
 		}
 	}
 	db := entryByName(t, res.Entries, "kv/app/db")
-	if db.Type != resource.TypeKV || db.Kind != kindSecret || db.Mount != "kv" || db.Path != "app/db" || db.CustomMetadata["team"] != "payments" {
+	if db.Type != resource.TypeKV || db.Kind != discovery.KindSecret || db.Mount != "kv" || db.Path != "app/db" || db.CustomMetadata["team"] != "payments" {
 		t.Errorf("kv/app/db = %+v", db)
 	}
 	folder := entryByName(t, res.Entries, "kv/app/api/*")
-	if folder.Kind != kindFolder || folder.Path != "app/api" || folder.Mount != "kv" {
+	if folder.Kind != discovery.KindFolder || folder.Path != "app/api" || folder.Mount != "kv" {
 		t.Errorf("kv/app/api/* = %+v", folder)
 	}
 	// Every name is one a role accepts, on the mount it says.
@@ -341,7 +342,7 @@ func TestWalkListsEverySecretFolderAndKey(t *testing.T) {
 			t.Errorf("%s: %v", e.Name, err)
 			continue
 		}
-		if ref.Type != e.Type || ref.Mount != e.Mount || ref.Path != e.Path || ref.Folder != (e.Kind == kindFolder) {
+		if ref.Type != e.Type || ref.Mount != e.Mount || ref.Path != e.Path || ref.Folder != (e.Kind == discovery.KindFolder) {
 			t.Errorf("%s resolves to %+v, entry says %+v", e.Name, ref, e)
 		}
 	}
@@ -358,7 +359,7 @@ func TestWalkListsEverySecretFolderAndKey(t *testing.T) {
 func TestWalkResourceTypesSelectsEngines(t *testing.T) {
 	fv := newFakeVault()
 	fv.tree = sampleTree()
-	res, err := walkFake(t, context.Background(), fv, walkOptions{types: map[string]bool{resource.TypeTransit: true}})
+	res, err := walkFake(t, context.Background(), fv, discovery.Options{Types: map[string]bool{resource.TypeTransit: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +375,7 @@ func TestWalkMarksDeletedSecrets(t *testing.T) {
 		put("kv", "deleted", fakeSecret{deleted: true}).
 		put("kv", "destroyed", fakeSecret{destroyed: true}).
 		put("kv", "expires-later", fakeSecret{deleteAt: time.Now().Add(time.Hour)})
-	res, err := walkFake(t, context.Background(), fv, walkOptions{})
+	res, err := walkFake(t, context.Background(), fv, discovery.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +390,7 @@ func TestWalkSkipsForbiddenMountAndFolder(t *testing.T) {
 	fv := newFakeVault()
 	fv.tree = sampleTree()
 	fv.tree.denied = []string{"secret/metadata/", "kv/metadata/team/a/"}
-	res, err := walkFake(t, context.Background(), fv, walkOptions{})
+	res, err := walkFake(t, context.Background(), fv, discovery.Options{})
 	if err != nil {
 		t.Fatalf("a 403 must not fail the walk: %v", err)
 	}
@@ -421,7 +422,7 @@ func TestWalkReportsUngrantableNamesWithoutListingBelow(t *testing.T) {
 		put("kv", "app/café", fakeSecret{}).
 		put("kv", "bad dir/x", fakeSecret{}).
 		put("kv", "bad dir/y/z", fakeSecret{})
-	res, err := walkFake(t, context.Background(), fv, walkOptions{})
+	res, err := walkFake(t, context.Background(), fv, discovery.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,8 +457,8 @@ func TestWalkStopsPastMaxResources(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		fv.tree.put("kv", fmt.Sprintf("f%d/s%d", i%5, i), fakeSecret{})
 	}
-	_, err := walkFake(t, context.Background(), fv, walkOptions{maxResources: 20})
-	var tooMany *errTooManyResources
+	_, err := walkFake(t, context.Background(), fv, discovery.Options{MaxResources: 20})
+	var tooMany *discovery.ErrTooManyResources
 	if !errors.As(err, &tooMany) {
 		t.Fatalf("want errTooManyResources, got %v", err)
 	}
@@ -465,7 +466,7 @@ func TestWalkStopsPastMaxResources(t *testing.T) {
 		t.Errorf("error %q does not name max_resources and its value", err)
 	}
 	// Exactly at the limit is fine: 50 secrets + 5 folders + kv/* + secret/* (empty).
-	if _, err := walkFake(t, context.Background(), fv, walkOptions{maxResources: 57}); err != nil {
+	if _, err := walkFake(t, context.Background(), fv, discovery.Options{MaxResources: 57}); err != nil {
 		t.Errorf("57 entries with max_resources 57: %v", err)
 	}
 }
@@ -492,7 +493,7 @@ func TestWalkHonoursCancellation(t *testing.T) {
 		}
 	}
 	began := time.Now()
-	res, err := walkFake(t, ctx, fv, walkOptions{concurrency: concurrency})
+	res, err := walkFake(t, ctx, fv, discovery.Options{Concurrency: concurrency})
 	if !errors.Is(err, context.Canceled) || res != nil {
 		t.Fatalf("want context.Canceled and no result, got %v, %v", res, err)
 	}
@@ -523,7 +524,7 @@ func TestWalkBoundsConcurrency(t *testing.T) {
 			fv.tree.mu.Lock()
 			fv.tree.maxInFlight, fv.tree.lists, fv.tree.reads = 0, nil, nil
 			fv.tree.mu.Unlock()
-			res, err := walkFake(t, context.Background(), fv, walkOptions{concurrency: n})
+			res, err := walkFake(t, context.Background(), fv, discovery.Options{Concurrency: n})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -554,17 +555,17 @@ func TestWalkTransitKeyTypes(t *testing.T) {
 		}
 		return fv
 	}
-	check := func(t *testing.T, res *walkResult) {
+	check := func(t *testing.T, res *discovery.Result) {
 		t.Helper()
 		for k, typ := range keys {
 			e := entryByName(t, res.Entries, "transit/"+k)
-			enc, dec, sign := keyTypeSupports(typ)
+			enc, dec, sign := discovery.KeyTypeSupports(typ)
 			if e.KeyType != typ || e.SupportsEncryption == nil || *e.SupportsEncryption != *enc ||
 				*e.SupportsDecryption != *dec || *e.SupportsSigning != *sign {
 				t.Errorf("%s = %+v, want type %s", k, e, typ)
 			}
 		}
-		if perms := entryByName(t, res.Entries, "transit/ed").permissions(); !reflect.DeepEqual(perms, []string{"sign-verify"}) {
+		if perms := entryByName(t, res.Entries, "transit/ed").Permissions(); !reflect.DeepEqual(perms, []string{"sign-verify"}) {
 			t.Errorf("ed25519 permissions = %v, want [sign-verify]", perms)
 		}
 	}
@@ -572,7 +573,7 @@ func TestWalkTransitKeyTypes(t *testing.T) {
 	t.Run("key_info in the LIST", func(t *testing.T) {
 		fv := build()
 		fv.tree.keyInfo = true
-		res, err := walkFake(t, context.Background(), fv, walkOptions{})
+		res, err := walkFake(t, context.Background(), fv, discovery.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -583,7 +584,7 @@ func TestWalkTransitKeyTypes(t *testing.T) {
 	})
 	t.Run("types from reading each key", func(t *testing.T) {
 		fv := build()
-		res, err := walkFake(t, context.Background(), fv, walkOptions{})
+		res, err := walkFake(t, context.Background(), fv, discovery.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -595,16 +596,16 @@ func TestWalkTransitKeyTypes(t *testing.T) {
 	t.Run("reads denied: unknown after one probe", func(t *testing.T) {
 		fv := build()
 		fv.tree.denied = []string{"transit/keys/"}
-		res, err := walkFake(t, context.Background(), fv, walkOptions{concurrency: 8})
+		res, err := walkFake(t, context.Background(), fv, discovery.Options{Concurrency: 8})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for k := range keys {
 			e := entryByName(t, res.Entries, "transit/"+k)
-			if e.KeyType != keyTypeUnknown || e.SupportsEncryption != nil {
+			if e.KeyType != discovery.KeyTypeUnknown || e.SupportsEncryption != nil {
 				t.Errorf("%s = %+v, want type unknown and no supports", k, e)
 			}
-			if perms := e.permissions(); len(perms) != 4 {
+			if perms := e.Permissions(); len(perms) != 4 {
 				t.Errorf("%s permissions = %v, want every Transit level", k, perms)
 			}
 		}
@@ -621,12 +622,12 @@ func TestWalkMetadataReadDenied(t *testing.T) {
 	fv := newFakeVault()
 	fv.tree = sampleTree()
 	fv.tree.denied = []string{"kv/metadata/app/db", "kv/metadata/top", "kv/metadata/app/api/key", "kv/metadata/team/a/b/c"}
-	res, err := walkFake(t, context.Background(), fv, walkOptions{concurrency: 8, ownerKey: "owner", integrationOwner: "sec"})
+	res, err := walkFake(t, context.Background(), fv, discovery.Options{Concurrency: 8, OwnerKey: "owner", IntegrationOwner: "sec"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	db := entryByName(t, res.Entries, "kv/app/db")
-	if db.CustomMetadata != nil || db.Owner != "sec" || db.OwnerSource != ownerFromIntegration {
+	if db.CustomMetadata != nil || db.Owner != "sec" || db.OwnerSource != discovery.OwnerFromIntegration {
 		t.Errorf("kv/app/db = %+v, want no custom_metadata and the fallback owner", db)
 	}
 	kvReads := 0
@@ -656,31 +657,31 @@ func TestWalkOwners(t *testing.T) {
 		put("kv", "hidden/bad name", fakeSecret{}).
 		key("transit", "k", "aes256-gcm96")
 	fv.tree.keyInfo = true
-	res, err := walkFake(t, context.Background(), fv, walkOptions{ownerKey: "owner", integrationOwner: "secops"})
+	res, err := walkFake(t, context.Background(), fv, discovery.Options{OwnerKey: "owner", IntegrationOwner: "secops"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// owner and owner_source say the one owner set where there is one; owners lists every
 	// set a request for the entry needs, each approving on its own.
-	alice := ownerView{[]string{"group:alice@example.com"}, ownerFromMetadata}
-	bob := ownerView{[]string{"group:bob@example.com"}, ownerFromMetadata}
-	secops := ownerView{[]string{"group:secops"}, ownerFromIntegration}
+	alice := discovery.OwnerView{Approvers: []string{"group:alice@example.com"}, Source: discovery.OwnerFromMetadata}
+	bob := discovery.OwnerView{Approvers: []string{"group:bob@example.com"}, Source: discovery.OwnerFromMetadata}
+	secops := discovery.OwnerView{Approvers: []string{"group:secops"}, Source: discovery.OwnerFromIntegration}
 	cases := []struct {
 		name, owner, source string
-		owners              []ownerView
+		owners              []discovery.OwnerView
 	}{
-		{"kv/pay/db", "alice@example.com", ownerFromMetadata, []ownerView{alice}},
-		{"kv/pay/api/key", "alice@example.com", ownerFromMetadata, []ownerView{alice}},
-		{"kv/pay/*", "alice@example.com", ownerFromFolder, []ownerView{alice}},
-		{"kv/pay/api/*", "alice@example.com", ownerFromFolder, []ownerView{alice}},
-		{"kv/mixed/*", "", ownerFromSeveral, []ownerView{alice, bob}},
-		{"kv/partial/b", "secops", ownerFromIntegration, []ownerView{secops}},
-		{"kv/partial/*", "", ownerFromSeveral, []ownerView{bob, secops}},
+		{"kv/pay/db", "alice@example.com", discovery.OwnerFromMetadata, []discovery.OwnerView{alice}},
+		{"kv/pay/api/key", "alice@example.com", discovery.OwnerFromMetadata, []discovery.OwnerView{alice}},
+		{"kv/pay/*", "alice@example.com", discovery.OwnerFromFolder, []discovery.OwnerView{alice}},
+		{"kv/pay/api/*", "alice@example.com", discovery.OwnerFromFolder, []discovery.OwnerView{alice}},
+		{"kv/mixed/*", "", discovery.OwnerFromSeveral, []discovery.OwnerView{alice, bob}},
+		{"kv/partial/b", "secops", discovery.OwnerFromIntegration, []discovery.OwnerView{secops}},
+		{"kv/partial/*", "", discovery.OwnerFromSeveral, []discovery.OwnerView{bob, secops}},
 		// hidden/bad name exists but is not in the snapshot: its owner is unknown, so the
 		// integration owner approves the folder as well.
-		{"kv/hidden/*", "", ownerFromSeveral, []ownerView{bob, secops}},
-		{"kv/*", "", ownerFromSeveral, nil},
-		{"transit/k", "secops", ownerFromIntegration, []ownerView{secops}},
+		{"kv/hidden/*", "", discovery.OwnerFromSeveral, []discovery.OwnerView{bob, secops}},
+		{"kv/*", "", discovery.OwnerFromSeveral, nil},
+		{"transit/k", "secops", discovery.OwnerFromIntegration, []discovery.OwnerView{secops}},
 	}
 	for _, c := range cases {
 		e := entryByName(t, res.Entries, c.name)
@@ -693,12 +694,12 @@ func TestWalkOwners(t *testing.T) {
 	}
 
 	// Without owner_metadata_key every entry gets integration_owner, if set.
-	res, err = walkFake(t, context.Background(), fv, walkOptions{integrationOwner: "secops"})
+	res, err = walkFake(t, context.Background(), fv, discovery.Options{IntegrationOwner: "secops"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range res.Entries {
-		if e.Owner != "secops" || e.OwnerSource != ownerFromIntegration {
+		if e.Owner != "secops" || e.OwnerSource != discovery.OwnerFromIntegration {
 			t.Errorf("%s owner = %q (%s), want secops", e.Name, e.Owner, e.OwnerSource)
 		}
 	}
@@ -728,7 +729,7 @@ func TestCurrentVersionDeleted(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := currentVersionDeleted(c.meta, now); got != c.want {
+			if got := discovery.CurrentVersionDeleted(c.meta, now); got != c.want {
 				t.Errorf("got %v, want %v", got, c.want)
 			}
 		})

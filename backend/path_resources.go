@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/discovery"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -117,7 +118,7 @@ func parseResourceQuery(d *framework.FieldData) (resourceQuery, string) {
 	return q, ""
 }
 
-func (q *resourceQuery) matches(e *resourceEntry) bool {
+func (q *resourceQuery) matches(e *discovery.Entry) bool {
 	return e.Name > q.after &&
 		(q.typ == "" || e.Type == q.typ) &&
 		(q.mount == "" || e.Mount == q.mount) &&
@@ -139,7 +140,7 @@ func (q *resourceQuery) namePrefixes() []string {
 
 // query returns up to q.limit matching entries in name order, and whether more match.
 // It reads only the chunks that can hold matches.
-func query(ctx context.Context, s logical.Storage, h *snapshotHeader, q resourceQuery) ([]resourceEntry, bool, error) {
+func query(ctx context.Context, s logical.Storage, h *discovery.SnapshotHeader, q resourceQuery) ([]discovery.Entry, bool, error) {
 	lower := q.after
 	prefixes := q.namePrefixes()
 	for _, p := range prefixes {
@@ -150,9 +151,9 @@ func query(ctx context.Context, s logical.Storage, h *snapshotHeader, q resource
 	first := sort.Search(len(h.Chunks), func(i int) bool {
 		return h.Chunks[i].Last > q.after && h.Chunks[i].Last >= lower
 	})
-	var out []resourceEntry
+	var out []discovery.Entry
 	for i := first; i < len(h.Chunks); i++ {
-		entries, err := loadSnapshotChunk(ctx, s, h, i)
+		entries, err := discovery.LoadSnapshotChunk(ctx, s, h, i)
 		if err != nil {
 			return nil, false, err
 		}
@@ -177,8 +178,8 @@ func query(ctx context.Context, s logical.Storage, h *snapshotHeader, q resource
 
 // currentSnapshot returns the snapshot header, running a first sync when there is none.
 // resp is set when that sync answered with an error for the caller.
-func (b *aponoBackend) currentSnapshot(ctx context.Context, req *logical.Request) (*snapshotHeader, *logical.Response, error) {
-	h, err := loadSnapshotHeader(ctx, req.Storage)
+func (b *aponoBackend) currentSnapshot(ctx context.Context, req *logical.Request) (*discovery.SnapshotHeader, *logical.Response, error) {
+	h, err := discovery.LoadSnapshotHeader(ctx, req.Storage)
 	if err != nil || h != nil {
 		return h, nil, err
 	}
@@ -193,14 +194,14 @@ func (b *aponoBackend) currentSnapshot(ctx context.Context, req *logical.Request
 	}
 	defer b.syncMu.Unlock()
 	// Look again: another request may have synced while this one waited.
-	if h, err = loadSnapshotHeader(ctx, req.Storage); err != nil || h != nil {
+	if h, err = discovery.LoadSnapshotHeader(ctx, req.Storage); err != nil || h != nil {
 		return h, nil, err
 	}
 	resp, err := b.syncResponse(ctx, req.Storage, defaultRequestSyncTimeout)
 	if err != nil || (resp != nil && resp.IsError()) {
 		return nil, resp, err
 	}
-	h, err = loadSnapshotHeader(ctx, req.Storage)
+	h, err = discovery.LoadSnapshotHeader(ctx, req.Storage)
 	if err == nil && h == nil {
 		err = fmt.Errorf("sync stored no snapshot")
 	}
@@ -208,7 +209,7 @@ func (b *aponoBackend) currentSnapshot(ctx context.Context, req *logical.Request
 }
 
 // resourcesPage runs the query of a read or a LIST.
-func (b *aponoBackend) resourcesPage(ctx context.Context, req *logical.Request, d *framework.FieldData) (*snapshotHeader, []resourceEntry, bool, *logical.Response, error) {
+func (b *aponoBackend) resourcesPage(ctx context.Context, req *logical.Request, d *framework.FieldData) (*discovery.SnapshotHeader, []discovery.Entry, bool, *logical.Response, error) {
 	b.rememberMount(req)
 	q, msg := parseResourceQuery(d)
 	if msg != "" {
@@ -236,9 +237,9 @@ func (b *aponoBackend) resourcesPage(ctx context.Context, req *logical.Request, 
 
 // queryRole is query for the entries a role can grant: one query per role resource, with
 // the resource (or its folder) as a prefix, so only the chunks that hold them are read.
-func queryRole(ctx context.Context, s logical.Storage, h *snapshotHeader, q resourceQuery) ([]resourceEntry, bool, error) {
+func queryRole(ctx context.Context, s logical.Storage, h *discovery.SnapshotHeader, q resourceQuery) ([]discovery.Entry, bool, error) {
 	seen := map[string]bool{}
-	var all []resourceEntry
+	var all []discovery.Entry
 	more := false
 	for _, r := range q.role {
 		sub := q
@@ -285,7 +286,7 @@ func (b *aponoBackend) pathResourcesRead(ctx context.Context, req *logical.Reque
 	}
 	list := make([]map[string]interface{}, 0, len(entries))
 	for i := range entries {
-		list = append(list, entries[i].responseData())
+		list = append(list, entries[i].ResponseData())
 	}
 	data := map[string]interface{}{
 		"resources":         list,
@@ -310,7 +311,7 @@ func (b *aponoBackend) pathResourcesList(ctx context.Context, req *logical.Reque
 	info := make(map[string]interface{}, len(entries))
 	for i := range entries {
 		keys = append(keys, entries[i].Name)
-		info[entries[i].Name] = entries[i].responseData()
+		info[entries[i].Name] = entries[i].ResponseData()
 	}
 	resp = logical.ListResponseWithInfo(keys, info)
 	resp.Data["synced_at"] = h.SyncedAt.UTC().Format(time.RFC3339Nano)

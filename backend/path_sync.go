@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/discovery"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -59,7 +60,7 @@ node also syncs in the background, for up to 30 minutes, every sync_interval (0 
 that off); the first background sync runs within a minute of configuration.
 `
 
-func (h *snapshotHeader) summary() map[string]interface{} {
+func snapshotSummary(h *discovery.SnapshotHeader) map[string]interface{} {
 	return map[string]interface{}{
 		"synced_at":         h.SyncedAt.UTC().Format(time.RFC3339Nano),
 		"duration":          h.Duration.Round(time.Millisecond).String(),
@@ -77,7 +78,7 @@ func (h *snapshotHeader) summary() map[string]interface{} {
 	}
 }
 
-func skippedData(in []skippedPath) []map[string]interface{} {
+func skippedData(in []discovery.SkippedPath) []map[string]interface{} {
 	out := make([]map[string]interface{}, 0, len(in))
 	for _, p := range in {
 		out = append(out, map[string]interface{}{"mount": p.Mount, "path": p.Path, "reason": p.Reason})
@@ -85,7 +86,7 @@ func skippedData(in []skippedPath) []map[string]interface{} {
 	return out
 }
 
-func ungrantableData(in []ungrantableName) []map[string]interface{} {
+func ungrantableData(in []discovery.UngrantableName) []map[string]interface{} {
 	out := make([]map[string]interface{}, 0, len(in))
 	for _, u := range in {
 		out = append(out, map[string]interface{}{"name": u.Name, "reason": u.Reason})
@@ -153,7 +154,7 @@ func (b *aponoBackend) syncResponse(ctx context.Context, s logical.Storage, time
 		return logical.ErrorResponse(errNotConfigured.Error()), nil
 	}
 	h, err := b.runSync(ctx, s, cfg, false)
-	var tooMany *errTooManyResources
+	var tooMany *discovery.ErrTooManyResources
 	switch {
 	case errors.As(err, &tooMany):
 		return logical.ErrorResponse(err.Error()), nil
@@ -165,7 +166,7 @@ func (b *aponoBackend) syncResponse(ctx context.Context, s logical.Storage, time
 	case err != nil:
 		return nil, err
 	}
-	resp := &logical.Response{Data: h.summary()}
+	resp := &logical.Response{Data: snapshotSummary(h)}
 	for _, w := range h.Warnings {
 		resp.AddWarning(w)
 	}
@@ -174,7 +175,7 @@ func (b *aponoBackend) syncResponse(ctx context.Context, s logical.Storage, time
 
 // runSync walks Vault, stores the result as the current snapshot and records the
 // attempt. The caller holds syncMu. background says the periodic job started it.
-func (b *aponoBackend) runSync(ctx context.Context, s logical.Storage, cfg *config.Config, background bool) (*snapshotHeader, error) {
+func (b *aponoBackend) runSync(ctx context.Context, s logical.Storage, cfg *config.Config, background bool) (*discovery.SnapshotHeader, error) {
 	started := time.Now()
 	h, err := b.walkAndStore(ctx, s, cfg, started)
 	if err != nil {
@@ -196,12 +197,12 @@ func (b *aponoBackend) runSync(ctx context.Context, s logical.Storage, cfg *conf
 }
 
 func recordSyncAttempt(ctx context.Context, s logical.Storage, at time.Time, syncErr error, background bool) error {
-	st, err := loadSyncStatus(ctx, s)
+	st, err := discovery.LoadSyncStatus(ctx, s)
 	if err != nil {
 		return err
 	}
 	if st == nil {
-		st = &syncStatus{}
+		st = &discovery.SyncStatus{}
 	}
 	st.AttemptedAt, st.Error = at, ""
 	if syncErr != nil {
@@ -210,14 +211,14 @@ func recordSyncAttempt(ctx context.Context, s logical.Storage, at time.Time, syn
 	if background {
 		st.BackgroundAttemptedAt = at
 	}
-	entry, err := logical.StorageEntryJSON(syncStatusPath, st)
+	entry, err := logical.StorageEntryJSON(discovery.SyncStatusPath, st)
 	if err != nil {
 		return err
 	}
 	return s.Put(ctx, entry)
 }
 
-func (b *aponoBackend) walkAndStore(ctx context.Context, s logical.Storage, cfg *config.Config, started time.Time) (*snapshotHeader, error) {
+func (b *aponoBackend) walkAndStore(ctx context.Context, s logical.Storage, cfg *config.Config, started time.Time) (*discovery.SnapshotHeader, error) {
 	client, err := b.getClient(ctx, s)
 	if err != nil {
 		return nil, err
@@ -230,18 +231,18 @@ func (b *aponoBackend) walkAndStore(ctx context.Context, s logical.Storage, cfg 
 	for _, t := range cfg.TypesToDiscover() {
 		types[t] = true
 	}
-	res, err := walk(ctx, client, mounts, walkOptions{
-		types:            types,
-		ownerKey:         cfg.OwnerMetadataKey,
-		integrationOwner: cfg.IntegrationOwner,
-		concurrency:      cfg.SyncWorkers(),
-		maxResources:     cfg.ResourceLimit(),
-		ownMount:         b.ownMountPath(),
+	res, err := discovery.Walk(ctx, client, mounts, discovery.Options{
+		Types:            types,
+		OwnerKey:         cfg.OwnerMetadataKey,
+		IntegrationOwner: cfg.IntegrationOwner,
+		Concurrency:      cfg.SyncWorkers(),
+		MaxResources:     cfg.ResourceLimit(),
+		OwnMount:         b.ownMountPath(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	h := &snapshotHeader{
+	h := &discovery.SnapshotHeader{
 		SyncedAt:         time.Now().UTC(),
 		Total:            len(res.Entries),
 		Skipped:          res.Skipped,
@@ -264,7 +265,7 @@ func (b *aponoBackend) walkAndStore(ctx context.Context, s logical.Storage, cfg 
 		h.Kinds[e.Kind]++
 		h.Mounts[e.Mount]++
 	}
-	if err := storeSnapshot(ctx, s, h, res.Entries, started); err != nil {
+	if err := discovery.StoreSnapshot(ctx, s, h, res.Entries, started); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -289,14 +290,14 @@ func (b *aponoBackend) periodicSync(ctx context.Context, s logical.Storage) erro
 	if interval == 0 {
 		return nil
 	}
-	h, err := loadSnapshotHeader(ctx, s)
+	h, err := discovery.LoadSnapshotHeader(ctx, s)
 	if err != nil {
 		return err
 	}
 	if h != nil && time.Since(h.SyncedAt) < interval {
 		return nil
 	}
-	st, err := loadSyncStatus(ctx, s)
+	st, err := discovery.LoadSyncStatus(ctx, s)
 	if err != nil {
 		return err
 	}

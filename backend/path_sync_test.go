@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/discovery"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -31,9 +32,9 @@ func syncEnv(t *testing.T, tree *fakeTree, config map[string]interface{}) *testE
 // smallChunks makes snapshots split into chunks of n entries for the test's duration.
 func smallChunks(t *testing.T, n int) {
 	t.Helper()
-	old := snapshotChunkEntries
-	snapshotChunkEntries = n
-	t.Cleanup(func() { snapshotChunkEntries = old })
+	old := discovery.SnapshotChunkEntries
+	discovery.SnapshotChunkEntries = n
+	t.Cleanup(func() { discovery.SnapshotChunkEntries = old })
 }
 
 func wideTree(secrets int) *fakeTree {
@@ -60,7 +61,7 @@ func TestSyncReturnsCountsAndStoresChunkedSnapshot(t *testing.T) {
 	if got := d["counts"].(map[string]int); got[resource.TypeKV] != 67 || got[resource.TypeTransit] != 1 {
 		t.Errorf("counts = %v", got)
 	}
-	if got := d["kinds"].(map[string]int); got[kindSecret] != 41 || got[kindFolder] != 26 || got[kindKey] != 1 {
+	if got := d["kinds"].(map[string]int); got[discovery.KindSecret] != 41 || got[discovery.KindFolder] != 26 || got[discovery.KindKey] != 1 {
 		t.Errorf("kinds = %v", got)
 	}
 	if got := d["mounts"].(map[string]int); got["kv"] != 65 || got["secret"] != 2 || got["transit"] != 1 {
@@ -72,7 +73,7 @@ func TestSyncReturnsCountsAndStoresChunkedSnapshot(t *testing.T) {
 		}
 	}
 
-	h, err := loadSnapshotHeader(e.ctx, e.storage)
+	h, err := discovery.LoadSnapshotHeader(e.ctx, e.storage)
 	if err != nil || h == nil {
 		t.Fatalf("no snapshot header: %v", err)
 	}
@@ -81,7 +82,7 @@ func TestSyncReturnsCountsAndStoresChunkedSnapshot(t *testing.T) {
 	}
 	var all []string
 	for i := range h.Chunks {
-		entries, err := loadSnapshotChunk(e.ctx, e.storage, h, i)
+		entries, err := discovery.LoadSnapshotChunk(e.ctx, e.storage, h, i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,11 +97,11 @@ func TestSyncReturnsCountsAndStoresChunkedSnapshot(t *testing.T) {
 
 	// A second sync replaces the generation and leaves no chunk of the first behind.
 	e.mustOK(t, logical.UpdateOperation, "sync", nil)
-	gens, err := e.storage.List(e.ctx, snapshotChunkPrefix)
+	gens, err := e.storage.List(e.ctx, discovery.SnapshotChunkPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h2, _ := loadSnapshotHeader(e.ctx, e.storage)
+	h2, _ := discovery.LoadSnapshotHeader(e.ctx, e.storage)
 	if len(gens) != 1 || strings.TrimSuffix(gens[0], "/") != h2.Generation || h2.Generation == h.Generation {
 		t.Errorf("generations in storage %v, current %s, previous %s", gens, h2.Generation, h.Generation)
 	}
@@ -117,13 +118,13 @@ func TestSnapshotChunksStayUnderTheByteBound(t *testing.T) {
 	}
 	e := syncEnv(t, tree, nil)
 	e.mustOK(t, logical.UpdateOperation, "sync", nil)
-	h, _ := loadSnapshotHeader(e.ctx, e.storage)
+	h, _ := discovery.LoadSnapshotHeader(e.ctx, e.storage)
 	// Each entry is ~33 KB of JSON: 256 KiB chunks hold 7.
 	if len(h.Chunks) < 5 {
 		t.Fatalf("%d chunks for ~1.3 MB of entries", len(h.Chunks))
 	}
 	for i := range h.Chunks {
-		entries, err := loadSnapshotChunk(e.ctx, e.storage, h, i)
+		entries, err := discovery.LoadSnapshotChunk(e.ctx, e.storage, h, i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,8 +137,8 @@ func TestSnapshotChunksStayUnderTheByteBound(t *testing.T) {
 				size += len(k) + len(v)
 			}
 		}
-		if size > snapshotChunkBytes {
-			t.Errorf("chunk %d holds %d bytes of metadata, bound is %d", i, size, snapshotChunkBytes)
+		if size > discovery.SnapshotChunkBytes {
+			t.Errorf("chunk %d holds %d bytes of metadata, bound is %d", i, size, discovery.SnapshotChunkBytes)
 		}
 	}
 }
@@ -164,15 +165,15 @@ func TestSyncSkippedMountIsReportedAndSyncSucceeds(t *testing.T) {
 func TestSyncPastMaxResourcesKeepsPreviousSnapshot(t *testing.T) {
 	e := syncEnv(t, wideTree(30), nil)
 	e.mustOK(t, logical.UpdateOperation, "sync", nil)
-	before, _ := loadSnapshotHeader(e.ctx, e.storage)
+	before, _ := discovery.LoadSnapshotHeader(e.ctx, e.storage)
 
 	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"max_resources": 10})
 	e.mustBadRequest(t, logical.UpdateOperation, "sync", nil, "max_resources (10)")
-	after, _ := loadSnapshotHeader(e.ctx, e.storage)
+	after, _ := discovery.LoadSnapshotHeader(e.ctx, e.storage)
 	if after.Generation != before.Generation {
 		t.Fatal("a failed sync replaced the snapshot")
 	}
-	st, _ := loadSyncStatus(e.ctx, e.storage)
+	st, _ := discovery.LoadSyncStatus(e.ctx, e.storage)
 	if st == nil || !strings.Contains(st.Error, "max_resources") {
 		t.Errorf("sync status = %+v, want the error recorded", st)
 	}
@@ -232,10 +233,10 @@ func TestResourcesPagingReturnsEachEntryOnce(t *testing.T) {
 	smallChunks(t, 6)
 	e := syncEnv(t, wideTree(50), nil)
 	e.mustOK(t, logical.UpdateOperation, "sync", nil)
-	h, _ := loadSnapshotHeader(e.ctx, e.storage)
+	h, _ := discovery.LoadSnapshotHeader(e.ctx, e.storage)
 	var want []string
 	for i := range h.Chunks {
-		entries, _ := loadSnapshotChunk(e.ctx, e.storage, h, i)
+		entries, _ := discovery.LoadSnapshotChunk(e.ctx, e.storage, h, i)
 		want = append(want, names(entries)...)
 	}
 	for _, op := range []logical.Operation{logical.ReadOperation, logical.ListOperation} {
@@ -339,19 +340,19 @@ func TestPeriodicSync(t *testing.T) {
 	// age makes the snapshot and the last background attempt d old.
 	age := func(d time.Duration) {
 		t.Helper()
-		h, _ := loadSnapshotHeader(e.ctx, e.storage)
+		h, _ := discovery.LoadSnapshotHeader(e.ctx, e.storage)
 		h.SyncedAt = h.SyncedAt.Add(-d)
-		entry, _ := logical.StorageEntryJSON(snapshotHeaderPath, h)
-		st, _ := loadSyncStatus(e.ctx, e.storage)
+		entry, _ := logical.StorageEntryJSON(discovery.SnapshotHeaderPath, h)
+		st, _ := discovery.LoadSyncStatus(e.ctx, e.storage)
 		st.BackgroundAttemptedAt = st.BackgroundAttemptedAt.Add(-d)
-		entry2, _ := logical.StorageEntryJSON(syncStatusPath, st)
+		entry2, _ := logical.StorageEntryJSON(discovery.SyncStatusPath, st)
 		if e.storage.Put(e.ctx, entry) != nil || e.storage.Put(e.ctx, entry2) != nil {
 			t.Fatal("cannot age the snapshot")
 		}
 	}
 
 	tick()
-	if h, _ := loadSnapshotHeader(e.ctx, e.storage); h == nil {
+	if h, _ := discovery.LoadSnapshotHeader(e.ctx, e.storage); h == nil {
 		t.Fatal("the first periodic run did not sync")
 	}
 	n := lists()
@@ -371,7 +372,7 @@ func TestPeriodicSync(t *testing.T) {
 	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"max_resources": 2})
 	age(16 * time.Minute)
 	tick()
-	st, _ := loadSyncStatus(e.ctx, e.storage)
+	st, _ := discovery.LoadSyncStatus(e.ctx, e.storage)
 	if !strings.Contains(st.Error, "max_resources") {
 		t.Fatalf("status after a failed background sync = %+v", st)
 	}
@@ -417,10 +418,10 @@ func TestSyncStopsAtItsTimeout(t *testing.T) {
 		if d := time.Since(began); d > within {
 			t.Errorf("answered after %s, want within %s", d, within)
 		}
-		if h, _ := loadSnapshotHeader(e.ctx, e.storage); h != nil {
+		if h, _ := discovery.LoadSnapshotHeader(e.ctx, e.storage); h != nil {
 			t.Error("a stopped sync stored a snapshot")
 		}
-		if st, _ := loadSyncStatus(e.ctx, e.storage); st == nil || !strings.Contains(st.Error, "deadline") {
+		if st, _ := discovery.LoadSyncStatus(e.ctx, e.storage); st == nil || !strings.Contains(st.Error, "deadline") {
 			t.Errorf("status = %+v, want the attempt recorded", st)
 		}
 	}

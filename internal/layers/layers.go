@@ -31,12 +31,13 @@ var Floors = map[string]int{
 	// The portal's static files and their handler.
 	"portal": 20,
 	// Below the path layer, by concern.
-	"backend/notify":   50,
-	"backend/owners":   40,
-	"backend/access":   30,
-	"backend/config":   20,
-	"backend/resource": 15,
-	"backend/vaultapi": 10,
+	"backend/notify":    50,
+	"backend/owners":    40,
+	"backend/discovery": 45,
+	"backend/access":    30,
+	"backend/config":    20,
+	"backend/resource":  15,
+	"backend/vaultapi":  10,
 
 	// Rules and formats the backend uses.
 	"backend/notify/chat":          20,

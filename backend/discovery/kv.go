@@ -1,7 +1,7 @@
 // What the discovery walk does in a KV v2 mount: list folders, read each secret's metadata
 // (custom_metadata, deletion, owner), and derive folder owners from their secrets.
 
-package backend
+package discovery
 
 import (
 	"context"
@@ -19,25 +19,25 @@ import (
 )
 
 // listKV lists one KV v2 folder: dir is "" for the mount root or ends with "/".
-func (w *walker) listKV(ctx context.Context, mount, dir string) error {
+func (w *Walker) listKV(ctx context.Context, mount, dir string) error {
 	listPath := mount + "/metadata/" + dir
 	w.listCalls.Add(1)
 	keys, _, err := w.client.List(ctx, listPath)
 	if vaultapi.IsStatus(err, http.StatusForbidden) {
-		w.skip(mount, strings.TrimSuffix(dir, "/"), deniedReason("LIST "+listPath))
+		w.skip(mount, strings.TrimSuffix(dir, "/"), DeniedReason("LIST "+listPath))
 		w.markIncomplete(mount, dir)
 		return nil
 	}
 	if err != nil {
-		return callError(ctx, "listing "+listPath, err)
+		return CallError(ctx, "listing "+listPath, err)
 	}
 
-	var folders []resourceEntry
+	var folders []Entry
 	var secrets []string // paths; their entries are made once the metadata is read
-	var tasks []walkTask
+	var tasks []WalkTask
 	if dir == "" {
 		// The whole mount is a folder too: kv/*.
-		folders = append(folders, kvEntry(mount, "", kindFolder))
+		folders = append(folders, KvEntry(mount, "", KindFolder))
 	}
 	for _, key := range keys {
 		if key == "" || key == "/" {
@@ -52,8 +52,8 @@ func (w *walker) listKV(ctx context.Context, mount, dir string) error {
 				w.markIncomplete(mount, dir)
 				continue
 			}
-			folders = append(folders, kvEntry(mount, strings.TrimSuffix(sub, "/"), kindFolder))
-			tasks = append(tasks, walkTask{kind: taskListKV, mount: mount, path: sub})
+			folders = append(folders, KvEntry(mount, strings.TrimSuffix(sub, "/"), KindFolder))
+			tasks = append(tasks, WalkTask{kind: TaskListKV, mount: mount, path: sub})
 			continue
 		}
 		p := dir + key
@@ -71,16 +71,16 @@ func (w *walker) listKV(ctx context.Context, mount, dir string) error {
 	// Secrets are emitted once their metadata is read (custom_metadata, owner, deleted):
 	// one read per secret, made by the pool like the LISTs.
 	for _, p := range secrets {
-		tasks = append(tasks, walkTask{kind: taskReadKVMeta, mount: mount, path: p})
+		tasks = append(tasks, WalkTask{kind: TaskReadKVMeta, mount: mount, path: p})
 	}
 	w.push(tasks...)
 	return nil
 }
 
-func kvEntry(mount, path, kind string) resourceEntry {
-	e := resourceEntry{Type: resource.TypeKV, Kind: kind, Mount: mount, Path: path}
+func KvEntry(mount, path, kind string) Entry {
+	e := Entry{Type: resource.TypeKV, Kind: kind, Mount: mount, Path: path}
 	switch {
-	case kind == kindSecret:
+	case kind == KindSecret:
 		e.Name = mount + "/" + path
 	case path == "":
 		e.Name = mount + "/*"
@@ -90,8 +90,8 @@ func kvEntry(mount, path, kind string) resourceEntry {
 	return e
 }
 
-func (w *walker) readKVMeta(ctx context.Context, mount, path string) error {
-	e := kvEntry(mount, path, kindSecret)
+func (w *Walker) readKVMeta(ctx context.Context, mount, path string) error {
+	e := KvEntry(mount, path, KindSecret)
 	readPath := mount + "/metadata/" + path
 	data, denied, err := w.gatedRead(ctx, mount, readPath)
 	switch {
@@ -101,20 +101,20 @@ func (w *walker) readKVMeta(ctx context.Context, mount, path string) error {
 		}
 		w.warnOnce(fmt.Sprintf("reading %s/metadata/... is denied: custom_metadata, deleted and owner are not reported for mount %s", mount, mount))
 	case err != nil:
-		return callError(ctx, "reading "+readPath, err)
+		return CallError(ctx, "reading "+readPath, err)
 	case data == nil:
 		w.unreserve() // destroyed between the LIST and the read
 		return nil
 	default:
-		e.CustomMetadata = stringMap(data["custom_metadata"])
-		e.Deleted = currentVersionDeleted(data, w.now)
+		e.CustomMetadata = StringMap(data["custom_metadata"])
+		e.Deleted = CurrentVersionDeleted(data, w.now)
 	}
 	w.emit(e)
 	return nil
 }
 
-// stringMap converts custom_metadata as decoded from JSON; never nil.
-func stringMap(v interface{}) map[string]string {
+// StringMap converts custom_metadata as decoded from JSON; never nil.
+func StringMap(v interface{}) map[string]string {
 	out := map[string]string{}
 	m, _ := v.(map[string]interface{})
 	for k, val := range m {
@@ -127,10 +127,10 @@ func stringMap(v interface{}) map[string]string {
 	return out
 }
 
-// currentVersionDeleted reports whether a KV v2 metadata read shows the current version
+// CurrentVersionDeleted reports whether a KV v2 metadata read shows the current version
 // deleted (deletion_time reached) or destroyed.
-func currentVersionDeleted(meta map[string]interface{}, now time.Time) bool {
-	cur := numberString(meta["current_version"])
+func CurrentVersionDeleted(meta map[string]interface{}, now time.Time) bool {
+	cur := NumberString(meta["current_version"])
 	versions, _ := meta["versions"].(map[string]interface{})
 	v, _ := versions[cur].(map[string]interface{})
 	if v == nil {
@@ -148,7 +148,7 @@ func currentVersionDeleted(meta map[string]interface{}, now time.Time) bool {
 	return err != nil || !t.After(now)
 }
 
-func numberString(v interface{}) string {
+func NumberString(v interface{}) string {
 	switch n := v.(type) {
 	case json.Number:
 		return n.String()
@@ -164,9 +164,9 @@ func numberString(v interface{}) string {
 	return ""
 }
 
-// forEachFolder calls fn with the key ("mount/path") of every folder containing path, and
+// ForEachFolder calls fn with the key ("mount/path") of every folder containing path, and
 // of path itself when self: for mount kv and path a/b/c, kv/a/b, kv/a and kv/ (the root).
-func forEachFolder(mount, path string, self bool, fn func(key string)) {
+func ForEachFolder(mount, path string, self bool, fn func(key string)) {
 	if self {
 		fn(mount + "/" + path)
 	}
@@ -187,15 +187,15 @@ func forEachFolder(mount, path string, self bool, fn func(key string)) {
 // names none; a folder the walk could not see all of (a LIST denied, a name no role
 // could hold) gets integration_owner as well, as a request for it would. Owner and
 // OwnerSource say the same in one string where there is one set.
-func (w *walker) deriveOwners() {
-	newCol := func() *owners.Collector { return owners.NewCollector(w.opts.ownerKey, w.opts.integrationOwner) }
+func (w *Walker) deriveOwners() {
+	newCol := func() *owners.Collector { return owners.NewCollector(w.opts.OwnerKey, w.opts.IntegrationOwner) }
 	// tag is what a request would read as the secret's owner tag; known is false where
 	// its metadata could not be read.
-	tag := func(e *resourceEntry) (string, bool) {
-		if w.opts.ownerKey == "" || e.CustomMetadata == nil {
-			return "", w.opts.ownerKey == ""
+	tag := func(e *Entry) (string, bool) {
+		if w.opts.OwnerKey == "" || e.CustomMetadata == nil {
+			return "", w.opts.OwnerKey == ""
 		}
-		return strings.TrimSpace(e.CustomMetadata[w.opts.ownerKey]), true
+		return strings.TrimSpace(e.CustomMetadata[w.opts.OwnerKey]), true
 	}
 	folders := map[string]*owners.Collector{}
 	folder := func(key string) *owners.Collector {
@@ -208,14 +208,14 @@ func (w *walker) deriveOwners() {
 	}
 	for i := range w.entries {
 		e := &w.entries[i]
-		if e.Kind == kindFolder {
+		if e.Kind == KindFolder {
 			continue
 		}
 		t, known := tag(e)
 		own := newCol()
-		if e.Kind == kindSecret {
+		if e.Kind == KindSecret {
 			own.Claim(e.Name, t, "")
-			forEachFolder(e.Mount, e.Path, false, func(key string) { folder(key).Claim(e.Name, t, "") })
+			ForEachFolder(e.Mount, e.Path, false, func(key string) { folder(key).Claim(e.Name, t, "") })
 			// The folder named like this secret takes its tag as its own; unread, its own
 			// tag is unknown, and integration_owner stands in, as for a request.
 			switch {
@@ -230,11 +230,11 @@ func (w *walker) deriveOwners() {
 		e.setOwners(own)
 	}
 	for _, inc := range w.incomplete {
-		forEachFolder(inc.mount, inc.path, true, func(key string) { folder(key).Unowned("", "") })
+		ForEachFolder(inc.mount, inc.path, true, func(key string) { folder(key).Unowned("", "") })
 	}
 	for i := range w.entries {
 		e := &w.entries[i]
-		if e.Kind != kindFolder {
+		if e.Kind != KindFolder {
 			continue
 		}
 		c := folders[e.Mount+"/"+e.Path]
@@ -243,24 +243,24 @@ func (w *walker) deriveOwners() {
 			c.Unowned(e.Name, "") // an empty folder names no owner
 		}
 		e.setOwners(c)
-		if e.OwnerSource == ownerFromMetadata {
-			e.OwnerSource = ownerFromFolder
+		if e.OwnerSource == OwnerFromMetadata {
+			e.OwnerSource = OwnerFromFolder
 		}
 	}
 }
 
-// ownerView is one owner set as apono/sync reports it: any of approvers approves for it.
-type ownerView struct {
+// OwnerView is one owner set as apono/sync reports it: any of approvers approves for it.
+type OwnerView struct {
 	Approvers []string `json:"approvers"`
 	Source    string   `json:"source"`
 }
 
 // setOwners records c's owner sets on e: all of them in Owners, and in Owner and
 // OwnerSource the one set's tag as written, or "" and several_owners.
-func (e *resourceEntry) setOwners(c *owners.Collector) {
+func (e *Entry) setOwners(c *owners.Collector) {
 	e.Owners = nil
 	for _, s := range c.Sets {
-		e.Owners = append(e.Owners, ownerView{Approvers: access.ApproverNames([]access.ApproverSet{s}), Source: s.Source})
+		e.Owners = append(e.Owners, OwnerView{Approvers: access.ApproverNames([]access.ApproverSet{s}), Source: s.Source})
 	}
 	e.Owner, e.OwnerSource = "", ""
 	switch len(c.Sets) {
@@ -268,6 +268,6 @@ func (e *resourceEntry) setOwners(c *owners.Collector) {
 	case 1:
 		e.Owner, e.OwnerSource = c.Sets[0].Raw, c.Sets[0].Source
 	default:
-		e.OwnerSource = ownerFromSeveral
+		e.OwnerSource = OwnerFromSeveral
 	}
 }

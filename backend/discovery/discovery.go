@@ -1,4 +1,8 @@
-package backend
+// Package discovery walks Vault's KV v2 and Transit mounts into a snapshot of every
+// grantable resource with its owners (what apono/sync stores and apono/resources reads),
+// with bounded concurrency and a report of what it skipped and why, and stores and loads
+// that snapshot in chunks. It grants nothing and decides no approval.
+package discovery
 
 import (
 	"context"
@@ -18,26 +22,26 @@ import (
 
 // Kinds of discovered resources.
 const (
-	kindSecret = "secret" // one KV v2 secret: kv/app/db
-	kindFolder = "folder" // a KV v2 folder and everything below it: kv/app/*
-	kindKey    = "key"    // one Transit key: transit/payments
+	KindSecret = "secret" // one KV v2 secret: kv/app/db
+	KindFolder = "folder" // a KV v2 folder and everything below it: kv/app/*
+	KindKey    = "key"    // one Transit key: transit/payments
 )
 
 // Where an entry's owner came from.
 const (
-	ownerFromMetadata    = access.SetSourceMetadata
-	ownerFromFolder      = "secrets_in_folder" // every secret below the folder names the same owner
-	ownerFromIntegration = access.SetSourceIntegration
-	ownerFromSeveral     = "several_owners" // a folder whose secrets have several owner sets: see owners
+	OwnerFromMetadata    = access.SetSourceMetadata
+	OwnerFromFolder      = "secrets_in_folder" // every secret below the folder names the same owner
+	OwnerFromIntegration = access.SetSourceIntegration
+	OwnerFromSeveral     = "several_owners" // a folder whose secrets have several owner sets: see owners
 )
 
-// maxReportedProblems bounds the skipped and ungrantable lists kept in a snapshot (their
+// MaxReportedProblems bounds the skipped and ungrantable lists kept in a snapshot (their
 // counts are always exact), so one bad subtree cannot make the snapshot header huge.
-const maxReportedProblems = 100
+const MaxReportedProblems = 100
 
-// resourceEntry is one grantable resource. Name can be pasted as is into a role's or a
+// Entry is one grantable resource. Name can be pasted as is into a role's or a
 // grant's resources.
-type resourceEntry struct {
+type Entry struct {
 	Name  string `json:"name"`
 	Type  string `json:"type"` // resourceTypeKV or resourceTypeTransit, as roles use them
 	Kind  string `json:"kind"` // kindSecret, kindFolder or kindKey
@@ -52,7 +56,7 @@ type resourceEntry struct {
 	Owner       string `json:"owner,omitempty"`
 	OwnerSource string `json:"owner_source,omitempty"`
 	// Owners are the owner sets a request for the entry needs, each approving on its own.
-	Owners []ownerView `json:"owners,omitempty"`
+	Owners []OwnerView `json:"owners,omitempty"`
 
 	// Transit keys; the Supports* are nil when the key type is unknown.
 	KeyType            string `json:"key_type,omitempty"`
@@ -61,8 +65,8 @@ type resourceEntry struct {
 	SupportsSigning    *bool  `json:"supports_signing,omitempty"`
 }
 
-// permissions are the permission levels a role may use for this entry.
-func (e resourceEntry) permissions() []string {
+// Permissions are the permission levels a role may use for this entry.
+func (e Entry) Permissions() []string {
 	all := resource.PermissionsFor(e.Type)
 	if e.Type != resource.TypeTransit || e.SupportsEncryption == nil {
 		return all
@@ -81,9 +85,9 @@ func (e resourceEntry) permissions() []string {
 	return out
 }
 
-// responseData is the entry as API responses show it: every field, always present for
+// ResponseData is the entry as API responses show it: every field, always present for
 // its kind, so clients need not guess what a missing key means.
-func (e *resourceEntry) responseData() map[string]interface{} {
+func (e *Entry) ResponseData() map[string]interface{} {
 	d := map[string]interface{}{
 		"name":         e.Name,
 		"type":         e.Type,
@@ -92,143 +96,143 @@ func (e *resourceEntry) responseData() map[string]interface{} {
 		"path":         e.Path,
 		"owner":        e.Owner,
 		"owner_source": e.OwnerSource,
-		"owners":       nonNilOwners(e.Owners),
-		"permissions":  e.permissions(),
+		"owners":       NonNilOwners(e.Owners),
+		"permissions":  e.Permissions(),
 	}
 	switch e.Kind {
-	case kindSecret:
+	case KindSecret:
 		d["custom_metadata"] = e.CustomMetadata
 		d["deleted"] = e.Deleted
-	case kindKey:
+	case KindKey:
 		d["key_type"] = e.KeyType
-		d["supports_encryption"] = boolOrNil(e.SupportsEncryption)
-		d["supports_decryption"] = boolOrNil(e.SupportsDecryption)
-		d["supports_signing"] = boolOrNil(e.SupportsSigning)
+		d["supports_encryption"] = BoolOrNil(e.SupportsEncryption)
+		d["supports_decryption"] = BoolOrNil(e.SupportsDecryption)
+		d["supports_signing"] = BoolOrNil(e.SupportsSigning)
 	}
 	return d
 }
 
-func nonNilOwners(o []ownerView) []ownerView {
+func NonNilOwners(o []OwnerView) []OwnerView {
 	if o == nil {
-		return []ownerView{}
+		return []OwnerView{}
 	}
 	return o
 }
 
-func boolOrNil(b *bool) interface{} {
+func BoolOrNil(b *bool) interface{} {
 	if b == nil {
 		return nil
 	}
 	return *b
 }
 
-// skippedPath is a mount or folder the walk could not list, and why.
-type skippedPath struct {
+// SkippedPath is a mount or folder the walk could not list, and why.
+type SkippedPath struct {
 	Mount  string `json:"mount"`
 	Path   string `json:"path"` // "" for the whole mount
 	Reason string `json:"reason"`
 }
 
-// ungrantableName is something that exists in Vault but has a name validateResourceName
+// UngrantableName is something that exists in Vault but has a name validateResourceName
 // rejects, so it can never be put in a role.
-type ungrantableName struct {
+type UngrantableName struct {
 	Name   string `json:"name"`
 	Reason string `json:"reason"`
 }
 
-// errTooManyResources stops a walk that found more than max_resources entries.
-type errTooManyResources struct{ max int }
+// ErrTooManyResources stops a walk that found more than max_resources entries.
+type ErrTooManyResources struct{ max int }
 
-func (e *errTooManyResources) Error() string {
+func (e *ErrTooManyResources) Error() string {
 	return fmt.Sprintf("discovery found more than max_resources (%d) resources and stopped; nothing was stored and the previous snapshot is kept. Raise max_resources in config, or narrow resource_types", e.max)
 }
 
-// walkOptions says what a walk discovers and how hard it may push Vault.
-type walkOptions struct {
-	types            map[string]bool // resourceTypeKV, resourceTypeTransit
-	ownerKey         string          // custom_metadata key holding a secret's owner; "" = none
-	integrationOwner string          // fallback owner
-	concurrency      int             // Vault calls in flight at most
-	maxResources     int             // fail past this many entries
-	ownMount         string          // this plugin's mount ("apono/"), never walked
+// Options says what a walk discovers and how hard it may push Vault.
+type Options struct {
+	Types            map[string]bool // resourceTypeKV, resourceTypeTransit
+	OwnerKey         string          // custom_metadata key holding a secret's owner; "" = none
+	IntegrationOwner string          // fallback owner
+	Concurrency      int             // Vault calls in flight at most
+	MaxResources     int             // fail past this many entries
+	OwnMount         string          // this plugin's mount ("apono/"), never walked
 }
 
-// walkResult is everything a walk found. Entries are sorted by name.
-type walkResult struct {
-	Entries          []resourceEntry
-	Skipped          []skippedPath
+// Result is everything a walk found. Entries are sorted by name.
+type Result struct {
+	Entries          []Entry
+	Skipped          []SkippedPath
 	SkippedCount     int
-	Ungrantable      []ungrantableName
+	Ungrantable      []UngrantableName
 	UngrantableCount int
 	Warnings         []string
 	ListCalls        int64
 	ReadCalls        int64
 }
 
-type taskKind int
+type TaskKind int
 
 const (
-	taskListKV         taskKind = iota // LIST <mount>/metadata/<path>
-	taskReadKVMeta                     // read <mount>/metadata/<path>
-	taskListTransit                    // LIST <mount>/keys
-	taskReadTransitKey                 // read <mount>/keys/<path>
+	TaskListKV         TaskKind = iota // LIST <mount>/metadata/<path>
+	TaskReadKVMeta                     // read <mount>/metadata/<path>
+	TaskListTransit                    // LIST <mount>/keys
+	TaskReadTransitKey                 // read <mount>/keys/<path>
 )
 
-type walkTask struct {
-	kind  taskKind
+type WalkTask struct {
+	kind  TaskKind
 	mount string // without trailing slash
 	path  string // folder with trailing slash ("" for the root), secret path or key name
 }
 
-// walker discovers resources with a fixed pool of workers taking tasks from a shared
+// Walker discovers resources with a fixed pool of workers taking tasks from a shared
 // stack. Vault's LIST returns one level and has no paging, so every folder is one call;
 // the pool bounds how many calls are in flight, and the stack (depth first) keeps the
 // pending work small. Memory is the result plus the pending tasks.
-type walker struct {
+type Walker struct {
 	client vaultapi.Client
-	opts   walkOptions
+	opts   Options
 	now    time.Time
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	queue   []walkTask
+	queue   []WalkTask
 	pending int   // tasks queued or running; the walk is over when it reaches 0
 	err     error // first fatal error; stops every worker
 	cancel  context.CancelFunc
 
 	found       int // entries emitted or reserved, checked against maxResources
-	entries     []resourceEntry
-	skipped     []skippedPath
+	entries     []Entry
+	skipped     []SkippedPath
 	nSkipped    int
-	ungrantable []ungrantableName
+	ungrantable []UngrantableName
 	nUngrant    int
 	warnings    []string
 	// incomplete holds folders whose contents are not all known (something below could
 	// not be listed or is ungrantable): no owner is derived for them or their parents.
-	incomplete []folderRef
-	gates      map[string]*readGate // "mount" -> whether reads there are allowed
+	incomplete []FolderRef
+	gates      map[string]*ReadGate // "mount" -> whether reads there are allowed
 
 	listCalls atomic.Int64
 	readCalls atomic.Int64
 }
 
-// readGate learns once per mount whether the management policy allows reads there (KV
+// ReadGate learns once per mount whether the management policy allows reads there (KV
 // metadata, Transit keys). The first reader probes; the others wait for its answer
 // rather than all collecting a 403, each of which costs the client a fresh login.
-type readGate struct {
+type ReadGate struct {
 	claimed bool
 	done    chan struct{}
 	allowed bool
 }
 
-// walk discovers every KV v2 and Transit resource in mounts that opts selects.
-func walk(ctx context.Context, client vaultapi.Client, mounts map[string]vaultapi.MountInfo, opts walkOptions) (*walkResult, error) {
-	if opts.concurrency < 1 {
-		opts.concurrency = 1
+// Walk discovers every KV v2 and Transit resource in mounts that opts selects.
+func Walk(ctx context.Context, client vaultapi.Client, mounts map[string]vaultapi.MountInfo, opts Options) (*Result, error) {
+	if opts.Concurrency < 1 {
+		opts.Concurrency = 1
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := &walker{client: client, opts: opts, now: time.Now(), cancel: cancel, gates: map[string]*readGate{}}
+	w := &Walker{client: client, opts: opts, now: time.Now(), cancel: cancel, gates: map[string]*ReadGate{}}
 	w.cond = sync.NewCond(&w.mu)
 
 	paths := make([]string, 0, len(mounts))
@@ -239,15 +243,15 @@ func walk(ctx context.Context, client vaultapi.Client, mounts map[string]vaultap
 	for _, p := range paths {
 		m := mounts[p]
 		mount := strings.TrimSuffix(p, "/")
-		if p == opts.ownMount || mount == "" {
+		if p == opts.OwnMount || mount == "" {
 			continue
 		}
-		var t walkTask
+		var t WalkTask
 		switch {
-		case m.Type == "kv" && m.Version == "2" && opts.types[resource.TypeKV]:
-			t = walkTask{kind: taskListKV, mount: mount}
-		case m.Type == "transit" && opts.types[resource.TypeTransit]:
-			t = walkTask{kind: taskListTransit, mount: mount}
+		case m.Type == "kv" && m.Version == "2" && opts.Types[resource.TypeKV]:
+			t = WalkTask{kind: TaskListKV, mount: mount}
+		case m.Type == "transit" && opts.Types[resource.TypeTransit]:
+			t = WalkTask{kind: TaskListTransit, mount: mount}
 		default:
 			continue // KV v1 and every other engine: nothing this plugin can grant
 		}
@@ -264,7 +268,7 @@ func walk(ctx context.Context, client vaultapi.Client, mounts map[string]vaultap
 	defer stop()
 
 	var wg sync.WaitGroup
-	for i := 0; i < opts.concurrency; i++ {
+	for i := 0; i < opts.Concurrency; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -282,7 +286,7 @@ func walk(ctx context.Context, client vaultapi.Client, mounts map[string]vaultap
 	return w.finish(), nil
 }
 
-func (w *walker) work(ctx context.Context) {
+func (w *Walker) work(ctx context.Context) {
 	for {
 		w.mu.Lock()
 		for len(w.queue) == 0 && w.pending > 0 && w.err == nil {
@@ -310,7 +314,7 @@ func (w *walker) work(ctx context.Context) {
 }
 
 // fail records the first fatal error, cancels the calls in flight and wakes everyone.
-func (w *walker) fail(err error) {
+func (w *Walker) fail(err error) {
 	w.mu.Lock()
 	if w.err == nil {
 		w.err = err
@@ -320,7 +324,7 @@ func (w *walker) fail(err error) {
 	w.cancel()
 }
 
-func (w *walker) push(tasks ...walkTask) {
+func (w *Walker) push(tasks ...WalkTask) {
 	if len(tasks) == 0 {
 		return
 	}
@@ -332,64 +336,64 @@ func (w *walker) push(tasks ...walkTask) {
 }
 
 // reserve counts n more entries toward max_resources.
-func (w *walker) reserve(n int) error {
+func (w *Walker) reserve(n int) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.found += n
-	if w.found > w.opts.maxResources {
-		return &errTooManyResources{max: w.opts.maxResources}
+	if w.found > w.opts.MaxResources {
+		return &ErrTooManyResources{max: w.opts.MaxResources}
 	}
 	return nil
 }
 
 // emit adds entries that were already reserved.
-func (w *walker) emit(es ...resourceEntry) {
+func (w *Walker) emit(es ...Entry) {
 	w.mu.Lock()
 	w.entries = append(w.entries, es...)
 	w.mu.Unlock()
 }
 
-func (w *walker) unreserve() {
+func (w *Walker) unreserve() {
 	w.mu.Lock()
 	w.found--
 	w.mu.Unlock()
 }
 
-func (w *walker) skip(mount, path, reason string) {
+func (w *Walker) skip(mount, path, reason string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.nSkipped++
-	if len(w.skipped) < maxReportedProblems {
-		w.skipped = append(w.skipped, skippedPath{Mount: mount, Path: path, Reason: reason})
+	if len(w.skipped) < MaxReportedProblems {
+		w.skipped = append(w.skipped, SkippedPath{Mount: mount, Path: path, Reason: reason})
 	}
 }
 
-func (w *walker) rejectName(name string, err error) {
+func (w *Walker) rejectName(name string, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.nUngrant++
-	if len(w.ungrantable) < maxReportedProblems {
-		w.ungrantable = append(w.ungrantable, ungrantableName{Name: name, Reason: err.Error()})
+	if len(w.ungrantable) < MaxReportedProblems {
+		w.ungrantable = append(w.ungrantable, UngrantableName{Name: name, Reason: err.Error()})
 	}
 }
 
-type folderRef struct{ mount, path string }
+type FolderRef struct{ mount, path string }
 
 // markIncomplete records that folder (a path with or without trailing slash, "" for the
 // mount root) holds something the snapshot does not describe.
-func (w *walker) markIncomplete(mount, folder string) {
+func (w *Walker) markIncomplete(mount, folder string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.incomplete = append(w.incomplete, folderRef{mount: mount, path: strings.TrimSuffix(folder, "/")})
+	w.incomplete = append(w.incomplete, FolderRef{mount: mount, path: strings.TrimSuffix(folder, "/")})
 }
 
 // gate returns the read gate of mount and whether this caller must probe it.
-func (w *walker) gate(mount string) (g *readGate, probe bool) {
+func (w *Walker) gate(mount string) (g *ReadGate, probe bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	g, ok := w.gates[mount]
 	if !ok {
-		g = &readGate{done: make(chan struct{})}
+		g = &ReadGate{done: make(chan struct{})}
 		w.gates[mount] = g
 	}
 	if !g.claimed {
@@ -401,7 +405,7 @@ func (w *walker) gate(mount string) (g *readGate, probe bool) {
 
 // wait waits for the probe of g; false means reads there are denied (or the walk
 // is over).
-func (g *readGate) wait(ctx context.Context) bool {
+func (g *ReadGate) wait(ctx context.Context) bool {
 	select {
 	case <-g.done:
 		return g.allowed
@@ -410,14 +414,14 @@ func (g *readGate) wait(ctx context.Context) bool {
 	}
 }
 
-func (g *readGate) resolve(allowed bool) {
+func (g *ReadGate) resolve(allowed bool) {
 	g.allowed = allowed
 	close(g.done)
 }
 
 // gatedRead reads path under mount's gate. denied is true when the policy refuses it
 // (now or, as learned by an earlier probe, before); data is nil for a missing path.
-func (w *walker) gatedRead(ctx context.Context, mount, path string) (data map[string]interface{}, denied bool, err error) {
+func (w *Walker) gatedRead(ctx context.Context, mount, path string) (data map[string]interface{}, denied bool, err error) {
 	g, probe := w.gate(mount)
 	if !probe && !g.wait(ctx) {
 		return nil, true, ctx.Err()
@@ -434,35 +438,35 @@ func (w *walker) gatedRead(ctx context.Context, mount, path string) (data map[st
 	return data, false, err
 }
 
-func (w *walker) run(ctx context.Context, t walkTask) error {
+func (w *Walker) run(ctx context.Context, t WalkTask) error {
 	switch t.kind {
-	case taskListKV:
+	case TaskListKV:
 		return w.listKV(ctx, t.mount, t.path)
-	case taskReadKVMeta:
+	case TaskReadKVMeta:
 		return w.readKVMeta(ctx, t.mount, t.path)
-	case taskListTransit:
+	case TaskListTransit:
 		return w.listTransit(ctx, t.mount)
-	case taskReadTransitKey:
+	case TaskReadTransitKey:
 		return w.readTransitKey(ctx, t.mount, t.path)
 	}
 	return fmt.Errorf("unknown walk task %d", t.kind)
 }
 
-// callError wraps a failed call to Vault, or returns the context's error when the walk
+// CallError wraps a failed call to Vault, or returns the context's error when the walk
 // was cancelled (the call failed because of that).
-func callError(ctx context.Context, what string, err error) error {
+func CallError(ctx context.Context, what string, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	return fmt.Errorf("%s: %w", what, vaultapi.Redact(err))
 }
 
-func deniedReason(what string) string {
+func DeniedReason(what string) string {
 	return fmt.Sprintf("permission denied (403) to %s: the management policy does not allow it", what)
 }
 
 // warnOnce adds msg to the walk's warnings unless it is there already.
-func (w *walker) warnOnce(msg string) {
+func (w *Walker) warnOnce(msg string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, m := range w.warnings {
@@ -474,7 +478,7 @@ func (w *walker) warnOnce(msg string) {
 }
 
 // finish sorts the entries and derives folder owners.
-func (w *walker) finish() *walkResult {
+func (w *Walker) finish() *Result {
 	sort.Slice(w.entries, func(i, j int) bool { return w.entries[i].Name < w.entries[j].Name })
 	w.deriveOwners()
 	sort.Slice(w.skipped, func(i, j int) bool {
@@ -485,7 +489,7 @@ func (w *walker) finish() *walkResult {
 	})
 	sort.Slice(w.ungrantable, func(i, j int) bool { return w.ungrantable[i].Name < w.ungrantable[j].Name })
 	sort.Strings(w.warnings)
-	return &walkResult{
+	return &Result{
 		Entries:          w.entries,
 		Skipped:          w.skipped,
 		SkippedCount:     w.nSkipped,

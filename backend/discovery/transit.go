@@ -1,7 +1,7 @@
 // What the discovery walk does in a Transit mount: list keys and tell what each key's type
 // lets a grant do.
 
-package backend
+package discovery
 
 import (
 	"context"
@@ -13,22 +13,22 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
 
-// keyTypeUnknown is reported for a Transit key whose type Vault did not give: the LIST has
+// KeyTypeUnknown is reported for a Transit key whose type Vault did not give: the LIST has
 // no key_info (Vault 1.14) and the management policy may not read transit/keys/<name>.
-const keyTypeUnknown = "unknown"
+const KeyTypeUnknown = "unknown"
 
-func (w *walker) listTransit(ctx context.Context, mount string) error {
+func (w *Walker) listTransit(ctx context.Context, mount string) error {
 	listPath := mount + "/keys"
 	w.listCalls.Add(1)
 	keys, info, err := w.client.List(ctx, listPath)
 	if vaultapi.IsStatus(err, http.StatusForbidden) {
-		w.skip(mount, "", deniedReason("LIST "+listPath))
+		w.skip(mount, "", DeniedReason("LIST "+listPath))
 		return nil
 	}
 	if err != nil {
-		return callError(ctx, "listing "+listPath, err)
+		return CallError(ctx, "listing "+listPath, err)
 	}
-	var known []resourceEntry
+	var known []Entry
 	var unknown []string
 	for _, key := range keys {
 		name := mount + "/" + key
@@ -39,8 +39,8 @@ func (w *walker) listTransit(ctx context.Context, mount string) error {
 			w.rejectName(name, err)
 			continue
 		}
-		e := resourceEntry{Name: name, Type: resource.TypeTransit, Kind: kindKey, Mount: mount, Path: key}
-		if ki, ok := info[key].(map[string]interface{}); ok && setKeyType(&e, ki) {
+		e := Entry{Name: name, Type: resource.TypeTransit, Kind: KindKey, Mount: mount, Path: key}
+		if ki, ok := info[key].(map[string]interface{}); ok && SetKeyType(&e, ki) {
 
 			known = append(known, e)
 			continue
@@ -51,16 +51,16 @@ func (w *walker) listTransit(ctx context.Context, mount string) error {
 		return err
 	}
 	w.emit(known...)
-	tasks := make([]walkTask, 0, len(unknown))
+	tasks := make([]WalkTask, 0, len(unknown))
 	for _, key := range unknown {
-		tasks = append(tasks, walkTask{kind: taskReadTransitKey, mount: mount, path: key})
+		tasks = append(tasks, WalkTask{kind: TaskReadTransitKey, mount: mount, path: key})
 	}
 	w.push(tasks...)
 	return nil
 }
 
-func (w *walker) readTransitKey(ctx context.Context, mount, key string) error {
-	e := resourceEntry{Name: mount + "/" + key, Type: resource.TypeTransit, Kind: kindKey, Mount: mount, Path: key, KeyType: keyTypeUnknown}
+func (w *Walker) readTransitKey(ctx context.Context, mount, key string) error {
+	e := Entry{Name: mount + "/" + key, Type: resource.TypeTransit, Kind: KindKey, Mount: mount, Path: key, KeyType: KeyTypeUnknown}
 	readPath := mount + "/keys/" + key
 	data, denied, err := w.gatedRead(ctx, mount, readPath)
 	switch {
@@ -68,15 +68,15 @@ func (w *walker) readTransitKey(ctx context.Context, mount, key string) error {
 		if err != nil {
 			return err
 		}
-		w.warnOnce(fmt.Sprintf("Vault's LIST %s/keys gives no key types and reading %s/keys/<name> is denied: key types are reported as %q (allow read on %s/keys/* in the management policy to get them)", mount, mount, keyTypeUnknown, mount))
+		w.warnOnce(fmt.Sprintf("Vault's LIST %s/keys gives no key types and reading %s/keys/<name> is denied: key types are reported as %q (allow read on %s/keys/* in the management policy to get them)", mount, mount, KeyTypeUnknown, mount))
 	case err != nil:
-		return callError(ctx, "reading "+readPath, err)
+		return CallError(ctx, "reading "+readPath, err)
 	case data == nil:
 		w.unreserve() // deleted between the LIST and the read
 		return nil
 	default:
-		if !setKeyType(&e, data) {
-			e.KeyType = keyTypeUnknown
+		if !SetKeyType(&e, data) {
+			e.KeyType = KeyTypeUnknown
 		}
 	}
 
@@ -84,15 +84,15 @@ func (w *walker) readTransitKey(ctx context.Context, mount, key string) error {
 	return nil
 }
 
-// setKeyType fills the key type and what the key supports from a key's read or its LIST
+// SetKeyType fills the key type and what the key supports from a key's read or its LIST
 // key_info; false when d has no type.
-func setKeyType(e *resourceEntry, d map[string]interface{}) bool {
+func SetKeyType(e *Entry, d map[string]interface{}) bool {
 	t, ok := d["type"].(string)
 	if !ok || t == "" {
 		return false
 	}
 	e.KeyType = t
-	enc, dec, sign := keyTypeSupports(t)
+	enc, dec, sign := KeyTypeSupports(t)
 	if v, ok := d["supports_encryption"].(bool); ok {
 		enc = &v
 	}
@@ -106,9 +106,9 @@ func setKeyType(e *resourceEntry, d map[string]interface{}) bool {
 	return true
 }
 
-// keyTypeSupports is what Vault's Transit key types can do (keysutil), for when only the
+// KeyTypeSupports is what Vault's Transit key types can do (keysutil), for when only the
 // type is known; nil for types this plugin does not know.
-func keyTypeSupports(t string) (enc, dec, sign *bool) {
+func KeyTypeSupports(t string) (enc, dec, sign *bool) {
 	yes, no := true, false
 	switch {
 	case strings.HasPrefix(t, "aes") || t == "chacha20-poly1305":

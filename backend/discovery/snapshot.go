@@ -1,4 +1,4 @@
-package backend
+package discovery
 
 import (
 	"bytes"
@@ -21,28 +21,28 @@ import (
 // the old snapshot or the new one, never a mix, and a sync that dies leaves only garbage
 // the next one removes.
 const (
-	snapshotHeaderPath  = "sync/current"
-	snapshotChunkPrefix = "sync/snapshot/" // + <generation>/<n>
-	syncStatusPath      = "sync/status"
+	SnapshotHeaderPath  = "sync/current"
+	SnapshotChunkPrefix = "sync/snapshot/" // + <generation>/<n>
+	SyncStatusPath      = "sync/status"
 )
 
 // Chunk bounds: raft refuses entries above 1 MiB by default (max_entry_size) and some
 // storage backends allow 512 KiB, so a chunk holds at most this much JSON before
 // compression, whatever the size of the entries' custom_metadata.
 var (
-	snapshotChunkEntries = 10000
-	snapshotChunkBytes   = 256 << 10
+	SnapshotChunkEntries = 10000
+	SnapshotChunkBytes   = 256 << 10
 )
 
-// snapshotHeader describes the current snapshot; its entries are in Chunks.
-type snapshotHeader struct {
+// SnapshotHeader describes the current snapshot; its entries are in Chunks.
+type SnapshotHeader struct {
 	Generation       string            `json:"generation"`
 	SyncedAt         time.Time         `json:"synced_at"`
 	Duration         time.Duration     `json:"duration"`
 	Total            int               `json:"total"`
-	Skipped          []skippedPath     `json:"skipped"`
+	Skipped          []SkippedPath     `json:"skipped"`
 	SkippedCount     int               `json:"skipped_count"`
-	Ungrantable      []ungrantableName `json:"ungrantable"`
+	Ungrantable      []UngrantableName `json:"ungrantable"`
 	UngrantableCount int               `json:"ungrantable_count"`
 	Warnings         []string          `json:"warnings,omitempty"`
 	ListCalls        int64             `json:"list_calls"`
@@ -50,26 +50,26 @@ type snapshotHeader struct {
 	Counts           map[string]int    `json:"counts"` // per type
 	Kinds            map[string]int    `json:"kinds"`
 	Mounts           map[string]int    `json:"mounts"`
-	Chunks           []chunkRef        `json:"chunks"`
+	Chunks           []ChunkRef        `json:"chunks"`
 }
 
-// chunkRef is one storage entry of the snapshot; chunks hold consecutive, sorted names.
-type chunkRef struct {
+// ChunkRef is one storage entry of the snapshot; chunks hold consecutive, sorted names.
+type ChunkRef struct {
 	First string `json:"first"`
 	Last  string `json:"last"`
 	Count int    `json:"count"`
 }
 
-// syncStatus records the last attempt, successful or not, and the last one the periodic
+// SyncStatus records the last attempt, successful or not, and the last one the periodic
 // job made: it waits sync_interval after that, so a failing sync is not retried every
 // minute, while a failed request (e.g. past its time limit) does not hold it back.
-type syncStatus struct {
+type SyncStatus struct {
 	AttemptedAt           time.Time `json:"attempted_at"`
 	Error                 string    `json:"error,omitempty"`
 	BackgroundAttemptedAt time.Time `json:"background_attempted_at"`
 }
 
-func newGeneration() (string, error) {
+func NewGeneration() (string, error) {
 	var r [4]byte
 	if _, err := rand.Read(r[:]); err != nil {
 		return "", err
@@ -77,11 +77,11 @@ func newGeneration() (string, error) {
 	return fmt.Sprintf("%016x-%s", time.Now().UnixNano(), hex.EncodeToString(r[:])), nil
 }
 
-// storeSnapshot writes entries (sorted) in chunks under a new generation, points the
+// StoreSnapshot writes entries (sorted) in chunks under a new generation, points the
 // header at it, and removes every other generation. The header's Duration runs from
 // started to when the chunks are stored.
-func storeSnapshot(ctx context.Context, s logical.Storage, h *snapshotHeader, entries []resourceEntry, started time.Time) error {
-	gen, err := newGeneration()
+func StoreSnapshot(ctx context.Context, s logical.Storage, h *SnapshotHeader, entries []Entry, started time.Time) error {
+	gen, err := NewGeneration()
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func storeSnapshot(ctx context.Context, s logical.Storage, h *snapshotHeader, en
 	h.Chunks = nil
 
 	var buf bytes.Buffer
-	var ref chunkRef
+	var ref ChunkRef
 	flush := func() error {
 		if ref.Count == 0 {
 			return nil
@@ -102,13 +102,13 @@ func storeSnapshot(ctx context.Context, s logical.Storage, h *snapshotHeader, en
 		if err != nil {
 			return err
 		}
-		key := fmt.Sprintf("%s%s/%d", snapshotChunkPrefix, gen, len(h.Chunks))
+		key := fmt.Sprintf("%s%s/%d", SnapshotChunkPrefix, gen, len(h.Chunks))
 		if err := s.Put(ctx, &logical.StorageEntry{Key: key, Value: value}); err != nil {
 			return fmt.Errorf("storing snapshot chunk %s: %w", key, err)
 		}
 		h.Chunks = append(h.Chunks, ref)
 		buf.Reset()
-		ref = chunkRef{}
+		ref = ChunkRef{}
 		return nil
 	}
 	for i := range entries {
@@ -116,7 +116,7 @@ func storeSnapshot(ctx context.Context, s logical.Storage, h *snapshotHeader, en
 		if err != nil {
 			return err
 		}
-		if ref.Count > 0 && (ref.Count >= snapshotChunkEntries || buf.Len()+len(js)+2 > snapshotChunkBytes) {
+		if ref.Count > 0 && (ref.Count >= SnapshotChunkEntries || buf.Len()+len(js)+2 > SnapshotChunkBytes) {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -136,18 +136,18 @@ func storeSnapshot(ctx context.Context, s logical.Storage, h *snapshotHeader, en
 	}
 
 	h.Duration = time.Since(started)
-	entry, err := logical.StorageEntryJSON(snapshotHeaderPath, h)
+	entry, err := logical.StorageEntryJSON(SnapshotHeaderPath, h)
 	if err != nil {
 		return err
 	}
 	if err := s.Put(ctx, entry); err != nil {
 		return fmt.Errorf("storing snapshot header: %w", err)
 	}
-	return deleteOtherGenerations(ctx, s, gen)
+	return DeleteOtherGenerations(ctx, s, gen)
 }
 
-func deleteOtherGenerations(ctx context.Context, s logical.Storage, keep string) error {
-	gens, err := s.List(ctx, snapshotChunkPrefix)
+func DeleteOtherGenerations(ctx context.Context, s logical.Storage, keep string) error {
+	gens, err := s.List(ctx, SnapshotChunkPrefix)
 	if err != nil {
 		return err
 	}
@@ -156,12 +156,12 @@ func deleteOtherGenerations(ctx context.Context, s logical.Storage, keep string)
 		if g == keep {
 			continue
 		}
-		keys, err := s.List(ctx, snapshotChunkPrefix+g+"/")
+		keys, err := s.List(ctx, SnapshotChunkPrefix+g+"/")
 		if err != nil {
 			return err
 		}
 		for _, k := range keys {
-			if err := s.Delete(ctx, snapshotChunkPrefix+g+"/"+k); err != nil {
+			if err := s.Delete(ctx, SnapshotChunkPrefix+g+"/"+k); err != nil {
 				return err
 			}
 		}
@@ -169,20 +169,20 @@ func deleteOtherGenerations(ctx context.Context, s logical.Storage, keep string)
 	return nil
 }
 
-func loadSnapshotHeader(ctx context.Context, s logical.Storage) (*snapshotHeader, error) {
-	entry, err := s.Get(ctx, snapshotHeaderPath)
+func LoadSnapshotHeader(ctx context.Context, s logical.Storage) (*SnapshotHeader, error) {
+	entry, err := s.Get(ctx, SnapshotHeaderPath)
 	if err != nil || entry == nil {
 		return nil, err
 	}
-	h := &snapshotHeader{}
+	h := &SnapshotHeader{}
 	if err := entry.DecodeJSON(h); err != nil {
 		return nil, fmt.Errorf("decoding snapshot header: %w", err)
 	}
 	return h, nil
 }
 
-func loadSnapshotChunk(ctx context.Context, s logical.Storage, h *snapshotHeader, i int) ([]resourceEntry, error) {
-	key := fmt.Sprintf("%s%s/%d", snapshotChunkPrefix, h.Generation, i)
+func LoadSnapshotChunk(ctx context.Context, s logical.Storage, h *SnapshotHeader, i int) ([]Entry, error) {
+	key := fmt.Sprintf("%s%s/%d", SnapshotChunkPrefix, h.Generation, i)
 	entry, err := s.Get(ctx, key)
 	if err != nil {
 		return nil, err
@@ -191,19 +191,19 @@ func loadSnapshotChunk(ctx context.Context, s logical.Storage, h *snapshotHeader
 		// Only a sync that replaced this generation after the header was read does this.
 		return nil, fmt.Errorf("snapshot chunk %s is missing; the snapshot was replaced while reading it, try again", key)
 	}
-	var out []resourceEntry
+	var out []Entry
 	if err := jsonutil.DecodeJSON(entry.Value, &out); err != nil {
 		return nil, fmt.Errorf("decoding snapshot chunk %s: %w", key, err)
 	}
 	return out, nil
 }
 
-func loadSyncStatus(ctx context.Context, s logical.Storage) (*syncStatus, error) {
-	entry, err := s.Get(ctx, syncStatusPath)
+func LoadSyncStatus(ctx context.Context, s logical.Storage) (*SyncStatus, error) {
+	entry, err := s.Get(ctx, SyncStatusPath)
 	if err != nil || entry == nil {
 		return nil, err
 	}
-	st := &syncStatus{}
+	st := &SyncStatus{}
 	if err := entry.DecodeJSON(st); err != nil {
 		return nil, fmt.Errorf("decoding sync status: %w", err)
 	}
