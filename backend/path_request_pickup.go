@@ -1,0 +1,135 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// pathRequestGrant issues the grant of an approved request. The request is marked granted
+// (with the grant ID) before the grant is issued and put back if issuing fails, so one
+// approval can never become two grants, even across a crash.
+func (b *aponoBackend) pathRequestGrant(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return b.withRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity) (*logical.Response, error) {
+		return b.pickUpGrant(ctx, req, rec, caller)
+	})
+}
+
+// pickUpAtRole is a pickup written to grants/<role> with request_id. The lease is then
+// named after grants/<role>, so `vault lease revoke -prefix <mount>/grants/<role>` ends it
+// with the role's other grants.
+func (b *aponoBackend) pickUpAtRole(ctx context.Context, req *logical.Request, d *framework.FieldData, roleName, id string) (*logical.Response, error) {
+	var sent []string
+	for field := range d.Schema {
+		if _, set := d.GetOk(field); set && field != "role" && field != "request_id" {
+			sent = append(sent, field)
+		}
+	}
+	if len(sent) > 0 {
+		sort.Strings(sent)
+		return logical.ErrorResponse(fmt.Sprintf("%s: not allowed with request_id; the approved request fixes what is granted", strings.Join(sent, ", "))), nil
+	}
+	return b.withRequestID(ctx, req, "request_id", id, func(rec *access.Request, caller *access.Identity) (*logical.Response, error) {
+		if rec.Role != roleName {
+			return logical.ErrorResponse(fmt.Sprintf("request_id: request %s is for role %q, not %q; pick it up at %sgrants/%s",
+				rec.ID, rec.Role, roleName, req.MountPoint, rec.Role)), nil
+		}
+		return b.pickUpGrant(ctx, req, rec, caller)
+	})
+}
+
+func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, rec *access.Request, caller *access.Identity) (*logical.Response, error) {
+	if caller.EntityID != rec.Requester.EntityID {
+		return nil, forbidden("only the requester, %s, may pick up the grant of request %s", rec.Requester.Label(), rec.ID)
+	}
+	now := time.Now().UTC()
+	switch status := rec.StatusAt(now); status {
+	case access.StatusApproved:
+	case access.StatusPending:
+		return logical.ErrorResponse(fmt.Sprintf("request %s is not approved yet (%s)", rec.ID, rec.Rule().Evaluate(rec.Approvals))), nil
+	default:
+		return logical.ErrorResponse(endedMessage(rec, status) + "; no grant can be picked up"), nil
+	}
+	if rec.Kind == requestKindExtension {
+		return logical.ErrorResponse(fmt.Sprintf("request %s extends grant %s: it takes effect when approved, and vault lease renew of the grant uses it", rec.ID, rec.ExtendsGrant)), nil
+	}
+	if now.Before(rec.StartAt) {
+		return logical.ErrorResponse(fmt.Sprintf("request %s is for access from %s (start_at): it can be picked up from then until %s",
+			rec.ID, access.FormatTime(rec.StartAt), access.FormatTime(rec.PickupBy))), nil
+	}
+
+	role, cfg, msg, err := b.roleAndConfig(ctx, req.Storage, rec.Role)
+	if err != nil || msg != "" {
+		return errorOrBadRequest(err, msg+"; request "+rec.ID+" cannot be granted")
+	}
+	windowEnd, msg := role.WindowCheck(rec.Role, now)
+	if msg != "" {
+		return logical.ErrorResponse(msg + "; pick the grant up then"), nil
+	}
+	client, err := b.getClient(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	gr, warnings, msg, err := b.resolveGrant(ctx, cfg, rec.Role, role, grantInput{
+		resources: rec.Resources, permission: rec.Permission, ttl: rec.TTL, justification: rec.Justification,
+	}, client)
+	if err != nil {
+		return nil, err
+	}
+	if msg != "" {
+		return logical.ErrorResponse(fmt.Sprintf("role %q changed since request %s was approved: %s", rec.Role, rec.ID, msg)), nil
+	}
+	if err := b.checkOwnersUnchanged(ctx, cfg, rec, gr.resources, client); err != nil {
+		return nil, err
+	}
+	if err := b.checkApprovalsStillHold(rec, role, caller, now); err != nil {
+		return nil, err
+	}
+	// What was approved is what is held: the grant lasts the request's ttl from pickup
+	// and renewals stop there (its max_expires_at), not at the role's max_ttl; more time
+	// is an extension, approved as such. A scheduled grant ends ttl after start_at,
+	// however late it is picked up (issueGrant caps it with its own clock).
+	if rec.TTL > 0 {
+		gr.maxTTL = min(gr.maxTTL, rec.TTL)
+		gr.ttl = min(gr.ttl, gr.maxTTL)
+		gr.lifetimeApproved = true
+	}
+	if !rec.StartAt.IsZero() {
+		gr.approvedEnd = rec.StartAt.Add(rec.TTL)
+	}
+	gr.windowEnd, gr.windows = windowEnd, role.AccessWindows
+	requester := rec.Requester
+	gr.requester = requester.EntityName
+	gr.requesterEntity, gr.requesterKind = &requester, access.RequesterEntity
+	gr.requestID = rec.ID
+	gr.approvals = rec.Approvals
+	gr.autoApprovedBy = rec.AutoApprovedBy
+	gr.callerAccessor = req.ClientTokenAccessor
+	if gr.grantID, err = newGrantID(); err != nil {
+		return nil, err
+	}
+
+	prev := *rec
+	rec.Status, rec.GrantID, rec.EndedAt = access.StatusGranted, gr.grantID, now
+	if err := b.saveRequest(ctx, req.Storage, requestEntries(&prev), rec); err != nil {
+		return nil, err
+	}
+	resp, err := b.issueGrant(ctx, req.Storage, client, cfg, gr)
+	if err != nil {
+		if perr := b.saveRequest(ctx, req.Storage, requestEntries(rec), &prev); perr != nil {
+			b.Logger().Error("grant pickup failed and the request could not be reopened", "request_id", rec.ID, "error", perr)
+		}
+		return nil, err
+	}
+	b.requestClosed(ctx, req.Storage, rec)
+	for _, w := range warnings {
+		resp.AddWarning(w)
+	}
+	return resp, nil
+}
