@@ -1,18 +1,19 @@
-// Package backend is the vault-plugin-apono secrets engine: it grants just-in-time access
-// to KV v2 secrets and Transit keys as lease-bound userpass users with apono-* policies.
+// Package backend is the vault-plugin-apono secrets engine: what Vault calls. It grants
+// just-in-time access to KV v2 secrets and Transit keys as lease-bound userpass users with
+// apono-* policies, and runs the access flows that approve them. Its files are the paths
+// (path_*.go: parse fields, check the caller, call the package that owns the rule, shape
+// the answer), the secret type (secret_grant.go), the WAL rollback (wal.go), the periodic
+// job (periodic.go) and the wiring (factory.go). The rules, records and calls into Vault
+// live in the packages below it: access, config, resource, owners, discovery, notify and
+// vaultapi.
 package backend
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
@@ -24,10 +25,6 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
-
-// Version is the plugin's version, set at build time with
-// -ldflags "-X github.com/apono-io/vault-plugin-apono/backend.Version=v0.1.0".
-var Version = "v0.0.0-dev"
 
 const backendHelp = `
 The apono secrets engine grants just-in-time access to KV v2 secrets and Transit keys.
@@ -106,135 +103,6 @@ type aponoBackend struct {
 	// background counts work a request left running (the WAL delete after an issue);
 	// tests wait on it.
 	background sync.WaitGroup
-}
-
-// Factory is the plugin's entry point.
-func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
-	b := newBackend(conf)
-	if err := b.Setup(ctx, conf); err != nil {
-		return nil, err
-	}
-	b.sweep.interval = sweepIntervalFromEnv(os.Getenv(sweepIntervalEnv), b.Logger())
-	if b.crashPoint = os.Getenv(crashPointEnv); b.crashPoint != "" {
-		b.Logger().Warn("the plugin will exit at a test crash point ("+crashPointEnv+"); never set it outside tests", "point", b.crashPoint)
-	}
-	if n := eventStoreMaxFromEnv(os.Getenv(eventStoreMaxEnv), b.Logger()); n > 0 {
-		b.events.MaxPending = n
-	}
-	return b, nil
-}
-
-// eventStoreMaxEnv, set in the plugin's catalog entry like APONO_SWEEP_INTERVAL, makes
-// the event store smaller than maxPendingEvents, so the end-to-end tests can fill it.
-const eventStoreMaxEnv = "APONO_EVENT_STORE_MAX"
-
-// eventStoreMaxFromEnv parses v as a positive number of events; anything else keeps the
-// default (0).
-func eventStoreMaxFromEnv(v string, logger hclog.Logger) int64 {
-	if v == "" {
-		return 0
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n <= 0 {
-		logger.Warn("ignoring "+eventStoreMaxEnv+": not a positive number", "value", v)
-		return 0
-	}
-	logger.Info("event store size set from "+eventStoreMaxEnv, "events", n)
-	return n
-}
-
-// sweepIntervalEnv, set in the plugin's catalog entry (vault write
-// sys/plugins/catalog/secret/<name> ... env=APONO_SWEEP_INTERVAL=10s), runs the orphan
-// sweeper more often than sweepInterval; the end-to-end tests use it. Vault's rollback
-// manager still calls the sweeper at most once a minute.
-const sweepIntervalEnv = "APONO_SWEEP_INTERVAL"
-
-// sweepIntervalFromEnv parses v as a positive Go duration; anything else keeps the default (0).
-func sweepIntervalFromEnv(v string, logger hclog.Logger) time.Duration {
-	if v == "" {
-		return 0
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		logger.Warn("ignoring "+sweepIntervalEnv+": not a positive duration such as 30s", "value", v)
-		return 0
-	}
-	logger.Info("orphan sweeper interval set from "+sweepIntervalEnv, "interval", d)
-	return d
-}
-
-func newBackend(conf *logical.BackendConfig) *aponoBackend {
-	notify.UserAgent = "vault-plugin-apono/" + Version
-	b := &aponoBackend{
-		roleLocks:    locksutil.CreateLocks(),
-		requestLocks: locksutil.CreateLocks(),
-		idx:          newIndexes(),
-		namePrefix:   "apono-" + mountTag(conf.BackendUUID) + "-",
-		newClient: func(ctx context.Context, cfg *config.Config, logger hclog.Logger) (vaultapi.Client, error) {
-			return vaultapi.New(ctx, cfg.VaultSettings(), logger)
-		},
-		healthProbe: func(ctx context.Context, cfg *config.Config) (*api.HealthResponse, error) {
-			return vaultapi.UnauthenticatedHealth(ctx, cfg.VaultSettings())
-		},
-	}
-	b.lifetime, b.stopLifetime = context.WithCancel(context.Background())
-	b.events = notify.NewNotifier(b.lifetime, func() hclog.Logger { return b.Logger() }, conf.StorageView,
-		func(ctx context.Context) (*config.Config, error) { return b.config(ctx, conf.StorageView) })
-	b.Backend = &framework.Backend{
-		Help:        strings.TrimSpace(backendHelp),
-		BackendType: logical.TypeLogical,
-		PathsSpecial: &logical.Paths{
-			// Config holds the AppRole secret_id or a token.
-			SealWrapStorage: []string{"config"},
-			Unauthenticated: uiUnauthenticated,
-		},
-		Paths: framework.PathAppend(
-			[]*framework.Path{pathConfig(b)},
-			pathRoles(b),
-			pathGrants(b),
-			[]*framework.Path{pathBreakGlass(b)},
-			pathRequests(b),
-			pathAudit(b),
-			[]*framework.Path{pathHealth(b)},
-			pathNotify(b),
-			pathHistory(b),
-			pathIndexes(b),
-			[]*framework.Path{pathSync(b), pathResources(b)},
-			pathUI(b),
-		),
-		Secrets:     []*framework.Secret{secretGrant(b)},
-		WALRollback: b.walRollback,
-		// Issuing a grant takes well under a second; a WAL this old belongs to an issue
-		// that died (crash, restart), never to one still running.
-		WALRollbackMinAge: walRollbackMinAge,
-		Invalidate:        b.invalidate,
-		PeriodicFunc:      b.periodic,
-		Clean:             b.clean,
-		// Events stored by an earlier instance (reload, restart, another node before a
-		// leader change) are delivered by this one.
-		// The indexes are built here once after an upgrade from a release without them.
-		InitializeFunc: func(ctx context.Context, req *logical.InitializationRequest) error {
-			b.beginQueues(ctx, req.Storage)
-			if b.WriteSafeReplicationState() {
-				b.startIndexBuild(req.Storage, false)
-			}
-			return nil
-		},
-		RunningVersion: Version,
-	}
-	guardQueryFields(b.Backend.Paths)
-	return b
-}
-
-const walRollbackMinAge = 2 * time.Minute
-
-// mountTag is a short, stable tag of the mount's UUID.
-func mountTag(backendUUID string) string {
-	if backendUUID == "" {
-		backendUUID = "unset"
-	}
-	sum := sha256.Sum256([]byte(backendUUID))
-	return hex.EncodeToString(sum[:])[:8]
 }
 
 func (b *aponoBackend) invalidate(_ context.Context, key string) {
