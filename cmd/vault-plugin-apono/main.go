@@ -1,3 +1,5 @@
+// Command vault-plugin-apono is the plugin binary Vault runs: it serves the backend over
+// Vault's plugin protocol (plugin.ServeMultiplex) and does nothing else.
 package main
 
 import (
