@@ -3,25 +3,14 @@ package backend
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
-	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
-	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-)
-
-const (
-	grantStoragePrefix  = "grant/"
-	maxRequesterLen     = 256
-	maxJustificationLen = 1024
-	grantIDPattern      = `[0-9a-f]{16}`
 )
 
 func pathGrants(b *aponoBackend) []*framework.Path {
@@ -149,33 +138,6 @@ the lease is under grants/<role>/ like every other grant of the role, so one
 vault lease revoke -prefix ends them all). If the role allows break-glass, write
 break-glass/<role> with a justification.
 `
-
-func getGrant(ctx context.Context, s logical.Storage, id string) (*access.Grant, error) {
-	entry, err := s.Get(ctx, grantStoragePrefix+id)
-	if err != nil {
-		return nil, err
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	g := &access.Grant{}
-	if err := entry.DecodeJSON(g); err != nil {
-		return nil, fmt.Errorf("decoding grant %q: %w", id, err)
-	}
-	return g, nil
-}
-
-func putGrant(ctx context.Context, s logical.Storage, g *access.Grant) error {
-	entry, err := logical.StorageEntryJSON(grantStoragePrefix+g.ID, g)
-	if err != nil {
-		return err
-	}
-	return s.Put(ctx, entry)
-}
-
-func listGrantIDs(ctx context.Context, s logical.Storage) ([]string, error) {
-	return s.List(ctx, grantStoragePrefix)
-}
 
 func (b *aponoBackend) pathGrantRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
@@ -333,195 +295,4 @@ func (b *aponoBackend) issueWithWarnings(ctx context.Context, s logical.Storage,
 		resp.AddWarning(w)
 	}
 	return resp, nil
-}
-
-// roleAndConfig reads what every grant and request needs first: the role and the config;
-// msg is a 400 when either is missing.
-func (b *aponoBackend) roleAndConfig(ctx context.Context, s logical.Storage, roleName string) (*access.Role, *config.Config, string, error) {
-	role, err := b.role(ctx, s, roleName)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if role == nil {
-		return nil, nil, fmt.Sprintf("role %q does not exist", roleName), nil
-	}
-	cfg, err := b.config(ctx, s)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if cfg == nil {
-		return nil, nil, errNotConfigured.Error(), nil
-	}
-	return role, cfg, "", nil
-}
-
-// errorOrBadRequest returns err if set, else a 400 with msg.
-func errorOrBadRequest(err error, msg string) (*logical.Response, error) {
-	if err != nil {
-		return nil, err
-	}
-	return logical.ErrorResponse(msg), nil
-}
-
-// grantInput is what a caller asks for, before it is checked against the role and mounts.
-type grantInput struct {
-	resources     []string      // nil: all of the role's
-	permission    string        // "": the role's first
-	ttl           time.Duration // 0: the role's
-	justification string
-}
-
-// grantInputFromFields reads resources, permission, ttl and justification; msg is a 400.
-func grantInputFromFields(d *framework.FieldData) (in grantInput, msg string) {
-	if v, ok := d.GetOk("resources"); ok {
-		in.resources = access.Dedupe(v.([]string))
-		if len(in.resources) == 0 {
-			return in, "resources: give at least one resource, or leave the field out for all of the role's"
-		}
-	}
-	if v, ok := d.GetOk("permission"); ok {
-		in.permission = v.(string)
-		if in.permission == "" {
-			return in, "permission: give a permission level, or leave the field out for the role's default"
-		}
-	}
-	if v, ok := d.GetOk("ttl"); ok {
-		if v.(int) < 0 {
-			return in, "ttl must not be negative"
-		}
-		in.ttl = time.Duration(v.(int)) * time.Second
-	}
-	if v, ok := d.GetOk("justification"); ok {
-		in.justification = v.(string)
-		if m := checkFreeText("justification", in.justification, maxJustificationLen); m != "" {
-			return in, m
-		}
-	}
-	return in, ""
-}
-
-// resolveGrant checks in against the role and Vault's mounts; msg is a 400 for the
-// caller, err an internal failure.
-func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *config.Config, roleName string, role *access.Role, in grantInput, client vaultapi.Client,
-) (gr *grantRequest, warnings []string, msg string, err error) {
-	gr = &grantRequest{role: roleName, boundCIDRs: role.TokenBoundCIDRs, justification: in.justification}
-
-	requested := role.Resources
-	if in.resources != nil {
-		requested = in.resources
-	}
-	if msg := checkResourceCount(cfg, len(requested)); msg != "" {
-		if in.resources == nil {
-			msg += fmt.Sprintf("; role %q has %d, so name the ones you need", roleName, len(role.Resources))
-		}
-		return nil, nil, msg, nil
-	}
-	for _, r := range requested {
-		if err := resource.ValidateName(r); err != nil {
-			return nil, nil, "resources: " + err.Error(), nil
-		}
-	}
-
-	gr.permission = role.Permissions[0]
-	if in.permission != "" {
-		gr.permission = in.permission
-		if !slices.Contains(role.Permissions, gr.permission) {
-			return nil, nil, fmt.Sprintf("permission %q is not allowed by role %q (allowed: %s)", textsafe.Truncate(gr.permission), roleName, strings.Join(role.Permissions, ", ")), nil
-		}
-	}
-	if role.RequireJustification && strings.TrimSpace(gr.justification) == "" {
-		return nil, nil, fmt.Sprintf("justification is required by role %q", roleName), nil
-	}
-
-	gr.ttl, gr.maxTTL, warnings = b.grantTTLs(role, in.ttl)
-
-	// Resolve against the mounts as they are now (read at most grantMountsTTL ago): a mount
-	// may have changed since the role was written.
-	mounts, err := b.grantMounts.get(ctx, client)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("reading sys/mounts: %w", err)
-	}
-	roleRefs := make([]resource.Ref, 0, len(role.Resources))
-	for _, r := range role.Resources {
-		ref, err := resource.Resolve(r, mounts, b.ownMountPath())
-		if err != nil {
-			return nil, nil, fmt.Sprintf("role %q can no longer be granted: %s", roleName, err), nil
-		}
-		roleRefs = append(roleRefs, ref)
-	}
-	for _, r := range requested {
-		ref, err := resource.Resolve(r, mounts, b.ownMountPath())
-		if err != nil {
-			return nil, nil, "resources: " + err.Error(), nil
-		}
-		if !coveredBy(ref, roleRefs) {
-			return nil, nil, fmt.Sprintf("resources: %q is not among role %q's resources (%s)", r, roleName, strings.Join(role.Resources, ", ")), nil
-		}
-		gr.resources = append(gr.resources, ref)
-	}
-	for _, ref := range gr.resources {
-		if resource.PermissionTypes[gr.permission] != ref.Type {
-			return nil, nil, fmt.Sprintf("permission %q does not apply to %s resource %q (allowed for it: %s); ask for the resources separately",
-				gr.permission, ref.Type, ref.Name, strings.Join(resource.PermissionsFor(ref.Type), ", ")), nil
-		}
-	}
-	return gr, warnings, "", nil
-}
-
-// grantTTLs picks the grant's TTL and max TTL from the request (0: the role's), the role
-// and the mount.
-func (b *aponoBackend) grantTTLs(role *access.Role, requested time.Duration) (ttl, maxTTL time.Duration, warnings []string) {
-	sys := b.System()
-	maxTTL = role.MaxTTL
-	if maxTTL <= 0 || maxTTL > sys.MaxLeaseTTL() {
-		maxTTL = sys.MaxLeaseTTL()
-	}
-	ttl = role.TTL
-	if requested > 0 {
-		ttl = requested
-	}
-	if ttl <= 0 {
-		ttl = sys.DefaultLeaseTTL()
-	}
-	if ttl > maxTTL {
-		warnings = append(warnings, fmt.Sprintf("ttl of %s is more than the role's max_ttl; capped at %s", ttl, maxTTL))
-		ttl = maxTTL
-	}
-	return ttl, maxTTL, warnings
-}
-
-// coveredBy reports whether ref is one of the role's resources or inside one of its folders.
-func coveredBy(ref resource.Ref, role []resource.Ref) bool {
-	for _, r := range role {
-		if r.Type != ref.Type || r.Mount != ref.Mount {
-			continue
-		}
-		if r.Folder == ref.Folder && r.Path == ref.Path {
-			return true
-		}
-		// A folder covers everything strictly below it (a secret or a narrower folder).
-		if r.Folder && (r.Path == "" || strings.HasPrefix(ref.Path, r.Path+"/")) {
-			return true
-		}
-	}
-	return false
-}
-
-// checkFreeText bounds a free-text field and keeps control characters (newlines that
-// would forge audit-log lines, escapes) out of it, and the characters that make text read
-// other than it is (bidirectional controls such as U+202E, zero-width ones such as
-// U+200B: textsafe's list, the one the chat formats drop).
-func checkFreeText(field, v string, max int) string {
-	if n := len([]rune(v)); n > max {
-		return fmt.Sprintf("%s is %d characters; at most %d are allowed", field, n, max)
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return fmt.Sprintf("%s must not contain control characters such as newlines (found %q)", field, r)
-		}
-		if textsafe.Hidden(r) {
-			return fmt.Sprintf("%s must not contain invisible or direction-changing characters (found %U): they make text read other than it is; write it plainly", field, r)
-		}
-	}
-	return ""
 }

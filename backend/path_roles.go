@@ -17,8 +17,6 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-const roleStoragePrefix = "role/"
-
 func pathRoles(b *aponoBackend) []*framework.Path {
 	return []*framework.Path{
 		{
@@ -216,24 +214,6 @@ break_glass_max_ttl. Resources are checked against Vault's mounts when the role 
 v2 secrets and folders and Transit keys can be granted. Deleting a role does not end the
 grants already issued from it; they end with their leases.
 `
-
-func getRole(ctx context.Context, s logical.Storage, name string) (*access.Role, error) {
-	entry, err := s.Get(ctx, roleStoragePrefix+name)
-	if err != nil {
-		return nil, err
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	role := &access.Role{}
-	if err := entry.DecodeJSON(role); err != nil {
-		return nil, fmt.Errorf("decoding role %q: %w", name, err)
-	}
-	if err := role.ParseTime(); err != nil {
-		return nil, fmt.Errorf("role %q: %w", name, err)
-	}
-	return role, nil
-}
 
 func (b *aponoBackend) pathRoleExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
 	role, err := getRole(ctx, req.Storage, d.Get("name").(string))
