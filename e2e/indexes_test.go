@@ -110,20 +110,43 @@ func (e *env) runningVersion(t *testing.T, mount string) string {
 	return mounts[mount+"/"].Running
 }
 
+// enableOldPlugin builds the plugin as it was at commit, registers it as version and
+// enables it at mount, configured with the vendor AppRole.
+func (e *env) enableOldPlugin(t *testing.T, commit, version, mount string) {
+	t.Helper()
+	file := testvault.PluginName + "-" + commit
+	sha := buildPluginAt(t, commit, version, e.s.PluginDir, file)
+	e.root(t, "plugin", "register", "-sha256="+sha, "-version="+version, "-command="+file, "secret", testvault.PluginName)
+	e.root(t, "secrets", "enable", "-path="+mount, "-plugin-version="+version, testvault.PluginName)
+	e.root(t, "write", mount+"/config", "vault_addr="+e.s.URL(), "role_id="+e.setup.RoleID, "secret_id="+e.newSecretID(t))
+	if v := e.runningVersion(t, mount); v != version {
+		t.Fatalf("the plugin at %s runs %q, want the old %s", mount, v, version)
+	}
+}
+
+// upgradeInPlace moves mount to this build's plugin, as an operator does it (tune
+// -plugin-version, reload), and waits until it runs.
+func (e *env) upgradeInPlace(t *testing.T, mount string) {
+	t.Helper()
+	e.root(t, "secrets", "tune", "-plugin-version="+e.setup.Version, mount)
+	e.reloadMount(t, mount) // Vault 1.21.4: see reloadMount
+	deadline := time.Now().Add(60 * time.Second)
+	for e.runningVersion(t, mount) != e.setup.Version {
+		if time.Now().After(deadline) {
+			t.Fatal("the mount does not run the new version after the reload")
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 // Requests and grants written by the release before the indexes are listed, approved,
 // picked up and revoked after an upgrade in place (register, tune -plugin-version,
 // reload): the active node indexes the records once.
 func TestUpgradeFromRecordsWithoutIndexes(t *testing.T) {
 	t.Parallel()
 	e := ownVault(t, testvault.Options{})
-	const old, mount = "v0.0.9", "apono-up"
-	sha := buildPluginAt(t, preIndexCommit, old, e.s.PluginDir, testvault.PluginName+"-"+preIndexCommit)
-	e.root(t, "plugin", "register", "-sha256="+sha, "-version="+old, "-command="+testvault.PluginName+"-"+preIndexCommit, "secret", testvault.PluginName)
-	e.root(t, "secrets", "enable", "-path="+mount, "-plugin-version="+old, testvault.PluginName)
-	e.root(t, "write", mount+"/config", "vault_addr="+e.s.URL(), "role_id="+e.setup.RoleID, "secret_id="+e.newSecretID(t))
-	if v := e.runningVersion(t, mount); v != old {
-		t.Fatalf("the plugin at %s runs %q, want the old %s", mount, v, old)
-	}
+	const mount = "apono-up"
+	e.enableOldPlugin(t, preIndexCommit, "v0.0.9", mount)
 	e.writePolicy(t, "up-people", requesterPolicy(t, mount)+"\n"+approverPolicy(t, mount))
 	alice := e.person(t, "alice", "up-people")
 	bob := e.person(t, "bob", "up-people")
@@ -149,16 +172,7 @@ func TestUpgradeFromRecordsWithoutIndexes(t *testing.T) {
 	g4 := pickUp(r4)
 	g0 := e.grantAs(t, "", mount+"/grants/direct", "requester=svc@example.com")
 
-	// The upgrade, as an operator does it.
-	e.root(t, "secrets", "tune", "-plugin-version="+e.setup.Version, mount)
-	e.reloadMount(t, mount) // Vault 1.21.4: see reloadMount
-	deadline := time.Now().Add(60 * time.Second)
-	for e.runningVersion(t, mount) != e.setup.Version {
-		if time.Now().After(deadline) {
-			t.Fatal("the mount does not run the new version after the reload")
-		}
-		time.Sleep(time.Second)
-	}
+	e.upgradeInPlace(t, mount)
 
 	list := func(token string, args ...string) []string { return e.requestIDs(t, token, args...) }
 	if got, want := strings.Join(list("", mount+"/audit/requests"), ","), strings.Join([]string{r4, r3, r2, r1}, ","); got != want {

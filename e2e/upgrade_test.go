@@ -3,7 +3,6 @@ package e2e
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/apono-io/vault-plugin-apono/internal/testvault"
 )
@@ -19,15 +18,8 @@ const previousRelease = "4559071"
 func TestUpgradeFromThePreviousReleaseKeepsEverything(t *testing.T) {
 	t.Parallel()
 	e := ownVault(t, testvault.Options{})
-	const old, mount = "v0.0.10", "apono-prev"
-	file := testvault.PluginName + "-" + previousRelease
-	sha := buildPluginAt(t, previousRelease, old, e.s.PluginDir, file)
-	e.root(t, "plugin", "register", "-sha256="+sha, "-version="+old, "-command="+file, "secret", testvault.PluginName)
-	e.root(t, "secrets", "enable", "-path="+mount, "-plugin-version="+old, testvault.PluginName)
-	e.root(t, "write", mount+"/config", "vault_addr="+e.s.URL(), "role_id="+e.setup.RoleID, "secret_id="+e.newSecretID(t))
-	if v := e.runningVersion(t, mount); v != old {
-		t.Fatalf("the plugin at %s runs %q, want the old %s", mount, v, old)
-	}
+	const mount = "apono-prev"
+	e.enableOldPlugin(t, previousRelease, "v0.0.10", mount)
 	e.writePolicy(t, "prev-people", requesterPolicy(t, mount)+"\n"+approverPolicy(t, mount))
 	alice := e.person(t, "alice", "prev-people")
 	bob := e.person(t, "bob", "prev-people")
@@ -53,16 +45,7 @@ func TestUpgradeFromThePreviousReleaseKeepsEverything(t *testing.T) {
 	e.root(t, "lease", "revoke", "-sync", gEnded.LeaseID)
 	oldToken := e.mustLogin(t, gLive)
 
-	// The upgrade, as an operator does it.
-	e.root(t, "secrets", "tune", "-plugin-version="+e.setup.Version, mount)
-	e.reloadMount(t, mount)
-	deadline := time.Now().Add(60 * time.Second)
-	for e.runningVersion(t, mount) != e.setup.Version {
-		if time.Now().After(deadline) {
-			t.Fatal("the mount does not run the new version after the reload")
-		}
-		time.Sleep(time.Second)
-	}
+	e.upgradeInPlace(t, mount)
 
 	// Config: the stored credentials still log in (health), and nothing needs writing again.
 	health := e.jsonOut(t, "", "read", mount+"/health")["data"].(map[string]interface{})
