@@ -119,7 +119,7 @@ Try a direct grant:
   $cli lease revoke <lease_id from the grant>
   $cli path-help apono/grants/demo
 
-Try an access flow (README "Access flows", steps 5-7: alice asks, bob owns kv/app/db):
+Try an access flow (README "One access flow, end to end", steps 5-7: alice asks, bob owns kv/app/db):
   BOB=\$($cli login -token-only -method=userpass username=bob password=bob-pw)
   ALICE=\$($cli login -token-only -method=userpass username=alice password=alice-pw)
   REQ=\$(${env_prefix}_TOKEN=\$ALICE $cli write -field=id apono/requests/app-db justification=INC-42)
