@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -251,7 +252,7 @@ func TestFlowBounds(t *testing.T) {
 
 	// An entry left behind by a crash (no request behind it) is dropped at the limit.
 	f.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"max_open_requests": 3})
-	if err := f.storage.Put(f.ctx, &logical.StorageEntry{Key: openKeyPrefix(f.alice) + "00000000-0000-0000-0000-000000000000", Value: []byte("{}")}); err != nil {
+	if err := f.storage.Put(f.ctx, &logical.StorageEntry{Key: store.OpenKeyPrefix(f.alice) + "00000000-0000-0000-0000-000000000000", Value: []byte("{}")}); err != nil {
 		t.Fatal(err)
 	}
 	f.request(t, "app", one)

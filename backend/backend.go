@@ -17,6 +17,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/keylock"
 	hclog "github.com/hashicorp/go-hclog"
@@ -60,7 +61,7 @@ type aponoBackend struct {
 	// watchers wake reads of requests/<id> with wait= (request_wait.go).
 	watchers requestWatchers
 	// idx holds the indexes of requests and grants (index.go).
-	idx *indexes
+	idx *store.Indexes
 	// crashPoint is APONO_TEST_CRASH_POINT: where the fault tests make the plugin exit.
 	crashPoint string
 
@@ -113,8 +114,8 @@ func (b *aponoBackend) invalidate(_ context.Context, key string) {
 		b.dropTargetCache()
 		return
 	}
-	if strings.HasPrefix(key, indexStoragePrefix) {
-		b.idx.sets.Invalidate(key)
+	if strings.HasPrefix(key, store.IndexStoragePrefix) {
+		b.idx.Sets.Invalidate(key)
 		return
 	}
 	if key == config.StoragePath {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -166,14 +167,14 @@ func TestRoleCacheFollowsWritesDeletesAndInvalidate(t *testing.T) {
 	}
 	// Another node writes the role: storage changes under this node, then Invalidate.
 	changed := &access.Role{Resources: []string{"kv/app/db"}, Permissions: []string{"read"}, TTL: 10 * time.Minute, MaxTTL: time.Hour}
-	entry, _ := logical.StorageEntryJSON(roleStoragePrefix+"app", changed)
+	entry, _ := logical.StorageEntryJSON(store.RoleStoragePrefix+"app", changed)
 	if err := e.storage.Put(e.ctx, entry); err != nil {
 		t.Fatal(err)
 	}
 	if resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil); resp.Secret.TTL != 30*time.Minute {
 		t.Fatalf("before Invalidate the node still uses its copy; got ttl %s", resp.Secret.TTL)
 	}
-	e.b.invalidate(e.ctx, roleStoragePrefix+"app")
+	e.b.invalidate(e.ctx, store.RoleStoragePrefix+"app")
 	if resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil); resp.Secret.TTL != 10*time.Minute {
 		t.Fatalf("grant after Invalidate: ttl %s", resp.Secret.TTL)
 	}

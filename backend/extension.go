@@ -9,6 +9,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -71,7 +72,7 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}
-	g, err := getGrant(ctx, req.Storage, grantID)
+	g, err := store.GetGrant(ctx, req.Storage, grantID)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +150,7 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 // (granted): the next renewal may take the grant to rec.ExtendTo.
 func (b *aponoBackend) applyExtension(ctx context.Context, s logical.Storage, rec *access.Request, now time.Time) error {
 	defer b.grantLocks.Lock(rec.ExtendsGrant)()
-	g, err := getGrant(ctx, s, rec.ExtendsGrant)
+	g, err := store.GetGrant(ctx, s, rec.ExtendsGrant)
 	if err != nil {
 		return err
 	}
@@ -158,7 +159,7 @@ func (b *aponoBackend) applyExtension(ctx context.Context, s logical.Storage, re
 		rec.Notes = append(rec.Notes, "the grant ended before the extension was approved")
 		return nil
 	}
-	before := grantEntries(g)
+	before := store.GrantEntries(g)
 	if rec.ExtendTo.After(g.ExtendedUntil) {
 		g.ExtendedUntil = rec.ExtendTo
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
@@ -83,7 +84,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 	b := &aponoBackend{
 		roleLocks:    locksutil.CreateLocks(),
 		requestLocks: locksutil.CreateLocks(),
-		idx:          newIndexes(),
+		idx:          store.NewIndexes(),
 		namePrefix:   "apono-" + mountTag(conf.BackendUUID) + "-",
 		newClient: func(ctx context.Context, cfg *config.Config, logger hclog.Logger) (vaultapi.Client, error) {
 			return vaultapi.New(ctx, cfg.VaultSettings(), logger)

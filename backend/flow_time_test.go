@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -68,8 +69,8 @@ func TestScheduledRequest(t *testing.T) {
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/"+id+"/grant", nil, "is for access from "+access.FormatTime(start))
 	// At 20 minutes past its start, after bob left kv-owners: refused, as his approval lapsed.
 	f.moveDeadlines(t, id, -80*time.Minute)
-	rec, _ := getRequest(f.ctx, f.storage, id)
-	before := requestEntries(rec)
+	rec, _ := store.GetRequest(f.ctx, f.storage, id)
+	before := store.RequestEntries(rec)
 	rec.StartAt = rec.StartAt.Add(-80 * time.Minute)
 	if err := f.b.saveRequest(f.ctx, f.storage, before, rec); err != nil {
 		t.Fatal(err)
@@ -193,7 +194,7 @@ func TestHistory(t *testing.T) {
 		}
 	}
 	all := f.mustOK(t, logical.ReadOperation, "history", nil).Data["history"].([]map[string]interface{})
-	if len(all) != 2 || all[0]["grant_id"] != two.Data["grant_id"] || all[0]["ended"] != endedRevoked || all[1]["requester"] != "erin" {
+	if len(all) != 2 || all[0]["grant_id"] != two.Data["grant_id"] || all[0]["ended"] != store.EndedRevoked || all[1]["requester"] != "erin" {
 		t.Fatalf("history: %v", all)
 	}
 	db := f.mustOK(t, logical.ReadOperation, "history", map[string]interface{}{"resource": "kv/app/db"}).Data["history"].([]map[string]interface{})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -20,34 +21,16 @@ import (
 // The entries are added before the record is stored (createGrant) and removed after it
 // is deleted (removeGrantObjects); a renewal moves the expiry entry the same way.
 
-func grantEntries(g *access.Grant) []indexEntry {
-	k := newestFirstKey(g.IssuedAt, g.ID)
-	return []indexEntry{
-		{"grant/all", k},
-		{"grant/role/" + g.Role, k},
-		{"grant/requester/" + grantRequesterKey(g), k},
-		{"grant/expiry", timeKey(g.ExpiresAt, g.ID)},
-	}
-}
-
-// grantRequesterKey is the requester's part of a grant's set name.
-func grantRequesterKey(g *access.Grant) string {
-	if g.RequesterEntity != nil && g.RequesterEntity.EntityID != "" && g.RequesterKindOrStated() == access.RequesterEntity {
-		return "e" + entityKey(g.RequesterEntity.EntityID)
-	}
-	return "s" + hashedName(g.Requester)
-}
-
 // storeGrant stores g with the entries it gains over before (nil for a new grant).
-func (b *aponoBackend) storeGrant(ctx context.Context, s logical.Storage, before []indexEntry, g *access.Grant) error {
-	adds, removes := diffEntries(before, grantEntries(g))
-	if err := b.idx.apply(ctx, s, adds, true); err != nil {
+func (b *aponoBackend) storeGrant(ctx context.Context, s logical.Storage, before []store.Entry, g *access.Grant) error {
+	adds, removes := store.DiffEntries(before, store.GrantEntries(g))
+	if err := b.idx.Apply(ctx, s, adds, true); err != nil {
 		return err
 	}
-	if err := putGrant(ctx, s, g); err != nil {
+	if err := store.PutGrant(ctx, s, g); err != nil {
 		return err
 	}
-	if err := b.idx.apply(ctx, s, removes, false); err != nil {
+	if err := b.idx.Apply(ctx, s, removes, false); err != nil {
 		b.Logger().Warn("removing a grant's old index entries; they are skipped and repaired when read", "grant_id", g.ID, "error", err)
 	}
 	return nil
@@ -56,7 +39,7 @@ func (b *aponoBackend) storeGrant(ctx context.Context, s logical.Storage, before
 // deleteGrantRecord deletes grant id's record, then its entries; a grant that ended
 // (ending says how; "" for an issue rolled back) leaves its history first.
 func (b *aponoBackend) deleteGrantRecord(ctx context.Context, s logical.Storage, id, ending string) error {
-	g, err := getGrant(ctx, s, id)
+	g, err := store.GetGrant(ctx, s, id)
 	if err != nil {
 		return err
 	}
@@ -65,11 +48,11 @@ func (b *aponoBackend) deleteGrantRecord(ctx context.Context, s logical.Storage,
 			return fmt.Errorf("recording the history of grant %s: %w", id, err)
 		}
 	}
-	if err := s.Delete(ctx, grantStoragePrefix+id); err != nil {
+	if err := s.Delete(ctx, store.GrantStoragePrefix+id); err != nil {
 		return fmt.Errorf("deleting grant record: %w", err)
 	}
 	if g != nil {
-		if err := b.idx.apply(ctx, s, grantEntries(g), false); err != nil {
+		if err := b.idx.Apply(ctx, s, store.GrantEntries(g), false); err != nil {
 			b.Logger().Warn("removing a removed grant's index entries; they are skipped and repaired when read", "grant_id", id, "error", err)
 		}
 	}
@@ -84,8 +67,8 @@ func (b *aponoBackend) grantPage(ctx context.Context, s logical.Storage, sets []
 	}
 	m := b.newMergedStream(ctx, s, sets, after)
 	recs, next, _, err := pageOf(b, s, m, limit,
-		func(ctx context.Context, id string) (*access.Grant, error) { return getGrant(ctx, s, id) },
-		grantEntries, match)
+		func(ctx context.Context, id string) (*access.Grant, error) { return store.GetGrant(ctx, s, id) },
+		store.GrantEntries, match)
 	if err != nil {
 		return nil, "", fmt.Errorf("listing grants: %w", err)
 	}

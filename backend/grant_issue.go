@@ -12,6 +12,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/base62"
@@ -281,9 +282,9 @@ func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, clien
 		err := client.WriteUser(ctx, objs.UserpassMount, objs.Username, user)
 		results <- step{"creating user " + objs.Username, err}
 	}()
-	entries := grantEntries(rec) // before rec gains its EntityID below
+	entries := store.GrantEntries(rec) // before rec gains its EntityID below
 	indexed := make(chan error, 1)
-	go func() { indexed <- b.idx.apply(ctx, s, entries, true) }()
+	go func() { indexed <- b.idx.Apply(ctx, s, entries, true) }()
 	go func() {
 		if objs.Entity != "" {
 			id, err := b.createGrantEntity(ctx, client, rec)
@@ -293,7 +294,7 @@ func (b *aponoBackend) createGrant(ctx context.Context, s logical.Storage, clien
 			}
 			rec.EntityID = id // rec is read by the caller only after both results are in
 		}
-		err := putGrant(ctx, s, rec)
+		err := store.PutGrant(ctx, s, rec)
 		if ierr := <-indexed; err == nil && ierr != nil {
 			results <- step{"indexing grant record", ierr}
 			return

@@ -9,6 +9,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -21,67 +22,16 @@ import (
 // requester, by resource and by role (index.go), and removed by the periodic job through
 // the index of when they ended: both cost what is due.
 
-const (
-	historyStoragePrefix = "history/"
-	// maxCSVScanPages bounds the pages (each at most maxScanPerPage index entries) one
-	// format=csv answer reads: a filter that skips most entries ends there with a 400.
-	maxCSVScanPages = 20
-)
-
 // maxCSVRows bounds a format=csv answer: it holds every matching row, or, past this many,
 // is a 400 that says how to export in parts. A variable for tests.
 var maxCSVRows = 10000
 
-// How a grant ended.
-const (
-	endedExpired = "expired" // its lease ran out
-	endedRevoked = "revoked" // revoked before its end (vault lease revoke, revoke-prefix)
-	endedSwept   = "swept"   // removed by the orphan sweeper: Vault had not revoked it
-)
-
-// historyRecord is one ended grant.
-type historyRecord struct {
-	GrantID         string    `json:"grant_id"`
-	Role            string    `json:"role"`
-	Requester       string    `json:"requester"`
-	RequesterEntity string    `json:"requester_entity_id,omitempty"`
-	RequesterKind   string    `json:"requester_kind"`
-	Resources       []string  `json:"resources"`
-	Permission      string    `json:"permission"`
-	IssuedAt        time.Time `json:"issued_at"`
-	EndedAt         time.Time `json:"ended_at"`
-	Ended           string    `json:"ended"`
-	RequestID       string    `json:"request_id,omitempty"`
-	Approvers       []string  `json:"approvers,omitempty"`
-	BreakGlass      bool      `json:"break_glass,omitempty"`
-	Justification   string    `json:"justification,omitempty"`
-	// AutoApprovedBy names the auto_approve rule that approved the grant's request (in
-	// place of approvers): the request itself is tidied away long before its history.
-	AutoApprovedBy string `json:"auto_approved_by,omitempty"`
-}
-
-func historyEntries(h *historyRecord) []indexEntry {
-	k := newestFirstKey(h.EndedAt, h.GrantID)
-	requester := "s" + hashedName(h.Requester)
-	if h.RequesterKind == access.RequesterEntity && h.RequesterEntity != "" {
-		requester = "e" + entityKey(h.RequesterEntity)
-	}
-	out := []indexEntry{
-		{"hist/all", k}, {"hist/role/" + h.Role, k}, {"hist/requester/" + requester, k},
-		{"hist/ended", timeKey(h.EndedAt, h.GrantID)},
-	}
-	for _, r := range access.Dedupe(h.Resources) {
-		out = append(out, indexEntry{"hist/resource/" + hashedName(r), k})
-	}
-	return out
-}
-
 // recordHistory keeps g's history as it ends (ending: how).
 func (b *aponoBackend) recordHistory(ctx context.Context, s logical.Storage, g *access.Grant, ending string, now time.Time) error {
-	if ending == endedRevoked && !now.Before(g.ExpiresAt.Add(-2*time.Second)) {
-		ending = endedExpired // Vault revokes an expired lease the same way
+	if ending == store.EndedRevoked && !now.Before(g.ExpiresAt.Add(-2*time.Second)) {
+		ending = store.EndedExpired // Vault revokes an expired lease the same way
 	}
-	h := &historyRecord{
+	h := &store.HistoryRecord{
 		GrantID: g.ID, Role: g.Role, Requester: g.RequesterName(), RequesterKind: g.RequesterKindOrStated(), Resources: g.Resources,
 		Permission: g.Permission, IssuedAt: g.IssuedAt, EndedAt: now, Ended: ending, RequestID: g.RequestID,
 		BreakGlass: g.BreakGlass, Justification: g.Justification, AutoApprovedBy: g.AutoApprovedBy,
@@ -92,32 +42,20 @@ func (b *aponoBackend) recordHistory(ctx context.Context, s logical.Storage, g *
 	for _, a := range g.Approvals {
 		h.Approvers = append(h.Approvers, a.Approver.Person())
 	}
-	if err := b.idx.apply(ctx, s, historyEntries(h), true); err != nil {
+	if err := b.idx.Apply(ctx, s, store.HistoryEntries(h), true); err != nil {
 		return err
 	}
-	entry, err := logical.StorageEntryJSON(historyStoragePrefix+h.GrantID, h)
+	entry, err := logical.StorageEntryJSON(store.HistoryStoragePrefix+h.GrantID, h)
 	if err != nil {
 		return err
 	}
 	return s.Put(ctx, entry)
 }
 
-func getHistory(ctx context.Context, s logical.Storage, id string) (*historyRecord, error) {
-	entry, err := s.Get(ctx, historyStoragePrefix+id)
-	if err != nil || entry == nil {
-		return nil, err
-	}
-	h := &historyRecord{}
-	if err := entry.DecodeJSON(h); err != nil {
-		return nil, fmt.Errorf("decoding history %q: %w", id, err)
-	}
-	return h, nil
-}
-
 // tidyHistory removes what ended longer than history_retention ago.
 func (b *aponoBackend) tidyHistory(ctx context.Context, s logical.Storage) error {
 	select {
-	case <-b.idx.ready:
+	case <-b.idx.Ready:
 	default:
 		return nil
 	}
@@ -131,20 +69,20 @@ func (b *aponoBackend) tidyHistory(ctx context.Context, s logical.Storage) error
 			return err
 		}
 		for _, k := range keys {
-			h, err := getHistory(ctx, s, keyID(k))
+			h, err := store.GetHistory(ctx, s, store.KeyID(k))
 			if err != nil {
 				return err
 			}
-			if h == nil || !containsEntry(historyEntries(h), indexEntry{"hist/ended", k}) {
-				if err := b.idx.set("hist/ended").Remove(ctx, s, k); err != nil {
+			if h == nil || !store.ContainsEntry(store.HistoryEntries(h), store.Entry{Set: "hist/ended", Key: k}) {
+				if err := b.idx.Set("hist/ended").Remove(ctx, s, k); err != nil {
 					return err
 				}
 				continue
 			}
-			if err := s.Delete(ctx, historyStoragePrefix+h.GrantID); err != nil {
+			if err := s.Delete(ctx, store.HistoryStoragePrefix+h.GrantID); err != nil {
 				return err
 			}
-			if err := b.idx.apply(ctx, s, historyEntries(h), false); err != nil {
+			if err := b.idx.Apply(ctx, s, store.HistoryEntries(h), false); err != nil {
 				b.Logger().Warn("removing an expired history record's index entries", "grant_id", h.GrantID, "error", err)
 			}
 		}
@@ -211,14 +149,14 @@ days).
 var historyColumns = []string{"grant_id", "role", "requester", "requester_entity_id", "requester_kind", "resources", "permission",
 	"issued_at", "ended_at", "ended", "request_id", "approvers", "break_glass", "justification", "auto_approved_by"}
 
-func (h *historyRecord) row() []string {
+func historyRow(h *store.HistoryRecord) []string {
 	return []string{h.GrantID, h.Role, h.Requester, h.RequesterEntity, h.RequesterKind, strings.Join(h.Resources, " "), h.Permission,
 		access.FormatTime(h.IssuedAt), access.FormatTime(h.EndedAt), h.Ended, h.RequestID, strings.Join(h.Approvers, " "), fmt.Sprint(h.BreakGlass), h.Justification, h.AutoApprovedBy}
 }
 
-func (h *historyRecord) data() map[string]interface{} {
+func historyData(h *store.HistoryRecord) map[string]interface{} {
 	out := map[string]interface{}{}
-	for i, v := range h.row() {
+	for i, v := range historyRow(h) {
 		out[historyColumns[i]] = v
 	}
 	out["resources"], out["approvers"], out["break_glass"] = h.Resources, access.NonNil(h.Approvers), h.BreakGlass
@@ -270,16 +208,16 @@ func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, 
 	}
 	switch {
 	case requester != "":
-		sets = []string{"hist/requester/e" + entityKey(requester), "hist/requester/s" + hashedName(requester)}
+		sets = []string{"hist/requester/e" + store.EntityKey(requester), "hist/requester/s" + store.HashedName(requester)}
 	case resName != "":
 		if err := resource.ValidateName(resName); err != nil {
 			return logical.ErrorResponse("resource: " + err.Error()), nil
 		}
 		// The resource and every folder above it.
-		sets = []string{"hist/resource/" + hashedName(resName)}
+		sets = []string{"hist/resource/" + store.HashedName(resName)}
 		parts := strings.Split(strings.TrimSuffix(resName, "/*"), "/")
 		for i := len(parts) - 1; i >= 1; i-- {
-			sets = append(sets, "hist/resource/"+hashedName(strings.Join(parts[:i], "/")+"/*"))
+			sets = append(sets, "hist/resource/"+store.HashedName(strings.Join(parts[:i], "/")+"/*"))
 		}
 	case role != "":
 		sets = []string{"hist/role/" + role}
@@ -293,26 +231,28 @@ func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, 
 			}
 		}
 	}
-	limit, msg := checkLimit(d.Get("limit").(int))
+	limit, msg := store.CheckLimit(d.Get("limit").(int))
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-	after, msg := decodeCursor("history", d.Get("after").(string))
+	after, msg := store.DecodeCursor("history", d.Get("after").(string))
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
 	if err := b.indexesReady(ctx, req.Storage); err != nil {
 		return nil, err
 	}
-	page := func(after string, limit int) ([]*historyRecord, string, error) {
+	page := func(after string, limit int) ([]*store.HistoryRecord, string, error) {
 		m := b.newMergedStream(ctx, req.Storage, sets, after)
 		if !since.IsZero() {
-			m.stopAfter = newestFirstKey(since, "")
+			m.StopAfter = store.NewestFirstKey(since, "")
 		}
 		recs, next, _, err := pageOf(b, req.Storage, m, limit,
-			func(ctx context.Context, id string) (*historyRecord, error) { return getHistory(ctx, req.Storage, id) },
-			historyEntries,
-			func(h *historyRecord) bool {
+			func(ctx context.Context, id string) (*store.HistoryRecord, error) {
+				return store.GetHistory(ctx, req.Storage, id)
+			},
+			store.HistoryEntries,
+			func(h *store.HistoryRecord) bool {
 				return (until.IsZero() || h.IssuedAt.Before(until)) && (since.IsZero() || !h.EndedAt.Before(since)) &&
 					(role == "" || h.Role == role) && (resName == "" || access.NameCoveredBy(resName, h.Resources) || slices.Contains(h.Resources, resName)) &&
 					(requester == "" || h.RequesterEntity == requester || (h.RequesterKind != access.RequesterEntity && h.Requester == requester))
@@ -331,7 +271,7 @@ func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, 
 	}
 	rows := make([]map[string]interface{}, 0, len(recs))
 	for _, h := range recs {
-		rows = append(rows, h.data())
+		rows = append(rows, historyData(h))
 	}
 	resp := &logical.Response{Data: map[string]interface{}{"history": rows}}
 	addNextPage(resp, "history", next)
@@ -341,14 +281,14 @@ func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, 
 // historyCSV answers every row page finds, page after page, as CSV: an auditor's
 // "curl ... > access.csv" gets everything or a 400, never a silent first page. More than
 // maxCSVRows rows, or more than maxCSVScanPages pages read, is the 400.
-func historyCSV(page func(after string, limit int) ([]*historyRecord, string, error)) (*logical.Response, error) {
+func historyCSV(page func(after string, limit int) ([]*store.HistoryRecord, string, error)) (*logical.Response, error) {
 	tooMany := logical.ErrorResponse(fmt.Sprintf("format=csv: more than %d ended grants match, or too many records had to be read to find them; "+
 		"export them in parts with since and until (a month at a time, say: a grant live across a boundary is in both parts, under one grant_id), "+
 		"narrow with requester, resource or role, or read format=json a page at a time with limit and after", maxCSVRows))
 	var rows [][]string
 	after := ""
 	for pages := 0; ; pages++ {
-		if pages == maxCSVScanPages {
+		if pages == store.MaxCSVScanPages {
 			return tooMany, nil
 		}
 		recs, next, err := page(after, maxCSVRows+1-len(rows))
@@ -356,7 +296,7 @@ func historyCSV(page func(after string, limit int) ([]*historyRecord, string, er
 			return nil, err
 		}
 		for _, h := range recs {
-			rows = append(rows, h.row())
+			rows = append(rows, historyRow(h))
 		}
 		if len(rows) > maxCSVRows {
 			return tooMany, nil

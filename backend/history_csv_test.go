@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -109,7 +110,7 @@ func TestHistoryCSVNeutralisesFormulas(t *testing.T) {
 func TestHistoryCSVEveryRow(t *testing.T) {
 	f := newFlowEnv(t)
 	f.mustOK(t, logical.CreateOperation, "roles/direct", map[string]interface{}{"resources": "kv/app/*", "ttl": "1h"})
-	n := defaultPageLimit + 5
+	n := store.DefaultPageLimit + 5
 	want := map[string]bool{}
 	for i := 0; i < n; i++ {
 		g := f.mustOK(t, logical.UpdateOperation, "grants/direct", map[string]interface{}{"resources": "kv/app/db", "requester": fmt.Sprintf("svc-%d", i)})
@@ -118,7 +119,7 @@ func TestHistoryCSVEveryRow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if page := f.mustOK(t, logical.ReadOperation, "history", nil); len(page.Data["history"].([]map[string]interface{})) != defaultPageLimit || page.Data["next_after"] == nil {
+	if page := f.mustOK(t, logical.ReadOperation, "history", nil); len(page.Data["history"].([]map[string]interface{})) != store.DefaultPageLimit || page.Data["next_after"] == nil {
 		t.Fatalf("json is paged as before: %v", page.Data["next_after"])
 	}
 	header, rows := csvRows(t, f.mustOK(t, logical.ReadOperation, "history", map[string]interface{}{"format": "csv"}))
@@ -151,13 +152,13 @@ func TestHistoryCSVEveryRow(t *testing.T) {
 // historyCSV follows the pages it is given to the end, each row once, and stops with a
 // 400 after maxCSVScanPages pages (a filter that skips most of what it reads).
 func TestHistoryCSVFollowsPages(t *testing.T) {
-	recs := make([]*historyRecord, 7)
+	recs := make([]*store.HistoryRecord, 7)
 	for i := range recs {
-		recs[i] = &historyRecord{GrantID: fmt.Sprintf("g%d", i), EndedAt: time.Unix(int64(i), 0)}
+		recs[i] = &store.HistoryRecord{GrantID: fmt.Sprintf("g%d", i), EndedAt: time.Unix(int64(i), 0)}
 	}
 	var asked []string
 	// Pages of at most 2, as a page that hit maxScanPerPage returns fewer than asked.
-	page := func(after string, limit int) ([]*historyRecord, string, error) {
+	page := func(after string, limit int) ([]*store.HistoryRecord, string, error) {
 		asked = append(asked, after)
 		start := 0
 		if after != "" {
@@ -182,7 +183,7 @@ func TestHistoryCSVFollowsPages(t *testing.T) {
 			t.Fatalf("row %d: %v", i, r)
 		}
 	}
-	endless := func(after string, limit int) ([]*historyRecord, string, error) { return nil, "more", nil }
+	endless := func(after string, limit int) ([]*store.HistoryRecord, string, error) { return nil, "more", nil }
 	resp, err = historyCSV(endless)
 	if err != nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), "since and until") {
 		t.Fatalf("a scan without end: %v %v", resp, err)

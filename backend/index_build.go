@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -25,7 +26,7 @@ import (
 // wait (what the indexes hold stays readable).
 
 const (
-	indexVersionKey = indexStoragePrefix + "version"
+	indexVersionKey = store.IndexStoragePrefix + "version"
 	indexVersion    = "1"
 	// indexWait is how long a list waits for a build before it answers 503.
 	indexWait = 20 * time.Second
@@ -40,7 +41,7 @@ const (
 // has; a 503 when it takes longer than indexWait.
 func (b *aponoBackend) indexesReady(ctx context.Context, s logical.Storage) error {
 	select {
-	case <-b.idx.ready:
+	case <-b.idx.Ready:
 		return nil
 	default:
 	}
@@ -48,49 +49,49 @@ func (b *aponoBackend) indexesReady(ctx context.Context, s logical.Storage) erro
 	timer := time.NewTimer(indexWait)
 	defer timer.Stop()
 	select {
-	case <-b.idx.ready:
+	case <-b.idx.Ready:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-timer.C:
 	}
-	b.idx.mu.Lock()
-	err := b.idx.buildErr
-	b.idx.mu.Unlock()
+	b.idx.Mu.Lock()
+	err := b.idx.BuildErr
+	b.idx.Mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("building the indexes: %w", err)
 	}
 	return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf(
 		"the plugin is building its indexes of requests and grants (once, after an upgrade): %d of %d records read; lists answer once it is done",
-		b.idx.progress.Load(), b.idx.total.Load()))
+		b.idx.Progress.Load(), b.idx.Total.Load()))
 }
 
 // startIndexBuild runs a build in the background unless one runs; without force it only
 // builds when storage has no indexes of this version.
 func (b *aponoBackend) startIndexBuild(s logical.Storage, force bool) bool {
 	x := b.idx
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.building {
+	x.Mu.Lock()
+	defer x.Mu.Unlock()
+	if x.Building {
 		return false
 	}
-	x.building, x.buildErr = true, nil
+	x.Building, x.BuildErr = true, nil
 	b.background.Add(1)
 	go func() {
 		defer b.background.Done()
 		err := b.buildIndexes(b.lifetime, s, force)
-		x.mu.Lock()
-		x.building = false
-		x.buildErr = err
+		x.Mu.Lock()
+		x.Building = false
+		x.BuildErr = err
 		if err == nil {
-			x.builtAt = time.Now().UTC()
+			x.BuiltAt = time.Now().UTC()
 			select {
-			case <-x.ready:
+			case <-x.Ready:
 			default:
-				close(x.ready)
+				close(x.Ready)
 			}
 		}
-		x.mu.Unlock()
+		x.Mu.Unlock()
 		if err != nil && b.lifetime.Err() == nil {
 			b.Logger().Error("building the indexes of requests and grants failed; the next list or periodic run tries again", "error", err)
 		}
@@ -109,28 +110,28 @@ func (b *aponoBackend) buildIndexes(ctx context.Context, s logical.Storage, forc
 		}
 	}
 	start := time.Now()
-	requestIDs, err := s.List(ctx, requestStoragePrefix)
+	requestIDs, err := s.List(ctx, store.RequestStoragePrefix)
 	if err != nil {
 		return err
 	}
-	grantIDs, err := listGrantIDs(ctx, s)
+	grantIDs, err := store.ListGrantIDs(ctx, s)
 	if err != nil {
 		return err
 	}
-	b.idx.total.Store(int64(len(requestIDs) + len(grantIDs)))
-	b.idx.progress.Store(0)
+	b.idx.Total.Store(int64(len(requestIDs) + len(grantIDs)))
+	b.idx.Progress.Store(0)
 	b.Logger().Info("building the indexes of requests and grants", "requests", len(requestIDs), "grants", len(grantIDs), "forced", force)
 
 	var mu sync.Mutex
 	bySet := map[string][]string{}
-	collect := func(entries []indexEntry) {
+	collect := func(entries []store.Entry) {
 		mu.Lock()
 		for _, e := range entries {
-			bySet[e.set] = append(bySet[e.set], e.key)
+			bySet[e.Set] = append(bySet[e.Set], e.Key)
 		}
 		mu.Unlock()
 	}
-	read := func(ids []string, load func(id string) ([]indexEntry, error)) error {
+	read := func(ids []string, load func(id string) ([]store.Entry, error)) error {
 		var wg sync.WaitGroup
 		errs := make(chan error, 1)
 		work := make(chan string)
@@ -148,7 +149,7 @@ func (b *aponoBackend) buildIndexes(ctx context.Context, s logical.Storage, forc
 						continue
 					}
 					collect(entries)
-					b.idx.progress.Add(1)
+					b.idx.Progress.Add(1)
 				}
 			}()
 		}
@@ -164,34 +165,34 @@ func (b *aponoBackend) buildIndexes(ctx context.Context, s logical.Storage, forc
 			return nil
 		}
 	}
-	if err := read(requestIDs, func(id string) ([]indexEntry, error) {
-		rec, err := getRequest(ctx, s, id)
+	if err := read(requestIDs, func(id string) ([]store.Entry, error) {
+		rec, err := store.GetRequest(ctx, s, id)
 		if err != nil || rec == nil {
 			return nil, err
 		}
-		return requestEntries(rec), nil
+		return store.RequestEntries(rec), nil
 	}); err != nil {
 		return err
 	}
-	historyIDs, err := s.List(ctx, historyStoragePrefix)
+	historyIDs, err := s.List(ctx, store.HistoryStoragePrefix)
 	if err != nil {
 		return err
 	}
-	if err := read(historyIDs, func(id string) ([]indexEntry, error) {
-		h, err := getHistory(ctx, s, id)
+	if err := read(historyIDs, func(id string) ([]store.Entry, error) {
+		h, err := store.GetHistory(ctx, s, id)
 		if err != nil || h == nil {
 			return nil, err
 		}
-		return historyEntries(h), nil
+		return store.HistoryEntries(h), nil
 	}); err != nil {
 		return err
 	}
-	if err := read(grantIDs, func(id string) ([]indexEntry, error) {
-		g, err := getGrant(ctx, s, id)
+	if err := read(grantIDs, func(id string) ([]store.Entry, error) {
+		g, err := store.GetGrant(ctx, s, id)
 		if err != nil || g == nil {
 			return nil, err
 		}
-		return grantEntries(g), nil
+		return store.GrantEntries(g), nil
 	}); err != nil {
 		return err
 	}
@@ -203,7 +204,7 @@ func (b *aponoBackend) buildIndexes(ctx context.Context, s logical.Storage, forc
 	for _, name := range names {
 		keys := bySet[name]
 		sort.Strings(keys)
-		if err := b.idx.set(name).AddMany(ctx, s, keys); err != nil {
+		if err := b.idx.Set(name).AddMany(ctx, s, keys); err != nil {
 			return fmt.Errorf("index %s: %w", name, err)
 		}
 	}
@@ -276,12 +277,12 @@ answering meanwhile.
 func (b *aponoBackend) pathIndexesRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
 	x := b.idx
-	x.mu.Lock()
-	building, builtAt, buildErr := x.building, x.builtAt, x.buildErr
-	x.mu.Unlock()
+	x.Mu.Lock()
+	building, builtAt, buildErr := x.Building, x.BuiltAt, x.BuildErr
+	x.Mu.Unlock()
 	ready := false
 	select {
-	case <-x.ready:
+	case <-x.Ready:
 		ready = true
 	default:
 		b.startIndexBuild(req.Storage, false)
@@ -290,10 +291,10 @@ func (b *aponoBackend) pathIndexesRead(ctx context.Context, req *logical.Request
 		"version":          indexVersion,
 		"ready":            ready,
 		"building":         building,
-		"records_read":     x.progress.Load(),
-		"records_total":    x.total.Load(),
+		"records_read":     x.Progress.Load(),
+		"records_total":    x.Total.Load(),
 		"built_at":         access.FormatTime(builtAt),
-		"entries_repaired": x.repaired.Load(),
+		"entries_repaired": x.Repaired.Load(),
 		"error":            "",
 	}
 	if buildErr != nil {
@@ -301,7 +302,7 @@ func (b *aponoBackend) pathIndexesRead(ctx context.Context, req *logical.Request
 	}
 	if ready {
 		for name, set := range map[string]string{"requests": "req/all", "grants": "grant/all"} {
-			n, err := x.set(set).Count(ctx, req.Storage)
+			n, err := x.Set(set).Count(ctx, req.Storage)
 			if err != nil {
 				return nil, err
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -151,7 +152,7 @@ func TestIndexEntryWithoutRecordIsSkippedAndRepaired(t *testing.T) {
 	id := f.request(t, "app", map[string]interface{}{"resources": "kv/app/db"})
 	ghost := &access.Request{ID: "00000000-0000-0000-0000-00000000dead", Role: "app", Status: access.StatusPending,
 		Requester: access.IdentityRef{EntityID: f.alice, EntityName: "alice"}, CreatedAt: time.Now().UTC(), ExpiresAt: time.Now().Add(time.Hour)}
-	if err := f.b.idx.apply(f.ctx, f.storage, requestEntries(ghost), true); err != nil {
+	if err := f.b.idx.Apply(f.ctx, f.storage, store.RequestEntries(ghost), true); err != nil {
 		t.Fatal(err)
 	}
 	keys := f.mustAs(t, f.alice, logical.ListOperation, "requests/", map[string]interface{}{"mine": true}).Data["keys"].([]string)
@@ -159,15 +160,15 @@ func TestIndexEntryWithoutRecordIsSkippedAndRepaired(t *testing.T) {
 		t.Fatalf("list with a stale entry: %v", keys)
 	}
 	f.b.background.Wait()
-	if n := f.b.idx.repaired.Load(); n != 1 {
+	if n := f.b.idx.Repaired.Load(); n != 1 {
 		t.Fatalf("repaired %d entries, want 1 (req/requester/alice's)", n)
 	}
-	if has, _ := f.b.idx.set("req/requester/"+entityKey(f.alice)).Has(f.ctx, f.storage, newestFirstKey(ghost.CreatedAt, ghost.ID)); has {
+	if has, _ := f.b.idx.Set("req/requester/"+store.EntityKey(f.alice)).Has(f.ctx, f.storage, store.NewestFirstKey(ghost.CreatedAt, ghost.ID)); has {
 		t.Fatal("the stale entry is still in the index")
 	}
 	// The periodic job removes its deadline entry when it falls due.
 	ghost.ExpiresAt = time.Now().Add(-time.Minute)
-	if err := f.b.idx.apply(f.ctx, f.storage, []indexEntry{{"req/deadline", timeKey(ghost.ExpiresAt, ghost.ID)}}, true); err != nil {
+	if err := f.b.idx.Apply(f.ctx, f.storage, []store.Entry{{Set: "req/deadline", Key: store.TimeKey(ghost.ExpiresAt, ghost.ID)}}, true); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.b.tidyRequests(f.ctx, f.storage); err != nil {
@@ -187,7 +188,7 @@ func TestRecordsWithoutIndexesAreIndexedOnStart(t *testing.T) {
 	f.mustOK(t, logical.CreateOperation, "roles/direct", map[string]interface{}{"resources": "kv/app/db"})
 	g := f.mustOK(t, logical.UpdateOperation, "grants/direct", nil)
 	// What an earlier release left: the same records, no idx/.
-	keys, err := logical.CollectKeysWithPrefix(f.ctx, st, indexStoragePrefix)
+	keys, err := logical.CollectKeysWithPrefix(f.ctx, st, store.IndexStoragePrefix)
 	if err != nil {
 		t.Fatal(err)
 	}

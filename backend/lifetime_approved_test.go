@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -79,11 +80,11 @@ func TestRenewStopsAtTheApprovedLifetime(t *testing.T) {
 	// A record stored before (no lifetime_approved, max_expires_at at the role's max_ttl)
 	// renews as before.
 	grantID := g.Data["grant_id"].(string)
-	old, err := getGrant(f.ctx, f.storage, grantID)
+	old, err := store.GetGrant(f.ctx, f.storage, grantID)
 	if err != nil || old == nil {
 		t.Fatal(old, err)
 	}
-	before := grantEntries(old)
+	before := store.GrantEntries(old)
 	old.LifetimeApproved, old.MaxExpiresAt = false, old.IssuedAt.Add(8*time.Hour)
 	if err := f.b.storeGrant(f.ctx, f.storage, before, old); err != nil {
 		t.Fatal(err)
@@ -104,8 +105,8 @@ func TestScheduledGrantEndsTTLAfterStart(t *testing.T) {
 	f.mustAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", nil)
 	// As if picked up 20 minutes after its start.
 	f.moveDeadlines(t, id, -80*time.Minute)
-	rec, _ := getRequest(f.ctx, f.storage, id)
-	before := requestEntries(rec)
+	rec, _ := store.GetRequest(f.ctx, f.storage, id)
+	before := store.RequestEntries(rec)
 	rec.StartAt = rec.StartAt.Add(-80 * time.Minute)
 	if err := f.b.saveRequest(f.ctx, f.storage, before, rec); err != nil {
 		t.Fatal(err)
@@ -141,8 +142,8 @@ func TestScheduledAutoApprovalRecheckedAtPickup(t *testing.T) {
 	id := d["request_id"].(string)
 	// Its start is now 20 minutes ago, inside a window [now-30m, now-10m] that has closed.
 	f.moveDeadlines(t, id, -80*time.Minute)
-	rec, _ := getRequest(f.ctx, f.storage, id)
-	before := requestEntries(rec)
+	rec, _ := store.GetRequest(f.ctx, f.storage, id)
+	before := store.RequestEntries(rec)
 	rec.StartAt = rec.StartAt.Add(-80 * time.Minute)
 	if err := f.b.saveRequest(f.ctx, f.storage, before, rec); err != nil {
 		t.Fatal(err)

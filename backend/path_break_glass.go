@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -128,7 +129,7 @@ func (b *aponoBackend) pathBreakGlassIssue(ctx context.Context, req *logical.Req
 	}
 
 	// One person's break-glass grants of a role are counted and issued one at a time.
-	prefix := breakGlassLivePrefix + roleName + "/" + strings.TrimPrefix(openKeyPrefix(caller.EntityID), openRequestPrefix)
+	prefix := breakGlassLivePrefix + roleName + "/" + strings.TrimPrefix(store.OpenKeyPrefix(caller.EntityID), store.OpenRequestPrefix)
 	defer b.grantLocks.Lock("breakglass:" + prefix)()
 	if limit := role.BreakGlassMaxLiveOrDefault(); limit > 0 {
 		live, err := b.liveBreakGlass(ctx, req.Storage, prefix)
@@ -167,7 +168,7 @@ func (b *aponoBackend) liveBreakGlass(ctx context.Context, s logical.Storage, pr
 	}
 	var live []string
 	for _, id := range ids {
-		g, err := getGrant(ctx, s, id)
+		g, err := store.GetGrant(ctx, s, id)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -404,7 +405,7 @@ func (b *aponoBackend) pathConfigDelete(ctx context.Context, req *logical.Reques
 	b.rememberMount(req)
 	// Revoking a grant needs the Vault client; deleting config under live grants would
 	// leave their users and policies with no way to be removed.
-	active, err := listGrantIDs(ctx, req.Storage)
+	active, err := store.ListGrantIDs(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -141,7 +142,7 @@ break-glass/<role> with a justification.
 
 func (b *aponoBackend) pathGrantRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
-	g, err := getGrant(ctx, req.Storage, d.Get("grant_id").(string))
+	g, err := store.GetGrant(ctx, req.Storage, d.Get("grant_id").(string))
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +159,7 @@ func (b *aponoBackend) pathGrantList(ctx context.Context, req *logical.Request, 
 	switch {
 	case requester != "":
 		// A person's grants are indexed by entity ID, a stated requester's by its name.
-		sets = []string{"grant/requester/e" + entityKey(requester), "grant/requester/s" + hashedName(requester)}
+		sets = []string{"grant/requester/e" + store.EntityKey(requester), "grant/requester/s" + store.HashedName(requester)}
 	case role != "":
 		sets = []string{"grant/role/" + role}
 	}
@@ -177,7 +178,7 @@ func (b *aponoBackend) pathMyGrants(ctx context.Context, req *logical.Request, d
 	if me == nil {
 		return logical.ErrorResponse(errNoEntity + "; an operator lists every grant at " + req.MountPoint + "grants"), nil
 	}
-	return b.listGrants(ctx, req, d, []string{"grant/requester/e" + entityKey(me.EntityID)}, func(g *access.Grant) bool {
+	return b.listGrants(ctx, req, d, []string{"grant/requester/e" + store.EntityKey(me.EntityID)}, func(g *access.Grant) bool {
 		return g.RequesterEntity != nil && g.RequesterEntity.EntityID == me.EntityID && g.RequesterKindOrStated() == access.RequesterEntity
 	})
 }
@@ -185,11 +186,11 @@ func (b *aponoBackend) pathMyGrants(ctx context.Context, req *logical.Request, d
 // listGrants answers with one page of the grants in sets that match keeps: keys
 // <role>/<grant_id> and key_info for LIST, grants for a read.
 func (b *aponoBackend) listGrants(ctx context.Context, req *logical.Request, d *framework.FieldData, sets []string, match func(*access.Grant) bool) (*logical.Response, error) {
-	limit, msg := checkLimit(d.Get("limit").(int))
+	limit, msg := store.CheckLimit(d.Get("limit").(int))
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-	after, msg := decodeCursor("grants", d.Get("after").(string))
+	after, msg := store.DecodeCursor("grants", d.Get("after").(string))
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}

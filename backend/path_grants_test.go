@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -97,7 +98,7 @@ func TestGrantIssueCreatesScopedUserAndPolicy(t *testing.T) {
 	if _, ok := rec.Data["password"]; ok {
 		t.Fatal("grant read returns the password")
 	}
-	raw, _ := e.storage.Get(e.ctx, grantStoragePrefix+resp.Data["grant_id"].(string))
+	raw, _ := e.storage.Get(e.ctx, store.GrantStoragePrefix+resp.Data["grant_id"].(string))
 	if strings.Contains(string(raw.Value), resp.Data["password"].(string)) {
 		t.Fatal("password stored in the grant record")
 	}
@@ -216,7 +217,7 @@ func TestGrantFailureRollsBackAtOnce(t *testing.T) {
 			if wals, _ := framework.ListWAL(e.ctx, e.storage); len(wals) != 0 {
 				t.Fatalf("WAL left: %v", wals)
 			}
-			if ids, _ := listGrantIDs(e.ctx, e.storage); len(ids) != 0 {
+			if ids, _ := store.ListGrantIDs(e.ctx, e.storage); len(ids) != 0 {
 				t.Fatalf("grant record left: %v", ids)
 			}
 		})
@@ -253,7 +254,7 @@ func TestRollbackRemovesAnUnfinishedIssueThatHasARecord(t *testing.T) {
 	if len(e.vault.userNames())+len(e.vault.policyNames())+len(e.vault.entityNames()) != 0 {
 		t.Fatalf("left: users %v policies %v entities %v", e.vault.userNames(), e.vault.policyNames(), e.vault.entityNames())
 	}
-	if ids, _ := listGrantIDs(e.ctx, e.storage); len(ids) != 0 {
+	if ids, _ := store.ListGrantIDs(e.ctx, e.storage); len(ids) != 0 {
 		t.Fatalf("record left: %v", ids)
 	}
 }
@@ -349,7 +350,7 @@ func TestGrantTimeoutLeavesTheRemovalToTheWAL(t *testing.T) {
 			t.Errorf("%s called %d times after the timeout; want none before the WAL rollback", op, n)
 		}
 	}
-	if ids, _ := listGrantIDs(e.ctx, e.storage); len(ids) != 0 {
+	if ids, _ := store.ListGrantIDs(e.ctx, e.storage); len(ids) != 0 {
 		t.Fatalf("the record stayed: %v", ids)
 	}
 	wals, _ := framework.ListWAL(e.ctx, e.storage)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -303,7 +304,7 @@ func TestRevokeWithoutRevokePrefixCapability(t *testing.T) {
 			if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
 				t.Fatalf("left: users %v policies %v", u, p)
 			}
-			if ids, _ := listGrantIDs(e.ctx, e.storage); len(ids) != 0 {
+			if ids, _ := store.ListGrantIDs(e.ctx, e.storage); len(ids) != 0 {
 				t.Fatalf("record left: %v", ids)
 			}
 			if e.vault.callCount("RevokeLoginTokens") != 1 {

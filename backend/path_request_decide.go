@@ -9,6 +9,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -22,10 +23,10 @@ func (b *aponoBackend) requestLock(id string) *locksutil.LockEntry {
 // loadRequestForAction validates id, sent as field, and reads the request; resp is a 400
 // or 404.
 func loadRequestForAction(ctx context.Context, s logical.Storage, field, id string) (*access.Request, *logical.Response, error) {
-	if !requestIDRe.MatchString(id) {
+	if !store.RequestIDRe.MatchString(id) {
 		return nil, logical.ErrorResponse(fmt.Sprintf("%s %q is not a request ID (a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e)", field, textsafe.Truncate(id))), nil
 	}
-	rec, err := getRequest(ctx, s, id)
+	rec, err := store.GetRequest(ctx, s, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -73,7 +74,7 @@ func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d
 ) (*logical.Response, error) {
 	return b.withRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity) (*logical.Response, error) {
 		now := time.Now().UTC()
-		before := requestEntries(rec)
+		before := store.RequestEntries(rec)
 		ev, warning, resp, err := fn(rec, caller, now)
 		if err != nil || resp != nil {
 			return resp, err
@@ -101,7 +102,7 @@ func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d
 // checkReason validates an approver's reason against the request's rule.
 func checkReason(rec *access.Request, d *framework.FieldData) (string, string) {
 	reason := strings.TrimSpace(d.Get("reason").(string))
-	if m := checkFreeText("reason", reason, maxReasonLen); m != "" {
+	if m := checkFreeText("reason", reason, store.MaxReasonLen); m != "" {
 		return "", m
 	}
 	if rec.RequireReason && reason == "" {

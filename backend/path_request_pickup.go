@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -117,12 +118,12 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 
 	prev := *rec
 	rec.Status, rec.GrantID, rec.EndedAt = access.StatusGranted, gr.grantID, now
-	if err := b.saveRequest(ctx, req.Storage, requestEntries(&prev), rec); err != nil {
+	if err := b.saveRequest(ctx, req.Storage, store.RequestEntries(&prev), rec); err != nil {
 		return nil, err
 	}
 	resp, err := b.issueGrant(ctx, req.Storage, client, cfg, gr)
 	if err != nil {
-		if perr := b.saveRequest(ctx, req.Storage, requestEntries(rec), &prev); perr != nil {
+		if perr := b.saveRequest(ctx, req.Storage, store.RequestEntries(rec), &prev); perr != nil {
 			b.Logger().Error("grant pickup failed and the request could not be reopened", "request_id", rec.ID, "error", perr)
 		}
 		return nil, err

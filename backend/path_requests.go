@@ -10,6 +10,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -24,7 +25,7 @@ import (
 func pathRequests(b *aponoBackend) []*framework.Path {
 	idField := &framework.FieldSchema{Type: framework.TypeLowerCaseString, Description: "ID of the request (request_id).", Required: true}
 	reasonField := &framework.FieldSchema{Type: framework.TypeString,
-		Description: fmt.Sprintf("Why (at most %d characters). Required when the role has require_approver_reason.", maxReasonLen)}
+		Description: fmt.Sprintf("Why (at most %d characters). Required when the role has require_approver_reason.", store.MaxReasonLen)}
 	action := func(verb, suffix, synopsis, help string, cb framework.OperationFunc, withReason bool) *framework.Path {
 		fields := map[string]*framework.FieldSchema{"id": idField}
 		if withReason {
@@ -274,14 +275,14 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 func (b *aponoBackend) pathRequestRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
 	id := d.Get("name").(string)
-	if !requestIDRe.MatchString(id) {
+	if !store.RequestIDRe.MatchString(id) {
 		return nil, nil // a role name, or nothing that could be a request
 	}
 	caller, msg, err := b.callerIdentity(req)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg+"; an operator reads every request at "+req.MountPoint+"audit/requests/"+id)
 	}
-	rec, err := getRequest(ctx, req.Storage, id)
+	rec, err := store.GetRequest(ctx, req.Storage, id)
 	if err != nil || rec == nil {
 		return nil, err
 	}
@@ -356,11 +357,11 @@ func (b *aponoBackend) listRequests(ctx context.Context, req *logical.Request, d
 	if f.status != "" && !slices.Contains(access.RequestStatuses, f.status) {
 		return logical.ErrorResponse(fmt.Sprintf("status %q is not a request status (allowed: %s)", textsafe.Truncate(f.status), strings.Join(access.RequestStatuses, ", "))), nil
 	}
-	limit, msg := checkLimit(d.Get("limit").(int))
+	limit, msg := store.CheckLimit(d.Get("limit").(int))
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-	after, msg := decodeCursor("requests", d.Get("after").(string))
+	after, msg := store.DecodeCursor("requests", d.Get("after").(string))
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
@@ -393,7 +394,7 @@ func addNextPage(resp *logical.Response, kind, next string) {
 	if next == "" {
 		return
 	}
-	cursor := encodeCursor(kind, next)
+	cursor := store.EncodeCursor(kind, next)
 	resp.Data["next_after"] = cursor
 	resp.AddWarning("this page is not everything: ask again with after=" + cursor + " for the next")
 }
@@ -402,7 +403,7 @@ func addNextPage(resp *logical.Response, kind, next string) {
 func withPageFields(fields map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
 	for k, v := range map[string]*framework.FieldSchema{
 		"limit": {Type: framework.TypeInt, Query: true,
-			Description: fmt.Sprintf("Most entries in one page (1 to %d). Default: %d.", maxPageLimit, defaultPageLimit)},
+			Description: fmt.Sprintf("Most entries in one page (1 to %d). Default: %d.", store.MaxPageLimit, store.DefaultPageLimit)},
 		"after": {Type: framework.TypeString, Query: true,
 			Description: "Where the page starts: the next_after of the previous page (an opaque cursor). Default: the first page."},
 	} {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -231,7 +232,7 @@ func TestRequestRequiredApprovalsDenyCancelAndExpiry(t *testing.T) {
 	if err := f.b.tidyRequests(f.ctx, f.storage); err != nil {
 		t.Fatal(err)
 	}
-	if rec, _ := getRequest(f.ctx, f.storage, id); rec.Status != access.StatusExpired || rec.EndedAt.IsZero() {
+	if rec, _ := store.GetRequest(f.ctx, f.storage, id); rec.Status != access.StatusExpired || rec.EndedAt.IsZero() {
 		t.Fatalf("periodic job did not record the expiry: %+v", rec)
 	}
 }
@@ -239,11 +240,11 @@ func TestRequestRequiredApprovalsDenyCancelAndExpiry(t *testing.T) {
 // moveDeadlines shifts a stored request's times by d, as if it had been made d earlier.
 func (f *flowEnv) moveDeadlines(t *testing.T, id string, d time.Duration) {
 	t.Helper()
-	rec, err := getRequest(f.ctx, f.storage, id)
+	rec, err := store.GetRequest(f.ctx, f.storage, id)
 	if err != nil || rec == nil {
 		t.Fatal(rec, err)
 	}
-	before := requestEntries(rec)
+	before := store.RequestEntries(rec)
 	for _, tp := range []*time.Time{&rec.CreatedAt, &rec.ExpiresAt, &rec.ApprovedAt, &rec.PickupBy, &rec.EndedAt} {
 		if !tp.IsZero() {
 			*tp = tp.Add(d)
@@ -273,14 +274,14 @@ func TestRequestPickupWindowAndRetention(t *testing.T) {
 	if err := f.b.tidyRequests(f.ctx, f.storage); err != nil {
 		t.Fatal(err)
 	}
-	if rec, _ := getRequest(f.ctx, f.storage, id); rec == nil {
+	if rec, _ := store.GetRequest(f.ctx, f.storage, id); rec == nil {
 		t.Fatal("removed before its retention passed")
 	}
 	f.moveDeadlines(t, id, -2*time.Hour)
 	if err := f.b.tidyRequests(f.ctx, f.storage); err != nil {
 		t.Fatal(err)
 	}
-	if rec, _ := getRequest(f.ctx, f.storage, id); rec != nil {
+	if rec, _ := store.GetRequest(f.ctx, f.storage, id); rec != nil {
 		t.Fatalf("still there past its retention: %+v", rec)
 	}
 }
@@ -405,7 +406,7 @@ func TestRoleApprovalFieldsAreValidated(t *testing.T) {
 		}
 		e.mustBadRequest(t, logical.CreateOperation, "roles/bad", data, tc.want)
 	}
-	if r, _ := getRole(e.ctx, e.storage, "bad"); r != nil {
+	if r, _ := store.GetRole(e.ctx, e.storage, "bad"); r != nil {
 		t.Fatalf("a refused role was stored: %+v", r)
 	}
 }

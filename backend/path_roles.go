@@ -11,6 +11,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -216,13 +217,13 @@ grants already issued from it; they end with their leases.
 `
 
 func (b *aponoBackend) pathRoleExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
-	role, err := getRole(ctx, req.Storage, d.Get("name").(string))
+	role, err := store.GetRole(ctx, req.Storage, d.Get("name").(string))
 	return role != nil, err
 }
 
 func (b *aponoBackend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
-	role, err := getRole(ctx, req.Storage, d.Get("name").(string))
+	role, err := store.GetRole(ctx, req.Storage, d.Get("name").(string))
 	if err != nil || role == nil {
 		return nil, err
 	}
@@ -231,7 +232,7 @@ func (b *aponoBackend) pathRoleRead(ctx context.Context, req *logical.Request, d
 
 func (b *aponoBackend) pathRoleList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
-	names, err := req.Storage.List(ctx, roleStoragePrefix)
+	names, err := req.Storage.List(ctx, store.RoleStoragePrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +241,7 @@ func (b *aponoBackend) pathRoleList(ctx context.Context, req *logical.Request, _
 
 func (b *aponoBackend) pathMyRoles(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
-	names, err := req.Storage.List(ctx, roleStoragePrefix)
+	names, err := req.Storage.List(ctx, store.RoleStoragePrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +279,7 @@ func (b *aponoBackend) pathRoleDelete(ctx context.Context, req *logical.Request,
 	lock := locksutil.LockForKey(b.roleLocks, name)
 	lock.Lock()
 	defer lock.Unlock()
-	if err := req.Storage.Delete(ctx, roleStoragePrefix+name); err != nil {
+	if err := req.Storage.Delete(ctx, store.RoleStoragePrefix+name); err != nil {
 		return nil, err
 	}
 	b.roleChanged(name, nil)
@@ -298,7 +299,7 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 	lock.Lock()
 	defer lock.Unlock()
 
-	role, err := getRole(ctx, req.Storage, name)
+	role, err := store.GetRole(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +396,7 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 		}
 	}
 
-	entry, err := logical.StorageEntryJSON(roleStoragePrefix+name, role)
+	entry, err := logical.StorageEntryJSON(store.RoleStoragePrefix+name, role)
 	if err != nil {
 		return nil, err
 	}

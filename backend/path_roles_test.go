@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -112,14 +113,14 @@ func TestRoleBadInputIsRejectedAndChangesNothing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e.mustBadRequest(t, logical.CreateOperation, "roles/newrole", tc.data, tc.want)
-			if r, _ := getRole(e.ctx, e.storage, "newrole"); r != nil {
+			if r, _ := store.GetRole(e.ctx, e.storage, "newrole"); r != nil {
 				t.Fatal("rejected role was stored")
 			}
 			if tc.createOnly {
 				return
 			}
 			e.mustBadRequest(t, logical.UpdateOperation, "roles/existing", tc.data, tc.want)
-			if r, _ := getRole(e.ctx, e.storage, "existing"); !reflect.DeepEqual(r.Resources, []string{"kv/app/db"}) {
+			if r, _ := store.GetRole(e.ctx, e.storage, "existing"); !reflect.DeepEqual(r.Resources, []string{"kv/app/db"}) {
 				t.Fatalf("rejected update changed the role: %+v", r)
 			}
 		})

@@ -3,12 +3,11 @@ package backend
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -30,72 +29,21 @@ import (
 //
 // All but the last two hold newestFirstKey(created_at, id); those timeKey(when, id).
 
-func requestEntries(r *access.Request) []indexEntry {
-	k := newestFirstKey(r.CreatedAt, r.ID)
-	out := []indexEntry{
-		{"req/all", k},
-		{"req/status/" + r.Status, k},
-		{"req/role/" + r.Role, k},
-	}
-	// Who may see it, each also by status, so a person's status filter reads only
-	// requests of that status.
-	for _, v := range visibilityKeys(r) {
-		out = append(out, indexEntry{"req/" + v, k}, indexEntry{"req/" + v + "/status/" + r.Status, k})
-	}
-	if r.Status == access.StatusPending {
-		for _, p := range access.ApproverNames(r.Sets) {
-			out = append(out, indexEntry{"req/open-principal/" + hashedName(p), k})
-		}
-	}
-	if d := r.Deadline(); !d.IsZero() {
-		out = append(out, indexEntry{"req/deadline", timeKey(d, r.ID)})
-	} else {
-		ended := r.EndedAt
-		if ended.IsZero() {
-			ended = r.CreatedAt
-		}
-		out = append(out, indexEntry{"req/ended", timeKey(ended, r.ID)})
-	}
-	return out
-}
-
-// visibilityKeys name who may see r (visibleTo): its requester, each principal of its
-// approver sets, each entity that approved or decided it.
-func visibilityKeys(r *access.Request) []string {
-	out := []string{"requester/" + entityKey(r.Requester.EntityID)}
-	for _, p := range access.ApproverNames(r.Sets) {
-		out = append(out, "principal/"+hashedName(p))
-	}
-	deciders := map[string]bool{}
-	for _, a := range r.Approvals {
-		deciders[a.Approver.EntityID] = true
-	}
-	if r.Decision != nil {
-		deciders[r.Decision.By.EntityID] = true
-	}
-	for _, id := range slices.Sorted(maps.Keys(deciders)) {
-		if id != "" {
-			out = append(out, "decider/"+entityKey(id))
-		}
-	}
-	return out
-}
-
 // saveRequest stores rec, whose entries were before (nil for a new request): the entries
 // it gains first, the record, then the removal of the ones it lost.
-func (b *aponoBackend) saveRequest(ctx context.Context, s logical.Storage, before []indexEntry, rec *access.Request) error {
-	adds, removes := diffEntries(before, requestEntries(rec))
-	if err := b.idx.apply(ctx, s, adds, true); err != nil {
+func (b *aponoBackend) saveRequest(ctx context.Context, s logical.Storage, before []store.Entry, rec *access.Request) error {
+	adds, removes := store.DiffEntries(before, store.RequestEntries(rec))
+	if err := b.idx.Apply(ctx, s, adds, true); err != nil {
 		return err
 	}
 	if before == nil {
 		b.crashAt("request-after-index")
 	}
-	if err := putRequest(ctx, s, rec); err != nil {
+	if err := store.PutRequest(ctx, s, rec); err != nil {
 		return err
 	}
 	b.watchers.changed(rec.ID)
-	if err := b.idx.apply(ctx, s, removes, false); err != nil {
+	if err := b.idx.Apply(ctx, s, removes, false); err != nil {
 		// The record is stored: what is left is an entry too many, which its next reader
 		// removes.
 		b.Logger().Warn("removing a request's old index entries; they are skipped and repaired when read", "request_id", rec.ID, "error", err)
@@ -105,31 +53,13 @@ func (b *aponoBackend) saveRequest(ctx context.Context, s logical.Storage, befor
 
 // deleteRequest removes rec and then its entries.
 func (b *aponoBackend) deleteRequest(ctx context.Context, s logical.Storage, rec *access.Request) error {
-	if err := s.Delete(ctx, requestStoragePrefix+rec.ID); err != nil {
+	if err := s.Delete(ctx, store.RequestStoragePrefix+rec.ID); err != nil {
 		return err
 	}
-	if err := b.idx.apply(ctx, s, requestEntries(rec), false); err != nil {
+	if err := b.idx.Apply(ctx, s, store.RequestEntries(rec), false); err != nil {
 		b.Logger().Warn("removing a deleted request's index entries; they are skipped and repaired when read", "request_id", rec.ID, "error", err)
 	}
 	return nil
-}
-
-// statusSets are the sets holding the requests whose status at a moment is status: an
-// open request past its deadline counts as expired before the periodic job records it.
-func statusSets(status string) []string {
-	if status == access.StatusExpired {
-		return []string{"req/status/" + access.StatusExpired, "req/status/" + access.StatusPending, "req/status/" + access.StatusApproved}
-	}
-	return []string{"req/status/" + status}
-}
-
-// callerPrincipals are the principal strings id belongs to: its entity and each group.
-func callerPrincipals(id *access.Identity) []string {
-	out := []string{access.Principal{Kind: access.PrincipalEntity, Name: id.EntityName}.String()}
-	for _, g := range id.Groups {
-		out = append(out, access.Principal{Kind: access.PrincipalGroup, Name: g}.String())
-	}
-	return out
 }
 
 // requestSets picks the sets a filter reads: the narrowest index for it; the rest of the
@@ -140,26 +70,26 @@ func (f *requestFilter) sets() []string {
 		case f.role != "":
 			return []string{"req/role/" + f.role}
 		case f.status != "":
-			return statusSets(f.status)
+			return store.StatusSets(f.status)
 		}
 		return []string{"req/all"}
 	}
-	me := "requester/" + entityKey(f.caller.EntityID)
+	me := "requester/" + store.EntityKey(f.caller.EntityID)
 	var bases []string
 	switch {
 	case f.canApprove:
 		var out []string
-		for _, p := range callerPrincipals(f.caller) {
-			out = append(out, "req/open-principal/"+hashedName(p))
+		for _, p := range store.CallerPrincipals(f.caller) {
+			out = append(out, "req/open-principal/"+store.HashedName(p))
 		}
 		return out
 	case f.mine:
 		bases = []string{me}
 	default:
 		// What a person may see: theirs, what they decided, what they may decide.
-		bases = []string{me, "decider/" + entityKey(f.caller.EntityID)}
-		for _, p := range callerPrincipals(f.caller) {
-			bases = append(bases, "principal/"+hashedName(p))
+		bases = []string{me, "decider/" + store.EntityKey(f.caller.EntityID)}
+		for _, p := range store.CallerPrincipals(f.caller) {
+			bases = append(bases, "principal/"+store.HashedName(p))
 		}
 	}
 	var out []string
@@ -168,7 +98,7 @@ func (f *requestFilter) sets() []string {
 			out = append(out, "req/"+base)
 			continue
 		}
-		for _, st := range statusSets(f.status) {
+		for _, st := range store.StatusSets(f.status) {
 			out = append(out, "req/"+base+"/status/"+strings.TrimPrefix(st, "req/status/"))
 		}
 	}
@@ -183,8 +113,8 @@ func (b *aponoBackend) requestPage(ctx context.Context, s logical.Storage, f *re
 	}
 	m := b.newMergedStream(ctx, s, f.sets(), after)
 	recs, next, _, err = pageOf(b, s, m, limit,
-		func(ctx context.Context, id string) (*access.Request, error) { return getRequest(ctx, s, id) },
-		requestEntries,
+		func(ctx context.Context, id string) (*access.Request, error) { return store.GetRequest(ctx, s, id) },
+		store.RequestEntries,
 		func(r *access.Request) bool { return f.matches(r, now) })
 	if err != nil {
 		return nil, "", fmt.Errorf("listing requests: %w", err)

@@ -2,14 +2,12 @@ package backend
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -20,31 +18,13 @@ import (
 // too few; entries are checked against their requests only when a person reaches the
 // limit, and the stale ones dropped then.
 
-const openRequestPrefix = "open/"
-
-var uuidLikeRe = regexp.MustCompile(`^[0-9a-fA-F-]{1,64}$`)
-
-// openKeyPrefix is the folder of one entity's entries. Vault's entity IDs are UUIDs; any
-// other shape is hashed, so nothing but hex and dashes goes into the storage key.
-func openKeyPrefix(entityID string) string {
-	if !uuidLikeRe.MatchString(entityID) {
-		sum := sha256.Sum256([]byte(entityID))
-		entityID = "h" + hex.EncodeToString(sum[:16])
-	}
-	return openRequestPrefix + entityID + "/"
-}
-
-func putOpenRequest(ctx context.Context, s logical.Storage, rec *access.Request) error {
-	return s.Put(ctx, &logical.StorageEntry{Key: openKeyPrefix(rec.Requester.EntityID) + rec.ID, Value: []byte("{}")})
-}
-
 // requestClosed drops rec from its requester's open requests once its stored status has
 // ended; a failure leaves an entry too many, which the limit check removes.
 func (b *aponoBackend) requestClosed(ctx context.Context, s logical.Storage, rec *access.Request) {
 	if rec.Status == access.StatusPending || rec.Status == access.StatusApproved {
 		return
 	}
-	if err := s.Delete(ctx, openKeyPrefix(rec.Requester.EntityID)+rec.ID); err != nil {
+	if err := s.Delete(ctx, store.OpenKeyPrefix(rec.Requester.EntityID)+rec.ID); err != nil {
 		b.Logger().Warn("removing an ended request from its requester's open requests", "request_id", rec.ID, "error", err)
 	}
 }
@@ -56,7 +36,7 @@ func (b *aponoBackend) storeNewRequest(ctx context.Context, s logical.Storage, c
 	if msg, err := b.checkOpenRequests(ctx, s, cfg, rec.Requester.EntityID, now); err != nil || msg != "" {
 		return msg, err
 	}
-	if err := putOpenRequest(ctx, s, rec); err != nil {
+	if err := store.PutOpenRequest(ctx, s, rec); err != nil {
 		return "", err
 	}
 	return "", b.saveRequest(ctx, s, nil, rec)
@@ -67,14 +47,14 @@ func (b *aponoBackend) storeNewRequest(ctx context.Context, s logical.Storage, c
 // crash, not a request being made.
 func (b *aponoBackend) checkOpenRequests(ctx context.Context, s logical.Storage, cfg *config.Config, entityID string, now time.Time) (string, error) {
 	limit := cfg.OpenRequestsLimit()
-	prefix := openKeyPrefix(entityID)
+	prefix := store.OpenKeyPrefix(entityID)
 	ids, err := s.List(ctx, prefix)
 	if err != nil || len(ids) < limit {
 		return "", err
 	}
 	open := 0
 	for _, id := range ids {
-		rec, err := getRequest(ctx, s, id)
+		rec, err := store.GetRequest(ctx, s, id)
 		if err != nil {
 			return "", err
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -103,7 +104,7 @@ func (w *requestWatchers) changed(id string) {
 // invalidateRequest wakes the reads waiting on a request another node stored; it says
 // whether key is a request's.
 func (b *aponoBackend) invalidateRequest(key string) bool {
-	id, ok := strings.CutPrefix(key, requestStoragePrefix)
+	id, ok := strings.CutPrefix(key, store.RequestStoragePrefix)
 	if ok {
 		b.watchers.changed(id)
 	}
@@ -139,7 +140,7 @@ func (b *aponoBackend) waitForChange(ctx context.Context, s logical.Storage, rec
 		case <-timer.C:
 		}
 		timer.Stop()
-		cur, err := getRequest(ctx, s, rec.ID)
+		cur, err := store.GetRequest(ctx, s, rec.ID)
 		if err != nil {
 			return nil, false, err
 		}

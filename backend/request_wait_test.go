@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -110,7 +111,7 @@ func TestWaitingReadIsWokenNotPolling(t *testing.T) {
 	id := f.request(t, "app", nil)
 	st.reset()
 	f.mustAs(t, f.alice, logical.ReadOperation, "requests/"+id, map[string]interface{}{"wait": 3})
-	if n := st.reset()[requestStoragePrefix]; n > 2 { // the read itself, and one at the end of the wait
+	if n := st.reset()[store.RequestStoragePrefix]; n > 2 { // the read itself, and one at the end of the wait
 		t.Fatalf("a 3s wait with no change read the request %d times", n)
 	}
 
@@ -121,16 +122,16 @@ func TestWaitingReadIsWokenNotPolling(t *testing.T) {
 	}()
 	waitUntil(t, "the waiting read", func() bool { return f.b.watchers.count() == 1 })
 	// Another node's write: this process sees only the storage change and Invalidate.
-	rec, err := getRequest(f.ctx, f.storage, id)
+	rec, err := store.GetRequest(f.ctx, f.storage, id)
 	if err != nil || rec == nil {
 		t.Fatal(rec, err)
 	}
 	rec.Status = access.StatusDenied
-	if err := putRequest(f.ctx, f.storage, rec); err != nil {
+	if err := store.PutRequest(f.ctx, f.storage, rec); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	f.b.invalidate(f.ctx, requestStoragePrefix+id)
+	f.b.invalidate(f.ctx, store.RequestStoragePrefix+id)
 	select {
 	case resp := <-done:
 		if resp == nil || resp.Data["status"] != access.StatusDenied || time.Since(start) > requestWaitFallback/2 {

@@ -9,6 +9,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -20,7 +21,7 @@ import (
 // (from memory once cached), whatever is stored.
 func (b *aponoBackend) tidyRequests(ctx context.Context, s logical.Storage) error {
 	select {
-	case <-b.idx.ready:
+	case <-b.idx.Ready:
 	default:
 		b.startIndexBuild(s, false) // after an upgrade: the next run tidies
 		return nil
@@ -49,7 +50,7 @@ func (b *aponoBackend) tidyRequests(ctx context.Context, s logical.Storage) erro
 			}
 			progressed := false
 			for _, k := range keys {
-				changed, err := b.tidyRequest(ctx, s, cfg, keyID(k), retention, now, indexEntry{due.set, k})
+				changed, err := b.tidyRequest(ctx, s, cfg, store.KeyID(k), retention, now, store.Entry{Set: due.set, Key: k})
 				if err != nil {
 					errs = append(errs, err)
 					continue
@@ -70,7 +71,7 @@ const tidyBatch = 256
 // dueKeys is up to tidyBatch keys of set before until.
 func (b *aponoBackend) dueKeys(ctx context.Context, s logical.Storage, set string, until time.Time) ([]string, error) {
 	var keys []string
-	err := b.idx.set(set).ScanRange(ctx, s, "", timeBound(until), func(k string) bool {
+	err := b.idx.Set(set).ScanRange(ctx, s, "", store.TimeBound(until), func(k string) bool {
 		keys = append(keys, k)
 		return len(keys) < tidyBatch
 	})
@@ -80,24 +81,24 @@ func (b *aponoBackend) dueKeys(ctx context.Context, s logical.Storage, set strin
 // tidyRequest acts on the request behind a due entry: records its expiry, or removes it
 // past its retention. An entry its request no longer has is removed; changed says the
 // entry is gone either way.
-func (b *aponoBackend) tidyRequest(ctx context.Context, s logical.Storage, cfg *config.Config, id string, retention time.Duration, now time.Time, due indexEntry,
+func (b *aponoBackend) tidyRequest(ctx context.Context, s logical.Storage, cfg *config.Config, id string, retention time.Duration, now time.Time, due store.Entry,
 ) (changed bool, err error) {
 	lock := b.requestLock(id)
 	lock.Lock()
 	defer lock.Unlock()
-	rec, err := getRequest(ctx, s, id)
+	rec, err := store.GetRequest(ctx, s, id)
 	if err != nil {
 		return false, err
 	}
-	if rec == nil || !containsEntry(requestEntries(rec), due) {
-		if err := b.idx.set(due.set).Remove(ctx, s, due.key); err != nil {
+	if rec == nil || !store.ContainsEntry(store.RequestEntries(rec), due) {
+		if err := b.idx.Set(due.Set).Remove(ctx, s, due.Key); err != nil {
 			return false, err
 		}
-		b.idx.repaired.Add(1)
+		b.idx.Repaired.Add(1)
 		return true, nil
 	}
 	if status := rec.StatusAt(now); status == access.StatusExpired && rec.Status != access.StatusExpired {
-		before := requestEntries(rec)
+		before := store.RequestEntries(rec)
 		ev := notify.RequestEvent(rec, notify.EventRequestExpired, now, nil, endedMessage(rec, status))
 		rec.EndedAt = rec.Deadline()
 		rec.Status = access.StatusExpired

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -29,7 +30,7 @@ func (b *aponoBackend) role(ctx context.Context, s logical.Storage, name string)
 	if ok {
 		return role, nil
 	}
-	role, err := getRole(ctx, s, name)
+	role, err := store.GetRole(ctx, s, name)
 	if err != nil || role == nil {
 		return role, err
 	}
@@ -62,7 +63,7 @@ func (b *aponoBackend) roleChanged(name string, role *access.Role) {
 
 // invalidateRole handles Vault's Invalidate for a storage key under role/.
 func (b *aponoBackend) invalidateRole(key string) bool {
-	name, ok := strings.CutPrefix(key, roleStoragePrefix)
+	name, ok := strings.CutPrefix(key, store.RoleStoragePrefix)
 	if ok {
 		b.roleChanged(name, nil)
 	}

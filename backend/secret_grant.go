@@ -11,6 +11,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/access/window"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -68,7 +69,7 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 	}
 	defer b.grantLocks.Lock(objs.GrantID)()
 
-	rec, err := getGrant(ctx, req.Storage, objs.GrantID)
+	rec, err := store.GetGrant(ctx, req.Storage, objs.GrantID)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +121,7 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 	if err := client.UpdateUserTTL(ctx, objs.UserpassMount, objs.Username, ttl, ttl); err != nil {
 		return nil, fmt.Errorf("updating token limits of %s: %w", objs.Username, err)
 	}
-	before := grantEntries(rec)
+	before := store.GrantEntries(rec)
 	rec.ExpiresAt = now.Add(ttl)
 	if err := b.storeGrant(ctx, req.Storage, before, rec); err != nil {
 		return nil, err
@@ -148,7 +149,7 @@ func (b *aponoBackend) grantRevoke(ctx context.Context, req *logical.Request, _ 
 		return nil, fmt.Errorf("revoking grant %s: %w", objs.GrantID, err)
 	}
 	ev := b.revokedEvent(ctx, req.Storage, objs.GrantID)
-	if err := b.removeGrantObjects(ctx, client, req.Storage, objs, endedRevoked); err != nil {
+	if err := b.removeGrantObjects(ctx, client, req.Storage, objs, store.EndedRevoked); err != nil {
 		return nil, fmt.Errorf("revoking grant %s: %w", objs.GrantID, err)
 	}
 	b.Logger().Info("grant revoked", "grant_id", objs.GrantID, "username", objs.Username)
@@ -222,7 +223,7 @@ func (b *aponoBackend) revokedEvent(ctx context.Context, s logical.Storage, gran
 		return nil
 	}
 	ev := notify.Event{Type: notify.EventGrantRevoked, GrantID: grantID}
-	if rec, err := getGrant(ctx, s, grantID); err == nil && rec != nil {
+	if rec, err := store.GetGrant(ctx, s, grantID); err == nil && rec != nil {
 		ev = notify.GrantEvent(rec, notify.EventGrantRevoked)
 	}
 	return &pendingEvent{cfg: cfg, event: ev}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -182,7 +183,7 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 		errs = append(errs, walErr)
 	}
 	// Which grants have a record: one LIST of their IDs; no record is read for this.
-	ids, err := listGrantIDs(ctx, s)
+	ids, err := store.ListGrantIDs(ctx, s)
 	if err != nil {
 		return res, errors.Join(append(errs, err)...)
 	}
@@ -254,7 +255,7 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 // its record (a crash between the two) is removed here.
 func (b *aponoBackend) expiredGrantIDs(ctx context.Context, s logical.Storage, until time.Time) ([]string, error) {
 	var keys []string
-	if err := b.idx.set("grant/expiry").ScanRange(ctx, s, "", timeBound(until), func(k string) bool {
+	if err := b.idx.Set("grant/expiry").ScanRange(ctx, s, "", store.TimeBound(until), func(k string) bool {
 		keys = append(keys, k)
 		return true
 	}); err != nil {
@@ -262,14 +263,14 @@ func (b *aponoBackend) expiredGrantIDs(ctx context.Context, s logical.Storage, u
 	}
 	var ids []string
 	for _, k := range keys {
-		id := keyID(k)
-		g, err := getGrant(ctx, s, id)
+		id := store.KeyID(k)
+		g, err := store.GetGrant(ctx, s, id)
 		if err != nil {
 			return ids, err
 		}
-		if g == nil || !containsEntry(grantEntries(g), indexEntry{"grant/expiry", k}) {
-			if err := b.idx.set("grant/expiry").Remove(ctx, s, k); err == nil {
-				b.idx.repaired.Add(1)
+		if g == nil || !store.ContainsEntry(store.GrantEntries(g), store.Entry{Set: "grant/expiry", Key: k}) {
+			if err := b.idx.Set("grant/expiry").Remove(ctx, s, k); err == nil {
+				b.idx.Repaired.Add(1)
 			}
 			continue
 		}
@@ -281,7 +282,7 @@ func (b *aponoBackend) expiredGrantIDs(ctx context.Context, s logical.Storage, u
 // sweepExpiredGrant removes grant id if, read again under its lock, it has still ended.
 func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage, client vaultapi.Client, id string, now time.Time) (bool, error) {
 	defer b.grantLocks.Lock(id)()
-	rec, err := getGrant(ctx, s, id)
+	rec, err := store.GetGrant(ctx, s, id)
 	if err != nil || rec == nil || now.Before(rec.ExpiresAt.Add(sweepExpiryGrace)) {
 		return false, err
 	}
@@ -291,7 +292,7 @@ func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage,
 	objs := grantObjects{GrantID: id, Username: rec.Username, Policy: rec.Policy, UserpassMount: rec.UserpassMount, Entity: rec.EntityName,
 		BreakGlassKey: rec.BreakGlassKey}
 	ev := b.revokedEvent(ctx, s, id)
-	if err := b.removeGrantObjects(ctx, client, s, objs, endedSwept); err != nil {
+	if err := b.removeGrantObjects(ctx, client, s, objs, store.EndedSwept); err != nil {
 		return false, fmt.Errorf("sweeping expired grant %s: %w", id, err)
 	}
 	if ev != nil {
@@ -306,7 +307,7 @@ func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage,
 // sweepRecordless deletes the user and policy called name if grant id still has no record.
 func (b *aponoBackend) sweepRecordless(ctx context.Context, s logical.Storage, client vaultapi.Client, id, name, userpassMount string) (bool, error) {
 	defer b.grantLocks.Lock(id)()
-	rec, err := getGrant(ctx, s, id)
+	rec, err := store.GetGrant(ctx, s, id)
 	if err != nil || rec != nil {
 		return false, err
 	}
@@ -314,7 +315,7 @@ func (b *aponoBackend) sweepRecordless(ctx context.Context, s logical.Storage, c
 	if b.grantEntitiesRemovable(ctx, client) {
 		objs.Entity = name
 	}
-	if err := b.removeGrantObjects(ctx, client, s, objs, endedSwept); err != nil {
+	if err := b.removeGrantObjects(ctx, client, s, objs, store.EndedSwept); err != nil {
 		return false, fmt.Errorf("sweeping record-less %s: %w", name, err)
 	}
 	b.Logger().Info("swept a user and policy with no grant record", "name", name)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -79,7 +80,7 @@ func (b *aponoBackend) findLegacyAliases(ctx context.Context, client vaultapi.Cl
 func (b *aponoBackend) sweepLegacyEntity(ctx context.Context, s logical.Storage, client vaultapi.Client, a legacyAlias) (bool, error) {
 	id, _ := b.grantIDFromName(a.aliasName)
 	defer b.grantLocks.Lock(id)()
-	if rec, err := getGrant(ctx, s, id); err != nil || rec != nil {
+	if rec, err := store.GetGrant(ctx, s, id); err != nil || rec != nil {
 		return false, err
 	}
 	path := entityByIDListPath + "/" + url.PathEscape(a.entityID)

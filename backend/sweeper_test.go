@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
@@ -100,7 +101,7 @@ func (e *sweepEnv) exists(name string) (user, policy, record bool) {
 	_, user = e.vault.user("userpass", name)
 	_, policy = e.vault.policy(name)
 	id, _ := e.b.grantIDFromName(name)
-	entry, _ := e.storage.Get(e.ctx, grantStoragePrefix+id)
+	entry, _ := e.storage.Get(e.ctx, store.GrantStoragePrefix+id)
 	return user, policy, entry != nil
 }
 
@@ -412,11 +413,11 @@ func TestRollbackIndexesAGrantWhoseEntriesACrashCutShort(t *testing.T) {
 	e := newSweepEnv(t)
 	resp, name := e.issue(t, "10m")
 	id := resp.Data["grant_id"].(string)
-	rec, err := getGrant(e.ctx, e.storage, id)
+	rec, err := store.GetGrant(e.ctx, e.storage, id)
 	if err != nil || rec == nil {
 		t.Fatalf("record: %v %v", rec, err)
 	}
-	if err := e.b.idx.apply(e.ctx, e.storage, grantEntries(rec), false); err != nil {
+	if err := e.b.idx.Apply(e.ctx, e.storage, store.GrantEntries(rec), false); err != nil {
 		t.Fatal(err)
 	}
 	objs := grantObjects{GrantID: id, Username: name, Policy: name, UserpassMount: "userpass", Entity: rec.EntityName}

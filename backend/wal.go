@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -33,7 +34,7 @@ func (b *aponoBackend) walRollback(ctx context.Context, req *logical.Request, ki
 	if rec, err := b.issueFinished(ctx, req.Storage, client, objs); err != nil {
 		return err
 	} else if rec != nil {
-		if err := b.idx.apply(ctx, req.Storage, grantEntries(rec), true); err != nil {
+		if err := b.idx.Apply(ctx, req.Storage, store.GrantEntries(rec), true); err != nil {
 			return fmt.Errorf("indexing grant %s: %w", objs.GrantID, err)
 		}
 		b.Logger().Debug("dropping the left-over WAL entry of an issued grant", "grant_id", objs.GrantID)
@@ -47,7 +48,7 @@ func (b *aponoBackend) walRollback(ctx context.Context, req *logical.Request, ki
 // its record is stored (the last step of one chain) and the user, the policy and the
 // entity all exist; nil if not.
 func (b *aponoBackend) issueFinished(ctx context.Context, s logical.Storage, client vaultapi.Client, objs grantObjects) (*access.Grant, error) {
-	rec, err := getGrant(ctx, s, objs.GrantID)
+	rec, err := store.GetGrant(ctx, s, objs.GrantID)
 	if err != nil || rec == nil {
 		return nil, err
 	}

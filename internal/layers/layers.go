@@ -32,8 +32,9 @@ var Floors = map[string]int{
 	"portal": 20,
 	// Below the path layer, by concern.
 	"backend/notify":    50,
-	"backend/owners":    40,
 	"backend/discovery": 45,
+	"backend/owners":    40,
+	"backend/store":     35,
 	"backend/access":    30,
 	"backend/config":    20,
 	"backend/resource":  15,
