@@ -4,8 +4,8 @@
 // (path_*.go: parse fields, check the caller, call the package that owns the rule, shape
 // the answer), the secret type (secret_grant.go), the WAL rollback (wal.go), the periodic
 // job (periodic.go) and the wiring (factory.go). The rules, records and calls into Vault
-// live in the packages below it: access, config, resource, owners, discovery, notify and
-// vaultapi.
+// live in the packages below it: notify, discovery, owners, store, access, config,
+// resource and vaultapi.
 package backend
 
 import (
