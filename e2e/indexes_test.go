@@ -235,8 +235,14 @@ func TestCrashBetweenIndexAndRecordIsRepaired(t *testing.T) {
 	if err := os.WriteFile(flag, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The request at the crash point fails, or, when Vault's plugin wrapper sees the
+	// process exit as a plugin shutdown, Vault reloads the plugin and runs the request
+	// again (seen on Vault 1.14.2): then the retry is a request of its own, and the crashed
+	// attempt's entries are still left without a record either way.
+	live := []string{first}
 	if id, err := ask(); err == nil {
-		t.Fatalf("the request at the crash point answered %s", id)
+		t.Logf("Vault ran the request at the crash point again on the new plugin process: %s", id)
+		live = []string{id, first}
 	}
 	if _, err := os.Stat(flag); !os.IsNotExist(err) {
 		t.Fatalf("the plugin did not reach the crash point: %v", err)
@@ -254,8 +260,8 @@ func TestCrashBetweenIndexAndRecordIsRepaired(t *testing.T) {
 			time.Sleep(500 * time.Millisecond) // Vault starts the plugin again
 		}
 	}
-	if got := mine(); len(got) != 1 || got[0] != first {
-		t.Fatalf("alice's requests after the crash: %v, want only %s", got, first)
+	if got := mine(); fmt.Sprint(got) != fmt.Sprint(live) {
+		t.Fatalf("alice's requests after the crash: %v, want only %v", got, live)
 	}
 	repaired := 0.0
 	deadline := time.Now().Add(10 * time.Second)
@@ -270,12 +276,12 @@ func TestCrashBetweenIndexAndRecordIsRepaired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := mine(); fmt.Sprint(got) != fmt.Sprint([]string{second, first}) {
-		t.Fatalf("alice's requests: %v, want %s then %s", got, second, first)
+	if got, want := mine(), append([]string{second}, live...); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("alice's requests: %v, want %v", got, want)
 	}
 	// The other indexes the crashed request's entries were in are repaired as they are
 	// read: the operator's list, and the pending one.
-	if keys := e.listAll(t, "apono/audit/requests"); len(keys) != 2 {
-		t.Fatalf("audit/requests after the crash: %v", keys)
+	if keys := e.listAll(t, "apono/audit/requests"); len(keys) != len(live)+1 {
+		t.Fatalf("audit/requests after the crash: %v, want %d", keys, len(live)+1)
 	}
 }
