@@ -18,6 +18,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/notify/chat"
 	"github.com/apono-io/vault-plugin-apono/internal/netaddr"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -26,17 +27,17 @@ import (
 // UserAgent names the plugin and its version in every delivery; the backend sets it.
 var UserAgent = "vault-plugin-apono"
 
-// Event types.
+// Event types: the one list is the chat formats' (chat.go), which render each.
 const (
-	EventRequestCreated   = "request.created"
-	EventRequestApproval  = "request.approval" // one approval, more needed
-	EventRequestApproved  = "request.approved" // the approval rule is met
-	EventRequestDenied    = "request.denied"
-	EventRequestCancelled = "request.cancelled"
-	EventRequestExpired   = "request.expired"
-	EventGrantIssued      = "grant.issued"
-	EventGrantRevoked     = "grant.revoked"
-	EventBreakGlass       = "grant.break_glass"
+	EventRequestCreated   = chat.RequestCreated
+	EventRequestApproval  = chat.RequestApproval // one approval, more needed
+	EventRequestApproved  = chat.RequestApproved // the approval rule is met
+	EventRequestDenied    = chat.RequestDenied
+	EventRequestCancelled = chat.RequestCancelled
+	EventRequestExpired   = chat.RequestExpired
+	EventGrantIssued      = chat.GrantIssued
+	EventGrantRevoked     = chat.GrantRevoked
+	EventBreakGlass       = chat.GrantBreakGlass
 )
 
 const (

@@ -13,8 +13,8 @@ import (
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 )
 
-// Event types. Types not listed here (request.auto_approved may be sent before this list
-// knows it, extension.* later) still render, as a generic update.
+// Event types: the one list, which notify names its events from. A type not listed here
+// still renders, as a generic update.
 const (
 	RequestCreated      = "request.created"
 	RequestApproval     = "request.approval" // one approval, more needed
