@@ -346,6 +346,9 @@ func startCluster(t *testing.T) *cluster {
 	if c.setup, err = c.active.SetupPlugin(testvault.DefaultPluginVersion, sha); err != nil {
 		t.Fatal(err)
 	}
+	for _, s := range c.standbys {
+		mountsReached(t, s)
+	}
 	addrs := make([]string, len(servers))
 	for i, s := range servers {
 		addrs[i] = s.Addr
@@ -455,6 +458,30 @@ func replicated(t *testing.T, node *testvault.Server, what, refusal string, call
 			return err
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// mountsReached waits until a standby routes to every mount the setup made. An OpenBao
+// standby routes each request itself, with the mount table of its own copy of the raft
+// log, and answers 404 "no handler for route" for a mount enabled a moment ago on the
+// active node; Vault's standbys forward everything, so there the first try passes.
+func mountsReached(t *testing.T, node *testvault.Server) {
+	t.Helper()
+	began := time.Now()
+	for _, path := range []string{"apono/config", "kv/config", "auth/userpass/users", "auth/approle/role"} {
+		for {
+			_, err := node.Client.Logical().Read(path)
+			if err == nil || !strings.Contains(err.Error(), "no handler for route") {
+				break
+			}
+			if time.Since(began) > 30*time.Second {
+				t.Fatalf("standby %s still has no route to %s %s after the mount: %v", node.NodeID, path, time.Since(began).Round(time.Millisecond), err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if took := time.Since(began); took > time.Second {
+		t.Logf("standby %s routed to every mount %s after the setup", node.NodeID, took.Round(time.Millisecond))
 	}
 }
 
