@@ -85,13 +85,13 @@ type aponoBackend struct {
 	// folderOwnersCache keeps recent folder owner scans for previews (owners_folder.go).
 	folderOwnersCache folderOwnersCache
 	// grantMounts caches sys/mounts for grant issue (mounts_cache.go).
-	grantMounts mountsCache
+	grantMounts *vaultapi.MountsCache
 	// caps caches optional capabilities of the management token (path_health.go).
-	caps capabilityCache
+	caps *vaultapi.CapabilityCache
 	// authAccessors and tokenLifetimes serve grant identities and honest end times
 	// (grant_identity.go).
-	authAccessors  authAccessorCache
-	tokenLifetimes tokenLifetimeCache
+	authAccessors  *vaultapi.AuthAccessorCache
+	tokenLifetimes *vaultapi.TokenLifetimeCache
 	// healthProbe reads sys/health without a token; unit tests swap in a fake.
 	healthProbe func(ctx context.Context, cfg *config.Config) (*api.HealthResponse, error)
 	// syncMu lets one sync run at a time (path_sync.go): they would delete each other's

@@ -104,7 +104,7 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := b.grantMounts.get(ctx, client)
+	mounts, err := b.grantMounts.Get(ctx, client)
 	if err != nil {
 		return nil, fmt.Errorf("reading sys/mounts: %w", err)
 	}

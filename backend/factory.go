@@ -82,10 +82,14 @@ func sweepIntervalFromEnv(v string, logger hclog.Logger) time.Duration {
 func newBackend(conf *logical.BackendConfig) *aponoBackend {
 	notify.UserAgent = "vault-plugin-apono/" + Version
 	b := &aponoBackend{
-		roleLocks:    locksutil.CreateLocks(),
-		requestLocks: locksutil.CreateLocks(),
-		idx:          store.NewIndexes(),
-		namePrefix:   "apono-" + mountTag(conf.BackendUUID) + "-",
+		roleLocks:      locksutil.CreateLocks(),
+		requestLocks:   locksutil.CreateLocks(),
+		idx:            store.NewIndexes(),
+		caps:           &vaultapi.CapabilityCache{},
+		grantMounts:    &vaultapi.MountsCache{},
+		authAccessors:  &vaultapi.AuthAccessorCache{},
+		tokenLifetimes: &vaultapi.TokenLifetimeCache{},
+		namePrefix:     "apono-" + mountTag(conf.BackendUUID) + "-",
 		newClient: func(ctx context.Context, cfg *config.Config, logger hclog.Logger) (vaultapi.Client, error) {
 			return vaultapi.New(ctx, cfg.VaultSettings(), logger)
 		},

@@ -178,7 +178,7 @@ func (f *fakeVault) capsLocked(path string) []string {
 
 // allowedLocked reports whether the token may do all of caps on path. Caller holds mu.
 func (f *fakeVault) allowedLocked(path string, caps ...string) bool {
-	return len(missingCapabilities(f.capsLocked(path), caps)) == 0
+	return len(vaultapi.MissingCapabilities(f.capsLocked(path), caps)) == 0
 }
 
 var errFakeDown = &api.ResponseError{StatusCode: http.StatusServiceUnavailable, Errors: []string{"Vault is sealed"}}

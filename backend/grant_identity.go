@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
@@ -28,13 +27,6 @@ const (
 	tokenLookupPath = "auth/token/lookup-accessor"
 	entityAliasPath = "identity/entity-alias"
 	entityListPath  = "identity/entity/name"
-
-	// tokenLifetimeCacheTTL is how long one lookup of a caller's token is reused: a token
-	// ends no earlier than it said (renewal only moves its end later), so a recent answer
-	// is a safe, slightly pessimistic one, and a burst of grants from one service costs
-	// one lookup.
-	tokenLifetimeCacheTTL = 5 * time.Second
-	tokenLifetimeCacheMax = 4096
 )
 
 // entityCheckPath is the path whose capabilities say whether grant entities can be managed.
@@ -45,19 +37,19 @@ func (b *aponoBackend) entityCheckPath() string {
 // grantEntitiesEnabled reports whether the management token may create, alias and delete
 // grant entities.
 func (b *aponoBackend) grantEntitiesEnabled(ctx context.Context, client vaultapi.Client) bool {
-	return b.caps.allowed(ctx, client, b.entityCheckPath(), "create", "update", "delete") &&
-		b.caps.allowed(ctx, client, entityAliasPath, "create", "update")
+	return b.caps.Allowed(ctx, client, b.entityCheckPath(), "create", "update", "delete") &&
+		b.caps.Allowed(ctx, client, entityAliasPath, "create", "update")
 }
 
 // grantEntitiesRemovable reports whether grant entities can be deleted (revoke, sweep).
 func (b *aponoBackend) grantEntitiesRemovable(ctx context.Context, client vaultapi.Client) bool {
-	return b.caps.allowed(ctx, client, b.entityCheckPath(), "delete")
+	return b.caps.Allowed(ctx, client, b.entityCheckPath(), "delete")
 }
 
 // createGrantEntity makes the entity of a grant's user, with metadata saying whom and what
 // it is for, and the alias that makes the user's logins use it.
 func (b *aponoBackend) createGrantEntity(ctx context.Context, client vaultapi.Client, rec *access.Grant) (string, error) {
-	accessor, err := b.authAccessors.get(ctx, client, rec.UserpassMount)
+	accessor, err := b.authAccessors.Get(ctx, client, rec.UserpassMount)
 	if err != nil {
 		return "", fmt.Errorf("finding the accessor of auth/%s: %w", rec.UserpassMount, err)
 	}
@@ -93,75 +85,11 @@ func (b *aponoBackend) createGrantEntity(ctx context.Context, client vaultapi.Cl
 func (b *aponoBackend) deleteGrantEntity(ctx context.Context, client vaultapi.Client, name string) error {
 	err := client.DeleteEntity(ctx, name)
 	if err != nil && vaultapi.IsStatus(err, http.StatusForbidden) {
-		b.caps.remember(client, b.entityCheckPath(), false, capabilityCacheTTL)
+		b.caps.Remember(client, b.entityCheckPath(), false, vaultapi.CapabilityCacheTTL)
 		b.Logger().Warn("may not delete a grant's identity entity; it stays until the permission is back", "entity", name)
 		return nil
 	}
 	return err
-}
-
-// authAccessorCache remembers auth mount accessors (they change only when a mount is
-// disabled and enabled again, and a new client starts over).
-type authAccessorCache struct {
-	mu        sync.Mutex
-	client    vaultapi.Client
-	accessors map[string]string
-}
-
-func (c *authAccessorCache) get(ctx context.Context, client vaultapi.Client, mount string) (string, error) {
-	c.mu.Lock()
-	if c.client == client {
-		if a, ok := c.accessors[mount]; ok {
-			c.mu.Unlock()
-			return a, nil
-		}
-	}
-	c.mu.Unlock()
-	a, err := client.AuthMountAccessor(ctx, mount)
-	if err != nil {
-		return "", err
-	}
-	c.mu.Lock()
-	if c.client != client || c.accessors == nil {
-		c.client, c.accessors = client, map[string]string{}
-	}
-	c.accessors[mount] = a
-	c.mu.Unlock()
-	return a, nil
-}
-
-type tokenLifetimeCache struct {
-	mu      sync.Mutex
-	client  vaultapi.Client
-	entries map[string]cachedLifetime
-}
-
-type cachedLifetime struct {
-	life    *vaultapi.TokenLifetime
-	fetched time.Time
-}
-
-func (c *tokenLifetimeCache) lookup(ctx context.Context, client vaultapi.Client, accessor string) (*vaultapi.TokenLifetime, error) {
-	now := time.Now()
-	c.mu.Lock()
-	if c.client == client {
-		if e, ok := c.entries[accessor]; ok && now.Sub(e.fetched) < tokenLifetimeCacheTTL {
-			c.mu.Unlock()
-			return e.life, nil
-		}
-	}
-	c.mu.Unlock()
-	life, err := client.LookupTokenAccessor(ctx, accessor)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if c.client != client || c.entries == nil || len(c.entries) >= tokenLifetimeCacheMax {
-		c.client, c.entries = client, map[string]cachedLifetime{}
-	}
-	c.entries[accessor] = cachedLifetime{life: life, fetched: now}
-	c.mu.Unlock()
-	return life, nil
 }
 
 // capAtCallerToken returns ttl, shortened to when the token with accessor ends if that is
@@ -170,11 +98,11 @@ func (b *aponoBackend) capAtCallerToken(ctx context.Context, client vaultapi.Cli
 	if accessor == "" {
 		return ttl, ""
 	}
-	if !b.caps.allowed(ctx, client, tokenLookupPath, "update") {
+	if !b.caps.Allowed(ctx, client, tokenLookupPath, "update") {
 		return ttl, "this grant's end was not checked against the lifetime of the token that asked for it (the management policy " +
 			"lacks update on " + tokenLookupPath + "; see apono/health): Vault revokes a token's leases when the token ends, so the grant ends then at the latest"
 	}
-	life, err := b.tokenLifetimes.lookup(ctx, client, accessor)
+	life, err := b.tokenLifetimes.Lookup(ctx, client, accessor)
 	if err != nil {
 		b.Logger().Warn("could not look up the lifetime of the caller's token", "error", vaultapi.Redact(err))
 		return ttl, "this grant's end could not be checked against the lifetime of the token that asked for it: " +

@@ -72,7 +72,7 @@ func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *config.Config, rol
 
 	// Resolve against the mounts as they are now (read at most grantMountsTTL ago): a mount
 	// may have changed since the role was written.
-	mounts, err := b.grantMounts.get(ctx, client)
+	mounts, err := b.grantMounts.Get(ctx, client)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("reading sys/mounts: %w", err)
 	}

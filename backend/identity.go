@@ -120,11 +120,11 @@ func (b *aponoBackend) checkApproverToken(ctx context.Context, req *logical.Requ
 	if err != nil {
 		return err
 	}
-	if !b.caps.allowed(ctx, client, tokenLookupPath, "update") {
+	if !b.caps.Allowed(ctx, client, tokenLookupPath, "update") {
 		return fmt.Errorf("role %q has approver_max_token_age, which needs update on %s in the management policy (testdata/apono-identity.hcl; see apono/health): "+
 			"no approval is accepted until it is granted", rec.Role, tokenLookupPath)
 	}
-	life, err := b.tokenLifetimes.lookup(ctx, client, req.ClientTokenAccessor)
+	life, err := b.tokenLifetimes.Lookup(ctx, client, req.ClientTokenAccessor)
 	if err != nil {
 		return fmt.Errorf("looking up the approver's token: %w", vaultapi.Redact(err))
 	}

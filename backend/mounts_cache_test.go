@@ -2,12 +2,11 @@ package backend
 
 import (
 	"testing"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// Grants reuse one read of sys/mounts for grantMountsTTL; a new client (config write)
+// Grants reuse one read of sys/mounts for vaultapi.MountsTTL; a new client (config write)
 // reads it again, and a failed read is not remembered.
 func TestGrantMountsAreReadOncePerTTL(t *testing.T) {
 	e := newTestEnv(t)
@@ -28,10 +27,9 @@ func TestGrantMountsAreReadOncePerTTL(t *testing.T) {
 		t.Fatalf("the first grant after a config write read sys/mounts %d times, want 1", got)
 	}
 
-	// Once the TTL has passed, a grant reads again and fails if it cannot.
-	e.b.grantMounts.mu.Lock()
-	e.b.grantMounts.fetched = time.Now().Add(-grantMountsTTL)
-	e.b.grantMounts.mu.Unlock()
+	// With nothing cached (a new client; the TTL's end is tested in vaultapi), a grant
+	// reads again and fails if it cannot.
+	e.configure(t)
 	e.vault.fail("Mounts", errFakeDown)
 	if _, err := e.do(t, logical.UpdateOperation, "grants/app", nil); err == nil {
 		t.Fatal("grant succeeded with an expired cache and sys/mounts unreadable")

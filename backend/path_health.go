@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
@@ -103,24 +102,6 @@ func (b *aponoBackend) discoveryChecks(mounts map[string]vaultapi.MountInfo) []c
 
 func revokeLoginsCheckPath(userpassMount, username string) string {
 	return "sys/leases/revoke-prefix/auth/" + userpassMount + "/login/" + username
-}
-
-// missingCapabilities is what of needs the capabilities in has do not give.
-func missingCapabilities(has, needs []string) []string {
-	set := map[string]bool{}
-	for _, c := range has {
-		if c == "root" {
-			return []string{}
-		}
-		set[c] = true
-	}
-	missing := []string{}
-	for _, c := range needs {
-		if !set[c] {
-			missing = append(missing, c)
-		}
-	}
-	return missing
 }
 
 func pathHealth(b *aponoBackend) *framework.Path {
@@ -304,7 +285,7 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 			continue
 		}
 		got = sortedCopy(got)
-		missing := missingCapabilities(got, c.Needs)
+		missing := vaultapi.MissingCapabilities(got, c.Needs)
 		entry["has"], entry["missing"] = got, missing
 		entry["status"] = "ok"
 		if len(missing) > 0 {
@@ -320,12 +301,12 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 		// Keep the caches revoke and the sweeper use in step with what was just seen.
 		switch c.Path {
 		case revokeLoginsCheckPath(cfg.UserpassMount, b.grantObjectName(probeGrantID)):
-			b.caps.remember(client, c.Path, len(missing) == 0, capabilityCacheTTL)
+			b.caps.Remember(client, c.Path, len(missing) == 0, vaultapi.CapabilityCacheTTL)
 			out["revoke_login_tokens"] = len(missing) == 0
 		case policyListPath, entityListPath, entityAliasPath, b.entityCheckPath(), aliasListPath, entityByIDCheckPath():
-			b.caps.remember(client, c.Path, len(missing) == 0, capabilityCacheTTL)
+			b.caps.Remember(client, c.Path, len(missing) == 0, vaultapi.CapabilityCacheTTL)
 		case tokenLookupPath:
-			b.caps.remember(client, c.Path, len(missing) == 0, capabilityCacheTTL)
+			b.caps.Remember(client, c.Path, len(missing) == 0, vaultapi.CapabilityCacheTTL)
 			out["token_lifetime_check"] = len(missing) == 0
 		}
 	}
@@ -334,8 +315,8 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 	out["password_hash_cost"] = cfg.HashCost()
 	out["password_hash"] = cfg.HashCost() > 0 && b.supportsPasswordHash(ctx, client, cfg.UserpassMount)
 	if has != nil {
-		entitiesOK := len(missingCapabilities(has[b.entityCheckPath()], []string{"create", "delete", "update"})) == 0 &&
-			len(missingCapabilities(has[entityAliasPath], []string{"create", "update"})) == 0
+		entitiesOK := len(vaultapi.MissingCapabilities(has[b.entityCheckPath()], []string{"create", "delete", "update"})) == 0 &&
+			len(vaultapi.MissingCapabilities(has[entityAliasPath], []string{"create", "update"})) == 0
 		out["grant_entities"] = entitiesOK
 		if !entitiesOK {
 			warnings = append(warnings, "grant entities are off: each grant user's first login makes an identity entity that nothing removes, "+
@@ -385,62 +366,6 @@ func vaultDownProblem(hr *api.HealthResponse, err error) string {
 		return "Vault is sealed"
 	}
 	return ""
-}
-
-// capabilityCacheTTL is how long an answer about an optional capability is kept: a policy
-// change reaches revoke and the sweeper within it (or at once, through apono/health).
-const capabilityCacheTTL = 5 * time.Minute
-
-// capabilityErrorTTL is how long a failed capability check counts as "not available".
-const capabilityErrorTTL = 30 * time.Second
-
-// capabilityCache remembers whether the management token holds an optional capability, so
-// revoke and the sweeper ask sys/capabilities-self once every few minutes instead of per
-// call, and never send a call bound to get 403 (which makes the client log in again).
-type capabilityCache struct {
-	mu sync.Mutex
-	// client is the client the answers are about; a new client (config change) starts over.
-	client  vaultapi.Client
-	answers map[string]capabilityAnswer
-}
-
-type capabilityAnswer struct {
-	ok      bool
-	expires time.Time
-}
-
-// allowed reports whether client's token holds needs on path.
-func (c *capabilityCache) allowed(ctx context.Context, client vaultapi.Client, path string, needs ...string) bool {
-	c.mu.Lock()
-	// Held across the call, so a burst of revokes on a cold cache asks once.
-	defer c.mu.Unlock()
-	if c.client == client {
-		if a, ok := c.answers[path]; ok && time.Now().Before(a.expires) {
-			return a.ok
-		}
-	}
-	has, err := client.CapabilitiesSelf(ctx, []string{path})
-	if err != nil {
-		c.rememberLocked(client, path, false, capabilityErrorTTL)
-		return false
-	}
-	ok := len(missingCapabilities(has[path], needs)) == 0
-	c.rememberLocked(client, path, ok, capabilityCacheTTL)
-	return ok
-}
-
-func (c *capabilityCache) remember(client vaultapi.Client, path string, ok bool, ttl time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.rememberLocked(client, path, ok, ttl)
-}
-
-func (c *capabilityCache) rememberLocked(client vaultapi.Client, path string, ok bool, ttl time.Duration) {
-	if c.client != client || c.answers == nil {
-		c.client = client
-		c.answers = map[string]capabilityAnswer{}
-	}
-	c.answers[path] = capabilityAnswer{ok: ok, expires: time.Now().Add(ttl)}
 }
 
 // sortedCopy returns caps sorted, for stable output; never nil.

@@ -333,11 +333,11 @@ func TestCapabilityCacheStartsOverWithANewClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !e.b.caps.allowed(e.ctx, c1, "sys/policies/acl", "list") {
+	if !e.b.caps.Allowed(e.ctx, c1, "sys/policies/acl", "list") {
 		t.Fatal("root token denied")
 	}
 	e.vault.capRules = seedPolicyRules(t, "userpass")
-	if !e.b.caps.allowed(e.ctx, c1, "sys/policies/acl", "list") {
+	if !e.b.caps.Allowed(e.ctx, c1, "sys/policies/acl", "list") {
 		t.Fatal("cached answer not used")
 	}
 	e.b.resetClient()
@@ -345,7 +345,7 @@ func TestCapabilityCacheStartsOverWithANewClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.b.caps.allowed(e.ctx, c2, "sys/policies/acl", "list") {
+	if e.b.caps.Allowed(e.ctx, c2, "sys/policies/acl", "list") {
 		t.Fatal("a new client (new config) got the old client's cached answer")
 	}
 }

@@ -195,12 +195,12 @@ func (b *aponoBackend) removeGrantObjects(ctx context.Context, client vaultapi.C
 // here (a 403 included) ever fails the removal.
 func (b *aponoBackend) revokeLoginTokens(ctx context.Context, client vaultapi.Client, objs grantObjects) {
 	checkPath := revokeLoginsCheckPath(objs.UserpassMount, b.grantObjectName(probeGrantID))
-	if !b.caps.allowed(ctx, client, checkPath, "sudo", "update") {
+	if !b.caps.Allowed(ctx, client, checkPath, "sudo", "update") {
 		return
 	}
 	if err := client.RevokeLoginTokens(ctx, objs.UserpassMount, objs.Username); err != nil {
 		if vaultapi.IsStatus(err, http.StatusForbidden) {
-			b.caps.remember(client, checkPath, false, capabilityCacheTTL)
+			b.caps.Remember(client, checkPath, false, vaultapi.CapabilityCacheTTL)
 		}
 		b.Logger().Warn("could not revoke the login tokens of a removed grant user; its policy is already deleted",
 			"username", objs.Username, "error", err)

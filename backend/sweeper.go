@@ -156,7 +156,7 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 		userSet[u] = true
 	}
 	// The seed's policy does not allow this LIST; ask first, so a 403 costs no re-login.
-	if b.caps.allowed(ctx, client, policyListPath, "list") {
+	if b.caps.Allowed(ctx, client, policyListPath, "list") {
 		policies, _, err := client.List(ctx, policyListPath)
 		if err != nil {
 			b.Logger().Debug("cannot list ACL policies; sweeping policies through users and records only", "error", err)
@@ -167,7 +167,7 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 	}
 
 	// Grant entities, when the identity additions allow listing them.
-	if b.caps.allowed(ctx, client, entityListPath, "list") {
+	if b.caps.Allowed(ctx, client, entityListPath, "list") {
 		entities, _, err := client.List(ctx, entityListPath)
 		if err != nil {
 			b.Logger().Debug("cannot list identity entities; sweeping entities through users and records only", "error", err)

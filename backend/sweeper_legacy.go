@@ -38,8 +38,8 @@ func entityByIDCheckPath() string {
 
 // legacyCleanupEnabled reports whether the management token holds the legacy additions.
 func (b *aponoBackend) legacyCleanupEnabled(ctx context.Context, client vaultapi.Client) bool {
-	return b.caps.allowed(ctx, client, aliasListPath, "list") &&
-		b.caps.allowed(ctx, client, entityByIDCheckPath(), "read", "delete")
+	return b.caps.Allowed(ctx, client, aliasListPath, "list") &&
+		b.caps.Allowed(ctx, client, entityByIDCheckPath(), "read", "delete")
 }
 
 // legacyAlias is an alias that may hold an earlier version's entity.
@@ -52,7 +52,7 @@ type legacyAlias struct {
 func (b *aponoBackend) findLegacyAliases(ctx context.Context, client vaultapi.Client, userpassMount string, users map[string]bool,
 	records map[string]bool, pending map[string]bool,
 ) ([]legacyAlias, error) {
-	accessor, err := b.authAccessors.get(ctx, client, userpassMount)
+	accessor, err := b.authAccessors.Get(ctx, client, userpassMount)
 	if err != nil {
 		return nil, err
 	}
