@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
@@ -56,8 +57,8 @@ type aponoBackend struct {
 	// roleCache holds roles for grant issue (role_cache.go).
 	roleCache roleCache
 
-	// pwHash remembers whether userpass takes password_hash (password_hash.go).
-	pwHash passwordHashSupport
+	// grants issues and removes grants' Vault objects and records (package grants).
+	grants *grants.Grants
 	// watchers wake reads of requests/<id> with wait= (request_wait.go).
 	watchers requestWatchers
 	// idx holds the indexes of requests and grants (index.go).
@@ -84,12 +85,12 @@ type aponoBackend struct {
 	sweep sweeperState
 	// folderOwnersCache keeps recent folder owner scans for previews (owners_folder.go).
 	folderOwnersCache folderOwnersCache
-	// grantMounts caches sys/mounts for grant issue (mounts_cache.go).
+	// grantMounts caches sys/mounts for grant issue.
 	grantMounts *vaultapi.MountsCache
 	// caps caches optional capabilities of the management token (path_health.go).
 	caps *vaultapi.CapabilityCache
 	// authAccessors and tokenLifetimes serve grant identities and honest end times
-	// (grant_identity.go).
+	// (package grants).
 	authAccessors  *vaultapi.AuthAccessorCache
 	tokenLifetimes *vaultapi.TokenLifetimeCache
 	// healthProbe reads sys/health without a token; unit tests swap in a fake.

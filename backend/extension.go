@@ -164,5 +164,5 @@ func (b *aponoBackend) applyExtension(ctx context.Context, s logical.Storage, re
 		g.ExtendedUntil = rec.ExtendTo
 	}
 	g.Extensions = append(g.Extensions, access.Extension{RequestID: rec.ID, Until: rec.ExtendTo, Approvals: rec.Approvals, At: now})
-	return b.storeGrant(ctx, s, before, g)
+	return b.grants.Store(ctx, s, before, g)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
@@ -98,6 +99,22 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		},
 	}
 	b.lifetime, b.stopLifetime = context.WithCancel(context.Background())
+	b.grants = grants.New(grants.Deps{
+		Prefix:         b.namePrefix,
+		Logger:         func() hclog.Logger { return b.Logger() },
+		Locks:          &b.grantLocks,
+		Index:          b.idx,
+		Caps:           b.caps,
+		AuthAccessors:  b.authAccessors,
+		TokenLifetimes: b.tokenLifetimes,
+		Lifetime:       b.lifetime,
+		Background:     &b.background,
+		Emit:           b.emit,
+		PasswordFromPolicy: func(ctx context.Context, policy string) (string, error) {
+			return b.System().GeneratePasswordFromPolicy(ctx, policy)
+		},
+		OwnMount: b.ownMountPath,
+	})
 	b.events = notify.NewNotifier(b.lifetime, func() hclog.Logger { return b.Logger() }, conf.StorageView,
 		func(ctx context.Context) (*config.Config, error) { return b.config(ctx, conf.StorageView) })
 	b.Backend = &framework.Backend{

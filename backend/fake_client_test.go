@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
@@ -277,7 +278,7 @@ func (c *fakeClient) RevokeLoginTokens(_ context.Context, mount, name string) er
 	if err := c.v.enter("RevokeLoginTokens"); err != nil {
 		return err
 	}
-	if !c.v.allowedLocked(revokeLoginsCheckPath(mount, name), "sudo", "update") {
+	if !c.v.allowedLocked(grants.RevokeLoginsCheckPath(mount, name), "sudo", "update") {
 		return errFakeForbidden
 	}
 	c.v.revokedLogins = append(c.v.revokedLogins, mount+"/"+name)
@@ -305,7 +306,7 @@ func (c *fakeClient) List(ctx context.Context, path string) ([]string, map[strin
 		}
 		return slices.Sorted(maps.Keys(c.v.aliasInfo)), c.v.aliasInfo, nil
 	}
-	if path == entityListPath {
+	if path == grants.EntityListPath {
 		if !c.v.allowedLocked(path, "list") {
 			return nil, nil, errFakeForbidden
 		}
@@ -433,7 +434,7 @@ func (c *fakeClient) LookupTokenAccessor(_ context.Context, accessor string) (*v
 	}
 	l, ok := c.v.tokens[accessor]
 	if !ok {
-		return nil, &api.ResponseError{HTTPMethod: "PUT", URL: tokenLookupPath, StatusCode: http.StatusBadRequest, Errors: []string{"invalid accessor"}}
+		return nil, &api.ResponseError{HTTPMethod: "PUT", URL: grants.TokenLookupPath, StatusCode: http.StatusBadRequest, Errors: []string{"invalid accessor"}}
 	}
 	cp := *l
 	return &cp, nil

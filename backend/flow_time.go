@@ -71,25 +71,3 @@ func parseStartAt(roleName string, role *access.Role, raw string, now time.Time)
 	}
 	return t.UTC(), ""
 }
-
-// capAtWindow shortens ttl (and maxTTL) so the grant ends when the window it starts in
-// does; the warning says so.
-func capAtWindow(windowEnd, now time.Time, ttl, maxTTL time.Duration) (time.Duration, time.Duration, string) {
-	if windowEnd.IsZero() {
-		return ttl, maxTTL, ""
-	}
-	left := windowEnd.Sub(now).Truncate(time.Second)
-	if left < time.Second {
-		left = time.Second
-	}
-	warning := ""
-	if ttl > left {
-		warning = fmt.Sprintf("the access window this grant started in ends at %s: the grant ends then, after %s, not after the %s asked for (windows_cap_grants)",
-			windowEnd.UTC().Format(time.RFC3339), left, ttl)
-		ttl = left
-	}
-	if maxTTL > left {
-		maxTTL = left
-	}
-	return ttl, maxTTL, warning
-}

@@ -158,7 +158,7 @@ func TestGrantEndsNoLaterThanTheCallersToken(t *testing.T) {
 func TestSweeperRemovesRecordlessGrantEntity(t *testing.T) {
 	e := newSweepEnv(t)
 	e.vault.capRules = identityPolicyRules(t)
-	orphan := e.b.grantObjectName("00000000000000ee")
+	orphan := e.b.grants.ObjectName("00000000000000ee")
 	e.vault.entities[orphan] = fakeEntity{id: "orphan-id"}
 	e.vault.entities["apono-deadbeef-00000000000000ee"] = fakeEntity{id: "other-mount"}
 	e.vault.entities["alice"] = fakeEntity{id: "a-person"}
@@ -178,7 +178,7 @@ func TestSweeperRemovesOnlyEntitiesEarlierVersionsLeft(t *testing.T) {
 	rules["identity/entity/id/*"] = []string{"read", "delete"}
 	e.vault.capRules = rules
 
-	ours := func(id string) string { return e.b.grantObjectName(id) }
+	ours := func(id string) string { return e.b.grants.ObjectName(id) }
 	alias := func(name, entityID string) map[string]interface{} {
 		return map[string]interface{}{"name": name, "mount_accessor": fakeUserpassAccessor, "canonical_id": entityID}
 	}

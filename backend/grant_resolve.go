@@ -9,6 +9,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
@@ -38,8 +39,8 @@ func (b *aponoBackend) roleAndConfig(ctx context.Context, s logical.Storage, rol
 // resolveGrant checks in against the role and Vault's mounts; msg is a 400 for the
 // caller, err an internal failure.
 func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *config.Config, roleName string, role *access.Role, in grantInput, client vaultapi.Client,
-) (gr *grantRequest, warnings []string, msg string, err error) {
-	gr = &grantRequest{role: roleName, boundCIDRs: role.TokenBoundCIDRs, justification: in.justification}
+) (gr *grants.Request, warnings []string, msg string, err error) {
+	gr = &grants.Request{Role: roleName, BoundCIDRs: role.TokenBoundCIDRs, Justification: in.justification}
 
 	requested := role.Resources
 	if in.resources != nil {
@@ -57,20 +58,20 @@ func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *config.Config, rol
 		}
 	}
 
-	gr.permission = role.Permissions[0]
+	gr.Permission = role.Permissions[0]
 	if in.permission != "" {
-		gr.permission = in.permission
-		if !slices.Contains(role.Permissions, gr.permission) {
-			return nil, nil, fmt.Sprintf("permission %q is not allowed by role %q (allowed: %s)", textsafe.Truncate(gr.permission), roleName, strings.Join(role.Permissions, ", ")), nil
+		gr.Permission = in.permission
+		if !slices.Contains(role.Permissions, gr.Permission) {
+			return nil, nil, fmt.Sprintf("permission %q is not allowed by role %q (allowed: %s)", textsafe.Truncate(gr.Permission), roleName, strings.Join(role.Permissions, ", ")), nil
 		}
 	}
-	if role.RequireJustification && strings.TrimSpace(gr.justification) == "" {
+	if role.RequireJustification && strings.TrimSpace(gr.Justification) == "" {
 		return nil, nil, fmt.Sprintf("justification is required by role %q", roleName), nil
 	}
 
-	gr.ttl, gr.maxTTL, warnings = b.grantTTLs(role, in.ttl)
+	gr.TTL, gr.MaxTTL, warnings = b.grantTTLs(role, in.ttl)
 
-	// Resolve against the mounts as they are now (read at most grantMountsTTL ago): a mount
+	// Resolve against the mounts as they are now (read at most vaultapi.MountsTTL ago): a mount
 	// may have changed since the role was written.
 	mounts, err := b.grantMounts.Get(ctx, client)
 	if err != nil {
@@ -92,12 +93,12 @@ func (b *aponoBackend) resolveGrant(ctx context.Context, cfg *config.Config, rol
 		if !coveredBy(ref, roleRefs) {
 			return nil, nil, fmt.Sprintf("resources: %q is not among role %q's resources (%s)", r, roleName, strings.Join(role.Resources, ", ")), nil
 		}
-		gr.resources = append(gr.resources, ref)
+		gr.Resources = append(gr.Resources, ref)
 	}
-	for _, ref := range gr.resources {
-		if resource.PermissionTypes[gr.permission] != ref.Type {
+	for _, ref := range gr.Resources {
+		if resource.PermissionTypes[gr.Permission] != ref.Type {
 			return nil, nil, fmt.Sprintf("permission %q does not apply to %s resource %q (allowed for it: %s); ask for the resources separately",
-				gr.permission, ref.Type, ref.Name, strings.Join(resource.PermissionsFor(ref.Type), ", ")), nil
+				gr.Permission, ref.Type, ref.Name, strings.Join(resource.PermissionsFor(ref.Type), ", ")), nil
 		}
 	}
 	return gr, warnings, "", nil

@@ -26,32 +26,6 @@ import (
 // is a 400 that says how to export in parts. A variable for tests.
 var maxCSVRows = 10000
 
-// recordHistory keeps g's history as it ends (ending: how).
-func (b *aponoBackend) recordHistory(ctx context.Context, s logical.Storage, g *access.Grant, ending string, now time.Time) error {
-	if ending == store.EndedRevoked && !now.Before(g.ExpiresAt.Add(-2*time.Second)) {
-		ending = store.EndedExpired // Vault revokes an expired lease the same way
-	}
-	h := &store.HistoryRecord{
-		GrantID: g.ID, Role: g.Role, Requester: g.RequesterName(), RequesterKind: g.RequesterKindOrStated(), Resources: g.Resources,
-		Permission: g.Permission, IssuedAt: g.IssuedAt, EndedAt: now, Ended: ending, RequestID: g.RequestID,
-		BreakGlass: g.BreakGlass, Justification: g.Justification, AutoApprovedBy: g.AutoApprovedBy,
-	}
-	if g.RequesterEntity != nil {
-		h.RequesterEntity = g.RequesterEntity.EntityID
-	}
-	for _, a := range g.Approvals {
-		h.Approvers = append(h.Approvers, a.Approver.Person())
-	}
-	if err := b.idx.Apply(ctx, s, store.HistoryEntries(h), true); err != nil {
-		return err
-	}
-	entry, err := logical.StorageEntryJSON(store.HistoryStoragePrefix+h.GrantID, h)
-	if err != nil {
-		return err
-	}
-	return s.Put(ctx, entry)
-}
-
 // tidyHistory removes what ended longer than history_retention ago.
 func (b *aponoBackend) tidyHistory(ctx context.Context, s logical.Storage) error {
 	select {

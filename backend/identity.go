@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -120,9 +121,9 @@ func (b *aponoBackend) checkApproverToken(ctx context.Context, req *logical.Requ
 	if err != nil {
 		return err
 	}
-	if !b.caps.Allowed(ctx, client, tokenLookupPath, "update") {
+	if !b.caps.Allowed(ctx, client, grants.TokenLookupPath, "update") {
 		return fmt.Errorf("role %q has approver_max_token_age, which needs update on %s in the management policy (testdata/apono-identity.hcl; see apono/health): "+
-			"no approval is accepted until it is granted", rec.Role, tokenLookupPath)
+			"no approval is accepted until it is granted", rec.Role, grants.TokenLookupPath)
 	}
 	life, err := b.tokenLifetimes.Lookup(ctx, client, req.ClientTokenAccessor)
 	if err != nil {

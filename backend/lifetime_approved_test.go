@@ -86,7 +86,7 @@ func TestRenewStopsAtTheApprovedLifetime(t *testing.T) {
 	}
 	before := store.GrantEntries(old)
 	old.LifetimeApproved, old.MaxExpiresAt = false, old.IssuedAt.Add(8*time.Hour)
-	if err := f.b.storeGrant(f.ctx, f.storage, before, old); err != nil {
+	if err := f.b.grants.Store(f.ctx, f.storage, before, old); err != nil {
 		t.Fatal(err)
 	}
 	if r := f.renewGrant(t, g, 8*time.Hour); r.Secret.TTL < 7*time.Hour+59*time.Minute {

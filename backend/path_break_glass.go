@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -19,12 +20,6 @@ import (
 // any role with approval=none). The grant is capped at break_glass_max_ttl, marked as
 // break-glass in its record, its log line and its events, and a person holds at most
 // break_glass_max_live_grants live break-glass grants of the role at once (default 1).
-
-// breakGlassLivePrefix holds breakglass/<role>/<entity>/<grant_id>: one entry per live
-// break-glass grant, written before the grant is issued and removed with it (revoke,
-// rollback, sweep), so the limit is one short LIST. An entry whose grant never came to be
-// (a crash) is dropped once it is older than an issue can take.
-const breakGlassLivePrefix = "breakglass/"
 
 func pathBreakGlass(b *aponoBackend) *framework.Path {
 	return &framework.Path{
@@ -109,27 +104,27 @@ func (b *aponoBackend) pathBreakGlassIssue(ctx context.Context, req *logical.Req
 		return errorOrBadRequest(err, msg)
 	}
 	ref := caller.Ref()
-	gr.requester, gr.requesterEntity, gr.requesterKind = caller.EntityName, &ref, access.RequesterEntity
-	gr.breakGlass = true
-	gr.callerAccessor = req.ClientTokenAccessor
+	gr.Requester, gr.RequesterEntity, gr.RequesterKind = caller.EntityName, &ref, access.RequesterEntity
+	gr.BreakGlass = true
+	gr.CallerAccessor = req.ClientTokenAccessor
 	if _, closed := role.WindowCheck(roleName, time.Now()); closed != "" {
 		// Break-glass ignores the windows, and says so.
-		gr.windowsIgnored = true
+		gr.WindowsIgnored = true
 		warnings = append(warnings, "break-glass outside the role's access windows ("+closed+"): granted anyway, and marked")
 	}
-	if limit := role.BreakGlassMaxTTLOrDefault(); gr.ttl > limit || gr.maxTTL > limit {
-		if gr.ttl > limit {
+	if limit := role.BreakGlassMaxTTLOrDefault(); gr.TTL > limit || gr.MaxTTL > limit {
+		if gr.TTL > limit {
 			warnings = append(warnings, fmt.Sprintf("break-glass grants last at most %s (the role's break_glass_max_ttl); ttl capped", limit))
-			gr.ttl = limit
+			gr.TTL = limit
 		}
-		gr.maxTTL = limit
+		gr.MaxTTL = limit
 	}
-	if gr.grantID, err = newGrantID(); err != nil {
+	if gr.GrantID, err = grants.NewID(); err != nil {
 		return nil, err
 	}
 
 	// One person's break-glass grants of a role are counted and issued one at a time.
-	prefix := breakGlassLivePrefix + roleName + "/" + strings.TrimPrefix(store.OpenKeyPrefix(caller.EntityID), store.OpenRequestPrefix)
+	prefix := store.BreakGlassLivePrefix + roleName + "/" + strings.TrimPrefix(store.OpenKeyPrefix(caller.EntityID), store.OpenRequestPrefix)
 	defer b.grantLocks.Lock("breakglass:" + prefix)()
 	if limit := role.BreakGlassMaxLiveOrDefault(); limit > 0 {
 		live, err := b.liveBreakGlass(ctx, req.Storage, prefix)
@@ -141,8 +136,8 @@ func (b *aponoBackend) pathBreakGlassIssue(ctx context.Context, req *logical.Req
 				"use it, or revoke it first", caller.Label(), len(live), roleName, strings.Join(live, ", "), limit)), nil
 		}
 	}
-	gr.breakGlassKey = prefix + gr.grantID
-	entry, err := logical.StorageEntryJSON(gr.breakGlassKey, map[string]time.Time{"created": time.Now().UTC()})
+	gr.BreakGlassKey = prefix + gr.GrantID
+	entry, err := logical.StorageEntryJSON(gr.BreakGlassKey, map[string]time.Time{"created": time.Now().UTC()})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -267,28 +268,28 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 		return logical.ErrorResponse(msg), nil
 	}
 	if entity != nil {
-		gr.requester, gr.requesterEntity, gr.requesterKind = entity.EntityName, entity, access.RequesterEntity
+		gr.Requester, gr.RequesterEntity, gr.RequesterKind = entity.EntityName, entity, access.RequesterEntity
 	} else {
-		gr.requester, gr.requesterKind, gr.statedBy = req.DisplayName, access.RequesterStated, req.DisplayName
+		gr.Requester, gr.RequesterKind, gr.StatedBy = req.DisplayName, access.RequesterStated, req.DisplayName
 		if statedSent {
-			gr.requester = stated.(string)
-			if m := checkRequester(gr.requester); m != "" {
+			gr.Requester = stated.(string)
+			if m := checkRequester(gr.Requester); m != "" {
 				return logical.ErrorResponse(m), nil
 			}
 		}
 	}
-	gr.callerAccessor = req.ClientTokenAccessor
+	gr.CallerAccessor = req.ClientTokenAccessor
 	windowEnd, msg := role.WindowCheck(roleName, time.Now())
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-	gr.windowEnd, gr.windows = windowEnd, role.AccessWindows
+	gr.WindowEnd, gr.Windows = windowEnd, role.AccessWindows
 	return b.issueWithWarnings(ctx, req.Storage, client, cfg, gr, warnings)
 }
 
 // issueWithWarnings issues gr and adds warnings to its response.
-func (b *aponoBackend) issueWithWarnings(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *config.Config, gr *grantRequest, warnings []string) (*logical.Response, error) {
-	resp, err := b.issueGrant(ctx, s, client, cfg, gr)
+func (b *aponoBackend) issueWithWarnings(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *config.Config, gr *grants.Request, warnings []string) (*logical.Response, error) {
+	resp, err := b.issue(ctx, s, client, cfg, gr)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
@@ -285,8 +286,8 @@ func (e *testEnv) issueWithLeftoverWAL(t *testing.T, change func(name string)) s
 	if change != nil {
 		change(name)
 	}
-	objs := grantObjects{GrantID: resp.Data["grant_id"].(string), Username: name, Policy: name, UserpassMount: "userpass", Entity: name}
-	if _, err := framework.PutWAL(e.ctx, e.storage, walKindGrant, &objs); err != nil {
+	objs := grants.Objects{GrantID: resp.Data["grant_id"].(string), Username: name, Policy: name, UserpassMount: "userpass", Entity: name}
+	if _, err := framework.PutWAL(e.ctx, e.storage, grants.WALKind, &objs); err != nil {
 		t.Fatal(err)
 	}
 	return name
@@ -365,7 +366,7 @@ func TestGrantTimeoutLeavesTheRemovalToTheWAL(t *testing.T) {
 	if err != nil || entry == nil {
 		t.Fatal(entry, err)
 	}
-	objs, err := decodeGrantObjects(entry.Data)
+	objs, err := grants.DecodeObjects(entry.Data)
 	if err != nil {
 		t.Fatal(err)
 	}

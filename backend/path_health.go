@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/api"
@@ -29,8 +30,6 @@ const (
 const (
 	// healthTimeout bounds a health read, so a hung Vault gives a report, not a hung request.
 	healthTimeout = 30 * time.Second
-	// probeGrantID stands for "any grant" in capability checks of per-grant paths.
-	probeGrantID = "0000000000000000"
 	// policyListPath lists ACL policies; the seed's policy does not allow it.
 	policyListPath = "sys/policies/acl"
 )
@@ -46,7 +45,7 @@ type capabilityCheck struct {
 // capabilityChecks lists what the plugin calls in Vault, with the capabilities each call
 // needs; the required ones are the seed's apono-management policy for userpassMount.
 func (b *aponoBackend) capabilityChecks(userpassMount string) []capabilityCheck {
-	probe := b.grantObjectName(probeGrantID)
+	probe := b.grants.ObjectName(grants.ProbeID)
 	return []capabilityCheck{
 		{Path: "sys/capabilities-self", Needs: []string{"update"}, Required: true,
 			Purpose: "check capabilities (this report)"},
@@ -58,18 +57,18 @@ func (b *aponoBackend) capabilityChecks(userpassMount string) []capabilityCheck 
 			Purpose: "create, extend and delete grant users"},
 		{Path: "sys/policies/acl/" + probe, Needs: []string{"create", "delete", "read", "update"}, Required: true,
 			Purpose: "create and delete grant policies"},
-		{Path: revokeLoginsCheckPath(userpassMount, probe), Needs: []string{"sudo", "update"},
+		{Path: grants.RevokeLoginsCheckPath(userpassMount, probe), Needs: []string{"sudo", "update"},
 			Purpose: "revoke a grant user's tokens on revoke (defence in depth; deleting the policy already cuts them)"},
 		{Path: policyListPath, Needs: []string{"list"},
 			Purpose: "find orphaned grant policies that have no user (sweeper)"},
 		// The identity additions (testdata/apono-identity.hcl).
-		{Path: tokenLookupPath, Needs: []string{"update"},
+		{Path: grants.TokenLookupPath, Needs: []string{"update"},
 			Purpose: "check each grant's end against the token that asked for it (a lease ends with its token)"},
-		{Path: b.entityCheckPath(), Needs: []string{"create", "delete", "read", "update"},
+		{Path: b.grants.EntityCheckPath(), Needs: []string{"create", "delete", "read", "update"},
 			Purpose: "create and remove each grant user's identity entity (without it, every grant that is used leaves an entity behind)"},
-		{Path: entityAliasPath, Needs: []string{"create", "update"},
+		{Path: grants.EntityAliasPath, Needs: []string{"create", "update"},
 			Purpose: "map each grant user's logins onto the grant's entity"},
-		{Path: entityListPath, Needs: []string{"list"},
+		{Path: grants.EntityListPath, Needs: []string{"list"},
 			Purpose: "find grant entities that no grant explains (sweeper)"},
 		// The legacy additions (testdata/apono-identity-legacy.hcl).
 		{Path: aliasListPath, Needs: []string{"list"},
@@ -98,10 +97,6 @@ func (b *aponoBackend) discoveryChecks(mounts map[string]vaultapi.MountInfo) []c
 		}
 	}
 	return out
-}
-
-func revokeLoginsCheckPath(userpassMount, username string) string {
-	return "sys/leases/revoke-prefix/auth/" + userpassMount + "/login/" + username
 }
 
 func pathHealth(b *aponoBackend) *framework.Path {
@@ -300,12 +295,12 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 		entries = append(entries, entry)
 		// Keep the caches revoke and the sweeper use in step with what was just seen.
 		switch c.Path {
-		case revokeLoginsCheckPath(cfg.UserpassMount, b.grantObjectName(probeGrantID)):
+		case grants.RevokeLoginsCheckPath(cfg.UserpassMount, b.grants.ObjectName(grants.ProbeID)):
 			b.caps.Remember(client, c.Path, len(missing) == 0, vaultapi.CapabilityCacheTTL)
 			out["revoke_login_tokens"] = len(missing) == 0
-		case policyListPath, entityListPath, entityAliasPath, b.entityCheckPath(), aliasListPath, entityByIDCheckPath():
+		case policyListPath, grants.EntityListPath, grants.EntityAliasPath, b.grants.EntityCheckPath(), aliasListPath, entityByIDCheckPath():
 			b.caps.Remember(client, c.Path, len(missing) == 0, vaultapi.CapabilityCacheTTL)
-		case tokenLookupPath:
+		case grants.TokenLookupPath:
 			b.caps.Remember(client, c.Path, len(missing) == 0, vaultapi.CapabilityCacheTTL)
 			out["token_lifetime_check"] = len(missing) == 0
 		}
@@ -313,10 +308,10 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 	out["capabilities"] = entries
 	// Cheaper grants: whether userpass takes password_hash, so Vault hashes nothing.
 	out["password_hash_cost"] = cfg.HashCost()
-	out["password_hash"] = cfg.HashCost() > 0 && b.supportsPasswordHash(ctx, client, cfg.UserpassMount)
+	out["password_hash"] = cfg.HashCost() > 0 && b.grants.SupportsPasswordHash(ctx, client, cfg.UserpassMount)
 	if has != nil {
-		entitiesOK := len(vaultapi.MissingCapabilities(has[b.entityCheckPath()], []string{"create", "delete", "update"})) == 0 &&
-			len(vaultapi.MissingCapabilities(has[entityAliasPath], []string{"create", "update"})) == 0
+		entitiesOK := len(vaultapi.MissingCapabilities(has[b.grants.EntityCheckPath()], []string{"create", "delete", "update"})) == 0 &&
+			len(vaultapi.MissingCapabilities(has[grants.EntityAliasPath], []string{"create", "update"})) == 0
 		out["grant_entities"] = entitiesOK
 		if !entitiesOK {
 			warnings = append(warnings, "grant entities are off: each grant user's first login makes an identity entity that nothing removes, "+

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -76,7 +77,7 @@ func TestHealthWithTheSeedPolicy(t *testing.T) {
 	if d["login"].(map[string]interface{})["ok"] != true || d["vault"].(map[string]interface{})["reachable"] != true {
 		t.Fatalf("login %v vault %v", d["login"], d["vault"])
 	}
-	probe := e.b.grantObjectName(probeGrantID)
+	probe := e.b.grants.ObjectName(grants.ProbeID)
 	for path, needs := range map[string][]string{
 		"sys/capabilities-self":        {"update"},
 		"sys/mounts":                   {"read"},
@@ -136,7 +137,7 @@ func TestHealthReportsMissingCapabilities(t *testing.T) {
 	if d["status"] != healthDegraded {
 		t.Fatalf("status %v", d["status"])
 	}
-	probe := e.b.grantObjectName(probeGrantID)
+	probe := e.b.grants.ObjectName(grants.ProbeID)
 	users := healthEntry(t, d, "auth/people/users/"+probe)
 	if users["status"] != "missing" || !reflect.DeepEqual(users["missing"], []string{"delete", "read"}) ||
 		!reflect.DeepEqual(users["has"], []string{"create", "update"}) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -86,7 +87,7 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	if msg != "" {
 		return logical.ErrorResponse(fmt.Sprintf("role %q changed since request %s was approved: %s", rec.Role, rec.ID, msg)), nil
 	}
-	if err := b.checkOwnersUnchanged(ctx, cfg, rec, gr.resources, client); err != nil {
+	if err := b.checkOwnersUnchanged(ctx, cfg, rec, gr.Resources, client); err != nil {
 		return nil, err
 	}
 	if err := b.checkApprovalsStillHold(rec, role, caller, now); err != nil {
@@ -95,33 +96,33 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	// What was approved is what is held: the grant lasts the request's ttl from pickup
 	// and renewals stop there (its max_expires_at), not at the role's max_ttl; more time
 	// is an extension, approved as such. A scheduled grant ends ttl after start_at,
-	// however late it is picked up (issueGrant caps it with its own clock).
+	// however late it is picked up (grants.Issue caps it with its own clock).
 	if rec.TTL > 0 {
-		gr.maxTTL = min(gr.maxTTL, rec.TTL)
-		gr.ttl = min(gr.ttl, gr.maxTTL)
-		gr.lifetimeApproved = true
+		gr.MaxTTL = min(gr.MaxTTL, rec.TTL)
+		gr.TTL = min(gr.TTL, gr.MaxTTL)
+		gr.LifetimeApproved = true
 	}
 	if !rec.StartAt.IsZero() {
-		gr.approvedEnd = rec.StartAt.Add(rec.TTL)
+		gr.ApprovedEnd = rec.StartAt.Add(rec.TTL)
 	}
-	gr.windowEnd, gr.windows = windowEnd, role.AccessWindows
+	gr.WindowEnd, gr.Windows = windowEnd, role.AccessWindows
 	requester := rec.Requester
-	gr.requester = requester.EntityName
-	gr.requesterEntity, gr.requesterKind = &requester, access.RequesterEntity
-	gr.requestID = rec.ID
-	gr.approvals = rec.Approvals
-	gr.autoApprovedBy = rec.AutoApprovedBy
-	gr.callerAccessor = req.ClientTokenAccessor
-	if gr.grantID, err = newGrantID(); err != nil {
+	gr.Requester = requester.EntityName
+	gr.RequesterEntity, gr.RequesterKind = &requester, access.RequesterEntity
+	gr.RequestID = rec.ID
+	gr.Approvals = rec.Approvals
+	gr.AutoApprovedBy = rec.AutoApprovedBy
+	gr.CallerAccessor = req.ClientTokenAccessor
+	if gr.GrantID, err = grants.NewID(); err != nil {
 		return nil, err
 	}
 
 	prev := *rec
-	rec.Status, rec.GrantID, rec.EndedAt = access.StatusGranted, gr.grantID, now
+	rec.Status, rec.GrantID, rec.EndedAt = access.StatusGranted, gr.GrantID, now
 	if err := b.saveRequest(ctx, req.Storage, store.RequestEntries(&prev), rec); err != nil {
 		return nil, err
 	}
-	resp, err := b.issueGrant(ctx, req.Storage, client, cfg, gr)
+	resp, err := b.issue(ctx, req.Storage, client, cfg, gr)
 	if err != nil {
 		if perr := b.saveRequest(ctx, req.Storage, store.RequestEntries(rec), &prev); perr != nil {
 			b.Logger().Error("grant pickup failed and the request could not be reopened", "request_id", rec.ID, "error", perr)

@@ -217,7 +217,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 		return nil, logical.CodedError(http.StatusServiceUnavailable, msg)
 	}
 	dryRun := d.Get("dry_run").(bool)
-	sets, notes, msg, err := b.resolveApproverSets(ctx, cfg, role, gr.resources, client, dryRun)
+	sets, notes, msg, err := b.resolveApproverSets(ctx, cfg, role, gr.Resources, client, dryRun)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}
@@ -231,13 +231,13 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	}
 	rec := &access.Request{
 		ID: id, Role: roleName, Status: access.StatusPending, Requester: caller.Ref(),
-		Permission: gr.permission, TTL: gr.ttl, Justification: gr.justification,
+		Permission: gr.Permission, TTL: gr.TTL, Justification: gr.Justification,
 		Mode: role.ApprovalModeSetting(), Required: role.RequiredApprovalCount(), Sets: sets,
 		RequireReason: role.RequireApproverReason, ApproverMaxTokenAge: role.ApproverMaxTokenAge,
 		PickupTTL: role.PickupTTLOrDefault(), Notes: notes,
 		CreatedAt: now, ExpiresAt: now.Add(role.RequestTTLOrDefault()), StartAt: startAt,
 	}
-	for _, r := range gr.resources {
+	for _, r := range gr.Resources {
 		rec.Resources = append(rec.Resources, r.Name)
 	}
 	if rule := access.MatchAutoApprove(role.AutoApprove, access.AutoApproval{Requester: caller, Resources: rec.Resources,

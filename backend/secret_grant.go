@@ -2,50 +2,35 @@ package backend
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access/window"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-	"github.com/mitchellh/mapstructure"
 )
 
 const secretGrantType = "apono_grant"
 
-// grantObjects names everything a grant created in Vault. It is the lease's InternalData
-// and the WAL entry's data, so revocation and rollback need nothing else: not the role,
-// not the config's current userpass mount.
-type grantObjects struct {
-	GrantID       string `json:"grant_id" mapstructure:"grant_id"`
-	Username      string `json:"username" mapstructure:"username"`
-	Policy        string `json:"policy" mapstructure:"policy"`
-	UserpassMount string `json:"userpass_mount" mapstructure:"userpass_mount"`
-	// Entity is the name of the grant user's identity entity, when the plugin made one.
-	Entity string `json:"entity,omitempty" mapstructure:"entity"`
-	// BreakGlassKey is the plugin's storage entry counting a break-glass grant among its
-	// requester's live ones; it goes with the grant.
-	BreakGlassKey string `json:"break_glass_key,omitempty" mapstructure:"break_glass_key"`
-}
-
-// decodeGrantObjects reads grantObjects from InternalData or WAL data, which after a
-// restart are plain map[string]interface{} values: decode, never assert.
-func decodeGrantObjects(raw interface{}) (grantObjects, error) {
-	var g grantObjects
-	if err := mapstructure.Decode(raw, &g); err != nil {
-		return g, fmt.Errorf("decoding grant objects: %w", err)
+// issue issues gr (package grants) and answers with its lease.
+func (b *aponoBackend) issue(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *config.Config, gr *grants.Request) (*logical.Response, error) {
+	is, err := b.grants.Issue(ctx, s, client, cfg, gr)
+	if err != nil {
+		return nil, err
 	}
-	if g.Username == "" || g.Policy == "" || g.UserpassMount == "" {
-		return g, errors.New("grant data is missing the username, policy or userpass mount")
+	resp := b.Secret(secretGrantType).Response(is.Data, is.Internal)
+	resp.Secret.TTL = is.TTL
+	resp.Secret.MaxTTL = is.MaxTTL
+	resp.Secret.Renewable = true
+	for _, w := range is.Warnings {
+		resp.AddWarning(w)
 	}
-	return g, nil
+	return resp, nil
 }
 
 func secretGrant(b *aponoBackend) *framework.Secret {
@@ -63,7 +48,7 @@ func secretGrant(b *aponoBackend) *framework.Secret {
 }
 
 func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	objs, err := decodeGrantObjects(req.Secret.InternalData)
+	objs, err := grants.DecodeObjects(req.Secret.InternalData)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +98,7 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 	}
 	// The lease dies with the token that wrote it: never promise past that token's end.
 	accessor, _ := req.Secret.InternalData["token_accessor"].(string)
-	capped, tokenWarning := b.capAtCallerToken(ctx, client, accessor, ttl, now)
+	capped, tokenWarning := b.grants.CapAtCallerToken(ctx, client, accessor, ttl, now)
 	if tokenWarning != "" && capped < ttl {
 		ttl = capped
 		warning = tokenWarning
@@ -123,7 +108,7 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 	}
 	before := store.GrantEntries(rec)
 	rec.ExpiresAt = now.Add(ttl)
-	if err := b.storeGrant(ctx, req.Storage, before, rec); err != nil {
+	if err := b.grants.Store(ctx, req.Storage, before, rec); err != nil {
 		return nil, err
 	}
 
@@ -137,7 +122,7 @@ func (b *aponoBackend) grantRenew(ctx context.Context, req *logical.Request, _ *
 }
 
 func (b *aponoBackend) grantRevoke(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	objs, err := decodeGrantObjects(req.Secret.InternalData)
+	objs, err := grants.DecodeObjects(req.Secret.InternalData)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +134,7 @@ func (b *aponoBackend) grantRevoke(ctx context.Context, req *logical.Request, _ 
 		return nil, fmt.Errorf("revoking grant %s: %w", objs.GrantID, err)
 	}
 	ev := b.revokedEvent(ctx, req.Storage, objs.GrantID)
-	if err := b.removeGrantObjects(ctx, client, req.Storage, objs, store.EndedRevoked); err != nil {
+	if err := b.grants.Remove(ctx, client, req.Storage, objs, store.EndedRevoked); err != nil {
 		return nil, fmt.Errorf("revoking grant %s: %w", objs.GrantID, err)
 	}
 	b.Logger().Info("grant revoked", "grant_id", objs.GrantID, "username", objs.Username)
@@ -157,54 +142,6 @@ func (b *aponoBackend) grantRevoke(ctx context.Context, req *logical.Request, _ 
 		b.emit(ctx, ev.cfg, ev.event)
 	}
 	return nil, nil
-}
-
-// removeGrantObjects deletes a grant's policy, user, entity and record. It is the one way a
-// grant ends (revoke, rollback, sweep) and is idempotent: what is already gone is success.
-// The policy goes first: that cuts every token the user already has.
-func (b *aponoBackend) removeGrantObjects(ctx context.Context, client vaultapi.Client, s logical.Storage, objs grantObjects, ending string) error {
-	if err := client.DeletePolicy(ctx, objs.Policy); err != nil {
-		return fmt.Errorf("deleting policy %s: %w", objs.Policy, err)
-	}
-	if err := client.DeleteUser(ctx, objs.UserpassMount, objs.Username); err != nil {
-		return fmt.Errorf("deleting user %s: %w", objs.Username, err)
-	}
-	if objs.Entity != "" {
-		if err := b.deleteGrantEntity(ctx, client, objs.Entity); err != nil {
-			return fmt.Errorf("deleting identity entity %s: %w", objs.Entity, err)
-		}
-	}
-	b.revokeLoginTokens(ctx, client, objs)
-	if objs.GrantID != "" {
-		if err := b.deleteGrantRecord(ctx, s, objs.GrantID, ending); err != nil {
-			return err
-		}
-	}
-	// Only keys of the live break-glass count, which this mount's storage alone holds.
-	if strings.HasPrefix(objs.BreakGlassKey, breakGlassLivePrefix) {
-		if err := s.Delete(ctx, objs.BreakGlassKey); err != nil {
-			return fmt.Errorf("deleting the break-glass count entry: %w", err)
-		}
-	}
-	return nil
-}
-
-// revokeLoginTokens revokes every token the grant's user logged in with, when the
-// management token may (sudo on sys/leases/revoke-prefix/auth/<userpass>/login/...). The
-// policy is already deleted, which cuts those tokens; this is defence in depth, so nothing
-// here (a 403 included) ever fails the removal.
-func (b *aponoBackend) revokeLoginTokens(ctx context.Context, client vaultapi.Client, objs grantObjects) {
-	checkPath := revokeLoginsCheckPath(objs.UserpassMount, b.grantObjectName(probeGrantID))
-	if !b.caps.Allowed(ctx, client, checkPath, "sudo", "update") {
-		return
-	}
-	if err := client.RevokeLoginTokens(ctx, objs.UserpassMount, objs.Username); err != nil {
-		if vaultapi.IsStatus(err, http.StatusForbidden) {
-			b.caps.Remember(client, checkPath, false, vaultapi.CapabilityCacheTTL)
-		}
-		b.Logger().Warn("could not revoke the login tokens of a removed grant user; its policy is already deleted",
-			"username", objs.Username, "error", err)
-	}
 }
 
 // pendingEvent is an event prepared before the record it describes is removed.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -23,7 +24,7 @@ import (
 //
 // The rule, for a name N = b.namePrefix + <16 hex grant ID> (nothing else is ever touched):
 //   - A grant record whose expires_at + sweepExpiryGrace has passed is removed with
-//     removeGrantObjects (policy, user, record), whether or not its user still exists. This
+//     grants.Remove (policy, user, record), whether or not its user still exists. This
 //     covers a lease Vault marked irrevocable and a crash after the record but before Vault
 //     stored the lease. The record is read again under the grant's lock first, so a renewal
 //     that just moved expires_at wins.
@@ -167,8 +168,8 @@ func (b *aponoBackend) sweepOrphans(ctx context.Context, s logical.Storage, clie
 	}
 
 	// Grant entities, when the identity additions allow listing them.
-	if b.caps.Allowed(ctx, client, entityListPath, "list") {
-		entities, _, err := client.List(ctx, entityListPath)
+	if b.caps.Allowed(ctx, client, grants.EntityListPath, "list") {
+		entities, _, err := client.List(ctx, grants.EntityListPath)
 		if err != nil {
 			b.Logger().Debug("cannot list identity entities; sweeping entities through users and records only", "error", err)
 		}
@@ -289,10 +290,10 @@ func (b *aponoBackend) sweepExpiredGrant(ctx context.Context, s logical.Storage,
 	if !b.ownsName(rec.Username) || !b.ownsName(rec.Policy) {
 		return false, fmt.Errorf("grant record %s names user %q and policy %q, which this mount does not own; left alone", id, rec.Username, rec.Policy)
 	}
-	objs := grantObjects{GrantID: id, Username: rec.Username, Policy: rec.Policy, UserpassMount: rec.UserpassMount, Entity: rec.EntityName,
+	objs := grants.Objects{GrantID: id, Username: rec.Username, Policy: rec.Policy, UserpassMount: rec.UserpassMount, Entity: rec.EntityName,
 		BreakGlassKey: rec.BreakGlassKey}
 	ev := b.revokedEvent(ctx, s, id)
-	if err := b.removeGrantObjects(ctx, client, s, objs, store.EndedSwept); err != nil {
+	if err := b.grants.Remove(ctx, client, s, objs, store.EndedSwept); err != nil {
 		return false, fmt.Errorf("sweeping expired grant %s: %w", id, err)
 	}
 	if ev != nil {
@@ -311,11 +312,11 @@ func (b *aponoBackend) sweepRecordless(ctx context.Context, s logical.Storage, c
 	if err != nil || rec != nil {
 		return false, err
 	}
-	objs := grantObjects{GrantID: id, Username: name, Policy: name, UserpassMount: userpassMount}
-	if b.grantEntitiesRemovable(ctx, client) {
+	objs := grants.Objects{GrantID: id, Username: name, Policy: name, UserpassMount: userpassMount}
+	if b.grants.EntitiesRemovable(ctx, client) {
 		objs.Entity = name
 	}
-	if err := b.removeGrantObjects(ctx, client, s, objs, store.EndedSwept); err != nil {
+	if err := b.grants.Remove(ctx, client, s, objs, store.EndedSwept); err != nil {
 		return false, fmt.Errorf("sweeping record-less %s: %w", name, err)
 	}
 	b.Logger().Info("swept a user and policy with no grant record", "name", name)
@@ -336,10 +337,10 @@ func (b *aponoBackend) pendingGrantIDs(ctx context.Context, s logical.Storage) (
 		if err != nil {
 			return nil, fmt.Errorf("reading WAL %s: %w", walID, err)
 		}
-		if entry == nil || entry.Kind != walKindGrant {
+		if entry == nil || entry.Kind != grants.WALKind {
 			continue
 		}
-		objs, err := decodeGrantObjects(entry.Data)
+		objs, err := grants.DecodeObjects(entry.Data)
 		if err != nil {
 			return nil, fmt.Errorf("WAL %s: %w", walID, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -167,9 +168,9 @@ func TestSweeperKeepsARenewedGrant(t *testing.T) {
 func TestSweeperRemovesRecordlessObjectsOnlyOnSecondSighting(t *testing.T) {
 	e := newSweepEnv(t)
 	_, liveName := e.issue(t, "3h")
-	orphan := e.b.grantObjectName("00000000000000aa")         // user and policy, no record
-	policyOnly := e.b.grantObjectName("00000000000000bb")     // policy, no user, no record
-	userOtherMount := e.b.grantObjectName("00000000000000cc") // in a userpass mount not configured
+	orphan := e.b.grants.ObjectName("00000000000000aa")         // user and policy, no record
+	policyOnly := e.b.grants.ObjectName("00000000000000bb")     // policy, no user, no record
+	userOtherMount := e.b.grants.ObjectName("00000000000000cc") // in a userpass mount not configured
 	e.vault.addUser("userpass", orphan)
 	e.vault.addPolicy(orphan)
 	e.vault.addPolicy(policyOnly)
@@ -209,8 +210,8 @@ func TestSweeperRemovesRecordlessObjectsOnlyOnSecondSighting(t *testing.T) {
 func TestSweeperWithSeedPolicy(t *testing.T) {
 	e := newSweepEnv(t)
 	e.vault.capRules = seedPolicyRules(t, "userpass")
-	orphan := e.b.grantObjectName("00000000000000aa")
-	policyOnly := e.b.grantObjectName("00000000000000bb")
+	orphan := e.b.grants.ObjectName("00000000000000aa")
+	policyOnly := e.b.grants.ObjectName("00000000000000bb")
 	e.vault.addUser("userpass", orphan)
 	e.vault.addPolicy(orphan)
 	e.vault.addPolicy(policyOnly)
@@ -234,9 +235,9 @@ func TestSweeperWithSeedPolicy(t *testing.T) {
 // leaves the objects to WALRollback however many times it sees them.
 func TestSweeperLeavesPendingWALToRollback(t *testing.T) {
 	e := newSweepEnv(t)
-	name := e.b.grantObjectName("00000000000000dd")
-	objs := grantObjects{GrantID: "00000000000000dd", Username: name, Policy: name, UserpassMount: "userpass"}
-	if _, err := framework.PutWAL(e.ctx, e.storage, walKindGrant, &objs); err != nil {
+	name := e.b.grants.ObjectName("00000000000000dd")
+	objs := grants.Objects{GrantID: "00000000000000dd", Username: name, Policy: name, UserpassMount: "userpass"}
+	if _, err := framework.PutWAL(e.ctx, e.storage, grants.WALKind, &objs); err != nil {
 		t.Fatal(err)
 	}
 	e.vault.addPolicy(name)
@@ -261,10 +262,10 @@ func TestSweeperLeavesPendingWALToRollback(t *testing.T) {
 // flight could not be told apart.
 func TestSweeperDeletesNothingRecordlessWithUnreadableWAL(t *testing.T) {
 	e := newSweepEnv(t)
-	if _, err := framework.PutWAL(e.ctx, e.storage, walKindGrant, map[string]interface{}{"grant_id": "x"}); err != nil {
+	if _, err := framework.PutWAL(e.ctx, e.storage, grants.WALKind, map[string]interface{}{"grant_id": "x"}); err != nil {
 		t.Fatal(err)
 	}
-	orphan := e.b.grantObjectName("00000000000000aa")
+	orphan := e.b.grants.ObjectName("00000000000000aa")
 	e.vault.addUser("userpass", orphan)
 	if err := e.sweep(t); err == nil {
 		t.Fatal("sweep with an undecodable WAL entry reported no error")
@@ -309,7 +310,7 @@ func TestSweeperInjectedFailures(t *testing.T) {
 	})
 	t.Run("DeleteUser fails for a record-less orphan: suspected again and removed later", func(t *testing.T) {
 		e := newSweepEnv(t)
-		orphan := e.b.grantObjectName("00000000000000aa")
+		orphan := e.b.grants.ObjectName("00000000000000aa")
 		e.vault.addUser("userpass", orphan)
 		e.mustSweep(t)
 		e.vault.fail("DeleteUser", errFakeDown)
@@ -420,8 +421,8 @@ func TestRollbackIndexesAGrantWhoseEntriesACrashCutShort(t *testing.T) {
 	if err := e.b.idx.Apply(e.ctx, e.storage, store.GrantEntries(rec), false); err != nil {
 		t.Fatal(err)
 	}
-	objs := grantObjects{GrantID: id, Username: name, Policy: name, UserpassMount: "userpass", Entity: rec.EntityName}
-	if _, err := framework.PutWAL(e.ctx, e.storage, walKindGrant, &objs); err != nil {
+	objs := grants.Objects{GrantID: id, Username: name, Policy: name, UserpassMount: "userpass", Entity: rec.EntityName}
+	if _, err := framework.PutWAL(e.ctx, e.storage, grants.WALKind, &objs); err != nil {
 		t.Fatal(err)
 	}
 	listed := func() bool {

@@ -5,20 +5,19 @@ import (
 	"fmt"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-const walKindGrant = "grant"
-
 // walRollback undoes a grant whose issue died before it finished: the same idempotent
 // removal that revocation uses.
 func (b *aponoBackend) walRollback(ctx context.Context, req *logical.Request, kind string, data interface{}) error {
-	if kind != walKindGrant {
+	if kind != grants.WALKind {
 		return fmt.Errorf("unknown WAL kind %q", kind)
 	}
-	objs, err := decodeGrantObjects(data)
+	objs, err := grants.DecodeObjects(data)
 	if err != nil {
 		return err
 	}
@@ -41,13 +40,13 @@ func (b *aponoBackend) walRollback(ctx context.Context, req *logical.Request, ki
 		return nil
 	}
 	b.Logger().Info("rolling back an unfinished grant", "grant_id", objs.GrantID, "username", objs.Username)
-	return b.removeGrantObjects(ctx, client, req.Storage, objs, "")
+	return b.grants.Remove(ctx, client, req.Storage, objs, "")
 }
 
 // issueFinished returns the grant's record if the issue a WAL entry covers got through:
 // its record is stored (the last step of one chain) and the user, the policy and the
 // entity all exist; nil if not.
-func (b *aponoBackend) issueFinished(ctx context.Context, s logical.Storage, client vaultapi.Client, objs grantObjects) (*access.Grant, error) {
+func (b *aponoBackend) issueFinished(ctx context.Context, s logical.Storage, client vaultapi.Client, objs grants.Objects) (*access.Grant, error) {
 	rec, err := store.GetGrant(ctx, s, objs.GrantID)
 	if err != nil || rec == nil {
 		return nil, err

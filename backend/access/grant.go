@@ -52,7 +52,7 @@ type Grant struct {
 	Extensions    []Extension `json:"extensions,omitempty"`
 
 	// EntityName and EntityID name the grant user's identity entity, when the plugin made
-	// one (grant_identity.go).
+	// one (package grants).
 	EntityName string `json:"entity_name,omitempty"`
 	EntityID   string `json:"entity_id,omitempty"`
 }

@@ -71,3 +71,30 @@ func GetHistory(ctx context.Context, s logical.Storage, id string) (*HistoryReco
 	}
 	return h, nil
 }
+
+// PutHistory keeps g's history as it ends (ending: how), with its index entries (in idx)
+// written first.
+func PutHistory(ctx context.Context, s logical.Storage, idx *Indexes, g *access.Grant, ending string, now time.Time) error {
+	if ending == EndedRevoked && !now.Before(g.ExpiresAt.Add(-2*time.Second)) {
+		ending = EndedExpired // Vault revokes an expired lease the same way
+	}
+	h := &HistoryRecord{
+		GrantID: g.ID, Role: g.Role, Requester: g.RequesterName(), RequesterKind: g.RequesterKindOrStated(), Resources: g.Resources,
+		Permission: g.Permission, IssuedAt: g.IssuedAt, EndedAt: now, Ended: ending, RequestID: g.RequestID,
+		BreakGlass: g.BreakGlass, Justification: g.Justification, AutoApprovedBy: g.AutoApprovedBy,
+	}
+	if g.RequesterEntity != nil {
+		h.RequesterEntity = g.RequesterEntity.EntityID
+	}
+	for _, a := range g.Approvals {
+		h.Approvers = append(h.Approvers, a.Approver.Person())
+	}
+	if err := idx.Apply(ctx, s, HistoryEntries(h), true); err != nil {
+		return err
+	}
+	entry, err := logical.StorageEntryJSON(HistoryStoragePrefix+h.GrantID, h)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, entry)
+}

@@ -108,3 +108,9 @@ func OpenKeyPrefix(entityID string) string {
 func PutOpenRequest(ctx context.Context, s logical.Storage, rec *access.Request) error {
 	return s.Put(ctx, &logical.StorageEntry{Key: OpenKeyPrefix(rec.Requester.EntityID) + rec.ID, Value: []byte("{}")})
 }
+
+// BreakGlassLivePrefix holds breakglass/<role>/<entity>/<grant_id>: one entry per live
+// break-glass grant, written before the grant is issued and removed with it (revoke,
+// rollback, sweep), so the limit is one short LIST. An entry whose grant never came to be
+// (a crash) is dropped once it is older than an issue can take.
+const BreakGlassLivePrefix = "breakglass/"

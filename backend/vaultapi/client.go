@@ -122,7 +122,7 @@ func (l *TokenLifetime) End() time.Time {
 
 // UserSpec is a userpass user a grant writes.
 type UserSpec struct {
-	// Password, or PasswordHash (bcrypt) where userpass takes it (password_hash.go).
+	// Password, or PasswordHash (bcrypt) where userpass takes it (package grants).
 	Password     string
 	PasswordHash string
 	Policies     []string

@@ -31,6 +31,8 @@ var Floors = map[string]int{
 	// The portal's static files and their handler.
 	"portal": 20,
 	// Below the path layer, by concern.
+	"backend/sweep":     70,
+	"backend/grants":    60,
 	"backend/notify":    50,
 	"backend/discovery": 45,
 	"backend/owners":    40,

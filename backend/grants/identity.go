@@ -1,4 +1,4 @@
-package backend
+package grants
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 //
 //   - A lease belongs to the token that wrote it: when that token ends, Vault revokes the
 //     lease, and with it the grant. So a grant never promises more than the caller's token
-//     can deliver (capAtCallerToken), checked through auth/token/lookup-accessor.
+//     can deliver (CapAtCallerToken), checked through auth/token/lookup-accessor.
 //   - A userpass login makes an identity entity that outlives the user. So the plugin makes
 //     each grant user's entity itself, named after the grant and with an alias for the
 //     user, and removes it with the user (revoke, rollback, sweeper).
@@ -23,39 +23,40 @@ import (
 // (testdata/apono-identity.hcl); without them the plugin works as before and says so in
 // the grant's warnings and apono/health.
 
+// Paths of Vault's identity and token stores the plugin calls (the optional additions).
 const (
-	tokenLookupPath = "auth/token/lookup-accessor"
-	entityAliasPath = "identity/entity-alias"
-	entityListPath  = "identity/entity/name"
+	TokenLookupPath = "auth/token/lookup-accessor"
+	EntityAliasPath = "identity/entity-alias"
+	EntityListPath  = "identity/entity/name"
 )
 
-// entityCheckPath is the path whose capabilities say whether grant entities can be managed.
-func (b *aponoBackend) entityCheckPath() string {
-	return vaultapi.EntityNamePath(b.grantObjectName(probeGrantID))
+// EntityCheckPath is the path whose capabilities say whether grant entities can be managed.
+func (g *Grants) EntityCheckPath() string {
+	return vaultapi.EntityNamePath(g.ObjectName(ProbeID))
 }
 
-// grantEntitiesEnabled reports whether the management token may create, alias and delete
+// EntitiesEnabled reports whether the management token may create, alias and delete
 // grant entities.
-func (b *aponoBackend) grantEntitiesEnabled(ctx context.Context, client vaultapi.Client) bool {
-	return b.caps.Allowed(ctx, client, b.entityCheckPath(), "create", "update", "delete") &&
-		b.caps.Allowed(ctx, client, entityAliasPath, "create", "update")
+func (g *Grants) EntitiesEnabled(ctx context.Context, client vaultapi.Client) bool {
+	return g.Caps.Allowed(ctx, client, g.EntityCheckPath(), "create", "update", "delete") &&
+		g.Caps.Allowed(ctx, client, EntityAliasPath, "create", "update")
 }
 
-// grantEntitiesRemovable reports whether grant entities can be deleted (revoke, sweep).
-func (b *aponoBackend) grantEntitiesRemovable(ctx context.Context, client vaultapi.Client) bool {
-	return b.caps.Allowed(ctx, client, b.entityCheckPath(), "delete")
+// EntitiesRemovable reports whether grant entities can be deleted (revoke, sweep).
+func (g *Grants) EntitiesRemovable(ctx context.Context, client vaultapi.Client) bool {
+	return g.Caps.Allowed(ctx, client, g.EntityCheckPath(), "delete")
 }
 
-// createGrantEntity makes the entity of a grant's user, with metadata saying whom and what
+// createEntity makes the entity of a grant's user, with metadata saying whom and what
 // it is for, and the alias that makes the user's logins use it.
-func (b *aponoBackend) createGrantEntity(ctx context.Context, client vaultapi.Client, rec *access.Grant) (string, error) {
-	accessor, err := b.authAccessors.Get(ctx, client, rec.UserpassMount)
+func (g *Grants) createEntity(ctx context.Context, client vaultapi.Client, rec *access.Grant) (string, error) {
+	accessor, err := g.AuthAccessors.Get(ctx, client, rec.UserpassMount)
 	if err != nil {
 		return "", fmt.Errorf("finding the accessor of auth/%s: %w", rec.UserpassMount, err)
 	}
 	meta := map[string]string{
 		"created_by": "vault-plugin-apono",
-		"mount":      b.ownMountPath(),
+		"mount":      g.OwnMount(),
 		"grant_id":   rec.ID,
 		"role":       rec.Role,
 		"requester":  rec.Requester,
@@ -79,32 +80,32 @@ func (b *aponoBackend) createGrantEntity(ctx context.Context, client vaultapi.Cl
 	return id, nil
 }
 
-// deleteGrantEntity removes a grant's entity (and so its alias). A 403 is not retried:
+// deleteEntity removes a grant's entity (and so its alias). A 403 is not retried:
 // the capability was taken away, the access is already cut, and the sweeper or an
 // operator removes the entity later.
-func (b *aponoBackend) deleteGrantEntity(ctx context.Context, client vaultapi.Client, name string) error {
+func (g *Grants) deleteEntity(ctx context.Context, client vaultapi.Client, name string) error {
 	err := client.DeleteEntity(ctx, name)
 	if err != nil && vaultapi.IsStatus(err, http.StatusForbidden) {
-		b.caps.Remember(client, b.entityCheckPath(), false, vaultapi.CapabilityCacheTTL)
-		b.Logger().Warn("may not delete a grant's identity entity; it stays until the permission is back", "entity", name)
+		g.Caps.Remember(client, g.EntityCheckPath(), false, vaultapi.CapabilityCacheTTL)
+		g.logger().Warn("may not delete a grant's identity entity; it stays until the permission is back", "entity", name)
 		return nil
 	}
 	return err
 }
 
-// capAtCallerToken returns ttl, shortened to when the token with accessor ends if that is
+// CapAtCallerToken returns ttl, shortened to when the token with accessor ends if that is
 // sooner, and a warning for the caller when it was shortened or could not be checked.
-func (b *aponoBackend) capAtCallerToken(ctx context.Context, client vaultapi.Client, accessor string, ttl time.Duration, now time.Time) (time.Duration, string) {
+func (g *Grants) CapAtCallerToken(ctx context.Context, client vaultapi.Client, accessor string, ttl time.Duration, now time.Time) (time.Duration, string) {
 	if accessor == "" {
 		return ttl, ""
 	}
-	if !b.caps.Allowed(ctx, client, tokenLookupPath, "update") {
+	if !g.Caps.Allowed(ctx, client, TokenLookupPath, "update") {
 		return ttl, "this grant's end was not checked against the lifetime of the token that asked for it (the management policy " +
-			"lacks update on " + tokenLookupPath + "; see apono/health): Vault revokes a token's leases when the token ends, so the grant ends then at the latest"
+			"lacks update on " + TokenLookupPath + "; see apono/health): Vault revokes a token's leases when the token ends, so the grant ends then at the latest"
 	}
-	life, err := b.tokenLifetimes.Lookup(ctx, client, accessor)
+	life, err := g.TokenLifetimes.Lookup(ctx, client, accessor)
 	if err != nil {
-		b.Logger().Warn("could not look up the lifetime of the caller's token", "error", vaultapi.Redact(err))
+		g.logger().Warn("could not look up the lifetime of the caller's token", "error", vaultapi.Redact(err))
 		return ttl, "this grant's end could not be checked against the lifetime of the token that asked for it: " +
 			"Vault revokes a token's leases when the token ends, so the grant ends then at the latest"
 	}

@@ -1,0 +1,112 @@
+// Package grants owns the Vault objects of one grant: it issues them (the userpass user,
+// its identity entity, the apono-* policy, the record and its index entries, under a WAL
+// entry), removes them (revoke, rollback, sweep: one idempotent removal), and keeps the
+// grant's record and history in step. It is built once, in backend/factory.go, from what
+// must stay single (the per-grant locks, the lifetime context, the background WaitGroup,
+// the caches of Vault's answers). It parses no request fields and shapes no responses:
+// the paths above it do; and it never decides who may have access: access does.
+package grants
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
+	"github.com/apono-io/vault-plugin-apono/internal/keylock"
+	hclog "github.com/hashicorp/go-hclog"
+	"github.com/mitchellh/mapstructure"
+)
+
+const (
+	// WALKind is the kind of the WAL entry each issue writes (Vault hands it back to the
+	// backend's WALRollback).
+	WALKind = "grant"
+	// ProbeID stands for "any grant" in capability checks of per-grant paths.
+	ProbeID = "0000000000000000"
+)
+
+// Deps is what a Grants is built from. Everything in it is shared with the rest of the
+// backend and must not be copied.
+type Deps struct {
+	// Prefix is "apono-<mount tag>-": every user, policy and entity this mount makes starts
+	// with it, and it differs between mounts.
+	Prefix string
+	Logger func() hclog.Logger
+	// Locks serialise the work on one grant (issue, renew, revoke, sweep).
+	Locks *keylock.Set
+	Index *store.Indexes
+	Caps  *vaultapi.CapabilityCache
+	// AuthAccessors and TokenLifetimes cache Vault's answers.
+	AuthAccessors  *vaultapi.AuthAccessorCache
+	TokenLifetimes *vaultapi.TokenLifetimeCache
+	// Lifetime ends when the backend is cleaned up; Background counts work an issue
+	// leaves running after its response.
+	Lifetime   context.Context
+	Background *sync.WaitGroup
+	// Emit sends an access-flow event to the configured destinations.
+	Emit func(ctx context.Context, cfg *config.Config, ev notify.Event)
+	// PasswordFromPolicy generates a password with one of Vault's password policies.
+	PasswordFromPolicy func(ctx context.Context, policy string) (string, error)
+	// OwnMount is this plugin's mount path ("apono/"), written into entity metadata.
+	OwnMount func() string
+}
+
+// Grants issues and removes grants' objects. Build it with New.
+type Grants struct {
+	Deps
+	pwHash passwordHashSupport
+}
+
+// New returns the Grants of one backend.
+func New(d Deps) *Grants { return &Grants{Deps: d} }
+
+func (g *Grants) logger() hclog.Logger { return g.Logger() }
+
+// ObjectName is the name of both the userpass user and the ACL policy of a grant.
+func (g *Grants) ObjectName(grantID string) string { return g.Prefix + grantID }
+
+// NewID returns a random 64-bit grant ID. It is not checked against stored grants: the
+// chance that it equals a live grant's is about n/1.8e19 for n live grants, and checking
+// cost every grant a storage round trip through Vault.
+func NewID() (string, error) {
+	buf := make([]byte, 8)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(buf), nil
+}
+
+// Objects names everything a grant created in Vault. It is the lease's InternalData
+// and the WAL entry's data, so revocation and rollback need nothing else: not the role,
+// not the config's current userpass mount.
+type Objects struct {
+	GrantID       string `json:"grant_id" mapstructure:"grant_id"`
+	Username      string `json:"username" mapstructure:"username"`
+	Policy        string `json:"policy" mapstructure:"policy"`
+	UserpassMount string `json:"userpass_mount" mapstructure:"userpass_mount"`
+	// Entity is the name of the grant user's identity entity, when the plugin made one.
+	Entity string `json:"entity,omitempty" mapstructure:"entity"`
+	// BreakGlassKey is the plugin's storage entry counting a break-glass grant among its
+	// requester's live ones; it goes with the grant.
+	BreakGlassKey string `json:"break_glass_key,omitempty" mapstructure:"break_glass_key"`
+}
+
+// DecodeObjects reads Objects from InternalData or WAL data, which after a restart are
+// plain map[string]interface{} values: decode, never assert.
+func DecodeObjects(raw interface{}) (Objects, error) {
+	var o Objects
+	if err := mapstructure.Decode(raw, &o); err != nil {
+		return o, fmt.Errorf("decoding grant objects: %w", err)
+	}
+	if o.Username == "" || o.Policy == "" || o.UserpassMount == "" {
+		return o, errors.New("grant data is missing the username, policy or userpass mount")
+	}
+	return o, nil
+}

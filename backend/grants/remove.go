@@ -1,0 +1,106 @@
+package grants
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// RevokeLoginsCheckPath is the path whose sudo lets the plugin revoke the tokens a grant
+// user logged in with.
+func RevokeLoginsCheckPath(userpassMount, username string) string {
+	return "sys/leases/revoke-prefix/auth/" + userpassMount + "/login/" + username
+}
+
+// Remove deletes a grant's policy, user, entity and record. It is the one way a
+// grant ends (revoke, rollback, sweep) and is idempotent: what is already gone is success.
+// The policy goes first: that cuts every token the user already has.
+func (g *Grants) Remove(ctx context.Context, client vaultapi.Client, s logical.Storage, objs Objects, ending string) error {
+	if err := client.DeletePolicy(ctx, objs.Policy); err != nil {
+		return fmt.Errorf("deleting policy %s: %w", objs.Policy, err)
+	}
+	if err := client.DeleteUser(ctx, objs.UserpassMount, objs.Username); err != nil {
+		return fmt.Errorf("deleting user %s: %w", objs.Username, err)
+	}
+	if objs.Entity != "" {
+		if err := g.deleteEntity(ctx, client, objs.Entity); err != nil {
+			return fmt.Errorf("deleting identity entity %s: %w", objs.Entity, err)
+		}
+	}
+	g.revokeLoginTokens(ctx, client, objs)
+	if objs.GrantID != "" {
+		if err := g.DeleteRecord(ctx, s, objs.GrantID, ending); err != nil {
+			return err
+		}
+	}
+	// Only keys of the live break-glass count, which this mount's storage alone holds.
+	if strings.HasPrefix(objs.BreakGlassKey, store.BreakGlassLivePrefix) {
+		if err := s.Delete(ctx, objs.BreakGlassKey); err != nil {
+			return fmt.Errorf("deleting the break-glass count entry: %w", err)
+		}
+	}
+	return nil
+}
+
+// revokeLoginTokens revokes every token the grant's user logged in with, when the
+// management token may (sudo on sys/leases/revoke-prefix/auth/<userpass>/login/...). The
+// policy is already deleted, which cuts those tokens; this is defence in depth, so nothing
+// here (a 403 included) ever fails the removal.
+func (g *Grants) revokeLoginTokens(ctx context.Context, client vaultapi.Client, objs Objects) {
+	checkPath := RevokeLoginsCheckPath(objs.UserpassMount, g.ObjectName(ProbeID))
+	if !g.Caps.Allowed(ctx, client, checkPath, "sudo", "update") {
+		return
+	}
+	if err := client.RevokeLoginTokens(ctx, objs.UserpassMount, objs.Username); err != nil {
+		if vaultapi.IsStatus(err, http.StatusForbidden) {
+			g.Caps.Remember(client, checkPath, false, vaultapi.CapabilityCacheTTL)
+		}
+		g.logger().Warn("could not revoke the login tokens of a removed grant user; its policy is already deleted",
+			"username", objs.Username, "error", err)
+	}
+}
+
+// Store stores rec with the entries it gains over before (nil for a new grant).
+func (g *Grants) Store(ctx context.Context, s logical.Storage, before []store.Entry, rec *access.Grant) error {
+	adds, removes := store.DiffEntries(before, store.GrantEntries(rec))
+	if err := g.Index.Apply(ctx, s, adds, true); err != nil {
+		return err
+	}
+	if err := store.PutGrant(ctx, s, rec); err != nil {
+		return err
+	}
+	if err := g.Index.Apply(ctx, s, removes, false); err != nil {
+		g.logger().Warn("removing a grant's old index entries; they are skipped and repaired when read", "grant_id", rec.ID, "error", err)
+	}
+	return nil
+}
+
+// DeleteRecord deletes grant id's record, then its entries; a grant that ended
+// (ending says how; "" for an issue rolled back) leaves its history first.
+func (g *Grants) DeleteRecord(ctx context.Context, s logical.Storage, id, ending string) error {
+	rec, err := store.GetGrant(ctx, s, id)
+	if err != nil {
+		return err
+	}
+	if rec != nil && ending != "" {
+		if err := store.PutHistory(ctx, s, g.Index, rec, ending, time.Now().UTC()); err != nil {
+			return fmt.Errorf("recording the history of grant %s: %w", id, err)
+		}
+	}
+	if err := s.Delete(ctx, store.GrantStoragePrefix+id); err != nil {
+		return fmt.Errorf("deleting grant record: %w", err)
+	}
+	if rec != nil {
+		if err := g.Index.Apply(ctx, s, store.GrantEntries(rec), false); err != nil {
+			g.logger().Warn("removing a removed grant's index entries; they are skipped and repaired when read", "grant_id", id, "error", err)
+		}
+	}
+	return nil
+}
