@@ -19,6 +19,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
+	"github.com/apono-io/vault-plugin-apono/backend/sweep"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/keylock"
 	hclog "github.com/hashicorp/go-hclog"
@@ -81,8 +82,8 @@ type aponoBackend struct {
 	// ownMount is the mount path of this plugin ("apono/"), learned from requests.
 	ownMount atomic.Value // string
 
-	// sweep is the orphan sweeper's in-memory state (sweeper.go).
-	sweep sweeperState
+	// sweeper is the orphan sweeper and its memory (package sweep).
+	sweeper *sweep.Sweeper
 	// folderOwnersCache keeps recent folder owner scans for previews (owners_folder.go).
 	folderOwnersCache folderOwnersCache
 	// grantMounts caches sys/mounts for grant issue.

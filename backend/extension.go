@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
@@ -27,7 +28,7 @@ const requestKindExtension = "extension"
 
 func pathExtend(b *aponoBackend) *framework.Path {
 	return &framework.Path{
-		Pattern: "grants/" + framework.GenericNameRegex("role") + "/(?P<grant_id>" + grantIDPattern + ")/extend$",
+		Pattern: "grants/" + framework.GenericNameRegex("role") + "/(?P<grant_id>" + grants.IDPattern + ")/extend$",
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: "apono",
 			OperationVerb:   "extend",

@@ -13,6 +13,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
+	"github.com/apono-io/vault-plugin-apono/backend/sweep"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
@@ -31,7 +32,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}
-	b.sweep.interval = sweepIntervalFromEnv(os.Getenv(sweepIntervalEnv), b.Logger())
+	b.sweeper.Interval = sweepIntervalFromEnv(os.Getenv(sweepIntervalEnv), b.Logger())
 	if b.crashPoint = os.Getenv(crashPointEnv); b.crashPoint != "" {
 		b.Logger().Warn("the plugin will exit at a test crash point ("+crashPointEnv+"); never set it outside tests", "point", b.crashPoint)
 	}
@@ -62,7 +63,7 @@ func eventStoreMaxFromEnv(v string, logger hclog.Logger) int64 {
 
 // sweepIntervalEnv, set in the plugin's catalog entry (vault write
 // sys/plugins/catalog/secret/<name> ... env=APONO_SWEEP_INTERVAL=10s), runs the orphan
-// sweeper more often than sweepInterval; the end-to-end tests use it. Vault's rollback
+// sweeper more often than sweep.DefaultInterval; the end-to-end tests use it. Vault's rollback
 // manager still calls the sweeper at most once a minute.
 const sweepIntervalEnv = "APONO_SWEEP_INTERVAL"
 
@@ -114,6 +115,17 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 			return b.System().GeneratePasswordFromPolicy(ctx, policy)
 		},
 		OwnMount: b.ownMountPath,
+	})
+	b.sweeper = sweep.New(sweep.Deps{
+		Logger:           func() hclog.Logger { return b.Logger() },
+		Grants:           b.grants,
+		Locks:            &b.grantLocks,
+		Index:            b.idx,
+		Caps:             b.caps,
+		AuthAccessors:    b.authAccessors,
+		Client:           b.getClient,
+		Revoked:          b.revokedSender,
+		RecordlessMinAge: walRollbackMinAge,
 	})
 	b.events = notify.NewNotifier(b.lifetime, func() hclog.Logger { return b.Logger() }, conf.StorageView,
 		func(ctx context.Context) (*config.Config, error) { return b.config(ctx, conf.StorageView) })

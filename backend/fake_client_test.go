@@ -13,6 +13,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
+	"github.com/apono-io/vault-plugin-apono/backend/sweep"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
@@ -294,13 +295,13 @@ func (c *fakeClient) List(ctx context.Context, path string) ([]string, map[strin
 	if err := c.v.enter("List"); err != nil {
 		return nil, nil, err
 	}
-	if path == policyListPath {
+	if path == grants.PolicyListPath {
 		if !c.v.allowedLocked(path, "list") {
 			return nil, nil, errFakeForbidden
 		}
 		return slices.Sorted(maps.Keys(c.v.policies)), nil, nil
 	}
-	if path == aliasListPath {
+	if path == sweep.AliasListPath {
 		if !c.v.allowedLocked(path, "list") {
 			return nil, nil, errFakeForbidden
 		}

@@ -57,7 +57,6 @@ func checkRequester(v string) string {
 const (
 	maxRequesterLen     = 256
 	maxJustificationLen = 1024
-	grantIDPattern      = `[0-9a-f]{16}`
 )
 
 // grantInput is what a caller asks for, before it is checked against the role and mounts.

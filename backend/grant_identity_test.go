@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/sweep"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -163,7 +164,7 @@ func TestSweeperRemovesRecordlessGrantEntity(t *testing.T) {
 	e.vault.entities["apono-deadbeef-00000000000000ee"] = fakeEntity{id: "other-mount"}
 	e.vault.entities["alice"] = fakeEntity{id: "a-person"}
 	e.mustSweep(t)
-	e.clock = e.clock.Add(sweepInterval + sweepRecordlessMinAge)
+	e.clock = e.clock.Add(sweep.DefaultInterval + walRollbackMinAge)
 	e.mustSweep(t)
 	got := e.vault.entityNames()
 	if strings.Join(got, ",") != "alice,apono-deadbeef-00000000000000ee" {
@@ -215,7 +216,7 @@ func TestSweeperRemovesOnlyEntitiesEarlierVersionsLeft(t *testing.T) {
 	if len(e.vault.deleted) != 0 {
 		t.Fatalf("deleted on the first sighting: %v", e.vault.deleted)
 	}
-	e.clock = e.clock.Add(sweepInterval + sweepRecordlessMinAge)
+	e.clock = e.clock.Add(sweep.DefaultInterval + walRollbackMinAge)
 	e.mustSweep(t)
 	if strings.Join(e.vault.deleted, ",") != "identity/entity/id/"+leftover {
 		t.Fatalf("deleted %v, want only the leftover entity", e.vault.deleted)

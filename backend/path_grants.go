@@ -71,7 +71,7 @@ func pathGrants(b *aponoBackend) []*framework.Path {
 			HelpDescription: pathGrantIssueHelp,
 		},
 		{
-			Pattern: "grants/" + framework.GenericNameRegex("role") + "/(?P<grant_id>" + grantIDPattern + ")$",
+			Pattern: "grants/" + framework.GenericNameRegex("role") + "/(?P<grant_id>" + grants.IDPattern + ")$",
 			DisplayAttrs: &framework.DisplayAttributes{
 				OperationPrefix: "apono",
 				OperationSuffix: "grant",

@@ -13,6 +13,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/sweep"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -30,8 +31,6 @@ const (
 const (
 	// healthTimeout bounds a health read, so a hung Vault gives a report, not a hung request.
 	healthTimeout = 30 * time.Second
-	// policyListPath lists ACL policies; the seed's policy does not allow it.
-	policyListPath = "sys/policies/acl"
 )
 
 // capabilityCheck is one path the management token needs (Required) or may use.
@@ -59,7 +58,7 @@ func (b *aponoBackend) capabilityChecks(userpassMount string) []capabilityCheck 
 			Purpose: "create and delete grant policies"},
 		{Path: grants.RevokeLoginsCheckPath(userpassMount, probe), Needs: []string{"sudo", "update"},
 			Purpose: "revoke a grant user's tokens on revoke (defence in depth; deleting the policy already cuts them)"},
-		{Path: policyListPath, Needs: []string{"list"},
+		{Path: grants.PolicyListPath, Needs: []string{"list"},
 			Purpose: "find orphaned grant policies that have no user (sweeper)"},
 		// The identity additions (testdata/apono-identity.hcl).
 		{Path: grants.TokenLookupPath, Needs: []string{"update"},
@@ -71,9 +70,9 @@ func (b *aponoBackend) capabilityChecks(userpassMount string) []capabilityCheck 
 		{Path: grants.EntityListPath, Needs: []string{"list"},
 			Purpose: "find grant entities that no grant explains (sweeper)"},
 		// The legacy additions (testdata/apono-identity-legacy.hcl).
-		{Path: aliasListPath, Needs: []string{"list"},
+		{Path: sweep.AliasListPath, Needs: []string{"list"},
 			Purpose: "find entities that earlier versions of the plugin left behind (sweeper)"},
-		{Path: entityByIDCheckPath(), Needs: []string{"delete", "read"},
+		{Path: sweep.EntityByIDCheckPath(), Needs: []string{"delete", "read"},
 			Purpose: "remove entities that earlier versions of the plugin left behind (sweeper)"},
 	}
 }
@@ -298,7 +297,7 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 		case grants.RevokeLoginsCheckPath(cfg.UserpassMount, b.grants.ObjectName(grants.ProbeID)):
 			b.caps.Remember(client, c.Path, len(missing) == 0, vaultapi.CapabilityCacheTTL)
 			out["revoke_login_tokens"] = len(missing) == 0
-		case policyListPath, grants.EntityListPath, grants.EntityAliasPath, b.grants.EntityCheckPath(), aliasListPath, entityByIDCheckPath():
+		case grants.PolicyListPath, grants.EntityListPath, grants.EntityAliasPath, b.grants.EntityCheckPath(), sweep.AliasListPath, sweep.EntityByIDCheckPath():
 			b.caps.Remember(client, c.Path, len(missing) == 0, vaultapi.CapabilityCacheTTL)
 		case grants.TokenLookupPath:
 			b.caps.Remember(client, c.Path, len(missing) == 0, vaultapi.CapabilityCacheTTL)

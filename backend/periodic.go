@@ -17,7 +17,7 @@ type periodicJob struct {
 func (b *aponoBackend) periodicJobs() []periodicJob {
 	return []periodicJob{
 		b.syncJob(),
-		{name: "sweep orphans", run: b.sweepIfDue},
+		{name: "sweep orphans", run: b.sweeper.IfDue},
 		{name: "expire and remove requests", run: b.tidyRequests},
 		{name: "remove history past its retention", run: b.tidyHistory},
 	}

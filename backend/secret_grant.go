@@ -150,6 +150,18 @@ type pendingEvent struct {
 	event notify.Event
 }
 
+// revokedSender is revokedEvent for the sweeper: what sends the event with a reason.
+func (b *aponoBackend) revokedSender(ctx context.Context, s logical.Storage, grantID string) func(reason string) {
+	ev := b.revokedEvent(ctx, s, grantID)
+	if ev == nil {
+		return nil
+	}
+	return func(reason string) {
+		ev.event.Reason = reason
+		b.emit(ctx, ev.cfg, ev.event)
+	}
+}
+
 // revokedEvent prepares grant.revoked from the grant's record, when anything receives events.
 func (b *aponoBackend) revokedEvent(ctx context.Context, s logical.Storage, grantID string) *pendingEvent {
 	cfg, err := b.config(ctx, s)

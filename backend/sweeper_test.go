@@ -11,6 +11,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
+	"github.com/apono-io/vault-plugin-apono/backend/sweep"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
@@ -54,7 +55,7 @@ func newSweepEnv(t *testing.T) *sweepEnv {
 	t.Helper()
 	e := &sweepEnv{testEnv: newTestEnv(t), clock: time.Now()}
 	e.grantEnv(t)
-	e.b.sweep.now = func() time.Time { return e.clock }
+	e.b.sweeper.Now = func() time.Time { return e.clock }
 	for _, u := range foreignUsers {
 		e.vault.addUser("userpass", u)
 	}
@@ -67,7 +68,7 @@ func newSweepEnv(t *testing.T) *sweepEnv {
 // sweep runs the sweeper job once at the current clock, as the periodic function does.
 func (e *sweepEnv) sweep(t *testing.T) error {
 	t.Helper()
-	return e.b.sweepIfDue(e.ctx, e.storage)
+	return e.b.sweeper.IfDue(e.ctx, e.storage)
 }
 
 func (e *sweepEnv) mustSweep(t *testing.T) {
@@ -101,7 +102,7 @@ func (e *sweepEnv) assertForeignUntouched(t *testing.T) {
 func (e *sweepEnv) exists(name string) (user, policy, record bool) {
 	_, user = e.vault.user("userpass", name)
 	_, policy = e.vault.policy(name)
-	id, _ := e.b.grantIDFromName(name)
+	id, _ := e.b.grants.IDFromName(name)
 	entry, _ := e.storage.Get(e.ctx, store.GrantStoragePrefix+id)
 	return user, policy, entry != nil
 }
@@ -117,7 +118,7 @@ func TestSweeperRemovesEndedGrantsAndKeepsLiveOnes(t *testing.T) {
 	e.vault.mu.Unlock()
 
 	// Just past expiry but within the grace: Vault's own revocation goes first.
-	e.clock = time.Now().Add(10*time.Minute + sweepExpiryGrace/2)
+	e.clock = time.Now().Add(10*time.Minute + sweep.ExpiryGrace/2)
 	e.mustSweep(t)
 	if u, p, r := e.exists(endedName); !u || !p || !r {
 		t.Fatalf("swept within the grace period: user %v policy %v record %v", u, p, r)
@@ -182,12 +183,12 @@ func TestSweeperRemovesRecordlessObjectsOnlyOnSecondSighting(t *testing.T) {
 	if u, p, _ := e.exists(orphan); !u || !p {
 		t.Fatal("record-less user deleted on first sighting")
 	}
-	e.clock = start.Add(sweepRecordlessMinAge + time.Second)
+	e.clock = start.Add(walRollbackMinAge + time.Second)
 	e.mustSweep(t) // not due yet: the interval has not passed
 	if u, _, _ := e.exists(orphan); !u {
 		t.Fatal("sweeper ran before its interval")
 	}
-	e.clock = start.Add(sweepInterval)
+	e.clock = start.Add(sweep.DefaultInterval)
 	e.mustSweep(t)
 	if u, p, _ := e.exists(orphan); u || p {
 		t.Fatalf("record-less orphan not swept on second sighting: user %v policy %v", u, p)
@@ -217,7 +218,7 @@ func TestSweeperWithSeedPolicy(t *testing.T) {
 	e.vault.addPolicy(policyOnly)
 
 	e.mustSweep(t)
-	e.clock = e.clock.Add(sweepInterval)
+	e.clock = e.clock.Add(sweep.DefaultInterval)
 	e.mustSweep(t)
 	if u, p, _ := e.exists(orphan); u || p {
 		t.Fatalf("orphan not swept under the seed policy: user %v policy %v", u, p)
@@ -244,7 +245,7 @@ func TestSweeperLeavesPendingWALToRollback(t *testing.T) {
 	e.vault.addUser("userpass", name)
 	for i := 0; i < 3; i++ {
 		e.mustSweep(t)
-		e.clock = e.clock.Add(sweepInterval)
+		e.clock = e.clock.Add(sweep.DefaultInterval)
 	}
 	if u, p, _ := e.exists(name); !u || !p {
 		t.Fatalf("sweeper deleted the objects of a pending WAL: user %v policy %v", u, p)
@@ -270,7 +271,7 @@ func TestSweeperDeletesNothingRecordlessWithUnreadableWAL(t *testing.T) {
 	if err := e.sweep(t); err == nil {
 		t.Fatal("sweep with an undecodable WAL entry reported no error")
 	}
-	e.clock = e.clock.Add(sweepInterval)
+	e.clock = e.clock.Add(sweep.DefaultInterval)
 	_ = e.sweep(t)
 	if u, _, _ := e.exists(orphan); !u {
 		t.Fatal("record-less user deleted although the WAL could not be read")
@@ -302,7 +303,7 @@ func TestSweeperInjectedFailures(t *testing.T) {
 			t.Fatalf("partial sweep dropped something it must retry: user %v policy %v record %v", u, p, r)
 		}
 		e.vault.fail("DeletePolicy", nil)
-		e.clock = e.clock.Add(sweepInterval)
+		e.clock = e.clock.Add(sweep.DefaultInterval)
 		e.mustSweep(t)
 		if u, p, r := e.exists(name); u || p || r {
 			t.Fatalf("retry did not finish: user %v policy %v record %v", u, p, r)
@@ -314,12 +315,12 @@ func TestSweeperInjectedFailures(t *testing.T) {
 		e.vault.addUser("userpass", orphan)
 		e.mustSweep(t)
 		e.vault.fail("DeleteUser", errFakeDown)
-		e.clock = e.clock.Add(sweepInterval)
+		e.clock = e.clock.Add(sweep.DefaultInterval)
 		if err := e.sweep(t); err == nil {
 			t.Fatal("sweep hid a failed user delete")
 		}
 		e.vault.fail("DeleteUser", nil)
-		e.clock = e.clock.Add(sweepInterval)
+		e.clock = e.clock.Add(sweep.DefaultInterval)
 		e.mustSweep(t)
 		if u, _, _ := e.exists(orphan); u {
 			t.Fatal("orphan not removed after the failure cleared")
@@ -396,7 +397,7 @@ func TestGrantIDFromNameAcceptsOnlyThisMountsNames(t *testing.T) {
 	}
 	var wrong []string
 	for name, want := range cases {
-		if _, got := e.b.grantIDFromName(name); got != want {
+		if _, got := e.b.grants.IDFromName(name); got != want {
 			wrong = append(wrong, name)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"sync"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
@@ -30,7 +32,13 @@ const (
 	WALKind = "grant"
 	// ProbeID stands for "any grant" in capability checks of per-grant paths.
 	ProbeID = "0000000000000000"
+	// IDPattern is the form of a grant ID: 64 random bits in hex.
+	IDPattern = `[0-9a-f]{16}`
+	// PolicyListPath lists ACL policies; the seed's policy does not allow it.
+	PolicyListPath = "sys/policies/acl"
 )
+
+var idRe = regexp.MustCompile("^" + IDPattern + "$")
 
 // Deps is what a Grants is built from. Everything in it is shared with the rest of the
 // backend and must not be copied.
@@ -71,6 +79,22 @@ func (g *Grants) logger() hclog.Logger { return g.Logger() }
 
 // ObjectName is the name of both the userpass user and the ACL policy of a grant.
 func (g *Grants) ObjectName(grantID string) string { return g.Prefix + grantID }
+
+// IDFromName returns the grant ID of a name this mount creates, and false for any other
+// name (another mount's, a person's, a policy like "default").
+func (g *Grants) IDFromName(name string) (string, bool) {
+	id, ok := strings.CutPrefix(name, g.Prefix)
+	if !ok || !idRe.MatchString(id) {
+		return "", false
+	}
+	return id, true
+}
+
+// Owns reports whether name is one this mount creates for its grants.
+func (g *Grants) Owns(name string) bool {
+	_, ok := g.IDFromName(name)
+	return ok
+}
 
 // NewID returns a random 64-bit grant ID. It is not checked against stored grants: the
 // chance that it equals a live grant's is about n/1.8e19 for n live grants, and checking

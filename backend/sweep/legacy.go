@@ -1,4 +1,4 @@
-package backend
+package sweep
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // Entities left by earlier versions of the plugin, which did not make grant entities:
 // each used grant's first login made an entity (entity_xxxxxxxx) with an alias named after
 // the grant user, on the userpass mount. The sweeper removes such an entity when every one
-// of these holds, on two sightings at least sweepRecordlessMinAge apart:
+// of these holds, on two sightings at least RecordlessMinAge apart:
 //   - the alias is on the configured userpass mount and named like this mount's grants,
 //   - no user of that name exists, no grant record or pending WAL entry explains it,
 //   - the entity is not a grant entity of this version (its name is not the alias name),
@@ -26,20 +26,23 @@ import (
 // identity/entity-alias/id and read and delete on identity/entity/id/*.
 
 const (
-	aliasListPath      = "identity/entity-alias/id"
+	// AliasListPath lists every entity alias (the legacy additions).
+	AliasListPath      = "identity/entity-alias/id"
 	entityByIDListPath = "identity/entity/id"
 )
 
 var uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
-func entityByIDCheckPath() string {
+// EntityByIDCheckPath is the path whose capabilities say whether leftover entities can
+// be read and deleted.
+func EntityByIDCheckPath() string {
 	return entityByIDListPath + "/" + "00000000-0000-0000-0000-000000000000"
 }
 
 // legacyCleanupEnabled reports whether the management token holds the legacy additions.
-func (b *aponoBackend) legacyCleanupEnabled(ctx context.Context, client vaultapi.Client) bool {
-	return b.caps.Allowed(ctx, client, aliasListPath, "list") &&
-		b.caps.Allowed(ctx, client, entityByIDCheckPath(), "read", "delete")
+func (w *Sweeper) legacyCleanupEnabled(ctx context.Context, client vaultapi.Client) bool {
+	return w.Caps.Allowed(ctx, client, AliasListPath, "list") &&
+		w.Caps.Allowed(ctx, client, EntityByIDCheckPath(), "read", "delete")
 }
 
 // legacyAlias is an alias that may hold an earlier version's entity.
@@ -49,14 +52,14 @@ type legacyAlias struct {
 
 // findLegacyAliases lists the aliases on the userpass mount named like this mount's grants
 // whose user is gone and that no record or pending issue explains.
-func (b *aponoBackend) findLegacyAliases(ctx context.Context, client vaultapi.Client, userpassMount string, users map[string]bool,
+func (w *Sweeper) findLegacyAliases(ctx context.Context, client vaultapi.Client, userpassMount string, users map[string]bool,
 	records map[string]bool, pending map[string]bool,
 ) ([]legacyAlias, error) {
-	accessor, err := b.authAccessors.Get(ctx, client, userpassMount)
+	accessor, err := w.AuthAccessors.Get(ctx, client, userpassMount)
 	if err != nil {
 		return nil, err
 	}
-	_, info, err := client.List(ctx, aliasListPath)
+	_, info, err := client.List(ctx, AliasListPath)
 	if err != nil {
 		return nil, fmt.Errorf("listing entity aliases: %w", err)
 	}
@@ -66,7 +69,7 @@ func (b *aponoBackend) findLegacyAliases(ctx context.Context, client vaultapi.Cl
 		name, _ := a["name"].(string)
 		acc, _ := a["mount_accessor"].(string)
 		canonical, _ := a["canonical_id"].(string)
-		id, ok := b.grantIDFromName(name)
+		id, ok := w.Grants.IDFromName(name)
 		if !ok || acc != accessor || !uuidRe.MatchString(canonical) || users[name] || records[id] || pending[id] {
 			continue
 		}
@@ -75,11 +78,11 @@ func (b *aponoBackend) findLegacyAliases(ctx context.Context, client vaultapi.Cl
 	return out, nil
 }
 
-// sweepLegacyEntity deletes the entity of alias if, read again now, it is still an earlier
+// legacyEntity deletes the entity of alias if, read again now, it is still an earlier
 // version's leftover.
-func (b *aponoBackend) sweepLegacyEntity(ctx context.Context, s logical.Storage, client vaultapi.Client, a legacyAlias) (bool, error) {
-	id, _ := b.grantIDFromName(a.aliasName)
-	defer b.grantLocks.Lock(id)()
+func (w *Sweeper) legacyEntity(ctx context.Context, s logical.Storage, client vaultapi.Client, a legacyAlias) (bool, error) {
+	id, _ := w.Grants.IDFromName(a.aliasName)
+	defer w.Locks.Lock(id)()
 	if rec, err := store.GetGrant(ctx, s, id); err != nil || rec != nil {
 		return false, err
 	}
@@ -93,7 +96,7 @@ func (b *aponoBackend) sweepLegacyEntity(ctx context.Context, s logical.Storage,
 	groups, _ := ent["direct_group_ids"].([]interface{})
 	policies, _ := ent["policies"].([]interface{})
 	if !strings.HasPrefix(name, "entity_") || len(aliases) != 1 || len(groups) != 0 || len(policies) != 0 {
-		b.Logger().Debug("left alone: an entity with a grant-named alias that is not only a leftover", "entity", name, "alias", a.aliasName)
+		w.Logger().Debug("left alone: an entity with a grant-named alias that is not only a leftover", "entity", name, "alias", a.aliasName)
 		return false, nil
 	}
 	if alias, _ := aliases[0].(map[string]interface{}); alias["name"] != a.aliasName {
@@ -102,23 +105,23 @@ func (b *aponoBackend) sweepLegacyEntity(ctx context.Context, s logical.Storage,
 	if err := client.DeleteByPath(ctx, path); err != nil {
 		return false, fmt.Errorf("deleting leftover entity %s of %s: %w", name, a.aliasName, err)
 	}
-	b.Logger().Info("swept an identity entity an earlier version left behind", "entity", name, "alias", a.aliasName)
+	w.Logger().Info("swept an identity entity an earlier version left behind", "entity", name, "alias", a.aliasName)
 	return true, nil
 }
 
-// sweepLegacyEntities applies the rule above, with the same two-sightings memory as
-// record-less objects. The caller holds b.sweep.mu.
-func (b *aponoBackend) sweepLegacyEntities(ctx context.Context, s logical.Storage, client vaultapi.Client, userpassMount string,
+// legacyEntities applies the rule above, with the same two-sightings memory as
+// record-less objects. The caller holds w.mu.
+func (w *Sweeper) legacyEntities(ctx context.Context, s logical.Storage, client vaultapi.Client, userpassMount string,
 	users map[string]bool, records map[string]bool, pending map[string]bool, now time.Time,
 ) ([]string, error) {
-	if !b.legacyCleanupEnabled(ctx, client) {
+	if !w.legacyCleanupEnabled(ctx, client) {
 		return nil, nil
 	}
-	found, err := b.findLegacyAliases(ctx, client, userpassMount, users, records, pending)
+	found, err := w.findLegacyAliases(ctx, client, userpassMount, users, records, pending)
 	if err != nil {
 		return nil, err
 	}
-	st := &b.sweep
+	st := w
 	if st.legacy == nil {
 		st.legacy = sightings{}
 	}
@@ -128,10 +131,10 @@ func (b *aponoBackend) sweepLegacyEntities(ctx context.Context, s logical.Storag
 	for _, a := range found {
 		key := a.entityID + "/" + a.aliasName
 		seen[key] = true
-		if !st.legacy.secondSighting(key, now) {
+		if !st.legacy.secondSighting(key, now, w.RecordlessMinAge) {
 			continue
 		}
-		ok, err := b.sweepLegacyEntity(ctx, s, client, a)
+		ok, err := w.legacyEntity(ctx, s, client, a)
 		if err != nil {
 			errs = append(errs, err)
 			continue
