@@ -55,14 +55,12 @@ type aponoBackend struct {
 	cfg    *config.Config
 	cfgGen uint64 // bumped by every change, so a read that raced a write is not cached
 
-	// roleCache holds roles for grant issue (role_cache.go).
-	roleCache roleCache
-
 	// grants issues and removes grants' Vault objects and records (package grants).
 	grants *grants.Grants
-	// watchers wake reads of requests/<id> with wait= (request_wait.go).
-	watchers requestWatchers
-	// idx holds the indexes of requests and grants (index.go).
+	// store writes and pages the records of requests and grants, with their indexes, the
+	// role cache and the watchers of requests (package store).
+	store *store.Store
+	// idx holds the indexes of requests and grants (package store).
 	idx *store.Indexes
 	// crashPoint is APONO_TEST_CRASH_POINT: where the fault tests make the plugin exit.
 	crashPoint string
@@ -109,7 +107,7 @@ type aponoBackend struct {
 }
 
 func (b *aponoBackend) invalidate(_ context.Context, key string) {
-	if b.invalidateRole(key) || b.invalidateRequest(key) {
+	if b.store.Roles.Invalidate(key) || b.store.RequestInvalidated(key) {
 		return
 	}
 	if strings.HasPrefix(key, notify.NotifyTargetPrefix) {

@@ -75,7 +75,7 @@ func newTestEnvOn(t *testing.T, storage logical.Storage) *testEnv {
 	if err := b.Initialize(context.Background(), &logical.InitializationRequest{Storage: conf.StorageView}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.indexesReady(context.Background(), conf.StorageView); err != nil {
+	if err := b.store.Ready(context.Background(), conf.StorageView); err != nil {
 		t.Fatal(err)
 	}
 	return &testEnv{b: b, storage: conf.StorageView, vault: fv, ids: ids, ctx: context.Background()}
@@ -158,7 +158,7 @@ func TestRoleCacheFollowsWritesDeletesAndInvalidate(t *testing.T) {
 	e := newTestEnv(t)
 	e.grantEnv(t)
 	e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
-	if r, _ := e.b.role(e.ctx, e.storage, "app"); r == nil || r.TTL != time.Hour {
+	if r, _ := e.b.store.Roles.Get(e.ctx, e.storage, "app"); r == nil || r.TTL != time.Hour {
 		t.Fatalf("cached role: %+v", r)
 	}
 	e.mustOK(t, logical.UpdateOperation, "roles/app", map[string]interface{}{"ttl": "30m"})

@@ -134,7 +134,7 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 		RequireReason: role.RequireApproverReason, ApproverMaxTokenAge: role.ApproverMaxTokenAge,
 		PickupTTL: role.PickupTTLOrDefault(), Notes: notes, CreatedAt: now, ExpiresAt: now.Add(role.RequestTTLOrDefault()),
 	}
-	if msg, err := b.storeNewRequest(ctx, req.Storage, cfg, rec, now); err != nil || msg != "" {
+	if msg, err := b.store.StoreNewRequest(ctx, req.Storage, cfg.OpenRequestsLimit(), rec, now); err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}
 	b.Logger().Info("grant extension requested", "request_id", id, "grant_id", grantID, "role", roleName, "requester", caller.EntityName,

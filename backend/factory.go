@@ -100,6 +100,14 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		},
 	}
 	b.lifetime, b.stopLifetime = context.WithCancel(context.Background())
+	b.store = store.New(store.Deps{
+		Index:      b.idx,
+		Logger:     func() hclog.Logger { return b.Logger() },
+		Locks:      &b.grantLocks,
+		Lifetime:   b.lifetime,
+		Background: &b.background,
+		CrashAt:    func(point string) { b.crashAt(point) },
+	})
 	b.grants = grants.New(grants.Deps{
 		Prefix:         b.namePrefix,
 		Logger:         func() hclog.Logger { return b.Logger() },
@@ -165,7 +173,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		InitializeFunc: func(ctx context.Context, req *logical.InitializationRequest) error {
 			b.beginQueues(ctx, req.Storage)
 			if b.WriteSafeReplicationState() {
-				b.startIndexBuild(req.Storage, false)
+				b.store.StartBuild(req.Storage, false)
 			}
 			return nil
 		},

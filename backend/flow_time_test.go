@@ -72,7 +72,7 @@ func TestScheduledRequest(t *testing.T) {
 	rec, _ := store.GetRequest(f.ctx, f.storage, id)
 	before := store.RequestEntries(rec)
 	rec.StartAt = rec.StartAt.Add(-80 * time.Minute)
-	if err := f.b.saveRequest(f.ctx, f.storage, before, rec); err != nil {
+	if err := f.b.store.SaveRequest(f.ctx, f.storage, before, rec); err != nil {
 		t.Fatal(err)
 	}
 	f.ids.groups[f.bob] = nil

@@ -19,7 +19,7 @@ import (
 // roleAndConfig reads what every grant and request needs first: the role and the config;
 // msg is a 400 when either is missing.
 func (b *aponoBackend) roleAndConfig(ctx context.Context, s logical.Storage, roleName string) (*access.Role, *config.Config, string, error) {
-	role, err := b.role(ctx, s, roleName)
+	role, err := b.store.Roles.Get(ctx, s, roleName)
 	if err != nil {
 		return nil, nil, "", err
 	}

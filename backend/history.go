@@ -19,7 +19,7 @@ import (
 // started and ended, how it ended, the request and its approvers, break-glass) for
 // history_retention (default 90 days), so that "who had access to kv/app/db last month"
 // has an answer once Vault's leases are gone. Records are indexed by when they ended, by
-// requester, by resource and by role (index.go), and removed by the periodic job through
+// requester, by resource and by role (store/pages.go), and removed by the periodic job through
 // the index of when they ended: both cost what is due.
 
 // maxCSVRows bounds a format=csv answer: it holds every matching row, or, past this many,
@@ -213,28 +213,15 @@ func (b *aponoBackend) historyAnswer(ctx context.Context, req *logical.Request, 
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-	if err := b.indexesReady(ctx, req.Storage); err != nil {
+	if err := b.store.Ready(ctx, req.Storage); err != nil {
 		return nil, err
 	}
 	page := func(after string, limit int) ([]*store.HistoryRecord, string, error) {
-		m := b.newMergedStream(ctx, req.Storage, sets, after)
-		if !since.IsZero() {
-			m.StopAfter = store.NewestFirstKey(since, "")
-		}
-		recs, next, _, err := pageOf(b, req.Storage, m, limit,
-			func(ctx context.Context, id string) (*store.HistoryRecord, error) {
-				return store.GetHistory(ctx, req.Storage, id)
-			},
-			store.HistoryEntries,
-			func(h *store.HistoryRecord) bool {
-				return (until.IsZero() || h.IssuedAt.Before(until)) && (since.IsZero() || !h.EndedAt.Before(since)) &&
-					(role == "" || h.Role == role) && (resName == "" || access.NameCoveredBy(resName, h.Resources) || slices.Contains(h.Resources, resName)) &&
-					(requester == "" || h.RequesterEntity == requester || (h.RequesterKind != access.RequesterEntity && h.Requester == requester))
-			})
-		if err != nil {
-			return nil, "", fmt.Errorf("reading history: %w", err)
-		}
-		return recs, next, nil
+		return b.store.HistoryPage(ctx, req.Storage, sets, after, since, limit, func(h *store.HistoryRecord) bool {
+			return (until.IsZero() || h.IssuedAt.Before(until)) && (since.IsZero() || !h.EndedAt.Before(since)) &&
+				(role == "" || h.Role == role) && (resName == "" || access.NameCoveredBy(resName, h.Resources) || slices.Contains(h.Resources, resName)) &&
+				(requester == "" || h.RequesterEntity == requester || (h.RequesterKind != access.RequesterEntity && h.Requester == requester))
+		})
 	}
 	if format == "csv" {
 		return historyCSV(page)

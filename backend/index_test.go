@@ -210,7 +210,7 @@ func TestRecordsWithoutIndexesAreIndexedOnStart(t *testing.T) {
 	if len(grants) != 1 || grants[0] != "direct/"+g.Data["grant_id"].(string) {
 		t.Fatalf("grants after the upgrade: %v", grants)
 	}
-	if entry, _ := st.Get(f.ctx, indexVersionKey); entry == nil || string(entry.Value) != indexVersion {
+	if entry, _ := st.Get(f.ctx, store.IndexVersionKey); entry == nil || string(entry.Value) != store.IndexVersion {
 		t.Fatalf("no index version after the build: %v", entry)
 	}
 	read := again.mustOK(t, logical.ReadOperation, "indexes", nil).Data

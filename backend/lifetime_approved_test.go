@@ -108,7 +108,7 @@ func TestScheduledGrantEndsTTLAfterStart(t *testing.T) {
 	rec, _ := store.GetRequest(f.ctx, f.storage, id)
 	before := store.RequestEntries(rec)
 	rec.StartAt = rec.StartAt.Add(-80 * time.Minute)
-	if err := f.b.saveRequest(f.ctx, f.storage, before, rec); err != nil {
+	if err := f.b.store.SaveRequest(f.ctx, f.storage, before, rec); err != nil {
 		t.Fatal(err)
 	}
 	g := f.mustAs(t, f.alice, logical.UpdateOperation, "requests/"+id+"/grant", nil)
@@ -145,7 +145,7 @@ func TestScheduledAutoApprovalRecheckedAtPickup(t *testing.T) {
 	rec, _ := store.GetRequest(f.ctx, f.storage, id)
 	before := store.RequestEntries(rec)
 	rec.StartAt = rec.StartAt.Add(-80 * time.Minute)
-	if err := f.b.saveRequest(f.ctx, f.storage, before, rec); err != nil {
+	if err := f.b.store.SaveRequest(f.ctx, f.storage, before, rec); err != nil {
 		t.Fatal(err)
 	}
 	f.mustOK(t, logical.UpdateOperation, "roles/app", map[string]interface{}{"auto_approve": rule(-30*time.Minute, -10*time.Minute)})

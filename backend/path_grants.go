@@ -195,7 +195,7 @@ func (b *aponoBackend) listGrants(ctx context.Context, req *logical.Request, d *
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-	recs, next, err := b.grantPage(ctx, req.Storage, sets, after, limit, match)
+	recs, next, err := b.store.GrantPage(ctx, req.Storage, sets, after, limit, match)
 	if err != nil {
 		return nil, err
 	}

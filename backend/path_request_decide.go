@@ -86,10 +86,10 @@ func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d
 		if ev == nil {
 			return out, nil // nothing changed
 		}
-		if err := b.saveRequest(ctx, req.Storage, before, rec); err != nil {
+		if err := b.store.SaveRequest(ctx, req.Storage, before, rec); err != nil {
 			return nil, err
 		}
-		b.requestClosed(ctx, req.Storage, rec)
+		b.store.RequestClosed(ctx, req.Storage, rec)
 		cfg, err := b.config(ctx, req.Storage)
 		if err != nil {
 			b.Logger().Warn("reading config for an event", "error", err)

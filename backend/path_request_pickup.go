@@ -119,17 +119,17 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 
 	prev := *rec
 	rec.Status, rec.GrantID, rec.EndedAt = access.StatusGranted, gr.GrantID, now
-	if err := b.saveRequest(ctx, req.Storage, store.RequestEntries(&prev), rec); err != nil {
+	if err := b.store.SaveRequest(ctx, req.Storage, store.RequestEntries(&prev), rec); err != nil {
 		return nil, err
 	}
 	resp, err := b.issue(ctx, req.Storage, client, cfg, gr)
 	if err != nil {
-		if perr := b.saveRequest(ctx, req.Storage, store.RequestEntries(rec), &prev); perr != nil {
+		if perr := b.store.SaveRequest(ctx, req.Storage, store.RequestEntries(rec), &prev); perr != nil {
 			b.Logger().Error("grant pickup failed and the request could not be reopened", "request_id", rec.ID, "error", perr)
 		}
 		return nil, err
 	}
-	b.requestClosed(ctx, req.Storage, rec)
+	b.store.RequestClosed(ctx, req.Storage, rec)
 	for _, w := range warnings {
 		resp.AddWarning(w)
 	}

@@ -100,7 +100,7 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 				"start_at": {Type: framework.TypeString,
 					Description: "When the access should start (RFC 3339, within the role's max_schedule_ahead): the grant can be picked up from then until then + pickup_ttl, and ends at most ttl after it. Default: now."},
 				"wait": {Type: framework.TypeDurationSecond, Query: true,
-					Description: fmt.Sprintf("On read: answer as soon as the request's status changes, or at the end of this wait (at most 60s) with it unchanged. At most %d such reads wait at a time per person and %d in all; past that, a 429.", maxWaitersPerPerson, maxWaiters)},
+					Description: fmt.Sprintf("On read: answer as soon as the request's status changes, or at the end of this wait (at most 60s) with it unchanged. At most %d such reads wait at a time per person and %d in all; past that, a 429.", store.MaxWaitersPerPerson, store.MaxWaiters)},
 				"dry_run": {Type: framework.TypeBool, Default: false,
 					Description: fmt.Sprintf("Check the request and answer with what it would be (status preview: its approver sets, who will be asked to approve) without making it. A folder's owners may come from a read of them made in the last %s (the request itself reads them fresh).", folderOwnersCacheTTL)},
 			},
@@ -144,7 +144,7 @@ readable for request_retention (config). With wait=<duration> (at most 60s) the 
 answers as soon as the status changes (it is woken by the change, not by polling), or at
 the end of the wait with status_changed=false. At most %d reads wait at a time per person
 and %d in all on a node; past that a read with wait is refused at once with HTTP 429.
-`, maxWaitersPerPerson, maxWaiters)
+`, store.MaxWaitersPerPerson, store.MaxWaiters)
 
 const pathRequestListHelp = `
 LIST requests (vault list -detailed) returns request IDs as keys and, in key_info, the role,
@@ -254,7 +254,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 		}
 		return resp, nil
 	}
-	if msg, err := b.storeNewRequest(ctx, req.Storage, cfg, rec, now); err != nil || msg != "" {
+	if msg, err := b.store.StoreNewRequest(ctx, req.Storage, cfg.OpenRequestsLimit(), rec, now); err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}
 	b.Logger().Info("access requested", "request_id", id, "role", roleName, "requester", caller.EntityName,

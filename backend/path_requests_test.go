@@ -251,7 +251,7 @@ func (f *flowEnv) moveDeadlines(t *testing.T, id string, d time.Duration) {
 		}
 	}
 	// As if the request had been made d earlier: its index entries move with it.
-	if err := f.b.saveRequest(f.ctx, f.storage, before, rec); err != nil {
+	if err := f.b.store.SaveRequest(f.ctx, f.storage, before, rec); err != nil {
 		t.Fatal(err)
 	}
 }

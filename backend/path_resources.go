@@ -220,7 +220,7 @@ func (b *aponoBackend) resourcesPage(ctx context.Context, req *logical.Request, 
 		return nil, nil, false, resp, err
 	}
 	if name := d.Get("role").(string); name != "" {
-		role, err := b.role(ctx, req.Storage, name)
+		role, err := b.store.Roles.Get(ctx, req.Storage, name)
 		if err != nil {
 			return nil, nil, false, nil, err
 		}

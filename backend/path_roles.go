@@ -248,7 +248,7 @@ func (b *aponoBackend) pathMyRoles(ctx context.Context, req *logical.Request, _ 
 	sort.Strings(names)
 	roles := make([]map[string]interface{}, 0, len(names))
 	for _, name := range names {
-		role, err := b.role(ctx, req.Storage, name)
+		role, err := b.store.Roles.Get(ctx, req.Storage, name)
 		if err != nil {
 			return nil, err
 		}
@@ -282,7 +282,7 @@ func (b *aponoBackend) pathRoleDelete(ctx context.Context, req *logical.Request,
 	if err := req.Storage.Delete(ctx, store.RoleStoragePrefix+name); err != nil {
 		return nil, err
 	}
-	b.roleChanged(name, nil)
+	b.store.Roles.Changed(name, nil)
 	return nil, nil
 }
 
@@ -403,7 +403,7 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, err
 	}
-	b.roleChanged(name, role)
+	b.store.Roles.Changed(name, role)
 	return nil, nil
 }
 

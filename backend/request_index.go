@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -11,7 +10,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// The sets a request belongs to (index.go), for the questions people ask of them:
+// The sets a request belongs to (store/pages.go), for the questions people ask of them:
 //
 //	req/all                        every request, newest first
 //	req/status/<status>            by stored status (an open request past its deadline
@@ -28,39 +27,6 @@ import (
 //	req/ended                      ended requests by when they ended (retention)
 //
 // All but the last two hold newestFirstKey(created_at, id); those timeKey(when, id).
-
-// saveRequest stores rec, whose entries were before (nil for a new request): the entries
-// it gains first, the record, then the removal of the ones it lost.
-func (b *aponoBackend) saveRequest(ctx context.Context, s logical.Storage, before []store.Entry, rec *access.Request) error {
-	adds, removes := store.DiffEntries(before, store.RequestEntries(rec))
-	if err := b.idx.Apply(ctx, s, adds, true); err != nil {
-		return err
-	}
-	if before == nil {
-		b.crashAt("request-after-index")
-	}
-	if err := store.PutRequest(ctx, s, rec); err != nil {
-		return err
-	}
-	b.watchers.changed(rec.ID)
-	if err := b.idx.Apply(ctx, s, removes, false); err != nil {
-		// The record is stored: what is left is an entry too many, which its next reader
-		// removes.
-		b.Logger().Warn("removing a request's old index entries; they are skipped and repaired when read", "request_id", rec.ID, "error", err)
-	}
-	return nil
-}
-
-// deleteRequest removes rec and then its entries.
-func (b *aponoBackend) deleteRequest(ctx context.Context, s logical.Storage, rec *access.Request) error {
-	if err := s.Delete(ctx, store.RequestStoragePrefix+rec.ID); err != nil {
-		return err
-	}
-	if err := b.idx.Apply(ctx, s, store.RequestEntries(rec), false); err != nil {
-		b.Logger().Warn("removing a deleted request's index entries; they are skipped and repaired when read", "request_id", rec.ID, "error", err)
-	}
-	return nil
-}
 
 // requestSets picks the sets a filter reads: the narrowest index for it; the rest of the
 // filter is checked on each record.
@@ -107,17 +73,6 @@ func (f *requestFilter) sets() []string {
 
 // requestPage is one page of the requests f lets through, newest first.
 func (b *aponoBackend) requestPage(ctx context.Context, s logical.Storage, f *requestFilter, after string, limit int, now time.Time,
-) (recs []*access.Request, next string, err error) {
-	if err := b.indexesReady(ctx, s); err != nil {
-		return nil, "", err
-	}
-	m := b.newMergedStream(ctx, s, f.sets(), after)
-	recs, next, _, err = pageOf(b, s, m, limit,
-		func(ctx context.Context, id string) (*access.Request, error) { return store.GetRequest(ctx, s, id) },
-		store.RequestEntries,
-		func(r *access.Request) bool { return f.matches(r, now) })
-	if err != nil {
-		return nil, "", fmt.Errorf("listing requests: %w", err)
-	}
-	return recs, next, nil
+) ([]*access.Request, string, error) {
+	return b.store.RequestPage(ctx, s, f.sets(), after, limit, func(r *access.Request) bool { return f.matches(r, now) })
 }

@@ -11,12 +11,6 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-func (w *requestWatchers) count() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.total
-}
-
 // waitUntil polls cond until it holds or the deadline passes.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -34,7 +28,7 @@ func isTooManyRequests(err error) bool {
 	return errors.As(err, &coded) && coded.Code() == http.StatusTooManyRequests
 }
 
-// One person holds at most maxWaitersPerPerson waiting reads; the next is a 429 at once,
+// One person holds at most store.MaxWaitersPerPerson waiting reads; the next is a 429 at once,
 // another person is not held back, and once the reads answer a new one is accepted.
 func TestWaitingReadsAreBoundedPerPerson(t *testing.T) {
 	f := newFlowEnv(t)
@@ -44,27 +38,27 @@ func TestWaitingReadsAreBoundedPerPerson(t *testing.T) {
 		resp *logical.Response
 		err  error
 	}
-	done := make(chan answer, maxWaitersPerPerson+1)
-	for i := 0; i < maxWaitersPerPerson; i++ {
+	done := make(chan answer, store.MaxWaitersPerPerson+1)
+	for i := 0; i < store.MaxWaitersPerPerson; i++ {
 		go func() {
 			resp, err := f.doAs(t, f.alice, logical.ReadOperation, "requests/"+id, map[string]interface{}{"wait": 30})
 			done <- answer{resp, err}
 		}()
 	}
-	waitUntil(t, "the waiting reads", func() bool { return f.b.watchers.count() == maxWaitersPerPerson })
+	waitUntil(t, "the waiting reads", func() bool { return f.b.store.Watchers.Count() == store.MaxWaitersPerPerson })
 	start := time.Now()
 	_, err := f.doAs(t, f.alice, logical.ReadOperation, "requests/"+id, map[string]interface{}{"wait": 30})
 	if !isTooManyRequests(err) || time.Since(start) > 5*time.Second {
-		t.Fatalf("read %d of one person: want a 429 at once, got %v after %s", maxWaitersPerPerson+1, err, time.Since(start))
+		t.Fatalf("read %d of one person: want a 429 at once, got %v after %s", store.MaxWaitersPerPerson+1, err, time.Since(start))
 	}
 	// bob (an approver) may still wait.
 	go func() {
 		resp, err := f.doAs(t, f.bob, logical.ReadOperation, "requests/"+id, map[string]interface{}{"wait": 30})
 		done <- answer{resp, err}
 	}()
-	waitUntil(t, "bob's waiting read", func() bool { return f.b.watchers.count() == maxWaitersPerPerson+1 })
+	waitUntil(t, "bob's waiting read", func() bool { return f.b.store.Watchers.Count() == store.MaxWaitersPerPerson+1 })
 	f.mustAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", nil)
-	for i := 0; i < maxWaitersPerPerson+1; i++ {
+	for i := 0; i < store.MaxWaitersPerPerson+1; i++ {
 		select {
 		case a := <-done:
 			if a.err != nil || a.resp.Data["status"] != access.StatusApproved || a.resp.Data["status_changed"] != true {
@@ -74,31 +68,11 @@ func TestWaitingReadsAreBoundedPerPerson(t *testing.T) {
 			t.Fatal("the waiting reads did not answer the approval")
 		}
 	}
-	if n := f.b.watchers.count(); n != 0 {
+	if n := f.b.store.Watchers.Count(); n != 0 {
 		t.Fatalf("%d waiters left after every read answered", n)
 	}
 	if resp := f.mustAs(t, f.alice, logical.ReadOperation, "requests/"+id, map[string]interface{}{"wait": 1}); resp.Data["status_changed"] != false {
 		t.Fatalf("a new waiting read: %v", resp.Data)
-	}
-}
-
-// The node holds at most maxWaiters waiting reads, whoever asks.
-func TestWaitingReadsAreBoundedInAll(t *testing.T) {
-	var w requestWatchers
-	var cancels []func()
-	for i := 0; i < maxWaiters; i++ {
-		_, cancel, err := w.subscribe("r", string(rune('a'+i%26))+string(rune('a'+i/26)))
-		if err != nil {
-			t.Fatalf("waiter %d: %v", i, err)
-		}
-		cancels = append(cancels, cancel)
-	}
-	if _, _, err := w.subscribe("r", "someone-new"); !isTooManyRequests(err) {
-		t.Fatalf("waiter %d: want a 429, got %v", maxWaiters+1, err)
-	}
-	cancels[0]()
-	if _, _, err := w.subscribe("r", "someone-new"); err != nil {
-		t.Fatalf("after one left: %v", err)
 	}
 }
 
@@ -120,7 +94,7 @@ func TestWaitingReadIsWokenNotPolling(t *testing.T) {
 		resp, _ := f.doAs(t, f.alice, logical.ReadOperation, "requests/"+id, map[string]interface{}{"wait": 30})
 		done <- resp
 	}()
-	waitUntil(t, "the waiting read", func() bool { return f.b.watchers.count() == 1 })
+	waitUntil(t, "the waiting read", func() bool { return f.b.store.Watchers.Count() == 1 })
 	// Another node's write: this process sees only the storage change and Invalidate.
 	rec, err := store.GetRequest(f.ctx, f.storage, id)
 	if err != nil || rec == nil {
@@ -134,10 +108,10 @@ func TestWaitingReadIsWokenNotPolling(t *testing.T) {
 	f.b.invalidate(f.ctx, store.RequestStoragePrefix+id)
 	select {
 	case resp := <-done:
-		if resp == nil || resp.Data["status"] != access.StatusDenied || time.Since(start) > requestWaitFallback/2 {
+		if resp == nil || resp.Data["status"] != access.StatusDenied || time.Since(start) > store.RequestWaitFallback/2 {
 			t.Fatalf("after %s the waiting read answered %#v", time.Since(start), resp)
 		}
-	case <-time.After(requestWaitFallback / 2):
+	case <-time.After(store.RequestWaitFallback / 2):
 		t.Fatal("Invalidate did not wake the waiting read")
 	}
 }

@@ -23,7 +23,7 @@ func (b *aponoBackend) tidyRequests(ctx context.Context, s logical.Storage) erro
 	select {
 	case <-b.idx.Ready:
 	default:
-		b.startIndexBuild(s, false) // after an upgrade: the next run tidies
+		b.store.StartBuild(s, false) // after an upgrade: the next run tidies
 		return nil
 	}
 	cfg, err := b.config(ctx, s)
@@ -102,17 +102,17 @@ func (b *aponoBackend) tidyRequest(ctx context.Context, s logical.Storage, cfg *
 		ev := notify.RequestEvent(rec, notify.EventRequestExpired, now, nil, endedMessage(rec, status))
 		rec.EndedAt = rec.Deadline()
 		rec.Status = access.StatusExpired
-		if err := b.saveRequest(ctx, s, before, rec); err != nil {
+		if err := b.store.SaveRequest(ctx, s, before, rec); err != nil {
 			return false, fmt.Errorf("recording the expiry of request %s: %w", id, err)
 		}
-		b.requestClosed(ctx, s, rec)
+		b.store.RequestClosed(ctx, s, rec)
 		b.Logger().Info("access request expired", "request_id", id, "role", rec.Role, "requester", rec.Requester.EntityName)
 		ev.Status = access.StatusExpired
 		b.emit(ctx, cfg, ev)
 		changed = true
 	}
 	if ended := rec.EndedAtOrNow(now); !ended.IsZero() && now.Sub(ended) > retention {
-		if err := b.deleteRequest(ctx, s, rec); err != nil {
+		if err := b.store.DeleteRequest(ctx, s, rec); err != nil {
 			return false, fmt.Errorf("removing request %s past its retention: %w", id, err)
 		}
 		b.Logger().Debug("removed an ended request past its retention", "request_id", id, "ended_at", access.FormatTime(ended))

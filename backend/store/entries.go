@@ -9,6 +9,18 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 )
 
+// The sets a live grant belongs to (pages.go):
+//
+//	grant/all                   every live grant, newest first
+//	grant/role/<role>           by role
+//	grant/requester/<who>       by requester: e<entity> for a person, s<hash> for a
+//	                            requester a service stated
+//	grant/expiry                by expires_at, for the orphan sweeper
+//
+// The entries are added before the record is stored (grants.Issue) and removed after it
+// is deleted (grants.Remove); a renewal moves the expiry entry the same way.
+//
+// GrantEntries are the entries of live grant g.
 func GrantEntries(g *access.Grant) []Entry {
 	k := NewestFirstKey(g.IssuedAt, g.ID)
 	return []Entry{

@@ -1,4 +1,4 @@
-package backend
+package store
 
 import (
 	"context"
@@ -6,23 +6,21 @@ import (
 	"sync"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
-	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// roleCache keeps roles as last read or written on this node, so that issuing a grant
+// RoleCache keeps roles as last read or written on this node, so that issuing a grant
 // costs no storage round trip through Vault for its role. Role writes and deletes update
 // it, and Vault's Invalidate (another node, or a performance standby, changed a role)
 // drops the entry.
-type roleCache struct {
+type RoleCache struct {
 	mu    sync.RWMutex
 	roles map[string]*access.Role
 	gen   uint64 // bumped by every change, so a read that raced a write is not cached
 }
 
-// role returns the stored role (nil when there is none). Callers must not modify it.
-func (b *aponoBackend) role(ctx context.Context, s logical.Storage, name string) (*access.Role, error) {
-	c := &b.roleCache
+// Get returns the stored role (nil when there is none). Callers must not modify it.
+func (c *RoleCache) Get(ctx context.Context, s logical.Storage, name string) (*access.Role, error) {
 	c.mu.RLock()
 	role, ok := c.roles[name]
 	gen := c.gen
@@ -30,7 +28,7 @@ func (b *aponoBackend) role(ctx context.Context, s logical.Storage, name string)
 	if ok {
 		return role, nil
 	}
-	role, err := store.GetRole(ctx, s, name)
+	role, err := GetRole(ctx, s, name)
 	if err != nil || role == nil {
 		return role, err
 	}
@@ -45,9 +43,8 @@ func (b *aponoBackend) role(ctx context.Context, s logical.Storage, name string)
 	return role, nil
 }
 
-// roleChanged records a write (role) or delete (nil) of role name.
-func (b *aponoBackend) roleChanged(name string, role *access.Role) {
-	c := &b.roleCache
+// Changed records a write (role) or delete (nil) of role name.
+func (c *RoleCache) Changed(name string, role *access.Role) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
@@ -61,11 +58,11 @@ func (b *aponoBackend) roleChanged(name string, role *access.Role) {
 	c.roles[name] = role
 }
 
-// invalidateRole handles Vault's Invalidate for a storage key under role/.
-func (b *aponoBackend) invalidateRole(key string) bool {
-	name, ok := strings.CutPrefix(key, store.RoleStoragePrefix)
+// Invalidate handles Vault's Invalidate for a storage key under role/.
+func (c *RoleCache) Invalidate(key string) bool {
+	name, ok := strings.CutPrefix(key, RoleStoragePrefix)
 	if ok {
-		b.roleChanged(name, nil)
+		c.Changed(name, nil)
 	}
 	return ok
 }
