@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
@@ -133,6 +134,10 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		AuthAccessors:    b.authAccessors,
 		Client:           b.getClient,
 		Revoked:          b.revokedSender,
+		Store:            b.store,
+		RequestLock:      func(id string) sync.Locker { return b.requestLock(id) },
+		Config:           b.config,
+		Emit:             b.emit,
 		RecordlessMinAge: walRollbackMinAge,
 	})
 	b.events = notify.NewNotifier(b.lifetime, func() hclog.Logger { return b.Logger() }, conf.StorageView,

@@ -26,46 +26,6 @@ import (
 // is a 400 that says how to export in parts. A variable for tests.
 var maxCSVRows = 10000
 
-// tidyHistory removes what ended longer than history_retention ago.
-func (b *aponoBackend) tidyHistory(ctx context.Context, s logical.Storage) error {
-	select {
-	case <-b.idx.Ready:
-	default:
-		return nil
-	}
-	cfg, err := b.config(ctx, s)
-	if err != nil || cfg == nil {
-		return err
-	}
-	for {
-		keys, err := b.dueKeys(ctx, s, "hist/ended", time.Now().Add(-cfg.KeepHistoryFor()))
-		if err != nil || len(keys) == 0 {
-			return err
-		}
-		for _, k := range keys {
-			h, err := store.GetHistory(ctx, s, store.KeyID(k))
-			if err != nil {
-				return err
-			}
-			if h == nil || !store.ContainsEntry(store.HistoryEntries(h), store.Entry{Set: "hist/ended", Key: k}) {
-				if err := b.idx.Set("hist/ended").Remove(ctx, s, k); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := s.Delete(ctx, store.HistoryStoragePrefix+h.GrantID); err != nil {
-				return err
-			}
-			if err := b.idx.Apply(ctx, s, store.HistoryEntries(h), false); err != nil {
-				b.Logger().Warn("removing an expired history record's index entries", "grant_id", h.GrantID, "error", err)
-			}
-		}
-		if len(keys) < tidyBatch || ctx.Err() != nil {
-			return nil
-		}
-	}
-}
-
 func pathHistory(b *aponoBackend) []*framework.Path {
 	fields := func(withRequester bool) map[string]*framework.FieldSchema {
 		f := map[string]*framework.FieldSchema{

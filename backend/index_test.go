@@ -171,11 +171,15 @@ func TestIndexEntryWithoutRecordIsSkippedAndRepaired(t *testing.T) {
 	if err := f.b.idx.Apply(f.ctx, f.storage, []store.Entry{{Set: "req/deadline", Key: store.TimeKey(ghost.ExpiresAt, ghost.ID)}}, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.b.tidyRequests(f.ctx, f.storage); err != nil {
+	if err := f.b.sweeper.TidyRequests(f.ctx, f.storage); err != nil {
 		t.Fatal(err)
 	}
-	if keys, _ := f.b.dueKeys(f.ctx, f.storage, "req/deadline", time.Now()); len(keys) != 0 {
-		t.Fatalf("due deadline entries left: %v", keys)
+	var due []string
+	if err := f.b.idx.Set("req/deadline").ScanRange(f.ctx, f.storage, "", store.TimeBound(time.Now()), func(k string) bool {
+		due = append(due, k)
+		return true
+	}); err != nil || len(due) != 0 {
+		t.Fatalf("due deadline entries left: %v %v", due, err)
 	}
 }
 
@@ -228,7 +232,7 @@ func TestTidyReadsOnlyWhatIsDue(t *testing.T) {
 	}
 	due := f.request(t, "app", map[string]interface{}{"resources": "kv/app/db"})
 	st.reset()
-	if err := f.b.tidyRequests(f.ctx, st); err != nil {
+	if err := f.b.sweeper.TidyRequests(f.ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	if reads := st.reset()["request/"]; reads != 0 {
@@ -236,7 +240,7 @@ func TestTidyReadsOnlyWhatIsDue(t *testing.T) {
 	}
 	f.moveDeadlines(t, due, -25*time.Hour) // past its request_ttl
 	st.reset()
-	if err := f.b.tidyRequests(f.ctx, st); err != nil {
+	if err := f.b.sweeper.TidyRequests(f.ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	if reads := st.reset()["request/"]; reads != 1 {

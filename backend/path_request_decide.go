@@ -118,7 +118,7 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 			return nil, "", logical.ErrorResponse(fmt.Sprintf("request %s is already approved; it waits for its requester to pick it up", rec.ID)), nil
 		}
 		if status != access.StatusPending {
-			return nil, "", logical.ErrorResponse(endedMessage(rec, status) + "; it can no longer be approved"), nil
+			return nil, "", logical.ErrorResponse(rec.EndedMessage(status) + "; it can no longer be approved"), nil
 		}
 		if caller.EntityID == rec.Requester.EntityID {
 			return nil, "", nil, forbidden("%s requested this access and cannot approve it: self-approval never counts; one of %s must approve",
@@ -164,7 +164,7 @@ func (b *aponoBackend) pathRequestDeny(ctx context.Context, req *logical.Request
 	return b.actOnRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity, now time.Time) (*notify.Event, string, *logical.Response, error) {
 		status := rec.StatusAt(now)
 		if status != access.StatusPending && status != access.StatusApproved {
-			return nil, "", logical.ErrorResponse(endedMessage(rec, status) + "; it can no longer be denied"), nil
+			return nil, "", logical.ErrorResponse(rec.EndedMessage(status) + "; it can no longer be denied"), nil
 		}
 		if caller.EntityID == rec.Requester.EntityID {
 			return nil, "", nil, forbidden("%s is the requester: cancel the request at requests/%s/cancel instead of denying it", caller.Label(), rec.ID)
@@ -190,7 +190,7 @@ func (b *aponoBackend) pathRequestCancel(ctx context.Context, req *logical.Reque
 		}
 		status := rec.StatusAt(now)
 		if status != access.StatusPending && status != access.StatusApproved {
-			return nil, "", logical.ErrorResponse(endedMessage(rec, status) + "; it can no longer be cancelled"), nil
+			return nil, "", logical.ErrorResponse(rec.EndedMessage(status) + "; it can no longer be cancelled"), nil
 		}
 		reason, msg := checkReason(&access.Request{Role: rec.Role}, d) // the requester's reason is optional
 		if msg != "" {

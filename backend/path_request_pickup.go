@@ -56,7 +56,7 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	case access.StatusPending:
 		return logical.ErrorResponse(fmt.Sprintf("request %s is not approved yet (%s)", rec.ID, rec.Rule().Evaluate(rec.Approvals))), nil
 	default:
-		return logical.ErrorResponse(endedMessage(rec, status) + "; no grant can be picked up"), nil
+		return logical.ErrorResponse(rec.EndedMessage(status) + "; no grant can be picked up"), nil
 	}
 	if rec.Kind == requestKindExtension {
 		return logical.ErrorResponse(fmt.Sprintf("request %s extends grant %s: it takes effect when approved, and vault lease renew of the grant uses it", rec.ID, rec.ExtendsGrant)), nil

@@ -229,7 +229,7 @@ func TestRequestRequiredApprovalsDenyCancelAndExpiry(t *testing.T) {
 		t.Fatalf("past request_ttl: %s", s)
 	}
 	f.mustBadRequestAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", map[string]interface{}{"reason": "x"}, "expired unapproved")
-	if err := f.b.tidyRequests(f.ctx, f.storage); err != nil {
+	if err := f.b.sweeper.TidyRequests(f.ctx, f.storage); err != nil {
 		t.Fatal(err)
 	}
 	if rec, _ := store.GetRequest(f.ctx, f.storage, id); rec.Status != access.StatusExpired || rec.EndedAt.IsZero() {
@@ -271,14 +271,14 @@ func TestRequestPickupWindowAndRetention(t *testing.T) {
 
 	// Ended requests go once request_retention has passed since they ended.
 	f.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"request_retention": "2h"})
-	if err := f.b.tidyRequests(f.ctx, f.storage); err != nil {
+	if err := f.b.sweeper.TidyRequests(f.ctx, f.storage); err != nil {
 		t.Fatal(err)
 	}
 	if rec, _ := store.GetRequest(f.ctx, f.storage, id); rec == nil {
 		t.Fatal("removed before its retention passed")
 	}
 	f.moveDeadlines(t, id, -2*time.Hour)
-	if err := f.b.tidyRequests(f.ctx, f.storage); err != nil {
+	if err := f.b.sweeper.TidyRequests(f.ctx, f.storage); err != nil {
 		t.Fatal(err)
 	}
 	if rec, _ := store.GetRequest(f.ctx, f.storage, id); rec != nil {

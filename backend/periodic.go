@@ -18,8 +18,8 @@ func (b *aponoBackend) periodicJobs() []periodicJob {
 	return []periodicJob{
 		b.syncJob(),
 		{name: "sweep orphans", run: b.sweeper.IfDue},
-		{name: "expire and remove requests", run: b.tidyRequests},
-		{name: "remove history past its retention", run: b.tidyHistory},
+		{name: "expire and remove requests", run: b.sweeper.TidyRequests},
+		{name: "remove history past its retention", run: b.sweeper.TidyHistory},
 	}
 }
 

@@ -1,6 +1,9 @@
 package access
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Request statuses. pending and approved are open; the others have ended.
 const (
@@ -260,4 +263,26 @@ func (r *Request) Data(now time.Time) map[string]interface{} {
 		out["decision_reason"] = r.Decision.Reason
 	}
 	return out
+}
+
+// EndedMessage explains why an ended request accepts no more actions.
+func (rec *Request) EndedMessage(status string) string {
+	switch status {
+	case StatusGranted:
+		return fmt.Sprintf("request %s was already picked up as grant %s", rec.ID, rec.GrantID)
+	case StatusDenied:
+		by := ""
+		if rec.Decision != nil {
+			by = " by " + rec.Decision.By.EntityName
+		}
+		return fmt.Sprintf("request %s was denied%s", rec.ID, by)
+	case StatusCancelled:
+		return fmt.Sprintf("request %s was cancelled by its requester", rec.ID)
+	case StatusExpired:
+		if rec.Status == StatusApproved || !rec.PickupBy.IsZero() {
+			return fmt.Sprintf("request %s expired: it was approved but not picked up by %s (pickup_ttl)", rec.ID, FormatTime(rec.PickupBy))
+		}
+		return fmt.Sprintf("request %s expired unapproved at %s (request_ttl)", rec.ID, FormatTime(rec.ExpiresAt))
+	}
+	return fmt.Sprintf("request %s is %s", rec.ID, status)
 }

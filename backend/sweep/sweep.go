@@ -1,5 +1,6 @@
-// Package sweep is the backstop behind Vault's own lease revocation, run by the backend's
-// periodic job on the active node: it removes, with grants.Remove, this mount's grants
+// Package sweep is the background cleanup, run by the backend's periodic job on the active
+// node: open requests past their deadline expire (tidy.go), ended requests and history past
+// their retention go, and, as the backstop behind Vault's own lease revocation, it removes, with grants.Remove, this mount's grants
 // whose end has passed and the users, policies and entities no grant record explains,
 // and entities earlier versions left. It only ever touches names this mount makes, and
 // deletes nothing record-less it has not seen twice, far enough apart that no issue in
@@ -17,6 +18,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
+	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/keylock"
@@ -68,6 +70,14 @@ type Deps struct {
 	// Revoked prepares the grant.revoked event of a grant before its record goes, and
 	// returns what sends it with a reason; nil when nothing receives events.
 	Revoked func(ctx context.Context, s logical.Storage, grantID string) (send func(reason string))
+	// Store writes requests; RequestLock is the lock of one request, shared with the paths
+	// that change it.
+	Store       *store.Store
+	RequestLock func(id string) sync.Locker
+	// Config reads the plugin's config (nil before apono/config is written).
+	Config func(ctx context.Context, s logical.Storage) (*config.Config, error)
+	// Emit sends an access-flow event to the configured destinations.
+	Emit func(ctx context.Context, cfg *config.Config, ev notify.Event)
 	// RecordlessMinAge is how long a record-less object must stay record-less before it is
 	// deleted: as long as a WAL entry must be old before Vault rolls it back.
 	RecordlessMinAge time.Duration

@@ -1,4 +1,4 @@
-package backend
+package sweep
 
 import (
 	"context"
@@ -13,20 +13,20 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// tidyRequests is the periodic job of access flows, run on the active node about once a
+// TidyRequests is the periodic job of access flows, run on the active node about once a
 // minute: it records the expiry of open requests past their deadline (and sends the
 // request.expired event), so they expire on time whether or not anyone looks, and it
 // removes ended requests older than request_retention. It reads only what is due, from
 // the req/deadline and req/ended indexes: at rest it reads the first segment of each
 // (from memory once cached), whatever is stored.
-func (b *aponoBackend) tidyRequests(ctx context.Context, s logical.Storage) error {
+func (w *Sweeper) TidyRequests(ctx context.Context, s logical.Storage) error {
 	select {
-	case <-b.idx.Ready:
+	case <-w.Index.Ready:
 	default:
-		b.store.StartBuild(s, false) // after an upgrade: the next run tidies
+		w.Store.StartBuild(s, false) // after an upgrade: the next run tidies
 		return nil
 	}
-	cfg, err := b.config(ctx, s)
+	cfg, err := w.Config(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -44,13 +44,13 @@ func (b *aponoBackend) tidyRequests(ctx context.Context, s logical.Storage) erro
 		{"req/ended", now.Add(-retention)},
 	} {
 		for {
-			keys, err := b.dueKeys(ctx, s, due.set, due.until)
+			keys, err := w.dueKeys(ctx, s, due.set, due.until)
 			if err != nil {
 				return errors.Join(append(errs, err)...)
 			}
 			progressed := false
 			for _, k := range keys {
-				changed, err := b.tidyRequest(ctx, s, cfg, store.KeyID(k), retention, now, store.Entry{Set: due.set, Key: k})
+				changed, err := w.tidyRequest(ctx, s, cfg, store.KeyID(k), retention, now, store.Entry{Set: due.set, Key: k})
 				if err != nil {
 					errs = append(errs, err)
 					continue
@@ -69,9 +69,9 @@ func (b *aponoBackend) tidyRequests(ctx context.Context, s logical.Storage) erro
 const tidyBatch = 256
 
 // dueKeys is up to tidyBatch keys of set before until.
-func (b *aponoBackend) dueKeys(ctx context.Context, s logical.Storage, set string, until time.Time) ([]string, error) {
+func (w *Sweeper) dueKeys(ctx context.Context, s logical.Storage, set string, until time.Time) ([]string, error) {
 	var keys []string
-	err := b.idx.Set(set).ScanRange(ctx, s, "", store.TimeBound(until), func(k string) bool {
+	err := w.Index.Set(set).ScanRange(ctx, s, "", store.TimeBound(until), func(k string) bool {
 		keys = append(keys, k)
 		return len(keys) < tidyBatch
 	})
@@ -81,9 +81,9 @@ func (b *aponoBackend) dueKeys(ctx context.Context, s logical.Storage, set strin
 // tidyRequest acts on the request behind a due entry: records its expiry, or removes it
 // past its retention. An entry its request no longer has is removed; changed says the
 // entry is gone either way.
-func (b *aponoBackend) tidyRequest(ctx context.Context, s logical.Storage, cfg *config.Config, id string, retention time.Duration, now time.Time, due store.Entry,
+func (w *Sweeper) tidyRequest(ctx context.Context, s logical.Storage, cfg *config.Config, id string, retention time.Duration, now time.Time, due store.Entry,
 ) (changed bool, err error) {
-	lock := b.requestLock(id)
+	lock := w.RequestLock(id)
 	lock.Lock()
 	defer lock.Unlock()
 	rec, err := store.GetRequest(ctx, s, id)
@@ -91,32 +91,72 @@ func (b *aponoBackend) tidyRequest(ctx context.Context, s logical.Storage, cfg *
 		return false, err
 	}
 	if rec == nil || !store.ContainsEntry(store.RequestEntries(rec), due) {
-		if err := b.idx.Set(due.Set).Remove(ctx, s, due.Key); err != nil {
+		if err := w.Index.Set(due.Set).Remove(ctx, s, due.Key); err != nil {
 			return false, err
 		}
-		b.idx.Repaired.Add(1)
+		w.Index.Repaired.Add(1)
 		return true, nil
 	}
 	if status := rec.StatusAt(now); status == access.StatusExpired && rec.Status != access.StatusExpired {
 		before := store.RequestEntries(rec)
-		ev := notify.RequestEvent(rec, notify.EventRequestExpired, now, nil, endedMessage(rec, status))
+		ev := notify.RequestEvent(rec, notify.EventRequestExpired, now, nil, rec.EndedMessage(status))
 		rec.EndedAt = rec.Deadline()
 		rec.Status = access.StatusExpired
-		if err := b.store.SaveRequest(ctx, s, before, rec); err != nil {
+		if err := w.Store.SaveRequest(ctx, s, before, rec); err != nil {
 			return false, fmt.Errorf("recording the expiry of request %s: %w", id, err)
 		}
-		b.store.RequestClosed(ctx, s, rec)
-		b.Logger().Info("access request expired", "request_id", id, "role", rec.Role, "requester", rec.Requester.EntityName)
+		w.Store.RequestClosed(ctx, s, rec)
+		w.Logger().Info("access request expired", "request_id", id, "role", rec.Role, "requester", rec.Requester.EntityName)
 		ev.Status = access.StatusExpired
-		b.emit(ctx, cfg, ev)
+		w.Emit(ctx, cfg, ev)
 		changed = true
 	}
 	if ended := rec.EndedAtOrNow(now); !ended.IsZero() && now.Sub(ended) > retention {
-		if err := b.store.DeleteRequest(ctx, s, rec); err != nil {
+		if err := w.Store.DeleteRequest(ctx, s, rec); err != nil {
 			return false, fmt.Errorf("removing request %s past its retention: %w", id, err)
 		}
-		b.Logger().Debug("removed an ended request past its retention", "request_id", id, "ended_at", access.FormatTime(ended))
+		w.Logger().Debug("removed an ended request past its retention", "request_id", id, "ended_at", access.FormatTime(ended))
 		changed = true
 	}
 	return changed, nil
+}
+
+// TidyHistory removes what ended longer than history_retention ago.
+func (w *Sweeper) TidyHistory(ctx context.Context, s logical.Storage) error {
+	select {
+	case <-w.Index.Ready:
+	default:
+		return nil
+	}
+	cfg, err := w.Config(ctx, s)
+	if err != nil || cfg == nil {
+		return err
+	}
+	for {
+		keys, err := w.dueKeys(ctx, s, "hist/ended", time.Now().Add(-cfg.KeepHistoryFor()))
+		if err != nil || len(keys) == 0 {
+			return err
+		}
+		for _, k := range keys {
+			h, err := store.GetHistory(ctx, s, store.KeyID(k))
+			if err != nil {
+				return err
+			}
+			if h == nil || !store.ContainsEntry(store.HistoryEntries(h), store.Entry{Set: "hist/ended", Key: k}) {
+				if err := w.Index.Set("hist/ended").Remove(ctx, s, k); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := s.Delete(ctx, store.HistoryStoragePrefix+h.GrantID); err != nil {
+				return err
+			}
+			if err := w.Index.Apply(ctx, s, store.HistoryEntries(h), false); err != nil {
+				w.Logger().Warn("removing an expired history record's index entries", "grant_id", h.GrantID, "error", err)
+			}
+		}
+		if len(keys) < tidyBatch || ctx.Err() != nil {
+			return nil
+		}
+	}
 }
