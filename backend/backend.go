@@ -18,6 +18,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/owners"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/sweep"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
@@ -82,8 +83,8 @@ type aponoBackend struct {
 
 	// sweeper is the orphan sweeper and its memory (package sweep).
 	sweeper *sweep.Sweeper
-	// folderOwnersCache keeps recent folder owner scans for previews (owners_folder.go).
-	folderOwnersCache folderOwnersCache
+	// owners reads the owners of requested resources into approver sets (package owners).
+	owners *owners.Resolver
 	// grantMounts caches sys/mounts for grant issue.
 	grantMounts *vaultapi.MountsCache
 	// caps caches optional capabilities of the management token (path_health.go).

@@ -117,7 +117,7 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 		}
 		refs = append(refs, ref)
 	}
-	sets, notes, msg, err := b.resolveApproverSets(ctx, cfg, role, refs, client, false)
+	sets, notes, msg, err := b.owners.ApproverSets(ctx, cfg, role, refs, client, false)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}

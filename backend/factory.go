@@ -13,6 +13,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/owners"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/sweep"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
@@ -109,6 +110,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		Background: &b.background,
 		CrashAt:    func(point string) { b.crashAt(point) },
 	})
+	b.owners = &owners.Resolver{Logger: func() hclog.Logger { return b.Logger() }, Locks: &b.grantLocks}
 	b.grants = grants.New(grants.Deps{
 		Prefix:         b.namePrefix,
 		Logger:         func() hclog.Logger { return b.Logger() },

@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/owners"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // Previews (dry_run) of a folder role, which any requester may send as often as they
 // like, do not each read every secret's metadata below the folder: a scan is kept
-// folderOwnersCacheTTL and concurrent previews wait for one. A real request still reads
+// owners.FolderOwnersCacheTTL and concurrent previews wait for one. A real request still reads
 // the owners fresh.
 func TestFolderPreviewsShareOneScan(t *testing.T) {
 	f := newFlowEnv(t)
@@ -41,7 +42,7 @@ func TestFolderPreviewsShareOneScan(t *testing.T) {
 	}
 
 	// Past the TTL, concurrent previews make one scan between them.
-	f.b.folderOwnersCache.age(folderOwnersCacheTTL)
+	f.b.owners.Now = func() time.Time { return time.Now().Add(owners.FolderOwnersCacheTTL) }
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
@@ -70,34 +71,4 @@ func TestFolderPreviewsShareOneScan(t *testing.T) {
 func treeCounts(f *flowEnv) (lists, reads int) {
 	lists, reads, _ = f.vault.tree.counts()
 	return lists, reads
-}
-
-// age makes every kept scan d older.
-func (c *folderOwnersCache) age(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, s := range c.m {
-		s.at = s.at.Add(-d)
-	}
-}
-
-// The cache holds at most maxFolderOwnersCached claims: the oldest scans go first.
-func TestFolderOwnersCacheIsBounded(t *testing.T) {
-	var c folderOwnersCache
-	scan := func(n int) *folderScan {
-		return &folderScan{claims: make([]folderClaim, n), at: time.Now()}
-	}
-	c.put("a", scan(maxFolderOwnersCached/2))
-	c.put("b", scan(maxFolderOwnersCached/2))
-	c.put("c", scan(10))
-	if c.get("a", time.Now()) != nil || c.get("b", time.Now()) == nil || c.get("c", time.Now()) == nil || c.claims > maxFolderOwnersCached {
-		t.Fatalf("after a third scan past the bound: %d claims, keys %v", c.claims, len(c.m))
-	}
-	c.put("huge", scan(maxFolderOwnersCached+1))
-	if c.get("huge", time.Now()) != nil {
-		t.Fatal("a scan larger than the whole cache was kept")
-	}
-	if c.get("c", time.Now().Add(folderOwnersCacheTTL)) != nil {
-		t.Fatal("a scan past its TTL was returned")
-	}
 }

@@ -87,7 +87,7 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	if msg != "" {
 		return logical.ErrorResponse(fmt.Sprintf("role %q changed since request %s was approved: %s", rec.Role, rec.ID, msg)), nil
 	}
-	if err := b.checkOwnersUnchanged(ctx, cfg, rec, gr.Resources, client); err != nil {
+	if err := b.owners.CheckUnchanged(ctx, cfg, rec, gr.Resources, client); err != nil {
 		return nil, err
 	}
 	if err := b.checkApprovalsStillHold(rec, role, caller, now); err != nil {

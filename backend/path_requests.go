@@ -10,6 +10,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/owners"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	uuid "github.com/hashicorp/go-uuid"
@@ -102,7 +103,7 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 				"wait": {Type: framework.TypeDurationSecond, Query: true,
 					Description: fmt.Sprintf("On read: answer as soon as the request's status changes, or at the end of this wait (at most 60s) with it unchanged. At most %d such reads wait at a time per person and %d in all; past that, a 429.", store.MaxWaitersPerPerson, store.MaxWaiters)},
 				"dry_run": {Type: framework.TypeBool, Default: false,
-					Description: fmt.Sprintf("Check the request and answer with what it would be (status preview: its approver sets, who will be asked to approve) without making it. A folder's owners may come from a read of them made in the last %s (the request itself reads them fresh).", folderOwnersCacheTTL)},
+					Description: fmt.Sprintf("Check the request and answer with what it would be (status preview: its approver sets, who will be asked to approve) without making it. A folder's owners may come from a read of them made in the last %s (the request itself reads them fresh).", owners.FolderOwnersCacheTTL)},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
@@ -217,7 +218,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 		return nil, logical.CodedError(http.StatusServiceUnavailable, msg)
 	}
 	dryRun := d.Get("dry_run").(bool)
-	sets, notes, msg, err := b.resolveApproverSets(ctx, cfg, role, gr.Resources, client, dryRun)
+	sets, notes, msg, err := b.owners.ApproverSets(ctx, cfg, role, gr.Resources, client, dryRun)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}

@@ -1,7 +1,9 @@
 // Package owners turns owner tags into approver sets: it reads a KV v2 secret's owner tag
 // (custom_metadata[owner_metadata_key]) and collects one set per distinct list of owners,
 // with integration_owner for whatever names none, the same way for a request and for
-// apono/sync. It decides no approval; access does.
+// apono/sync. Resolver gives a request its approver sets (the role's, and the owners of
+// every secret asked for, folders read level by level within bounds) and checks at pickup
+// that the owners are still those who approved. It decides no approval; access does.
 package owners
 
 import (

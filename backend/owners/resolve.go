@@ -1,15 +1,20 @@
-package backend
+package owners
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
-	"github.com/apono-io/vault-plugin-apono/backend/owners"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
+	"github.com/apono-io/vault-plugin-apono/internal/keylock"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // Approver sets of a request, resolved when it is made. Each role approver that names a
@@ -18,13 +23,25 @@ import (
 // (read fresh now); a folder's are the owners of the folder itself (the tag of the secret
 // named like it, kv/app for kv/app/*, where there is one) and of every secret below it;
 // whatever names no owner (a Transit key, a secret without the tag, an empty folder)
-// is owned by integration_owner. Every owner set must approve (approval.go), so no owner
+// is owned by integration_owner. Every owner set must approve (access/approval.go), so no owner
 // approves for another's resource and the integration owner approves only what has none.
 
-// resolveApproverSets returns the request's approver sets; notes say where an owner could
+// Resolver reads the owners of requested resources into approver sets. One per backend,
+// built in backend/factory.go.
+type Resolver struct {
+	Logger func() hclog.Logger
+	// Locks are the backend's per-key locks; concurrent previews of one folder wait on
+	// "folder-owners:<folder>".
+	Locks *keylock.Set
+	// Now is the clock previews read the folder cache with; nil means time.Now (tests move it).
+	Now   func() time.Time
+	cache folderOwnersCache
+}
+
+// ApproverSets returns the request's approver sets; notes say where an owner could
 // not be read and integration_owner stood in; msg is a 400.
-// A preview (dry_run) may use a folder's owners read in the last folderOwnersCacheTTL.
-func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *config.Config, role *access.Role, resources []resource.Ref, client vaultapi.Client, preview bool,
+// A preview (dry_run) may use a folder's owners read in the last FolderOwnersCacheTTL.
+func (r *Resolver) ApproverSets(ctx context.Context, cfg *config.Config, role *access.Role, resources []resource.Ref, client vaultapi.Client, preview bool,
 ) (sets []access.ApproverSet, notes []string, msg string, err error) {
 	for _, a := range role.Approvers {
 		if a == access.ApproverOwner {
@@ -37,11 +54,11 @@ func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *config.Conf
 		sets = append(sets, access.ApproverSet{Label: p.String(), Principals: []access.Principal{p}, Source: access.SetSourceRole})
 	}
 	if slices.Contains(role.Approvers, access.ApproverOwner) {
-		owners, ownerNotes, msg, err := b.resourceOwnerSets(ctx, cfg, resources, client, preview)
+		found, ownerNotes, msg, err := r.ResourceOwnerSets(ctx, cfg, resources, client, preview)
 		if err != nil || msg != "" {
 			return nil, nil, msg, err
 		}
-		sets = append(sets, owners...)
+		sets = append(sets, found...)
 		notes = ownerNotes
 	}
 	if len(sets) == 0 {
@@ -50,23 +67,23 @@ func (b *aponoBackend) resolveApproverSets(ctx context.Context, cfg *config.Conf
 	return sets, notes, "", nil
 }
 
-// resourceOwnerSets reads the owners of every resource (see the top of this file) and
-// returns one set per distinct list of owners.
-func (b *aponoBackend) resourceOwnerSets(ctx context.Context, cfg *config.Config, resources []resource.Ref, client vaultapi.Client, preview bool,
+// ResourceOwnerSets reads the owners of every resource (see the top of this file) and
+// returns one set per distinct list of
+func (r *Resolver) ResourceOwnerSets(ctx context.Context, cfg *config.Config, resources []resource.Ref, client vaultapi.Client, preview bool,
 ) (sets []access.ApproverSet, notes []string, msg string, err error) {
-	col := owners.NewCollector(cfg.OwnerMetadataKey, cfg.IntegrationOwner)
+	col := NewCollector(cfg.OwnerMetadataKey, cfg.IntegrationOwner)
 	for _, ref := range resources {
 		switch {
 		case ref.Type != resource.TypeKV || cfg.OwnerMetadataKey == "":
 			col.Unowned(ref.Name, "")
 		case !ref.Folder:
-			tag, note, err := owners.ReadOwnerTag(ctx, client, cfg.OwnerMetadataKey, ref.Mount, ref.Path, ref.Name)
+			tag, note, err := ReadOwnerTag(ctx, client, cfg.OwnerMetadataKey, ref.Mount, ref.Path, ref.Name)
 			if err != nil {
 				return nil, nil, "", err
 			}
 			col.Claim(ref.Name, tag, note)
 		default:
-			msg, err := b.folderOwners(ctx, client, cfg, col, ref, preview)
+			msg, err := r.folderOwners(ctx, client, cfg, col, ref, preview)
 			if err != nil || msg != "" {
 				return nil, nil, msg, err
 			}
@@ -75,10 +92,10 @@ func (b *aponoBackend) resourceOwnerSets(ctx context.Context, cfg *config.Config
 	return col.Result()
 }
 
-// checkOwnersUnchanged is the 403 for a pickup whose resources have owners now that did
+// CheckUnchanged is the 403 for a pickup whose resources have owners now that did
 // not approve: a secret added below a requested folder since, or a tag an operator
 // changed. The grant's policy would cover what they own, so they are asked again.
-func (b *aponoBackend) checkOwnersUnchanged(ctx context.Context, cfg *config.Config, rec *access.Request, resources []resource.Ref, client vaultapi.Client) error {
+func (r *Resolver) CheckUnchanged(ctx context.Context, cfg *config.Config, rec *access.Request, resources []resource.Ref, client vaultapi.Client) error {
 	approvedOwners := map[string]bool{}
 	hasOwners := false
 	covered := map[int]bool{}
@@ -94,23 +111,23 @@ func (b *aponoBackend) checkOwnersUnchanged(ctx context.Context, cfg *config.Con
 		hasOwners = true
 		// A rule's approval stands for every owner set the request had.
 		if covered[i] || rec.AutoApprovedBy != "" {
-			approvedOwners[s.Source+"|"+owners.CanonicalPrincipals(s.Principals)] = true
+			approvedOwners[s.Source+"|"+CanonicalPrincipals(s.Principals)] = true
 		}
 	}
 	if !hasOwners {
 		return nil
 	}
-	now, _, msg, err := b.resourceOwnerSets(ctx, cfg, resources, client, false)
+	now, _, msg, err := r.ResourceOwnerSets(ctx, cfg, resources, client, false)
 	if err != nil {
 		return err
 	}
 	if msg != "" {
-		return forbidden("request %s cannot be picked up: %s", rec.ID, msg)
+		return logical.CodedError(http.StatusForbidden, fmt.Sprintf("request %s cannot be picked up: %s", rec.ID, msg))
 	}
 	for _, s := range now {
-		if !approvedOwners[s.Source+"|"+owners.CanonicalPrincipals(s.Principals)] {
-			return forbidden("request %s cannot be picked up: the owners of what it grants changed since it was approved, and %s (%s) did not approve it; ask for the access again",
-				rec.ID, s.Label, strings.Join(access.ApproverNames([]access.ApproverSet{s}), ", "))
+		if !approvedOwners[s.Source+"|"+CanonicalPrincipals(s.Principals)] {
+			return logical.CodedError(http.StatusForbidden, fmt.Sprintf("request %s cannot be picked up: the owners of what it grants changed since it was approved, and %s (%s) did not approve it; ask for the access again",
+				rec.ID, s.Label, strings.Join(access.ApproverNames([]access.ApproverSet{s}), ", ")))
 		}
 	}
 	return nil

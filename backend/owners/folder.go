@@ -1,4 +1,4 @@
-package backend
+package owners
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
-	"github.com/apono-io/vault-plugin-apono/backend/owners"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
@@ -22,7 +21,7 @@ import (
 // tag of every secret below it. The read is bounded: it lists the folder level by level
 // and reads the metadata of at most max_folder_secrets secrets, sync_concurrency calls at
 // a time; a folder holding more is refused with a 400 that says to ask for less. Names
-// below the folder that no role could name (validateResourceName refuses them), folders
+// below the folder that no role could name (resource.ValidateName refuses them), folders
 // the management policy may not list and metadata it may not read are owned by
 // integration_owner, which then has to approve as well.
 
@@ -50,20 +49,20 @@ type folderScan struct {
 // folderOwners adds the owners of folder ref to col; msg is a 400. A request reads them
 // fresh; a preview (dry_run, which any requester may send as often as they like and which
 // counts against no bound) uses a scan of the same folder made in the last
-// folderOwnersCacheTTL, so repeated previews do not each read up to max_folder_secrets
+// FolderOwnersCacheTTL, so repeated previews do not each read up to max_folder_secrets
 // metadata. Concurrent previews of one folder wait for one scan.
-func (b *aponoBackend) folderOwners(ctx context.Context, client vaultapi.Client, cfg *config.Config, col *owners.Collector, ref resource.Ref, preview bool) (msg string, err error) {
+func (r *Resolver) folderOwners(ctx context.Context, client vaultapi.Client, cfg *config.Config, col *Collector, ref resource.Ref, preview bool) (msg string, err error) {
 	key := folderOwnersKey(cfg, ref)
 	var scan *folderScan
 	if preview {
-		defer b.grantLocks.Lock("folder-owners:" + key)()
-		scan = b.folderOwnersCache.get(key, time.Now())
+		defer r.Locks.Lock("folder-owners:" + key)()
+		scan = r.cache.get(key, r.clock())
 	}
 	if scan == nil {
-		if scan, err = b.scanFolder(ctx, client, cfg, ref); err != nil {
+		if scan, err = r.scanFolder(ctx, client, cfg, ref); err != nil {
 			return "", err
 		}
-		b.folderOwnersCache.put(key, scan)
+		r.cache.put(key, scan)
 	}
 	if scan.msg != "" {
 		return scan.msg, nil
@@ -79,8 +78,8 @@ func (b *aponoBackend) folderOwners(ctx context.Context, client vaultapi.Client,
 }
 
 // scanFolder reads the owners of folder ref (see the top of this file).
-func (b *aponoBackend) scanFolder(ctx context.Context, client vaultapi.Client, cfg *config.Config, ref resource.Ref) (*folderScan, error) {
-	scan := &folderScan{at: time.Now()}
+func (r *Resolver) scanFolder(ctx context.Context, client vaultapi.Client, cfg *config.Config, ref resource.Ref) (*folderScan, error) {
+	scan := &folderScan{at: r.clock()}
 	unowned := func(resource, note string) {
 		scan.claims = append(scan.claims, folderClaim{resource: resource, note: note, unowned: true})
 	}
@@ -88,7 +87,7 @@ func (b *aponoBackend) scanFolder(ctx context.Context, client vaultapi.Client, c
 	if ref.Path != "" {
 		// The folder's own tag, where the secret named like it has one. That secret is not
 		// inside the folder's grant, so without a tag it adds no owner.
-		tag, note, err := owners.ReadOwnerTag(ctx, client, cfg.OwnerMetadataKey, ref.Mount, ref.Path, ref.Mount+"/"+ref.Path)
+		tag, note, err := ReadOwnerTag(ctx, client, cfg.OwnerMetadataKey, ref.Mount, ref.Path, ref.Mount+"/"+ref.Path)
 		if err != nil {
 			return nil, err
 		}
@@ -170,7 +169,7 @@ func (b *aponoBackend) scanFolder(ctx context.Context, client vaultapi.Client, c
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			s := &secrets[i]
-			s.tag, s.note, s.err = owners.ReadOwnerTag(ctx, client, cfg.OwnerMetadataKey, ref.Mount, s.path, ref.Mount+"/"+s.path)
+			s.tag, s.note, s.err = ReadOwnerTag(ctx, client, cfg.OwnerMetadataKey, ref.Mount, s.path, ref.Mount+"/"+s.path)
 		}()
 	}
 	wg.Wait()
@@ -185,10 +184,10 @@ func (b *aponoBackend) scanFolder(ctx context.Context, client vaultapi.Client, c
 	return scan, nil
 }
 
-// Folder scans kept for previews: for folderOwnersCacheTTL, and at most
+// Folder scans kept for previews: for FolderOwnersCacheTTL, and at most
 // maxFolderOwnersCached claims in all (a folder's scan holds up to max_folder_secrets).
 const (
-	folderOwnersCacheTTL  = 30 * time.Second
+	FolderOwnersCacheTTL  = 30 * time.Second
 	maxFolderOwnersCached = 50000
 )
 
@@ -204,12 +203,12 @@ type folderOwnersCache struct {
 	claims int
 }
 
-// get returns the scan of key made less than folderOwnersCacheTTL before now, or nil.
+// get returns the scan of key made less than FolderOwnersCacheTTL before now, or nil.
 func (c *folderOwnersCache) get(key string, now time.Time) *folderScan {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.m[key]
-	if s == nil || now.Sub(s.at) >= folderOwnersCacheTTL {
+	if s == nil || now.Sub(s.at) >= FolderOwnersCacheTTL {
 		return nil
 	}
 	return s
@@ -227,9 +226,9 @@ func (c *folderOwnersCache) put(key string, s *folderScan) {
 		c.claims -= len(old.claims)
 		delete(c.m, key)
 	}
-	now := time.Now()
+	now := s.at
 	for k, v := range c.m {
-		if now.Sub(v.at) >= folderOwnersCacheTTL {
+		if now.Sub(v.at) >= FolderOwnersCacheTTL {
 			c.claims -= len(v.claims)
 			delete(c.m, k)
 		}
@@ -249,4 +248,11 @@ func (c *folderOwnersCache) put(key string, s *folderScan) {
 	}
 	c.m[key] = s
 	c.claims += len(s.claims)
+}
+
+func (r *Resolver) clock() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
 }
