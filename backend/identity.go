@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -80,6 +81,16 @@ func forbidden(format string, args ...interface{}) error {
 	return logical.CodedError(http.StatusForbidden, fmt.Sprintf(format, args...))
 }
 
+// forbiddenIfRefused answers a rule's refusal (access.Refused) with a 403; other errors
+// pass as they are.
+func forbiddenIfRefused(err error) error {
+	var r *access.Refused
+	if errors.As(err, &r) {
+		return logical.CodedError(http.StatusForbidden, r.Msg)
+	}
+	return err
+}
+
 // callerEntity is the caller's entity as stored with what it does, without its groups;
 // nil for a token without an entity.
 func (b *aponoBackend) callerEntity(req *logical.Request) (*access.IdentityRef, error) {
@@ -141,4 +152,28 @@ func (b *aponoBackend) checkApproverToken(ctx context.Context, req *logical.Requ
 			rec.Role, maxAge, age.Truncate(time.Second), access.FormatTime(life.CreationTime))
 	}
 	return nil
+}
+
+// identityOf is who ref is now: its entity's name and groups as Vault knows them.
+func (b *aponoBackend) identityOf(ref access.IdentityRef) (*access.Identity, error) {
+	sys := b.System()
+	id := &access.Identity{EntityID: ref.EntityID, EntityName: ref.EntityName}
+	entity, err := sys.EntityInfo(ref.EntityID)
+	if err != nil {
+		return nil, fmt.Errorf("looking up approver %s: %w", ref.EntityName, err)
+	}
+	if entity == nil || entity.Disabled {
+		return id, nil // gone or disabled: in no group
+	}
+	id.EntityName = entity.Name
+	groups, err := sys.GroupsForEntity(ref.EntityID)
+	if err != nil {
+		return nil, fmt.Errorf("looking up approver %s's groups: %w", ref.EntityName, err)
+	}
+	for _, g := range groups {
+		if g != nil {
+			id.Groups = append(id.Groups, g.Name)
+		}
+	}
+	return id, nil
 }

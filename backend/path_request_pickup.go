@@ -90,8 +90,8 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	if err := b.owners.CheckUnchanged(ctx, cfg, rec, gr.Resources, client); err != nil {
 		return nil, err
 	}
-	if err := b.checkApprovalsStillHold(rec, role, caller, now); err != nil {
-		return nil, err
+	if err := access.CheckApprovalsStillHold(rec, role, caller, now, b.identityOf); err != nil {
+		return nil, forbiddenIfRefused(err)
 	}
 	// What was approved is what is held: the grant lasts the request's ttl from pickup
 	// and renewals stop there (its max_expires_at), not at the role's max_ttl; more time

@@ -41,7 +41,7 @@ func OwnerTag(metadata map[string]interface{}, key string) string {
 }
 
 // Collector turns owner tags into approver sets, the same way for a request
-// (owners.go) and for apono/sync's entries (discovery_kv.go): one set per distinct list
+// (resolve.go) and for apono/sync's entries (discovery/kv.go): one set per distinct list
 // of owners, integration_owner for whatever names none or whose tag is not usable.
 type Collector struct {
 	key, integration string
