@@ -11,10 +11,12 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
@@ -219,4 +221,24 @@ func (b *aponoBackend) rememberMount(req *logical.Request) {
 func (b *aponoBackend) ownMountPath() string {
 	v, _ := b.ownMount.Load().(string)
 	return v
+}
+
+// roleAndConfig reads what every grant and request needs first: the role and the config;
+// msg is a 400 when either is missing.
+func (b *aponoBackend) roleAndConfig(ctx context.Context, s logical.Storage, roleName string) (*access.Role, *config.Config, string, error) {
+	role, err := b.store.Roles.Get(ctx, s, roleName)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if role == nil {
+		return nil, nil, fmt.Sprintf("role %q does not exist", roleName), nil
+	}
+	cfg, err := b.config(ctx, s)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if cfg == nil {
+		return nil, nil, errNotConfigured.Error(), nil
+	}
+	return role, cfg, "", nil
 }

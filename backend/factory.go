@@ -117,15 +117,14 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		Locks:          &b.grantLocks,
 		Index:          b.idx,
 		Caps:           b.caps,
+		Mounts:         b.grantMounts,
 		AuthAccessors:  b.authAccessors,
 		TokenLifetimes: b.tokenLifetimes,
 		Lifetime:       b.lifetime,
 		Background:     &b.background,
 		Emit:           b.emit,
-		PasswordFromPolicy: func(ctx context.Context, policy string) (string, error) {
-			return b.System().GeneratePasswordFromPolicy(ctx, policy)
-		},
-		OwnMount: b.ownMountPath,
+		System:         func() logical.SystemView { return b.System() },
+		OwnMount:       b.ownMountPath,
 	})
 	b.sweeper = sweep.New(sweep.Deps{
 		Logger:           func() hclog.Logger { return b.Logger() },

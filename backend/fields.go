@@ -8,6 +8,7 @@ import (
 	"unicode"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -59,25 +60,17 @@ const (
 	maxJustificationLen = 1024
 )
 
-// grantInput is what a caller asks for, before it is checked against the role and mounts.
-type grantInput struct {
-	resources     []string      // nil: all of the role's
-	permission    string        // "": the role's first
-	ttl           time.Duration // 0: the role's
-	justification string
-}
-
 // grantInputFromFields reads resources, permission, ttl and justification; msg is a 400.
-func grantInputFromFields(d *framework.FieldData) (in grantInput, msg string) {
+func grantInputFromFields(d *framework.FieldData) (in grants.Input, msg string) {
 	if v, ok := d.GetOk("resources"); ok {
-		in.resources = access.Dedupe(v.([]string))
-		if len(in.resources) == 0 {
+		in.Resources = access.Dedupe(v.([]string))
+		if len(in.Resources) == 0 {
 			return in, "resources: give at least one resource, or leave the field out for all of the role's"
 		}
 	}
 	if v, ok := d.GetOk("permission"); ok {
-		in.permission = v.(string)
-		if in.permission == "" {
+		in.Permission = v.(string)
+		if in.Permission == "" {
 			return in, "permission: give a permission level, or leave the field out for the role's default"
 		}
 	}
@@ -85,11 +78,11 @@ func grantInputFromFields(d *framework.FieldData) (in grantInput, msg string) {
 		if v.(int) < 0 {
 			return in, "ttl must not be negative"
 		}
-		in.ttl = time.Duration(v.(int)) * time.Second
+		in.TTL = time.Duration(v.(int)) * time.Second
 	}
 	if v, ok := d.GetOk("justification"); ok {
-		in.justification = v.(string)
-		if m := checkFreeText("justification", in.justification, maxJustificationLen); m != "" {
+		in.Justification = v.(string)
+		if m := checkFreeText("justification", in.Justification, maxJustificationLen); m != "" {
 			return in, m
 		}
 	}

@@ -32,11 +32,3 @@ func setFlowLimits(cfg *config.Config, d *framework.FieldData) string {
 	}
 	return ""
 }
-
-// checkResourceCount is the 400 for a request or grant naming more than the config allows.
-func checkResourceCount(cfg *config.Config, n int) string {
-	if limit := cfg.ResourcesPerRequestLimit(); n > limit {
-		return fmt.Sprintf("resources: %d resources asked for; at most %d are allowed in one request or grant (max_resources_per_request)", n, limit)
-	}
-	return ""
-}

@@ -83,7 +83,7 @@ func (b *aponoBackend) pathBreakGlassIssue(ctx context.Context, req *logical.Req
 	if msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-	if strings.TrimSpace(in.justification) == "" {
+	if strings.TrimSpace(in.Justification) == "" {
 		return logical.ErrorResponse("justification is required for break-glass: say why approval cannot wait"), nil
 	}
 	caller, msg, err := b.callerIdentity(req)
@@ -99,7 +99,7 @@ func (b *aponoBackend) pathBreakGlassIssue(ctx context.Context, req *logical.Req
 	if err != nil {
 		return nil, err
 	}
-	gr, warnings, msg, err := b.resolveGrant(ctx, cfg, roleName, role, in, client)
+	gr, warnings, msg, err := b.grants.Resolve(ctx, cfg, roleName, role, in, client)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}

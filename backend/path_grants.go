@@ -260,7 +260,7 @@ func (b *aponoBackend) pathGrantIssue(ctx context.Context, req *logical.Request,
 	if err != nil {
 		return nil, err
 	}
-	gr, warnings, msg, err := b.resolveGrant(ctx, cfg, roleName, role, in, client)
+	gr, warnings, msg, err := b.grants.Resolve(ctx, cfg, roleName, role, in, client)
 	if err != nil {
 		return nil, err
 	}

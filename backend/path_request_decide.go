@@ -147,7 +147,7 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 			rec.PickupBy = rec.PickupFrom().Add(rec.PickupTTL)
 			typ = notify.EventRequestApproved
 			if rec.Kind == requestKindExtension {
-				if err := b.applyExtension(ctx, req.Storage, rec, now); err != nil {
+				if err := b.grants.ApplyExtension(ctx, req.Storage, rec, now); err != nil {
 					return nil, "", nil, err
 				}
 			}

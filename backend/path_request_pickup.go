@@ -78,8 +78,8 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	if err != nil {
 		return nil, err
 	}
-	gr, warnings, msg, err := b.resolveGrant(ctx, cfg, rec.Role, role, grantInput{
-		resources: rec.Resources, permission: rec.Permission, ttl: rec.TTL, justification: rec.Justification,
+	gr, warnings, msg, err := b.grants.Resolve(ctx, cfg, rec.Role, role, grants.Input{
+		Resources: rec.Resources, Permission: rec.Permission, TTL: rec.TTL, Justification: rec.Justification,
 	}, client)
 	if err != nil {
 		return nil, err

@@ -202,7 +202,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if err != nil {
 		return nil, err
 	}
-	gr, warnings, msg, err := b.resolveGrant(ctx, cfg, roleName, role, in, client)
+	gr, warnings, msg, err := b.grants.Resolve(ctx, cfg, roleName, role, in, client)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -122,4 +123,12 @@ func (c *Config) HashCost() int {
 		return DefaultPasswordHashCost
 	}
 	return c.PasswordHashCost
+}
+
+// CheckResourceCount is the 400 for a request or grant naming more than the config allows.
+func (c *Config) CheckResourceCount(n int) string {
+	if limit := c.ResourcesPerRequestLimit(); n > limit {
+		return fmt.Sprintf("resources: %d resources asked for; at most %d are allowed in one request or grant (max_resources_per_request)", n, limit)
+	}
+	return ""
 }

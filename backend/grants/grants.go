@@ -23,6 +23,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/keylock"
 	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/mitchellh/mapstructure"
 )
 
@@ -51,7 +52,8 @@ type Deps struct {
 	Locks *keylock.Set
 	Index *store.Indexes
 	Caps  *vaultapi.CapabilityCache
-	// AuthAccessors and TokenLifetimes cache Vault's answers.
+	// Mounts, AuthAccessors and TokenLifetimes cache Vault's answers.
+	Mounts         *vaultapi.MountsCache
 	AuthAccessors  *vaultapi.AuthAccessorCache
 	TokenLifetimes *vaultapi.TokenLifetimeCache
 	// Lifetime ends when the backend is cleaned up; Background counts work an issue
@@ -60,8 +62,8 @@ type Deps struct {
 	Background *sync.WaitGroup
 	// Emit sends an access-flow event to the configured destinations.
 	Emit func(ctx context.Context, cfg *config.Config, ev notify.Event)
-	// PasswordFromPolicy generates a password with one of Vault's password policies.
-	PasswordFromPolicy func(ctx context.Context, policy string) (string, error)
+	// System is Vault's view of the mount (lease TTLs, password policies).
+	System func() logical.SystemView
 	// OwnMount is this plugin's mount path ("apono/"), written into entity metadata.
 	OwnMount func() string
 }

@@ -66,7 +66,7 @@ type Issued struct {
 
 func (g *Grants) generatePassword(ctx context.Context, cfg *config.Config) (string, error) {
 	if cfg.PasswordPolicy != "" {
-		return g.PasswordFromPolicy(ctx, cfg.PasswordPolicy)
+		return g.System().GeneratePasswordFromPolicy(ctx, cfg.PasswordPolicy)
 	}
 	return base62.Random(32)
 }

@@ -178,3 +178,20 @@ func PermissionsFor(resourceType string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// CoveredBy reports whether ref is one of the role's resources or inside one of its folders.
+func CoveredBy(ref Ref, role []Ref) bool {
+	for _, r := range role {
+		if r.Type != ref.Type || r.Mount != ref.Mount {
+			continue
+		}
+		if r.Folder == ref.Folder && r.Path == ref.Path {
+			return true
+		}
+		// A folder covers everything strictly below it (a secret or a narrower folder).
+		if r.Folder && (r.Path == "" || strings.HasPrefix(ref.Path, r.Path+"/")) {
+			return true
+		}
+	}
+	return false
+}

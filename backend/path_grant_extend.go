@@ -146,24 +146,3 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 	}
 	return resp, nil
 }
-
-// applyExtension records an approved extension on its grant and ends the request
-// (granted): the next renewal may take the grant to rec.ExtendTo.
-func (b *aponoBackend) applyExtension(ctx context.Context, s logical.Storage, rec *access.Request, now time.Time) error {
-	defer b.grantLocks.Lock(rec.ExtendsGrant)()
-	g, err := store.GetGrant(ctx, s, rec.ExtendsGrant)
-	if err != nil {
-		return err
-	}
-	rec.Status, rec.GrantID, rec.EndedAt = access.StatusGranted, rec.ExtendsGrant, now
-	if g == nil {
-		rec.Notes = append(rec.Notes, "the grant ended before the extension was approved")
-		return nil
-	}
-	before := store.GrantEntries(g)
-	if rec.ExtendTo.After(g.ExtendedUntil) {
-		g.ExtendedUntil = rec.ExtendTo
-	}
-	g.Extensions = append(g.Extensions, access.Extension{RequestID: rec.ID, Until: rec.ExtendTo, Approvals: rec.Approvals, At: now})
-	return b.grants.Store(ctx, s, before, g)
-}
