@@ -47,7 +47,7 @@ type Grant struct {
 	Windows        []string  `json:"windows,omitempty"`
 	WindowEnd      time.Time `json:"window_end,omitempty"`
 	WindowsIgnored bool      `json:"windows_ignored,omitempty"`
-	// ExtendedUntil is the end approved extensions allow (extension.go), past MaxExpiresAt.
+	// ExtendedUntil is the end approved extensions allow (grants.ApplyExtension), past MaxExpiresAt.
 	ExtendedUntil time.Time   `json:"extended_until,omitempty"`
 	Extensions    []Extension `json:"extensions,omitempty"`
 

@@ -51,7 +51,7 @@ type Request struct {
 	// AutoApprovedBy names the auto_approve rule that approved the request.
 	AutoApprovedBy string `json:"auto_approved_by,omitempty"`
 	// Kind is "" for access, requestKindExtension for an extension of grant ExtendsGrant
-	// to ExtendTo (extension.go).
+	// to ExtendTo (grants.ApplyExtension).
 	Kind         string    `json:"kind,omitempty"`
 	ExtendsGrant string    `json:"extends_grant,omitempty"`
 	ExtendTo     time.Time `json:"extend_to,omitempty"`
