@@ -2,10 +2,12 @@
 // just-in-time access to KV v2 secrets and Transit keys as lease-bound userpass users with
 // apono-* policies, and runs the access flows that approve them. Its files are the paths
 // (path_*.go: parse fields, check the caller, call the package that owns the rule, shape
-// the answer), the secret type (secret_grant.go), the WAL rollback (wal.go), the periodic
-// job (periodic.go) and the wiring (factory.go). The rules, records and calls into Vault
-// live in the packages below it: notify, discovery, owners, store, access, config,
-// resource and vaultapi.
+// the answer), the fields they share (fields.go, config_fields.go, role_fields.go,
+// query_fields.go), the caller checks (identity.go), the secret type (secret_grant.go),
+// the WAL rollback (wal.go), the periodic job (periodic.go) and the wiring (factory.go),
+// which builds one of each package below and hands them what must stay single. The
+// rules, records and calls into Vault live below: sweep, grants, discovery, owners,
+// notify, store, access, config, resource and vaultapi.
 package backend
 
 import (
@@ -72,10 +74,9 @@ type aponoBackend struct {
 	grantLocks   keylock.Set
 	requestLocks []*locksutil.LockEntry
 
-	// events delivers access-flow events to notify_url (notify.go), targets to the named
-	// notification targets (notify_targets.go).
-	events  *notify.Notifier
-	targets targetQueues
+	// notify delivers access-flow events to notify_url and the named notification targets
+	// (package notify).
+	notify *notify.Dispatcher
 
 	// namePrefix is "apono-<mount tag>-": every user and policy this mount creates starts
 	// with it, and it differs between mounts so two mounts never touch each other's.
@@ -89,7 +90,7 @@ type aponoBackend struct {
 	owners *owners.Resolver
 	// grantMounts caches sys/mounts for grant issue.
 	grantMounts *vaultapi.MountsCache
-	// caps caches optional capabilities of the management token (path_health.go).
+	// caps caches optional capabilities of the management token (vaultapi).
 	caps *vaultapi.CapabilityCache
 	// authAccessors and tokenLifetimes serve grant identities and honest end times
 	// (package grants).
@@ -114,7 +115,7 @@ func (b *aponoBackend) invalidate(_ context.Context, key string) {
 		return
 	}
 	if strings.HasPrefix(key, notify.NotifyTargetPrefix) {
-		b.dropTargetCache()
+		b.notify.DropTargetCache()
 		return
 	}
 	if strings.HasPrefix(key, store.IndexStoragePrefix) {

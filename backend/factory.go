@@ -39,7 +39,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 		b.Logger().Warn("the plugin will exit at a test crash point ("+crashPointEnv+"); never set it outside tests", "point", b.crashPoint)
 	}
 	if n := eventStoreMaxFromEnv(os.Getenv(eventStoreMaxEnv), b.Logger()); n > 0 {
-		b.events.MaxPending = n
+		b.notify.Events.MaxPending = n
 	}
 	return b, nil
 }
@@ -102,6 +102,15 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		},
 	}
 	b.lifetime, b.stopLifetime = context.WithCancel(context.Background())
+	b.notify = &notify.Dispatcher{
+		Events: notify.NewNotifier(b.lifetime, func() hclog.Logger { return b.Logger() }, conf.StorageView,
+			func(ctx context.Context) (*config.Config, error) { return b.config(ctx, conf.StorageView) }),
+		Storage:  conf.StorageView,
+		Lifetime: b.lifetime,
+		Logger:   func() hclog.Logger { return b.Logger() },
+		Config:   b.config,
+		OwnMount: b.ownMountPath,
+	}
 	b.store = store.New(store.Deps{
 		Index:      b.idx,
 		Logger:     func() hclog.Logger { return b.Logger() },
@@ -122,7 +131,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		TokenLifetimes: b.tokenLifetimes,
 		Lifetime:       b.lifetime,
 		Background:     &b.background,
-		Emit:           b.emit,
+		Emit:           b.notify.Emit,
 		System:         func() logical.SystemView { return b.System() },
 		OwnMount:       b.ownMountPath,
 	})
@@ -138,11 +147,9 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		Store:            b.store,
 		RequestLock:      func(id string) sync.Locker { return b.requestLock(id) },
 		Config:           b.config,
-		Emit:             b.emit,
+		Emit:             b.notify.Emit,
 		RecordlessMinAge: walRollbackMinAge,
 	})
-	b.events = notify.NewNotifier(b.lifetime, func() hclog.Logger { return b.Logger() }, conf.StorageView,
-		func(ctx context.Context) (*config.Config, error) { return b.config(ctx, conf.StorageView) })
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -177,7 +184,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		// leader change) are delivered by this one.
 		// The indexes are built here once after an upgrade from a release without them.
 		InitializeFunc: func(ctx context.Context, req *logical.InitializationRequest) error {
-			b.beginQueues(ctx, req.Storage)
+			b.notify.BeginQueues(ctx, req.Storage)
 			if b.WriteSafeReplicationState() {
 				b.store.StartBuild(req.Storage, false)
 			}
@@ -198,4 +205,23 @@ func mountTag(backendUUID string) string {
 	}
 	sum := sha256.Sum256([]byte(backendUUID))
 	return hex.EncodeToString(sum[:])[:8]
+}
+
+// crashPointEnv, in the plugin's catalog entry, makes the plugin exit at a named point,
+// once (the end-to-end fault tests): "<point>:<file>" exits there when file exists,
+// removing it first. "request-after-index" is after a new request's index entries are
+// written and before its record.
+const crashPointEnv = "APONO_TEST_CRASH_POINT"
+
+// crashAt exits the plugin process at point when the fault tests ask for it.
+func (b *aponoBackend) crashAt(point string) {
+	at, flag, ok := strings.Cut(b.crashPoint, ":")
+	if !ok || at != point || flag == "" {
+		return
+	}
+	if err := os.Remove(flag); err != nil {
+		return // not armed
+	}
+	b.Logger().Warn("exiting at a test crash point ("+crashPointEnv+")", "point", point)
+	os.Exit(3)
 }

@@ -24,7 +24,7 @@ func TestNotifyDestinationWrites(t *testing.T) {
 		e.mustBadRequest(t, logical.CreateOperation, "notify/t1", map[string]interface{}{"url": bad.url}, "url: ")
 		e.mustBadRequest(t, logical.CreateOperation, "notify/t1", map[string]interface{}{"url": bad.url}, bad.want)
 	}
-	if targets, _ := e.b.loadTargets(e.ctx, e.storage); len(targets) != 0 {
+	if targets, _ := e.b.notify.LoadTargets(e.ctx, e.storage); len(targets) != 0 {
 		t.Fatalf("refused writes made targets: %v", targets)
 	}
 	e.mustBadRequest(t, logical.UpdateOperation, "config", map[string]interface{}{"notify_allowed_hosts": "169.254.169.254"}, "never go")

@@ -292,12 +292,12 @@ func TestHealthReportsEventsWaiting(t *testing.T) {
 	h := newHookReceiver(t)
 	h.setFail(http.StatusServiceUnavailable)
 	e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"notify_url": h.srv.URL})
-	e.b.events.RetryLater = time.Hour
-	e.b.events.Store(context.Background(), newEvent("recent", time.Now()))
+	e.b.notify.Events.RetryLater = time.Hour
+	e.b.notify.Events.Store(context.Background(), newEvent("recent", time.Now()))
 	if got := e.health(t); got["events_pending"] != 1 || strings.Contains(jsonOf(t, got["warnings"]), "wait for notify_url") {
 		t.Fatalf("one recent event: %v, warnings %v", got["events_pending"], got["warnings"])
 	}
-	e.b.events.Store(context.Background(), newEvent("late", time.Now().Add(-2*notify.EventsLateAfter)))
+	e.b.notify.Events.Store(context.Background(), newEvent("late", time.Now().Add(-2*notify.EventsLateAfter)))
 	got := e.health(t)
 	if got["events_pending"] != 2 || !strings.Contains(jsonOf(t, got["warnings"]), "2 events wait for notify_url, the oldest for 2m0s") {
 		t.Fatalf("a late event: %v, warnings %v", got["events_pending"], got["warnings"])

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -72,9 +73,9 @@ people see only their own requests and the ones they may decide at requests/.
 
 func (b *aponoBackend) pathAuditRequestList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
-	return b.listRequests(ctx, req, d, &requestFilter{
-		status: strings.ToLower(strings.TrimSpace(d.Get("status").(string))),
-		role:   d.Get("role").(string),
+	return b.listRequests(ctx, req, d, &store.RequestQuery{
+		Status: strings.ToLower(strings.TrimSpace(d.Get("status").(string))),
+		Role:   d.Get("role").(string),
 	})
 }
 

@@ -139,7 +139,7 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 	}
 	b.Logger().Info("grant extension requested", "request_id", id, "grant_id", grantID, "role", roleName, "requester", caller.EntityName,
 		"extend_to", access.FormatTime(rec.ExtendTo))
-	b.emit(ctx, cfg, notify.RequestEvent(rec, notify.EventRequestCreated, now, nil, ""))
+	b.notify.Emit(ctx, cfg, notify.RequestEvent(rec, notify.EventRequestCreated, now, nil, ""))
 	resp := &logical.Response{Data: rec.Data(now)}
 	for _, n := range notes {
 		resp.AddWarning(n)

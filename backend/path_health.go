@@ -190,7 +190,7 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 		out["warnings"] = warnings
 		return out
 	}
-	if queues := b.allQueues(ctx, s); cfg.NotifyURL != "" || len(queues) > 1 {
+	if queues := b.notify.AllQueues(ctx, s); cfg.NotifyURL != "" || len(queues) > 1 {
 		total := 0
 		perTarget := map[string]interface{}{}
 		for _, q := range queues {
@@ -212,7 +212,7 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 		}
 		out["events_pending"] = total
 		out["notify_targets"] = perTarget
-		refusing := b.refuseNewFlows(ctx, s)
+		refusing := b.notify.RefuseNewFlows(ctx, s)
 		out["events_refusing_requests"] = refusing != ""
 		if refusing != "" {
 			problems = append(problems, refusing)

@@ -94,7 +94,7 @@ func (b *aponoBackend) actOnRequest(ctx context.Context, req *logical.Request, d
 		if err != nil {
 			b.Logger().Warn("reading config for an event", "error", err)
 		}
-		b.emit(ctx, cfg, *ev)
+		b.notify.Emit(ctx, cfg, *ev)
 		return out, nil
 	})
 }

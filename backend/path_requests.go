@@ -214,7 +214,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if _, msg := role.WindowCheck(roleName, access.FirstNonZero(startAt, now)); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-	if msg := b.refuseNewFlows(ctx, req.Storage); msg != "" {
+	if msg := b.notify.RefuseNewFlows(ctx, req.Storage); msg != "" {
 		return nil, logical.CodedError(http.StatusServiceUnavailable, msg)
 	}
 	dryRun := d.Get("dry_run").(bool)
@@ -261,9 +261,9 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	b.Logger().Info("access requested", "request_id", id, "role", roleName, "requester", caller.EntityName,
 		"requester_entity_id", caller.EntityID, "resources", rec.Resources, "permission", rec.Permission,
 		"approvers", access.ApproverNames(sets), "start_at", access.FormatTime(startAt), "auto_approved_by", rec.AutoApprovedBy)
-	b.emit(ctx, cfg, notify.RequestEvent(rec, notify.EventRequestCreated, now, nil, ""))
+	b.notify.Emit(ctx, cfg, notify.RequestEvent(rec, notify.EventRequestCreated, now, nil, ""))
 	if rec.AutoApprovedBy != "" {
-		b.emit(ctx, cfg, notify.RequestEvent(rec, access.EventRequestAutoApproved, now, nil, "approved by rule "+rec.AutoApprovedBy))
+		b.notify.Emit(ctx, cfg, notify.RequestEvent(rec, access.EventRequestAutoApproved, now, nil, "approved by rule "+rec.AutoApprovedBy))
 	}
 
 	resp := &logical.Response{Data: rec.Data(now)}
@@ -313,50 +313,27 @@ func notVisible(caller *access.Identity, id, mount string) error {
 		"(every request can be read at %saudit/requests/%s, which an operator's policy grants)", id, caller.Label(), mount, id)
 }
 
-// requestFilter is a validated list filter.
-type requestFilter struct {
-	status, role     string
-	mine, canApprove bool
-	// caller is the person listing; nil for the operator's audit/requests, which sees all.
-	caller *access.Identity
-}
-
-func (f *requestFilter) matches(r *access.Request, now time.Time) bool {
-	status := r.StatusAt(now)
-	switch {
-	case f.caller != nil && !r.VisibleTo(f.caller),
-		f.status != "" && status != f.status,
-		f.role != "" && r.Role != f.role,
-		f.mine && r.Requester.EntityID != f.caller.EntityID:
-		return false
-	case f.canApprove:
-		return status == access.StatusPending && r.Requester.EntityID != f.caller.EntityID &&
-			!r.ApprovedBy(f.caller.EntityID) && len(access.QualifyingSets(f.caller, r.Sets)) > 0
-	}
-	return true
-}
-
 func (b *aponoBackend) pathRequestList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.rememberMount(req)
-	f := requestFilter{
-		status:     strings.ToLower(strings.TrimSpace(d.Get("status").(string))),
-		role:       d.Get("role").(string),
-		mine:       d.Get("mine").(bool),
-		canApprove: d.Get("can_approve").(bool),
+	f := store.RequestQuery{
+		Status:     strings.ToLower(strings.TrimSpace(d.Get("status").(string))),
+		Role:       d.Get("role").(string),
+		Mine:       d.Get("mine").(bool),
+		CanApprove: d.Get("can_approve").(bool),
 	}
 	caller, msg, err := b.callerIdentity(req)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg+"; an operator lists every request at "+req.MountPoint+"audit/requests")
 	}
-	f.caller = caller
+	f.Caller = caller
 	return b.listRequests(ctx, req, d, &f)
 }
 
 // listRequests answers a list or read of requests with one page of the entries f lets
 // through, newest first.
-func (b *aponoBackend) listRequests(ctx context.Context, req *logical.Request, d *framework.FieldData, f *requestFilter) (*logical.Response, error) {
-	if f.status != "" && !slices.Contains(access.RequestStatuses, f.status) {
-		return logical.ErrorResponse(fmt.Sprintf("status %q is not a request status (allowed: %s)", textsafe.Truncate(f.status), strings.Join(access.RequestStatuses, ", "))), nil
+func (b *aponoBackend) listRequests(ctx context.Context, req *logical.Request, d *framework.FieldData, f *store.RequestQuery) (*logical.Response, error) {
+	if f.Status != "" && !slices.Contains(access.RequestStatuses, f.Status) {
+		return logical.ErrorResponse(fmt.Sprintf("status %q is not a request status (allowed: %s)", textsafe.Truncate(f.Status), strings.Join(access.RequestStatuses, ", "))), nil
 	}
 	limit, msg := store.CheckLimit(d.Get("limit").(int))
 	if msg != "" {
@@ -367,7 +344,7 @@ func (b *aponoBackend) listRequests(ctx context.Context, req *logical.Request, d
 		return logical.ErrorResponse(msg), nil
 	}
 	now := time.Now()
-	recs, next, err := b.requestPage(ctx, req.Storage, f, after, limit, now)
+	recs, next, err := b.store.Requests(ctx, req.Storage, f, after, limit, now)
 	if err != nil {
 		return nil, err
 	}

@@ -139,7 +139,7 @@ func (b *aponoBackend) grantRevoke(ctx context.Context, req *logical.Request, _ 
 	}
 	b.Logger().Info("grant revoked", "grant_id", objs.GrantID, "username", objs.Username)
 	if ev != nil {
-		b.emit(ctx, ev.cfg, ev.event)
+		b.notify.Emit(ctx, ev.cfg, ev.event)
 	}
 	return nil, nil
 }
@@ -158,7 +158,7 @@ func (b *aponoBackend) revokedSender(ctx context.Context, s logical.Storage, gra
 	}
 	return func(reason string) {
 		ev.event.Reason = reason
-		b.emit(ctx, ev.cfg, ev.event)
+		b.notify.Emit(ctx, ev.cfg, ev.event)
 	}
 }
 
@@ -168,7 +168,7 @@ func (b *aponoBackend) revokedEvent(ctx context.Context, s logical.Storage, gran
 	if err != nil || cfg == nil {
 		return nil
 	}
-	if targets, _ := b.loadTargets(ctx, s); cfg.NotifyURL == "" && len(targets) == 0 {
+	if targets, _ := b.notify.LoadTargets(ctx, s); cfg.NotifyURL == "" && len(targets) == 0 {
 		return nil
 	}
 	ev := notify.Event{Type: notify.EventGrantRevoked, GrantID: grantID}

@@ -43,7 +43,7 @@ type Role struct {
 	// older than this (or not made by a login).
 	ApproverMaxTokenAge time.Duration `json:"approver_max_token_age,omitempty"`
 
-	// Time and rules (flow_time.go, auto_approve.go): the access windows (specs as
+	// Time and rules (role_time.go, auto_approve.go; backend/role_fields.go parses them): the access windows (specs as
 	// accesswindow writes them), whether a grant ends with the window it started in,
 	// how far ahead a request may be scheduled, and the automatic approval rules.
 	AccessWindows    []string          `json:"access_windows,omitempty"`

@@ -47,7 +47,7 @@ type Config struct {
 	SyncConcurrency  int           `json:"sync_concurrency,omitempty"`
 	MaxResources     int           `json:"max_resources,omitempty"`
 
-	// Access flows: events (notify.go) and how long ended requests stay readable.
+	// Access flows: events (package notify) and how long ended requests stay readable.
 	NotifyURL    string `json:"notify_url,omitempty"`
 	NotifySecret string `json:"notify_secret,omitempty"`
 	NotifyCACert string `json:"notify_ca_cert,omitempty"`
@@ -64,7 +64,7 @@ type Config struct {
 	// <mount>ui).
 	PortalURL string `json:"portal_url,omitempty"`
 
-	// Bounds of access flows (flow_limits.go); 0 = the default.
+	// Bounds of access flows (limits.go); 0 = the default.
 	MaxResourcesPerRequest int `json:"max_resources_per_request,omitempty"`
 	MaxOpenRequests        int `json:"max_open_requests,omitempty"`
 	MaxFolderSecrets       int `json:"max_folder_secrets,omitempty"`

@@ -223,7 +223,7 @@ func (n *Notifier) post(target NotifyTarget, pe *StoredEvent) (retry bool, err e
 
 // HttpClient is one client per CA bundle and destination policy; redirects are not
 // followed (an event goes only where the config says), and every address dialed is
-// checked against the policy once resolved (notify_dest.go).
+// checked against the policy once resolved (dest.go).
 func (n *Notifier) HttpClient(caCert string, policy *Policy) (*http.Client, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

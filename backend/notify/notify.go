@@ -112,7 +112,7 @@ type Event struct {
 }
 
 // checkNotifyURL allows https and http only to a loopback address, where no network sees
-// the body, and only to a destination p allows (notify_dest.go). The message starts with
+// the body, and only to a destination p allows (dest.go). The message starts with
 // field (notify_url, or a target's url).
 func CheckURL(raw, field string, p *Policy) string {
 	rule := field + " must be an https:// URL, or http:// to a loopback address (127.0.0.1, [::1], localhost)"
@@ -152,11 +152,11 @@ func RedactURL(raw string) string {
 }
 
 // NotifyTarget is where an event goes, as it is when the event is delivered: the
-// config's notify_* fields (format json), or a named target (notify_targets.go).
+// config's notify_* fields (format json), or a named target (dispatch.go).
 type NotifyTarget struct {
 	Url, Secret, CaCert string
 	Format              string // notifyFormatJSON, notifyFormatSlack, notifyFormatTeams
-	// Policy says where events may go (notify_dest.go), from the config at delivery time.
+	// Policy says where events may go (dest.go), from the config at delivery time.
 	Policy *Policy
 }
 

@@ -2,33 +2,12 @@ package backend
 
 import (
 	"context"
-	"os"
-	"strings"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
-
-// crashPointEnv, in the plugin's catalog entry, makes the plugin exit at a named point,
-// once (the end-to-end fault tests): "<point>:<file>" exits there when file exists,
-// removing it first. "request-after-index" is after a new request's index entries are
-// written and before its record.
-const crashPointEnv = "APONO_TEST_CRASH_POINT"
-
-// crashAt exits the plugin process at point when the fault tests ask for it.
-func (b *aponoBackend) crashAt(point string) {
-	at, flag, ok := strings.Cut(b.crashPoint, ":")
-	if !ok || at != point || flag == "" {
-		return
-	}
-	if err := os.Remove(flag); err != nil {
-		return // not armed
-	}
-	b.Logger().Warn("exiting at a test crash point ("+crashPointEnv+")", "point", point)
-	os.Exit(3)
-}
 
 func pathIndexes(b *aponoBackend) []*framework.Path {
 	return []*framework.Path{

@@ -5,15 +5,12 @@ import (
 	"crypto/x509"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
-	"sync"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
-	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -22,107 +19,6 @@ import (
 // secret (json's HMAC), a CA bundle, and the event types it receives. Each has a queue of
 // its own (notify-queue/<name>/), with the same durable, ordered, retried delivery and
 // the same rules for a full store as the config's notify_url, which stays one json target.
-
-// targetQueues holds the named targets (cached) and their queues.
-type targetQueues struct {
-	mu      sync.Mutex
-	targets []*notify.Target // nil: read storage
-	queues  map[string]*notify.Notifier
-}
-
-func (b *aponoBackend) loadTargets(ctx context.Context, s logical.Storage) ([]*notify.Target, error) {
-	q := &b.targets
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.targets != nil {
-		return q.targets, nil
-	}
-	names, err := s.List(ctx, notify.NotifyTargetPrefix)
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	out := []*notify.Target{}
-	for _, name := range names {
-		t, err := notify.GetTarget(ctx, s, name)
-		if err != nil {
-			return nil, err
-		}
-		if t != nil {
-			out = append(out, t)
-		}
-	}
-	q.targets = out
-	return out, nil
-}
-
-func (b *aponoBackend) dropTargetCache() {
-	b.targets.mu.Lock()
-	b.targets.targets = nil
-	b.targets.mu.Unlock()
-}
-
-// queue is the delivery queue of target name, started on first use.
-func (b *aponoBackend) queue(name string) *notify.Notifier {
-	q := &b.targets
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.queues == nil {
-		q.queues = map[string]*notify.Notifier{}
-	}
-	n := q.queues[name]
-	if n == nil {
-		s := b.events.Storage
-		n = notify.NewQueue(b.lifetime, func() hclog.Logger { return b.Logger() }, s, name,
-			notify.NotifyQueuePrefix+name+"/", notify.NotifyOtherPrefix+name+"/",
-			func(ctx context.Context) (*notify.NotifyTarget, error) {
-				t, err := notify.GetTarget(ctx, s, name)
-				if err != nil || t == nil {
-					return nil, err
-				}
-				cfg, err := b.config(ctx, s)
-				if err != nil {
-					return nil, err
-				}
-				return &notify.NotifyTarget{Url: t.URL, Secret: t.Secret, CaCert: t.CACert, Format: t.Format, Policy: notify.PolicyOf(cfg)}, nil
-			})
-		n.MaxPending = b.events.MaxPending
-		n.RetryDelays, n.RetryLater = b.events.RetryDelays, b.events.RetryLater
-		q.queues[name] = n
-	}
-	return n
-}
-
-// allQueues is the config's queue and every named target's.
-func (b *aponoBackend) allQueues(ctx context.Context, s logical.Storage) []*notify.Notifier {
-	out := []*notify.Notifier{b.events}
-	targets, err := b.loadTargets(ctx, s)
-	if err != nil {
-		return out
-	}
-	for _, t := range targets {
-		out = append(out, b.queue(t.Name))
-	}
-	return out
-}
-
-// refuseNewFlows is why new requests are refused (a queue holds nothing but audit events
-// and is full), or "".
-func (b *aponoBackend) refuseNewFlows(ctx context.Context, s logical.Storage) string {
-	for _, q := range b.allQueues(ctx, s) {
-		if msg := q.RefuseNewFlows(); msg != "" {
-			return msg
-		}
-	}
-	return ""
-}
-
-// beginQueues starts delivering what every queue has stored (a restart, a new leader).
-func (b *aponoBackend) beginQueues(ctx context.Context, s logical.Storage) {
-	for _, q := range b.allQueues(ctx, s) {
-		q.Begin()
-	}
-}
 
 func pathNotify(b *aponoBackend) []*framework.Path {
 	return []*framework.Path{
@@ -196,7 +92,7 @@ func (b *aponoBackend) pathNotifyRead(ctx context.Context, req *logical.Request,
 	if err != nil || t == nil {
 		return nil, err
 	}
-	count, oldest, err := b.queue(t.Name).PendingSummary(ctx)
+	count, oldest, err := b.notify.Queue(t.Name).PendingSummary(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +183,7 @@ func (b *aponoBackend) pathNotifyWrite(ctx context.Context, req *logical.Request
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, err
 	}
-	b.dropTargetCache()
+	b.notify.DropTargetCache()
 	return nil, nil
 }
 
@@ -297,37 +193,10 @@ func (b *aponoBackend) pathNotifyDelete(ctx context.Context, req *logical.Reques
 	if err := req.Storage.Delete(ctx, notify.NotifyTargetPrefix+name); err != nil {
 		return nil, err
 	}
-	b.dropTargetCache()
+	b.notify.DropTargetCache()
 	// Its queue drops what it had not delivered when it next looks (the target is gone).
-	b.queue(name).Wake()
+	b.notify.Queue(name).Wake()
 	return nil, nil
-}
-
-// portalLink opens ev in the access portal: portal_url (default: vault_addr's
-// <mount>ui) with the request, or the requester's access for a grant of none.
-func (b *aponoBackend) portalLink(cfg *config.Config, ev *notify.Event) string {
-	base := cfg.PortalURL
-	if base == "" {
-		mount := b.ownMountPath()
-		if mount == "" || cfg.VaultAddr == "" {
-			return ""
-		}
-		base = strings.TrimSuffix(cfg.VaultAddr, "/") + "/v1/" + mount + "ui"
-	}
-	if ev.RequestID != "" {
-		return base + "#/requests/" + ev.RequestID
-	}
-	return base + "#/access"
-}
-
-// emitTo stores ev (already complete) for every named target that wants its type.
-func (b *aponoBackend) emitTo(ctx context.Context, targets []*notify.Target, pe *notify.StoredEvent) {
-	for _, t := range targets {
-		if t.Wants(pe.Type) {
-			cp := *pe
-			b.queue(t.Name).Store(ctx, &cp)
-		}
-	}
 }
 
 // checkTargetsUnder checks every named target's url against the destination rules that a
@@ -339,7 +208,7 @@ func (b *aponoBackend) checkTargetsUnder(ctx context.Context, s logical.Storage,
 	if !allowSent && !vaultSent {
 		return "", nil
 	}
-	targets, err := b.loadTargets(ctx, s)
+	targets, err := b.notify.LoadTargets(ctx, s)
 	if err != nil {
 		return "", err
 	}
