@@ -196,8 +196,6 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 	return b
 }
 
-const walRollbackMinAge = 2 * time.Minute
-
 // mountTag is a short, stable tag of the mount's UUID.
 func mountTag(backendUUID string) string {
 	if backendUUID == "" {

@@ -3,7 +3,10 @@ package backend
 import (
 	"context"
 	"errors"
+	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/discovery"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -37,4 +40,51 @@ func (b *aponoBackend) periodic(ctx context.Context, req *logical.Request) error
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// syncJob refreshes the snapshot every sync_interval. periodic() runs it only on the
+// node that may write storage.
+func (b *aponoBackend) syncJob() periodicJob {
+	return periodicJob{name: "sync", run: b.periodicSync}
+}
+
+// periodicSync starts a background sync when one is due: the snapshot and the periodic
+// job's own last attempt are both older than sync_interval. It does not wait for the
+// sync: the rollback manager calls periodic functions holding Vault's state lock, and a
+// walk of a large Vault must not hold up a seal or a step-down.
+func (b *aponoBackend) periodicSync(ctx context.Context, s logical.Storage) error {
+	cfg, err := config.Get(ctx, s)
+	if err != nil || cfg == nil {
+		return err
+	}
+	interval := cfg.SyncEvery()
+	if interval == 0 {
+		return nil
+	}
+	h, err := discovery.LoadSnapshotHeader(ctx, s)
+	if err != nil {
+		return err
+	}
+	if h != nil && time.Since(h.SyncedAt) < interval {
+		return nil
+	}
+	st, err := discovery.LoadSyncStatus(ctx, s)
+	if err != nil {
+		return err
+	}
+	if st != nil && time.Since(st.BackgroundAttemptedAt) < interval {
+		return nil
+	}
+	if !b.syncMu.TryLock() {
+		return nil // a sync is running; it refreshes the snapshot
+	}
+	go func() {
+		defer b.syncMu.Unlock()
+		// Derived from the backend's lifetime context, so unmounting or sealing stops it.
+		ctx, cancel := context.WithTimeout(b.lifetime, periodicSyncTimeout)
+		defer cancel()
+		// Errors are logged and kept in sync/status by runSync.
+		_, _ = b.runSync(ctx, s, cfg, true)
+	}()
+	return nil
 }

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
@@ -10,6 +11,11 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/logical"
 )
+
+// walRollbackMinAge is how old a WAL entry must be before Vault rolls it back: issuing a
+// grant takes well under a second, so an entry this old belongs to an issue that died
+// (crash, restart), never to one still running.
+const walRollbackMinAge = 2 * time.Minute
 
 // walRollback undoes a grant whose issue died before it finished: the same idempotent
 // removal that revocation uses.
