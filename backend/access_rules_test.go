@@ -8,6 +8,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi/vaultfake"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -36,7 +37,7 @@ func TestOwnerOfOneResourceNeverApprovesAnother(t *testing.T) {
 		t.Fatalf("still open: %v", open)
 	}
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/"+id+"/grant", nil, "not approved yet")
-	if users := f.vault.userNames(); len(users) != 0 {
+	if users := f.vault.UserNames(); len(users) != 0 {
 		t.Fatalf("a refused pickup made users: %v", users)
 	}
 	f.mustAs(t, f.bob, logical.UpdateOperation, "requests/"+id+"/approve", nil)
@@ -50,7 +51,7 @@ func TestOwnerOfOneResourceNeverApprovesAnother(t *testing.T) {
 // whoever owns what was added since.
 func TestFolderOwnersAndOwnersAddedBeforePickup(t *testing.T) {
 	f := newFlowEnv(t)
-	f.vault.tree.put("kv", "app", fakeSecret{meta: map[string]string{"owner": "entity:carol"}})
+	f.vault.Tree.Put("kv", "app", vaultfake.Secret{Meta: map[string]string{"owner": "entity:carol"}})
 	f.mustOK(t, logical.CreateOperation, "roles/app", map[string]interface{}{
 		"resources": "kv/app/*", "approval": "required", "approvers": "owner",
 	})
@@ -82,17 +83,17 @@ func TestFolderOwnersAndOwnersAddedBeforePickup(t *testing.T) {
 
 	// A secret with an owner nobody asked is added below the folder: the grant's glob would
 	// cover it, so the pickup is refused until that owner approves a new request.
-	f.vault.tree.put("kv", "app/new/key", fakeSecret{meta: map[string]string{"owner": "new-owners"}})
+	f.vault.Tree.Put("kv", "app/new/key", vaultfake.Secret{Meta: map[string]string{"owner": "new-owners"}})
 	f.mustForbiddenAs(t, f.alice, "requests/"+id+"/grant", "owners of kv/app/new/key (group:new-owners) did not approve it")
-	if users := f.vault.userNames(); len(users) != 0 {
+	if users := f.vault.UserNames(); len(users) != 0 {
 		t.Fatalf("a refused pickup made users: %v", users)
 	}
 	if s := f.status(t, id); s != access.StatusApproved {
 		t.Fatalf("a refused pickup changed the request: %s", s)
 	}
 	// A secret added with an owner who did approve changes nothing.
-	delete(f.vault.tree.secrets["kv"], "app/new/key")
-	f.vault.tree.put("kv", "app/more", fakeSecret{meta: map[string]string{"owner": "kv-owners"}})
+	delete(f.vault.Tree.Secrets["kv"], "app/new/key")
+	f.vault.Tree.Put("kv", "app/more", vaultfake.Secret{Meta: map[string]string{"owner": "kv-owners"}})
 	f.mustAs(t, f.alice, logical.UpdateOperation, "requests/"+id+"/grant", nil)
 }
 
@@ -106,17 +107,17 @@ func TestFolderOwnerReadIsBounded(t *testing.T) {
 	})
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/app", map[string]interface{}{"resources": "kv/app/*"},
 		"holds more than 2 secrets (max_folder_secrets)")
-	f.vault.tree.put("kv", "odd/ok", fakeSecret{meta: map[string]string{"owner": "kv-owners"}}).
-		put("kv", "odd/bad name", fakeSecret{meta: map[string]string{"owner": "kv-owners"}})
+	f.vault.Tree.Put("kv", "odd/ok", vaultfake.Secret{Meta: map[string]string{"owner": "kv-owners"}}).
+		Put("kv", "odd/bad name", vaultfake.Secret{Meta: map[string]string{"owner": "kv-owners"}})
 	id := f.request(t, "app", map[string]interface{}{"resources": "kv/odd/*"})
 	data := f.requestData(t, id)
 	if got := strings.Join(data["approvers"].([]string), ","); got != "group:kv-owners,group:security" {
 		t.Fatalf("approvers of a folder holding an unreadable name: %s", got)
 	}
-	if lists, reads, _ := f.vault.tree.counts(); reads > 3 || lists > 3 {
+	if lists, reads, _ := f.vault.Tree.Counts(); reads > 3 || lists > 3 {
 		t.Fatalf("the walk made %d LISTs and %d reads", lists, reads)
 	}
-	for _, r := range f.vault.tree.reads {
+	for _, r := range f.vault.Tree.Reads {
 		if strings.Contains(r, " ") {
 			t.Fatalf("read a name the plugin refuses: %q", r)
 		}
@@ -160,7 +161,7 @@ func TestGrantRequesterIsTheCaller(t *testing.T) {
 	f.mustOK(t, logical.CreateOperation, "roles/direct", map[string]interface{}{"resources": "kv/app/db"})
 	f.mustBadRequestAs(t, f.erin, logical.UpdateOperation, "grants/direct", map[string]interface{}{"requester": "bob@example.com"},
 		"requester: not allowed from a caller with an identity entity")
-	if users := f.vault.userNames(); len(users) != 0 {
+	if users := f.vault.UserNames(); len(users) != 0 {
 		t.Fatalf("a refused grant made users: %v", users)
 	}
 	resp := f.mustAs(t, f.erin, logical.UpdateOperation, "grants/direct", nil)
@@ -183,7 +184,7 @@ func TestApproverMaxTokenAge(t *testing.T) {
 		"resources": "kv/app/db", "approval": "required", "approvers": "group:kv-owners", "approver_max_token_age": "1h",
 	})
 	now := time.Now()
-	f.vault.tokens = map[string]*vaultapi.TokenLifetime{
+	f.vault.Tokens = map[string]*vaultapi.TokenLifetime{
 		"old":   {CreationTime: now.Add(-2 * time.Hour), Path: "auth/userpass/login/bob"},
 		"child": {CreationTime: now, Path: "auth/token/create"},
 		"fresh": {CreationTime: now.Add(-time.Minute), Path: "auth/userpass/login/bob"},
@@ -232,7 +233,7 @@ func TestFlowBounds(t *testing.T) {
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/app", three, "at most 2 are allowed in one request or grant (max_resources_per_request)")
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/app", nil, `role "app" has 3, so name the ones you need`)
 	f.mustBadRequestAs(t, "", logical.UpdateOperation, "grants/direct", three, "max_resources_per_request")
-	if users := f.vault.userNames(); len(users) != 0 {
+	if users := f.vault.UserNames(); len(users) != 0 {
 		t.Fatalf("a refused grant made users: %v", users)
 	}
 

@@ -7,7 +7,11 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi/vaultfake"
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -15,7 +19,7 @@ import (
 type testEnv struct {
 	b       *aponoBackend
 	storage logical.Storage
-	vault   *fakeVault
+	vault   *vaultfake.Vault
 	ids     *identitySystemView
 	ctx     context.Context
 }
@@ -65,9 +69,9 @@ func newTestEnvOn(t *testing.T, storage logical.Storage) *testEnv {
 		groups:           map[string][]*logical.Group{},
 	}
 	conf.System = ids
-	fv := newFakeVault()
+	fv := vaultfake.New()
 	b := newBackend(conf)
-	b.newClient = fv.factory
+	b.newClient = fakeFactory(fv)
 	if err := b.Setup(context.Background(), conf); err != nil {
 		t.Fatal(err)
 	}
@@ -180,4 +184,9 @@ func TestRoleCacheFollowsWritesDeletesAndInvalidate(t *testing.T) {
 	}
 	e.mustOK(t, logical.DeleteOperation, "roles/app", nil)
 	e.mustBadRequest(t, logical.UpdateOperation, "grants/app", nil, "does not exist")
+}
+
+// fakeFactory builds the backend's Vault clients from fv, as vaultapi.New would log in.
+func fakeFactory(fv *vaultfake.Vault) func(context.Context, *config.Config, hclog.Logger) (vaultapi.Client, error) {
+	return func(context.Context, *config.Config, hclog.Logger) (vaultapi.Client, error) { return fv.Login() }
 }

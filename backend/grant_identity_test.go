@@ -9,6 +9,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/sweep"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi/vaultfake"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -54,48 +55,48 @@ func (e *testEnv) grantAs(t *testing.T, accessor string, data map[string]interfa
 func TestGrantEntityIsMadeAndRemovedWithTheUser(t *testing.T) {
 	e := newTestEnv(t)
 	e.grantEnv(t)
-	e.vault.capRules = identityPolicyRules(t)
+	e.vault.CapRules = identityPolicyRules(t)
 	resp := e.mustOK(t, logical.UpdateOperation, "grants/app", map[string]interface{}{"requester": "alice@example.com"})
 	name := resp.Data["username"].(string)
-	ent, ok := e.vault.entities[name]
-	if !ok || resp.Data["entity_id"] != ent.id || resp.Data["entity_name"] != name {
-		t.Fatalf("entity of the grant: %v, response %v", e.vault.entities, resp.Data)
+	ent, ok := e.vault.Entities[name]
+	if !ok || resp.Data["entity_id"] != ent.ID || resp.Data["entity_name"] != name {
+		t.Fatalf("entity of the grant: %v, response %v", e.vault.Entities, resp.Data)
 	}
-	if ent.metadata["grant_id"] != resp.Data["grant_id"] || ent.metadata["requester"] != "alice@example.com" || ent.metadata["role"] != "app" {
-		t.Fatalf("entity metadata: %v", ent.metadata)
+	if ent.Metadata["grant_id"] != resp.Data["grant_id"] || ent.Metadata["requester"] != "alice@example.com" || ent.Metadata["role"] != "app" {
+		t.Fatalf("entity metadata: %v", ent.Metadata)
 	}
-	if e.vault.aliases[fakeUserpassAccessor+"/"+name] != ent.id {
-		t.Fatalf("no alias maps the user onto the entity: %v", e.vault.aliases)
+	if e.vault.Aliases[vaultfake.UserpassAccessor+"/"+name] != ent.ID {
+		t.Fatalf("no alias maps the user onto the entity: %v", e.vault.Aliases)
 	}
 	if _, err := e.revoke(t, resp.Secret); err != nil {
 		t.Fatal(err)
 	}
-	if len(e.vault.entityNames()) != 0 || len(e.vault.aliases) != 0 {
-		t.Fatalf("after revoke: entities %v aliases %v", e.vault.entityNames(), e.vault.aliases)
+	if len(e.vault.EntityNames()) != 0 || len(e.vault.Aliases) != 0 {
+		t.Fatalf("after revoke: entities %v aliases %v", e.vault.EntityNames(), e.vault.Aliases)
 	}
 }
 
 func TestGrantEntityFailureRollsBackEverything(t *testing.T) {
 	e := newTestEnv(t)
 	e.grantEnv(t)
-	e.vault.capRules = identityPolicyRules(t)
-	e.vault.fail("WriteEntityAlias", errFakeDown)
+	e.vault.CapRules = identityPolicyRules(t)
+	e.vault.Fail("WriteEntityAlias", vaultfake.ErrDown)
 	resp, err := e.do(t, logical.UpdateOperation, "grants/app", nil)
 	if err == nil || !strings.Contains(err.Error(), "creating identity entity") {
 		t.Fatalf("want an error creating the entity, got %v %#v", err, resp)
 	}
-	if len(e.vault.entityNames())+len(e.vault.userNames())+len(e.vault.policyNames()) != 0 {
-		t.Fatalf("left after a failed issue: entities %v users %v policies %v", e.vault.entityNames(), e.vault.userNames(), e.vault.policyNames())
+	if len(e.vault.EntityNames())+len(e.vault.UserNames())+len(e.vault.PolicyNames()) != 0 {
+		t.Fatalf("left after a failed issue: entities %v users %v policies %v", e.vault.EntityNames(), e.vault.UserNames(), e.vault.PolicyNames())
 	}
 }
 
 func TestWithoutIdentityAdditionsNoEntityAndHealthSays(t *testing.T) {
 	e := newTestEnv(t)
 	e.grantEnv(t)
-	e.vault.capRules = seedPolicyRules(t, "userpass")
+	e.vault.CapRules = seedPolicyRules(t, "userpass")
 	resp := e.grantAs(t, "acc-1", nil)
-	if len(e.vault.entityNames()) != 0 || resp.Data["entity_id"] != nil {
-		t.Fatalf("entities made without the capability: %v", e.vault.entityNames())
+	if len(e.vault.EntityNames()) != 0 || resp.Data["entity_id"] != nil {
+		t.Fatalf("entities made without the capability: %v", e.vault.EntityNames())
 	}
 	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "was not checked against the lifetime") {
 		t.Fatalf("warnings: %v", resp.Warnings)
@@ -104,7 +105,7 @@ func TestWithoutIdentityAdditionsNoEntityAndHealthSays(t *testing.T) {
 	if d["grant_entities"] != false || d["token_lifetime_check"] != false || !strings.Contains(strings.Join(d["warnings"].([]string), "\n"), "entities pile up") {
 		t.Fatalf("health: %v", d)
 	}
-	e.vault.capRules = identityPolicyRules(t)
+	e.vault.CapRules = identityPolicyRules(t)
 	d = e.health(t)
 	if d["grant_entities"] != true || d["token_lifetime_check"] != true || d["status"] != healthOK {
 		t.Fatalf("health with the additions: %v %v", d, d["warnings"])
@@ -115,13 +116,13 @@ func TestWithoutIdentityAdditionsNoEntityAndHealthSays(t *testing.T) {
 func TestGrantEndsNoLaterThanTheCallersToken(t *testing.T) {
 	e := newTestEnv(t)
 	e.grantEnv(t)
-	e.vault.capRules = identityPolicyRules(t)
+	e.vault.CapRules = identityPolicyRules(t)
 	now := time.Now()
-	e.vault.tokens["short"] = &vaultapi.TokenLifetime{TTL: 20 * time.Second, ExpireTime: now.Add(20 * time.Second), Renewable: true}
-	e.vault.tokens["periodic"] = &vaultapi.TokenLifetime{TTL: 15 * time.Second, ExpireTime: now.Add(15 * time.Second), Period: 15 * time.Second, Renewable: true}
-	e.vault.tokens["periodic-capped"] = &vaultapi.TokenLifetime{TTL: 15 * time.Second, ExpireTime: now.Add(15 * time.Second), Period: 15 * time.Second,
+	e.vault.Tokens["short"] = &vaultapi.TokenLifetime{TTL: 20 * time.Second, ExpireTime: now.Add(20 * time.Second), Renewable: true}
+	e.vault.Tokens["periodic"] = &vaultapi.TokenLifetime{TTL: 15 * time.Second, ExpireTime: now.Add(15 * time.Second), Period: 15 * time.Second, Renewable: true}
+	e.vault.Tokens["periodic-capped"] = &vaultapi.TokenLifetime{TTL: 15 * time.Second, ExpireTime: now.Add(15 * time.Second), Period: 15 * time.Second,
 		ExplicitMaxTTL: 5 * time.Minute, CreationTime: now}
-	e.vault.tokens["root"] = &vaultapi.TokenLifetime{}
+	e.vault.Tokens["root"] = &vaultapi.TokenLifetime{}
 
 	resp := e.grantAs(t, "short", map[string]interface{}{"ttl": "10m"})
 	if resp.Secret.TTL > 20*time.Second || resp.Secret.TTL < 18*time.Second {
@@ -134,7 +135,7 @@ func TestGrantEndsNoLaterThanTheCallersToken(t *testing.T) {
 	if d := expires.Sub(now); d > 21*time.Second {
 		t.Fatalf("expires_at %s is %s away", expires, d)
 	}
-	user, _ := e.vault.user("userpass", resp.Data["username"].(string))
+	user, _ := e.vault.User("userpass", resp.Data["username"].(string))
 	if user.TTL > 20*time.Second || user.MaxTTL > 20*time.Second {
 		t.Fatalf("user token limits %s/%s outlive the grant", user.TTL, user.MaxTTL)
 	}
@@ -158,15 +159,15 @@ func TestGrantEndsNoLaterThanTheCallersToken(t *testing.T) {
 
 func TestSweeperRemovesRecordlessGrantEntity(t *testing.T) {
 	e := newSweepEnv(t)
-	e.vault.capRules = identityPolicyRules(t)
+	e.vault.CapRules = identityPolicyRules(t)
 	orphan := e.b.grants.ObjectName("00000000000000ee")
-	e.vault.entities[orphan] = fakeEntity{id: "orphan-id"}
-	e.vault.entities["apono-deadbeef-00000000000000ee"] = fakeEntity{id: "other-mount"}
-	e.vault.entities["alice"] = fakeEntity{id: "a-person"}
+	e.vault.Entities[orphan] = vaultfake.Entity{ID: "orphan-id"}
+	e.vault.Entities["apono-deadbeef-00000000000000ee"] = vaultfake.Entity{ID: "other-mount"}
+	e.vault.Entities["alice"] = vaultfake.Entity{ID: "a-person"}
 	e.mustSweep(t)
 	e.clock = e.clock.Add(sweep.DefaultInterval + walRollbackMinAge)
 	e.mustSweep(t)
-	got := e.vault.entityNames()
+	got := e.vault.EntityNames()
 	if strings.Join(got, ",") != "alice,apono-deadbeef-00000000000000ee" {
 		t.Fatalf("entities after two sweeps: %v", got)
 	}
@@ -177,11 +178,11 @@ func TestSweeperRemovesOnlyEntitiesEarlierVersionsLeft(t *testing.T) {
 	rules := identityPolicyRules(t)
 	rules["identity/entity-alias/id"] = []string{"list"}
 	rules["identity/entity/id/*"] = []string{"read", "delete"}
-	e.vault.capRules = rules
+	e.vault.CapRules = rules
 
 	ours := func(id string) string { return e.b.grants.ObjectName(id) }
 	alias := func(name, entityID string) map[string]interface{} {
-		return map[string]interface{}{"name": name, "mount_accessor": fakeUserpassAccessor, "canonical_id": entityID}
+		return map[string]interface{}{"name": name, "mount_accessor": vaultfake.UserpassAccessor, "canonical_id": entityID}
 	}
 	entity := func(name string, aliases ...string) map[string]interface{} {
 		var as []interface{}
@@ -197,15 +198,15 @@ func TestSweeperRemovesOnlyEntitiesEarlierVersionsLeft(t *testing.T) {
 		userLives = "44444444-4444-4444-4444-444444444444"
 		otherMnt  = "55555555-5555-5555-5555-555555555555"
 	)
-	e.vault.addUser("userpass", ours("00000000000000d4"))
-	e.vault.aliasInfo = map[string]interface{}{
+	e.vault.AddUser("userpass", ours("00000000000000d4"))
+	e.vault.AliasInfo = map[string]interface{}{
 		"a1": alias(ours("00000000000000d1"), leftover),
 		"a2": alias(ours("00000000000000d2"), twoAlias),
 		"a3": alias(ours("00000000000000d3"), named),
 		"a4": alias(ours("00000000000000d4"), userLives),
 		"a5": alias("apono-deadbeef-00000000000000d5", otherMnt),
 	}
-	e.vault.reads = map[string]map[string]interface{}{
+	e.vault.Reads = map[string]map[string]interface{}{
 		"identity/entity/id/" + leftover:  entity("entity_0a1b2c3d", ours("00000000000000d1")),
 		"identity/entity/id/" + twoAlias:  entity("entity_0a1b2c3e", ours("00000000000000d2"), "alice"),
 		"identity/entity/id/" + named:     entity("alice", ours("00000000000000d3")),
@@ -213,12 +214,12 @@ func TestSweeperRemovesOnlyEntitiesEarlierVersionsLeft(t *testing.T) {
 		"identity/entity/id/" + otherMnt:  entity("entity_0a1b2c40", "apono-deadbeef-00000000000000d5"),
 	}
 	e.mustSweep(t)
-	if len(e.vault.deleted) != 0 {
-		t.Fatalf("deleted on the first sighting: %v", e.vault.deleted)
+	if len(e.vault.Deleted) != 0 {
+		t.Fatalf("deleted on the first sighting: %v", e.vault.Deleted)
 	}
 	e.clock = e.clock.Add(sweep.DefaultInterval + walRollbackMinAge)
 	e.mustSweep(t)
-	if strings.Join(e.vault.deleted, ",") != "identity/entity/id/"+leftover {
-		t.Fatalf("deleted %v, want only the leftover entity", e.vault.deleted)
+	if strings.Join(e.vault.Deleted, ",") != "identity/entity/id/"+leftover {
+		t.Fatalf("deleted %v, want only the leftover entity", e.vault.Deleted)
 	}
 }

@@ -204,7 +204,7 @@ func TestRecordsWithoutIndexesAreIndexedOnStart(t *testing.T) {
 	f.b.background.Wait()
 
 	again := newTestEnvOn(t, st) // Initialize builds the indexes
-	again.b.newClient = f.vault.factory
+	again.b.newClient = fakeFactory(f.vault)
 	again.ids.entities, again.ids.groups = f.ids.entities, f.ids.groups
 	list := again.mustOK(t, logical.ListOperation, "audit/requests/", nil).Data["keys"].([]string)
 	if len(list) != 1 || list[0] != id {

@@ -3,6 +3,7 @@ package backend
 import (
 	"testing"
 
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi/vaultfake"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -12,32 +13,32 @@ func TestGrantMountsAreReadOncePerTTL(t *testing.T) {
 	e := newTestEnv(t)
 	e.grantEnv(t)
 
-	before := e.vault.callCount("Mounts")
+	before := e.vault.CallCount("Mounts")
 	for i := 0; i < 3; i++ {
 		e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
 	}
-	if got := e.vault.callCount("Mounts") - before; got != 1 {
+	if got := e.vault.CallCount("Mounts") - before; got != 1 {
 		t.Fatalf("3 grants read sys/mounts %d times, want 1", got)
 	}
 
 	e.configure(t)
-	before = e.vault.callCount("Mounts")
+	before = e.vault.CallCount("Mounts")
 	e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
-	if got := e.vault.callCount("Mounts") - before; got != 1 {
+	if got := e.vault.CallCount("Mounts") - before; got != 1 {
 		t.Fatalf("the first grant after a config write read sys/mounts %d times, want 1", got)
 	}
 
 	// With nothing cached (a new client; the TTL's end is tested in vaultapi), a grant
 	// reads again and fails if it cannot.
 	e.configure(t)
-	e.vault.fail("Mounts", errFakeDown)
+	e.vault.Fail("Mounts", vaultfake.ErrDown)
 	if _, err := e.do(t, logical.UpdateOperation, "grants/app", nil); err == nil {
 		t.Fatal("grant succeeded with an expired cache and sys/mounts unreadable")
 	}
-	e.vault.fail("Mounts", nil)
-	before = e.vault.callCount("Mounts")
+	e.vault.Fail("Mounts", nil)
+	before = e.vault.CallCount("Mounts")
 	e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
-	if got := e.vault.callCount("Mounts") - before; got != 1 {
+	if got := e.vault.CallCount("Mounts") - before; got != 1 {
 		t.Fatalf("after a failed read, the next grant read sys/mounts %d times, want 1", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/owners"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi/vaultfake"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -19,7 +20,7 @@ func TestFolderPreviewsShareOneScan(t *testing.T) {
 	f := newFlowEnv(t)
 	const n = 40
 	for i := 0; i < n; i++ {
-		f.vault.tree.put("kv", fmt.Sprintf("big/s%02d", i), fakeSecret{meta: map[string]string{"owner": "kv-owners"}})
+		f.vault.Tree.Put("kv", fmt.Sprintf("big/s%02d", i), vaultfake.Secret{Meta: map[string]string{"owner": "kv-owners"}})
 	}
 	f.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"max_open_requests": 100})
 	f.mustOK(t, logical.CreateOperation, "roles/big", map[string]interface{}{"resources": "kv/big/*", "approval": "required", "approvers": "owner"})
@@ -58,7 +59,7 @@ func TestFolderPreviewsShareOneScan(t *testing.T) {
 	}
 
 	// A real request reads fresh: a changed owner shows at once.
-	f.vault.tree.put("kv", "big/s00", fakeSecret{meta: map[string]string{"owner": "group:pay-owners"}})
+	f.vault.Tree.Put("kv", "big/s00", vaultfake.Secret{Meta: map[string]string{"owner": "group:pay-owners"}})
 	resp := f.mustAs(t, f.alice, logical.UpdateOperation, "requests/big", nil).Data
 	if _, reads4 := treeCounts(f); reads4-reads3 < n {
 		t.Fatalf("a request read %d metadata, want every secret's (%d)", reads4-reads3, n)
@@ -69,6 +70,6 @@ func TestFolderPreviewsShareOneScan(t *testing.T) {
 }
 
 func treeCounts(f *flowEnv) (lists, reads int) {
-	lists, reads, _ = f.vault.tree.counts()
+	lists, reads, _ = f.vault.Tree.Counts()
 	return lists, reads
 }

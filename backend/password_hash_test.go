@@ -23,14 +23,14 @@ func TestGrantPasswordIsHashedWhereUserpassTakesIt(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newTestEnv(t)
-			e.vault.passwordHash = tc.supported
+			e.vault.PasswordHash = tc.supported
 			e.configure(t)
 			if tc.cost != nil {
 				e.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"password_hash_cost": tc.cost})
 			}
 			e.mustOK(t, logical.CreateOperation, "roles/app", map[string]interface{}{"resources": "kv/app/db"})
 			resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
-			u, ok := e.vault.user("userpass", resp.Data["username"].(string))
+			u, ok := e.vault.User("userpass", resp.Data["username"].(string))
 			if !ok {
 				t.Fatal("no user")
 			}
@@ -53,7 +53,7 @@ func TestGrantPasswordIsHashedWhereUserpassTakesIt(t *testing.T) {
 			} else if cost != want {
 				t.Fatalf("cost %d, want the default %d", cost, want)
 			}
-			if users := e.vault.userNames(); len(users) != 1 {
+			if users := e.vault.UserNames(); len(users) != 1 {
 				t.Fatalf("the probe user was left: %v", users)
 			}
 		})

@@ -40,10 +40,10 @@ func TestConfigConnectionChangeNeedsCredentialsAgain(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			logins := e.vault.logins
+			logins := e.vault.Logins
 			e.mustBadRequest(t, logical.UpdateOperation, "config", tc.data, tc.want)
 			e.mustBadRequest(t, logical.UpdateOperation, "config", tc.data, "send them again in the same write")
-			if e.vault.logins != logins {
+			if e.vault.Logins != logins {
 				t.Fatal("a refused write built a client (logged in) with the stored credentials")
 			}
 			if after, _ := config.Get(e.ctx, e.storage); *after != *before {
@@ -72,7 +72,7 @@ func TestPlainHTTPVaultAddrRefusedBeforeConnecting(t *testing.T) {
 	e.mustBadRequest(t, logical.UpdateOperation, "config", map[string]interface{}{
 		"vault_addr": "http://vault.example.com:8200", "role_id": "r", "secret_id": "s",
 	}, "not a loopback address")
-	if e.vault.logins != 0 {
+	if e.vault.Logins != 0 {
 		t.Fatal("the refused write built a client")
 	}
 	_, err := vaultapi.New(context.Background(), (&config.Config{

@@ -101,7 +101,7 @@ func TestConfigFirstWriteNeedsAddressAndCredentials(t *testing.T) {
 func TestConfigBadLoginKeepsOldConfig(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure(t)
-	e.vault.loginErr = errors.New("approle login failed: invalid role or secret ID")
+	e.vault.LoginErr = errors.New("approle login failed: invalid role or secret ID")
 	e.mustBadRequest(t, logical.UpdateOperation, "config", map[string]interface{}{"secret_id": "wrong-secret"}, "cannot log in")
 	resp, _ := e.do(t, logical.UpdateOperation, "config", map[string]interface{}{"secret_id": "wrong-secret"})
 	if strings.Contains(resp.Error().Error(), "wrong-secret") {

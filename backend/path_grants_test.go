@@ -14,6 +14,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi/vaultfake"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -55,14 +56,14 @@ func TestGrantIssueCreatesScopedUserAndPolicy(t *testing.T) {
 		t.Fatalf("password too short: %d", len(pw))
 	}
 
-	u, ok := e.vault.user("userpass", name)
+	u, ok := e.vault.User("userpass", name)
 	if !ok {
 		t.Fatal("user not created")
 	}
 	if !reflect.DeepEqual(u.Policies, []string{name}) || u.TTL != 10*time.Minute || u.MaxTTL != 10*time.Minute {
 		t.Fatalf("user spec: %+v", u)
 	}
-	rules, ok := e.vault.policy(name)
+	rules, ok := e.vault.Policy(name)
 	if !ok {
 		t.Fatal("policy not created")
 	}
@@ -112,8 +113,8 @@ func TestGrantIssueCreatesScopedUserAndPolicy(t *testing.T) {
 	if _, err := e.revoke(t, resp.Secret); err != nil {
 		t.Fatal(err)
 	}
-	if len(e.vault.userNames()) != 0 || len(e.vault.policyNames()) != 0 {
-		t.Fatalf("left after revoke: users %v policies %v", e.vault.userNames(), e.vault.policyNames())
+	if len(e.vault.UserNames()) != 0 || len(e.vault.PolicyNames()) != 0 {
+		t.Fatalf("left after revoke: users %v policies %v", e.vault.UserNames(), e.vault.PolicyNames())
 	}
 	if _, err := e.revoke(t, resp.Secret); err != nil {
 		t.Fatalf("second revoke: %v", err)
@@ -195,7 +196,7 @@ func TestGrantBadInputIsRejectedAndCreatesNothing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e.mustBadRequest(t, logical.UpdateOperation, tc.path, tc.data, tc.want)
-			if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
+			if u, p := e.vault.UserNames(), e.vault.PolicyNames(); len(u) != 0 || len(p) != 0 {
 				t.Fatalf("a rejected grant created users %v policies %v", u, p)
 			}
 		})
@@ -207,12 +208,12 @@ func TestGrantFailureRollsBackAtOnce(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			e := newTestEnv(t)
 			e.grantEnv(t)
-			e.vault.fail(step, errFakeDown)
+			e.vault.Fail(step, vaultfake.ErrDown)
 			resp, err := e.do(t, logical.UpdateOperation, "grants/app", nil)
 			if err == nil {
 				t.Fatalf("want an error, got %#v", resp)
 			}
-			if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
+			if u, p := e.vault.UserNames(), e.vault.PolicyNames(); len(u) != 0 || len(p) != 0 {
 				t.Fatalf("left behind: users %v policies %v", u, p)
 			}
 			if wals, _ := framework.ListWAL(e.ctx, e.storage); len(wals) != 0 {
@@ -233,8 +234,8 @@ func TestRollbackLeavesAnIssuedGrantAlone(t *testing.T) {
 	e.grantEnv(t)
 	name := e.issueWithLeftoverWAL(t, nil)
 	e.rollback(t)
-	if _, ok := e.vault.user("userpass", name); !ok || len(e.vault.policyNames()) != 1 || len(e.vault.entityNames()) != 1 {
-		t.Fatalf("rollback touched a live grant: users %v policies %v entities %v", e.vault.userNames(), e.vault.policyNames(), e.vault.entityNames())
+	if _, ok := e.vault.User("userpass", name); !ok || len(e.vault.PolicyNames()) != 1 || len(e.vault.EntityNames()) != 1 {
+		t.Fatalf("rollback touched a live grant: users %v policies %v entities %v", e.vault.UserNames(), e.vault.PolicyNames(), e.vault.EntityNames())
 	}
 	if wals, _ := framework.ListWAL(e.ctx, e.storage); len(wals) != 0 {
 		t.Fatalf("the left-over WAL entry was not dropped: %v", wals)
@@ -247,13 +248,13 @@ func TestRollbackRemovesAnUnfinishedIssueThatHasARecord(t *testing.T) {
 	e := newTestEnv(t)
 	e.grantEnv(t)
 	e.issueWithLeftoverWAL(t, func(name string) {
-		if err := (&fakeClient{v: e.vault}).DeletePolicy(e.ctx, name); err != nil { // the policy was never made
+		if err := e.vault.Client().DeletePolicy(e.ctx, name); err != nil { // the policy was never made
 			t.Fatal(err)
 		}
 	})
 	e.rollback(t)
-	if len(e.vault.userNames())+len(e.vault.policyNames())+len(e.vault.entityNames()) != 0 {
-		t.Fatalf("left: users %v policies %v entities %v", e.vault.userNames(), e.vault.policyNames(), e.vault.entityNames())
+	if len(e.vault.UserNames())+len(e.vault.PolicyNames())+len(e.vault.EntityNames()) != 0 {
+		t.Fatalf("left: users %v policies %v entities %v", e.vault.UserNames(), e.vault.PolicyNames(), e.vault.EntityNames())
 	}
 	if ids, _ := store.ListGrantIDs(e.ctx, e.storage); len(ids) != 0 {
 		t.Fatalf("record left: %v", ids)
@@ -271,8 +272,8 @@ func TestGrantWALFailureRemovesWhatWasMadeMeanwhile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "writing WAL") {
 		t.Fatalf("want a WAL write error, got %v %#v", err, resp)
 	}
-	if len(e.vault.userNames())+len(e.vault.policyNames())+len(e.vault.entityNames()) != 0 {
-		t.Fatalf("left: users %v policies %v entities %v", e.vault.userNames(), e.vault.policyNames(), e.vault.entityNames())
+	if len(e.vault.UserNames())+len(e.vault.PolicyNames())+len(e.vault.EntityNames()) != 0 {
+		t.Fatalf("left: users %v policies %v entities %v", e.vault.UserNames(), e.vault.PolicyNames(), e.vault.EntityNames())
 	}
 }
 
@@ -301,7 +302,7 @@ type failingPutStorage struct {
 
 func (f *failingPutStorage) Put(ctx context.Context, entry *logical.StorageEntry) error {
 	if strings.HasPrefix(entry.Key, f.prefix) {
-		return errFakeDown
+		return vaultfake.ErrDown
 	}
 	return f.Storage.Put(ctx, entry)
 }
@@ -311,22 +312,22 @@ func (f *failingPutStorage) Put(ctx context.Context, entry *logical.StorageEntry
 func TestGrantFailedRollbackIsFinishedByWAL(t *testing.T) {
 	e := newTestEnv(t)
 	e.grantEnv(t)
-	e.vault.fail("WriteUser", errFakeDown)
-	e.vault.fail("DeletePolicy", errFakeDown)
+	e.vault.Fail("WriteUser", vaultfake.ErrDown)
+	e.vault.Fail("DeletePolicy", vaultfake.ErrDown)
 	if _, err := e.do(t, logical.UpdateOperation, "grants/app", nil); err == nil {
 		t.Fatal("want an error")
 	}
-	if len(e.vault.policyNames()) != 1 {
-		t.Fatalf("setup: want the policy stuck, got %v", e.vault.policyNames())
+	if len(e.vault.PolicyNames()) != 1 {
+		t.Fatalf("setup: want the policy stuck, got %v", e.vault.PolicyNames())
 	}
 	wals, _ := framework.ListWAL(e.ctx, e.storage)
 	if len(wals) != 1 {
 		t.Fatalf("want one WAL, got %v", wals)
 	}
-	e.vault.fail("WriteUser", nil)
-	e.vault.fail("DeletePolicy", nil)
+	e.vault.Fail("WriteUser", nil)
+	e.vault.Fail("DeletePolicy", nil)
 	e.rollback(t)
-	if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
+	if u, p := e.vault.UserNames(), e.vault.PolicyNames(); len(u) != 0 || len(p) != 0 {
 		t.Fatalf("left after rollback: users %v policies %v", u, p)
 	}
 	if wals, _ := framework.ListWAL(e.ctx, e.storage); len(wals) != 0 {
@@ -341,13 +342,13 @@ func TestGrantFailedRollbackIsFinishedByWAL(t *testing.T) {
 func TestGrantTimeoutLeavesTheRemovalToTheWAL(t *testing.T) {
 	e := newTestEnv(t)
 	e.grantEnv(t)
-	e.vault.fail("WriteUser", fmt.Errorf("Put \"http://vault/v1/auth/userpass/users/x\": %w", context.DeadlineExceeded))
+	e.vault.Fail("WriteUser", fmt.Errorf("Put \"http://vault/v1/auth/userpass/users/x\": %w", context.DeadlineExceeded))
 	_, err := e.do(t, logical.UpdateOperation, "grants/app", nil)
 	if err == nil || !strings.Contains(err.Error(), "rollback pending") {
 		t.Fatalf("want a timeout with the rollback pending, got %v", err)
 	}
 	for _, op := range []string{"DeletePolicy", "DeleteUser", "DeleteEntity"} {
-		if n := e.vault.callCount(op); n != 0 {
+		if n := e.vault.CallCount(op); n != 0 {
 			t.Errorf("%s called %d times after the timeout; want none before the WAL rollback", op, n)
 		}
 	}
@@ -358,8 +359,8 @@ func TestGrantTimeoutLeavesTheRemovalToTheWAL(t *testing.T) {
 	if len(wals) != 1 {
 		t.Fatalf("want the WAL entry kept, got %v", wals)
 	}
-	if len(e.vault.policyNames()) != 1 || len(e.vault.entityNames()) != 1 {
-		t.Fatalf("setup: want the policy and entity made, got %v %v", e.vault.policyNames(), e.vault.entityNames())
+	if len(e.vault.PolicyNames()) != 1 || len(e.vault.EntityNames()) != 1 {
+		t.Fatalf("setup: want the policy and entity made, got %v %v", e.vault.PolicyNames(), e.vault.EntityNames())
 	}
 	// Vault carries out the timed-out user create after all.
 	entry, err := framework.GetWAL(e.ctx, e.storage, wals[0])
@@ -370,13 +371,13 @@ func TestGrantTimeoutLeavesTheRemovalToTheWAL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.vault.fail("WriteUser", nil)
-	if err := (&fakeClient{v: e.vault}).WriteUser(e.ctx, objs.UserpassMount, objs.Username, vaultapi.UserSpec{}); err != nil {
+	e.vault.Fail("WriteUser", nil)
+	if err := e.vault.Client().WriteUser(e.ctx, objs.UserpassMount, objs.Username, vaultapi.UserSpec{}); err != nil {
 		t.Fatal(err)
 	}
 	e.rollback(t)
-	if len(e.vault.userNames())+len(e.vault.policyNames())+len(e.vault.entityNames()) != 0 {
-		t.Fatalf("left after the rollback: users %v policies %v entities %v", e.vault.userNames(), e.vault.policyNames(), e.vault.entityNames())
+	if len(e.vault.UserNames())+len(e.vault.PolicyNames())+len(e.vault.EntityNames()) != 0 {
+		t.Fatalf("left after the rollback: users %v policies %v entities %v", e.vault.UserNames(), e.vault.PolicyNames(), e.vault.EntityNames())
 	}
 	if wals, _ := framework.ListWAL(e.ctx, e.storage); len(wals) != 0 {
 		t.Fatalf("WAL left after the rollback: %v", wals)
@@ -387,18 +388,18 @@ func TestRevokeFailsWhileVaultIsDownAndSucceedsAfter(t *testing.T) {
 	e := newTestEnv(t)
 	e.grantEnv(t)
 	resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
-	e.vault.fail("DeletePolicy", errFakeDown)
+	e.vault.Fail("DeletePolicy", vaultfake.ErrDown)
 	if _, err := e.revoke(t, resp.Secret); err == nil {
 		t.Fatal("revoke reported success while the policy still exists")
 	}
-	if len(e.vault.policyNames()) != 1 {
+	if len(e.vault.PolicyNames()) != 1 {
 		t.Fatal("policy should still exist")
 	}
-	e.vault.fail("DeletePolicy", nil)
+	e.vault.Fail("DeletePolicy", nil)
 	if _, err := e.revoke(t, resp.Secret); err != nil {
 		t.Fatal(err)
 	}
-	if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
+	if u, p := e.vault.UserNames(), e.vault.PolicyNames(); len(u) != 0 || len(p) != 0 {
 		t.Fatalf("left: users %v policies %v", u, p)
 	}
 }
@@ -416,7 +417,7 @@ func TestRevokeWorksAfterRoleDeleted(t *testing.T) {
 	if _, err := e.revoke(t, resp.Secret); err != nil {
 		t.Fatal(err)
 	}
-	if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
+	if u, p := e.vault.UserNames(), e.vault.PolicyNames(); len(u) != 0 || len(p) != 0 {
 		t.Fatalf("left: users %v policies %v", u, p)
 	}
 }
@@ -440,7 +441,7 @@ func TestRenewExtendsUpToMaxTTL(t *testing.T) {
 	if r.Secret.TTL != 2*time.Hour {
 		t.Fatalf("renewed ttl %s", r.Secret.TTL)
 	}
-	if u, _ := e.vault.user("userpass", name); u.MaxTTL != 2*time.Hour {
+	if u, _ := e.vault.User("userpass", name); u.MaxTTL != 2*time.Hour {
 		t.Fatalf("user token limits not raised: %+v", u)
 	}
 	r, err = renew(10 * time.Hour)
@@ -457,7 +458,7 @@ func TestRevokeNeedsConfig(t *testing.T) {
 	e.grantEnv(t)
 	resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
 	e.b.resetClient()
-	e.vault.loginErr = errors.New("cannot reach vault")
+	e.vault.LoginErr = errors.New("cannot reach vault")
 	if _, err := e.revoke(t, resp.Secret); err == nil {
 		t.Fatal("revoke succeeded without reaching Vault")
 	}
@@ -471,7 +472,7 @@ func TestSmuggledFieldsAreRejected(t *testing.T) {
 	e.mustBadRequest(t, logical.UpdateOperation, "config", map[string]interface{}{"token_ttl": "1"}, "unknown field(s) token_ttl")
 	e.mustBadRequest(t, logical.UpdateOperation, "grants/app", map[string]interface{}{"requester": `a","token_policies":["root"]`}, "requester")
 	e.mustBadRequest(t, logical.UpdateOperation, "grants/app", map[string]interface{}{"requester": "alice{{identity.entity.id}}"}, "requester")
-	if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
+	if u, p := e.vault.UserNames(), e.vault.PolicyNames(); len(u) != 0 || len(p) != 0 {
 		t.Fatalf("smuggling created users %v policies %v", u, p)
 	}
 	e.mustOK(t, logical.UpdateOperation, "grants/app", map[string]interface{}{"requester": "alice+oncall@example.com"})

@@ -12,6 +12,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi/vaultfake"
 	"github.com/hashicorp/vault/api"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -65,7 +66,7 @@ func healthEntry(t *testing.T, data map[string]interface{}, path string) map[str
 func TestHealthWithTheSeedPolicy(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure(t)
-	e.vault.capRules = seedPolicyRules(t, "userpass")
+	e.vault.CapRules = seedPolicyRules(t, "userpass")
 	d := e.health(t)
 
 	if d["status"] != healthOK {
@@ -131,7 +132,7 @@ func TestHealthReportsMissingCapabilities(t *testing.T) {
 	rules := seedPolicyRules(t, "people")
 	rules["auth/people/users/*"] = []string{"create", "update"}
 	delete(rules, "sys/mounts")
-	e.vault.capRules = rules
+	e.vault.CapRules = rules
 	d := e.health(t)
 
 	if d["status"] != healthDegraded {
@@ -163,7 +164,7 @@ func TestHealthRevokePrefixAvailable(t *testing.T) {
 	rules := seedPolicyRules(t, "userpass")
 	rules["sys/leases/revoke-prefix/auth/userpass/login/*"] = []string{"sudo", "update"}
 	rules["sys/policies/acl"] = []string{"list"}
-	e.vault.capRules = rules
+	e.vault.CapRules = rules
 	d := e.health(t)
 	if d["status"] != healthOK || d["revoke_login_tokens"] != true {
 		t.Fatalf("status %v revoke_login_tokens %v", d["status"], d["revoke_login_tokens"])
@@ -184,13 +185,13 @@ func TestHealthWhenVaultIsDownOrLoginFails(t *testing.T) {
 	t.Run("Vault down with a client cached", func(t *testing.T) {
 		e := newTestEnv(t)
 		e.configure(t)
-		e.vault.fail("Health", errors.New("dial tcp 127.0.0.1:8200: connect: connection refused"))
+		e.vault.Fail("Health", errors.New("dial tcp 127.0.0.1:8200: connect: connection refused"))
 		d := e.health(t)
 		v := d["vault"].(map[string]interface{})
 		if d["status"] != healthDown || v["reachable"] != false || !strings.Contains(v["error"].(string), "connection refused") {
 			t.Fatalf("status %v vault %v", d["status"], v)
 		}
-		if n := e.vault.callCount("CapabilitiesSelf"); n != 0 {
+		if n := e.vault.CallCount("CapabilitiesSelf"); n != 0 {
 			t.Fatalf("capabilities checked against a Vault that is down (%d calls)", n)
 		}
 	})
@@ -198,7 +199,7 @@ func TestHealthWhenVaultIsDownOrLoginFails(t *testing.T) {
 		e := newTestEnv(t)
 		e.configure(t)
 		e.b.resetClient()
-		e.vault.loginErr = errors.New("approle login failed: 503: Vault is sealed")
+		e.vault.LoginErr = errors.New("approle login failed: 503: Vault is sealed")
 		e.b.healthProbe = func(context.Context, *config.Config) (*api.HealthResponse, error) {
 			return &api.HealthResponse{Initialized: true, Sealed: true, Version: "1.14.2"}, nil
 		}
@@ -216,7 +217,7 @@ func TestHealthWhenVaultIsDownOrLoginFails(t *testing.T) {
 		e := newTestEnv(t)
 		e.configure(t)
 		e.b.resetClient()
-		e.vault.loginErr = errors.New("approle login failed: 400: invalid role or secret ID")
+		e.vault.LoginErr = errors.New("approle login failed: 400: invalid role or secret ID")
 		e.b.healthProbe = func(context.Context, *config.Config) (*api.HealthResponse, error) {
 			return &api.HealthResponse{Initialized: true}, nil
 		}
@@ -232,7 +233,7 @@ func TestHealthWhenVaultIsDownOrLoginFails(t *testing.T) {
 	t.Run("capabilities-self forbidden", func(t *testing.T) {
 		e := newTestEnv(t)
 		e.configure(t)
-		e.vault.fail("CapabilitiesSelf", errFakeForbidden)
+		e.vault.Fail("CapabilitiesSelf", vaultfake.ErrForbidden)
 		d := e.health(t)
 		if d["status"] != healthDegraded || healthEntry(t, d, "sys/mounts")["status"] != "unknown" {
 			t.Fatalf("status %v capabilities %v", d["status"], d["capabilities"])
@@ -241,7 +242,7 @@ func TestHealthWhenVaultIsDownOrLoginFails(t *testing.T) {
 	t.Run("authenticated call fails otherwise", func(t *testing.T) {
 		e := newTestEnv(t)
 		e.configure(t)
-		e.vault.fail("CapabilitiesSelf", errFakeDown)
+		e.vault.Fail("CapabilitiesSelf", vaultfake.ErrDown)
 		d := e.health(t)
 		if d["status"] != healthDown || d["login"].(map[string]interface{})["ok"] != false {
 			t.Fatalf("status %v login %v", d["status"], d["login"])
@@ -254,7 +255,7 @@ func TestRevokeAlsoRevokesLoginTokensWhenAllowed(t *testing.T) {
 	e.grantEnv(t)
 	rules := seedPolicyRules(t, "userpass")
 	rules["sys/leases/revoke-prefix/auth/userpass/login/apono-*"] = []string{"sudo", "update"}
-	e.vault.capRules = rules
+	e.vault.CapRules = rules
 	var names []string
 	afterFirst := 0
 	for i := 0; i < 3; i++ {
@@ -264,13 +265,13 @@ func TestRevokeAlsoRevokesLoginTokensWhenAllowed(t *testing.T) {
 		}
 		names = append(names, "userpass/"+resp.Data["username"].(string))
 		if i == 0 {
-			afterFirst = e.vault.callCount("CapabilitiesSelf")
+			afterFirst = e.vault.CallCount("CapabilitiesSelf")
 		}
 	}
-	if !reflect.DeepEqual(e.vault.revokedLogins, names) {
-		t.Fatalf("revoked logins %v, want %v", e.vault.revokedLogins, names)
+	if !reflect.DeepEqual(e.vault.RevokedLogins, names) {
+		t.Fatalf("revoked logins %v, want %v", e.vault.RevokedLogins, names)
 	}
-	if n := e.vault.callCount("CapabilitiesSelf"); n != afterFirst || n == 0 {
+	if n := e.vault.CallCount("CapabilitiesSelf"); n != afterFirst || n == 0 {
 		t.Fatalf("capabilities-self asked %d times after the first grant and revoke, %d after three; the answers should be cached", afterFirst, n)
 	}
 }
@@ -279,36 +280,36 @@ func TestRevokeWithoutRevokePrefixCapability(t *testing.T) {
 	t.Run("seed policy: never tried", func(t *testing.T) {
 		e := newTestEnv(t)
 		e.grantEnv(t)
-		e.vault.capRules = seedPolicyRules(t, "userpass")
+		e.vault.CapRules = seedPolicyRules(t, "userpass")
 		for i := 0; i < 2; i++ {
 			resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
 			if _, err := e.revoke(t, resp.Secret); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if n := e.vault.callCount("RevokeLoginTokens"); n != 0 {
+		if n := e.vault.CallCount("RevokeLoginTokens"); n != 0 {
 			t.Fatalf("revoke-prefix tried %d times although the policy denies it", n)
 		}
-		if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
+		if u, p := e.vault.UserNames(), e.vault.PolicyNames(); len(u) != 0 || len(p) != 0 {
 			t.Fatalf("left: users %v policies %v", u, p)
 		}
 	})
-	for name, injected := range map[string]error{"403": errFakeForbidden, "500": errFakeDown} {
+	for name, injected := range map[string]error{"403": vaultfake.ErrForbidden, "500": vaultfake.ErrDown} {
 		t.Run("revoke-prefix answers "+name+": revoke still succeeds", func(t *testing.T) {
 			e := newTestEnv(t)
 			e.grantEnv(t)
-			e.vault.fail("RevokeLoginTokens", injected)
+			e.vault.Fail("RevokeLoginTokens", injected)
 			resp := e.mustOK(t, logical.UpdateOperation, "grants/app", nil)
 			if _, err := e.revoke(t, resp.Secret); err != nil {
 				t.Fatalf("revoke failed because of revoke-prefix: %v", err)
 			}
-			if u, p := e.vault.userNames(), e.vault.policyNames(); len(u) != 0 || len(p) != 0 {
+			if u, p := e.vault.UserNames(), e.vault.PolicyNames(); len(u) != 0 || len(p) != 0 {
 				t.Fatalf("left: users %v policies %v", u, p)
 			}
 			if ids, _ := store.ListGrantIDs(e.ctx, e.storage); len(ids) != 0 {
 				t.Fatalf("record left: %v", ids)
 			}
-			if e.vault.callCount("RevokeLoginTokens") != 1 {
+			if e.vault.CallCount("RevokeLoginTokens") != 1 {
 				t.Fatal("revoke-prefix was not tried")
 			}
 			// After a 403 the capability counts as missing for a while: no call, no re-login.
@@ -317,10 +318,10 @@ func TestRevokeWithoutRevokePrefixCapability(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := 2
-			if injected == errFakeForbidden {
+			if injected == vaultfake.ErrForbidden {
 				want = 1
 			}
-			if n := e.vault.callCount("RevokeLoginTokens"); n != want {
+			if n := e.vault.CallCount("RevokeLoginTokens"); n != want {
 				t.Fatalf("revoke-prefix calls after a %s: %d, want %d", name, n, want)
 			}
 		})
@@ -337,7 +338,7 @@ func TestCapabilityCacheStartsOverWithANewClient(t *testing.T) {
 	if !e.b.caps.Allowed(e.ctx, c1, "sys/policies/acl", "list") {
 		t.Fatal("root token denied")
 	}
-	e.vault.capRules = seedPolicyRules(t, "userpass")
+	e.vault.CapRules = seedPolicyRules(t, "userpass")
 	if !e.b.caps.Allowed(e.ctx, c1, "sys/policies/acl", "list") {
 		t.Fatal("cached answer not used")
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi/vaultfake"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -87,10 +88,10 @@ func newFlowEnvOn(t *testing.T, st logical.Storage) *flowEnv {
 		carol: e.ids.addEntity("carol"), dave: e.ids.addEntity("dave", "kv-owners"),
 		erin: e.ids.addEntity("erin", "security"),
 	}
-	e.vault.tree = newFakeTree().
-		put("kv", "app/db", fakeSecret{meta: map[string]string{"owner": "kv-owners"}}).
-		put("kv", "app/other", fakeSecret{meta: map[string]string{"owner": "group:pay-owners"}}).
-		put("kv", "app/plain", fakeSecret{})
+	e.vault.Tree = vaultfake.NewTree().
+		Put("kv", "app/db", vaultfake.Secret{Meta: map[string]string{"owner": "kv-owners"}}).
+		Put("kv", "app/other", vaultfake.Secret{Meta: map[string]string{"owner": "group:pay-owners"}}).
+		Put("kv", "app/plain", vaultfake.Secret{})
 	return f
 }
 
@@ -265,7 +266,7 @@ func TestRequestPickupWindowAndRetention(t *testing.T) {
 	f.mustAs(t, f.erin, logical.UpdateOperation, "requests/"+id+"/approve", nil)
 	f.moveDeadlines(t, id, -2*time.Hour)
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "requests/"+id+"/grant", nil, "not picked up by")
-	if users := f.vault.userNames(); len(users) != 0 {
+	if users := f.vault.UserNames(); len(users) != 0 {
 		t.Fatalf("a refused pickup created users: %v", users)
 	}
 
@@ -354,9 +355,9 @@ func TestBreakGlass(t *testing.T) {
 		t.Fatalf("record: %v", rec)
 	}
 	// One live break-glass grant per person and role: a second is refused until the first ends.
-	users := len(f.vault.userNames())
+	users := len(f.vault.UserNames())
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "break-glass/app", map[string]interface{}{"justification": "again"}, "already holds 1 live break-glass grant")
-	if got := len(f.vault.userNames()); got != users {
+	if got := len(f.vault.UserNames()); got != users {
 		t.Fatalf("a refused break-glass made a user: %d, was %d", got, users)
 	}
 	f.mustAs(t, f.bob, logical.UpdateOperation, "break-glass/app", map[string]interface{}{"justification": "bob's own"})
@@ -508,7 +509,7 @@ func TestRequestPickupAtTheRolePath(t *testing.T) {
 			map[string]interface{}{"request_id": id, field: v}, field+": not allowed with request_id")
 	}
 	f.mustBadRequestAs(t, f.alice, logical.UpdateOperation, "grants/app", map[string]interface{}{"request_id": "../x"}, `request_id "../x" is not a request ID`)
-	if users := f.vault.userNames(); len(users) != 0 {
+	if users := f.vault.UserNames(); len(users) != 0 {
 		t.Fatalf("refused pickups made users: %v", users)
 	}
 

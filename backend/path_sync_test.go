@@ -14,14 +14,15 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/discovery"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi/vaultfake"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // syncEnv is a configured test backend whose fake Vault holds tree.
-func syncEnv(t *testing.T, tree *fakeTree, config map[string]interface{}) *testEnv {
+func syncEnv(t *testing.T, tree *vaultfake.Tree, config map[string]interface{}) *testEnv {
 	t.Helper()
 	e := newTestEnv(t)
-	e.vault.tree = tree
+	e.vault.Tree = tree
 	e.configure(t)
 	if config != nil {
 		e.mustOK(t, logical.UpdateOperation, "config", config)
@@ -37,14 +38,14 @@ func smallChunks(t *testing.T, n int) {
 	t.Cleanup(func() { discovery.SnapshotChunkEntries = old })
 }
 
-func wideTree(secrets int) *fakeTree {
-	tree := newFakeTree()
+func wideTree(secrets int) *vaultfake.Tree {
+	tree := vaultfake.NewTree()
 	for i := 0; i < secrets; i++ {
-		tree.put("kv", fmt.Sprintf("team%d/app%d/s%03d", i%3, i%7, i), fakeSecret{})
+		tree.Put("kv", fmt.Sprintf("team%d/app%d/s%03d", i%3, i%7, i), vaultfake.Secret{})
 	}
-	tree.put("secret", "other", fakeSecret{})
-	tree.key("transit", "payments", "aes256-gcm96")
-	tree.keyInfo = true
+	tree.Put("secret", "other", vaultfake.Secret{})
+	tree.Key("transit", "payments", "aes256-gcm96")
+	tree.KeyInfo = true
 	return tree
 }
 
@@ -108,13 +109,13 @@ func TestSyncReturnsCountsAndStoresChunkedSnapshot(t *testing.T) {
 }
 
 func TestSnapshotChunksStayUnderTheByteBound(t *testing.T) {
-	tree := newFakeTree()
+	tree := vaultfake.NewTree()
 	big := map[string]string{}
 	for i := 0; i < 60; i++ {
 		big[fmt.Sprintf("k%02d", i)] = strings.Repeat("v", 500)
 	}
 	for i := 0; i < 40; i++ {
-		tree.put("kv", fmt.Sprintf("s%02d", i), fakeSecret{meta: big})
+		tree.Put("kv", fmt.Sprintf("s%02d", i), vaultfake.Secret{Meta: big})
 	}
 	e := syncEnv(t, tree, nil)
 	e.mustOK(t, logical.UpdateOperation, "sync", nil)
@@ -150,7 +151,7 @@ func TestSyncNeedsConfig(t *testing.T) {
 
 func TestSyncSkippedMountIsReportedAndSyncSucceeds(t *testing.T) {
 	tree := wideTree(5)
-	tree.denied = []string{"secret/metadata/"}
+	tree.Denied = []string{"secret/metadata/"}
 	e := syncEnv(t, tree, nil)
 	resp := e.mustOK(t, logical.UpdateOperation, "sync", nil)
 	skipped := resp.Data["skipped"].([]map[string]interface{})
@@ -300,11 +301,11 @@ func TestResourcesReadRunsFirstSync(t *testing.T) {
 	if resp.Data["synced_at"] == "" || resp.Data["total"] != 13 {
 		t.Fatalf("first read did not sync: %v", resp.Data)
 	}
-	lists, _, _ := e.vault.tree.counts()
+	lists, _, _ := e.vault.Tree.Counts()
 	// Later reads use the snapshot.
 	e.mustOK(t, logical.ReadOperation, "resources", nil)
 	e.mustOK(t, logical.ListOperation, "resources/", nil)
-	if again, _, _ := e.vault.tree.counts(); again != lists {
+	if again, _, _ := e.vault.Tree.Counts(); again != lists {
 		t.Errorf("reads with a snapshot walked Vault again (%d -> %d LISTs)", lists, again)
 	}
 	res := resp.Data["resources"].([]map[string]interface{})
@@ -336,7 +337,7 @@ func TestPeriodicSync(t *testing.T) {
 		//lint:ignore SA2001 an empty critical section: waiting is the point
 		e.b.syncMu.Unlock()
 	}
-	lists := func() int { n, _, _ := e.vault.tree.counts(); return n }
+	lists := func() int { n, _, _ := e.vault.Tree.Counts(); return n }
 	// age makes the snapshot and the last background attempt d old.
 	age := func(d time.Duration) {
 		t.Helper()
@@ -402,7 +403,7 @@ func TestPeriodicSync(t *testing.T) {
 
 func TestSyncStopsAtItsTimeout(t *testing.T) {
 	tree := wideTree(200)
-	tree.delay = 20 * time.Millisecond // ~5s of calls at concurrency 1
+	tree.Delay = 20 * time.Millisecond // ~5s of calls at concurrency 1
 	e := syncEnv(t, tree, map[string]interface{}{"sync_concurrency": 1})
 	check := func(t *testing.T, resp *logical.Response, err error, within time.Duration, began time.Time) {
 		t.Helper()
@@ -530,4 +531,13 @@ func TestSyncRequestWaitsForARunningSyncNoLongerThanItsDeadline(t *testing.T) {
 	e.b.syncMu.Unlock()
 	// Once it has finished, a request waits for nothing.
 	e.mustOK(t, logical.UpdateOperation, "sync", nil)
+}
+
+// names are the entries' names, in order.
+func names(entries []discovery.Entry) []string {
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.Name)
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi/vaultfake"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -48,7 +49,7 @@ func TestPeoplePaths(t *testing.T) {
 
 func TestResourcesOfARole(t *testing.T) {
 	f := newFlowEnv(t)
-	f.vault.tree.put("kv", "app/sub/deep", fakeSecret{}).put("kv", "apple/x", fakeSecret{}).put("kv", "other/y", fakeSecret{})
+	f.vault.Tree.Put("kv", "app/sub/deep", vaultfake.Secret{}).Put("kv", "apple/x", vaultfake.Secret{}).Put("kv", "other/y", vaultfake.Secret{})
 	f.mustOK(t, logical.UpdateOperation, "config", map[string]interface{}{"resource_types": "kv"})
 	f.mustOK(t, logical.CreateOperation, "roles/app", map[string]interface{}{"resources": "kv/app/sub/*,kv/app/db"})
 	names := func(data map[string]interface{}) []string {

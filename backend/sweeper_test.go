@@ -12,7 +12,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/sweep"
-	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi/vaultfake"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -25,24 +25,6 @@ var (
 	foreignUsers    = []string{"alice", "apono-admin", foreignPrefix + "0123456789abcdef"}
 	foreignPolicies = []string{"default", "apono-management", foreignPrefix + "0123456789abcdef"}
 )
-
-func (f *fakeVault) addUser(mount, name string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.users[mount+"/"+name] = vaultapi.UserSpec{Policies: []string{name}}
-}
-
-func (f *fakeVault) addPolicy(name string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.policies[name] = `{"path":{}}`
-}
-
-func (f *fakeVault) callCount(op string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[op]
-}
 
 // sweepEnv is a configured backend with foreign users and policies in the fake Vault and
 // a sweeper clock the test moves.
@@ -57,10 +39,10 @@ func newSweepEnv(t *testing.T) *sweepEnv {
 	e.grantEnv(t)
 	e.b.sweeper.Now = func() time.Time { return e.clock }
 	for _, u := range foreignUsers {
-		e.vault.addUser("userpass", u)
+		e.vault.AddUser("userpass", u)
 	}
 	for _, p := range foreignPolicies {
-		e.vault.addPolicy(p)
+		e.vault.AddPolicy(p)
 	}
 	return e
 }
@@ -88,20 +70,20 @@ func (e *sweepEnv) issue(t *testing.T, ttl string) (*logical.Response, string) {
 func (e *sweepEnv) assertForeignUntouched(t *testing.T) {
 	t.Helper()
 	for _, u := range foreignUsers {
-		if _, ok := e.vault.user("userpass", u); !ok {
+		if _, ok := e.vault.User("userpass", u); !ok {
 			t.Errorf("sweeper deleted foreign user %q", u)
 		}
 	}
 	for _, p := range foreignPolicies {
-		if _, ok := e.vault.policy(p); !ok {
+		if _, ok := e.vault.Policy(p); !ok {
 			t.Errorf("sweeper deleted foreign policy %q", p)
 		}
 	}
 }
 
 func (e *sweepEnv) exists(name string) (user, policy, record bool) {
-	_, user = e.vault.user("userpass", name)
-	_, policy = e.vault.policy(name)
+	_, user = e.vault.User("userpass", name)
+	_, policy = e.vault.Policy(name)
 	id, _ := e.b.grants.IDFromName(name)
 	entry, _ := e.storage.Get(e.ctx, store.GrantStoragePrefix+id)
 	return user, policy, entry != nil
@@ -113,9 +95,9 @@ func TestSweeperRemovesEndedGrantsAndKeepsLiveOnes(t *testing.T) {
 	ended, endedName := e.issue(t, "10m")
 	// A grant whose user is already gone (crash after the user delete, before the record's).
 	_, userlessName := e.issue(t, "10m")
-	e.vault.mu.Lock()
-	delete(e.vault.users, "userpass/"+userlessName)
-	e.vault.mu.Unlock()
+	e.vault.Mu.Lock()
+	delete(e.vault.Users, "userpass/"+userlessName)
+	e.vault.Mu.Unlock()
 
 	// Just past expiry but within the grace: Vault's own revocation goes first.
 	e.clock = time.Now().Add(10*time.Minute + sweep.ExpiryGrace/2)
@@ -172,10 +154,10 @@ func TestSweeperRemovesRecordlessObjectsOnlyOnSecondSighting(t *testing.T) {
 	orphan := e.b.grants.ObjectName("00000000000000aa")         // user and policy, no record
 	policyOnly := e.b.grants.ObjectName("00000000000000bb")     // policy, no user, no record
 	userOtherMount := e.b.grants.ObjectName("00000000000000cc") // in a userpass mount not configured
-	e.vault.addUser("userpass", orphan)
-	e.vault.addPolicy(orphan)
-	e.vault.addPolicy(policyOnly)
-	e.vault.addUser("userpass-old", userOtherMount)
+	e.vault.AddUser("userpass", orphan)
+	e.vault.AddPolicy(orphan)
+	e.vault.AddPolicy(policyOnly)
+	e.vault.AddUser("userpass-old", userOtherMount)
 
 	start := time.Now()
 	e.clock = start
@@ -193,10 +175,10 @@ func TestSweeperRemovesRecordlessObjectsOnlyOnSecondSighting(t *testing.T) {
 	if u, p, _ := e.exists(orphan); u || p {
 		t.Fatalf("record-less orphan not swept on second sighting: user %v policy %v", u, p)
 	}
-	if _, ok := e.vault.policy(policyOnly); ok {
+	if _, ok := e.vault.Policy(policyOnly); ok {
 		t.Fatal("record-less policy (found by LIST sys/policies/acl) not swept")
 	}
-	if _, ok := e.vault.user("userpass-old", userOtherMount); !ok {
+	if _, ok := e.vault.User("userpass-old", userOtherMount); !ok {
 		t.Fatal("user of an unconfigured userpass mount touched")
 	}
 	if u, p, r := e.exists(liveName); !u || !p || !r {
@@ -210,12 +192,12 @@ func TestSweeperRemovesRecordlessObjectsOnlyOnSecondSighting(t *testing.T) {
 // and the sweeper does not fail or try the LIST.
 func TestSweeperWithSeedPolicy(t *testing.T) {
 	e := newSweepEnv(t)
-	e.vault.capRules = seedPolicyRules(t, "userpass")
+	e.vault.CapRules = seedPolicyRules(t, "userpass")
 	orphan := e.b.grants.ObjectName("00000000000000aa")
 	policyOnly := e.b.grants.ObjectName("00000000000000bb")
-	e.vault.addUser("userpass", orphan)
-	e.vault.addPolicy(orphan)
-	e.vault.addPolicy(policyOnly)
+	e.vault.AddUser("userpass", orphan)
+	e.vault.AddPolicy(orphan)
+	e.vault.AddPolicy(policyOnly)
 
 	e.mustSweep(t)
 	e.clock = e.clock.Add(sweep.DefaultInterval)
@@ -223,10 +205,10 @@ func TestSweeperWithSeedPolicy(t *testing.T) {
 	if u, p, _ := e.exists(orphan); u || p {
 		t.Fatalf("orphan not swept under the seed policy: user %v policy %v", u, p)
 	}
-	if _, ok := e.vault.policy(policyOnly); !ok {
+	if _, ok := e.vault.Policy(policyOnly); !ok {
 		t.Fatal("policy-only orphan found although LIST sys/policies/acl is denied: the fake is not enforcing the seed policy")
 	}
-	if n := e.vault.callCount("List"); n != 0 {
+	if n := e.vault.CallCount("List"); n != 0 {
 		t.Fatalf("LIST sys/policies/acl tried %d times although capabilities-self says no", n)
 	}
 	e.assertForeignUntouched(t)
@@ -241,8 +223,8 @@ func TestSweeperLeavesPendingWALToRollback(t *testing.T) {
 	if _, err := framework.PutWAL(e.ctx, e.storage, grants.WALKind, &objs); err != nil {
 		t.Fatal(err)
 	}
-	e.vault.addPolicy(name)
-	e.vault.addUser("userpass", name)
+	e.vault.AddPolicy(name)
+	e.vault.AddUser("userpass", name)
 	for i := 0; i < 3; i++ {
 		e.mustSweep(t)
 		e.clock = e.clock.Add(sweep.DefaultInterval)
@@ -267,7 +249,7 @@ func TestSweeperDeletesNothingRecordlessWithUnreadableWAL(t *testing.T) {
 		t.Fatal(err)
 	}
 	orphan := e.b.grants.ObjectName("00000000000000aa")
-	e.vault.addUser("userpass", orphan)
+	e.vault.AddUser("userpass", orphan)
 	if err := e.sweep(t); err == nil {
 		t.Fatal("sweep with an undecodable WAL entry reported no error")
 	}
@@ -282,7 +264,7 @@ func TestSweeperInjectedFailures(t *testing.T) {
 	t.Run("ListUsers fails: expired records are still swept", func(t *testing.T) {
 		e := newSweepEnv(t)
 		_, name := e.issue(t, "10m")
-		e.vault.fail("ListUsers", errFakeDown)
+		e.vault.Fail("ListUsers", vaultfake.ErrDown)
 		e.clock = time.Now().Add(time.Hour)
 		if err := e.sweep(t); err == nil || !strings.Contains(err.Error(), "listing users") {
 			t.Fatalf("want the ListUsers error, got %v", err)
@@ -294,7 +276,7 @@ func TestSweeperInjectedFailures(t *testing.T) {
 	t.Run("DeletePolicy fails: record kept, next sweep finishes", func(t *testing.T) {
 		e := newSweepEnv(t)
 		_, name := e.issue(t, "10m")
-		e.vault.fail("DeletePolicy", errFakeDown)
+		e.vault.Fail("DeletePolicy", vaultfake.ErrDown)
 		e.clock = time.Now().Add(time.Hour)
 		if err := e.sweep(t); err == nil {
 			t.Fatal("sweep hid a failed policy delete")
@@ -302,7 +284,7 @@ func TestSweeperInjectedFailures(t *testing.T) {
 		if u, p, r := e.exists(name); !u || !p || !r {
 			t.Fatalf("partial sweep dropped something it must retry: user %v policy %v record %v", u, p, r)
 		}
-		e.vault.fail("DeletePolicy", nil)
+		e.vault.Fail("DeletePolicy", nil)
 		e.clock = e.clock.Add(sweep.DefaultInterval)
 		e.mustSweep(t)
 		if u, p, r := e.exists(name); u || p || r {
@@ -312,14 +294,14 @@ func TestSweeperInjectedFailures(t *testing.T) {
 	t.Run("DeleteUser fails for a record-less orphan: suspected again and removed later", func(t *testing.T) {
 		e := newSweepEnv(t)
 		orphan := e.b.grants.ObjectName("00000000000000aa")
-		e.vault.addUser("userpass", orphan)
+		e.vault.AddUser("userpass", orphan)
 		e.mustSweep(t)
-		e.vault.fail("DeleteUser", errFakeDown)
+		e.vault.Fail("DeleteUser", vaultfake.ErrDown)
 		e.clock = e.clock.Add(sweep.DefaultInterval)
 		if err := e.sweep(t); err == nil {
 			t.Fatal("sweep hid a failed user delete")
 		}
-		e.vault.fail("DeleteUser", nil)
+		e.vault.Fail("DeleteUser", nil)
 		e.clock = e.clock.Add(sweep.DefaultInterval)
 		e.mustSweep(t)
 		if u, _, _ := e.exists(orphan); u {
@@ -329,7 +311,7 @@ func TestSweeperInjectedFailures(t *testing.T) {
 	t.Run("capabilities-self fails: sweep still works without policy listing", func(t *testing.T) {
 		e := newSweepEnv(t)
 		_, name := e.issue(t, "10m")
-		e.vault.fail("CapabilitiesSelf", errFakeDown)
+		e.vault.Fail("CapabilitiesSelf", vaultfake.ErrDown)
 		e.clock = time.Now().Add(time.Hour)
 		e.mustSweep(t)
 		if u, p, r := e.exists(name); u || p || r {
@@ -340,7 +322,7 @@ func TestSweeperInjectedFailures(t *testing.T) {
 		e := newSweepEnv(t)
 		_, name := e.issue(t, "10m")
 		e.b.resetClient()
-		e.vault.loginErr = errors.New("secret_id rotated")
+		e.vault.LoginErr = errors.New("secret_id rotated")
 		e.clock = time.Now().Add(time.Hour)
 		if err := e.sweep(t); err == nil || !strings.Contains(err.Error(), "secret_id rotated") {
 			t.Fatalf("want the login error, got %v", err)
@@ -361,7 +343,7 @@ func TestSweeperRunsFromPeriodicOnActiveNodeOnly(t *testing.T) {
 
 	unconfigured := newTestEnv(t)
 	periodic(unconfigured)
-	if unconfigured.vault.logins != 0 {
+	if unconfigured.vault.Logins != 0 {
 		t.Fatal("the sweeper tried to log in before config exists")
 	}
 

@@ -24,7 +24,7 @@ import (
 )
 
 // Client is the small part of Vault's API the backend calls back into. The real
-// implementation is APIClient; the backend's unit tests use a fake (fake_client_test.go).
+// implementation is APIClient; the unit tests use vaultfake.
 type Client interface {
 	// Mounts returns the secrets engines keyed by their path with a trailing slash.
 	Mounts(ctx context.Context) (map[string]MountInfo, error)

@@ -1,4 +1,4 @@
-package backend
+package discovery_test
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -15,238 +14,11 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/discovery"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi/vaultfake"
 )
 
-// fakeTree models the KV v2 metadata and Transit keys of the fake Vault: what the
-// discovery walker lists and reads. It counts calls and how many run at once, can make
-// each call slow, and answers 403 below denied prefixes.
-type fakeTree struct {
-	mu      sync.Mutex
-	secrets map[string]map[string]fakeSecret // KV v2 mount -> path -> secret
-	keys    map[string]map[string]string     // Transit mount -> key -> type
-	// keyInfo makes LIST <mount>/keys return key_info with the types, as newer Vaults do.
-	keyInfo bool
-	// denied paths (exact or prefix, e.g. "secret/metadata/") answer 403.
-	denied []string
-	// delay is how long each call takes; calls honour their context while waiting.
-	delay time.Duration
-	// onList runs before each LIST (outside the lock).
-	onList func(path string)
-
-	lists, reads          []string
-	inFlight, maxInFlight int
-}
-
-type fakeSecret struct {
-	meta      map[string]string
-	deleted   bool // current version deleted
-	destroyed bool // current version destroyed
-	// deleteAt sets deletion_time in the future (delete_version_after).
-	deleteAt time.Time
-}
-
-func newFakeTree() *fakeTree {
-	return &fakeTree{secrets: map[string]map[string]fakeSecret{}, keys: map[string]map[string]string{}}
-}
-
-func (t *fakeTree) put(mount, path string, s fakeSecret) *fakeTree {
-	if t.secrets[mount] == nil {
-		t.secrets[mount] = map[string]fakeSecret{}
-	}
-	t.secrets[mount][path] = s
-	return t
-}
-
-func (t *fakeTree) key(mount, name, typ string) *fakeTree {
-	if t.keys[mount] == nil {
-		t.keys[mount] = map[string]string{}
-	}
-	t.keys[mount][name] = typ
-	return t
-}
-
-func (t *fakeTree) counts() (lists, reads, maxInFlight int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.lists), len(t.reads), t.maxInFlight
-}
-
-// call does the bookkeeping of one call: in-flight count, delay, 403.
-func (t *fakeTree) call(ctx context.Context, path string) error {
-	t.mu.Lock()
-	t.inFlight++
-	if t.inFlight > t.maxInFlight {
-		t.maxInFlight = t.inFlight
-	}
-	delay := t.delay
-	t.mu.Unlock()
-	defer func() {
-		t.mu.Lock()
-		t.inFlight--
-		t.mu.Unlock()
-	}()
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, d := range t.denied {
-		if path == d || strings.HasPrefix(path, d) {
-			return errFakeForbidden
-		}
-	}
-	return nil
-}
-
-// treeMounts returns the fake's KV v2 and Transit mount paths (no trailing slash).
-func (f *fakeVault) treeMounts() (t *fakeTree, kv, transit []string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for p, m := range f.mounts {
-		switch {
-		case m.Type == "kv" && m.Version == "2":
-			kv = append(kv, strings.TrimSuffix(p, "/"))
-		case m.Type == "transit":
-			transit = append(transit, strings.TrimSuffix(p, "/"))
-		}
-	}
-	return f.tree, kv, transit
-}
-
-func (f *fakeVault) treeList(ctx context.Context, path string) ([]string, map[string]interface{}, bool, error) {
-	t, kvMounts, transitMounts := f.treeMounts()
-	if t == nil {
-		return nil, nil, false, nil
-	}
-	t.mu.Lock()
-	var keys []string
-	var info map[string]interface{}
-	handled := false
-	for _, mount := range kvMounts {
-		dir, ok := strings.CutPrefix(path, mount+"/metadata/")
-		if !ok {
-			continue
-		}
-		handled = true
-		seen := map[string]bool{}
-		for p := range t.secrets[mount] {
-			rest, ok := strings.CutPrefix(p, dir)
-			if !ok || rest == "" {
-				continue
-			}
-			if i := strings.IndexByte(rest, '/'); i >= 0 {
-				rest = rest[:i+1]
-			}
-			if !seen[rest] {
-				seen[rest] = true
-				keys = append(keys, rest)
-			}
-		}
-	}
-	for _, mount := range transitMounts {
-		if path != mount+"/keys" {
-			continue
-		}
-		handled = true
-		for k, typ := range t.keys[mount] {
-			keys = append(keys, k)
-			if t.keyInfo {
-				if info == nil {
-					info = map[string]interface{}{}
-				}
-				info[k] = map[string]interface{}{"type": typ}
-			}
-		}
-	}
-	if handled {
-		t.lists = append(t.lists, path)
-	}
-	onList := t.onList
-	t.mu.Unlock()
-	if !handled {
-		return nil, nil, false, nil
-	}
-	if onList != nil {
-		onList(path)
-	}
-	if err := t.call(ctx, path); err != nil {
-		return nil, nil, true, err
-	}
-	sort.Strings(keys)
-	return keys, info, true, nil
-}
-
-func (f *fakeVault) treeRead(ctx context.Context, path string) (map[string]interface{}, bool, error) {
-	t, kvMounts, transitMounts := f.treeMounts()
-	if t == nil {
-		return nil, false, nil
-	}
-	t.mu.Lock()
-	var data map[string]interface{}
-	handled := false
-	for _, mount := range kvMounts {
-		p, ok := strings.CutPrefix(path, mount+"/metadata/")
-		if !ok {
-			continue
-		}
-		handled = true
-		if s, ok := t.secrets[mount][p]; ok {
-			data = kvMetadata(s)
-		}
-	}
-	for _, mount := range transitMounts {
-		name, ok := strings.CutPrefix(path, mount+"/keys/")
-		if !ok {
-			continue
-		}
-		handled = true
-		if typ, ok := t.keys[mount][name]; ok {
-			enc, dec, sign := discovery.KeyTypeSupports(typ)
-			data = map[string]interface{}{"name": name, "type": typ,
-				"supports_encryption": *enc, "supports_decryption": *dec, "supports_signing": *sign}
-		}
-	}
-	if handled {
-		t.reads = append(t.reads, path)
-	}
-	t.mu.Unlock()
-	if !handled {
-		return nil, false, nil
-	}
-	if err := t.call(ctx, path); err != nil {
-		return nil, true, err
-	}
-	return data, true, nil
-}
-
-// kvMetadata is what Vault's KV v2 metadata read answers, numbers as the api client
-// decodes them.
-func kvMetadata(s fakeSecret) map[string]interface{} {
-	cm := map[string]interface{}{}
-	for k, v := range s.meta {
-		cm[k] = v
-	}
-	v1 := map[string]interface{}{"created_time": "2024-01-01T00:00:00Z", "deletion_time": "", "destroyed": false}
-	v2 := map[string]interface{}{"created_time": "2024-01-02T00:00:00Z", "deletion_time": "", "destroyed": s.destroyed}
-	if s.deleted {
-		v2["deletion_time"] = "2024-01-03T00:00:00.123456Z"
-	}
-	if !s.deleteAt.IsZero() {
-		v2["deletion_time"] = s.deleteAt.UTC().Format(time.RFC3339Nano)
-	}
-	return map[string]interface{}{
-		"current_version": json.Number("2"),
-		"custom_metadata": cm,
-		"versions":        map[string]interface{}{"1": v1, "2": v2},
-	}
-}
-
 // walkFake runs the walker over the fake Vault's mounts and tree.
-func walkFake(t *testing.T, ctx context.Context, fv *fakeVault, opts discovery.Options) (*discovery.Result, error) {
+func walkFake(t *testing.T, ctx context.Context, fv *vaultfake.Vault, opts discovery.Options) (*discovery.Result, error) {
 	t.Helper()
 	if opts.Types == nil {
 		opts.Types = map[string]bool{resource.TypeKV: true, resource.TypeTransit: true}
@@ -260,7 +32,7 @@ func walkFake(t *testing.T, ctx context.Context, fv *fakeVault, opts discovery.O
 	if opts.OwnMount == "" {
 		opts.OwnMount = "apono/"
 	}
-	c, err := fv.factory(ctx, nil, nil)
+	c, err := fv.Login()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,22 +64,22 @@ func entryByName(t *testing.T, entries []discovery.Entry, name string) discovery
 
 // sampleTree: nested folders on kv, a second KV v2 mount (secret), a KV v1 mount (kv1)
 // that must not be listed, and Transit keys.
-func sampleTree() *fakeTree {
-	return newFakeTree().
-		put("kv", "top", fakeSecret{}).
-		put("kv", "app/db", fakeSecret{meta: map[string]string{"team": "payments"}}).
-		put("kv", "app/api/key", fakeSecret{}).
-		put("kv", "team/a/b/c", fakeSecret{}).
-		put("kv1", "legacy", fakeSecret{}).
-		put("secret", "x", fakeSecret{}).
-		key("transit", "payments", "aes256-gcm96").
-		key("transit", "signer", "ed25519")
+func sampleTree() *vaultfake.Tree {
+	return vaultfake.NewTree().
+		Put("kv", "top", vaultfake.Secret{}).
+		Put("kv", "app/db", vaultfake.Secret{Meta: map[string]string{"team": "payments"}}).
+		Put("kv", "app/api/key", vaultfake.Secret{}).
+		Put("kv", "team/a/b/c", vaultfake.Secret{}).
+		Put("kv1", "legacy", vaultfake.Secret{}).
+		Put("secret", "x", vaultfake.Secret{}).
+		Key("transit", "payments", "aes256-gcm96").
+		Key("transit", "signer", "ed25519")
 }
 
 func TestWalkListsEverySecretFolderAndKey(t *testing.T) {
-	fv := newFakeVault()
-	fv.tree = sampleTree()
-	fv.tree.keyInfo = true
+	fv := vaultfake.New()
+	fv.Tree = sampleTree()
+	fv.Tree.KeyInfo = true
 	res, err := walkFake(t, context.Background(), fv, discovery.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +93,7 @@ func TestWalkListsEverySecretFolderAndKey(t *testing.T) {
 	if got := names(res.Entries); !reflect.DeepEqual(got, want) {
 		t.Fatalf("entries\n got %v\nwant %v", got, want)
 	}
-	for _, l := range fv.tree.lists {
+	for _, l := range fv.Tree.Lists {
 		if strings.HasPrefix(l, "kv1/") {
 			t.Errorf("the KV v1 mount was listed: %s", l)
 		}
@@ -335,7 +107,7 @@ func TestWalkListsEverySecretFolderAndKey(t *testing.T) {
 		t.Errorf("kv/app/api/* = %+v", folder)
 	}
 	// Every name is one a role accepts, on the mount it says.
-	mounts := fv.mounts
+	mounts := fv.MountTable
 	for _, e := range res.Entries {
 		ref, err := resource.Resolve(e.Name, mounts, "apono/")
 		if err != nil {
@@ -351,14 +123,14 @@ func TestWalkListsEverySecretFolderAndKey(t *testing.T) {
 	}
 	// One LIST per folder (kv: root, app, app/api, team, team/a, team/a/b; secret: root;
 	// transit), one metadata read per secret.
-	if lists, reads, _ := fv.tree.counts(); lists != 8 || reads != 5 || res.ListCalls != 8 || res.ReadCalls != 5 {
+	if lists, reads, _ := fv.Tree.Counts(); lists != 8 || reads != 5 || res.ListCalls != 8 || res.ReadCalls != 5 {
 		t.Errorf("calls: fake saw %d lists %d reads, walker counted %d %d; want 8 and 5", lists, reads, res.ListCalls, res.ReadCalls)
 	}
 }
 
 func TestWalkResourceTypesSelectsEngines(t *testing.T) {
-	fv := newFakeVault()
-	fv.tree = sampleTree()
+	fv := vaultfake.New()
+	fv.Tree = sampleTree()
 	res, err := walkFake(t, context.Background(), fv, discovery.Options{Types: map[string]bool{resource.TypeTransit: true}})
 	if err != nil {
 		t.Fatal(err)
@@ -369,12 +141,12 @@ func TestWalkResourceTypesSelectsEngines(t *testing.T) {
 }
 
 func TestWalkMarksDeletedSecrets(t *testing.T) {
-	fv := newFakeVault()
-	fv.tree = newFakeTree().
-		put("kv", "live", fakeSecret{}).
-		put("kv", "deleted", fakeSecret{deleted: true}).
-		put("kv", "destroyed", fakeSecret{destroyed: true}).
-		put("kv", "expires-later", fakeSecret{deleteAt: time.Now().Add(time.Hour)})
+	fv := vaultfake.New()
+	fv.Tree = vaultfake.NewTree().
+		Put("kv", "live", vaultfake.Secret{}).
+		Put("kv", "deleted", vaultfake.Secret{Deleted: true}).
+		Put("kv", "destroyed", vaultfake.Secret{Destroyed: true}).
+		Put("kv", "expires-later", vaultfake.Secret{DeleteAt: time.Now().Add(time.Hour)})
 	res, err := walkFake(t, context.Background(), fv, discovery.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -387,9 +159,9 @@ func TestWalkMarksDeletedSecrets(t *testing.T) {
 }
 
 func TestWalkSkipsForbiddenMountAndFolder(t *testing.T) {
-	fv := newFakeVault()
-	fv.tree = sampleTree()
-	fv.tree.denied = []string{"secret/metadata/", "kv/metadata/team/a/"}
+	fv := vaultfake.New()
+	fv.Tree = sampleTree()
+	fv.Tree.Denied = []string{"secret/metadata/", "kv/metadata/team/a/"}
 	res, err := walkFake(t, context.Background(), fv, discovery.Options{})
 	if err != nil {
 		t.Fatalf("a 403 must not fail the walk: %v", err)
@@ -415,13 +187,13 @@ func TestWalkSkipsForbiddenMountAndFolder(t *testing.T) {
 }
 
 func TestWalkReportsUngrantableNamesWithoutListingBelow(t *testing.T) {
-	fv := newFakeVault()
-	fv.tree = newFakeTree().
-		put("kv", "app/ok", fakeSecret{}).
-		put("kv", "app/has space", fakeSecret{}).
-		put("kv", "app/café", fakeSecret{}).
-		put("kv", "bad dir/x", fakeSecret{}).
-		put("kv", "bad dir/y/z", fakeSecret{})
+	fv := vaultfake.New()
+	fv.Tree = vaultfake.NewTree().
+		Put("kv", "app/ok", vaultfake.Secret{}).
+		Put("kv", "app/has space", vaultfake.Secret{}).
+		Put("kv", "app/café", vaultfake.Secret{}).
+		Put("kv", "bad dir/x", vaultfake.Secret{}).
+		Put("kv", "bad dir/y/z", vaultfake.Secret{})
 	res, err := walkFake(t, context.Background(), fv, discovery.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -439,12 +211,12 @@ func TestWalkReportsUngrantableNamesWithoutListingBelow(t *testing.T) {
 	if want := []string{"kv/app/café", "kv/app/has space", "kv/bad dir/*"}; !reflect.DeepEqual(rejected, want) || res.UngrantableCount != 3 {
 		t.Errorf("ungrantable = %v (%d), want %v", rejected, res.UngrantableCount, want)
 	}
-	for _, l := range fv.tree.lists {
+	for _, l := range fv.Tree.Lists {
 		if strings.Contains(l, "bad dir") {
 			t.Errorf("listed below an ungrantable folder: %s", l)
 		}
 	}
-	for _, r := range fv.tree.reads {
+	for _, r := range fv.Tree.Reads {
 		if strings.Contains(r, "space") || strings.Contains(r, "café") {
 			t.Errorf("read the metadata of an ungrantable secret: %s", r)
 		}
@@ -452,10 +224,10 @@ func TestWalkReportsUngrantableNamesWithoutListingBelow(t *testing.T) {
 }
 
 func TestWalkStopsPastMaxResources(t *testing.T) {
-	fv := newFakeVault()
-	fv.tree = newFakeTree()
+	fv := vaultfake.New()
+	fv.Tree = vaultfake.NewTree()
 	for i := 0; i < 50; i++ {
-		fv.tree.put("kv", fmt.Sprintf("f%d/s%d", i%5, i), fakeSecret{})
+		fv.Tree.Put("kv", fmt.Sprintf("f%d/s%d", i%5, i), vaultfake.Secret{})
 	}
 	_, err := walkFake(t, context.Background(), fv, discovery.Options{MaxResources: 20})
 	var tooMany *discovery.ErrTooManyResources
@@ -472,22 +244,22 @@ func TestWalkStopsPastMaxResources(t *testing.T) {
 }
 
 func TestWalkHonoursCancellation(t *testing.T) {
-	fv := newFakeVault()
-	fv.tree = newFakeTree()
+	fv := vaultfake.New()
+	fv.Tree = vaultfake.NewTree()
 	for i := 0; i < 2000; i++ {
-		fv.tree.put("kv", fmt.Sprintf("f%d/g%d/s%d", i%40, i%7, i), fakeSecret{})
+		fv.Tree.Put("kv", fmt.Sprintf("f%d/g%d/s%d", i%40, i%7, i), vaultfake.Secret{})
 	}
-	fv.tree.delay = 5 * time.Millisecond
+	fv.Tree.Delay = 5 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const concurrency = 4
 	var mu sync.Mutex
 	listsSeen, callsAtCancel := 0, 0
-	fv.tree.onList = func(string) {
+	fv.Tree.OnList = func(string) {
 		mu.Lock()
 		defer mu.Unlock()
 		if listsSeen++; listsSeen == 10 {
-			l, r, _ := fv.tree.counts()
+			l, r, _ := fv.Tree.Counts()
 			callsAtCancel = l + r
 			cancel()
 		}
@@ -500,30 +272,26 @@ func TestWalkHonoursCancellation(t *testing.T) {
 	if d := time.Since(began); d > time.Second {
 		t.Errorf("walk took %s", d)
 	}
-	lists, reads, _ := fv.tree.counts()
+	lists, reads, _ := fv.Tree.Counts()
 	// Workers already past the queue may each start one more call; no more than that.
 	if lists+reads > callsAtCancel+concurrency {
 		t.Errorf("%d calls started after cancellation (%d before it)", lists+reads-callsAtCancel, callsAtCancel)
 	}
-	fv.tree.mu.Lock()
-	defer fv.tree.mu.Unlock()
-	if fv.tree.inFlight != 0 {
-		t.Errorf("%d calls still in flight after walk returned", fv.tree.inFlight)
+	if n := fv.Tree.InFlight(); n != 0 {
+		t.Errorf("%d calls still in flight after walk returned", n)
 	}
 }
 
 func TestWalkBoundsConcurrency(t *testing.T) {
-	fv := newFakeVault()
-	fv.tree = newFakeTree()
+	fv := vaultfake.New()
+	fv.Tree = vaultfake.NewTree()
 	for i := 0; i < 300; i++ {
-		fv.tree.put("kv", fmt.Sprintf("f%d/s%d", i%60, i), fakeSecret{})
+		fv.Tree.Put("kv", fmt.Sprintf("f%d/s%d", i%60, i), vaultfake.Secret{})
 	}
-	fv.tree.delay = 2 * time.Millisecond
+	fv.Tree.Delay = 2 * time.Millisecond
 	for _, n := range []int{1, 3, 8} {
 		t.Run(fmt.Sprintf("concurrency %d", n), func(t *testing.T) {
-			fv.tree.mu.Lock()
-			fv.tree.maxInFlight, fv.tree.lists, fv.tree.reads = 0, nil, nil
-			fv.tree.mu.Unlock()
+			fv.Tree.ResetCounts()
 			res, err := walkFake(t, context.Background(), fv, discovery.Options{Concurrency: n})
 			if err != nil {
 				t.Fatal(err)
@@ -531,7 +299,7 @@ func TestWalkBoundsConcurrency(t *testing.T) {
 			if len(res.Entries) != 300+60+2 { // + kv/* and secret/*
 				t.Fatalf("%d entries, want 362", len(res.Entries))
 			}
-			lists, reads, max := fv.tree.counts()
+			lists, reads, max := fv.Tree.Counts()
 			if max > n {
 				t.Errorf("%d calls in flight at once, concurrency is %d", max, n)
 			}
@@ -547,11 +315,11 @@ func TestWalkBoundsConcurrency(t *testing.T) {
 
 func TestWalkTransitKeyTypes(t *testing.T) {
 	keys := map[string]string{"aes": "aes256-gcm96", "ed": "ed25519", "rsa": "rsa-2048", "hm": "hmac"}
-	build := func() *fakeVault {
-		fv := newFakeVault()
-		fv.tree = newFakeTree()
+	build := func() *vaultfake.Vault {
+		fv := vaultfake.New()
+		fv.Tree = vaultfake.NewTree()
 		for k, typ := range keys {
-			fv.tree.key("transit", k, typ)
+			fv.Tree.Key("transit", k, typ)
 		}
 		return fv
 	}
@@ -572,13 +340,13 @@ func TestWalkTransitKeyTypes(t *testing.T) {
 
 	t.Run("key_info in the LIST", func(t *testing.T) {
 		fv := build()
-		fv.tree.keyInfo = true
+		fv.Tree.KeyInfo = true
 		res, err := walkFake(t, context.Background(), fv, discovery.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		check(t, res)
-		if _, reads, _ := fv.tree.counts(); reads != 0 {
+		if _, reads, _ := fv.Tree.Counts(); reads != 0 {
 			t.Errorf("%d key reads although the LIST gave the types", reads)
 		}
 	})
@@ -589,13 +357,13 @@ func TestWalkTransitKeyTypes(t *testing.T) {
 			t.Fatal(err)
 		}
 		check(t, res)
-		if _, reads, _ := fv.tree.counts(); reads != len(keys) {
+		if _, reads, _ := fv.Tree.Counts(); reads != len(keys) {
 			t.Errorf("%d key reads, want %d", reads, len(keys))
 		}
 	})
 	t.Run("reads denied: unknown after one probe", func(t *testing.T) {
 		fv := build()
-		fv.tree.denied = []string{"transit/keys/"}
+		fv.Tree.Denied = []string{"transit/keys/"}
 		res, err := walkFake(t, context.Background(), fv, discovery.Options{Concurrency: 8})
 		if err != nil {
 			t.Fatal(err)
@@ -609,7 +377,7 @@ func TestWalkTransitKeyTypes(t *testing.T) {
 				t.Errorf("%s permissions = %v, want every Transit level", k, perms)
 			}
 		}
-		if _, reads, _ := fv.tree.counts(); reads != 1 {
+		if _, reads, _ := fv.Tree.Counts(); reads != 1 {
 			t.Errorf("%d key reads, want 1 probe (each 403 costs the real client a login)", reads)
 		}
 		if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "unknown") {
@@ -619,9 +387,9 @@ func TestWalkTransitKeyTypes(t *testing.T) {
 }
 
 func TestWalkMetadataReadDenied(t *testing.T) {
-	fv := newFakeVault()
-	fv.tree = sampleTree()
-	fv.tree.denied = []string{"kv/metadata/app/db", "kv/metadata/top", "kv/metadata/app/api/key", "kv/metadata/team/a/b/c"}
+	fv := vaultfake.New()
+	fv.Tree = sampleTree()
+	fv.Tree.Denied = []string{"kv/metadata/app/db", "kv/metadata/top", "kv/metadata/app/api/key", "kv/metadata/team/a/b/c"}
 	res, err := walkFake(t, context.Background(), fv, discovery.Options{Concurrency: 8, OwnerKey: "owner", IntegrationOwner: "sec"})
 	if err != nil {
 		t.Fatal(err)
@@ -631,7 +399,7 @@ func TestWalkMetadataReadDenied(t *testing.T) {
 		t.Errorf("kv/app/db = %+v, want no custom_metadata and the fallback owner", db)
 	}
 	kvReads := 0
-	for _, r := range fv.tree.reads {
+	for _, r := range fv.Tree.Reads {
 		if strings.HasPrefix(r, "kv/") {
 			kvReads++
 		}
@@ -645,18 +413,18 @@ func TestWalkMetadataReadDenied(t *testing.T) {
 }
 
 func TestWalkOwners(t *testing.T) {
-	fv := newFakeVault()
-	fv.tree = newFakeTree().
-		put("kv", "pay/db", fakeSecret{meta: map[string]string{"owner": "alice@example.com"}}).
-		put("kv", "pay/api/key", fakeSecret{meta: map[string]string{"owner": " alice@example.com "}}).
-		put("kv", "mixed/a", fakeSecret{meta: map[string]string{"owner": "alice@example.com"}}).
-		put("kv", "mixed/b", fakeSecret{meta: map[string]string{"owner": "bob@example.com"}}).
-		put("kv", "partial/a", fakeSecret{meta: map[string]string{"owner": "bob@example.com"}}).
-		put("kv", "partial/b", fakeSecret{}).
-		put("kv", "hidden/ok", fakeSecret{meta: map[string]string{"owner": "bob@example.com"}}).
-		put("kv", "hidden/bad name", fakeSecret{}).
-		key("transit", "k", "aes256-gcm96")
-	fv.tree.keyInfo = true
+	fv := vaultfake.New()
+	fv.Tree = vaultfake.NewTree().
+		Put("kv", "pay/db", vaultfake.Secret{Meta: map[string]string{"owner": "alice@example.com"}}).
+		Put("kv", "pay/api/key", vaultfake.Secret{Meta: map[string]string{"owner": " alice@example.com "}}).
+		Put("kv", "mixed/a", vaultfake.Secret{Meta: map[string]string{"owner": "alice@example.com"}}).
+		Put("kv", "mixed/b", vaultfake.Secret{Meta: map[string]string{"owner": "bob@example.com"}}).
+		Put("kv", "partial/a", vaultfake.Secret{Meta: map[string]string{"owner": "bob@example.com"}}).
+		Put("kv", "partial/b", vaultfake.Secret{}).
+		Put("kv", "hidden/ok", vaultfake.Secret{Meta: map[string]string{"owner": "bob@example.com"}}).
+		Put("kv", "hidden/bad name", vaultfake.Secret{}).
+		Key("transit", "k", "aes256-gcm96")
+	fv.Tree.KeyInfo = true
 	res, err := walkFake(t, context.Background(), fv, discovery.Options{OwnerKey: "owner", IntegrationOwner: "secops"})
 	if err != nil {
 		t.Fatal(err)
