@@ -23,7 +23,7 @@ func pathConfig(b *aponoBackend) *framework.Path {
 			"vault_addr": {
 				Type: framework.TypeString,
 				Description: "Address of the Vault API the plugin calls back into, e.g. https://vault.example.com:8200: https://, or http:// to a loopback address only. " +
-					"Required. A write that changes it (or approle_mount, ca_cert, tls_server_name, tls_skip_verify) must send the credentials again.",
+					"Required. A write that changes it (or namespace, approle_mount, ca_cert, tls_server_name, tls_skip_verify) must send the credentials again.",
 				DisplayAttrs: &framework.DisplayAttributes{
 					Name: "Vault address",
 				},
@@ -67,6 +67,15 @@ func pathConfig(b *aponoBackend) *framework.Path {
 				Type:        framework.TypeBool,
 				Description: "Skip TLS verification. Only for testing.",
 				Default:     false,
+			},
+			"namespace": {
+				Type: framework.TypeString,
+				Description: "The namespace (OpenBao, Vault Enterprise) this mount is in, e.g. team-a or team-a/payments: the plugin logs in with the AppRole " +
+					"of that namespace and makes every call there (users, policies, entities, discovery, the sweeper). Empty: the root namespace. " +
+					"A write that changes it must send the credentials again.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Namespace",
+				},
 			},
 			"userpass_mount": {
 				Type:        framework.TypeString,
@@ -205,9 +214,11 @@ The plugin calls back into Vault (vault_addr) to create userpass users and apono
 policies. It logs in with an AppRole (role_id, secret_id, approle_mount) whose policy is
 apono-management, or uses a token. A write logs in before it saves: bad credentials are
 rejected and the previous config stays. vault_addr is https://, or http:// to a loopback
-address only. A write that changes vault_addr, approle_mount, ca_cert, tls_server_name or
-tls_skip_verify must send the credentials again (role_id and secret_id, or token): the
-stored ones are never sent to a new destination. A read never returns secret_id or token; it says
+address only. A mount in a namespace (OpenBao, Vault Enterprise) names it in namespace,
+and its AppRole is that namespace's. A write that changes vault_addr, namespace,
+approle_mount, ca_cert, tls_server_name or tls_skip_verify must send the credentials
+again (role_id and secret_id, or token): the stored ones are never sent to a new
+destination. A read never returns secret_id or token; it says
 whether each is set. Fields left out of a write keep their current values.
 
 resource_types, owner_metadata_key, integration_owner, sync_interval, sync_concurrency
@@ -250,6 +261,7 @@ func configResponseData(cfg *config.Config) map[string]interface{} {
 		"ca_cert":            cfg.CACert,
 		"tls_server_name":    cfg.TLSServerName,
 		"tls_skip_verify":    cfg.TLSSkipVerify,
+		"namespace":          cfg.Namespace,
 		"userpass_mount":     cfg.UserpassMount,
 		"access_details":     cfg.AccessDetails,
 		"password_policy":    cfg.PasswordPolicy,
@@ -299,6 +311,9 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 	setString("approle_mount", &cfg.AppRoleMount)
 	setString("ca_cert", &cfg.CACert)
 	setString("tls_server_name", &cfg.TLSServerName)
+	if v, ok := d.GetOk("namespace"); ok {
+		cfg.Namespace = config.NormalizeNamespace(v.(string))
+	}
 	setString("userpass_mount", &cfg.UserpassMount)
 	setString("password_policy", &cfg.PasswordPolicy)
 	if v, ok := d.GetOk("access_details"); ok {
@@ -397,6 +412,9 @@ func connectionChanges(old, cfg *config.Config) []string {
 	}
 	if old.TLSSkipVerify != cfg.TLSSkipVerify {
 		out = append(out, "tls_skip_verify")
+	}
+	if old.Namespace != cfg.Namespace {
+		out = append(out, "namespace")
 	}
 	return out
 }

@@ -36,6 +36,7 @@ func TestConfigConnectionChangeNeedsCredentialsAgain(t *testing.T) {
 		{"tls_skip_verify", map[string]interface{}{"tls_skip_verify": true}, "tls_skip_verify"},
 		{"ca_cert", map[string]interface{}{"ca_cert": caPEM}, "ca_cert"},
 		{"tls_server_name", map[string]interface{}{"tls_server_name": "evil.example.com"}, "tls_server_name"},
+		{"namespace", map[string]interface{}{"namespace": "team-b"}, "namespace"},
 		{"two at once", map[string]interface{}{"vault_addr": "https://evil.example.com", "tls_skip_verify": true}, "vault_addr, tls_skip_verify"},
 	}
 	for _, tc := range cases {
@@ -80,5 +81,30 @@ func TestPlainHTTPVaultAddrRefusedBeforeConnecting(t *testing.T) {
 	}).VaultSettings(), hclog.NewNullLogger())
 	if err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("newAPIClient with http:// to a non-loopback host: want a refusal, got %v", err)
+	}
+}
+
+// A namespace is a path of plain names: anything else is a 400 naming the field, and
+// changes nothing; surrounding slashes and spaces are trimmed; "" is the root namespace.
+func TestConfigNamespaceIsAPathOfNames(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure(t)
+	before, _ := config.Get(e.ctx, e.storage)
+	creds := func(ns string) map[string]interface{} {
+		return map[string]interface{}{"namespace": ns, "role_id": "role-id-1", "secret_id": "s3cret-id-value"}
+	}
+	for _, bad := range []string{"team a", "team-a/../root", "team-a//b", "root", "a/b/c/d/e/f/g/h/i", "t\u202eam", "team-a?x=1", strings.Repeat("n", 65)} {
+		e.mustBadRequest(t, logical.UpdateOperation, "config", creds(bad), "namespace")
+		if after, _ := config.Get(e.ctx, e.storage); *after != *before {
+			t.Fatalf("namespace %q changed the config: %+v", bad, after)
+		}
+	}
+	e.mustOK(t, logical.UpdateOperation, "config", creds(" /team-a/payments/ "))
+	if got := e.mustOK(t, logical.ReadOperation, "config", nil).Data["namespace"]; got != "team-a/payments" {
+		t.Fatalf("namespace read back as %q", got)
+	}
+	e.mustOK(t, logical.UpdateOperation, "config", creds(""))
+	if got := e.mustOK(t, logical.ReadOperation, "config", nil).Data["namespace"]; got != "" {
+		t.Fatalf("namespace read back as %q after clearing it", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
+	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -26,14 +27,17 @@ const (
 
 // pluginConfig is stored (seal-wrapped) at "config".
 type Config struct {
-	VaultAddr      string `json:"vault_addr"`
-	RoleID         string `json:"role_id,omitempty"`
-	SecretID       string `json:"secret_id,omitempty"`
-	AppRoleMount   string `json:"approle_mount"`
-	Token          string `json:"token,omitempty"`
-	CACert         string `json:"ca_cert,omitempty"`
-	TLSServerName  string `json:"tls_server_name,omitempty"`
-	TLSSkipVerify  bool   `json:"tls_skip_verify"`
+	VaultAddr     string `json:"vault_addr"`
+	RoleID        string `json:"role_id,omitempty"`
+	SecretID      string `json:"secret_id,omitempty"`
+	AppRoleMount  string `json:"approle_mount"`
+	Token         string `json:"token,omitempty"`
+	CACert        string `json:"ca_cert,omitempty"`
+	TLSServerName string `json:"tls_server_name,omitempty"`
+	TLSSkipVerify bool   `json:"tls_skip_verify"`
+	// Namespace is the namespace (OpenBao, Vault Enterprise) the plugin logs in to and
+	// makes every call in: the one its mount is in. "" is the root namespace.
+	Namespace      string `json:"namespace,omitempty"`
 	UserpassMount  string `json:"userpass_mount"`
 	AccessDetails  string `json:"access_details,omitempty"`
 	PasswordPolicy string `json:"password_policy,omitempty"`
@@ -80,6 +84,7 @@ func (c *Config) VaultSettings() vaultapi.Settings {
 	return vaultapi.Settings{
 		Addr: c.VaultAddr, RoleID: c.RoleID, SecretID: c.SecretID, AppRoleMount: c.AppRoleMount,
 		Token: c.Token, CACert: c.CACert, TLSServerName: c.TLSServerName, TLSSkipVerify: c.TLSSkipVerify,
+		Namespace: c.Namespace,
 	}
 }
 
@@ -102,6 +107,15 @@ func Get(ctx context.Context, s logical.Storage) (*Config, error) {
 // MountPathRe is a mount path or policy name: segments of letters, digits, _ . -
 var MountPathRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$`)
 
+// NamespaceRe is a namespace path: up to 8 segments of letters, digits, _ and -.
+var NamespaceRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,7}$`)
+
+// NormalizeNamespace trims what a person may type around a namespace path (spaces, a
+// leading or trailing slash).
+func NormalizeNamespace(ns string) string {
+	return strings.Trim(strings.TrimSpace(ns), "/")
+}
+
 // Validate returns a message naming the first bad field, or "".
 func Validate(cfg *Config) string {
 	if msg := vaultapi.CheckAddr(cfg.VaultAddr); msg != "" {
@@ -109,6 +123,9 @@ func Validate(cfg *Config) string {
 	}
 	if cfg.Token == "" && (cfg.RoleID == "" || cfg.SecretID == "") {
 		return "credentials are required: role_id and secret_id (AppRole), or token"
+	}
+	if cfg.Namespace != "" && (!NamespaceRe.MatchString(cfg.Namespace) || cfg.Namespace == "root") {
+		return fmt.Sprintf("namespace %q must be a namespace path: up to 8 names of letters, digits, '_' and '-' separated by '/' (\"\" for the root namespace)", textsafe.Truncate(cfg.Namespace))
 	}
 	for field, v := range map[string]string{"approle_mount": cfg.AppRoleMount, "userpass_mount": cfg.UserpassMount} {
 		if !MountPathRe.MatchString(v) || strings.Contains(v, "..") {

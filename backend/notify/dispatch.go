@@ -138,7 +138,7 @@ func (q *Dispatcher) BeginQueues(ctx context.Context, s logical.Storage) {
 }
 
 // portalLink opens ev in the access portal: portal_url (default: vault_addr's
-// <mount>ui) with the request, or the requester's access for a grant of none.
+// [<namespace>/]<mount>ui) with the request, or the requester's access for a grant of none.
 func (q *Dispatcher) portalLink(cfg *config.Config, ev *Event) string {
 	base := cfg.PortalURL
 	if base == "" {
@@ -146,7 +146,11 @@ func (q *Dispatcher) portalLink(cfg *config.Config, ev *Event) string {
 		if mount == "" || cfg.VaultAddr == "" {
 			return ""
 		}
-		base = strings.TrimSuffix(cfg.VaultAddr, "/") + "/v1/" + mount + "ui"
+		ns := ""
+		if cfg.Namespace != "" {
+			ns = cfg.Namespace + "/" // a mount path is relative to its namespace
+		}
+		base = strings.TrimSuffix(cfg.VaultAddr, "/") + "/v1/" + ns + mount + "ui"
 	}
 	if ev.RequestID != "" {
 		return base + "#/requests/" + ev.RequestID

@@ -83,6 +83,8 @@ type Settings struct {
 	CACert        string
 	TLSServerName string
 	TLSSkipVerify bool
+	// Namespace, when set, is the namespace every call is made in (X-Vault-Namespace).
+	Namespace string
 }
 
 // MountInfo is a secrets engine mount: its type and, for KV, its version.
@@ -225,9 +227,12 @@ func newRawAPIClient(cfg Settings) (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The plugin's environment must not choose the identity it acts as.
+	// The plugin's environment must not choose the identity it acts as, nor where.
 	c.ClearNamespace()
 	c.ClearToken()
+	if cfg.Namespace != "" {
+		c.SetNamespace(cfg.Namespace)
+	}
 	return c, nil
 }
 
@@ -238,6 +243,7 @@ func UnauthenticatedHealth(ctx context.Context, cfg Settings) (*api.HealthRespon
 	if err != nil {
 		return nil, err
 	}
+	c.ClearNamespace() // sys/health is the server's, answered in the root namespace
 	return c.Sys().HealthWithContext(ctx)
 }
 

@@ -90,3 +90,50 @@ func TestClientNeverFollowsRedirectsWithCredentials(t *testing.T) {
 		t.Fatalf("the redirect target got the credentials: %q", got)
 	}
 }
+
+// A client for a namespace logs in there and makes every call there (the namespace
+// header on each request, the login's included); the unauthenticated health read is the
+// server's, in the root namespace. The process's VAULT_NAMESPACE never chooses it.
+func TestClientCallsInItsNamespace(t *testing.T) {
+	t.Setenv("VAULT_NAMESPACE", "somewhere-else")
+	var mu sync.Mutex
+	seen := map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.URL.Path] = r.Header.Get("X-Vault-Namespace")
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/v1/auth/approle/login":
+			_, _ = io.WriteString(w, `{"auth":{"client_token":"t-1","lease_duration":3600,"renewable":true}}`)
+		case "/v1/sys/health":
+			_, _ = io.WriteString(w, `{"initialized":true,"sealed":false}`)
+		default:
+			_, _ = io.WriteString(w, `{"data":{}}`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	cfg := Settings{Addr: srv.URL, RoleID: "role-1", SecretID: "secret-xyz", AppRoleMount: "approle", Namespace: "team-a/payments"}
+	c, err := New(context.Background(), cfg, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WritePolicy(context.Background(), "apono-x-0123456789abcdef", `path "kv/data/a" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := UnauthenticatedHealth(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string]string{
+		"/v1/auth/approle/login":                        "team-a/payments",
+		"/v1/sys/policies/acl/apono-x-0123456789abcdef": "team-a/payments",
+		"/v1/sys/health":                                "",
+	}
+	for path, ns := range want {
+		if got, ok := seen[path]; !ok || got != ns {
+			t.Errorf("%s: namespace header %q (called: %v), want %q", path, got, ok, ns)
+		}
+	}
+}
