@@ -14,7 +14,7 @@ VAULT_SERVER := $(shell bash scripts/build-vault.sh --which)
 endif
 export VAULT_SERVER
 
-.PHONY: build release lint vault system-deps test test-unit test-release test-e2e test-cluster fuzz dev clean bench-sync bench bench-scale
+.PHONY: build release lint vault system-deps test test-unit test-release test-e2e test-cluster test-namespaces fuzz dev clean bench-sync bench bench-scale
 
 ## build: the plugin binary in bin/, with its version set
 build:
@@ -75,6 +75,11 @@ test-e2e: vault
 ## (minutes; .ci/run runs it after `make test`)
 test-cluster: vault
 	VAULT_BIN=$$(bash scripts/build-vault.sh) $(GO) test -count=1 -timeout 20m -v ./e2e/cluster/
+
+## test-namespaces: mounts inside OpenBao namespaces (team-a, team-b, team-a/nested) each work
+## in their own namespace only; always against OpenBao 2.6.2, built into .tools/ if needed
+test-namespaces:
+	VAULT_SERVER=openbao-2.6.2 VAULT_BIN=$$(bash scripts/build-vault.sh openbao-2.6.2) $(GO) test -count=1 -timeout 15m -v ./e2e/namespaces/
 
 ## fuzz: explore each fuzz target beyond its committed seed corpus (testdata/fuzz/ beside each package),
 ## which every `go test` already runs; a failing input is saved there to be committed

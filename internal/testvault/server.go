@@ -477,15 +477,20 @@ func activeOrStandby(code int) bool {
 // against this server with VAULT_TOKEN=token (the root token when empty; BAO_ADDR and
 // BAO_TOKEN are set too) and no stdin. The error includes stderr.
 func (s *Server) CLI(token string, args ...string) (stdout, stderr string, err error) {
-	return s.cli(token, nil, args)
+	return s.cli("", token, nil, args)
+}
+
+// CLIIn is CLI in namespace ns (OpenBao, Vault Enterprise); "" is the root namespace.
+func (s *Server) CLIIn(ns, token string, args ...string) (stdout, stderr string, err error) {
+	return s.cli(ns, token, nil, args)
 }
 
 // CLIWithStdin is CLI with stdin as the command's standard input (for `... -` arguments).
 func (s *Server) CLIWithStdin(token, stdin string, args ...string) (stdout, stderr string, err error) {
-	return s.cli(token, strings.NewReader(stdin), args)
+	return s.cli("", token, strings.NewReader(stdin), args)
 }
 
-func (s *Server) cli(token string, stdin *strings.Reader, args []string) (string, string, error) {
+func (s *Server) cli(ns, token string, stdin *strings.Reader, args []string) (string, string, error) {
 	if token == "" {
 		token = s.RootToken
 	}
@@ -497,6 +502,9 @@ func (s *Server) cli(token string, stdin *strings.Reader, args []string) (string
 	if token != "" {
 		cmd.Env = append(cmd.Env, "VAULT_TOKEN="+token, "BAO_TOKEN="+token)
 	}
+	if ns != "" {
+		cmd.Env = append(cmd.Env, "VAULT_NAMESPACE="+ns, "BAO_NAMESPACE="+ns)
+	}
 	if stdin != nil {
 		cmd.Stdin = stdin
 	}
@@ -504,7 +512,11 @@ func (s *Server) cli(token string, stdin *strings.Reader, args []string) (string
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	if err != nil {
-		err = fmt.Errorf("%s %s: %w: %s", CLIName(), strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))
+		where := ""
+		if ns != "" {
+			where = " (namespace " + ns + ")"
+		}
+		err = fmt.Errorf("%s %s%s: %w: %s", CLIName(), strings.Join(args, " "), where, err, strings.TrimSpace(errOut.String()))
 	}
 	return out.String(), errOut.String(), err
 }

@@ -29,6 +29,12 @@ type Setup struct {
 // SeedSetup performs the vendor's documented Vault setup for Apono with the real CLI,
 // command for command, and returns the AppRole's role_id and a new secret_id.
 func (s *Server) SeedSetup() (roleID, secretID string, err error) {
+	return s.SeedSetupIn("")
+}
+
+// SeedSetupIn is SeedSetup inside namespace ns (its own auth methods, mounts, policy and
+// AppRole); "" is the root namespace.
+func (s *Server) SeedSetupIn(ns string) (roleID, secretID string, err error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return "", "", err
@@ -44,23 +50,23 @@ func (s *Server) SeedSetup() (roleID, secretID string, err error) {
 		{"secrets", "enable", "-path=transit", "transit"},
 	}
 	for _, args := range steps {
-		if _, _, err := s.CLI("", args...); err != nil {
+		if _, _, err := s.CLIIn(ns, "", args...); err != nil {
 			return "", "", err
 		}
 	}
-	if _, _, err := s.CLIWithStdin("", string(policy), "policy", "write", PolicyName, "-"); err != nil {
+	if _, _, err := s.cliStdinIn(ns, string(policy), "policy", "write", PolicyName, "-"); err != nil {
 		return "", "", err
 	}
-	if _, _, err := s.CLI("", "write", "auth/approle/role/"+AppRoleName,
+	if _, _, err := s.CLIIn(ns, "", "write", "auth/approle/role/"+AppRoleName,
 		"token_policies="+PolicyName, "token_ttl=60m", "token_max_ttl=4h"); err != nil {
 		return "", "", err
 	}
-	out, _, err := s.CLI("", "read", "-field=role_id", "auth/approle/role/"+AppRoleName+"/role-id")
+	out, _, err := s.CLIIn(ns, "", "read", "-field=role_id", "auth/approle/role/"+AppRoleName+"/role-id")
 	if err != nil {
 		return "", "", err
 	}
 	roleID = strings.TrimSpace(out)
-	out, _, err = s.CLI("", "write", "-f", "-field=secret_id", "auth/approle/role/"+AppRoleName+"/secret-id")
+	out, _, err = s.CLIIn(ns, "", "write", "-f", "-field=secret_id", "auth/approle/role/"+AppRoleName+"/secret-id")
 	if err != nil {
 		return "", "", err
 	}
@@ -187,4 +193,8 @@ func (s *Server) MustCLI(tb testing.TB, token string, args ...string) string {
 		tb.Fatal(err)
 	}
 	return out
+}
+
+func (s *Server) cliStdinIn(ns, stdin string, args ...string) (string, string, error) {
+	return s.cli(ns, "", strings.NewReader(stdin), args)
 }
