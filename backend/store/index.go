@@ -1,10 +1,3 @@
-// Package store owns what the plugin keeps in its storage for access flows: role, request,
-// grant and history records under their prefixes, the index entries each record belongs
-// in, the ordered index sets (internal/sortedset) and the cursors that page through them.
-// Store, built once in backend/factory.go, is the one writer of request and grant records
-// with their entries and the reader of their pages; it builds and repairs the indexes,
-// caches roles and wakes reads that wait on a request. It never calls Vault's API and
-// decides no rule.
 package store
 
 import (
