@@ -20,6 +20,7 @@ var Floors = map[string]int{
 	"cmd/vault-plugin-apono": 100,
 	"e2e":                    100,
 	"e2e/cluster":            100,
+	"e2e/namespaces":         100,
 	"bench/grants":           100,
 	"bench/scale":            100,
 	"bench/sync":             100,
