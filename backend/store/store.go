@@ -1,8 +1,9 @@
 // Package store owns what the plugin keeps in its storage for access flows: role, request,
 // grant and history records under their prefixes, the index entries each record belongs
 // in, the ordered index sets (internal/sortedset) and the cursors that page through them.
-// Store, built once in backend/factory.go, is the one writer of request and grant records
-// with their entries and the reader of their pages; it builds and repairs the indexes,
+// Store, built once in backend/factory.go, is the one writer of request records with their
+// entries (grants.Grants writes a grant's record and history with this package's functions,
+// under the grant's lock) and the reader of every page; it builds and repairs the indexes,
 // caches roles and wakes reads that wait on a request. It never calls Vault's API and
 // decides no rule.
 package store
@@ -30,7 +31,7 @@ type Deps struct {
 	CrashAt func(point string)
 }
 
-// Store is the one writer of request and grant records with their index entries, and
+// Store is the one writer of request records with their index entries, and
 // the reader of their pages: it builds and repairs the indexes, caches roles and wakes
 // the reads that wait on a request. One per backend, built in backend/factory.go.
 type Store struct {
