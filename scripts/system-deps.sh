@@ -1,17 +1,41 @@
 #!/usr/bin/env bash
 # The system packages the tests need, from Debian's archive: chromium (the portal's browser
-# test) and python3 (the history test reads the CSV with Python's csv module). `make test`
+# test), python3 (the history test reads the CSV with Python's csv module), and the servers
+# and clients internal/testpg and internal/testsshd start for the database and SSH tests:
+# PostgreSQL with psql, OpenSSH's sshd with ssh and ssh-keygen, and openssl. `make test`
 # and .ci/run both call this, so the two cannot drift apart. As root it installs what is
 # missing; otherwise it stops at once with the one line to run.
 set -euo pipefail
 
 # command:package pairs, one a line.
 needs="chromium:chromium
-python3:python3"
+python3:python3
+initdb:postgresql
+pg_ctl:postgresql
+postgres:postgresql
+psql:postgresql-client
+sshd:openssh-server
+ssh:openssh-client
+ssh-keygen:openssh-client
+openssl:openssl
+useradd:passwd
+runuser:util-linux"
+
+# have CMD: on PATH, or where Debian puts it off a non-root PATH: the PostgreSQL server's
+# programs in /usr/lib/postgresql/<version>/bin, sshd and useradd in /usr/sbin.
+have() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  local f
+  for f in /usr/sbin/"$1" /usr/lib/postgresql/*/bin/"$1"; do
+    [ -x "$f" ] && return 0
+  done
+  return 1
+}
 
 missing=()
 while IFS=: read -r cmd pkg; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  have "$cmd" && continue
+  [[ " ${missing[*]} " == *" $pkg "* ]] || missing+=("$pkg")
 done <<<"$needs"
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -56,6 +56,8 @@ var Floors = map[string]int{
 	"internal/sortedset": 5,
 	"internal/textsafe":  5,
 	"internal/testvault": 5,
+	"internal/testpg":    5,
+	"internal/testsshd":  5,
 	"internal/procstat":  3,
 	"internal/layers":    1,
 }
