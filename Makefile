@@ -54,8 +54,10 @@ test: system-deps test-unit test-e2e
 system-deps:
 	@bash scripts/system-deps.sh
 
-## test-unit: go vet, and the unit tests of every package that needs no server (all but
-## e2e/, internal/testvault and scripts/release, which start Vault)
+## test-unit: go vet, and the unit tests of every package that needs no Vault (all but
+## e2e/, internal/testvault and scripts/release, which start it). internal/testpg and
+## internal/testsshd start PostgreSQL and sshd, from the packages system-deps installs
+## (as root, sshd's logins need an account of their own: the tests make it), in seconds
 test-unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /e2e -e /internal/testvault -e /scripts/release)
@@ -88,6 +90,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzResourceName$$' -fuzztime=$(FUZZTIME) ./backend/resource/
 	$(GO) test -run='^$$' -fuzz='^FuzzPolicyRendering$$' -fuzztime=$(FUZZTIME) ./backend/resource/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./backend/access/window/
+	$(GO) test -run='^$$' -fuzz='^FuzzTablePattern$$' -fuzztime=$(FUZZTIME) ./backend/owners/
 	$(GO) test -run='^$$' -fuzz='^FuzzModel$$' -fuzztime=$(FUZZTIME) ./internal/sortedset/
 
 ## bench-sync: time apono/sync on a dev Vault filled with 1k, 10k and 100k secrets beside a

@@ -23,6 +23,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/owners"
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/sweep"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
@@ -35,7 +36,8 @@ import (
 )
 
 const backendHelp = `
-The apono secrets engine grants just-in-time access to KV v2 secrets and Transit keys.
+The apono secrets engine grants just-in-time access to KV v2 secrets, Transit keys, database
+credentials, PKI and SSH certificates, and other Vault paths an operator allows.
 
 Configure it with "config" (an AppRole holding the apono-management policy), define what
 may be granted with "roles/<name>", and write "grants/<role>" to get a leased userpass
@@ -86,7 +88,8 @@ type aponoBackend struct {
 
 	// sweeper is the orphan sweeper and its memory (package sweep).
 	sweeper *sweep.Sweeper
-	// owners reads the owners of requested resources into approver sets (package owners).
+	// owners reads the owners of requested resources into approver sets, and holds the
+	// owners table (package owners).
 	owners *owners.Resolver
 	// grantMounts caches sys/mounts for grant issue.
 	grantMounts *vaultapi.MountsCache
@@ -116,6 +119,9 @@ func (b *aponoBackend) invalidate(_ context.Context, key string) {
 	}
 	if strings.HasPrefix(key, notify.NotifyTargetPrefix) {
 		b.notify.DropTargetCache()
+		return
+	}
+	if b.owners.Table.Invalidate(key) {
 		return
 	}
 	if strings.HasPrefix(key, store.IndexStoragePrefix) {
@@ -217,6 +223,15 @@ func (b *aponoBackend) rememberMount(req *logical.Request) {
 	if req != nil && req.MountPoint != "" {
 		b.ownMount.Store(req.MountPoint)
 	}
+}
+
+// resourceOptions are what resource.Resolve needs besides the mounts; cfg may be nil.
+func (b *aponoBackend) resourceOptions(cfg *config.Config) resource.Options {
+	o := resource.Options{OwnMount: b.ownMountPath()}
+	if cfg != nil {
+		o.PathPrefixes = cfg.GrantablePathPrefixes
+	}
+	return o
 }
 
 func (b *aponoBackend) ownMountPath() string {

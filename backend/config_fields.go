@@ -13,6 +13,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/internal/textsafe"
 	"github.com/hashicorp/vault/sdk/framework"
 )
@@ -120,7 +121,7 @@ const (
 
 // setDiscoveryConfig applies the discovery fields sent in a config write and returns a
 // message naming the first bad one, or "".
-func setDiscoveryConfig(cfg *config.Config, d *framework.FieldData) string {
+func setDiscoveryConfig(cfg *config.Config, d *framework.FieldData, ownMount string) string {
 	if v, ok := d.GetOk("resource_types"); ok {
 		seen := map[string]bool{}
 		for _, t := range v.([]string) {
@@ -142,6 +143,24 @@ func setDiscoveryConfig(cfg *config.Config, d *framework.FieldData) string {
 		}
 		sort.Strings(types)
 		cfg.ResourceTypes = strings.Join(types, ",")
+	}
+	if v, ok := d.GetOk("grantable_path_prefixes"); ok {
+		var prefixes []string
+		for _, p := range v.([]string) {
+			p = strings.TrimSpace(p)
+			if p == "" || slices.Contains(prefixes, p) {
+				continue
+			}
+			if err := resource.ValidatePathPrefix(p, ownMount); err != nil {
+				return "grantable_path_prefixes: " + err.Error()
+			}
+			prefixes = append(prefixes, p)
+		}
+		if len(prefixes) > config.MaxGrantablePathPrefixes {
+			return fmt.Sprintf("grantable_path_prefixes: at most %d prefixes, got %d", config.MaxGrantablePathPrefixes, len(prefixes))
+		}
+		sort.Strings(prefixes)
+		cfg.GrantablePathPrefixes = prefixes
 	}
 	if v, ok := d.GetOk("owner_metadata_key"); ok {
 		key := strings.TrimSpace(v.(string))

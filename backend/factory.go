@@ -119,7 +119,8 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		Background: &b.background,
 		CrashAt:    func(point string) { b.crashAt(point) },
 	})
-	b.owners = &owners.Resolver{Logger: func() hclog.Logger { return b.Logger() }, Locks: &b.grantLocks}
+	b.owners = &owners.Resolver{Logger: func() hclog.Logger { return b.Logger() }, Locks: &b.grantLocks,
+		Table: &owners.Table{}, Storage: conf.StorageView}
 	b.grants = grants.New(grants.Deps{
 		Prefix:         b.namePrefix,
 		Logger:         func() hclog.Logger { return b.Logger() },
@@ -134,6 +135,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		Emit:           b.notify.Emit,
 		System:         func() logical.SystemView { return b.System() },
 		OwnMount:       b.ownMountPath,
+		CrashAt:        func(point string) { b.crashAt(point) },
 	})
 	b.sweeper = sweep.New(sweep.Deps{
 		Logger:           func() hclog.Logger { return b.Logger() },
@@ -167,6 +169,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 			pathAudit(b),
 			[]*framework.Path{pathHealth(b)},
 			pathNotify(b),
+			pathOwners(b),
 			pathHistory(b),
 			pathIndexes(b),
 			[]*framework.Path{pathSync(b), pathResources(b)},
@@ -208,7 +211,8 @@ func mountTag(backendUUID string) string {
 // crashPointEnv, in the plugin's catalog entry, makes the plugin exit at a named point,
 // once (the end-to-end fault tests): "<point>:<file>" exits there when file exists,
 // removing it first. "request-after-index" is after a new request's index entries are
-// written and before its record.
+// written and before its record; "remove-after-policy" is in a grant's removal, after its
+// policy is deleted and before its user, entity, login tokens and record.
 const crashPointEnv = "APONO_TEST_CRASH_POINT"
 
 // crashAt exits the plugin process at point when the fault tests ask for it.

@@ -97,8 +97,17 @@ func pathConfig(b *aponoBackend) *framework.Path {
 					config.MinPasswordHashCost, config.MaxPasswordHashCost, config.DefaultPasswordHashCost),
 			},
 			"resource_types": {
-				Type:        framework.TypeCommaStringSlice,
-				Description: "Which resource types apono/sync discovers: kv (KV v2 secrets and folders), transit (Transit keys). Default: kv,transit.",
+				Type: framework.TypeCommaStringSlice,
+				Description: "Which resource types apono/sync discovers: kv (KV v2 secrets and folders), transit (Transit keys), database " +
+					"(creds/<role> and static-creds/<role>), pki (issue/<role> and sign/<role>), ssh (sign/<role> of CA roles, creds/<role> of OTP ones). " +
+					"Default: all of them.",
+			},
+			"grantable_path_prefixes": {
+				Type: framework.TypeCommaStringSlice,
+				Description: "Prefixes (each ending in /, e.g. consul/creds/) below which a role may name a path resource: an exact path or a folder/* " +
+					"on a mount that is not KV v2, Transit, database, PKI or SSH (a Consul or Nomad role, a custom plugin). Never sys/, auth/, identity/, " +
+					"cubbyhole/ or this plugin's mount. Default: none, so no path resource can be granted.",
+				DisplayAttrs: &framework.DisplayAttributes{Name: "Grantable path prefixes"},
 			},
 			"owner_metadata_key": {
 				Type:        framework.TypeString,
@@ -267,12 +276,13 @@ func configResponseData(cfg *config.Config) map[string]interface{} {
 		"password_policy":    cfg.PasswordPolicy,
 		"password_hash_cost": cfg.HashCost(),
 		// Discovery settings, with defaults applied.
-		"resource_types":     cfg.TypesToDiscover(),
-		"owner_metadata_key": cfg.OwnerMetadataKey,
-		"integration_owner":  cfg.IntegrationOwner,
-		"sync_interval":      int64(cfg.SyncEvery().Seconds()),
-		"sync_concurrency":   cfg.SyncWorkers(),
-		"max_resources":      cfg.ResourceLimit(),
+		"resource_types":          cfg.TypesToDiscover(),
+		"owner_metadata_key":      cfg.OwnerMetadataKey,
+		"integration_owner":       cfg.IntegrationOwner,
+		"sync_interval":           int64(cfg.SyncEvery().Seconds()),
+		"sync_concurrency":        cfg.SyncWorkers(),
+		"max_resources":           cfg.ResourceLimit(),
+		"grantable_path_prefixes": access.NonNil(cfg.GrantablePathPrefixes),
 		// Access flows.
 		"notify_url":           notify.RedactURL(cfg.NotifyURL),
 		"notify_secret_set":    cfg.NotifySecret != "",
@@ -322,7 +332,7 @@ func (b *aponoBackend) pathConfigWrite(ctx context.Context, req *logical.Request
 	if v, ok := d.GetOk("tls_skip_verify"); ok {
 		cfg.TLSSkipVerify = v.(bool)
 	}
-	if msg := setDiscoveryConfig(cfg, d); msg != "" {
+	if msg := setDiscoveryConfig(cfg, d, req.MountPoint); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
 	if msg := setNotifyConfig(cfg, d); msg != "" {

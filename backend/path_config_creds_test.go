@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -47,7 +48,7 @@ func TestConfigConnectionChangeNeedsCredentialsAgain(t *testing.T) {
 			if e.vault.Logins != logins {
 				t.Fatal("a refused write built a client (logged in) with the stored credentials")
 			}
-			if after, _ := config.Get(e.ctx, e.storage); *after != *before {
+			if after, _ := config.Get(e.ctx, e.storage); !reflect.DeepEqual(after, before) {
 				t.Fatalf("config changed: %+v -> %+v", before, after)
 			}
 		})
@@ -95,7 +96,7 @@ func TestConfigNamespaceIsAPathOfNames(t *testing.T) {
 	}
 	for _, bad := range []string{"team a", "team-a/../root", "team-a//b", "root", "a/b/c/d/e/f/g/h/i", "t\u202eam", "team-a?x=1", strings.Repeat("n", 65)} {
 		e.mustBadRequest(t, logical.UpdateOperation, "config", creds(bad), "namespace")
-		if after, _ := config.Get(e.ctx, e.storage); *after != *before {
+		if after, _ := config.Get(e.ctx, e.storage); !reflect.DeepEqual(after, before) {
 			t.Fatalf("namespace %q changed the config: %+v", bad, after)
 		}
 	}

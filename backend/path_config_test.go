@@ -2,6 +2,7 @@ package backend
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -82,7 +83,7 @@ func TestConfigBadInputIsRejectedAndChangesNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e.mustBadRequest(t, logical.UpdateOperation, "config", tc.data, tc.want)
 			after, _ := config.Get(e.ctx, e.storage)
-			if *after != *before {
+			if !reflect.DeepEqual(after, before) {
 				t.Fatalf("config changed: %+v -> %+v", before, after)
 			}
 		})

@@ -111,7 +111,7 @@ func (b *aponoBackend) pathGrantExtend(ctx context.Context, req *logical.Request
 	}
 	var refs []resource.Ref
 	for _, r := range g.Resources {
-		ref, err := resource.Resolve(r, mounts, b.ownMountPath())
+		ref, err := resource.Resolve(r, mounts, b.resourceOptions(cfg))
 		if err != nil {
 			return logical.ErrorResponse(fmt.Sprintf("grant %s can no longer be extended: %s", grantID, err)), nil
 		}

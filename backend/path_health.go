@@ -57,7 +57,8 @@ func (b *aponoBackend) capabilityChecks(userpassMount string) []capabilityCheck 
 		{Path: "sys/policies/acl/" + probe, Needs: []string{"create", "delete", "read", "update"}, Required: true,
 			Purpose: "create and delete grant policies"},
 		{Path: grants.RevokeLoginsCheckPath(userpassMount, probe), Needs: []string{"sudo", "update"},
-			Purpose: "revoke a grant user's tokens on revoke (defence in depth; deleting the policy already cuts them)"},
+			Purpose: "revoke a grant user's tokens with their child leases when the grant ends: defence in depth for KV and Transit (deleting the policy already cuts them), " +
+				"required for database, PKI, SSH and path roles, whose credentials (a database user) otherwise outlive the grant; such a role cannot be written without it"},
 		{Path: grants.PolicyListPath, Needs: []string{"list"},
 			Purpose: "find orphaned grant policies that have no user (sweeper)"},
 		// The identity additions (testdata/apono-identity.hcl).
@@ -125,7 +126,7 @@ unsealed, that login works, and (through sys/capabilities-self) that the managem
 holds every capability the plugin needs: the seed's apono-management policy for the
 configured userpass mount. It also reports optional capabilities: sudo on
 sys/leases/revoke-prefix/auth/<userpass>/login/... (revoke also revokes the user's
-tokens), LIST on sys/policies/acl (the sweeper also finds policies with no user), the
+tokens and their leases: required for database, PKI, SSH and path roles), LIST on sys/policies/acl (the sweeper also finds policies with no user), the
 identity additions (auth/token/lookup-accessor: grants never promise past the caller's
 token; identity/entity/name/apono-* and identity/entity-alias: each grant user gets an
 entity that is removed with it), and the discovery reads of each KV v2 and Transit mount. Each check says ok or missing, with the

@@ -30,7 +30,7 @@ func pathResources(b *aponoBackend) *framework.Path {
 		Fields: map[string]*framework.FieldSchema{
 			"type": {
 				Type:        framework.TypeString,
-				Description: "Only resources of this type: kv or transit.",
+				Description: "Only resources of this type: kv, transit, database, pki or ssh.",
 				Query:       true,
 			},
 			"mount": {
@@ -82,7 +82,7 @@ const pathResourcesHelp = `
 Returns the current snapshot written by sync (or by the periodic refresh), sorted by
 name. A read returns the entries under "resources"; a LIST returns the names as keys and
 the entries as key_info. Each name can be pasted into a role's or a grant's resources.
-Filter with type (kv, transit), mount and prefix (the start of the name); page with limit
+Filter with type (kv, transit, database, pki, ssh), mount and prefix (the start of the name); page with limit
 and after: when more entries match, next_after is set, and passing it as after returns the
 next page, so every entry is returned exactly once. synced_at says when the snapshot was
 taken. When no snapshot exists yet, the request runs a sync first. A filter sent empty

@@ -369,18 +369,28 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 	if err != nil {
 		return nil, fmt.Errorf("reading sys/mounts: %w", err)
 	}
+	cfg, err := b.config(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
 	types := map[string]bool{}
+	refs := make([]resource.Ref, 0, len(role.Resources))
 	for _, r := range role.Resources {
-		ref, err := resource.Resolve(r, mounts, b.ownMountPath())
+		ref, err := resource.Resolve(r, mounts, b.resourceOptions(cfg))
 		if err != nil {
 			return logical.ErrorResponse("resources: " + err.Error()), nil
 		}
 		types[ref.Type] = true
+		refs = append(refs, ref)
+	}
+	problem, warnings := b.grants.RoleEnding(ctx, client, cfg, refs)
+	if problem != "" {
+		return logical.ErrorResponse(problem), nil
 	}
 
 	if len(role.Permissions) == 0 {
 		if len(types) > 1 {
-			return logical.ErrorResponse("permissions is required when a role mixes KV and Transit resources"), nil
+			return logical.ErrorResponse("permissions is required when a role mixes resource types (each permission applies to one type)"), nil
 		}
 		for t := range types {
 			role.Permissions = []string{resource.DefaultPermission[t]}
@@ -404,7 +414,10 @@ func (b *aponoBackend) pathRoleWrite(ctx context.Context, req *logical.Request, 
 		return nil, err
 	}
 	b.store.Roles.Changed(name, role)
-	return nil, nil
+	if len(warnings) == 0 {
+		return nil, nil
+	}
+	return &logical.Response{Warnings: warnings}, nil
 }
 
 // setRoleApprovalFields applies and checks the access-flow fields that were sent.

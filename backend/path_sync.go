@@ -37,27 +37,33 @@ func pathSync(b *aponoBackend) *framework.Path {
 				ForwardPerformanceSecondary: true,
 			},
 		},
-		HelpSynopsis:    "Discover every KV v2 secret and folder and every Transit key this plugin can grant.",
+		HelpSynopsis:    "Discover every KV v2 secret and folder, Transit key and database, PKI and SSH role this plugin can grant.",
 		HelpDescription: pathSyncHelp,
 	}
 }
 
 const pathSyncHelp = `
 Writing sync walks Vault now with the management AppRole: every KV v2 mount (one entry
-per secret, kv/app/db, and per folder, kv/app/*, with custom_metadata) and every Transit
-mount (one entry per key, transit/payments, with its type). config's resource_types
-chooses which. The result replaces the snapshot that resources returns; names are in the
-form roles and grants accept. The response gives counts per type, kind and mount, the
-mounts or folders the policy did not allow listing (skipped), names that exist but cannot
-be granted (ungrantable; the first 100 of each, with exact counts), the number of calls
-made and how long it took.
+per secret, kv/app/db, and per folder, kv/app/*, with custom_metadata), every Transit
+mount (one entry per key, transit/payments, with its type), and every database, PKI and
+SSH mount (one entry per role and endpoint: database/creds/<role> and
+database/static-creds/<role>, pki/issue/<role> and pki/sign/<role>, ssh/sign/<role> of
+a CA role and ssh/creds/<role> of an OTP one). config's resource_types chooses which;
+a role list the management policy may not LIST, or that fails, is reported in skipped
+and the sync goes on. Each entry says who owns it: a KV secret's owner tag, else its
+entry in the owners table (apono/owners), else integration_owner. The result replaces
+the snapshot that resources returns; names are in the form roles and grants accept. The
+response gives counts per type, kind and mount, the mounts or folders the policy did not
+allow listing (skipped), names that exist but cannot be granted (ungrantable; the first
+100 of each, with exact counts), the number of calls made and how long it took.
 
-The walk makes up to sync_concurrency calls at once: one LIST per folder and one
-metadata read per secret (for custom_metadata, owner and deleted), which is most of its
-cost. It stops with an error past max_resources, or after timeout (80s by default, under
-Vault's default max_request_duration of 90s), and then keeps the old snapshot. The active
-node also syncs in the background, for up to 30 minutes, every sync_interval (0 turns
-that off); the first background sync runs within a minute of configuration.
+The walk makes up to sync_concurrency calls at once: one LIST per folder or role list
+and one metadata read per secret (for custom_metadata, owner and deleted), which is most
+of its cost. It stops with an error past max_resources, or after timeout (80s by
+default, under Vault's default max_request_duration of 90s), and then keeps the old
+snapshot. The active node also syncs in the background, for up to 30 minutes, every
+sync_interval (0 turns that off); the first background sync runs within a minute of
+configuration.
 `
 
 func snapshotSummary(h *discovery.SnapshotHeader) map[string]interface{} {
@@ -231,10 +237,15 @@ func (b *aponoBackend) walkAndStore(ctx context.Context, s logical.Storage, cfg 
 	for _, t := range cfg.TypesToDiscover() {
 		types[t] = true
 	}
+	table, err := b.owners.Table.Index(ctx, s)
+	if err != nil {
+		return nil, err
+	}
 	res, err := discovery.Walk(ctx, client, mounts, discovery.Options{
 		Types:            types,
 		OwnerKey:         cfg.OwnerMetadataKey,
 		IntegrationOwner: cfg.IntegrationOwner,
+		OwnersTable:      table,
 		Concurrency:      cfg.SyncWorkers(),
 		MaxResources:     cfg.ResourceLimit(),
 		OwnMount:         b.ownMountPath(),

@@ -289,7 +289,7 @@ func TestResourcesFilters(t *testing.T) {
 			}
 		})
 	}
-	e.mustBadRequest(t, logical.ReadOperation, "resources", map[string]interface{}{"type": "pki"}, "allowed: kv, transit")
+	e.mustBadRequest(t, logical.ReadOperation, "resources", map[string]interface{}{"type": "consul"}, "allowed: kv, transit, database, pki, ssh")
 	e.mustBadRequest(t, logical.ReadOperation, "resources", map[string]interface{}{"limit": 0}, "limit")
 	e.mustBadRequest(t, logical.ListOperation, "resources/", map[string]interface{}{"limit": maxResourcesLimit + 1}, "limit")
 }
@@ -450,7 +450,7 @@ func TestConfigDiscoveryFields(t *testing.T) {
 	e.configure(t)
 	d := e.mustOK(t, logical.ReadOperation, "config", nil).Data
 	defaults := map[string]interface{}{
-		"resource_types":     []string{"kv", "transit"},
+		"resource_types":     []string{"kv", "transit", "database", "pki", "ssh"},
 		"owner_metadata_key": "",
 		"integration_owner":  "",
 		"sync_interval":      int64(900),
@@ -497,8 +497,9 @@ func TestConfigDiscoveryFields(t *testing.T) {
 		data map[string]interface{}
 		want string
 	}{
-		{"unknown resource type", map[string]interface{}{"resource_types": "kv,pki"}, "allowed: kv, transit"},
-		{"no resource type", map[string]interface{}{"resource_types": ""}, "resource_types must name at least one of: kv, transit"},
+		{"unknown resource type", map[string]interface{}{"resource_types": "kv,consul"}, "allowed: kv, transit, database, pki, ssh"},
+		{"path is granted, never discovered", map[string]interface{}{"resource_types": "path"}, "allowed: kv, transit, database, pki, ssh"},
+		{"no resource type", map[string]interface{}{"resource_types": ""}, "resource_types must name at least one of: kv, transit, database, pki, ssh"},
 		{"interval too short", map[string]interface{}{"sync_interval": 30}, "sync_interval must be 0 (off) or at least 60 seconds"},
 		{"interval negative", map[string]interface{}{"sync_interval": -5}, "sync_interval"},
 		{"concurrency zero", map[string]interface{}{"sync_concurrency": 0}, "sync_concurrency must be between 1 and 64"},
@@ -511,7 +512,7 @@ func TestConfigDiscoveryFields(t *testing.T) {
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
 			e.mustBadRequest(t, logical.UpdateOperation, "config", c.data, c.want)
-			if after, _ := config.Get(e.ctx, e.storage); *after != *before {
+			if after, _ := config.Get(e.ctx, e.storage); !reflect.DeepEqual(after, before) {
 				t.Errorf("a rejected write changed config: %+v", after)
 			}
 		})

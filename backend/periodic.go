@@ -21,6 +21,7 @@ func (b *aponoBackend) periodicJobs() []periodicJob {
 	return []periodicJob{
 		b.syncJob(),
 		{name: "sweep orphans", run: b.sweeper.IfDue},
+		{name: "end SSH signing before grants end", run: b.sweeper.EndSSHSigning},
 		{name: "expire and remove requests", run: b.sweeper.TidyRequests},
 		{name: "remove history past its retention", run: b.sweeper.TidyHistory},
 	}

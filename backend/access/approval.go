@@ -115,7 +115,7 @@ type ApproverSet struct {
 	// Label says where the set came from: "group:kv-owners", "owners of kv/app/db".
 	Label      string      `json:"label"`
 	Principals []Principal `json:"principals"`
-	// Source is "role", "custom_metadata" or "integration_owner".
+	// Source is "role", "custom_metadata", "owners_table" or "integration_owner".
 	Source string `json:"source"`
 	// Owner marks the owners of resources (approvers=owner): such a set must approve
 	// whatever approval_mode says, and only its own members approve for it.

@@ -44,12 +44,15 @@ type Config struct {
 
 	// Discovery (apono/sync). Zero values mean "the default", so a config stored before
 	// these fields existed gets the defaults; see the accessors in path_sync.go.
-	ResourceTypes    string        `json:"resource_types,omitempty"` // "kv,transit" sorted; "" = both
+	ResourceTypes    string        `json:"resource_types,omitempty"` // sorted, e.g. "kv,transit"; "" = every DiscoverableTypes
 	OwnerMetadataKey string        `json:"owner_metadata_key,omitempty"`
 	IntegrationOwner string        `json:"integration_owner,omitempty"`
 	SyncInterval     time.Duration `json:"sync_interval,omitempty"` // <0 = off (the API's 0)
 	SyncConcurrency  int           `json:"sync_concurrency,omitempty"`
 	MaxResources     int           `json:"max_resources,omitempty"`
+	// GrantablePathPrefixes are the prefixes below which a path resource (any Vault path
+	// not on a KV v2, Transit, database, PKI or SSH mount) may be granted; none by default.
+	GrantablePathPrefixes []string `json:"grantable_path_prefixes,omitempty"`
 
 	// Access flows: events (package notify) and how long ended requests stay readable.
 	NotifyURL    string `json:"notify_url,omitempty"`

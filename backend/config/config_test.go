@@ -14,7 +14,7 @@ func TestZeroFieldsMeanTheDefaults(t *testing.T) {
 		c.SyncEvery() != DefaultSyncInterval || c.SyncWorkers() != DefaultSyncConcurrency ||
 		c.ResourceLimit() != DefaultMaxResources || c.ResourcesPerRequestLimit() != DefaultMaxResourcesPerRequest ||
 		c.OpenRequestsLimit() != DefaultMaxOpenRequests || c.FolderSecretsLimit() != DefaultMaxFolderSecrets ||
-		c.HashCost() != DefaultPasswordHashCost || strings.Join(c.TypesToDiscover(), ",") != "kv,transit" {
+		c.HashCost() != DefaultPasswordHashCost || strings.Join(c.TypesToDiscover(), ",") != "kv,transit,database,pki,ssh" {
 		t.Fatalf("defaults of a zero config: %+v", c)
 	}
 	off := Config{SyncInterval: -1, PasswordHashCost: -1, HistoryRetention: time.Hour, ResourceTypes: "transit"}

@@ -33,6 +33,9 @@ const (
 	DefaultMaxFolderSecrets       = 1000
 	MaxMaxFolderSecrets           = 100000
 
+	// MaxGrantablePathPrefixes bounds grantable_path_prefixes.
+	MaxGrantablePathPrefixes = 100
+
 	// Grant passwords sent as password_hash (bcrypt).
 	DefaultPasswordHashCost = 5
 	MinPasswordHashCost     = 5  // OpenBao's lower bound
@@ -40,7 +43,7 @@ const (
 )
 
 // DiscoverableTypes are the values resource_types accepts.
-var DiscoverableTypes = []string{resource.TypeKV, resource.TypeTransit}
+var DiscoverableTypes = []string{resource.TypeKV, resource.TypeTransit, resource.TypeDatabase, resource.TypePKI, resource.TypeSSH}
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d == 0 {

@@ -1,7 +1,8 @@
-// Package discovery walks Vault's KV v2 and Transit mounts into a snapshot of every
-// grantable resource with its owners (what apono/sync stores and apono/resources reads),
-// with bounded concurrency and a report of what it skipped and why, and stores and loads
-// that snapshot in chunks. It grants nothing and decides no approval.
+// Package discovery walks Vault's KV v2, Transit, database, PKI and SSH mounts into a
+// snapshot of every grantable resource with its owners (what apono/sync stores and
+// apono/resources reads), with bounded concurrency and a report of what it skipped and
+// why, and stores and loads that snapshot in chunks. It grants nothing and decides no
+// approval.
 package discovery
 
 import (
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/owners"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 )
@@ -25,6 +27,7 @@ const (
 	KindSecret = "secret" // one KV v2 secret: kv/app/db
 	KindFolder = "folder" // a KV v2 folder and everything below it: kv/app/*
 	KindKey    = "key"    // one Transit key: transit/payments
+	KindRole   = "role"   // one endpoint of a database, PKI or SSH role: database/creds/readonly
 )
 
 // Where an entry's owner came from.
@@ -32,7 +35,8 @@ const (
 	OwnerFromMetadata    = access.SetSourceMetadata
 	OwnerFromFolder      = "secrets_in_folder" // every secret below the folder names the same owner
 	OwnerFromIntegration = access.SetSourceIntegration
-	OwnerFromSeveral     = "several_owners" // a folder whose secrets have several owner sets: see owners
+	OwnerFromSeveral     = "several_owners"      // a folder whose secrets have several owner sets: see owners
+	OwnerFromTable       = access.SetSourceTable // the owners table's entry for the name
 )
 
 // MaxReportedProblems bounds the skipped and ungrantable lists kept in a snapshot (their
@@ -43,10 +47,12 @@ const MaxReportedProblems = 100
 // grant's resources.
 type Entry struct {
 	Name  string `json:"name"`
-	Type  string `json:"type"` // resourceTypeKV or resourceTypeTransit, as roles use them
-	Kind  string `json:"kind"` // kindSecret, kindFolder or kindKey
+	Type  string `json:"type"` // a resource type (resource.TypeKV, ...), as roles use them
+	Kind  string `json:"kind"` // KindSecret, KindFolder, KindKey or KindRole
 	Mount string `json:"mount"`
-	Path  string `json:"path"` // below the mount; "" for a whole mount (kv/*)
+	Path  string `json:"path"` // below the mount; "" for a whole mount (kv/*); a role's name
+	// Endpoint is a role's endpoint below its mount: creds, static-creds, issue, sign.
+	Endpoint string `json:"endpoint,omitempty"`
 
 	// KV secrets: custom_metadata (nil when it could not be read) and whether the current
 	// version is deleted or destroyed (its metadata and older versions remain).
@@ -58,7 +64,8 @@ type Entry struct {
 	// Owners are the owner sets a request for the entry needs, each approving on its own.
 	Owners []OwnerView `json:"owners,omitempty"`
 
-	// Transit keys; the Supports* are nil when the key type is unknown.
+	// Transit keys (and KeyType of SSH roles: ca, otp); the Supports* are nil when the
+	// key type is unknown.
 	KeyType            string `json:"key_type,omitempty"`
 	SupportsEncryption *bool  `json:"supports_encryption,omitempty"`
 	SupportsDecryption *bool  `json:"supports_decryption,omitempty"`
@@ -108,6 +115,11 @@ func (e *Entry) ResponseData() map[string]interface{} {
 		d["supports_encryption"] = BoolOrNil(e.SupportsEncryption)
 		d["supports_decryption"] = BoolOrNil(e.SupportsDecryption)
 		d["supports_signing"] = BoolOrNil(e.SupportsSigning)
+	case KindRole:
+		d["endpoint"] = e.Endpoint
+		if e.Type == resource.TypeSSH {
+			d["key_type"] = e.KeyType
+		}
 	}
 	return d
 }
@@ -149,12 +161,14 @@ func (e *ErrTooManyResources) Error() string {
 
 // Options says what a walk discovers and how hard it may push Vault.
 type Options struct {
-	Types            map[string]bool // resourceTypeKV, resourceTypeTransit
+	Types            map[string]bool // resource types to walk: resource.TypeKV, TypeTransit, TypeDatabase, TypePKI, TypeSSH
 	OwnerKey         string          // custom_metadata key holding a secret's owner; "" = none
 	IntegrationOwner string          // fallback owner
-	Concurrency      int             // Vault calls in flight at most
-	MaxResources     int             // fail past this many entries
-	OwnMount         string          // this plugin's mount ("apono/"), never walked
+	// OwnersTable gives what has no owner tag its owners (nil: no table).
+	OwnersTable  *owners.TableIndex
+	Concurrency  int    // Vault calls in flight at most
+	MaxResources int    // fail past this many entries
+	OwnMount     string // this plugin's mount ("apono/"), never walked
 }
 
 // Result is everything a walk found. Entries are sorted by name.
@@ -176,12 +190,15 @@ const (
 	TaskReadKVMeta                     // read <mount>/metadata/<path>
 	TaskListTransit                    // LIST <mount>/keys
 	TaskReadTransitKey                 // read <mount>/keys/<path>
+	TaskListRoles                      // LIST <mount>/<path> (roles, static-roles) of a database, PKI or SSH mount
+	TaskReadSSHRole                    // read <mount>/roles/<path> for its key_type
 )
 
 type WalkTask struct {
 	kind  TaskKind
 	mount string // without trailing slash
-	path  string // folder with trailing slash ("" for the root), secret path or key name
+	path  string // folder with trailing slash ("" for the root), secret path, key or role name, or what to LIST
+	typ   string // TaskListRoles: the mount's resource type
 }
 
 // Walker discovers resources with a fixed pool of workers taking tasks from a shared
@@ -225,7 +242,8 @@ type ReadGate struct {
 	allowed bool
 }
 
-// Walk discovers every KV v2 and Transit resource in mounts that opts selects.
+// Walk discovers every KV v2, Transit, database, PKI and SSH resource in mounts that
+// opts selects.
 func Walk(ctx context.Context, client vaultapi.Client, mounts map[string]vaultapi.MountInfo, opts Options) (*Result, error) {
 	if opts.Concurrency < 1 {
 		opts.Concurrency = 1
@@ -246,21 +264,23 @@ func Walk(ctx context.Context, client vaultapi.Client, mounts map[string]vaultap
 		if p == opts.OwnMount || mount == "" {
 			continue
 		}
-		var t WalkTask
+		var tasks []WalkTask
 		switch {
 		case m.Type == "kv" && m.Version == "2" && opts.Types[resource.TypeKV]:
-			t = WalkTask{kind: TaskListKV, mount: mount}
+			tasks = []WalkTask{{kind: TaskListKV, mount: mount}}
 		case m.Type == "transit" && opts.Types[resource.TypeTransit]:
-			t = WalkTask{kind: TaskListTransit, mount: mount}
+			tasks = []WalkTask{{kind: TaskListTransit, mount: mount}}
+		case resource.EngineEndpoints(m.Type) != nil && opts.Types[m.Type]:
+			tasks = roleListTasks(mount, m.Type)
 		default:
-			continue // KV v1 and every other engine: nothing this plugin can grant
+			continue // KV v1 and every other engine: nothing this plugin discovers
 		}
 		// The mount itself must make valid names (kv/* is the shortest).
 		if err := resource.ValidateName(mount + "/*"); err != nil {
 			w.skip(mount, "", "mount path cannot be part of a resource name: "+err.Error())
 			continue
 		}
-		w.push(t)
+		w.push(tasks...)
 	}
 
 	// Wake the workers when the caller gives up, so none waits forever.
@@ -448,6 +468,10 @@ func (w *Walker) run(ctx context.Context, t WalkTask) error {
 		return w.listTransit(ctx, t.mount)
 	case TaskReadTransitKey:
 		return w.readTransitKey(ctx, t.mount, t.path)
+	case TaskListRoles:
+		return w.listRoles(ctx, t.mount, t.typ, t.path)
+	case TaskReadSSHRole:
+		return w.readSSHRole(ctx, t.mount, t.path)
 	}
 	return fmt.Errorf("unknown walk task %d", t.kind)
 }

@@ -182,13 +182,17 @@ func ForEachFolder(mount, path string, self bool, fn func(key string)) {
 }
 
 // deriveOwners gives every entry the owner sets a request for it would need (owners.go,
-// the same ownerCollector): a secret its own tag's, a folder those of the secret named
-// like it (when tagged) and of every secret below it, integration_owner for whatever
-// names none; a folder the walk could not see all of (a LIST denied, a name no role
-// could hold) gets integration_owner as well, as a request for it would. Owner and
-// OwnerSource say the same in one string where there is one set.
+// the same owners.Collector): a secret its own tag's, a folder those of the secret named
+// like it (when tagged) and of every secret below it, and whatever has no tag (a
+// secret without one, an empty folder, a Transit key, an engine's role) the owners
+// table's entry for it, else integration_owner; a secret whose metadata could not be
+// read, and a folder the walk could not see all of (a LIST denied, a name no role could
+// hold), get integration_owner, as a request for them would. Owner and OwnerSource say
+// the same in one string where there is one set.
 func (w *Walker) deriveOwners() {
-	newCol := func() *owners.Collector { return owners.NewCollector(w.opts.OwnerKey, w.opts.IntegrationOwner) }
+	newCol := func() *owners.Collector {
+		return owners.NewCollector(w.opts.OwnerKey, w.opts.IntegrationOwner).WithTable(w.opts.OwnersTable)
+	}
 	// tag is what a request would read as the secret's owner tag; known is false where
 	// its metadata could not be read.
 	tag := func(e *Entry) (string, bool) {
@@ -211,11 +215,18 @@ func (w *Walker) deriveOwners() {
 		if e.Kind == KindFolder {
 			continue
 		}
-		t, known := tag(e)
 		own := newCol()
 		if e.Kind == KindSecret {
-			own.Claim(e.Name, t, "")
-			ForEachFolder(e.Mount, e.Path, false, func(key string) { folder(key).Claim(e.Name, t, "") })
+			t, known := tag(e)
+			claim := func(c *owners.Collector) {
+				if known {
+					c.Claim(e.Name, t, "")
+				} else {
+					c.Unowned(e.Name, "") // the tag might name someone: unknown
+				}
+			}
+			claim(own)
+			ForEachFolder(e.Mount, e.Path, false, func(key string) { claim(folder(key)) })
 			// The folder named like this secret takes its tag as its own; unread, its own
 			// tag is unknown, and integration_owner stands in, as for a request.
 			switch {
@@ -225,7 +236,7 @@ func (w *Walker) deriveOwners() {
 				folder(e.Mount+"/"+e.Path).Unowned(e.Name, "")
 			}
 		} else {
-			own.Unowned(e.Name, "")
+			own.Untagged(e.Name)
 		}
 		e.setOwners(own)
 	}
@@ -240,7 +251,7 @@ func (w *Walker) deriveOwners() {
 		c := folders[e.Mount+"/"+e.Path]
 		if c == nil || len(c.Sets)+len(c.UnownedNames) == 0 {
 			c = newCol()
-			c.Unowned(e.Name, "") // an empty folder names no owner
+			c.Untagged(e.Name) // an empty folder names no owner: the table's, if any
 		}
 		e.setOwners(c)
 		if e.OwnerSource == OwnerFromMetadata {

@@ -109,7 +109,7 @@ func TestWalkListsEverySecretFolderAndKey(t *testing.T) {
 	// Every name is one a role accepts, on the mount it says.
 	mounts := fv.MountTable
 	for _, e := range res.Entries {
-		ref, err := resource.Resolve(e.Name, mounts, "apono/")
+		ref, err := resource.Resolve(e.Name, mounts, resource.Options{OwnMount: "apono/"})
 		if err != nil {
 			t.Errorf("%s: %v", e.Name, err)
 			continue

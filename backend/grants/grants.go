@@ -19,6 +19,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
+	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/apono-io/vault-plugin-apono/internal/keylock"
@@ -66,6 +67,8 @@ type Deps struct {
 	System func() logical.SystemView
 	// OwnMount is this plugin's mount path ("apono/"), written into entity metadata.
 	OwnMount func() string
+	// CrashAt exits the process at a named point when the fault tests ask (nil: never).
+	CrashAt func(point string)
 }
 
 // Grants issues and removes grants' objects. Build it with New.
@@ -77,7 +80,18 @@ type Grants struct {
 // New returns the Grants of one backend.
 func New(d Deps) *Grants { return &Grants{Deps: d} }
 
+// resourceOptions are what resource.Resolve needs besides the mounts.
+func (g *Grants) resourceOptions(cfg *config.Config) resource.Options {
+	return resource.Options{OwnMount: g.OwnMount(), PathPrefixes: cfg.GrantablePathPrefixes}
+}
+
 func (g *Grants) logger() hclog.Logger { return g.Logger() }
+
+func (g *Grants) crashAt(point string) {
+	if g.CrashAt != nil {
+		g.CrashAt(point)
+	}
+}
 
 // ObjectName is the name of both the userpass user and the ACL policy of a grant.
 func (g *Grants) ObjectName(grantID string) string { return g.Prefix + grantID }
@@ -122,6 +136,10 @@ type Objects struct {
 	// BreakGlassKey is the plugin's storage entry counting a break-glass grant among its
 	// requester's live ones; it goes with the grant.
 	BreakGlassKey string `json:"break_glass_key,omitempty" mapstructure:"break_glass_key"`
+	// RevokeLoginsRequired marks a grant whose user can obtain leased credentials (a
+	// database user): its removal fails until the user's login tokens, and with them those
+	// leases, are revoked.
+	RevokeLoginsRequired bool `json:"revoke_logins_required,omitempty" mapstructure:"revoke_logins_required"`
 }
 
 // DecodeObjects reads Objects from InternalData or WAL data, which after a restart are

@@ -74,14 +74,7 @@ func (g *Grants) generatePassword(ctx context.Context, cfg *config.Config) (stri
 // Issue creates the grant's user, entity and policy (createGrantObjects), then its
 // record, and undoes what it did if any step fails.
 func (g *Grants) Issue(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *config.Config, gr *Request) (*Issued, error) {
-	policy, err := resource.GrantPolicy(gr.Resources, gr.Permission)
-	if err != nil {
-		return nil, err // validated already: a failure here is a bug
-	}
-	rules, err := policy.Render()
-	if err != nil {
-		return nil, err
-	}
+	var err error
 	id := gr.GrantID
 	if id == "" {
 		if id, err = NewID(); err != nil {
@@ -110,6 +103,13 @@ func (g *Grants) Issue(ctx context.Context, s logical.Storage, client vaultapi.C
 		warnings = append(warnings, warning)
 		gr.TTL = capped
 	}
+	// The policy is made last: a certificate's bounds are the grant's end.
+	bounded, err := g.BoundedPolicy(ctx, client, gr.Resources, gr.Permission, name, now, now.Add(gr.TTL))
+	if err != nil {
+		return nil, err
+	}
+	rules := bounded.Rules
+	warnings = append(warnings, bounded.Warnings...)
 	rec := &access.Grant{
 		ID:            id,
 		Role:          gr.Role,
@@ -140,7 +140,8 @@ func (g *Grants) Issue(ctx context.Context, s logical.Storage, client vaultapi.C
 	for _, r := range gr.Resources {
 		rec.Resources = append(rec.Resources, r.Name)
 	}
-	created := Objects{GrantID: id, Username: name, Policy: name, UserpassMount: cfg.UserpassMount, BreakGlassKey: gr.BreakGlassKey}
+	created := Objects{GrantID: id, Username: name, Policy: name, UserpassMount: cfg.UserpassMount, BreakGlassKey: gr.BreakGlassKey,
+		RevokeLoginsRequired: resource.LeasesOutliveUser(gr.Resources)}
 	if g.EntitiesEnabled(ctx, client) {
 		created.Entity = name
 		rec.EntityName = name
@@ -154,6 +155,14 @@ func (g *Grants) Issue(ctx context.Context, s logical.Storage, client vaultapi.C
 		TTL:        gr.TTL,
 		MaxTTL:     gr.TTL,
 		BoundCIDRs: gr.BoundCIDRs,
+	}
+	// The SSH signing deadline is stored before the policy exists: a crash after the
+	// policy is made must not leave a grant that signs until its end.
+	if d := bounded.Deadline; d != nil {
+		d.GrantID = id
+		if err := PutSignDeadline(ctx, s, d); err != nil {
+			return nil, fmt.Errorf("storing the SSH signing deadline: %w", err)
+		}
 	}
 	walID, err := g.create(ctx, s, client, cfg, created, rec, rules, user)
 	if err != nil {
@@ -226,6 +235,9 @@ func (g *Grants) Issue(ctx context.Context, s logical.Storage, client vaultapi.C
 	}
 	if created.BreakGlassKey != "" {
 		internal["break_glass_key"] = created.BreakGlassKey
+	}
+	if created.RevokeLoginsRequired {
+		internal["revoke_logins_required"] = true
 	}
 	if gr.CallerAccessor != "" {
 		internal["token_accessor"] = gr.CallerAccessor

@@ -65,14 +65,14 @@ func (g *Grants) Resolve(ctx context.Context, cfg *config.Config, roleName strin
 	}
 	roleRefs := make([]resource.Ref, 0, len(role.Resources))
 	for _, r := range role.Resources {
-		ref, err := resource.Resolve(r, mounts, g.OwnMount())
+		ref, err := resource.Resolve(r, mounts, g.resourceOptions(cfg))
 		if err != nil {
 			return nil, nil, fmt.Sprintf("role %q can no longer be granted: %s", roleName, err), nil
 		}
 		roleRefs = append(roleRefs, ref)
 	}
 	for _, r := range requested {
-		ref, err := resource.Resolve(r, mounts, g.OwnMount())
+		ref, err := resource.Resolve(r, mounts, g.resourceOptions(cfg))
 		if err != nil {
 			return nil, nil, "resources: " + err.Error(), nil
 		}

@@ -23,7 +23,9 @@ import (
 // a time; a folder holding more is refused with a 400 that says to ask for less. Names
 // below the folder that no role could name (resource.ValidateName refuses them), folders
 // the management policy may not list and metadata it may not read are owned by
-// integration_owner, which then has to approve as well.
+// integration_owner, which then has to approve as well. A secret without the tag, and an
+// empty folder, take their owners from the owners table (or integration_owner). Without
+// owner_metadata_key no metadata is read: the scan only lists the secrets, for the table.
 
 // folderSecret is one secret found below a folder, and what its metadata said.
 type folderSecret struct {
@@ -84,7 +86,7 @@ func (r *Resolver) scanFolder(ctx context.Context, client vaultapi.Client, cfg *
 		scan.claims = append(scan.claims, folderClaim{resource: resource, note: note, unowned: true})
 	}
 	limit := cfg.FolderSecretsLimit()
-	if ref.Path != "" {
+	if ref.Path != "" && cfg.OwnerMetadataKey != "" {
 		// The folder's own tag, where the secret named like it has one. That secret is not
 		// inside the folder's grant, so without a tag it adds no owner.
 		tag, note, err := ReadOwnerTag(ctx, client, cfg.OwnerMetadataKey, ref.Mount, ref.Path, ref.Mount+"/"+ref.Path)
@@ -157,7 +159,15 @@ func (r *Resolver) scanFolder(ctx context.Context, client vaultapi.Client, cfg *
 		}
 	}
 	if len(secrets) == 0 {
-		unowned(ref.Name, "")
+		// An empty folder has no tag: its owners are the table's entry for it, if any.
+		scan.claims = append(scan.claims, folderClaim{resource: ref.Name})
+		return scan, nil
+	}
+	if cfg.OwnerMetadataKey == "" {
+		sort.Slice(secrets, func(i, j int) bool { return secrets[i].path < secrets[j].path })
+		for _, s := range secrets {
+			scan.claims = append(scan.claims, folderClaim{resource: ref.Mount + "/" + s.path})
+		}
 		return scan, nil
 	}
 

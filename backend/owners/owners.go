@@ -1,6 +1,7 @@
 // Package owners turns owner tags into approver sets: it reads a KV v2 secret's owner tag
 // (custom_metadata[owner_metadata_key]) and collects one set per distinct list of owners,
-// with integration_owner for whatever names none, the same way for a request and for
+// with the operator's owners table (table.go) for whatever has no tag and
+// integration_owner for whatever neither names, the same way for a request and for
 // apono/sync. Resolver gives a request its approver sets (the role's, and the owners of
 // every secret asked for, folders read level by level within bounds) and checks at pickup
 // that the owners are still those who approved. It decides no approval; access does.
@@ -42,9 +43,11 @@ func OwnerTag(metadata map[string]interface{}, key string) string {
 
 // Collector turns owner tags into approver sets, the same way for a request
 // (resolve.go) and for apono/sync's entries (discovery/kv.go): one set per distinct list
-// of owners, integration_owner for whatever names none or whose tag is not usable.
+// of owners; the owners table's entry for what has no tag; integration_owner for
+// whatever neither names, or whose tag is not usable or could not be read.
 type Collector struct {
 	key, integration string
+	table            *TableIndex
 	Sets             []access.ApproverSet
 	index            map[string]int // by source and canonical principals
 	notes            []string
@@ -57,14 +60,26 @@ func NewCollector(key, integration string) *Collector {
 	return &Collector{key: key, integration: integration, index: map[string]int{}}
 }
 
-// Claim records that resource is owned by what tag names; an empty or unusable tag makes
-// integration_owner its owner. note, when set, says why the tag is unknown.
+// WithTable makes the collector give what has no owner tag the owners of its entry in
+// ix (the owners table); nil is an empty table.
+func (c *Collector) WithTable(ix *TableIndex) *Collector {
+	c.table = ix
+	return c
+}
+
+// Claim records that resource is owned by what tag names. Without a tag (note empty) its
+// owners are the table's (Untagged); when note says why the tag is unknown, or the tag
+// is not usable, integration_owner is its owner: the tag might name someone else.
 func (c *Collector) Claim(resource, tag, note string) {
 	if note != "" {
 		c.notes = append(c.notes, note)
 	}
-	if tag == "" {
+	if tag == "" && note != "" {
 		c.Unowned(resource, "")
+		return
+	}
+	if tag == "" {
+		c.Untagged(resource)
 		return
 	}
 	owners, err := access.ParsePrincipalList(tag)
@@ -75,8 +90,24 @@ func (c *Collector) Claim(resource, tag, note string) {
 	c.add(access.SetSourceMetadata, owners, resource, tag)
 }
 
+// Untagged records the owners of resource, which carries no owner tag (any type but
+// KV, a KV secret without the tag, an empty folder): the owners table's entry for it
+// (exact name, else longest prefix), else integration_owner.
+func (c *Collector) Untagged(resource string) {
+	e := c.table.match(resource)
+	switch {
+	case e == nil:
+		c.Unowned(resource, "")
+	case e.principals == nil:
+		c.Unowned(resource, fmt.Sprintf("%s: the owners table entry %s names no usable approver; integration_owner approves instead", resource, e.Pattern))
+	default:
+		c.add(access.SetSourceTable, e.principals, resource, strings.Join(e.Approvers, ","))
+	}
+}
+
 // Unowned records that integration_owner owns resource (note says why, when it is not
-// simply that the resource names no owner).
+// simply that the resource names no owner): nothing names its owners, or they are
+// unknown.
 func (c *Collector) Unowned(resource, note string) {
 	if note != "" {
 		c.notes = append(c.notes, note)

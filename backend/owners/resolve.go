@@ -22,9 +22,12 @@ import (
 // requested resources: a KV secret's owners are what its owner_metadata_key tag names
 // (read fresh now); a folder's are the owners of the folder itself (the tag of the secret
 // named like it, kv/app for kv/app/*, where there is one) and of every secret below it;
-// whatever names no owner (a Transit key, a secret without the tag, an empty folder)
-// is owned by integration_owner. Every owner set must approve (access/approval.go), so no owner
-// approves for another's resource and the integration owner approves only what has none.
+// whatever carries no tag (a database, PKI or SSH role, a Transit key, a path, a secret
+// without the tag, an empty folder) is owned by its entry in the owners table (table.go:
+// exact name, else longest prefix), and a path folder also by every entry inside it;
+// what no entry names, or whose tag could not be read, is owned by integration_owner.
+// Every owner set must approve (access/approval.go), so no owner approves for another's
+// resource and the integration owner approves only what has none.
 
 // Resolver reads the owners of requested resources into approver sets. One per backend,
 // built in backend/factory.go.
@@ -34,8 +37,20 @@ type Resolver struct {
 	// "folder-owners:<folder>".
 	Locks *keylock.Set
 	// Now is the clock previews read the folder cache with; nil means time.Now (tests move it).
-	Now   func() time.Time
-	cache folderOwnersCache
+	Now func() time.Time
+	// Table is the owners table, read from Storage (the mount's storage view); nil means
+	// no table.
+	Table   *Table
+	Storage logical.Storage
+	cache   folderOwnersCache
+}
+
+// tableIndex is the owners table as it stands now (nil: none).
+func (r *Resolver) tableIndex(ctx context.Context) (*TableIndex, error) {
+	if r.Table == nil || r.Storage == nil {
+		return nil, nil
+	}
+	return r.Table.Index(ctx, r.Storage)
 }
 
 // ApproverSets returns the request's approver sets; notes say where an owner could
@@ -68,14 +83,29 @@ func (r *Resolver) ApproverSets(ctx context.Context, cfg *config.Config, role *a
 }
 
 // ResourceOwnerSets reads the owners of every resource (see the top of this file) and
-// returns one set per distinct list of
+// returns one set per distinct list of owners (and source: a tag, the owners table,
+// integration_owner).
 func (r *Resolver) ResourceOwnerSets(ctx context.Context, cfg *config.Config, resources []resource.Ref, client vaultapi.Client, preview bool,
 ) (sets []access.ApproverSet, notes []string, msg string, err error) {
-	col := NewCollector(cfg.OwnerMetadataKey, cfg.IntegrationOwner)
+	table, err := r.tableIndex(ctx)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	col := NewCollector(cfg.OwnerMetadataKey, cfg.IntegrationOwner).WithTable(table)
 	for _, ref := range resources {
 		switch {
-		case ref.Type != resource.TypeKV || cfg.OwnerMetadataKey == "":
-			col.Unowned(ref.Name, "")
+		case ref.Type != resource.TypeKV:
+			col.Untagged(ref.Name)
+			if ref.Folder {
+				// A grant of the folder reaches what the entries inside it own.
+				for _, e := range table.Below(strings.TrimSuffix(ref.Name, "*")) {
+					col.Untagged(e.Pattern)
+				}
+			}
+		case cfg.OwnerMetadataKey == "" && (!ref.Folder || table.Len() == 0):
+			// No tags to read: a secret is the table's or integration_owner's, and so
+			// is a whole folder while the table is empty.
+			col.Untagged(ref.Name)
 		case !ref.Folder:
 			tag, note, err := ReadOwnerTag(ctx, client, cfg.OwnerMetadataKey, ref.Mount, ref.Path, ref.Name)
 			if err != nil {

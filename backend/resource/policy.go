@@ -3,7 +3,10 @@ package resource
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
+	"time"
 )
 
 // ACLPolicy is a Vault ACL policy as a Go value. Vault accepts policies in JSON, so the
@@ -14,6 +17,12 @@ type ACLPolicy struct {
 
 type pathRule struct {
 	Capabilities []string `json:"capabilities"`
+	// AllowedParameters, when set, are the only request fields the rule allows ("*" for
+	// any other) and, where a field lists values, the only values it takes.
+	AllowedParameters map[string][]interface{} `json:"allowed_parameters,omitempty"`
+	// RequiredParameters must be in every request (Vault accepts an empty value, which
+	// AllowedParameters then refuses).
+	RequiredParameters []string `json:"required_parameters,omitempty"`
 	// DeniedParameters are request fields the rule never allows, whatever their value.
 	DeniedParameters map[string][]interface{} `json:"denied_parameters,omitempty"`
 }
@@ -48,9 +57,41 @@ func (p *ACLPolicy) allow(path string, caps ...string) {
 	sort.Strings(rule.Capabilities)
 }
 
+// pin lets path's rule take field only with exactly value, and every field must be sent.
+func (p *ACLPolicy) pin(path, field, value string) {
+	rule := p.Path[path]
+	if rule.AllowedParameters == nil {
+		rule.AllowedParameters = map[string][]interface{}{"*": {}}
+	}
+	rule.AllowedParameters[field] = []interface{}{value}
+	if !slices.Contains(rule.RequiredParameters, field) {
+		rule.RequiredParameters = append(rule.RequiredParameters, field)
+		sort.Strings(rule.RequiredParameters)
+	}
+}
+
+// Bounds are the limits a grant puts on what it lets its user obtain, by resource name.
+type Bounds struct {
+	// NotAfter pins the not_after of every certificate a PKI resource issues or signs
+	// (RFC 3339, what PKI's not_after takes): no later than the grant's end nor the PKI
+	// role's max_ttl from the pickup.
+	NotAfter map[string]time.Time
+	// SSHTTL pins the ttl of every certificate an SSH sign resource signs; the grant's
+	// policy loses the rule SSHTTL before the grant ends (grants.SignDeadline), so no
+	// certificate outlives it. Absent: the rule is not granted at all.
+	SSHTTL map[string]time.Duration
+}
+
+// NotAfterValue is a PKI not_after as the policy pins it and as the user must send it.
+func NotAfterValue(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// SSHTTLValue is an SSH ttl as the policy pins it and as the user must send it.
+func SSHTTLValue(d time.Duration) string { return strconv.Itoa(int(d/time.Second)) + "s" }
+
 // GrantPolicy turns validated resources and one permission into a policy. Every
-// resource must be of a type the permission applies to.
-func GrantPolicy(resources []Ref, permission string) (*ACLPolicy, error) {
+// resource must be of a type the permission applies to. A PKI resource needs its
+// NotAfter in b; an SSH sign resource without its SSHTTL is left out.
+func GrantPolicy(resources []Ref, permission string, b Bounds) (*ACLPolicy, error) {
 	p := &ACLPolicy{Path: map[string]*pathRule{}}
 	for _, r := range resources {
 		if PermissionTypes[permission] != r.Type {
@@ -61,9 +102,57 @@ func GrantPolicy(resources []Ref, permission string) (*ACLPolicy, error) {
 			addKVRules(p, r, permission)
 		case TypeTransit:
 			addTransitRules(p, r, permission)
+		case TypeDatabase:
+			// creds/<role> makes a new database user leased to the reading token; static-creds
+			// reads the current password of a static role.
+			p.allow(r.Mount+"/"+r.Endpoint+"/"+r.Path, "read")
+		case TypePKI:
+			end, ok := b.NotAfter[r.Name]
+			if !ok {
+				return nil, fmt.Errorf("PKI resource %q has no not_after bound", r.Name)
+			}
+			path := r.Mount + "/" + r.Endpoint + "/" + r.Path
+			p.allow(path, "update")
+			p.pin(path, "not_after", NotAfterValue(end))
+			// ttl and not_after together are refused by PKI; ttl alone would not be pinned.
+			p.deny(path, "ttl")
+		case TypeSSH:
+			path := r.Mount + "/" + r.Endpoint + "/" + r.Path
+			if r.Endpoint == "creds" {
+				p.allow(path, "update")
+				continue
+			}
+			ttl, ok := b.SSHTTL[r.Name]
+			if !ok {
+				continue
+			}
+			p.allow(path, "update")
+			p.pin(path, "ttl", SSHTTLValue(ttl))
+		case TypePath:
+			addPathRules(p, r, permission)
 		}
 	}
 	return p, nil
+}
+
+func addPathRules(p *ACLPolicy, r Ref, permission string) {
+	var caps []string
+	switch permission {
+	case "path-read":
+		caps = []string{"read"}
+	case "path-update":
+		caps = []string{"update"}
+	case "path-write":
+		caps = []string{"create", "read", "update", "patch", "delete"}
+	}
+	if r.Folder {
+		if permission != "path-update" {
+			caps = append(caps, "list")
+		}
+		p.allow(r.Mount+"/"+r.Path+"/*", caps...)
+		return
+	}
+	p.allow(r.Mount+"/"+r.Path, caps...)
 }
 
 // kvPath is M/<prefix>/P for a secret and M/<prefix>/P/* for a folder.

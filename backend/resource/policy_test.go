@@ -45,11 +45,11 @@ func TestPolicyRenderingPerPermission(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.resource+"/"+tc.permission, func(t *testing.T) {
-			ref, err := Resolve(tc.resource, mounts, "apono/")
+			ref, err := Resolve(tc.resource, mounts, Options{OwnMount: "apono/"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := GrantPolicy([]Ref{ref}, tc.permission)
+			p, err := GrantPolicy([]Ref{ref}, tc.permission, Bounds{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,11 +65,11 @@ func TestPolicyRenderingPerPermission(t *testing.T) {
 }
 
 func TestPolicyRejectsPermissionOfOtherType(t *testing.T) {
-	ref, err := Resolve("transit/payments", fuzzMounts(), "apono/")
+	ref, err := Resolve("transit/payments", fuzzMounts(), Options{OwnMount: "apono/"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := GrantPolicy([]Ref{ref}, "read"); err == nil {
+	if _, err := GrantPolicy([]Ref{ref}, "read", Bounds{}); err == nil {
 		t.Fatal("read on a transit key was accepted")
 	}
 }

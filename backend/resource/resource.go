@@ -1,5 +1,6 @@
 // Package resource owns what a grant can name: a resource's name as a Vault user types it
-// (kv/app/db, kv/app/*, transit/payments), its checks, the mount it resolves to, the
+// (kv/app/db, kv/app/*, transit/payments, database/creds/readonly, pki/issue/web,
+// ssh/sign/ops, or an allowed path such as consul/creds/app), its checks, the mount it resolves to, the
 // permissions of its type, and the ACL policy that grants exactly that, built as a Go value
 // and rendered as JSON. It calls nothing outside the process: the mounts come from the
 // caller.
@@ -7,6 +8,7 @@ package resource
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -16,9 +18,29 @@ import (
 
 // Resource types this plugin can grant.
 const (
-	TypeKV      = "kv"
-	TypeTransit = "transit"
+	TypeKV       = "kv"
+	TypeTransit  = "transit"
+	TypeDatabase = "database" // database/creds/<role>, database/static-creds/<role>
+	TypePKI      = "pki"      // pki/issue/<role>, pki/sign/<role>
+	TypeSSH      = "ssh"      // ssh/sign/<role>, ssh/creds/<role>
+	// TypePath is any other Vault path (a Consul or Nomad role, a custom plugin), only
+	// below a prefix the operator allowed in the config's grantable_path_prefixes.
+	TypePath = "path"
 )
+
+// Types lists every resource type, in the order documents and the portal show them.
+var Types = []string{TypeKV, TypeTransit, TypeDatabase, TypePKI, TypeSSH, TypePath}
+
+// engineEndpoints are the endpoints below a database, PKI or SSH mount a grant can name,
+// each followed by one role name: what a Vault user types after the mount.
+var engineEndpoints = map[string][]string{
+	TypeDatabase: {"creds", "static-creds"},
+	TypePKI:      {"issue", "sign"},
+	TypeSSH:      {"sign", "creds"},
+}
+
+// EngineEndpoints returns the endpoints of an engine type (nil for kv, transit, path).
+func EngineEndpoints(t string) []string { return engineEndpoints[t] }
 
 const (
 	MaxLen        = 512
@@ -32,6 +54,18 @@ type Ref struct {
 	Mount  string // mount path without the trailing slash: "kv"
 	Path   string // below the mount, without a trailing "/*": "app/db", "app", "payments"
 	Folder bool   // "kv/app/*": everything below Path
+	// Endpoint is a database, PKI or SSH resource's endpoint ("creds", "issue", "sign");
+	// Path is then the engine's role name.
+	Endpoint string
+}
+
+// Options are what Resolve needs besides the mounts.
+type Options struct {
+	// OwnMount is this plugin's mount path ("apono/"), never grantable.
+	OwnMount string
+	// PathPrefixes are the prefixes below which a path resource may be granted (the
+	// config's grantable_path_prefixes); none means no path resource at all.
+	PathPrefixes []string
 }
 
 // forbiddenPrefixes can never be granted, whatever is mounted there.
@@ -89,9 +123,12 @@ func isResourceChar(r rune) bool {
 	return strings.ContainsRune("._-@=:~", r)
 }
 
-// Resolve validates name and finds the mount it belongs to (the longest mount
-// path that prefixes it). ownMount is this plugin's mount path ("apono/"), never grantable.
-func Resolve(name string, mounts map[string]vaultapi.MountInfo, ownMount string) (Ref, error) {
+// Resolve validates name and finds the mount it belongs to (the longest mount path that
+// prefixes it). A name below a KV v2, Transit, database, PKI or SSH mount is of that type
+// and must have its shape; a name below any other mount is a path resource, allowed only
+// below one of opts.PathPrefixes.
+func Resolve(name string, mounts map[string]vaultapi.MountInfo, opts Options) (Ref, error) {
+	ownMount := opts.OwnMount
 	if err := ValidateName(name); err != nil {
 		return Ref{}, err
 	}
@@ -105,7 +142,7 @@ func Resolve(name string, mounts map[string]vaultapi.MountInfo, ownMount string)
 		}
 	}
 	if mountPath == "" {
-		return Ref{}, fmt.Errorf("resource %q is not under any mounted KV v2 or Transit engine", name)
+		return Ref{}, fmt.Errorf("resource %q is not under any mounted secrets engine", name)
 	}
 	if ownMount != "" && mountPath == ownMount {
 		return Ref{}, fmt.Errorf("resource %q is inside this plugin's own mount %q", name, ownMount)
@@ -118,12 +155,10 @@ func Resolve(name string, mounts map[string]vaultapi.MountInfo, ownMount string)
 		ref.Type = TypeKV
 	case m.Type == "transit":
 		ref.Type = TypeTransit
+	case engineEndpoints[m.Type] != nil:
+		return resolveEngine(ref, m.Type, rest)
 	default:
-		kind := m.Type
-		if m.Type == "kv" {
-			kind = "kv version 1"
-		}
-		return Ref{}, fmt.Errorf("resource %q is on mount %q of type %s; only KV v2 and Transit can be granted", name, mountPath, kind)
+		return resolvePath(ref, m, mountPath, rest, opts.PathPrefixes)
 	}
 	if rest == "*" {
 		ref.Folder = true
@@ -142,6 +177,68 @@ func Resolve(name string, mounts map[string]vaultapi.MountInfo, ownMount string)
 	return ref, nil
 }
 
+// resolveEngine reads <endpoint>/<role> below a database, PKI or SSH mount. One role per
+// resource: a folder of roles would let a grant reach roles made after it was approved.
+func resolveEngine(ref Ref, typ, rest string) (Ref, error) {
+	ref.Type = typ
+	endpoints := engineEndpoints[typ]
+	endpoint, role, ok := strings.Cut(rest, "/")
+	if !ok || !slices.Contains(endpoints, endpoint) || role == "" || strings.Contains(role, "/") || role == "*" {
+		return Ref{}, fmt.Errorf("resource %q: on %s mount %q a resource is one of %s followed by one role name, e.g. %s/%s/<role>",
+			ref.Name, typ, ref.Mount+"/", strings.Join(endpoints, ", "), ref.Mount, endpoints[0])
+	}
+	ref.Endpoint, ref.Path = endpoint, role
+	return ref, nil
+}
+
+// resolvePath accepts a name below a mount of another type only where the operator allowed
+// its prefix. The name is the policy path itself: exact, or a folder ending in "/*".
+func resolvePath(ref Ref, m vaultapi.MountInfo, mountPath, rest string, prefixes []string) (Ref, error) {
+	kind := m.Type
+	if m.Type == "kv" {
+		kind = "kv version 1"
+	}
+	allowed := false
+	for _, p := range prefixes {
+		if strings.HasPrefix(ref.Name, p) {
+			allowed = true
+			break
+		}
+	}
+	if !allowed {
+		if len(prefixes) == 0 {
+			return Ref{}, fmt.Errorf("resource %q is on mount %q of type %s; it can be granted as a path resource only below a prefix listed in the config's grantable_path_prefixes (none is)", ref.Name, mountPath, kind)
+		}
+		return Ref{}, fmt.Errorf("resource %q is on mount %q of type %s and below none of the config's grantable_path_prefixes (%s)", ref.Name, mountPath, kind, strings.Join(prefixes, ", "))
+	}
+	ref.Type = TypePath
+	if rest == "*" || rest == "" {
+		return Ref{}, fmt.Errorf("resource %q names a whole mount; a path resource is one path or a folder below the mount, e.g. %sname or %sfolder/*", ref.Name, mountPath, mountPath)
+	}
+	if strings.HasSuffix(rest, "/*") {
+		ref.Folder = true
+		ref.Path = strings.TrimSuffix(rest, "/*")
+	} else {
+		ref.Path = rest
+	}
+	return ref, nil
+}
+
+// ValidatePathPrefix checks one entry of grantable_path_prefixes: a path ending in "/"
+// below a mount's name, never under sys/, auth/, identity/ or cubbyhole/.
+func ValidatePathPrefix(p, ownMount string) error {
+	if !strings.HasSuffix(p, "/") {
+		return fmt.Errorf("%q must end in \"/\" (a prefix of paths, e.g. consul/creds/)", p)
+	}
+	if err := ValidateName(strings.TrimSuffix(p, "/") + "/*"); err != nil {
+		return err
+	}
+	if ownMount != "" && strings.HasPrefix(p, ownMount) {
+		return fmt.Errorf("%q is inside this plugin's own mount %q", p, ownMount)
+	}
+	return nil
+}
+
 // Permission levels and the resource types they apply to.
 var PermissionTypes = map[string]string{
 	"read":            TypeKV,
@@ -151,12 +248,26 @@ var PermissionTypes = map[string]string{
 	"decrypt":         TypeTransit,
 	"encrypt-decrypt": TypeTransit,
 	"sign-verify":     TypeTransit,
+	// database: read on creds/<role> or static-creds/<role>.
+	"creds": TypeDatabase,
+	// PKI: update on issue/<role> or sign/<role>, the certificate's not_after pinned.
+	"issue": TypePKI,
+	// SSH: update on sign/<role> (the certificate's ttl pinned) or creds/<role>.
+	"ssh": TypeSSH,
+	// path: the capabilities named, on the exact path or the folder.
+	"path-read":   TypePath,
+	"path-update": TypePath,
+	"path-write":  TypePath,
 }
 
 // DefaultPermission is used by a role that lists no permissions.
 var DefaultPermission = map[string]string{
-	TypeKV:      "read",
-	TypeTransit: "encrypt-decrypt",
+	TypeKV:       "read",
+	TypeTransit:  "encrypt-decrypt",
+	TypeDatabase: "creds",
+	TypePKI:      "issue",
+	TypeSSH:      "ssh",
+	TypePath:     "path-read",
 }
 
 func KnownPermissions() string {
@@ -182,7 +293,7 @@ func PermissionsFor(resourceType string) []string {
 // CoveredBy reports whether ref is one of the role's resources or inside one of its folders.
 func CoveredBy(ref Ref, role []Ref) bool {
 	for _, r := range role {
-		if r.Type != ref.Type || r.Mount != ref.Mount {
+		if r.Type != ref.Type || r.Mount != ref.Mount || r.Endpoint != ref.Endpoint {
 			continue
 		}
 		if r.Folder == ref.Folder && r.Path == ref.Path {
@@ -190,6 +301,19 @@ func CoveredBy(ref Ref, role []Ref) bool {
 		}
 		// A folder covers everything strictly below it (a secret or a narrower folder).
 		if r.Folder && (r.Path == "" || strings.HasPrefix(ref.Path, r.Path+"/")) {
+			return true
+		}
+	}
+	return false
+}
+
+// LeasesOutliveUser reports whether a grant of refs lets its user obtain credentials that
+// live on their own (a database user, an SSH one-time password, whatever a path's engine
+// leases): those end only when the user's login tokens are revoked with their child
+// leases. KV and Transit give nothing that outlives the policy.
+func LeasesOutliveUser(refs []Ref) bool {
+	for _, r := range refs {
+		if r.Type != TypeKV && r.Type != TypeTransit {
 			return true
 		}
 	}

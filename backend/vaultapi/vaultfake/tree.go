@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// Tree models the KV v2 metadata and Transit keys of the fake Vault: what the
-// discovery walker lists and reads. It counts calls and how many run at once, can make
+// Tree models the KV v2 metadata, Transit keys and database, PKI and SSH roles of the
+// fake Vault: what the discovery walker lists and reads. It counts calls and how many run at once, can make
 // each call slow, and answers 403 below denied prefixes.
 type Tree struct {
 	mu      sync.Mutex
@@ -18,8 +18,17 @@ type Tree struct {
 	Keys    map[string]map[string]string // Transit mount -> key -> type
 	// KeyInfo makes LIST <mount>/keys return key_info with the types, as newer Vaults do.
 	KeyInfo bool
+	// Roles are the roles of database, PKI and SSH mounts: mount -> role name -> role. A
+	// mount listed here (even with no roles) is modelled: LIST <mount>/roles and
+	// <mount>/static-roles and reads of <mount>/roles/<name> answer from it.
+	Roles map[string]map[string]Role
+	// NoSSHKeyInfo leaves key_info out of LIST <ssh mount>/roles (Vault leaves out a
+	// role it cannot parse), so the walker has to read the roles.
+	NoSSHKeyInfo bool
 	// Denied paths (exact or prefix, e.g. "secret/metadata/") answer 403.
 	Denied []string
+	// Failing paths (exact or prefix) answer their error, as a broken engine would.
+	Failing map[string]error
 	// Delay is how long each call takes; calls honour their context while waiting.
 	Delay time.Duration
 	// OnList runs before each LIST (outside the lock).
@@ -38,9 +47,35 @@ type Secret struct {
 	DeleteAt time.Time
 }
 
+// Role is a role of a database, PKI or SSH mount of the tree.
+type Role struct {
+	Static  bool   // database: a static role (LIST static-roles), else a dynamic one (LIST roles)
+	KeyType string // ssh: ca or otp, in LIST key_info and in a read
+	// Data is the rest of what a read of the role answers (max_ttl, ...).
+	Data map[string]interface{}
+}
+
 // NewTree is an empty tree.
 func NewTree() *Tree {
-	return &Tree{Secrets: map[string]map[string]Secret{}, Keys: map[string]map[string]string{}}
+	return &Tree{Secrets: map[string]map[string]Secret{}, Keys: map[string]map[string]string{}, Roles: map[string]map[string]Role{}}
+}
+
+// Role adds role name to the database, PKI or SSH mount mount.
+func (t *Tree) Role(mount, name string, r Role) *Tree {
+	t.EngineMount(mount)
+	t.Roles[mount][name] = r
+	return t
+}
+
+// EngineMount makes mount's roles modelled, with none yet.
+func (t *Tree) EngineMount(mount string) *Tree {
+	if t.Roles == nil {
+		t.Roles = map[string]map[string]Role{}
+	}
+	if t.Roles[mount] == nil {
+		t.Roles[mount] = map[string]Role{}
+	}
+	return t
 }
 
 // Put adds secret path of KV v2 mount mount.
@@ -110,26 +145,98 @@ func (t *Tree) call(ctx context.Context, path string) error {
 			return ErrForbidden
 		}
 	}
+	for p, err := range t.Failing {
+		if path == p || strings.HasPrefix(path, p) {
+			return err
+		}
+	}
 	return nil
 }
 
-// treeMounts returns the fake's KV v2 and Transit mount paths (no trailing slash).
-func (f *Vault) treeMounts() (t *Tree, kv, transit []string) {
+// treeMounts returns the fake's KV v2, Transit and (mount path -> type) database, PKI
+// and SSH mount paths (no trailing slash).
+func (f *Vault) treeMounts() (t *Tree, kv, transit []string, engines map[string]string) {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
+	engines = map[string]string{}
 	for p, m := range f.MountTable {
 		switch {
 		case m.Type == "kv" && m.Version == "2":
 			kv = append(kv, strings.TrimSuffix(p, "/"))
 		case m.Type == "transit":
 			transit = append(transit, strings.TrimSuffix(p, "/"))
+		case m.Type == "database" || m.Type == "pki" || m.Type == "ssh":
+			engines[strings.TrimSuffix(p, "/")] = m.Type
 		}
 	}
-	return f.Tree, kv, transit
+	return f.Tree, kv, transit, engines
+}
+
+// engineList answers LIST <mount>/roles and <mount>/static-roles of the tree's engine
+// mounts. Caller holds t.mu.
+func (t *Tree) engineList(engines map[string]string, path string) (keys []string, info map[string]interface{}, handled bool) {
+	for mount, typ := range engines {
+		roles := t.Roles[mount]
+		if roles == nil {
+			continue
+		}
+		static := false
+		switch {
+		case path == mount+"/roles":
+		case path == mount+"/static-roles" && typ == "database":
+			static = true
+		default:
+			continue
+		}
+		handled = true
+		for name, r := range roles {
+			if r.Static != static {
+				continue
+			}
+			keys = append(keys, name)
+			if typ == "ssh" && !t.NoSSHKeyInfo {
+				if info == nil {
+					info = map[string]interface{}{}
+				}
+				info[name] = map[string]interface{}{"key_type": r.KeyType}
+			}
+		}
+	}
+	return keys, info, handled
+}
+
+// engineRead answers a read of <mount>/roles/<name> or <mount>/static-roles/<name> of
+// the tree's engine mounts. Caller holds t.mu.
+func (t *Tree) engineRead(engines map[string]string, path string) (data map[string]interface{}, handled bool) {
+	for mount := range engines {
+		roles := t.Roles[mount]
+		if roles == nil {
+			continue
+		}
+		static := false
+		name, ok := strings.CutPrefix(path, mount+"/roles/")
+		if !ok {
+			if name, ok = strings.CutPrefix(path, mount+"/static-roles/"); !ok {
+				continue
+			}
+			static = true
+		}
+		handled = true
+		if r, ok := roles[name]; ok && r.Static == static {
+			data = map[string]interface{}{}
+			for k, v := range r.Data {
+				data[k] = v
+			}
+			if r.KeyType != "" {
+				data["key_type"] = r.KeyType
+			}
+		}
+	}
+	return data, handled
 }
 
 func (f *Vault) treeList(ctx context.Context, path string) ([]string, map[string]interface{}, bool, error) {
-	t, kvMounts, transitMounts := f.treeMounts()
+	t, kvMounts, transitMounts, engines := f.treeMounts()
 	if t == nil {
 		return nil, nil, false, nil
 	}
@@ -173,6 +280,9 @@ func (f *Vault) treeList(ctx context.Context, path string) ([]string, map[string
 			}
 		}
 	}
+	if ek, ei, ok := t.engineList(engines, path); ok {
+		handled, keys, info = true, ek, ei
+	}
 	if handled {
 		t.Lists = append(t.Lists, path)
 	}
@@ -192,7 +302,7 @@ func (f *Vault) treeList(ctx context.Context, path string) ([]string, map[string
 }
 
 func (f *Vault) treeRead(ctx context.Context, path string) (map[string]interface{}, bool, error) {
-	t, kvMounts, transitMounts := f.treeMounts()
+	t, kvMounts, transitMounts, engines := f.treeMounts()
 	if t == nil {
 		return nil, false, nil
 	}
@@ -220,6 +330,9 @@ func (f *Vault) treeRead(ctx context.Context, path string) (map[string]interface
 			data = map[string]interface{}{"name": name, "type": typ,
 				"supports_encryption": enc, "supports_decryption": dec, "supports_signing": sign}
 		}
+	}
+	if ed, ok := t.engineRead(engines, path); ok {
+		handled, data = true, ed
 	}
 	if handled {
 		t.Reads = append(t.Reads, path)

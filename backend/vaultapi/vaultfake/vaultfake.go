@@ -1,6 +1,6 @@
 // Package vaultfake is a stateful stand-in for Vault's API behind vaultapi.Client, for
-// unit tests only: it keeps policies, users, entities and a tree of KV v2 secrets and
-// Transit keys, answers capabilities from an ACL the test sets, counts calls, and can be
+// unit tests only: it keeps policies, users, entities and a tree of KV v2 secrets,
+// Transit keys and database, PKI and SSH roles, answers capabilities from an ACL the test sets, counts calls, and can be
 // told to fail a named operation. The end-to-end tests run against real servers; this is
 // for the failure paths a real server cannot be made to take on cue.
 package vaultfake
@@ -40,8 +40,8 @@ type Vault struct {
 	CapRules map[string][]string
 	// RevokedLogins records RevokeLoginTokens calls as mount + "/" + name.
 	RevokedLogins []string
-	// Tree, when set, answers List and Read of KV v2 metadata and Transit keys, so unit
-	// tests can run the discovery walker.
+	// Tree, when set, answers List and Read of KV v2 metadata, Transit keys and the
+	// roles of database, PKI and SSH mounts, so unit tests can run the discovery walker.
 	Tree *Tree
 	// Reads answers Read of other paths (a KV secret's metadata with its owner tag).
 	Reads map[string]map[string]interface{}
