@@ -122,7 +122,10 @@ func (e *env) openAPIPatterns(t *testing.T) []*regexp.Regexp {
 			continue
 		}
 		rel = strings.TrimSuffix(rel, "/") // a LIST path: grants/
-		out = append(out, regexp.MustCompile("^"+param.ReplaceAllString(regexp.QuoteMeta(rel), `[^/]+`)+"/?$"))
+		quoted := regexp.QuoteMeta(rel)
+		// owners/{pattern} takes a resource name or prefix, slashes included (owners/(?P<pattern>.+)).
+		quoted = strings.ReplaceAll(quoted, `\{pattern\}`, `.+`)
+		out = append(out, regexp.MustCompile("^"+param.ReplaceAllString(quoted, `[^/]+`)+"/?$"))
 	}
 	if len(out) < 20 {
 		t.Fatalf("the OpenAPI document lists only %d paths of apono/", len(out))

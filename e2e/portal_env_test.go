@@ -102,7 +102,15 @@ func newPortalFixture(t *testing.T) *portalFixture {
 		}
 	}
 
-	e.root(t, "write", "apono/config", "owner_metadata_key=owner", "integration_owner=security")
+	// A PKI mount too: the portal offers its roles, with their owners from the owners
+	// table. The plugin's AppRole gets the engine additions (docs/operations.md).
+	e.root(t, "secrets", "enable", "pki")
+	e.root(t, "write", "pki/root/generate/internal", "common_name=portal-test-ca", "ttl=24h")
+	e.root(t, "write", "pki/roles/web", "allowed_domains=example.test", "allow_subdomains=true", "max_ttl=1h")
+	e.writePolicy(t, "plugin-engines", testdataFile(t, "apono-engines.hcl"))
+	e.root(t, "write", "auth/approle/role/"+testvault.AppRoleName, "token_policies="+testvault.PolicyName+",plugin-engines")
+	e.root(t, "write", "apono/config", "owner_metadata_key=owner", "integration_owner=security",
+		"role_id="+e.setup.RoleID, "secret_id="+e.setup.SecretID)
 	// The README's policies, and nothing more: they are what the portal needs.
 	e.writePolicy(t, "access-requester", testdataFile(t, "access-requester.hcl"))
 	e.writePolicy(t, "access-approver", testdataFile(t, "access-approver.hcl"))
@@ -130,7 +138,9 @@ func newPortalFixture(t *testing.T) *portalFixture {
 			t.Fatalf("writing %s: %v", w.path, err)
 		}
 	}
+	e.root(t, "write", "apono/owners/pki/*", "approvers=group:kv-owners")
 	e.root(t, "write", "-f", "apono/sync")
+	e.root(t, "write", "apono/roles/web-certs", "resources=pki/issue/web", "ttl=30m", "approval=required", "approvers=owner")
 	e.root(t, "write", "apono/roles/app-db", "resources=kv/app/db", "permissions=read", "ttl=1h", "max_ttl=4h",
 		"approval=required", "approvers=owner", "require_justification=true", "require_approver_reason=true")
 	e.root(t, "write", "apono/roles/imports", "resources=kv/imports/*", "permissions=read", "ttl=30m",

@@ -73,6 +73,15 @@ func TestPortalAccessFlow(t *testing.T) {
 		alice.clean()
 	})
 
+	step("alice is offered a PKI role, with its owner from the owners table", func(t *testing.T) {
+		retarget(alice, t)
+		alice.nav("Request access")
+		alice.do(chromedp.Click(chromedp.CSS(`.role-choice input[value="web-certs"] + label`)))
+		alice.waitText(".resource-list", "pki/issue/web")
+		alice.waitText(".resource-list", "Owner: kv-owners (group)")
+		alice.clean()
+	})
+
 	step("alice requests kv/app/db with a justification, seeing who will approve", func(t *testing.T) {
 		retarget(alice, t)
 		alice.nav("Request access")

@@ -328,6 +328,11 @@ function credentials(res) {
       ['Resources', codeList(d.resources)],
       ['Permission', String(d.permission || '')],
     ]),
+    // The grant's warnings say what to send (a PKI grant's not_after, an SSH grant's ttl)
+    // and what Vault cannot bound.
+    (res.warnings || []).length ? el('div', { class: 'grant-notes', 'aria-label': 'Notes on this access' },
+      el('p', { class: 'cred-label' }, 'Notes on this access:'),
+      el('ul', {}, ...res.warnings.map((w) => el('li', {}, String(w))))) : null,
     res.lease_id ? el('p', { class: 'muted' }, 'It lasts what was approved: renewing it (', el('code', {}, `vault lease renew ${res.lease_id}`), ') never takes it past that end; more time needs an approved extension.') : null);
 }
 
