@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
@@ -148,6 +149,8 @@ var healthResponseFields = map[string]*framework.FieldSchema{
 		Description: "ok, and error when logging in or an authenticated call failed."},
 	"capabilities": {Type: framework.TypeSlice,
 		Description: "One entry per path: path, purpose, required, needs, has, missing, status (ok, missing or unknown)."},
+	"roles_needing_login_revoke": {Type: framework.TypeStringSlice,
+		Description: "The roles naming database, PKI, SSH or path resources: while there is one, revoking grant users' logins is a required capability."},
 	"revoke_login_tokens": {Type: framework.TypeBool,
 		Description: "Whether revoke also revokes the grant user's tokens through sys/leases/revoke-prefix."},
 	"grant_entities": {Type: framework.TypeBool,
@@ -243,6 +246,27 @@ func (b *aponoBackend) checkHealth(ctx context.Context, s logical.Storage, cfg *
 	checks := b.capabilityChecks(cfg.UserpassMount)
 	if mounts, err := client.Mounts(ctx); err == nil {
 		checks = append(checks, b.discoveryChecks(mounts)...)
+		// Roles whose credentials end only with the grant user's logins make the revoke
+		// capability required.
+		roles, err := b.grants.RolesNeedingLoginRevoke(ctx, s, mounts, cfg)
+		if err != nil {
+			warnings = append(warnings, "cannot tell which roles need the login revoke: "+err.Error())
+		}
+		out["roles_needing_login_revoke"] = access.NonNil(roles)
+		if len(roles) > 0 {
+			named := roles
+			if len(named) > 10 {
+				named = append(named[:10:10], fmt.Sprintf("and %d more", len(roles)-10))
+			}
+			revokePath := grants.RevokeLoginsCheckPath(cfg.UserpassMount, b.grants.ObjectName(grants.ProbeID))
+			for i := range checks {
+				if checks[i].Path == revokePath {
+					checks[i].Required = true
+					checks[i].Purpose = fmt.Sprintf("revoke a grant user's tokens with their child leases when the grant ends: required, "+
+						"because roles %s give credentials (a database user) that otherwise outlive the grant", strings.Join(named, ", "))
+				}
+			}
+		}
 	} else {
 		warnings = append(warnings, "discovery capabilities not checked: cannot read sys/mounts: "+err.Error())
 	}

@@ -405,6 +405,32 @@ func TestEnginesDatabasePKISSHAndPaths(t *testing.T) {
 		}
 		t.Logf("SSH signing stopped %s before the grant's end", time.Until(end).Round(time.Second))
 	})
+
+	t.Run("apono/health holds the login revoke required while such roles exist", func(t *testing.T) {
+		revokeCheck := func(t *testing.T) (map[string]interface{}, map[string]interface{}) {
+			t.Helper()
+			h := f.jsonOut(t, "", "read", "apono/health")["data"].(map[string]interface{})
+			for _, c := range h["capabilities"].([]interface{}) {
+				c := c.(map[string]interface{})
+				if strings.HasPrefix(c["path"].(string), "sys/leases/revoke-prefix/auth/userpass/login/") {
+					return h, c
+				}
+			}
+			t.Fatalf("apono/health has no revoke-prefix check: %v", h["capabilities"])
+			return nil, nil
+		}
+		h, c := revokeCheck(t)
+		if h["status"] != "ok" || c["required"] != true || c["status"] != "ok" || !strings.Contains(jsonString(t, h["roles_needing_login_revoke"]), `"db"`) {
+			t.Fatalf("with the capability: status %v, check %v, roles %v", h["status"], c, h["roles_needing_login_revoke"])
+		}
+		// The capability taken away: health is degraded and says why.
+		f.root(t, "write", "auth/approle/role/"+testvault.AppRoleName, "token_policies="+testvault.PolicyName)
+		f.root(t, "write", "apono/config", "role_id="+f.setup.RoleID, "secret_id="+f.setup.SecretID)
+		h, c = revokeCheck(t)
+		if h["status"] != "degraded" || c["status"] != "missing" || !strings.Contains(jsonString(t, h["problems"]), "sys/leases/revoke-prefix") {
+			t.Fatalf("without the capability: status %v, check %v, problems %v", h["status"], c, h["problems"])
+		}
+	})
 }
 
 // sshCertValidTo reads a certificate's end with ssh-keygen -L ("Valid: from X to Y", in

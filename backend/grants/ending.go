@@ -7,7 +7,9 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
+	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
+	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // RoleEnding checks, at role write, that what a grant of refs lets its user obtain can
@@ -53,4 +55,34 @@ func (g *Grants) RoleEnding(ctx context.Context, client vaultapi.Client, cfg *co
 	}
 	sort.Strings(warnings)
 	return "", warnings
+}
+
+// RolesNeedingLoginRevoke lists the stored roles (sorted) that name a resource whose
+// credentials end only with the grant user's logins: for them the revoke capability is
+// required. A resource that no longer resolves (its mount is gone) cannot be granted and
+// does not count.
+func (g *Grants) RolesNeedingLoginRevoke(ctx context.Context, s logical.Storage, mounts map[string]vaultapi.MountInfo, cfg *config.Config) ([]string, error) {
+	names, err := s.List(ctx, store.RoleStoragePrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, name := range names {
+		role, err := store.GetRole(ctx, s, name)
+		if err != nil {
+			return nil, err
+		}
+		if role == nil {
+			continue
+		}
+		for _, r := range role.Resources {
+			ref, err := resource.Resolve(r, mounts, g.resourceOptions(cfg))
+			if err == nil && resource.LeasesOutliveUser([]resource.Ref{ref}) {
+				out = append(out, name)
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
