@@ -21,6 +21,7 @@ import (
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
+	"github.com/apono-io/vault-plugin-apono/backend/metrics"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/owners"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
@@ -86,6 +87,8 @@ type aponoBackend struct {
 	// ownMount is the mount path of this plugin ("apono/"), learned from requests.
 	ownMount atomic.Value // string
 
+	// metrics counts what this process did, for apono/metrics (package metrics).
+	metrics *metrics.Metrics
 	// sweeper is the orphan sweeper and its memory (package sweep).
 	sweeper *sweep.Sweeper
 	// owners reads the owners of requested resources into approver sets, and holds the

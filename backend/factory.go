@@ -12,6 +12,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
+	"github.com/apono-io/vault-plugin-apono/backend/metrics"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/owners"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
@@ -102,6 +103,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		},
 	}
 	b.lifetime, b.stopLifetime = context.WithCancel(context.Background())
+	b.metrics = metrics.New()
 	b.notify = &notify.Dispatcher{
 		Events: notify.NewNotifier(b.lifetime, func() hclog.Logger { return b.Logger() }, conf.StorageView,
 			func(ctx context.Context) (*config.Config, error) { return b.config(ctx, conf.StorageView) }),
@@ -110,7 +112,9 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		Logger:   func() hclog.Logger { return b.Logger() },
 		Config:   b.config,
 		OwnMount: b.ownMountPath,
+		Metrics:  b.metrics,
 	}
+	b.notify.Events.Metrics = b.metrics
 	b.store = store.New(store.Deps{
 		Index:      b.idx,
 		Logger:     func() hclog.Logger { return b.Logger() },
@@ -136,6 +140,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		System:         func() logical.SystemView { return b.System() },
 		OwnMount:       b.ownMountPath,
 		CrashAt:        func(point string) { b.crashAt(point) },
+		Metrics:        b.metrics,
 	})
 	b.sweeper = sweep.New(sweep.Deps{
 		Logger:           func() hclog.Logger { return b.Logger() },
@@ -167,7 +172,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 			[]*framework.Path{pathBreakGlass(b)},
 			pathRequests(b),
 			pathAudit(b),
-			[]*framework.Path{pathHealth(b)},
+			[]*framework.Path{pathHealth(b), pathMetrics(b)},
 			pathNotify(b),
 			pathOwners(b),
 			pathHistory(b),

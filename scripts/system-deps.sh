@@ -2,7 +2,8 @@
 # The system packages the tests need, from Debian's archive: chromium (the portal's browser
 # test), python3 (the history test reads the CSV with Python's csv module), and the servers
 # and clients internal/testpg and internal/testsshd start for the database and SSH tests:
-# PostgreSQL with psql, OpenSSH's sshd with ssh and ssh-keygen, and openssl. `make test`
+# PostgreSQL with psql, OpenSSH's sshd with ssh and ssh-keygen, and openssl; and Prometheus,
+# which the metrics test starts to scrape apono/metrics through Vault. `make test`
 # and .ci/run both call this, so the two cannot drift apart. As root it installs what is
 # missing; otherwise it stops at once with the one line to run.
 set -euo pipefail
@@ -18,6 +19,7 @@ sshd:openssh-server
 ssh:openssh-client
 ssh-keygen:openssh-client
 openssl:openssl
+prometheus:prometheus
 useradd:passwd
 runuser:util-linux"
 

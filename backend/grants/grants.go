@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/metrics"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/resource"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
@@ -69,6 +70,8 @@ type Deps struct {
 	OwnMount func() string
 	// CrashAt exits the process at a named point when the fault tests ask (nil: never).
 	CrashAt func(point string)
+	// Metrics counts issues and removals (nil: nothing counted).
+	Metrics *metrics.Metrics
 }
 
 // Grants issues and removes grants' objects. Build it with New.

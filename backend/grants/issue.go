@@ -74,6 +74,7 @@ func (g *Grants) generatePassword(ctx context.Context, cfg *config.Config) (stri
 // Issue creates the grant's user, entity and policy (createGrantObjects), then its
 // record, and undoes what it did if any step fails.
 func (g *Grants) Issue(ctx context.Context, s logical.Storage, client vaultapi.Client, cfg *config.Config, gr *Request) (*Issued, error) {
+	began := time.Now()
 	var err error
 	id := gr.GrantID
 	if id == "" {
@@ -179,6 +180,8 @@ func (g *Grants) Issue(ctx context.Context, s logical.Storage, client vaultapi.C
 			g.logger().Warn("deleting the WAL entry of an issued grant; Vault's rollback will drop it", "grant_id", id, "error", err)
 		}
 	}()
+
+	g.Metrics.GrantIssued(issuedVia(gr), time.Since(began))
 
 	logArgs := []interface{}{"grant_id", id, "role", gr.Role, "requester", gr.Requester, "requester_kind", rec.RequesterKindOrStated(),
 		"permission", gr.Permission, "resources", rec.Resources, "expires_at", rec.ExpiresAt.Format(time.RFC3339)}
@@ -379,4 +382,17 @@ func capAtWindow(windowEnd, now time.Time, ttl, maxTTL time.Duration) (time.Dura
 		maxTTL = left
 	}
 	return ttl, maxTTL, warning
+}
+
+// issuedVia names how a grant was approved, for the metrics.
+func issuedVia(gr *Request) string {
+	switch {
+	case gr.BreakGlass:
+		return "break_glass"
+	case gr.AutoApprovedBy != "":
+		return "auto_approved"
+	case gr.RequestID != "":
+		return "request"
+	}
+	return "direct"
 }

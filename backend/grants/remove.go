@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/store"
 	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
@@ -21,6 +22,13 @@ func RevokeLoginsCheckPath(userpassMount, username string) string {
 // grant ends (revoke, rollback, sweep) and is idempotent: what is already gone is success.
 // The policy goes first: that cuts every token the user already has.
 func (g *Grants) Remove(ctx context.Context, client vaultapi.Client, s logical.Storage, objs Objects, ending string) error {
+	began := time.Now()
+	err := g.remove(ctx, client, s, objs, ending)
+	g.Metrics.GrantRemoved(ending, time.Since(began), err)
+	return err
+}
+
+func (g *Grants) remove(ctx context.Context, client vaultapi.Client, s logical.Storage, objs Objects, ending string) error {
 	if err := client.DeletePolicy(ctx, objs.Policy); err != nil {
 		return fmt.Errorf("deleting policy %s: %w", objs.Policy, err)
 	}

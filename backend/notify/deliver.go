@@ -116,6 +116,7 @@ func (n *Notifier) deliverStored(ctx context.Context, key string) (wait time.Dur
 		return 0, n.remove(ctx, key, pe.Type)
 	}
 	retry, perr := n.post(*target, &pe)
+	n.Metrics.Delivery(n.Name, perr == nil)
 	if perr == nil {
 		n.log().Debug("event delivered", "type", pe.Type, "id", pe.ID)
 		return 0, n.remove(ctx, key, pe.Type)

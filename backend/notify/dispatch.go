@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/metrics"
 	hclog "github.com/hashicorp/go-hclog"
 	uuid "github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -36,6 +37,8 @@ type Dispatcher struct {
 	Config func(ctx context.Context, s logical.Storage) (*config.Config, error)
 	// OwnMount is this plugin's mount path ("apono/"), for events and portal links.
 	OwnMount func() string
+	// Metrics counts events and deliveries (nil: nothing counted).
+	Metrics *metrics.Metrics
 
 	mu      sync.Mutex
 	targets []*Target // nil: read storage
@@ -99,6 +102,7 @@ func (q *Dispatcher) Queue(name string) *Notifier {
 				}
 				return &NotifyTarget{Url: t.URL, Secret: t.Secret, CaCert: t.CACert, Format: t.Format, Policy: PolicyOf(cfg)}, nil
 			})
+		n.Metrics = q.Metrics
 		n.MaxPending = q.Events.MaxPending
 		n.RetryDelays, n.RetryLater = q.Events.RetryDelays, q.Events.RetryLater
 		q.queues[name] = n
@@ -175,6 +179,7 @@ func (q *Dispatcher) Emit(ctx context.Context, cfg *config.Config, ev Event) {
 	if cfg == nil {
 		return
 	}
+	q.Metrics.Event(ev.Type)
 	targets, err := q.LoadTargets(ctx, q.Storage)
 	if err != nil {
 		q.Logger().Error("reading the notification targets; the event goes to notify_url only", "type", ev.Type, "error", err)

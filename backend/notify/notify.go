@@ -18,6 +18,7 @@ import (
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
 	"github.com/apono-io/vault-plugin-apono/backend/config"
+	"github.com/apono-io/vault-plugin-apono/backend/metrics"
 	"github.com/apono-io/vault-plugin-apono/backend/notify/chat"
 	"github.com/apono-io/vault-plugin-apono/internal/netaddr"
 	"github.com/hashicorp/go-hclog"
@@ -213,6 +214,8 @@ type Notifier struct {
 	RetryDelays []time.Duration
 	RetryLater  time.Duration
 	MaxPending  int64
+	// Metrics counts deliveries (nil: not counted).
+	Metrics *metrics.Metrics
 
 	mu      sync.Mutex
 	clients map[string]*http.Client // by notify_ca_cert

@@ -168,6 +168,11 @@ func (w *Sweeper) IfDue(ctx context.Context, s logical.Storage) error {
 		return fmt.Errorf("orphan sweep: %w", err)
 	}
 	res, err := w.orphans(ctx, s, client, cfg.UserpassMount, now)
+	if w.Grants != nil {
+		w.Grants.Metrics.Swept("expired_grant", len(res.Expired))
+		w.Grants.Metrics.Swept("recordless_object", len(res.Recordless))
+		w.Grants.Metrics.Swept("legacy_entity", len(res.Legacy))
+	}
 	if len(res.Expired) > 0 || len(res.Recordless) > 0 || len(res.Legacy) > 0 {
 		w.Logger().Info("orphan sweep removed grants", "expired_grants", res.Expired, "recordless_objects", res.Recordless,
 			"legacy_entities", res.Legacy)

@@ -41,6 +41,7 @@ var Floors = map[string]int{
 	"backend/access":    30,
 	"backend/config":    20,
 	"backend/resource":  15,
+	"backend/metrics":   12,
 	"backend/vaultapi":  10,
 
 	// Rules and formats the backend uses.
@@ -58,6 +59,7 @@ var Floors = map[string]int{
 	"internal/testvault": 5,
 	"internal/testpg":    5,
 	"internal/testsshd":  5,
+	"internal/testprom":  5,
 	"internal/procstat":  3,
 	"internal/layers":    1,
 }
