@@ -33,8 +33,8 @@ func identityPolicyRules(t *testing.T) map[string][]string {
 		rules[m[1]] = caps
 		n++
 	}
-	if n != 5 {
-		t.Fatalf("parsed %d rules from apono-identity.hcl, want 5", n)
+	if n != 6 {
+		t.Fatalf("parsed %d rules from apono-identity.hcl, want 6", n)
 	}
 	return rules
 }

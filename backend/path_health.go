@@ -71,6 +71,8 @@ func (b *aponoBackend) capabilityChecks(userpassMount string) []capabilityCheck 
 			Purpose: "map each grant user's logins onto the grant's entity"},
 		{Path: grants.EntityListPath, Needs: []string{"list"},
 			Purpose: "find grant entities that no grant explains (sweeper)"},
+		{Path: "identity/entity/name/on-behalf-probe", Needs: []string{"read"},
+			Purpose: "look up the person a request is made for (requests/<role> with for=<entity name>)"},
 		// The legacy additions (testdata/apono-identity-legacy.hcl).
 		{Path: sweep.AliasListPath, Needs: []string{"list"},
 			Purpose: "find entities that earlier versions of the plugin left behind (sweeper)"},

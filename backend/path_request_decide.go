@@ -120,6 +120,9 @@ func (b *aponoBackend) pathRequestApprove(ctx context.Context, req *logical.Requ
 		if status != access.StatusPending {
 			return nil, "", logical.ErrorResponse(rec.EndedMessage(status) + "; it can no longer be approved"), nil
 		}
+		if err := notPartyToDecide(caller, rec, "approve"); err != nil {
+			return nil, "", nil, err
+		}
 		if caller.EntityID == rec.Requester.EntityID {
 			return nil, "", nil, forbidden("%s requested this access and cannot approve it: self-approval never counts; one of %s must approve",
 				caller.Label(), strings.Join(access.ApproverNames(rec.Sets), ", "))
@@ -166,7 +169,7 @@ func (b *aponoBackend) pathRequestDeny(ctx context.Context, req *logical.Request
 		if status != access.StatusPending && status != access.StatusApproved {
 			return nil, "", logical.ErrorResponse(rec.EndedMessage(status) + "; it can no longer be denied"), nil
 		}
-		if caller.EntityID == rec.Requester.EntityID {
+		if rec.IsParty(caller.EntityID) {
 			return nil, "", nil, forbidden("%s is the requester: cancel the request at requests/%s/cancel instead of denying it", caller.Label(), rec.ID)
 		}
 		if len(access.QualifyingSets(caller, rec.Sets)) == 0 {
@@ -185,7 +188,7 @@ func (b *aponoBackend) pathRequestDeny(ctx context.Context, req *logical.Request
 
 func (b *aponoBackend) pathRequestCancel(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	return b.actOnRequest(ctx, req, d, func(rec *access.Request, caller *access.Identity, now time.Time) (*notify.Event, string, *logical.Response, error) {
-		if caller.EntityID != rec.Requester.EntityID {
+		if !rec.IsParty(caller.EntityID) {
 			return nil, "", nil, forbidden("only the requester, %s, may cancel request %s", rec.Requester.Label(), rec.ID)
 		}
 		status := rec.StatusAt(now)

@@ -48,7 +48,7 @@ func (b *aponoBackend) pickUpAtRole(ctx context.Context, req *logical.Request, d
 
 func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, rec *access.Request, caller *access.Identity) (*logical.Response, error) {
 	if caller.EntityID != rec.Requester.EntityID {
-		return nil, forbidden("only the requester, %s, may pick up the grant of request %s", rec.Requester.Label(), rec.ID)
+		return nil, notPickupPerson(caller, rec)
 	}
 	now := time.Now().UTC()
 	switch status := rec.StatusAt(now); status {
@@ -110,6 +110,9 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	gr.Requester = requester.EntityName
 	gr.RequesterEntity, gr.RequesterKind = &requester, access.RequesterEntity
 	gr.RequestID = rec.ID
+	if rec.OnBehalf() {
+		gr.RequestedBy = rec.RequestedBy
+	}
 	gr.Approvals = rec.Approvals
 	gr.AutoApprovedBy = rec.AutoApprovedBy
 	gr.CallerAccessor = req.ClientTokenAccessor

@@ -98,6 +98,8 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 					Description: "How long the access should last once granted: what is approved, and the most the grant can be renewed to (more time is an extension). Default: the role's ttl; capped at its max_ttl."},
 				"justification": {Type: framework.TypeString,
 					Description: fmt.Sprintf("Why the access is needed (at most %d characters). Required when the role says so.", maxJustificationLen)},
+				"for": {Type: framework.TypeString,
+					Description: "Ask for someone else: the name of their identity entity (the role's on_behalf_allowed must name the caller). The access is theirs: only they pick it up, and neither of you may approve it. Default: the caller."},
 				"start_at": {Type: framework.TypeString,
 					Description: "When the access should start (RFC 3339, within the role's max_schedule_ahead): the grant can be picked up from then until then + pickup_ttl, and ends at most ttl after it. Default: now."},
 				"wait": {Type: framework.TypeDurationSecond, Query: true,
@@ -124,14 +126,17 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 		},
 		action("approve", "approve", "Approve a pending request.", pathRequestApproveHelp, b.pathRequestApprove, true),
 		action("deny", "deny", "Deny a request; it cannot be approved afterwards.", pathRequestDenyHelp, b.pathRequestDeny, true),
-		action("cancel", "cancel", "Cancel your own request.", "Only the requester may cancel, while the request is pending or approved and not yet picked up.", b.pathRequestCancel, true),
+		action("cancel", "cancel", "Cancel your own request.", "Only the requester (or who asked on their behalf, with for) may cancel, while the request is pending or approved and not yet picked up.", b.pathRequestCancel, true),
 		action("pick-up", "grant", "Turn your approved request into a grant (a lease, like grants/<role>).", pathRequestGrantHelp, b.pathRequestGrant, false),
 	}
 }
 
 var pathRequestHelp = fmt.Sprintf(`
 Writing requests/<role> asks for access from a role with approval=required. The requester
-is the caller's identity entity (log in through an auth method; the root token has none).
+is the caller's identity entity (log in through an auth method; the root token has none),
+or, with for=<entity name> when the role's on_behalf_allowed names the caller, that
+person: the request is theirs (only they pick it up), requested_by names the caller, and
+neither of them may approve or deny it.
 The response gives request_id, status=pending, who can approve (approvers, resolved from
 the role: each group:<name> and entity:<name>, and with "owner" each requested resource's
 owners, read fresh from the KV secret's owner_metadata_key tag, else integration_owner),
@@ -171,8 +176,8 @@ the requester. A denied request is final: no later approval or pickup is accepte
 `
 
 const pathRequestGrantHelp = `
-Only the requester, only once, only while the request is approved and within the role's
-pickup_ttl: issues the grant exactly as grants/<role> does (a lease with a userpass user
+Only the requester (for a request made with for=, the person it is for), only once, only
+while the request is approved and within the role's pickup_ttl: issues the grant exactly as grants/<role> does (a lease with a userpass user
 and an apono-* policy) and returns it with request_id. The grant's record shows the
 request, each approver and their reason.
 `
@@ -201,6 +206,16 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	client, err := b.getClient(ctx, req.Storage)
 	if err != nil {
 		return nil, err
+	}
+	forRaw, forSent := d.GetOk("for")
+	grantee, msg, err := b.grantee(ctx, client, roleName, role, caller, forRaw, forSent)
+	if err != nil || msg != "" {
+		return errorOrBadRequest(err, msg)
+	}
+	requester, requestedBy := caller, (*access.IdentityRef)(nil)
+	if grantee != nil {
+		ref := caller.Ref()
+		requester, requestedBy = grantee, &ref
 	}
 	gr, warnings, msg, err := b.grants.Resolve(ctx, cfg, roleName, role, in, client)
 	if err != nil || msg != "" {
@@ -231,7 +246,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 		id = "00000000-0000-0000-0000-000000000000"
 	}
 	rec := &access.Request{
-		ID: id, Role: roleName, Status: access.StatusPending, Requester: caller.Ref(),
+		ID: id, Role: roleName, Status: access.StatusPending, Requester: requester.Ref(), RequestedBy: requestedBy,
 		Permission: gr.Permission, TTL: gr.TTL, Justification: gr.Justification,
 		Mode: role.ApprovalModeSetting(), Required: role.RequiredApprovalCount(), Sets: sets,
 		RequireReason: role.RequireApproverReason, ApproverMaxTokenAge: role.ApproverMaxTokenAge,
@@ -241,8 +256,11 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	for _, r := range gr.Resources {
 		rec.Resources = append(rec.Resources, r.Name)
 	}
-	if rule := access.MatchAutoApprove(role.AutoApprove, access.AutoApproval{Requester: caller, Resources: rec.Resources,
-		Permission: rec.Permission, Ttl: rec.TTL, At: access.FirstNonZero(startAt, now), Sets: sets}); rule != nil {
+	// A rule matches the person the access is for; who asked on their behalf must not be
+	// able to approve it either.
+	if rule := access.MatchAutoApprove(role.AutoApprove, access.AutoApproval{Requester: requester, Resources: rec.Resources,
+		Permission: rec.Permission, Ttl: rec.TTL, At: access.FirstNonZero(startAt, now), Sets: sets}); rule != nil &&
+		(grantee == nil || len(access.QualifyingSets(caller, sets)) == 0) {
 		rec.Status, rec.AutoApprovedBy, rec.ApprovedAt = access.StatusApproved, rule.Name, now
 		rec.PickupBy = rec.PickupFrom().Add(rec.PickupTTL)
 	}
@@ -258,8 +276,8 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if msg, err := b.store.StoreNewRequest(ctx, req.Storage, cfg.OpenRequestsLimit(), rec, now); err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}
-	b.Logger().Info("access requested", "request_id", id, "role", roleName, "requester", caller.EntityName,
-		"requester_entity_id", caller.EntityID, "resources", rec.Resources, "permission", rec.Permission,
+	b.Logger().Info("access requested", "request_id", id, "role", roleName, "requester", requester.EntityName,
+		"requester_entity_id", requester.EntityID, "requested_by", caller.EntityName, "requested_by_entity_id", caller.EntityID, "resources", rec.Resources, "permission", rec.Permission,
 		"approvers", access.ApproverNames(sets), "start_at", access.FormatTime(startAt), "auto_approved_by", rec.AutoApprovedBy)
 	b.notify.Emit(ctx, cfg, notify.RequestEvent(rec, notify.EventRequestCreated, now, nil, ""))
 	if rec.AutoApprovedBy != "" {

@@ -108,6 +108,12 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 					Description: "Who may use break-glass on this role: group:<identity group name> and entity:<entity name> (external groups from OIDC or LDAP included). " +
 						"Empty: every caller with an identity entity who may write break-glass/<role>.",
 				},
+				"on_behalf_allowed": {
+					Type: framework.TypeCommaStringSlice,
+					Description: "Who may ask for access for someone else (requests/<role> with for=<entity name>): group:<identity group name> and " +
+						"entity:<entity name> (external groups from OIDC or LDAP included). The access is the other person's: only they pick it up, " +
+						"and neither of them may approve it. Empty (the default): nobody.",
+				},
 				"break_glass_max_live_grants": {
 					Type: framework.TypeInt,
 					Description: fmt.Sprintf("How many live break-glass grants of this role one person may hold at once (1 to %d, or 0 for no limit). Default: %d.",
@@ -268,6 +274,7 @@ func (b *aponoBackend) pathMyRoles(ctx context.Context, req *logical.Request, _ 
 			"required_approvals":    role.RequiredApprovalCount(),
 			"break_glass":           role.BreakGlass,
 			"break_glass_max_ttl":   int64(role.BreakGlassMaxTTLOrDefault().Seconds()),
+			"on_behalf_allowed":     access.NonNil(role.OnBehalfAllowed),
 		})
 	}
 	return &logical.Response{Data: map[string]interface{}{"roles": roles}}, nil
@@ -472,6 +479,12 @@ func setRoleApprovalFields(role *access.Role, d *framework.FieldData) string {
 			if _, err := access.ParsePrincipal(a); err != nil {
 				return "break_glass_allowed: " + err.Error()
 			}
+		}
+	}
+	if v, ok := d.GetOk("on_behalf_allowed"); ok {
+		role.OnBehalfAllowed = access.Dedupe(v.([]string))
+		if msg := access.ValidatePrincipals("on_behalf_allowed", role.OnBehalfAllowed); msg != "" {
+			return msg
 		}
 	}
 	if v, ok := d.GetOk("break_glass_max_live_grants"); ok {

@@ -47,6 +47,8 @@ func TestRoleCRUD(t *testing.T) {
 		"windows_cap_grants": true,
 		"max_schedule_ahead": int64(7 * 24 * 3600),
 		"auto_approve":       []map[string]interface{}{},
+		// Nobody asks for someone else unless the role says who may.
+		"on_behalf_allowed": []string{},
 	}
 	if !reflect.DeepEqual(resp.Data, want) {
 		t.Fatalf("role read:\n got %#v\nwant %#v", resp.Data, want)

@@ -25,3 +25,8 @@ path "identity/entity-alias" {
     "mount_accessor" = []
   }
 }
+
+# On behalf (requests/<role> with for=<entity name>): the plugin reads the named entity to
+# learn that it exists and its ID. Only read; the rule above, being longer, still governs
+# the plugin's own apono-* entities. Without this rule, for= fails with a message naming it.
+path "identity/entity/name/*" { capabilities = ["read"] }

@@ -55,6 +55,10 @@ type Grant struct {
 	// one (package grants).
 	EntityName string `json:"entity_name,omitempty"`
 	EntityID   string `json:"entity_id,omitempty"`
+
+	// RequestedBy is who asked for the grant's request on behalf of its requester, the
+	// grantee (on_behalf.go); nil when the requester asked themself.
+	RequestedBy *IdentityRef `json:"requested_by,omitempty"`
 }
 
 func (g *Grant) Summary() map[string]interface{} {
@@ -90,6 +94,12 @@ func (g *Grant) Summary() map[string]interface{} {
 				return nil
 			}
 			return g.RequesterEntity.Data()
+		}(),
+		"requested_by": func() interface{} {
+			if g.RequestedBy == nil {
+				return nil
+			}
+			return g.RequestedBy.Data()
 		}(),
 	}
 }

@@ -55,6 +55,9 @@ type Request struct {
 	Kind         string    `json:"kind,omitempty"`
 	ExtendsGrant string    `json:"extends_grant,omitempty"`
 	ExtendTo     time.Time `json:"extend_to,omitempty"`
+
+	// RequestedBy is who asked, when they asked on behalf of Requester (on_behalf.go).
+	RequestedBy *IdentityRef `json:"requested_by,omitempty"`
 }
 
 func (r *Request) KindOrAccess() string {
@@ -133,14 +136,15 @@ func (r *Request) EndedAtOrNow(now time.Time) time.Time {
 	return r.EndedAt
 }
 
-// VisibleTo reports whether a person may see the request: its requester, a member of one
-// of its approver sets now, or someone who approved or decided it. Everyone else needs
+// VisibleTo reports whether a person may see the request: its requester, who asked for it
+// on the requester's behalf, a member of one of its approver sets now, or someone who
+// approved or decided it. Everyone else needs
 // the operator's audit/requests paths.
 func (r *Request) VisibleTo(id *Identity) bool {
 	switch {
 	case id == nil:
 		return false
-	case r.Requester.EntityID == id.EntityID, r.ApprovedBy(id.EntityID), r.Decision != nil && r.Decision.By.EntityID == id.EntityID:
+	case r.IsParty(id.EntityID), r.ApprovedBy(id.EntityID), r.Decision != nil && r.Decision.By.EntityID == id.EntityID:
 		return true
 	}
 	return len(QualifyingSets(id, r.Sets)) > 0
@@ -173,7 +177,7 @@ func (r *Request) Summary(now time.Time) map[string]interface{} {
 	for _, a := range r.Approvals {
 		approvedBy = append(approvedBy, a.Approver.Person())
 	}
-	return map[string]interface{}{
+	out := map[string]interface{}{
 		"request_id":             r.ID,
 		"role":                   r.Role,
 		"requester":              r.Requester.EntityName,
@@ -194,6 +198,8 @@ func (r *Request) Summary(now time.Time) map[string]interface{} {
 		"expires_at":             deadline,
 		"created_at":             FormatTime(r.CreatedAt),
 	}
+	r.requestedByData(out)
+	return out
 }
 
 // Data is everything a read shows.
@@ -257,6 +263,7 @@ func (r *Request) Data(now time.Time) map[string]interface{} {
 		"approver_sets_still_open": NonNil(progress.Missing),
 		"approvals_still_needed":   max(0, progress.Needed-progress.Distinct),
 	}
+	r.requestedByData(out)
 	if r.Decision != nil {
 		out["decided_by"] = r.Decision.By.EntityName
 		out["decided_by_name"] = r.Decision.By.Person()

@@ -42,6 +42,9 @@ type Role struct {
 	// ApproverMaxTokenAge, when set, refuses approvals and denials made with a token
 	// older than this (or not made by a login).
 	ApproverMaxTokenAge time.Duration `json:"approver_max_token_age,omitempty"`
+	// OnBehalfAllowed names who may ask for access for someone else (requests/<role> with
+	// for=<entity name>): group:/entity: principals (on_behalf.go). Empty: nobody.
+	OnBehalfAllowed []string `json:"on_behalf_allowed,omitempty"`
 
 	// Time and rules (role_time.go, auto_approve.go; backend/role_fields.go parses them): the access windows (specs as
 	// accesswindow writes them), whether a grant ends with the window it started in,
@@ -140,6 +143,7 @@ func (r *Role) ResponseData() map[string]interface{} {
 		"break_glass_allowed":         NonNil(r.BreakGlassAllowed),
 		"break_glass_max_live_grants": r.BreakGlassMaxLiveOrDefault(),
 		"approver_max_token_age":      int64(r.ApproverMaxTokenAge.Seconds()),
+		"on_behalf_allowed":           NonNil(r.OnBehalfAllowed),
 		"access_windows":              NonNil(r.AccessWindows),
 		"windows_cap_grants":          !r.WindowsNoCap,
 		"max_schedule_ahead":          int64(r.MaxScheduleAheadOrDefault().Seconds()),

@@ -54,6 +54,8 @@ type Request struct {
 	// a scheduled request may last to (start_at plus the approved ttl).
 	LifetimeApproved bool
 	ApprovedEnd      time.Time
+	// RequestedBy is who asked for the request on behalf of the requester (the grantee).
+	RequestedBy *access.IdentityRef
 }
 
 // Issued is what an issue returns to the caller: the lease's data (with the password) and
@@ -137,6 +139,7 @@ func (g *Grants) Issue(ctx context.Context, s logical.Storage, client vaultapi.C
 		WindowsIgnored:  gr.WindowsIgnored,
 
 		LifetimeApproved: gr.LifetimeApproved,
+		RequestedBy:      gr.RequestedBy,
 	}
 	for _, r := range gr.Resources {
 		rec.Resources = append(rec.Resources, r.Name)

@@ -14,12 +14,13 @@ func GrantEvent(g *access.Grant, typ string) Event {
 		Justification: g.Justification, Resources: g.Resources, Permission: g.Permission,
 		ExpiresAt: g.ExpiresAt.UTC().Format(time.RFC3339), BreakGlass: g.BreakGlass,
 		TTL: int64(g.ExpiresAt.Sub(g.IssuedAt).Seconds()), RequesterName: g.RequesterName(),
+		RequestedBy: g.RequestedBy,
 	}
 }
 
 // RequestEvent describes the request for notify_url.
 func RequestEvent(r *access.Request, typ string, now time.Time, actor *access.IdentityRef, reason string) Event {
-	return Event{
+	ev := Event{
 		Type: typ, RequestID: r.ID, Role: r.Role, Status: r.StatusAt(now), GrantID: r.GrantID,
 		Requester: r.Requester.EntityName, RequesterEntity: &r.Requester, RequesterKind: access.RequesterEntity, Actor: actor, Reason: reason,
 		Justification: r.Justification, Resources: r.Resources, Permission: r.Permission,
@@ -27,4 +28,9 @@ func RequestEvent(r *access.Request, typ string, now time.Time, actor *access.Id
 		ExpiresAt: access.FormatTime(r.Deadline()), RequesterName: r.Requester.Person(), TTL: int64(r.TTL.Seconds()),
 		PickupBy: access.FormatTime(r.PickupBy),
 	}
+	if r.OnBehalf() {
+		by := *r.RequestedBy
+		ev.RequestedBy = &by
+	}
+	return ev
 }

@@ -110,6 +110,10 @@ type Event struct {
 	TTL           int64  `json:"ttl,omitempty"`
 	PickupBy      string `json:"pickup_by,omitempty"`
 	PortalLink    string `json:"portal_link,omitempty"`
+
+	// RequestedBy is who asked on behalf of the requester, the grantee (omitted when the
+	// requester asked themself).
+	RequestedBy *access.IdentityRef `json:"requested_by,omitempty"`
 }
 
 // checkNotifyURL allows https and http only to a loopback address, where no network sees

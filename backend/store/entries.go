@@ -68,10 +68,13 @@ func RequestEntries(r *access.Request) []Entry {
 	return out
 }
 
-// VisibilityKeys name who may see r (visibleTo): its requester, each principal of its
-// approver sets, each entity that approved or decided it.
+// VisibilityKeys name who may see r (visibleTo): its requester (and who asked on their
+// behalf), each principal of its approver sets, each entity that approved or decided it.
 func VisibilityKeys(r *access.Request) []string {
 	out := []string{"requester/" + EntityKey(r.Requester.EntityID)}
+	if r.OnBehalf() {
+		out = append(out, "requester/"+EntityKey(r.RequestedBy.EntityID))
+	}
 	for _, p := range access.ApproverNames(r.Sets) {
 		out = append(out, "principal/"+HashedName(p))
 	}

@@ -42,6 +42,9 @@ type HistoryRecord struct {
 	// AutoApprovedBy names the auto_approve rule that approved the grant's request (in
 	// place of approvers): the request itself is tidied away long before its history.
 	AutoApprovedBy string `json:"auto_approved_by,omitempty"`
+	// RequestedBy is who asked on behalf of the requester (the grantee), as people know
+	// them; empty when the requester asked themself.
+	RequestedBy string `json:"requested_by,omitempty"`
 }
 
 func HistoryEntries(h *HistoryRecord) []Entry {
@@ -85,6 +88,9 @@ func PutHistory(ctx context.Context, s logical.Storage, idx *Indexes, g *access.
 	}
 	if g.RequesterEntity != nil {
 		h.RequesterEntity = g.RequesterEntity.EntityID
+	}
+	if g.RequestedBy != nil {
+		h.RequestedBy = g.RequestedBy.Person()
 	}
 	for _, a := range g.Approvals {
 		h.Approvers = append(h.Approvers, a.Approver.Person())

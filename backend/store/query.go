@@ -16,7 +16,8 @@ import (
 //	                               is expired before the periodic job records it: see
 //	                               statusSets)
 //	req/role/<role>                by role
-//	req/requester/<entity>         by requester (mine=true)
+//	req/requester/<entity>         by requester (mine=true), and by who asked for
+//	                               a request made on the requester's behalf
 //	req/principal/<hash>           by each principal of its approver sets: who may see it
 //	req/decider/<entity>           by who approved or decided it: they may see it
 //	req/<one of those three>/status/<status>
@@ -42,10 +43,10 @@ func (f *RequestQuery) Matches(r *access.Request, now time.Time) bool {
 	case f.Caller != nil && !r.VisibleTo(f.Caller),
 		f.Status != "" && status != f.Status,
 		f.Role != "" && r.Role != f.Role,
-		f.Mine && r.Requester.EntityID != f.Caller.EntityID:
+		f.Mine && !r.IsParty(f.Caller.EntityID):
 		return false
 	case f.CanApprove:
-		return status == access.StatusPending && r.Requester.EntityID != f.Caller.EntityID &&
+		return status == access.StatusPending && !r.IsParty(f.Caller.EntityID) &&
 			!r.ApprovedBy(f.Caller.EntityID) && len(access.QualifyingSets(f.Caller, r.Sets)) > 0
 	}
 	return true
