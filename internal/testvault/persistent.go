@@ -51,16 +51,16 @@ func (s *Server) configure(opts Options, apiPort, clusterPort int, storage strin
 	s.Addr = fmt.Sprintf("127.0.0.1:%d", apiPort)
 	clusterAddr := fmt.Sprintf("127.0.0.1:%d", clusterPort)
 	// The cluster address is set explicitly: Vault's default, API port + 1, may be taken.
+	s.tls = opts.TLS
 	hcl := storage + fmt.Sprintf(`listener "tcp" {
   address         = %q
   cluster_address = %q
-  tls_disable     = true
-}
+%s}
 api_addr         = %q
 cluster_addr     = %q
 plugin_directory = %q
 disable_mlock    = true
-`, s.Addr, clusterAddr, s.URL(), "https://"+clusterAddr, s.PluginDir) + s.extraConfig(opts)
+`, s.Addr, clusterAddr, s.listenerTLS(), s.URL(), "https://"+clusterAddr, s.PluginDir) + s.extraConfig(opts)
 	path := filepath.Join(s.Dir, "vault.hcl")
 	if err := os.WriteFile(path, []byte(hcl), 0o600); err != nil {
 		return err
@@ -155,6 +155,11 @@ func StartRaftCluster(n int, opts Options) (servers []*Server, err error) {
 		}
 	}()
 	leader := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	joinTLS := ""
+	if opts.TLS != nil {
+		leader = fmt.Sprintf("https://127.0.0.1:%d", ports[0])
+		joinTLS = fmt.Sprintf("\n    leader_ca_cert_file = %q", opts.TLS.CACert)
+	}
 	for i := 0; i < n; i++ {
 		nodeOpts := opts
 		nodeOpts.Dir = filepath.Join(base, fmt.Sprintf("node%d", i+1))
@@ -179,10 +184,10 @@ func StartRaftCluster(n int, opts Options) (servers []*Server, err error) {
   # Autopilot promotes joined nodes to voters only on a reconcile tick (default 10 s).
   autopilot_reconcile_interval = "3s"
   retry_join {
-    leader_api_addr = %q
+    leader_api_addr = %q%s
   }
 }
-`, raftDir, s.NodeID, leader)
+`, raftDir, s.NodeID, leader, joinTLS)
 		if err := s.configure(nodeOpts, ports[2*i], ports[2*i+1], storage); err != nil {
 			return servers, err
 		}

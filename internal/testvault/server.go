@@ -52,6 +52,9 @@ type Options struct {
 	// Config is more server configuration (HCL). A dev server reads it from
 	// Dir/extra.hcl (-config beside -dev); file and raft servers append it to vault.hcl.
 	Config string
+	// TLS, for file and raft servers, makes the listener serve TLS with these files
+	// (NewTLS); URL is then https, and the CLI and Client trust the CA.
+	TLS *TLSFiles
 	// FileAudit gives a dev or file server a file audit device, at Server.AuditPath
 	// (Dir/audit.log), from its start. Vault enables it with `vault audit enable file`
 	// once it is up. OpenBao 2 refuses audit devices through the API ("cannot enable
@@ -76,6 +79,7 @@ type Server struct {
 	Client    *api.Client // API client holding the root token
 
 	bin     string
+	tls     *TLSFiles // Options.TLS: the listener serves TLS
 	args    []string
 	env     []string
 	timeout time.Duration
@@ -85,7 +89,12 @@ type Server struct {
 }
 
 // URL returns the server's address as a VAULT_ADDR value.
-func (s *Server) URL() string { return "http://" + s.Addr }
+func (s *Server) URL() string {
+	if s.tls != nil {
+		return "https://" + s.Addr
+	}
+	return "http://" + s.Addr
+}
 
 // StartDev starts `vault server -dev` on a free loopback port with root token "root" and
 // waits until it is active.
@@ -227,6 +236,11 @@ func cleanEnv() []string {
 func (s *Server) newClient() error {
 	cfg := api.DefaultConfig()
 	cfg.Address = s.URL()
+	if s.tls != nil {
+		if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: s.tls.CACert}); err != nil {
+			return err
+		}
+	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return err
@@ -370,7 +384,7 @@ func (s *Server) HealthCode() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.HTTPClient().Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -499,6 +513,9 @@ func (s *Server) cli(ns, token string, stdin *strings.Reader, args []string) (st
 	cmd := exec.CommandContext(ctx, s.bin, args...)
 	cmd.Dir = s.Dir
 	cmd.Env = append(cleanEnv(), "HOME="+s.Dir, "VAULT_ADDR="+s.URL(), "BAO_ADDR="+s.URL())
+	if s.tls != nil {
+		cmd.Env = append(cmd.Env, "VAULT_CACERT="+s.tls.CACert, "BAO_CACERT="+s.tls.CACert)
+	}
 	if token != "" {
 		cmd.Env = append(cmd.Env, "VAULT_TOKEN="+token, "BAO_TOKEN="+token)
 	}
