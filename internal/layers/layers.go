@@ -62,6 +62,7 @@ var Floors = map[string]int{
 	"internal/testsshd":  5,
 	"internal/testldap":  5,
 	"internal/testprom":  5,
+	"internal/testproc":  4,
 	"internal/procstat":  3,
 	"internal/layers":    1,
 }

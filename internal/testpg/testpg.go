@@ -6,11 +6,9 @@ package testpg
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
+	"github.com/apono-io/vault-plugin-apono/internal/testproc"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,7 +71,7 @@ func Start(t testing.TB) *Server {
 	s := &Server{
 		Host:          "127.0.0.1",
 		AdminUser:     adminUser,
-		AdminPassword: randomPassword(t),
+		AdminPassword: testproc.RandomPassword(t),
 		Dir:           dir,
 		LogPath:       filepath.Join(dir, "postgres.log"),
 		bins:          bins,
@@ -218,7 +216,7 @@ var errPortTaken = errors.New("the port was taken")
 // process group of its own that gets SIGQUIT, an immediate shutdown, if this process dies,
 // so a test binary killed by its timeout leaves no server behind.
 func (s *Server) start() error {
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		return err
 	}
@@ -296,23 +294,6 @@ func (s *Server) stop() error {
 func (s *Server) kill() {
 	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	<-s.exited
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func randomPassword(t testing.TB) string {
-	b := make([]byte, 18)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 // serverEnv is the environment of initdb, postgres and pg_ctl: this process's, in the C

@@ -8,14 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"github.com/apono-io/vault-plugin-apono/internal/testproc"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -138,7 +137,7 @@ var errPortTaken = errors.New("the port was taken")
 // start writes the config for a free port and runs sshd in the foreground (-D), logging to
 // stderr (-e), in a process group of its own.
 func (s *Server) start(sshd, hostKey, caPath string) error {
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		return err
 	}
@@ -198,29 +197,13 @@ LogLevel VERBOSE
 
 // stop sends sshd SIGTERM, and kills its process group if it has not exited in time.
 func (s *Server) stop() error {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-		return nil
-	case <-time.After(stopTimeout):
+	if !testproc.Stop(s.cmd, s.exited, stopTimeout) {
+		return fmt.Errorf("sshd did not exit on SIGTERM within %s (killed its process group)", stopTimeout)
 	}
-	s.kill()
-	return fmt.Errorf("sshd did not exit on SIGTERM within %s (killed its process group)", stopTimeout)
+	return nil
 }
 
-func (s *Server) kill() {
-	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	<-s.exited
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func (s *Server) kill() { testproc.Kill(s.cmd, s.exited) }
 
 // findSSHD returns sshd's absolute path (sshd re-executes itself, so it must have one):
 // Debian's /usr/sbin/sshd, which is not on a non-root PATH, else sshd on PATH.
