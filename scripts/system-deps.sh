@@ -2,7 +2,8 @@
 # The system packages the tests need, from Debian's archive: chromium (the portal's browser
 # test), python3 (the history test reads the CSV with Python's csv module), and the servers
 # and clients internal/testpg and internal/testsshd start for the database and SSH tests:
-# PostgreSQL with psql, OpenSSH's sshd with ssh and ssh-keygen, and openssl; and Prometheus,
+# PostgreSQL with psql, OpenSSH's sshd with ssh and ssh-keygen, and openssl; OpenLDAP's
+# slapd with ldapadd and ldapmodify (internal/testldap's directory); and Prometheus,
 # which the metrics test starts to scrape apono/metrics through Vault. `make test`
 # and .ci/run both call this, so the two cannot drift apart. As root it installs what is
 # missing; otherwise it stops at once with the one line to run.
@@ -21,10 +22,14 @@ ssh-keygen:openssh-client
 openssl:openssl
 prometheus:prometheus
 useradd:passwd
-runuser:util-linux"
+runuser:util-linux
+slapd:slapd
+slapadd:slapd
+ldapadd:ldap-utils
+ldapmodify:ldap-utils"
 
 # have CMD: on PATH, or where Debian puts it off a non-root PATH: the PostgreSQL server's
-# programs in /usr/lib/postgresql/<version>/bin, sshd and useradd in /usr/sbin.
+# programs in /usr/lib/postgresql/<version>/bin, sshd, slapd, slapadd and useradd in /usr/sbin.
 have() {
   command -v "$1" >/dev/null 2>&1 && return 0
   local f
