@@ -256,6 +256,7 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	for _, r := range gr.Resources {
 		rec.Resources = append(rec.Resources, r.Name)
 	}
+	rec.FreezeEscalation(role)
 	// A rule matches the person the access is for; who asked on their behalf must not be
 	// able to approve it either.
 	if rule := access.MatchAutoApprove(role.AutoApprove, access.AutoApproval{Requester: requester, Resources: rec.Resources,

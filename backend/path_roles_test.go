@@ -48,7 +48,11 @@ func TestRoleCRUD(t *testing.T) {
 		"max_schedule_ahead": int64(7 * 24 * 3600),
 		"auto_approve":       []map[string]interface{}{},
 		// Nobody asks for someone else unless the role says who may.
-		"on_behalf_allowed": []string{},
+		"on_behalf_allowed":               []string{},
+		"remind_after":                    int64(0),
+		"escalate_after":                  int64(0),
+		"escalate_to":                     []string{},
+		"escalation_stands_in_for_owners": false,
 	}
 	if !reflect.DeepEqual(resp.Data, want) {
 		t.Fatalf("role read:\n got %#v\nwant %#v", resp.Data, want)

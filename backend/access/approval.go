@@ -126,6 +126,11 @@ type ApproverSet struct {
 	ResourceCount int      `json:"resource_count,omitempty"`
 	// Raw is the owner tag or integration_owner as written, for apono/sync's owner.
 	Raw string `json:"-"`
+	// Escalation marks the set escalation added (escalation.go): its approval stands in
+	// for every set that is not an owner set, and for owner sets too with ForOwners. It
+	// never has to approve on its own.
+	Escalation bool `json:"escalation,omitempty"`
+	ForOwners  bool `json:"for_owners,omitempty"`
 }
 
 // MaxSetResources bounds the resource names kept in one approver set: a folder may hold
@@ -136,7 +141,15 @@ const MaxSetResources = 20
 // under all_of, and owner sets always. Requests stored before owner sets were marked have
 // only their source to say so.
 func (s ApproverSet) MustApprove(mode string) bool {
+	if s.Escalation {
+		return false
+	}
 	return mode == ApprovalModeAllOf || s.Owner || s.Source == SetSourceMetadata || s.Source == SetSourceIntegration
+}
+
+// ownerSet is a set of resource owners (old requests say so by their source only).
+func (s ApproverSet) ownerSet() bool {
+	return s.Owner || s.Source == SetSourceMetadata || s.Source == SetSourceIntegration
 }
 
 // Identity is a caller as Vault's identity store knows it at the moment of a call.
@@ -274,8 +287,17 @@ func (rule ApprovalRule) Evaluate(approvals []ApprovalRecord) ApprovalProgress {
 		}
 		entities[a.Approver.EntityID] = true
 		for _, i := range a.Sets {
-			if i >= 0 && i < len(rule.Sets) {
-				covered[i] = true
+			if i < 0 || i >= len(rule.Sets) {
+				continue
+			}
+			covered[i] = true
+			// An escalation approver approves in place of the sets it stands in for.
+			if e := rule.Sets[i]; e.Escalation {
+				for j, s := range rule.Sets {
+					if !s.ownerSet() || e.ForOwners {
+						covered[j] = true
+					}
+				}
 			}
 		}
 	}

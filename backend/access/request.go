@@ -58,6 +58,15 @@ type Request struct {
 
 	// RequestedBy is who asked, when they asked on behalf of Requester (on_behalf.go).
 	RequestedBy *IdentityRef `json:"requested_by,omitempty"`
+
+	// Reminder and escalation (escalation.go), frozen from the role; RemindedAt and
+	// EscalatedAt record that the periodic job carried them out.
+	RemindAt            time.Time `json:"remind_at,omitempty"`
+	RemindedAt          time.Time `json:"reminded_at,omitempty"`
+	EscalateAt          time.Time `json:"escalate_at,omitempty"`
+	EscalateTo          []string  `json:"escalate_to,omitempty"`
+	EscalationForOwners bool      `json:"escalation_for_owners,omitempty"`
+	EscalatedAt         time.Time `json:"escalated_at,omitempty"`
 }
 
 func (r *Request) KindOrAccess() string {
@@ -220,6 +229,7 @@ func (r *Request) Data(now time.Time) map[string]interface{} {
 		sets = append(sets, map[string]interface{}{
 			"label": s.Label, "approvers": names, "source": s.Source, "approved": covered[i],
 			"must_approve": s.MustApprove(r.Mode), "resources": NonNil(s.Resources), "resource_count": s.ResourceCount,
+			"escalation": s.Escalation,
 		})
 	}
 	out := map[string]interface{}{
@@ -264,6 +274,9 @@ func (r *Request) Data(now time.Time) map[string]interface{} {
 		"approvals_still_needed":   max(0, progress.Needed-progress.Distinct),
 	}
 	r.requestedByData(out)
+	out["remind_at"], out["reminded_at"] = FormatTime(r.RemindAt), FormatTime(r.RemindedAt)
+	out["escalate_at"], out["escalated_at"] = FormatTime(r.EscalateAt), FormatTime(r.EscalatedAt)
+	out["escalate_to"] = NonNil(r.EscalateTo)
 	if r.Decision != nil {
 		out["decided_by"] = r.Decision.By.EntityName
 		out["decided_by_name"] = r.Decision.By.Person()

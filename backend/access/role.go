@@ -45,6 +45,13 @@ type Role struct {
 	// OnBehalfAllowed names who may ask for access for someone else (requests/<role> with
 	// for=<entity name>): group:/entity: principals (on_behalf.go). Empty: nobody.
 	OnBehalfAllowed []string `json:"on_behalf_allowed,omitempty"`
+	// Reminders and escalation (escalation.go): a pending request is brought to its
+	// approvers again after RemindAfter; after EscalateAfter the EscalateTo principals are
+	// added to its approvers, standing in for owners too only with EscalationForOwners.
+	RemindAfter         time.Duration `json:"remind_after,omitempty"`
+	EscalateAfter       time.Duration `json:"escalate_after,omitempty"`
+	EscalateTo          []string      `json:"escalate_to,omitempty"`
+	EscalationForOwners bool          `json:"escalation_stands_in_for_owners,omitempty"`
 
 	// Time and rules (role_time.go, auto_approve.go; backend/role_fields.go parses them): the access windows (specs as
 	// accesswindow writes them), whether a grant ends with the window it started in,
@@ -131,23 +138,27 @@ func (r *Role) ResponseData() map[string]interface{} {
 		"token_bound_cidrs":     cidrs,
 		"require_justification": r.RequireJustification,
 
-		"approval":                    r.ApprovalSetting(),
-		"approvers":                   NonNil(r.Approvers),
-		"approval_mode":               r.ApprovalModeSetting(),
-		"required_approvals":          r.RequiredApprovalCount(),
-		"request_ttl":                 int64(r.RequestTTLOrDefault().Seconds()),
-		"pickup_ttl":                  int64(r.PickupTTLOrDefault().Seconds()),
-		"require_approver_reason":     r.RequireApproverReason,
-		"break_glass":                 r.BreakGlass,
-		"break_glass_max_ttl":         int64(r.BreakGlassMaxTTLOrDefault().Seconds()),
-		"break_glass_allowed":         NonNil(r.BreakGlassAllowed),
-		"break_glass_max_live_grants": r.BreakGlassMaxLiveOrDefault(),
-		"approver_max_token_age":      int64(r.ApproverMaxTokenAge.Seconds()),
-		"on_behalf_allowed":           NonNil(r.OnBehalfAllowed),
-		"access_windows":              NonNil(r.AccessWindows),
-		"windows_cap_grants":          !r.WindowsNoCap,
-		"max_schedule_ahead":          int64(r.MaxScheduleAheadOrDefault().Seconds()),
-		"auto_approve":                AutoApproveData(r.AutoApprove),
+		"approval":                        r.ApprovalSetting(),
+		"approvers":                       NonNil(r.Approvers),
+		"approval_mode":                   r.ApprovalModeSetting(),
+		"required_approvals":              r.RequiredApprovalCount(),
+		"request_ttl":                     int64(r.RequestTTLOrDefault().Seconds()),
+		"pickup_ttl":                      int64(r.PickupTTLOrDefault().Seconds()),
+		"require_approver_reason":         r.RequireApproverReason,
+		"break_glass":                     r.BreakGlass,
+		"break_glass_max_ttl":             int64(r.BreakGlassMaxTTLOrDefault().Seconds()),
+		"break_glass_allowed":             NonNil(r.BreakGlassAllowed),
+		"break_glass_max_live_grants":     r.BreakGlassMaxLiveOrDefault(),
+		"approver_max_token_age":          int64(r.ApproverMaxTokenAge.Seconds()),
+		"on_behalf_allowed":               NonNil(r.OnBehalfAllowed),
+		"remind_after":                    int64(r.RemindAfter.Seconds()),
+		"escalate_after":                  int64(r.EscalateAfter.Seconds()),
+		"escalate_to":                     NonNil(r.EscalateTo),
+		"escalation_stands_in_for_owners": r.EscalationForOwners,
+		"access_windows":                  NonNil(r.AccessWindows),
+		"windows_cap_grants":              !r.WindowsNoCap,
+		"max_schedule_ahead":              int64(r.MaxScheduleAheadOrDefault().Seconds()),
+		"auto_approve":                    AutoApproveData(r.AutoApprove),
 	}
 }
 

@@ -56,6 +56,9 @@ func ChatEvent(ev *Event) chat.Event {
 	if ev.RequesterName != "" {
 		m.Requester = ev.RequesterName
 	}
+	if ev.Type == EventRequestEscalated && len(ev.EscalatedTo) > 0 {
+		m.Approvers = ev.EscalatedTo // "now also asked of" them
+	}
 	if ev.Actor != nil {
 		m.Actor = ev.Actor.Person()
 	}

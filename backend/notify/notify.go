@@ -36,6 +36,8 @@ const (
 	EventRequestDenied    = chat.RequestDenied
 	EventRequestCancelled = chat.RequestCancelled
 	EventRequestExpired   = chat.RequestExpired
+	EventRequestReminded  = chat.RequestReminded  // nobody decided after remind_after
+	EventRequestEscalated = chat.RequestEscalated // escalate_to added to the approvers
 	EventGrantIssued      = chat.GrantIssued
 	EventGrantRevoked     = chat.GrantRevoked
 	EventBreakGlass       = chat.GrantBreakGlass
@@ -114,6 +116,8 @@ type Event struct {
 	// RequestedBy is who asked on behalf of the requester, the grantee (omitted when the
 	// requester asked themself).
 	RequestedBy *access.IdentityRef `json:"requested_by,omitempty"`
+	// EscalatedTo names who escalation added to the approvers (request.escalated).
+	EscalatedTo []string `json:"escalated_to,omitempty"`
 }
 
 // checkNotifyURL allows https and http only to a loopback address, where no network sees

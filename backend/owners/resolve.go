@@ -132,10 +132,16 @@ func (r *Resolver) CheckUnchanged(ctx context.Context, cfg *config.Config, rec *
 	for _, a := range rec.Approvals {
 		for _, i := range a.Sets {
 			covered[i] = true
+			// An escalation approver who may stand in for owners approved for them all.
+			if i >= 0 && i < len(rec.Sets) && rec.Sets[i].Escalation && rec.Sets[i].ForOwners {
+				for j := range rec.Sets {
+					covered[j] = true
+				}
+			}
 		}
 	}
 	for i, s := range rec.Sets {
-		if s.Source == access.SetSourceRole {
+		if s.Source == access.SetSourceRole || s.Escalation {
 			continue
 		}
 		hasOwners = true

@@ -56,6 +56,13 @@ func RequestEntries(r *access.Request) []Entry {
 			out = append(out, Entry{"req/open-principal/" + HashedName(p), k})
 		}
 	}
+	// The reminder and escalation still to carry out (sweep.TidyRequests).
+	if t := r.RemindDue(); !t.IsZero() {
+		out = append(out, Entry{"req/remind", TimeKey(t, r.ID)})
+	}
+	if t := r.EscalateDue(); !t.IsZero() {
+		out = append(out, Entry{"req/escalate", TimeKey(t, r.ID)})
+	}
 	if d := r.Deadline(); !d.IsZero() {
 		out = append(out, Entry{"req/deadline", TimeKey(d, r.ID)})
 	} else {

@@ -34,12 +34,14 @@ func (w *Sweeper) TidyRequests(ctx context.Context, s logical.Storage) error {
 	if cfg != nil {
 		retention = cfg.KeepRequestsFor()
 	}
-	now := time.Now().UTC()
+	now := w.clock().UTC()
 	var errs []error
 	for _, due := range []struct {
 		set   string
 		until time.Time
 	}{
+		{"req/remind", now},
+		{"req/escalate", now},
 		{"req/deadline", now},
 		{"req/ended", now.Add(-retention)},
 	} {
@@ -96,6 +98,10 @@ func (w *Sweeper) tidyRequest(ctx context.Context, s logical.Storage, cfg *confi
 		}
 		w.Index.Repaired.Add(1)
 		return true, nil
+	}
+	switch due.Set {
+	case "req/remind", "req/escalate":
+		return true, w.flowStep(ctx, s, cfg, rec, due.Set, now)
 	}
 	if status := rec.StatusAt(now); status == access.StatusExpired && rec.Status != access.StatusExpired {
 		before := store.RequestEntries(rec)
@@ -159,4 +165,36 @@ func (w *Sweeper) TidyHistory(ctx context.Context, s logical.Storage) error {
 			return nil
 		}
 	}
+}
+
+// flowStep sends a pending request's reminder or carries out its escalation, once: the
+// record says it is done (RemindedAt, EscalatedAt) before the event is stored, so a crash
+// between the two loses that message rather than sending it twice, and a new active node
+// finds nothing left to do. The caller holds the request's lock.
+func (w *Sweeper) flowStep(ctx context.Context, s logical.Storage, cfg *config.Config, rec *access.Request, set string, now time.Time) error {
+	if rec.StatusAt(now) != access.StatusPending {
+		return nil // its deadline entry ends it; SaveRequest drops this entry then
+	}
+	before := store.RequestEntries(rec)
+	typ := notify.EventRequestReminded
+	if set == "req/remind" {
+		rec.RemindedAt = now
+	} else {
+		typ = notify.EventRequestEscalated
+		if err := rec.Escalate(now); err != nil {
+			return err
+		}
+	}
+	if err := w.Store.SaveRequest(ctx, s, before, rec); err != nil {
+		return fmt.Errorf("recording the %s of request %s: %w", typ, rec.ID, err)
+	}
+	ev := notify.RequestEvent(rec, typ, now, nil, "")
+	if typ == notify.EventRequestEscalated {
+		ev.EscalatedTo = rec.EscalateTo
+		w.Logger().Info("access request escalated", "request_id", rec.ID, "role", rec.Role, "escalated_to", rec.EscalateTo)
+	} else {
+		w.Logger().Info("approvers reminded of an access request", "request_id", rec.ID, "role", rec.Role, "approvers", ev.Approvers)
+	}
+	w.Emit(ctx, cfg, ev)
+	return nil
 }

@@ -23,6 +23,8 @@ const (
 	RequestDenied       = "request.denied"
 	RequestCancelled    = "request.cancelled"
 	RequestExpired      = "request.expired"
+	RequestReminded     = "request.reminded"
+	RequestEscalated    = "request.escalated"
 	GrantIssued         = "grant.issued"
 	GrantRevoked        = "grant.revoked"
 	GrantBreakGlass     = "grant.break_glass"
@@ -105,6 +107,8 @@ var kinds = map[string]kind{
 	RequestDenied:       {title: "Request denied", actor: "Denied by", deadline: "Request expires", action: "Open request"},
 	RequestCancelled:    {title: "Request cancelled", actor: "Cancelled by", deadline: "Request expires", action: "Open request"},
 	RequestExpired:      {title: "Request expired", actor: "By", deadline: "Expired at", action: "Open request"},
+	RequestReminded:     {title: "Still waiting for approval", actor: "By", deadline: "Request expires", action: "Review request"},
+	RequestEscalated:    {title: "Request escalated", actor: "By", deadline: "Request expires", action: "Review request"},
 	GrantIssued:         {title: "Access granted", actor: "By", deadline: "Access ends", action: "Open in portal"},
 	GrantRevoked:        {title: "Access ended", actor: "Revoked by", deadline: "Was due to end", action: "Open in portal"},
 	GrantBreakGlass:     {title: "Break-glass access", actor: "By", deadline: "Access ends", action: "Review in portal"},
@@ -191,7 +195,9 @@ func build(ev Event) message {
 func isApproval(typ string) bool { return typ == RequestApproved || typ == RequestAutoApproved }
 
 // pending is a request that still waits for approvers.
-func pending(typ string) bool { return typ == RequestCreated || typ == RequestApproval }
+func pending(typ string) bool {
+	return typ == RequestCreated || typ == RequestApproval || typ == RequestReminded || typ == RequestEscalated
+}
 
 // summary is the one sentence a person reads first, from values already capped.
 func summary(ev Event, known bool, requester, actor, resources string, deadline time.Time) string {
@@ -251,6 +257,18 @@ func summary(ev Event, known bool, requester, actor, resources string, deadline 
 			by = "" // "alice's request is cancelled by alice" says nothing more
 		}
 		return request + " for " + what + " is cancelled" + by + "."
+	case ev.Type == RequestReminded:
+		progress := ""
+		if a := capText(ev.Approvals, maxNameLen); a != "" {
+			progress = " (" + a + ")"
+		}
+		return request + " for " + what + dur + " still waits for approval" + progress + "; nobody has decided it yet."
+	case ev.Type == RequestEscalated:
+		asked := "more approvers"
+		if s := summarise(ev.Approvers); s != "" {
+			asked = s
+		}
+		return "Nobody has decided " + theRequest + " for " + what + dur + " in time: it is now also asked of " + asked + "."
 	case ev.Type == RequestExpired:
 		return request + " for " + what + " expired; it can no longer be approved or picked up."
 	case ev.Type == GrantIssued && ev.BreakGlass:
