@@ -30,7 +30,7 @@ func TestTwoMountsNeverTouchEachOther(t *testing.T) {
 		t.Fatalf("two mounts share the name prefix %q", prefixA)
 	}
 	// The other mount's path is not grantable from this one either.
-	e.mustBadRequest(t, "only KV v2 and Transit", "write", "apono/roles/"+role+"-x", "resources="+mount+"/config")
+	e.mustBadRequest(t, "grantable_path_prefixes (none is)", "write", "apono/roles/"+role+"-x", "resources="+mount+"/config")
 
 	e.root(t, "lease", "revoke", "-sync", "-prefix", mount+"/") // done when it returns, not queued
 	if !e.hasUser(t, a.Username) || !e.hasPolicy(t, a.Policy) {

@@ -393,7 +393,7 @@ func TestSyncResourcesPaginationReturnsEachEntryOnce(t *testing.T) {
 		t.Errorf("mount transit: %v", keys)
 	}
 	e.mustBadRequest(t, "limit must be between 1 and 10000", "read", "apono/resources", "limit=0")
-	e.mustBadRequest(t, "allowed: kv, transit", "read", "apono/resources", "type=pki")
+	e.mustBadRequest(t, "allowed: kv, transit, database, pki, ssh", "read", "apono/resources", "type=consul")
 }
 
 // Names taken from the sync output, pasted as they are into roles, grant access that
