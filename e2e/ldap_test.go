@@ -249,7 +249,7 @@ func TestLDAPGroupApproves(t *testing.T) {
 	// What she approved while Vault still counted her is read again at pickup, and no
 	// longer carries the request.
 	stderr := e.mustFail(t, rita, "write", "-f", "apono/requests/"+stale+"/grant")
-	if !strings.Contains(stderr, "Code: 403") || !strings.Contains(stderr, "the approval of lena (ldap-lena) no longer counts") {
+	if !strings.Contains(stderr, "Code: 403") || !strings.Contains(stderr, "(ldap-lena) no longer counts") {
 		t.Fatalf("rita picking up what lena approved before Vault dropped her: want 403 no longer counts, got:\n%s", stderr)
 	}
 	t.Logf("measured: rita's pickup of %s, approved by lena in the window: %s", stale, strings.TrimSpace(stderr[strings.LastIndex(stderr, "* "):]))
