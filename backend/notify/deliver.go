@@ -60,7 +60,17 @@ func (n *Notifier) run() {
 // wait for its next attempt (how long).
 func (n *Notifier) drain() time.Duration {
 	ctx := n.lifetime
+	// The counts are refreshed under storeMu: a Store between the list and the refresh
+	// would otherwise be counted out again, and a full store would take one event too many.
+	n.storeMu.Lock()
 	keys, err := n.Storage.List(ctx, n.prefix)
+	if err == nil {
+		n.pending.Store(int64(len(keys)))
+		if others, err := n.Storage.List(ctx, n.otherPrefix); err == nil {
+			n.other.Store(int64(len(others)))
+		}
+	}
+	n.storeMu.Unlock()
 	if err != nil {
 		if ctx.Err() == nil {
 			n.log().Warn("listing stored events failed; trying again later", "error", err)
@@ -68,10 +78,6 @@ func (n *Notifier) drain() time.Duration {
 		return n.RetryLater
 	}
 	sort.Strings(keys)
-	n.pending.Store(int64(len(keys)))
-	if others, err := n.Storage.List(ctx, n.otherPrefix); err == nil {
-		n.other.Store(int64(len(others)))
-	}
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			return 0
