@@ -168,6 +168,7 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		Paths: framework.PathAppend(
 			[]*framework.Path{pathConfig(b)},
 			pathRoles(b),
+			pathBundles(b),
 			pathGrants(b),
 			[]*framework.Path{pathBreakGlass(b)},
 			pathRequests(b),

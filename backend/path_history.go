@@ -81,11 +81,11 @@ days).
 `
 
 var historyColumns = []string{"grant_id", "role", "requester", "requester_entity_id", "requester_kind", "resources", "permission",
-	"issued_at", "ended_at", "ended", "request_id", "approvers", "break_glass", "justification", "auto_approved_by", "requested_by"}
+	"issued_at", "ended_at", "ended", "request_id", "approvers", "break_glass", "justification", "auto_approved_by", "requested_by", "bundle"}
 
 func historyRow(h *store.HistoryRecord) []string {
 	return []string{h.GrantID, h.Role, h.Requester, h.RequesterEntity, h.RequesterKind, strings.Join(h.Resources, " "), h.Permission,
-		access.FormatTime(h.IssuedAt), access.FormatTime(h.EndedAt), h.Ended, h.RequestID, strings.Join(h.Approvers, " "), fmt.Sprint(h.BreakGlass), h.Justification, h.AutoApprovedBy, h.RequestedBy}
+		access.FormatTime(h.IssuedAt), access.FormatTime(h.EndedAt), h.Ended, h.RequestID, strings.Join(h.Approvers, " "), fmt.Sprint(h.BreakGlass), h.Justification, h.AutoApprovedBy, h.RequestedBy, h.Bundle}
 }
 
 func historyData(h *store.HistoryRecord) map[string]interface{} {
@@ -94,6 +94,7 @@ func historyData(h *store.HistoryRecord) map[string]interface{} {
 		out[historyColumns[i]] = v
 	}
 	out["resources"], out["approvers"], out["break_glass"] = h.Resources, access.NonNil(h.Approvers), h.BreakGlass
+	out["parts"] = access.GrantPartsData(h.Parts)
 	return out
 }
 

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/grants"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
+	"github.com/apono-io/vault-plugin-apono/backend/vaultapi"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -38,6 +40,10 @@ func (b *aponoBackend) pickUpAtRole(ctx context.Context, req *logical.Request, d
 		return logical.ErrorResponse(fmt.Sprintf("%s: not allowed with request_id; the approved request fixes what is granted", strings.Join(sent, ", "))), nil
 	}
 	return b.withRequestID(ctx, req, "request_id", id, func(rec *access.Request, caller *access.Identity) (*logical.Response, error) {
+		if rec.IsBundle() {
+			return logical.ErrorResponse(fmt.Sprintf("request_id: request %s is for bundle %q, not role %q; pick it up at %srequests/%s/grant",
+				rec.ID, rec.Bundle, roleName, req.MountPoint, rec.ID)), nil
+		}
 		if rec.Role != roleName {
 			return logical.ErrorResponse(fmt.Sprintf("request_id: request %s is for role %q, not %q; pick it up at %sgrants/%s",
 				rec.ID, rec.Role, roleName, req.MountPoint, rec.Role)), nil
@@ -66,31 +72,11 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 			rec.ID, access.FormatTime(rec.StartAt), access.FormatTime(rec.PickupBy))), nil
 	}
 
-	role, cfg, msg, err := b.roleAndConfig(ctx, req.Storage, rec.Role)
+	gr, cfg, client, warnings, msg, err := b.pickupGrant(ctx, req.Storage, rec, now)
 	if err != nil || msg != "" {
-		return errorOrBadRequest(err, msg+"; request "+rec.ID+" cannot be granted")
+		return errorOrBadRequest(err, msg)
 	}
-	windowEnd, msg := role.WindowCheck(rec.Role, now)
-	if msg != "" {
-		return logical.ErrorResponse(msg + "; pick the grant up then"), nil
-	}
-	client, err := b.getClient(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	gr, warnings, msg, err := b.grants.Resolve(ctx, cfg, rec.Role, role, grants.Input{
-		Resources: rec.Resources, Permission: rec.Permission, TTL: rec.TTL, Justification: rec.Justification,
-	}, client)
-	if err != nil {
-		return nil, err
-	}
-	if msg != "" {
-		return logical.ErrorResponse(fmt.Sprintf("role %q changed since request %s was approved: %s", rec.Role, rec.ID, msg)), nil
-	}
-	if err := b.owners.CheckUnchanged(ctx, cfg, rec, gr.Resources, client); err != nil {
-		return nil, err
-	}
-	if err := access.CheckApprovalsStillHold(rec, role, caller, now, b.identityOf); err != nil {
+	if err := access.CheckApprovalsStillHold(rec, b.autoApproveRole(ctx, req.Storage, rec), caller, now, b.identityOf); err != nil {
 		return nil, forbiddenIfRefused(err)
 	}
 	// What was approved is what is held: the grant lasts the request's ttl from pickup
@@ -105,7 +91,6 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 	if !rec.StartAt.IsZero() {
 		gr.ApprovedEnd = rec.StartAt.Add(rec.TTL)
 	}
-	gr.WindowEnd, gr.Windows = windowEnd, role.AccessWindows
 	requester := rec.Requester
 	gr.Requester = requester.EntityName
 	gr.RequesterEntity, gr.RequesterKind = &requester, access.RequesterEntity
@@ -137,4 +122,52 @@ func (b *aponoBackend) pickUpGrant(ctx context.Context, req *logical.Request, re
 		resp.AddWarning(w)
 	}
 	return resp, nil
+}
+
+// pickupGrant checks an approved request again at its pickup (its role, or its bundle and
+// each part's role, still grant what was asked; the owners are those who approved; the
+// access windows are open) and returns the grant to issue. msg is a 400.
+func (b *aponoBackend) pickupGrant(ctx context.Context, s logical.Storage, rec *access.Request, now time.Time,
+) (gr *grants.Request, cfg *config.Config, client vaultapi.Client, warnings []string, msg string, err error) {
+	if rec.IsBundle() {
+		return b.bundlePickup(ctx, s, rec, now)
+	}
+	role, cfg, msg, err := b.roleAndConfig(ctx, s, rec.Role)
+	if err != nil || msg != "" {
+		return nil, nil, nil, nil, msg + "; request " + rec.ID + " cannot be granted", err
+	}
+	windowEnd, msg := role.WindowCheck(rec.Role, now)
+	if msg != "" {
+		return nil, nil, nil, nil, msg + "; pick the grant up then", nil
+	}
+	if client, err = b.getClient(ctx, s); err != nil {
+		return nil, nil, nil, nil, "", err
+	}
+	gr, warnings, msg, err = b.grants.Resolve(ctx, cfg, rec.Role, role, grants.Input{
+		Resources: rec.Resources, Permission: rec.Permission, TTL: rec.TTL, Justification: rec.Justification,
+	}, client)
+	if err != nil {
+		return nil, nil, nil, nil, "", err
+	}
+	if msg != "" {
+		return nil, nil, nil, nil, fmt.Sprintf("role %q changed since request %s was approved: %s", rec.Role, rec.ID, msg), nil
+	}
+	if err := b.owners.CheckUnchanged(ctx, cfg, rec, gr.Resources, client); err != nil {
+		return nil, nil, nil, nil, "", err
+	}
+	gr.WindowEnd, gr.Windows = windowEnd, role.AccessWindows
+	return gr, cfg, client, warnings, "", nil
+}
+
+// autoApproveRole is the role whose auto_approve rule CheckApprovalsStillHold looks up
+// (a bundle has none; a missing role has no rules either, and pickupGrant refused it).
+func (b *aponoBackend) autoApproveRole(ctx context.Context, s logical.Storage, rec *access.Request) *access.Role {
+	if rec.AutoApprovedBy == "" || rec.IsBundle() {
+		return &access.Role{}
+	}
+	role, err := b.store.Roles.Get(ctx, s, rec.Role)
+	if err != nil || role == nil {
+		return &access.Role{}
+	}
+	return role
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apono-io/vault-plugin-apono/backend/access"
+	"github.com/apono-io/vault-plugin-apono/backend/config"
 	"github.com/apono-io/vault-plugin-apono/backend/notify"
 	"github.com/apono-io/vault-plugin-apono/backend/owners"
 	"github.com/apono-io/vault-plugin-apono/backend/store"
@@ -124,6 +125,7 @@ func pathRequests(b *aponoBackend) []*framework.Path {
 			HelpSynopsis:    "Ask for access from a role (write requests/<role>), or read a request (read requests/<request_id>).",
 			HelpDescription: pathRequestHelp,
 		},
+		pathBundleRequest(b),
 		action("approve", "approve", "Approve a pending request.", pathRequestApproveHelp, b.pathRequestApprove, true),
 		action("deny", "deny", "Deny a request; it cannot be approved afterwards.", pathRequestDenyHelp, b.pathRequestDeny, true),
 		action("cancel", "cancel", "Cancel your own request.", "Only the requester (or who asked on their behalf, with for) may cancel, while the request is pending or approved and not yet picked up.", b.pathRequestCancel, true),
@@ -265,11 +267,19 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 		rec.Status, rec.AutoApprovedBy, rec.ApprovedAt = access.StatusApproved, rule.Name, now
 		rec.PickupBy = rec.PickupFrom().Add(rec.PickupTTL)
 	}
+	return b.submitRequest(ctx, req, cfg, rec, caller, append(warnings, notes...), dryRun, now)
+}
+
+// submitRequest answers a dry run with rec as it would be, or stores the new request rec
+// (made by caller), tells its approvers and answers with it.
+func (b *aponoBackend) submitRequest(ctx context.Context, req *logical.Request, cfg *config.Config, rec *access.Request,
+	caller *access.Identity, warnings []string, dryRun bool, now time.Time,
+) (*logical.Response, error) {
 	if dryRun {
 		data := rec.Data(now)
 		data["status"], data["request_id"], data["id"] = "preview", "", ""
 		resp := &logical.Response{Data: data}
-		for _, w := range append(warnings, notes...) {
+		for _, w := range warnings {
 			resp.AddWarning(w)
 		}
 		return resp, nil
@@ -277,16 +287,16 @@ func (b *aponoBackend) pathRequestCreate(ctx context.Context, req *logical.Reque
 	if msg, err := b.store.StoreNewRequest(ctx, req.Storage, cfg.OpenRequestsLimit(), rec, now); err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}
-	b.Logger().Info("access requested", "request_id", id, "role", roleName, "requester", requester.EntityName,
-		"requester_entity_id", requester.EntityID, "requested_by", caller.EntityName, "requested_by_entity_id", caller.EntityID, "resources", rec.Resources, "permission", rec.Permission,
-		"approvers", access.ApproverNames(sets), "start_at", access.FormatTime(startAt), "auto_approved_by", rec.AutoApprovedBy)
+	b.Logger().Info("access requested", "request_id", rec.ID, "role", rec.Role, "requester", rec.Requester.EntityName,
+		"requester_entity_id", rec.Requester.EntityID, "requested_by", caller.EntityName, "requested_by_entity_id", caller.EntityID, "resources", rec.Resources, "permission", rec.Permission,
+		"approvers", access.ApproverNames(rec.Sets), "start_at", access.FormatTime(rec.StartAt), "auto_approved_by", rec.AutoApprovedBy)
 	b.notify.Emit(ctx, cfg, notify.RequestEvent(rec, notify.EventRequestCreated, now, nil, ""))
 	if rec.AutoApprovedBy != "" {
 		b.notify.Emit(ctx, cfg, notify.RequestEvent(rec, access.EventRequestAutoApproved, now, nil, "approved by rule "+rec.AutoApprovedBy))
 	}
 
 	resp := &logical.Response{Data: rec.Data(now)}
-	for _, w := range append(warnings, notes...) {
+	for _, w := range warnings {
 		resp.AddWarning(w)
 	}
 	return resp, nil

@@ -19,7 +19,7 @@ import (
 )
 
 func pathRoles(b *aponoBackend) []*framework.Path {
-	return []*framework.Path{
+	paths := []*framework.Path{
 		{
 			Pattern: "roles/" + framework.GenericNameRegex("name"),
 			DisplayAttrs: &framework.DisplayAttributes{
@@ -114,27 +114,6 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 						"entity:<entity name> (external groups from OIDC or LDAP included). The access is the other person's: only they pick it up, " +
 						"and neither of them may approve it. Empty (the default): nobody.",
 				},
-				"remind_after": {
-					Type: framework.TypeDurationSecond,
-					Description: fmt.Sprintf("Tell the approvers of a request again, through the same notification targets, when nobody has "+
-						"decided it this long after it was made (at least %s, shorter than request_ttl). 0 (the default): no reminder.", access.MinFlowTimer),
-					DisplayAttrs: &framework.DisplayAttributes{Name: "Remind after"},
-				},
-				"escalate_after": {
-					Type: framework.TypeDurationSecond,
-					Description: fmt.Sprintf("Add escalate_to to the approvers of a request still pending this long after it was made (at least %s, "+
-						"shorter than request_ttl); recorded with the time and shown to everyone in the flow. 0 (the default): no escalation.", access.MinFlowTimer),
-					DisplayAttrs: &framework.DisplayAttributes{Name: "Escalate after"},
-				},
-				"escalate_to": {
-					Type: framework.TypeCommaStringSlice,
-					Description: "Who is added to the approvers at escalate_after: group:<identity group name> and entity:<entity name>. " +
-						"Their approval stands in for the role's approvers; what owners must approve stays so unless escalation_stands_in_for_owners.",
-				},
-				"escalation_stands_in_for_owners": {
-					Type:        framework.TypeBool,
-					Description: "Let an escalation approver approve in place of resource owners too. Default: false (owners keep their veto).",
-				},
 				"break_glass_max_live_grants": {
 					Type: framework.TypeInt,
 					Description: fmt.Sprintf("How many live break-glass grants of this role one person may hold at once (1 to %d, or 0 for no limit). Default: %d.",
@@ -226,6 +205,10 @@ func pathRoles(b *aponoBackend) []*framework.Path {
 			HelpDescription: "List the names of all roles.",
 		},
 	}
+	for k, f := range escalationFields() {
+		paths[0].Fields[k] = f
+	}
+	return paths
 }
 
 const pathRolesHelp = `

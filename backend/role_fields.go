@@ -71,3 +71,30 @@ func parseStartAt(roleName string, role *access.Role, raw string, now time.Time)
 	}
 	return t.UTC(), ""
 }
+
+// escalationFields are the reminder and escalation fields of roles and bundles.
+func escalationFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		"remind_after": {
+			Type: framework.TypeDurationSecond,
+			Description: fmt.Sprintf("Tell the approvers of a request again, through the same notification targets, when nobody has "+
+				"decided it this long after it was made (at least %s, shorter than request_ttl). 0 (the default): no reminder.", access.MinFlowTimer),
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Remind after"},
+		},
+		"escalate_after": {
+			Type: framework.TypeDurationSecond,
+			Description: fmt.Sprintf("Add escalate_to to the approvers of a request still pending this long after it was made (at least %s, "+
+				"shorter than request_ttl); recorded with the time and shown to everyone in the flow. 0 (the default): no escalation.", access.MinFlowTimer),
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Escalate after"},
+		},
+		"escalate_to": {
+			Type: framework.TypeCommaStringSlice,
+			Description: "Who is added to the approvers at escalate_after: group:<identity group name> and entity:<entity name>. " +
+				"Their approval stands in for the role's approvers; what owners must approve stays so unless escalation_stands_in_for_owners.",
+		},
+		"escalation_stands_in_for_owners": {
+			Type:        framework.TypeBool,
+			Description: "Let an escalation approver approve in place of resource owners too. Default: false (owners keep their veto).",
+		},
+	}
+}

@@ -241,6 +241,9 @@ type ApprovalRule struct {
 	Mode     string
 	Required int
 	Sets     []ApproverSet
+	// Parts, for a bundle request, are each part's rule over some of Sets: the request
+	// needs every part's approval (bundle.go). Mode and Required are then unused.
+	Parts []PartRule
 }
 
 // ApprovalProgress says how far a request is from approved.
@@ -275,6 +278,10 @@ func (p ApprovalProgress) String() string {
 // from every set that must approve on its own: every set under all_of, and each owner set
 // whatever the mode, so that no owner's resource is granted on another owner's word.
 func (rule ApprovalRule) Evaluate(approvals []ApprovalRecord) ApprovalProgress {
+	if len(rule.Parts) > 0 {
+		total, _ := rule.evaluateParts(approvals)
+		return total
+	}
 	needed := rule.Required
 	if needed < 1 {
 		needed = 1

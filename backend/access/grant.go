@@ -59,6 +59,27 @@ type Grant struct {
 	// RequestedBy is who asked for the grant's request on behalf of its requester, the
 	// grantee (on_behalf.go); nil when the requester asked themself.
 	RequestedBy *IdentityRef `json:"requested_by,omitempty"`
+
+	// Bundle names the bundle the grant was picked up from (Role is then
+	// BundleRoleName(Bundle)); Parts are its role entries, each granted with its permission.
+	Bundle string      `json:"bundle,omitempty"`
+	Parts  []GrantPart `json:"parts,omitempty"`
+}
+
+// GrantPart is one role entry of a bundle's grant.
+type GrantPart struct {
+	Role       string   `json:"role"`
+	Resources  []string `json:"resources"`
+	Permission string   `json:"permission"`
+}
+
+// GrantPartsData is what reads show of a bundle grant's parts.
+func GrantPartsData(parts []GrantPart) []map[string]interface{} {
+	out := make([]map[string]interface{}, 0, len(parts))
+	for _, p := range parts {
+		out = append(out, map[string]interface{}{"role": p.Role, "resources": NonNil(p.Resources), "permission": p.Permission})
+	}
+	return out
 }
 
 func (g *Grant) Summary() map[string]interface{} {
@@ -95,6 +116,8 @@ func (g *Grant) Summary() map[string]interface{} {
 			}
 			return g.RequesterEntity.Data()
 		}(),
+		"bundle": g.Bundle,
+		"parts":  GrantPartsData(g.Parts),
 		"requested_by": func() interface{} {
 			if g.RequestedBy == nil {
 				return nil

@@ -67,6 +67,12 @@ type Request struct {
 	EscalateTo          []string  `json:"escalate_to,omitempty"`
 	EscalationForOwners bool      `json:"escalation_for_owners,omitempty"`
 	EscalatedAt         time.Time `json:"escalated_at,omitempty"`
+
+	// Bundle names the bundle a request asks for (bundle.go); Parts are its role entries,
+	// each with its role's approval rule. Role is then BundleRoleName(Bundle), Resources
+	// every part's and Permission empty.
+	Bundle string        `json:"bundle,omitempty"`
+	Parts  []RequestPart `json:"parts,omitempty"`
 }
 
 func (r *Request) KindOrAccess() string {
@@ -108,7 +114,11 @@ type Decision struct {
 }
 
 func (r *Request) Rule() ApprovalRule {
-	return ApprovalRule{Mode: r.Mode, Required: r.Required, Sets: r.Sets}
+	rule := ApprovalRule{Mode: r.Mode, Required: r.Required, Sets: r.Sets}
+	for _, p := range r.Parts {
+		rule.Parts = append(rule.Parts, PartRule{Mode: p.Mode, Required: p.Required, Sets: p.Sets})
+	}
+	return rule
 }
 
 // StatusAt is the request's status at now: an open request past its deadline has expired,
@@ -208,6 +218,7 @@ func (r *Request) Summary(now time.Time) map[string]interface{} {
 		"created_at":             FormatTime(r.CreatedAt),
 	}
 	r.requestedByData(out)
+	out["bundle"] = r.Bundle
 	return out
 }
 
@@ -228,7 +239,7 @@ func (r *Request) Data(now time.Time) map[string]interface{} {
 		}
 		sets = append(sets, map[string]interface{}{
 			"label": s.Label, "approvers": names, "source": s.Source, "approved": covered[i],
-			"must_approve": s.MustApprove(r.Mode), "resources": NonNil(s.Resources), "resource_count": s.ResourceCount,
+			"must_approve": s.MustApprove(r.modeOfSet(i)), "resources": NonNil(s.Resources), "resource_count": s.ResourceCount,
 			"escalation": s.Escalation,
 		})
 	}
@@ -277,6 +288,10 @@ func (r *Request) Data(now time.Time) map[string]interface{} {
 	out["remind_at"], out["reminded_at"] = FormatTime(r.RemindAt), FormatTime(r.RemindedAt)
 	out["escalate_at"], out["escalated_at"] = FormatTime(r.EscalateAt), FormatTime(r.EscalatedAt)
 	out["escalate_to"] = NonNil(r.EscalateTo)
+	out["bundle"] = r.Bundle
+	if r.IsBundle() {
+		out["parts"] = r.partsData()
+	}
 	if r.Decision != nil {
 		out["decided_by"] = r.Decision.By.EntityName
 		out["decided_by_name"] = r.Decision.By.Person()

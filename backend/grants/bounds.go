@@ -84,6 +84,16 @@ func roleDurations(ctx context.Context, client vaultapi.Client, ref resource.Ref
 // BoundedPolicy renders the policy of a grant issued at now that ends at end, reading
 // the PKI and SSH roles it names.
 func (g *Grants) BoundedPolicy(ctx context.Context, client vaultapi.Client, refs []resource.Ref, permission, policyName string, now, end time.Time) (*Bounded, error) {
+	return g.boundedPolicy(ctx, client, []resource.Part{{Resources: refs, Permission: permission}}, policyName, now, end)
+}
+
+// boundedPolicy is BoundedPolicy for resources granted with different permissions (a
+// bundle's parts).
+func (g *Grants) boundedPolicy(ctx context.Context, client vaultapi.Client, parts []resource.Part, policyName string, now, end time.Time) (*Bounded, error) {
+	var refs []resource.Ref
+	for _, p := range parts {
+		refs = append(refs, p.Resources...)
+	}
 	out := &Bounded{Bounds: resource.Bounds{NotAfter: map[string]time.Time{}, SSHTTL: map[string]time.Duration{}}}
 	var signAt time.Time
 	for _, ref := range refs {
@@ -133,7 +143,7 @@ func (g *Grants) BoundedPolicy(ctx context.Context, client vaultapi.Client, refs
 				ref.Name, resource.SSHTTLValue(ttl), at.UTC().Format(time.RFC3339)))
 		}
 	}
-	policy, err := resource.GrantPolicy(refs, permission, out.Bounds)
+	policy, err := resource.PartsPolicy(parts, out.Bounds)
 	if err != nil {
 		return nil, err // validated already: a failure here is a bug
 	}
@@ -143,7 +153,7 @@ func (g *Grants) BoundedPolicy(ctx context.Context, client vaultapi.Client, refs
 	if !signAt.IsZero() {
 		narrowed := out.Bounds
 		narrowed.SSHTTL = nil
-		after, err := resource.GrantPolicy(refs, permission, narrowed)
+		after, err := resource.PartsPolicy(parts, narrowed)
 		if err != nil {
 			return nil, err
 		}

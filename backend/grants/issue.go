@@ -56,6 +56,30 @@ type Request struct {
 	ApprovedEnd      time.Time
 	// RequestedBy is who asked for the request on behalf of the requester (the grantee).
 	RequestedBy *access.IdentityRef
+	// Bundle names the bundle a grant is picked up from; Parts are its role entries, each
+	// granted with its own permission (Resources are then every part's, Permission says
+	// which permissions in all).
+	Bundle string
+	Parts  []Part
+}
+
+// Part is one role entry of a bundle's grant.
+type Part struct {
+	Role       string
+	Resources  []resource.Ref
+	Permission string
+}
+
+// policyParts are the resources and permissions the grant's policy holds.
+func (gr *Request) policyParts() []resource.Part {
+	if len(gr.Parts) == 0 {
+		return []resource.Part{{Resources: gr.Resources, Permission: gr.Permission}}
+	}
+	out := make([]resource.Part, 0, len(gr.Parts))
+	for _, p := range gr.Parts {
+		out = append(out, resource.Part{Resources: p.Resources, Permission: p.Permission})
+	}
+	return out
 }
 
 // Issued is what an issue returns to the caller: the lease's data (with the password) and
@@ -107,7 +131,7 @@ func (g *Grants) Issue(ctx context.Context, s logical.Storage, client vaultapi.C
 		gr.TTL = capped
 	}
 	// The policy is made last: a certificate's bounds are the grant's end.
-	bounded, err := g.BoundedPolicy(ctx, client, gr.Resources, gr.Permission, name, now, now.Add(gr.TTL))
+	bounded, err := g.boundedPolicy(ctx, client, gr.policyParts(), name, now, now.Add(gr.TTL))
 	if err != nil {
 		return nil, err
 	}
@@ -140,9 +164,17 @@ func (g *Grants) Issue(ctx context.Context, s logical.Storage, client vaultapi.C
 
 		LifetimeApproved: gr.LifetimeApproved,
 		RequestedBy:      gr.RequestedBy,
+		Bundle:           gr.Bundle,
 	}
 	for _, r := range gr.Resources {
 		rec.Resources = append(rec.Resources, r.Name)
+	}
+	for _, p := range gr.Parts {
+		part := access.GrantPart{Role: p.Role, Permission: p.Permission}
+		for _, r := range p.Resources {
+			part.Resources = append(part.Resources, r.Name)
+		}
+		rec.Parts = append(rec.Parts, part)
 	}
 	created := Objects{GrantID: id, Username: name, Policy: name, UserpassMount: cfg.UserpassMount, BreakGlassKey: gr.BreakGlassKey,
 		RevokeLoginsRequired: resource.LeasesOutliveUser(gr.Resources)}
@@ -221,6 +253,10 @@ func (g *Grants) Issue(ctx context.Context, s logical.Storage, client vaultapi.C
 	}
 	if gr.AutoApprovedBy != "" {
 		data["auto_approved_by"] = gr.AutoApprovedBy
+	}
+	if gr.Bundle != "" {
+		data["bundle"] = gr.Bundle
+		data["parts"] = access.GrantPartsData(rec.Parts)
 	}
 	if gr.BreakGlass {
 		data["break_glass"] = true

@@ -92,10 +92,31 @@ func SSHTTLValue(d time.Duration) string { return strconv.Itoa(int(d/time.Second
 // resource must be of a type the permission applies to. A PKI resource needs its
 // NotAfter in b; an SSH sign resource without its SSHTTL is left out.
 func GrantPolicy(resources []Ref, permission string, b Bounds) (*ACLPolicy, error) {
+	return PartsPolicy([]Part{{Resources: resources, Permission: permission}}, b)
+}
+
+// Part is resources granted with one permission: a bundle's grant has one per role entry.
+type Part struct {
+	Resources  []Ref
+	Permission string
+}
+
+// PartsPolicy is GrantPolicy for resources granted with different permissions: one
+// policy holding every part's rules.
+func PartsPolicy(parts []Part, b Bounds) (*ACLPolicy, error) {
 	p := &ACLPolicy{Path: map[string]*pathRule{}}
+	for _, part := range parts {
+		if err := addPart(p, part.Resources, part.Permission, b); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func addPart(p *ACLPolicy, resources []Ref, permission string, b Bounds) error {
 	for _, r := range resources {
 		if PermissionTypes[permission] != r.Type {
-			return nil, fmt.Errorf("permission %q does not apply to %s resource %q (allowed: %v)", permission, r.Type, r.Name, PermissionsFor(r.Type))
+			return fmt.Errorf("permission %q does not apply to %s resource %q (allowed: %v)", permission, r.Type, r.Name, PermissionsFor(r.Type))
 		}
 		switch r.Type {
 		case TypeKV:
@@ -109,7 +130,7 @@ func GrantPolicy(resources []Ref, permission string, b Bounds) (*ACLPolicy, erro
 		case TypePKI:
 			end, ok := b.NotAfter[r.Name]
 			if !ok {
-				return nil, fmt.Errorf("PKI resource %q has no not_after bound", r.Name)
+				return fmt.Errorf("PKI resource %q has no not_after bound", r.Name)
 			}
 			path := r.Mount + "/" + r.Endpoint + "/" + r.Path
 			p.allow(path, "update")
@@ -132,7 +153,7 @@ func GrantPolicy(resources []Ref, permission string, b Bounds) (*ACLPolicy, erro
 			addPathRules(p, r, permission)
 		}
 	}
-	return p, nil
+	return nil
 }
 
 func addPathRules(p *ACLPolicy, r Ref, permission string) {

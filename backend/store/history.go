@@ -45,6 +45,9 @@ type HistoryRecord struct {
 	// RequestedBy is who asked on behalf of the requester (the grantee), as people know
 	// them; empty when the requester asked themself.
 	RequestedBy string `json:"requested_by,omitempty"`
+	// Bundle and Parts, for a grant picked up from a bundle: each role entry it held.
+	Bundle string             `json:"bundle,omitempty"`
+	Parts  []access.GrantPart `json:"parts,omitempty"`
 }
 
 func HistoryEntries(h *HistoryRecord) []Entry {
@@ -85,6 +88,7 @@ func PutHistory(ctx context.Context, s logical.Storage, idx *Indexes, g *access.
 		GrantID: g.ID, Role: g.Role, Requester: g.RequesterName(), RequesterKind: g.RequesterKindOrStated(), Resources: g.Resources,
 		Permission: g.Permission, IssuedAt: g.IssuedAt, EndedAt: now, Ended: ending, RequestID: g.RequestID,
 		BreakGlass: g.BreakGlass, Justification: g.Justification, AutoApprovedBy: g.AutoApprovedBy,
+		Bundle: g.Bundle, Parts: g.Parts,
 	}
 	if g.RequesterEntity != nil {
 		h.RequesterEntity = g.RequesterEntity.EntityID
