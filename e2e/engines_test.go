@@ -39,15 +39,7 @@ func newEnginesFixture(t *testing.T) *enginesFixture {
 	}})
 	f := &enginesFixture{env: e, crashFlag: flag}
 
-	// PostgreSQL and the database engine: a dynamic role that can read one table.
-	f.pg = testpg.Start(t)
-	f.pg.AdminSQL(t, "CREATE TABLE orders (id int); INSERT INTO orders VALUES (42)")
-	e.root(t, "secrets", "enable", "database")
-	e.root(t, "write", "database/config/pg", "plugin_name=postgresql-database-plugin",
-		"connection_url="+f.pg.ConnectionURL(), "username="+f.pg.AdminUser, "password="+f.pg.AdminPassword,
-		"allowed_roles=readonly", "verify_connection=true")
-	e.root(t, "write", "database/roles/readonly", "db_name=pg", "default_ttl=1h", "max_ttl=24h",
-		`creation_statements=CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; GRANT SELECT ON orders TO "{{name}}";`)
+	f.startDatabase(t)
 
 	// PKI: a root CA and a role for example.test names, certificates up to 72h.
 	e.root(t, "secrets", "enable", "pki")
@@ -72,6 +64,20 @@ func newEnginesFixture(t *testing.T) *enginesFixture {
 	f.dbOwner = e.person(t, "eng-dba", "eng-approver")
 	e.root(t, "write", "apono/owners/database/*", "approvers=entity:eng-dba", "description=the DBAs own every database role")
 	return f
+}
+
+// startDatabase starts PostgreSQL behind Vault's database engine: a dynamic role,
+// readonly, that can read one table (orders, holding 42).
+func (f *enginesFixture) startDatabase(t *testing.T) {
+	t.Helper()
+	f.pg = testpg.Start(t)
+	f.pg.AdminSQL(t, "CREATE TABLE orders (id int); INSERT INTO orders VALUES (42)")
+	f.root(t, "secrets", "enable", "database")
+	f.root(t, "write", "database/config/pg", "plugin_name=postgresql-database-plugin",
+		"connection_url="+f.pg.ConnectionURL(), "username="+f.pg.AdminUser, "password="+f.pg.AdminPassword,
+		"allowed_roles=readonly", "verify_connection=true")
+	f.root(t, "write", "database/roles/readonly", "db_name=pg", "default_ttl=1h", "max_ttl=24h",
+		`creation_statements=CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; GRANT SELECT ON orders TO "{{name}}";`)
 }
 
 // allowEngines gives the plugin's AppRole the engine additions of docs/operations.md.

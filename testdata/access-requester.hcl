@@ -4,6 +4,8 @@
 path "apono/requests" { capabilities = ["read", "list"] }
 # Ask (write apono/requests/<role>) and read a request (read apono/requests/<id>).
 path "apono/requests/+" { capabilities = ["read", "update"] }
+# Ask for a bundle (several roles at once): write apono/requests/bundle/<name>.
+path "apono/requests/bundle/+" { capabilities = ["update"] }
 # Cancel your own request; pick up its grant once approved. The plugin checks that the
 # caller is the requester.
 path "apono/requests/+/cancel" { capabilities = ["update"] }
@@ -21,9 +23,10 @@ path "apono/break-glass/+" { capabilities = ["update"] }
 # Renew your grant (vault lease renew), up to the end approved for it (a grant written
 # directly: the role's max_ttl); more time needs an approved extension.
 path "sys/leases/renew" { capabilities = ["update"] }
-# What may be asked for (the roles) and, for one role at a time, which resources it can
+# What may be asked for (the roles and bundles) and, for one role at a time, which resources it can
 # grant; the caller's own live grants.
 path "apono/my/roles" { capabilities = ["read"] }
+path "apono/my/bundles" { capabilities = ["read"] }
 path "apono/resources" {
   capabilities        = ["read"]
   required_parameters = ["role"]
