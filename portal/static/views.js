@@ -91,21 +91,38 @@ export async function viewRequest(view) {
   const status = loading();
   view.append(status);
   let roles;
+  let bundles = [];
   try {
-    const res = await plugin('GET', 'my/roles');
+    const [res, bres] = await Promise.all([
+      plugin('GET', 'my/roles'),
+      // Bundles are optional: a policy from before them does not allow my/bundles.
+      plugin('GET', 'my/bundles').catch((err) => (err instanceof VaultError && err.status === 403 ? null : Promise.reject(err))),
+    ]);
     roles = (res && res.data && res.data.roles) || [];
+    bundles = (bres && bres.data && bres.data.bundles) || [];
   } catch (err) {
     replace(status, errorBox(err));
     return;
   }
   status.remove();
-  if (roles.length === 0) {
+  if (roles.length === 0 && bundles.length === 0) {
     view.append(emptyState('No roles to ask from yet', 'Your Vault operator defines roles (vault write apono/roles/<name>). Ask them for one.'));
     return;
   }
   const form = el('div', { class: 'role-form' });
   const group = uid('role');
   const pick = (role) => renderRoleForm(form, role);
+  const bundleCards = bundles.map((bundle) => {
+    const input = el('input', { type: 'radio', name: group, value: `bundle:${bundle.name}`, id: `${group}-bundle-${bundle.name}`, onchange: () => renderBundleForm(form, bundle) });
+    return el('div', { class: 'role-choice', 'data-bundle': bundle.name }, input,
+      el('label', { for: input.id },
+        el('span', { class: 'role-name' }, bundle.name),
+        el('span', { class: 'role-meta' },
+          el('span', { class: 'tag tag-bundle' }, `Bundle · ${(bundle.parts || []).length} roles`),
+          el('span', { class: 'muted' }, `up to ${duration(bundle.ttl)}`)),
+        bundle.description ? el('span', { class: 'role-description' }, bundle.description) : null,
+        el('span', { class: 'role-resources' }, (bundle.parts || []).map((p) => p.role).join(' + '))));
+  });
   const cards = roles.map((role) => {
     const input = el('input', { type: 'radio', name: group, value: role.name, id: `${group}-${role.name}`, onchange: () => pick(role) });
     return el('div', { class: 'role-choice' }, input,
@@ -117,8 +134,10 @@ export async function viewRequest(view) {
           el('span', { class: 'muted' }, `${(role.permissions || []).join(', ')} · up to ${duration(role.max_ttl || role.ttl)}`)),
         el('span', { class: 'role-resources' }, (role.resources || []).join(', '))));
   });
-  view.append(el('fieldset', { class: 'roles' }, el('legend', {}, 'Role'), cards), form);
-  if (roles.length === 1) {
+  view.append(el('fieldset', { class: 'roles' }, el('legend', {}, 'Role'), cards),
+    bundleCards.length ? el('fieldset', { class: 'roles bundles' }, el('legend', {}, 'Bundles: several roles at once, one login'), bundleCards) : null,
+    form);
+  if (roles.length === 1 && bundles.length === 0) {
     cards[0].querySelector('input').checked = true;
     pick(roles[0]);
   }
@@ -241,6 +260,81 @@ function renderRoleForm(form, role) {
     }
     schedulePreview();
   });
+}
+
+// renderBundleForm asks for a bundle: what each part grants and who approves it, one
+// duration and justification for all of it.
+function renderBundleForm(form, bundle) {
+  const ttl = el('input', { type: 'text', name: 'ttl', value: ttlInput(bundle.ttl), inputmode: 'text', spellcheck: 'false' });
+  const justification = el('textarea', { name: 'justification', rows: '3', required: !!bundle.require_justification, maxlength: '1024' });
+  const preview = el('div', { class: 'preview', 'aria-live': 'polite' });
+  const result = el('div', { class: 'result' });
+  const submit = el('button', { type: 'submit', class: 'btn btn-primary' }, 'Request the bundle');
+  const body = () => {
+    const b = { justification: justification.value.trim() };
+    if (ttl.value.trim()) b.ttl = ttl.value.trim();
+    return b;
+  };
+  const path = `requests/bundle/${segment(bundle.name)}`;
+  const runPreview = async () => {
+    const b = { ...body(), dry_run: true };
+    if (!b.justification && bundle.require_justification) b.justification = 'preview';
+    try {
+      const res = await plugin('POST', path, { body: b });
+      replace(preview, el('h2', {}, 'Who will be asked to approve'), partList(res.data, false), notes(res.warnings));
+    } catch (err) {
+      replace(preview, el('h2', {}, 'Who will be asked to approve'), errorBox(err));
+    }
+  };
+  replace(form, el('form', {
+    class: 'card stack request-form',
+    onsubmit: (ev) => {
+      ev.preventDefault();
+      busy(submit, 'Sending…', async () => {
+        replace(result);
+        try {
+          if (bundle.require_justification && !justification.value.trim()) throw new VaultError(0, ['This bundle needs a justification: say why you need the access']);
+          const res = await plugin('POST', path, { body: body() });
+          setFlash('ok', `Request sent. Every part's approvers are asked: ${names(res.data.approvers)}.`);
+          location.hash = `#/requests/${segment(res.data.request_id)}`;
+        } catch (err) {
+          replace(result, errorBox(err));
+        }
+      });
+    },
+  },
+  el('h2', {}, `Ask for the ${bundle.name} bundle`),
+  bundle.description ? el('p', {}, bundle.description) : null,
+  el('p', { class: 'muted' }, 'One request for every part below. Each part is approved by its own approvers; once all have approved you pick up one login that holds all of it and ends together.'),
+  el('div', { class: 'row' },
+    field('Duration', ttl, `At most ${duration(bundle.ttl)}. For example 30m, 1h.`)),
+  field(bundle.require_justification ? 'Justification (required)' : 'Justification', justification, 'Why you need it: a ticket or an incident. Every approver sees this.'),
+  preview,
+  result,
+  el('div', { class: 'actions' }, submit)));
+  ttl.addEventListener('change', runPreview);
+  runPreview();
+}
+
+// partList shows a bundle request's parts: what each grants, who approves it and (withState)
+// whether it is approved yet.
+function partList(d, withState) {
+  const sets = d.approver_sets || [];
+  return el('ol', { class: 'parts' }, (d.parts || []).map((p) => el('li', { class: 'part', 'data-part': p.role },
+    el('div', { class: 'part-head' },
+      el('span', { class: 'role-name' }, p.role),
+      el('span', { class: 'muted' }, p.permission),
+      withState ? el('span', { class: p.approved ? 'tag tag-ok' : 'tag' }, p.approved ? 'approved' : 'waiting') : null),
+    codeList(p.resources),
+    el('ul', { class: 'set-list' }, (p.approver_sets || []).map((i) => sets[i]).filter(Boolean).map((s) => el('li', { class: 'set' },
+      el('span', { class: 'set-label' }, String(s.label || '').replace(`${p.role}: `, '')),
+      el('span', { class: 'set-approvers' }, names(s.approvers)),
+      withState ? el('span', { class: s.approved ? 'tag tag-ok' : 'tag' }, s.approved ? 'approved' : 'waiting') : null))))));
+}
+
+// title names what a request or grant is for: its role, or its bundle.
+function title(r) {
+  return r.bundle ? `the ${r.bundle} bundle` : r.role;
 }
 
 // approverSets shows who approves: each set, its approvers, and (withState) whether it has
@@ -400,7 +494,7 @@ function myRequestCard(r) {
   const actions = el('div', { class: 'actions' }, el('a', { href: `#/requests/${segment(r.request_id)}`, class: 'btn btn-secondary' }, 'Details'));
   let status = badge(r.status);
   const card = el('article', { class: 'card item', 'data-request': r.request_id },
-    el('header', { class: 'item-head' }, el('h2', {}, r.role), status),
+    el('header', { class: 'item-head' }, el('h2', {}, r.bundle ? `${r.bundle} (bundle)` : r.role), status),
     facts([
       ['Resources', codeList(r.resources)],
       ['Permission', r.permission],
@@ -443,7 +537,7 @@ export async function viewRequestDetail(view, id) {
   const mine = d.requester_entity_id && d.requester_entity_id === me.entity_id;
   const out = el('div', { class: 'card-out' });
   const actions = el('div', { class: 'actions' });
-  append(view, heading(`Request for ${d.role}`), takeFlash(),
+  append(view, heading(`Request for ${title(d)}`), takeFlash(),
     el('article', { class: 'card item', 'data-request': d.request_id },
       el('header', { class: 'item-head' }, el('h2', {}, mine ? 'You asked for' : `${d.requester_name} asks for`), badge(d.status)),
       facts([
@@ -459,8 +553,8 @@ export async function viewRequestDetail(view, id) {
         [d.status === 'denied' ? 'Reason for denial' : 'Reason', d.decision_reason],
         ['Grant', d.grant_id ? el('span', {}, el('code', {}, d.grant_id), ' ', el('span', { class: 'muted' }, '(credentials are shown once, at pickup)')) : ''],
       ]),
-      el('h3', {}, 'Approvers'),
-      approverSets(d, true),
+      el('h3', {}, d.parts ? 'Parts and their approvers' : 'Approvers'),
+      d.parts ? partList(d, true) : approverSets(d, true),
       notes(d.notes),
       (d.approvals || []).length ? el('h3', {}, 'Approvals') : null,
       (d.approvals || []).length ? el('ul', { class: 'approvals' }, d.approvals.map((a) => el('li', {},
@@ -497,7 +591,7 @@ export async function viewApprove(view) {
 function approveCard(r) {
   return el('article', { class: 'card item', 'data-request': r.request_id },
     el('header', { class: 'item-head' },
-      el('h2', {}, `${r.requester_name || r.requester} asks for ${r.role}`),
+      el('h2', {}, `${r.requester_name || r.requester} asks for ${title(r)}`),
       badge(r.status)),
     facts([
       ['Requester', r.requester_name || r.requester],
@@ -559,7 +653,7 @@ export async function viewAccess(view) {
 
 function grantCard(g) {
   return el('article', { class: 'card item', 'data-grant': g.grant_id },
-    el('header', { class: 'item-head' }, el('h2', {}, g.role),
+    el('header', { class: 'item-head' }, el('h2', {}, g.bundle ? `${g.bundle} (bundle)` : g.role),
       g.break_glass ? el('span', { class: 'badge badge-denied' }, 'Break-glass') : el('span', { class: 'badge badge-granted' }, 'Live')),
     facts([
       ['Resources', codeList(g.resources)],
