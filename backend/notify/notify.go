@@ -82,13 +82,15 @@ var NotifyRetryDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.S
 
 // Event is what is POSTed. Fields are omitted when they do not apply.
 type Event struct {
-	ID              string              `json:"id"`
-	Type            string              `json:"type"`
-	Time            string              `json:"time"`
-	Mount           string              `json:"mount,omitempty"`
-	RequestID       string              `json:"request_id,omitempty"`
-	GrantID         string              `json:"grant_id,omitempty"`
-	Role            string              `json:"role,omitempty"`
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	Time      string `json:"time"`
+	Mount     string `json:"mount,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+	GrantID   string `json:"grant_id,omitempty"`
+	Role      string `json:"role,omitempty"`
+	// Bundle names the bundle a request or grant is for (Role is then "bundle:<name>").
+	Bundle          string              `json:"bundle,omitempty"`
 	Status          string              `json:"status,omitempty"`
 	Requester       string              `json:"requester,omitempty"`
 	RequesterEntity *access.IdentityRef `json:"requester_entity,omitempty"`
