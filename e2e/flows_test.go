@@ -388,14 +388,18 @@ func TestAccessFlowPathsHaveHelpAndOpenAPI(t *testing.T) {
 		"apono/audit/requests":  "Every access request of the mount",
 		"apono/audit/requests/0f8fad5b-d9cb-469f-a165-70867728950e": "Read any access request",
 		"apono/grants/app/0123456789abcdef/extend":                  "Ask for a live grant to last longer",
-		"apono/my/roles":          "What people may ask for",
-		"apono/my/grants":         "The caller's own live grants",
-		"apono/my/history":        "The caller's own ended grants",
-		"apono/history":           "Ended grants: who had access to what",
-		"apono/notify/team-slack": "A named notification target",
-		"apono/notify":            "List the notification targets",
-		"apono/indexes":           "State of the indexes",
-		"apono/indexes/rebuild":   "Add every record's index entries again",
+		"apono/my/roles":               "What people may ask for",
+		"apono/my/grants":              "The caller's own live grants",
+		"apono/my/history":             "The caller's own ended grants",
+		"apono/history":                "Ended grants: who had access to what",
+		"apono/notify/team-slack":      "A named notification target",
+		"apono/notify":                 "List the notification targets",
+		"apono/indexes":                "State of the indexes",
+		"apono/indexes/rebuild":        "Add every record's index entries again",
+		"apono/bundles/oncall":         "Define a bundle",
+		"apono/bundles":                "List the bundles",
+		"apono/my/bundles":             "What people may ask for as a bundle",
+		"apono/requests/bundle/oncall": "Ask for a bundle's access",
 	} {
 		if help := e.root(t, "path-help", path); !strings.Contains(help, want) {
 			t.Errorf("path-help %s lacks %q:\n%s", path, want, help)
@@ -414,7 +418,7 @@ func TestAccessFlowPathsHaveHelpAndOpenAPI(t *testing.T) {
 		`"history_retention"`, `"portal_url"`, `"password_hash_cost"`, `"limit"`, `"after"`, `"format"`, `"events"`,
 		`"approvers"`, `"approval_mode"`, `"required_approvals"`, `"request_ttl"`, `"pickup_ttl"`, `"require_approver_reason"`,
 		`"break_glass"`, `"break_glass_max_ttl"`, `"request_id"`, `"notify_url"`, `"notify_secret"`, `"notify_ca_cert"`, `"request_retention"`,
-		`"can_approve"`,
+		`"can_approve"`, `"/apono/bundles/{name}"`, `"/apono/my/bundles"`, `"/apono/requests/bundle/{name}"`, `"parts"`,
 	} {
 		if !strings.Contains(spec, want) {
 			t.Errorf("the OpenAPI document lacks %s", want)
