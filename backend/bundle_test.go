@@ -54,6 +54,12 @@ func TestBundleWriteRefusesWhatItCannotGrant(t *testing.T) {
 	if d["ttl"] != int64(1800) || len(d["parts"].([]map[string]interface{})) != 2 {
 		t.Fatalf("bundle read (ttl defaults to the shortest role ttl, 30m): %v", d)
 	}
+	// An update keeps what it does not name: the ttl set before stays.
+	f.mustOK(t, logical.UpdateOperation, "bundles/oncall", map[string]interface{}{"ttl": "20m"})
+	f.mustOK(t, logical.UpdateOperation, "bundles/oncall", map[string]interface{}{"description": "payments on-call, 2nd line"})
+	if d := f.mustOK(t, logical.ReadOperation, "bundles/oncall", nil).Data; d["ttl"] != int64(1200) || d["description"] != "payments on-call, 2nd line" {
+		t.Fatalf("after two updates: %v", d)
+	}
 	if keys := f.mustOK(t, logical.ListOperation, "bundles/", nil).Data["keys"].([]string); len(keys) != 1 || keys[0] != "oncall" {
 		t.Fatalf("bundle list: %v", keys)
 	}

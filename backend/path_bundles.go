@@ -187,12 +187,11 @@ func (b *aponoBackend) pathBundleWrite(ctx context.Context, req *logical.Request
 		}
 		bundle.Parts = parts
 	}
-	ttlSet := false
 	if v, ok := d.GetOk("ttl"); ok {
 		if v.(int) < 0 {
 			return logical.ErrorResponse("ttl must not be negative"), nil
 		}
-		bundle.TTL, ttlSet = time.Duration(v.(int))*time.Second, v.(int) > 0
+		bundle.TTL = time.Duration(v.(int)) * time.Second // 0: the parts' default, below
 	}
 	flow := bundle.FlowRole(access.MaxFlowTTL) // checked against the roles' request_ttl below
 	if msg := setRoleEscalationFields(flow, d); msg != "" {
@@ -218,14 +217,11 @@ func (b *aponoBackend) pathBundleWrite(ctx context.Context, req *logical.Request
 	if err != nil {
 		return nil, err
 	}
-	if !ttlSet {
-		bundle.TTL = 0 // the parts' default: resolved below
-	}
 	gr, _, _, msg, err := b.grants.ResolveBundle(ctx, cfg, name, bundle, roles, bundle.TTL, "bundle check", client)
 	if err != nil || msg != "" {
 		return errorOrBadRequest(err, msg)
 	}
-	if !ttlSet {
+	if bundle.TTL == 0 {
 		bundle.TTL = gr.TTL
 	}
 	if err := store.PutBundle(ctx, req.Storage, name, bundle); err != nil {
