@@ -40,6 +40,7 @@ func TestBundleWriteRefusesWhatItCannotGrant(t *testing.T) {
 		{map[string]interface{}{"parts": good, "ttl": "90m"}, `ttl 1h30m0s is longer than parts[1] (role "pay-keys") allows (max_ttl 1h0m0s)`},
 		{map[string]interface{}{"parts": `[{"role":"app-db","colour":"red"}]`}, `parts[0]: unknown key "colour"`},
 		{map[string]interface{}{"parts": "app-db:read,app-db:read"}, `the same role and permission as parts[0]`},
+		{map[string]interface{}{"parts": "app-db,app-db:read"}, `the same role and permission as parts[0]`}, // read is app-db's first
 		{map[string]interface{}{"parts": good, "escalate_after": "2h"}, "escalate_after and escalate_to go together"},
 		{map[string]interface{}{"parts": good, "escalate_after": "25h", "escalate_to": "entity:carol"}, "must be shorter than request_ttl"},
 		{map[string]interface{}{}, "parts: a bundle needs at least one role entry"},

@@ -81,7 +81,11 @@ func CheckBundleRoles(parts []BundlePart, roles []*Role) string {
 		case p.Permission != "" && !slices.Contains(r.Permissions, p.Permission):
 			return fmt.Sprintf("%s: permission %q is not allowed by the role (allowed: %v)", where, p.Permission, r.Permissions)
 		}
-		key := p.Role + "|" + p.Permission
+		permission := p.Permission
+		if permission == "" && len(roles[i].Permissions) > 0 {
+			permission = roles[i].Permissions[0] // what the part gets: the role's first
+		}
+		key := p.Role + "|" + permission
 		if j, dup := seen[key]; dup {
 			return fmt.Sprintf("%s: the same role and permission as parts[%d]; name the resources of both in one entry", where, j)
 		}
