@@ -340,3 +340,48 @@ func TestValidatePathPrefix(t *testing.T) {
 		}
 	}
 }
+
+// A bundle's policy is exactly the union of its parts' own policies: each path gets the
+// capabilities its part's permission gives, and merging the parts adds nothing to any path.
+func TestPartsPolicyIsTheUnionOfItsParts(t *testing.T) {
+	end := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	bounds := Bounds{NotAfter: map[string]time.Time{"pki/issue/web": end}}
+	for _, parts := range [][]Part{
+		{{resolveAll(t, "kv/app/db"), "read"}, {resolveAll(t, "transit/payments"), "encrypt"}},
+		{{resolveAll(t, "kv/app/db"), "read"}, {resolveAll(t, "kv/app/*"), "read-write"}},
+		{{resolveAll(t, "database/creds/ro"), "creds"}, {resolveAll(t, "pki/issue/web"), "issue"}, {resolveAll(t, "kv/app/db"), "admin"}},
+	} {
+		combined, err := PartsPolicy(parts, bounds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]map[string]bool{}
+		for _, p := range parts {
+			alone, err := GrantPolicy(p.Resources, p.Permission, bounds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for path, rule := range alone.Path {
+				if want[path] == nil {
+					want[path] = map[string]bool{}
+				}
+				for _, c := range rule.Capabilities {
+					want[path][c] = true
+				}
+			}
+		}
+		if len(combined.Path) != len(want) {
+			t.Fatalf("%v: combined policy has %d paths, its parts %d", parts, len(combined.Path), len(want))
+		}
+		for path, rule := range combined.Path {
+			if len(rule.Capabilities) != len(want[path]) {
+				t.Fatalf("%v: %s has %v, its parts give %v", parts, path, rule.Capabilities, want[path])
+			}
+			for _, c := range rule.Capabilities {
+				if !want[path][c] {
+					t.Fatalf("%v: %s has %s, which no part gives", parts, path, c)
+				}
+			}
+		}
+	}
+}
