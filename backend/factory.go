@@ -193,8 +193,10 @@ func newBackend(conf *logical.BackendConfig) *aponoBackend {
 		// leader change) are delivered by this one.
 		// The indexes are built here once after an upgrade from a release without them.
 		InitializeFunc: func(ctx context.Context, req *logical.InitializationRequest) error {
-			b.notify.BeginQueues(ctx, req.Storage)
+			// Only a node that writes delivers (an OpenBao standby initializes its mounts
+			// too; notify skips any pass whose storage refuses writes).
 			if b.WriteSafeReplicationState() {
+				b.notify.BeginQueues(ctx, req.Storage)
 				b.store.StartBuild(req.Storage, false)
 			}
 			return nil

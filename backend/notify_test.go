@@ -3,12 +3,14 @@ package backend
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -311,4 +313,47 @@ func jsonOf(t *testing.T, v interface{}) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// readOnlyStorage refuses writes while ro is set, as a standby's storage does (the
+// message is all that crosses the plugin's gRPC boundary).
+type readOnlyStorage struct {
+	logical.Storage
+	ro atomic.Bool
+}
+
+func (s *readOnlyStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if s.ro.Load() {
+		return errors.New("rpc error: " + logical.ErrReadOnly.Error())
+	}
+	return s.Storage.Put(ctx, e)
+}
+
+func (s *readOnlyStorage) Delete(ctx context.Context, key string) error {
+	if s.ro.Load() {
+		return errors.New("rpc error: " + logical.ErrReadOnly.Error())
+	}
+	return s.Storage.Delete(ctx, key)
+}
+
+// A node whose storage is read-only (an OpenBao standby initializes its mounts too, on a
+// copy of storage that may lag) delivers nothing: what it holds is the active node's to
+// deliver, and sending it would repeat what the active node sent and removed. Once its
+// storage takes writes (it became the active node), it delivers what is stored.
+func TestNotifierOnAReadOnlyNodeDeliversNothing(t *testing.T) {
+	h := newHookReceiver(t)
+	s := &readOnlyStorage{Storage: &logical.InmemStorage{}}
+	n, _ := testNotifier(t, s, h.srv.URL)
+	n.Start.Do(func() {}) // delivery begins below, once the event is stored
+	n.Store(context.Background(), newEvent("e1", time.Now()))
+	s.ro.Store(true)
+	n2, _ := testNotifier(t, s, h.srv.URL) // the standby's instance on the same storage
+	n2.Begin()
+	time.Sleep(100 * time.Millisecond) // 50 retry periods of the read-only check
+	if got := h.got(); len(got) != 0 {
+		t.Fatalf("a read-only node delivered: %+v", got)
+	}
+	s.ro.Store(false)
+	h.waitFor(t, "the delivery once writes are taken", func(a []hookAttempt) bool { return len(a) == 1 })
+	waitStored(t, s, 0)
 }

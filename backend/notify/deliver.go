@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -77,6 +78,9 @@ func (n *Notifier) drain() time.Duration {
 		}
 		return n.RetryLater
 	}
+	if len(keys) > 0 && n.readOnly(ctx) {
+		return n.RetryLater
+	}
 	sort.Strings(keys)
 	for _, k := range keys {
 		if ctx.Err() != nil {
@@ -94,6 +98,32 @@ func (n *Notifier) drain() time.Duration {
 		}
 	}
 	return 0
+}
+
+// ProbeKey is written before a delivery pass: only a node whose storage takes writes (the
+// active node) delivers. An OpenBao standby initializes its mounts as well, on a copy of
+// storage that may lag the active node's: delivering from it would send again what the
+// active node delivered and removed, and it could not remove what it sent.
+const ProbeKey = "notify-probe"
+
+// readOnly reports whether this node's storage refuses writes (a standby): it then
+// delivers nothing, and looks again after RetryLater.
+func (n *Notifier) readOnly(ctx context.Context) bool {
+	err := n.Storage.Put(ctx, &logical.StorageEntry{Key: ProbeKey, Value: []byte(time.Now().UTC().Format(time.RFC3339))})
+	if err == nil {
+		return false
+	}
+	if IsReadOnly(err) {
+		n.log().Debug("this node's storage is read-only (a standby): the active node delivers the events")
+		return true
+	}
+	return false // another failure: the delivery's own storage calls report it
+}
+
+// IsReadOnly reports whether err is storage refusing a write on a standby (across the
+// plugin's gRPC boundary only its message survives).
+func IsReadOnly(err error) bool {
+	return err != nil && (errors.Is(err, logical.ErrReadOnly) || strings.Contains(err.Error(), logical.ErrReadOnly.Error()))
 }
 
 // deliverStored makes one attempt at the stored event key, unless it is not due yet
