@@ -396,8 +396,8 @@ func TestExportAutoApprovedGrantNamesItsRule(t *testing.T) {
 	}
 	rows := csvMaps(cells)
 	// New columns go last, so a consumer reading by position keeps working:
-	// auto_approved_by, then requested_by (requests on behalf).
-	if h := cells[0]; h[len(h)-2] != "auto_approved_by" || h[len(h)-1] != "requested_by" || len(rows) != 1 || rows[0]["grant_id"] != g.GrantID || rows[0]["auto_approved_by"] != "alice-db" || rows[0]["approvers"] != "" {
+	// auto_approved_by, then requested_by (requests on behalf), then bundle.
+	if h := cells[0]; h[len(h)-3] != "auto_approved_by" || h[len(h)-2] != "requested_by" || h[len(h)-1] != "bundle" || len(rows) != 1 || rows[0]["grant_id"] != g.GrantID || rows[0]["auto_approved_by"] != "alice-db" || rows[0]["approvers"] != "" {
 		t.Fatalf("CSV history: %v", cells)
 	}
 }
