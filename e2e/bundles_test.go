@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/base64"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,10 +45,20 @@ func TestBundleKVTransitDatabaseOneLogin(t *testing.T) {
 	f.mustBadRequest(t, `parts[1] (role "nope"): no such role`, "write", "apono/bundles/bad", `parts=[{"role":"app-keys"},{"role":"nope"}]`)
 	f.mustBadRequest(t, `"kv/other/x" is not among role "app-secrets"'s resources`, "write", "apono/bundles/bad", `parts=[{"role":"app-secrets","resources":["kv/other/x"]}]`)
 	f.mustBadRequest(t, `ttl 45m0s is longer than parts[2] (role "app-db") allows (max_ttl 30m0s)`, "write", "apono/bundles/bad", "parts="+parts, "ttl=45m")
+	// The short form, parts=<role>[:<permission>],...: app-keys' default permission is encrypt.
+	f.mustBadRequest(t, `parts[1] (role "app-keys"): the same role and permission as parts[0]`, "write", "apono/bundles/bad", "parts=app-keys,app-keys:encrypt")
 	if out, _, err := f.s.CLI("", "read", "apono/bundles/bad"); err == nil && strings.TrimSpace(out) != "" {
 		t.Fatalf("a refused bundle was stored: %s", out)
 	}
-	f.root(t, "write", "apono/bundles/app-oncall", "parts="+parts, "ttl=10m", "description=Payments on-call: the app's secret, its key and its database")
+	// The parts from a file, as docs/access-flows.md shows (parts=@parts.json).
+	partsFile := filepath.Join(t.TempDir(), "parts.json")
+	if err := os.WriteFile(partsFile, []byte(parts), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.root(t, "write", "apono/bundles/app-oncall", "parts=@"+partsFile, "ttl=10m", "description=Payments on-call: the app's secret, its key and its database")
+	if got := jsonString(t, f.jsonOut(t, "", "read", "apono/bundles/app-oncall")["data"].(map[string]interface{})["parts"]); !strings.Contains(got, `"role":"app-db"`) || strings.Count(got, `"role"`) != 3 {
+		t.Fatalf("bundle read: parts %s", got)
+	}
 
 	// The requester sees the bundle and who approves each part.
 	mine := f.jsonOut(t, alice.token, "read", "apono/my/bundles")["data"].(map[string]interface{})["bundles"].([]interface{})
