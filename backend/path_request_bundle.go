@@ -119,31 +119,19 @@ func (b *aponoBackend) pathBundleRequestCreate(ctx context.Context, req *logical
 		RequireReason: strict.RequireApproverReason, ApproverMaxTokenAge: strict.ApproverMaxTokenAge,
 		PickupTTL: strict.PickupTTL, CreatedAt: now, ExpiresAt: now.Add(strict.RequestTTL), StartAt: startAt,
 	}
-	var notes []string
 	for i, part := range parts {
-		sets, partNotes, msg, err := b.owners.ApproverSets(ctx, cfg, roles[i], part.Resources, client, dryRun)
+		sets, notes, msg, err := b.owners.ApproverSets(ctx, cfg, roles[i], part.Resources, client, dryRun)
 		if err != nil || msg != "" {
 			return errorOrBadRequest(err, fmt.Sprintf("parts[%d] (role %q): %s", i, part.Role, msg))
 		}
-		rp := access.RequestPart{Role: part.Role, Permission: part.Permission,
-			Mode: roles[i].ApprovalModeSetting(), Required: roles[i].RequiredApprovalCount()}
+		names := make([]string, 0, len(part.Resources))
 		for _, r := range part.Resources {
-			rp.Resources = append(rp.Resources, r.Name)
-			rec.Resources = append(rec.Resources, r.Name)
+			names = append(names, r.Name)
 		}
-		for _, s := range sets {
-			s.Label = access.PartLabel(part.Role, s.Label)
-			rp.Sets = append(rp.Sets, len(rec.Sets))
-			rec.Sets = append(rec.Sets, s)
-		}
-		for _, n := range partNotes {
-			notes = append(notes, access.PartLabel(part.Role, n))
-		}
-		rec.Parts = append(rec.Parts, rp)
+		rec.AddPart(part.Role, roles[i], names, part.Permission, sets, notes)
 	}
-	rec.Notes = notes
 	rec.FreezeEscalation(bundle.FlowRole(strict.RequestTTL))
-	return b.submitRequest(ctx, req, cfg, rec, caller, append(warnings, notes...), dryRun, now)
+	return b.submitRequest(ctx, req, cfg, rec, caller, append(warnings, rec.Notes...), dryRun, now)
 }
 
 // bundlePickup checks an approved bundle request again at its pickup, as pickUpGrant does

@@ -283,5 +283,23 @@ func BundleFromRequest(r *Request) *Bundle {
 	return b
 }
 
-// PartLabel names a set of a bundle request's part for people: the role, then the set.
-func PartLabel(role, label string) string { return role + ": " + label }
+// AddPart adds a part to a bundle request: role (named roleName) asked for resources at
+// permission, approved under the role's own rule by sets, which join the request's sets
+// labelled with the role, as do the notes about how they were found.
+func (r *Request) AddPart(roleName string, role *Role, resources []string, permission string, sets []ApproverSet, notes []string) {
+	p := RequestPart{Role: roleName, Resources: resources, Permission: permission,
+		Mode: role.ApprovalModeSetting(), Required: role.RequiredApprovalCount()}
+	r.Resources = append(r.Resources, resources...)
+	for _, s := range sets {
+		s.Label = partLabel(roleName, s.Label)
+		p.Sets = append(p.Sets, len(r.Sets))
+		r.Sets = append(r.Sets, s)
+	}
+	for _, n := range notes {
+		r.Notes = append(r.Notes, partLabel(roleName, n))
+	}
+	r.Parts = append(r.Parts, p)
+}
+
+// partLabel names a set of a bundle request's part for people: the role, then the set.
+func partLabel(role, label string) string { return role + ": " + label }
